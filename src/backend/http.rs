@@ -1,0 +1,418 @@
+//! The HTTP/1.1 connection layer (hyper's low-level client, plain TCP or rustls).
+//!
+//! Each connection's socket is wrapped in a [`TimedStream`] that records when the
+//! last read returned bytes, and a connection is driven *inside the task of the
+//! request using it* ([`ConnIo::drive`]), so a body frame and the read that carried
+//! it are handled in the same poll: the timestamp is the moment the bytes left the
+//! kernel, not when some other task got around to them.
+
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls;
+
+use super::{BaseUrl, Scheme};
+use crate::clock;
+use crate::metrics::{ErrorKind, RequestError};
+
+/// Request body type used by the client.
+pub type ReqBody = Full<Bytes>;
+
+/// A stream that stamps the time of every read that returned data.
+pub struct TimedStream<S> {
+    inner: S,
+    last_read: Arc<AtomicU64>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for TimedStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r {
+            if buf.filled().len() > before {
+                self.last_read.store(clock::now_ns(), Ordering::Relaxed);
+            }
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for TimedStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// A plain or TLS socket.
+pub enum Io {
+    /// Plain TCP.
+    Plain(TimedStream<TcpStream>),
+    /// TLS over TCP (the timing wrapper sits under TLS, at the socket).
+    Tls(Box<tokio_rustls::client::TlsStream<TimedStream<TcpStream>>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The I/O half of a connection: hyper's connection state machine and the read clock.
+pub struct ConnIo {
+    conn: Option<Connection<TokioIo<Io>, ReqBody>>,
+    last_read: Arc<AtomicU64>,
+    /// The error that ended the connection, if one did.
+    pub error: Option<String>,
+}
+
+impl ConnIo {
+    /// When the socket last returned bytes ([`clock::now_ns`] units).
+    pub fn last_read_ns(&self) -> u64 {
+        self.last_read.load(Ordering::Relaxed)
+    }
+
+    /// Whether the connection is still open.
+    pub fn is_open(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    fn poll_conn(&mut self, cx: &mut Context<'_>) {
+        if let Some(c) = self.conn.as_mut() {
+            match c.poll_without_shutdown(cx) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) => self.conn = None,
+                Poll::Ready(Err(e)) => {
+                    self.error = Some(describe_hyper_error(&e));
+                    self.conn = None;
+                }
+            }
+        }
+    }
+
+    /// Runs `fut` to completion while driving this connection's reads and writes in
+    /// the same task.
+    pub async fn drive<F: Future>(&mut self, fut: F) -> F::Output {
+        let mut fut = pin!(fut);
+        poll_fn(|cx| {
+            self.poll_conn(cx);
+            fut.as_mut().poll(cx)
+        })
+        .await
+    }
+}
+
+/// One HTTP/1.1 connection: the request sender and its I/O.
+pub struct Conn {
+    /// Sends requests on this connection.
+    pub sender: SendRequest<ReqBody>,
+    /// Drives the connection and tells read times.
+    pub io: ConnIo,
+}
+
+impl Conn {
+    /// Processes pending connection events without waiting; returns whether the
+    /// connection can take a new request.
+    fn refresh(&mut self) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.io.poll_conn(&mut cx);
+        self.io.is_open() && !self.sender.is_closed() && self.sender.is_ready()
+    }
+}
+
+/// A client for one server: resolved addresses, optional TLS, and a pool of idle
+/// keep-alive connections.
+pub struct HttpClient {
+    base: BaseUrl,
+    addrs: Vec<SocketAddr>,
+    tls: Option<(TlsConnector, rustls::pki_types::ServerName<'static>)>,
+    idle: Mutex<Vec<Conn>>,
+    connect_timeout: Duration,
+}
+
+fn describe_hyper_error(e: &hyper::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Turns a hyper error into a request error of the right kind.
+pub fn hyper_error(context: &str, e: &hyper::Error) -> RequestError {
+    let kind = if e.is_parse() || e.is_parse_status() {
+        ErrorKind::Protocol
+    } else {
+        ErrorKind::Connection
+    };
+    RequestError::new(kind, format!("{context}: {}", describe_hyper_error(e)))
+}
+
+impl HttpClient {
+    /// Resolves `base`'s host and prepares TLS if needed.
+    pub async fn new(base: &BaseUrl) -> Result<HttpClient, String> {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((base.host.as_str(), base.port))
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot resolve host '{}': {e}; check --base-url/--host",
+                    base.host
+                )
+            })?
+            .collect();
+        if addrs.is_empty() {
+            return Err(format!(
+                "host '{}' has no address; check --base-url/--host",
+                base.host
+            ));
+        }
+        let tls = if base.scheme == Scheme::Https {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let name = rustls::pki_types::ServerName::try_from(base.host.clone())
+                .map_err(|e| format!("bad TLS server name '{}': {e}", base.host))?;
+            Some((TlsConnector::from(Arc::new(cfg)), name))
+        } else {
+            None
+        };
+        Ok(HttpClient {
+            base: base.clone(),
+            addrs,
+            tls,
+            idle: Mutex::new(Vec::new()),
+            connect_timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &BaseUrl {
+        &self.base
+    }
+
+    /// Opens a new connection.
+    pub async fn connect(&self) -> Result<Conn, RequestError> {
+        let fut = async {
+            let mut last_err = None;
+            for addr in &self.addrs {
+                match TcpStream::connect(addr).await {
+                    Ok(tcp) => return Ok(tcp),
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            Err(last_err.unwrap())
+        };
+        let tcp = match tokio::time::timeout(self.connect_timeout, fut).await {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                return Err(RequestError::new(
+                    ErrorKind::Connection,
+                    format!("cannot connect to {}: {e}", self.base.as_string()),
+                ));
+            }
+            Err(_) => {
+                return Err(RequestError::new(
+                    ErrorKind::Connection,
+                    format!(
+                        "connecting to {} timed out after {:?}",
+                        self.base.as_string(),
+                        self.connect_timeout
+                    ),
+                ));
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let last_read = Arc::new(AtomicU64::new(0));
+        let timed = TimedStream {
+            inner: tcp,
+            last_read: last_read.clone(),
+        };
+        let io = match &self.tls {
+            None => Io::Plain(timed),
+            Some((connector, name)) => {
+                let s = connector.connect(name.clone(), timed).await.map_err(|e| {
+                    RequestError::new(
+                        ErrorKind::Connection,
+                        format!("TLS handshake with {} failed: {e}", self.base.host),
+                    )
+                })?;
+                Io::Tls(Box::new(s))
+            }
+        };
+        let (sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| hyper_error("HTTP handshake failed", &e))?;
+        Ok(Conn {
+            sender,
+            io: ConnIo {
+                conn: Some(conn),
+                last_read,
+                error: None,
+            },
+        })
+    }
+
+    /// Takes an idle connection that can still be used, if any.
+    pub fn checkout(&self) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap();
+        while let Some(mut c) = idle.pop() {
+            if c.refresh() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    /// Returns a connection to the idle pool if it can take another request.
+    pub fn checkin(&self, mut conn: Conn) {
+        if conn.refresh() {
+            self.idle.lock().unwrap().push(conn);
+        }
+    }
+
+    /// Number of idle connections.
+    pub fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap().len()
+    }
+
+    /// Opens `n` connections (at most 256 handshakes at a time) into the idle pool.
+    /// Returns how many opened, or the first error if none did.
+    pub async fn preconnect(self: &Arc<Self>, n: usize) -> Result<usize, RequestError> {
+        let mut opened = 0;
+        let mut first_err = None;
+        let mut left = n;
+        while left > 0 {
+            let batch = left.min(256);
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..batch {
+                let me = self.clone();
+                set.spawn(async move { me.connect().await });
+            }
+            while let Some(r) = set.join_next().await {
+                match r {
+                    Ok(Ok(c)) => {
+                        opened += 1;
+                        self.idle.lock().unwrap().push(c);
+                    }
+                    Ok(Err(e)) => {
+                        first_err.get_or_insert(e);
+                    }
+                    Err(_) => {}
+                }
+            }
+            left -= batch;
+        }
+        if opened == 0 && n > 0 {
+            Err(first_err.unwrap())
+        } else {
+            Ok(opened)
+        }
+    }
+
+    /// A simple GET on a fresh connection; returns the status and body.
+    pub async fn get(
+        &self,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> Result<(u16, Bytes), RequestError> {
+        let mut conn = self.connect().await?;
+        let mut b =
+            hyper::Request::get(self.base.path(path)).header("host", self.base.host_header());
+        for (k, v) in headers {
+            b = b.header(k.as_str(), v.as_str());
+        }
+        let req = b
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| RequestError::new(ErrorKind::Protocol, e.to_string()))?;
+        let resp = conn
+            .io
+            .drive(conn.sender.send_request(req))
+            .await
+            .map_err(|e| hyper_error("GET failed", &e))?;
+        let status = resp.status().as_u16();
+        let body = conn
+            .io
+            .drive(resp.into_body().collect())
+            .await
+            .map_err(|e| hyper_error("reading the response failed", &e))?
+            .to_bytes();
+        Ok((status, body))
+    }
+}

@@ -1,0 +1,274 @@
+//! Server APIs: where a request body is built for each backend, where its response
+//! (SSE stream or JSON) is decoded, and the HTTP client that carries both.
+//!
+//! `exec.rs` runs one request end to end and is where every token's arrival is
+//! timestamped; `http.rs` is the connection layer; `sse.rs` the event-stream
+//! decoder; `openai.rs` the OpenAI completions/chat formats.
+
+pub mod exec;
+pub mod http;
+pub mod openai;
+pub mod sse;
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+/// Which server API a target speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// OpenAI `/v1/completions`.
+    Completions,
+    /// OpenAI `/v1/chat/completions`.
+    Chat,
+}
+
+/// A backend: the name the user chose (as vLLM's `--backend`) and its API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backend {
+    /// The name as given (`openai`, `vllm`, `openai-chat`).
+    pub name: String,
+    /// The API it speaks.
+    pub api: Api,
+}
+
+/// Backend names and their APIs. vLLM's `vllm` is its name for the completions API.
+pub const BACKENDS: &[(&str, Api)] = &[
+    ("openai", Api::Completions),
+    ("vllm", Api::Completions),
+    ("openai-chat", Api::Chat),
+];
+
+impl Backend {
+    /// Looks a backend up by name; an unknown name lists the valid ones.
+    pub fn parse(name: &str) -> Result<Backend, String> {
+        BACKENDS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, api)| Backend {
+                name: n.to_string(),
+                api: *api,
+            })
+            .ok_or_else(|| {
+                let names: Vec<&str> = BACKENDS.iter().map(|b| b.0).collect();
+                format!(
+                    "unknown backend '{name}'; valid backends: {}",
+                    names.join(", ")
+                )
+            })
+    }
+
+    /// The endpoint path used when none is given.
+    pub fn default_endpoint(&self) -> &'static str {
+        match self.api {
+            Api::Completions => "/v1/completions",
+            Api::Chat => "/v1/chat/completions",
+        }
+    }
+}
+
+/// `http` or `https`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain TCP.
+    Http,
+    /// TLS (rustls, webpki roots).
+    Https,
+}
+
+/// A parsed base URL: scheme, host, port and an optional path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// Host name or IP (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Path prefix without a trailing slash (often empty).
+    pub prefix: String,
+}
+
+impl BaseUrl {
+    /// Parses `http(s)://host[:port][/prefix]`.
+    pub fn parse(url: &str) -> Result<BaseUrl, String> {
+        let bad = |why: &str| {
+            format!(
+                "bad base URL '{url}': {why}; write it like http://127.0.0.1:8000 or https://api.example.com/v1-proxy"
+            )
+        };
+        let (scheme, rest) = if let Some(r) = url.strip_prefix("http://") {
+            (Scheme::Http, r)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (Scheme::Https, r)
+        } else {
+            return Err(bad("it must start with http:// or https://"));
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.is_empty() {
+            return Err(bad("the host is missing"));
+        }
+        let default_port = if scheme == Scheme::Https { 443 } else { 80 };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let end = v6
+                .find(']')
+                .ok_or_else(|| bad("unclosed '[' in IPv6 address"))?;
+            let host = &v6[..end];
+            let port = match v6[end + 1..].strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| bad("the port is not a number"))?,
+                None => default_port,
+            };
+            (host.to_string(), port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (
+                    h.to_string(),
+                    p.parse().map_err(|_| bad("the port is not a number"))?,
+                ),
+                None => (authority.to_string(), default_port),
+            }
+        };
+        Ok(BaseUrl {
+            scheme,
+            host,
+            port,
+            prefix: path.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The `Host` header value.
+    pub fn host_header(&self) -> String {
+        let default = matches!(
+            (self.scheme, self.port),
+            (Scheme::Http, 80) | (Scheme::Https, 443)
+        );
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if default {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// The URL as text (without a trailing slash).
+    pub fn as_string(&self) -> String {
+        let s = if self.scheme == Scheme::Https {
+            "https"
+        } else {
+            "http"
+        };
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        format!("{s}://{host}:{}{}", self.port, self.prefix)
+    }
+
+    /// The request path for `endpoint` under this base URL.
+    pub fn path(&self, endpoint: &str) -> String {
+        let ep = if endpoint.starts_with('/') {
+            endpoint.to_string()
+        } else {
+            format!("/{endpoint}")
+        };
+        format!("{}{}", self.prefix, ep)
+    }
+}
+
+/// Everything needed to send requests to one server.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Backend (API) to speak.
+    pub backend: Backend,
+    /// Where the server is.
+    pub base_url: BaseUrl,
+    /// Request path, e.g. `/v1/completions`.
+    pub endpoint: String,
+    /// The model id (result files' `model_id`; also the payload `model` unless
+    /// `served_model_name` is set).
+    pub model: String,
+    /// The model name sent in the payload, if different from `model`.
+    pub served_model_name: Option<String>,
+    /// Bearer token; never written to result files.
+    pub api_key: Option<String>,
+    /// Extra HTTP headers.
+    pub headers: Vec<(String, String)>,
+    /// Per-request timeout.
+    pub timeout: Option<Duration>,
+    /// Stream the response (SSE) or ask for one JSON body.
+    pub stream: bool,
+    /// Ask vLLM for usage in every chunk (`stream_options.continuous_usage_stats`).
+    pub continuous_usage: bool,
+    /// Fields merged into every request body (sampling parameters, `ignore_eos`, ...).
+    pub body: Map<String, Value>,
+    /// Prefix of the `x-request-id` header; the request index is appended.
+    pub request_id_prefix: String,
+}
+
+impl Target {
+    /// A target with defaults: streaming, the backend's default endpoint, no extras.
+    pub fn new(backend: Backend, base_url: BaseUrl, model: impl Into<String>) -> Target {
+        Target {
+            endpoint: backend.default_endpoint().to_string(),
+            backend,
+            base_url,
+            model: model.into(),
+            served_model_name: None,
+            api_key: None,
+            headers: Vec::new(),
+            timeout: None,
+            stream: true,
+            continuous_usage: false,
+            body: Map::new(),
+            request_id_prefix: "moonbench-".to_string(),
+        }
+    }
+
+    /// The model name sent in the payload.
+    pub fn payload_model(&self) -> &str {
+        self.served_model_name.as_deref().unwrap_or(&self.model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_base_urls() {
+        let u = BaseUrl::parse("http://127.0.0.1:8000").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.prefix.as_str()),
+            ("127.0.0.1", 8000, "")
+        );
+        assert_eq!(u.path("/v1/completions"), "/v1/completions");
+        let u = BaseUrl::parse("https://api.example.com/proxy/").unwrap();
+        assert_eq!((u.port, u.prefix.as_str()), (443, "/proxy"));
+        assert_eq!(u.host_header(), "api.example.com");
+        assert_eq!(u.path("v1/chat/completions"), "/proxy/v1/chat/completions");
+        let u = BaseUrl::parse("http://[::1]:9000").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 9000));
+        assert_eq!(u.host_header(), "[::1]:9000");
+        assert!(
+            BaseUrl::parse("localhost:8000")
+                .unwrap_err()
+                .contains("http://")
+        );
+        assert!(BaseUrl::parse("http://h:abc").unwrap_err().contains("port"));
+    }
+
+    #[test]
+    fn unknown_backend_lists_valid_ones() {
+        let e = Backend::parse("tgii").unwrap_err();
+        assert!(e.contains("openai-chat"), "{e}");
+        assert_eq!(Backend::parse("vllm").unwrap().api, Api::Completions);
+    }
+}

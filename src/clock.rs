@@ -1,0 +1,146 @@
+//! The one monotonic clock every timestamp in moonbench is taken from.
+//!
+//! Times are nanoseconds since a process-wide epoch (the first call), read from
+//! `CLOCK_MONOTONIC` through [`std::time::Instant`]. The client, the engine and the
+//! in-process simulator all use it, so a simulator's "true" send time and the
+//! client's measured arrival time can be subtracted directly.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// The process epoch; every `now_ns()` value counts from it.
+pub fn epoch() -> Instant {
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since the process epoch.
+#[inline]
+pub fn now_ns() -> u64 {
+    epoch().elapsed().as_nanos() as u64
+}
+
+/// The `Instant` of a `now_ns()` value (for timers).
+pub fn instant_of(ns: u64) -> Instant {
+    epoch() + Duration::from_nanos(ns)
+}
+
+/// Converts a nanosecond difference to seconds.
+#[inline]
+pub fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// Converts seconds to nanoseconds (negative values clamp to 0).
+#[inline]
+pub fn ns_of_secs(s: f64) -> u64 {
+    if s <= 0.0 {
+        0
+    } else {
+        (s * 1e9).round() as u64
+    }
+}
+
+/// CPU time (user + system) consumed so far by this process's threads whose name
+/// starts with `prefix`, in seconds. Linux reads `/proc/self/task/*/stat`; elsewhere
+/// (or if `/proc` is unreadable) the whole process's CPU time is returned.
+pub fn thread_cpu_secs(prefix: &str) -> f64 {
+    #[cfg(target_os = "linux")]
+    {
+        if let Some(v) = linux_thread_cpu(prefix) {
+            return v;
+        }
+    }
+    process_cpu_secs()
+}
+
+/// CPU time (user + system) of the whole process so far, in seconds.
+pub fn process_cpu_secs() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut ru) != 0 {
+            return 0.0;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn linux_thread_cpu(prefix: &str) -> Option<f64> {
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    if ticks <= 0.0 {
+        return None;
+    }
+    let mut total = 0u64;
+    for entry in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = entry.ok()?.path();
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue;
+        };
+        // Format: pid (comm) state ... ; comm may contain spaces, so split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // After "state" (index 0): utime is field 14 overall -> index 11 here, stime index 12.
+        let ut: u64 = fields.get(11)?.parse().ok()?;
+        let st: u64 = fields.get(12)?.parse().ok()?;
+        total += ut + st;
+    }
+    Some(total as f64 / ticks)
+}
+
+/// Raises the soft open-file limit to the hard limit, so thousands of concurrent
+/// connections do not fail with "too many open files". Returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    // SAFETY: plain getrlimit/setrlimit calls on a local struct.
+    unsafe {
+        let mut rl: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return 0;
+        }
+        if rl.rlim_cur < rl.rlim_max {
+            let want = rl.rlim_max.min(1 << 20);
+            let new = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: rl.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &new) == 0 {
+                return want as u64;
+            }
+        }
+        rl.rlim_cur as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_is_monotonic_and_converts() {
+        let a = now_ns();
+        let b = now_ns();
+        assert!(b >= a);
+        assert_eq!(ns_of_secs(1.5), 1_500_000_000);
+        assert_eq!(ns_of_secs(-1.0), 0);
+        assert!((secs(2_500_000_000) - 2.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cpu_time_is_readable() {
+        let mut x = 0u64;
+        for i in 0..2_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(x != 1);
+        assert!(process_cpu_secs() > 0.0);
+    }
+}

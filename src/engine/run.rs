@@ -1,0 +1,413 @@
+//! One open-loop run: ready check, pre-opened connections, warm-ups, then the
+//! dispatcher sends each request at its scheduled time (under the concurrency
+//! limit) while the collector gathers records. Nothing here touches Lua.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use super::cancel;
+use super::health::{ClientHealth, HealthMonitor, micros_histogram};
+use super::ready;
+use super::schedule::Arrival;
+use crate::backend::Target;
+use crate::backend::exec::{Dispatch, ExecContext, execute};
+use crate::backend::http::HttpClient;
+use crate::clock;
+use crate::dataset::RequestSet;
+use crate::metrics::RequestRecord;
+use crate::output::progress::Progress;
+use crate::output::records::RecordWriter;
+use crate::tokenizer::Tokenizer;
+
+/// Most connections opened ahead of a run.
+pub const MAX_PRECONNECT: usize = 10_000;
+
+/// Everything that defines a run.
+#[derive(Clone)]
+pub struct RunSpec {
+    /// Server and API.
+    pub target: Arc<Target>,
+    /// Requests to send (cycled if the run sends more than there are).
+    pub requests: RequestSet,
+    /// When to send.
+    pub arrival: Arrival,
+    /// How many requests to send (`None`: one pass over `requests`, or until `duration`).
+    pub num_requests: Option<u64>,
+    /// Stop sending after this long.
+    pub duration: Option<Duration>,
+    /// At most this many requests in flight.
+    pub max_concurrency: Option<usize>,
+    /// Unmeasured requests sent before the clock starts.
+    pub warmups: usize,
+    /// Wait this long for the server to answer before sending (`None`: no check).
+    pub ready_timeout: Option<Duration>,
+    /// After an interruption, how long requests in flight may still finish.
+    pub grace: Duration,
+    /// Open the connections the run needs before its clock starts.
+    pub preconnect: bool,
+    /// Show a progress bar.
+    pub progress: bool,
+    /// Stream records to this JSONL file as they finish.
+    pub records_path: Option<PathBuf>,
+    /// Counts tokens the server does not report.
+    pub tokenizer: Arc<Tokenizer>,
+    /// Number of I/O worker threads (for the client-health CPU share).
+    pub io_threads: usize,
+}
+
+/// What a run measured.
+#[derive(Debug, Default)]
+pub struct RunOutcome {
+    /// Every request's record (warm-ups included, flagged), in schedule order.
+    pub records: Vec<RequestRecord>,
+    /// When the measured part started (first dispatch).
+    pub t0_ns: u64,
+    /// When the last measured request ended.
+    pub end_ns: u64,
+    /// True if the run was interrupted and is incomplete.
+    pub partial: bool,
+    /// Connections opened before the clock started.
+    pub preconnected: usize,
+    /// The client-health verdict.
+    pub health: ClientHealth,
+    /// Models the server listed in its ready check.
+    pub server_models: Vec<String>,
+}
+
+impl RunOutcome {
+    /// Measured duration in seconds (first dispatch to the end of the last request).
+    pub fn duration(&self) -> f64 {
+        clock::secs(self.end_ns.saturating_sub(self.t0_ns))
+    }
+}
+
+/// How many requests the run will send, if bounded.
+pub fn planned_requests(spec: &RunSpec) -> Option<u64> {
+    let by_arrival = spec.arrival.limit();
+    match (spec.num_requests, spec.duration) {
+        (Some(n), _) => Some(by_arrival.map_or(n, |a| a.min(n))),
+        (None, Some(_)) => by_arrival,
+        (None, None) => Some(by_arrival.map_or(spec.requests.len() as u64, |a| {
+            a.min(spec.requests.len() as u64)
+        })),
+    }
+}
+
+/// Checks a spec before anything is sent.
+pub fn validate(spec: &RunSpec) -> Result<(), String> {
+    if spec.requests.is_empty() {
+        return Err("the run has no requests".into());
+    }
+    spec.arrival.validate()?;
+    if spec.max_concurrency == Some(0) {
+        return Err("max concurrency must be at least 1".into());
+    }
+    if planned_requests(spec).is_none()
+        && spec.arrival == Arrival::Infinite
+        && spec.max_concurrency.is_none()
+    {
+        return Err(
+            "a duration-bound run at an infinite rate needs a concurrency limit \
+                    (--max-concurrency) or a number of requests (--num-prompts)"
+                .into(),
+        );
+    }
+    for (i, r) in spec.requests.iter().enumerate() {
+        crate::backend::openai::build_body(&spec.target, r)
+            .map_err(|e| format!("request {}: {e}", i + 1))?;
+        if i >= 16 {
+            break; // the kind of prompt is uniform in practice; the rest is checked when sent
+        }
+    }
+    Ok(())
+}
+
+struct Shared {
+    target: Arc<Target>,
+    client: Arc<HttpClient>,
+    requests: RequestSet,
+    tokenizer: Arc<Tokenizer>,
+    ctl: watch::Receiver<u8>,
+}
+
+impl Shared {
+    async fn one(
+        &self,
+        index: u64,
+        scheduled_ns: u64,
+        dispatched_ns: u64,
+        warmup: bool,
+    ) -> RequestRecord {
+        let req = &self.requests[(index as usize) % self.requests.len()];
+        let ctx = ExecContext {
+            client: &self.client,
+            target: &self.target,
+            tokenizer: &self.tokenizer,
+        };
+        let mut ctl = self.ctl.clone();
+        let abort = async move {
+            if ctl.wait_for(|v| *v >= 2).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        execute(
+            &ctx,
+            req,
+            Dispatch {
+                index,
+                scheduled_ns,
+                dispatched_ns,
+                warmup,
+            },
+            abort,
+        )
+        .await
+    }
+}
+
+/// Runs `spec`. `on_record` receives every measured record as it finishes.
+/// Errors are returned only for problems found before any measured request was sent.
+pub async fn run(
+    spec: RunSpec,
+    on_record: Option<mpsc::UnboundedSender<RequestRecord>>,
+) -> Result<RunOutcome, String> {
+    validate(&spec)?;
+    let _guard = cancel::RunGuard::new();
+    if cancel::level() > 0 {
+        return Err("interrupted before the run started".into());
+    }
+    let client = Arc::new(HttpClient::new(&spec.target.base_url).await?);
+    let mut out = RunOutcome::default();
+    if let Some(timeout) = spec.ready_timeout.filter(|t| !t.is_zero()) {
+        let mut headers = spec.target.headers.clone();
+        if let Some(k) = &spec.target.api_key {
+            headers.push(("authorization".into(), format!("Bearer {k}")));
+        }
+        let info = ready::wait_ready(&client, &headers, timeout).await?;
+        out.server_models = info.models;
+    }
+    let planned = planned_requests(&spec);
+    if spec.preconnect {
+        let want = spec
+            .max_concurrency
+            .map_or(planned.unwrap_or(1) as usize, |c| {
+                c.min(planned.unwrap_or(u64::MAX) as usize)
+            })
+            .clamp(1, MAX_PRECONNECT);
+        out.preconnected = client.preconnect(want).await.map_err(|e| e.message)?;
+    }
+    let mut writer = match &spec.records_path {
+        Some(p) => Some(RecordWriter::create(p, clock::now_ns())?),
+        None => None,
+    };
+    let (ctl_tx, ctl_rx) = watch::channel(0u8);
+    let shared = Arc::new(Shared {
+        target: spec.target.clone(),
+        client: client.clone(),
+        requests: spec.requests.clone(),
+        tokenizer: spec.tokenizer.clone(),
+        ctl: ctl_rx.clone(),
+    });
+
+    // Warm-ups: same concurrency limit, before the clock starts, never measured.
+    if spec.warmups > 0 {
+        let sem = Arc::new(Semaphore::new(spec.max_concurrency.unwrap_or(spec.warmups)));
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..spec.warmups as u64 {
+            let (sh, sem) = (shared.clone(), sem.clone());
+            set.spawn(async move {
+                let _p = sem.acquire_owned().await;
+                let now = clock::now_ns();
+                sh.one(i, now, now, true).await
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            if let Ok(rec) = r {
+                if let Some(w) = writer.as_mut() {
+                    let _ = w.write(&rec);
+                }
+                out.records.push(rec);
+            }
+        }
+    }
+
+    // Interruptions: level 1 stops dispatch, then the grace period, then abort.
+    let grace = spec.grace;
+    let ctl_forward = {
+        let ctl_tx = ctl_tx.clone();
+        let mut lvl = cancel::subscribe();
+        tokio::spawn(async move {
+            let mut grace_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+            loop {
+                let l = *lvl.borrow_and_update();
+                if l >= 2 {
+                    ctl_tx.send_replace(2);
+                    return;
+                }
+                if l == 1 && grace_timer.is_none() {
+                    ctl_tx.send_replace(1);
+                    grace_timer = Some(Box::pin(tokio::time::sleep(grace)));
+                }
+                tokio::select! {
+                    r = lvl.changed() => if r.is_err() { return },
+                    _ = async { grace_timer.as_mut().unwrap().await }, if grace_timer.is_some() => {
+                        ctl_tx.send_replace(2);
+                        return;
+                    }
+                }
+            }
+        })
+    };
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<RequestRecord>();
+    let sem = spec.max_concurrency.map(|c| Arc::new(Semaphore::new(c)));
+    let t0 = clock::now_ns();
+    out.t0_ns = t0;
+    if let Some(w) = writer.as_mut() {
+        w.set_t0(t0);
+    }
+    let monitor = HealthMonitor::start(spec.io_threads);
+    let handle = tokio::runtime::Handle::current();
+    let dispatcher = {
+        let (arrival, shared, ctl, sem) = (
+            spec.arrival.clone(),
+            shared.clone(),
+            ctl_rx.clone(),
+            sem.clone(),
+        );
+        let (n, duration) = (planned, spec.duration);
+        std::thread::Builder::new()
+            .name("mb-dispatch".into())
+            .spawn(move || dispatch_loop(handle, arrival, n, duration, t0, sem, ctl, shared, tx))
+            .map_err(|e| format!("cannot start the dispatcher thread: {e}"))?
+    };
+
+    let mut progress = Progress::new(planned, spec.progress);
+    let mut measured = Vec::with_capacity(planned.unwrap_or(1024).min(1 << 20) as usize);
+    while let Some(rec) = rx.recv().await {
+        progress.inc(rec.success());
+        if let Some(w) = writer.as_mut() {
+            if let Err(e) = w.write(&rec) {
+                eprintln!(
+                    "warning: cannot write the records file: {e}; records are still kept in memory"
+                );
+                writer = None;
+            }
+        }
+        if let Some(ch) = &on_record {
+            let _ = ch.send(rec.clone());
+        }
+        measured.push(rec);
+    }
+    progress.finish();
+    let lag = tokio::task::spawn_blocking(move || dispatcher.join())
+        .await
+        .map_err(|e| e.to_string())?
+        .unwrap_or_else(|_| micros_histogram());
+    out.partial = *ctl_rx.borrow() > 0;
+    ctl_forward.abort();
+    drop(ctl_tx);
+    if let Some(w) = writer.as_mut() {
+        let _ = w.flush();
+    }
+    measured.sort_by_key(|r| r.index);
+    out.end_ns = measured
+        .iter()
+        .map(|r| r.end_ns)
+        .max()
+        .unwrap_or(t0)
+        .max(t0);
+    out.health = monitor.finish(out.duration(), &lag).await;
+    out.records.extend(measured);
+    Ok(out)
+}
+
+/// Sleeps on this thread until `target_ns`; returns false if the run was stopped.
+fn sleep_until(target_ns: u64, ctl: &watch::Receiver<u8>) -> bool {
+    loop {
+        let now = clock::now_ns();
+        if now >= target_ns {
+            return true;
+        }
+        if *ctl.borrow() >= 1 {
+            return false;
+        }
+        std::thread::park_timeout(Duration::from_nanos((target_ns - now).min(20_000_000)));
+    }
+}
+
+/// The dispatcher: a dedicated thread that sleeps precisely (1 ns timer slack on
+/// Linux) until each scheduled time, waits for a concurrency slot, and hands the
+/// request to the I/O runtime. Returns its lateness histogram (µs).
+#[allow(clippy::too_many_arguments)]
+fn dispatch_loop(
+    handle: tokio::runtime::Handle,
+    arrival: Arrival,
+    n: Option<u64>,
+    duration: Option<Duration>,
+    t0: u64,
+    sem: Option<Arc<Semaphore>>,
+    ctl: watch::Receiver<u8>,
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<RequestRecord>,
+) -> Histogram<u64> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+    }
+    let mut lag = micros_histogram();
+    let end_ns = duration.map(|d| t0 + d.as_nanos() as u64);
+    let mut times = arrival.iter();
+    let mut i = 0u64;
+    loop {
+        if n.is_some_and(|n| i >= n) || *ctl.borrow() >= 1 {
+            break;
+        }
+        let Some(offset) = times.next() else { break };
+        let sched = t0 + clock::ns_of_secs(offset);
+        if end_ns.is_some_and(|e| sched >= e) {
+            break;
+        }
+        if !sleep_until(sched, &ctl) {
+            break;
+        }
+        let _ = lag.record(((clock::now_ns() - sched) / 1000).max(1));
+        let permit = match &sem {
+            None => None,
+            Some(s) => match s.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    let mut c = ctl.clone();
+                    let s = s.clone();
+                    let p = handle.block_on(async move {
+                        tokio::select! {
+                            p = s.acquire_owned() => p.ok(),
+                            _ = c.wait_for(|v| *v >= 1) => None,
+                        }
+                    });
+                    match p {
+                        Some(p) => Some(p),
+                        None => break,
+                    }
+                }
+            },
+        };
+        let released = clock::now_ns();
+        if end_ns.is_some_and(|e| released >= e) {
+            break;
+        }
+        let (sh, tx) = (shared.clone(), tx.clone());
+        handle.spawn(async move {
+            let rec = sh.one(i, sched, released, false).await;
+            drop(permit);
+            let _ = tx.send(rec);
+        });
+        i += 1;
+    }
+    lag
+}

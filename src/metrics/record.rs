@@ -1,0 +1,257 @@
+//! `RequestRecord`: everything measured about one request. The only record type;
+//! every summary, file and Lua table is derived from a list of these.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a request failed. The kind is what errors are counted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The server answered with a non-200 HTTP status.
+    Http,
+    /// The request did not finish within its timeout.
+    Timeout,
+    /// Connecting failed, or the connection broke (reset, closed mid-stream).
+    Connection,
+    /// The response did not follow the backend's protocol (bad SSE/JSON, wrong API).
+    Protocol,
+    /// The server reported an error object inside a 200 response or stream.
+    Server,
+    /// The run was interrupted (Ctrl-C / SIGTERM) while the request was in flight.
+    Cancelled,
+}
+
+impl ErrorKind {
+    /// Stable lowercase name used in result files.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Http => "http",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connection => "connection",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Server => "server",
+            ErrorKind::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A failed request's error: its kind and a human-readable message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestError {
+    /// What kind of failure this is.
+    pub kind: ErrorKind,
+    /// What happened, for a person to read.
+    pub message: String,
+}
+
+impl RequestError {
+    /// Builds an error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The key errors are counted under: `http_500`, `timeout`, `connection`, ...
+    pub fn count_key(&self, status: u16) -> String {
+        match self.kind {
+            ErrorKind::Http => format!("http_{status}"),
+            k => k.name().to_string(),
+        }
+    }
+}
+
+/// Where a record's output token count came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSource {
+    /// The server's `usage.completion_tokens`.
+    Usage,
+    /// Our tokenizer's count of the generated text.
+    #[default]
+    Tokenizer,
+}
+
+/// One request, as measured. Times are [`crate::clock::now_ns`] values (nanoseconds
+/// since the process epoch); use the methods for durations.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// Position of the request in the run's schedule (0-based).
+    pub index: u64,
+    /// Warm-up requests are kept but excluded from every statistic.
+    pub warmup: bool,
+    /// The `x-request-id` sent with the request.
+    pub request_id: String,
+    /// When the schedule intended the request to be sent.
+    pub scheduled_ns: u64,
+    /// When the dispatcher handed the request to the I/O runtime (after any
+    /// concurrency-limit wait).
+    pub dispatched_ns: u64,
+    /// When sending started (just before connecting or writing): vLLM's `st`.
+    pub sent_ns: u64,
+    /// Arrival time of each token-bearing chunk, taken when its bytes were read.
+    pub chunk_ns: Vec<u64>,
+    /// Output tokens carried by each chunk (same length as `chunk_ns`).
+    pub chunk_tokens: Vec<u32>,
+    /// Byte offset in `text` where each chunk's text ends (same length as `chunk_ns`).
+    pub chunk_text_end: Vec<u32>,
+    /// When the response ended: the last byte read, or the moment of the error.
+    pub end_ns: u64,
+    /// Whether the response was streamed (SSE) rather than one JSON body.
+    pub streamed: bool,
+    /// Prompt tokens by our tokenizer (as built by the dataset).
+    pub prompt_tokens: u32,
+    /// `usage.prompt_tokens` as reported by the server, if it was.
+    pub server_prompt_tokens: Option<u32>,
+    /// Output tokens used for every metric.
+    pub output_tokens: u32,
+    /// `usage.completion_tokens` as reported by the server, if it was.
+    pub server_output_tokens: Option<u32>,
+    /// Where `output_tokens` came from.
+    pub output_tokens_source: TokenSource,
+    /// Whether this request had to open a new connection after the run's clock started.
+    pub new_connection: bool,
+    /// HTTP status (0 if no response head arrived).
+    pub status: u16,
+    /// `None` for a successful request.
+    pub error: Option<RequestError>,
+    /// The generated text (answer and reasoning, in arrival order).
+    pub text: String,
+}
+
+impl RequestRecord {
+    /// A request succeeded when it got a 200 and a complete, well-formed answer.
+    pub fn success(&self) -> bool {
+        self.error.is_none()
+    }
+
+    /// Time to first token in seconds, from the send start (vLLM's definition).
+    pub fn ttft(&self) -> Option<f64> {
+        self.chunk_ns
+            .first()
+            .map(|&t| crate::clock::secs(t.saturating_sub(self.sent_ns)))
+    }
+
+    /// End-to-end latency in seconds: send start to the last token-bearing chunk
+    /// (vLLM's `latency`); for a request without chunks, to the end of the response.
+    pub fn e2el(&self) -> f64 {
+        let last = self.chunk_ns.last().copied().unwrap_or(self.end_ns);
+        crate::clock::secs(last.saturating_sub(self.sent_ns))
+    }
+
+    /// Time per output token after the first, in seconds: (E2EL − TTFT)/(tokens − 1).
+    /// `None` unless the response was streamed and has more than one output token.
+    pub fn tpot(&self) -> Option<f64> {
+        if !self.streamed || self.output_tokens <= 1 {
+            return None;
+        }
+        let first = *self.chunk_ns.first()?;
+        let last = *self.chunk_ns.last()?;
+        Some(crate::clock::secs(last - first) / (self.output_tokens - 1) as f64)
+    }
+
+    /// Inter-token latencies in seconds. Each gap between consecutive chunks is spread
+    /// evenly over the tokens of the later chunk (a chunk of k tokens after a gap g
+    /// gives k values g/k), so batching several tokens into one SSE event does not
+    /// inflate ITL. Extra tokens packed into the first chunk add no values (they have
+    /// no gap of their own), so ITL is never understated by zero entries.
+    pub fn itls(&self) -> Vec<f64> {
+        let mut out = Vec::with_capacity(self.output_tokens as usize);
+        if !self.streamed {
+            return out;
+        }
+        for i in 1..self.chunk_ns.len() {
+            let gap = crate::clock::secs(self.chunk_ns[i] - self.chunk_ns[i - 1]);
+            let k = self.chunk_tokens.get(i).copied().unwrap_or(1).max(1);
+            let each = gap / k as f64;
+            out.extend(std::iter::repeat_n(each, k as usize));
+        }
+        out
+    }
+
+    /// Raw gaps between consecutive token-bearing chunks in seconds (vLLM's
+    /// pre-fix per-chunk ITL), kept beside the per-token values.
+    pub fn chunk_gaps(&self) -> Vec<f64> {
+        if !self.streamed {
+            return Vec::new();
+        }
+        self.chunk_ns
+            .windows(2)
+            .map(|w| crate::clock::secs(w[1] - w[0]))
+            .collect()
+    }
+
+    /// Actual send start minus intended send time, in seconds.
+    pub fn schedule_lag(&self) -> f64 {
+        crate::clock::secs(self.sent_ns.saturating_sub(self.scheduled_ns))
+    }
+
+    /// TTFT measured from the intended send time (coordinated-omission corrected).
+    pub fn intended_ttft(&self) -> Option<f64> {
+        self.chunk_ns
+            .first()
+            .map(|&t| crate::clock::secs(t.saturating_sub(self.scheduled_ns)))
+    }
+
+    /// E2EL measured from the intended send time (coordinated-omission corrected).
+    pub fn intended_e2el(&self) -> f64 {
+        let last = self.chunk_ns.last().copied().unwrap_or(self.end_ns);
+        crate::clock::secs(last.saturating_sub(self.scheduled_ns))
+    }
+
+    /// The text carried by chunk `i`.
+    pub fn chunk_text(&self, i: usize) -> &str {
+        let start = if i == 0 {
+            0
+        } else {
+            self.chunk_text_end[i - 1] as usize
+        };
+        let end = self.chunk_text_end[i] as usize;
+        self.text.get(start..end).unwrap_or("")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(sent: u64, chunks: &[(u64, u32)], out: u32) -> RequestRecord {
+        RequestRecord {
+            sent_ns: sent,
+            scheduled_ns: sent,
+            chunk_ns: chunks.iter().map(|c| c.0).collect(),
+            chunk_tokens: chunks.iter().map(|c| c.1).collect(),
+            chunk_text_end: (1..=chunks.len() as u32).collect(),
+            output_tokens: out,
+            streamed: true,
+            end_ns: chunks.last().map(|c| c.0).unwrap_or(sent),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn multi_token_chunks_spread_the_gap() {
+        const MS: u64 = 1_000_000;
+        // first token at 100 ms; then a chunk of 1 token after 10 ms; then 4 tokens after 40 ms.
+        let r = rec(0, &[(100 * MS, 1), (110 * MS, 1), (150 * MS, 4)], 6);
+        assert!((r.ttft().unwrap() - 0.100).abs() < 1e-12);
+        assert!((r.e2el() - 0.150).abs() < 1e-12);
+        // TPOT = (150-100)/(6-1) = 10 ms
+        assert!((r.tpot().unwrap() - 0.010).abs() < 1e-12);
+        let itls = r.itls();
+        assert_eq!(itls.len(), 5);
+        for v in &itls {
+            assert!((v - 0.010).abs() < 1e-12, "{v}");
+        }
+        assert_eq!(r.chunk_gaps().len(), 2);
+        assert!((r.chunk_gaps()[1] - 0.040).abs() < 1e-12);
+    }
+
+    #[test]
+    fn single_token_has_no_tpot() {
+        let r = rec(0, &[(5, 1)], 1);
+        assert_eq!(r.tpot(), None);
+        assert!(r.itls().is_empty());
+    }
+}

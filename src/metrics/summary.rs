@@ -1,0 +1,495 @@
+//! From records to numbers: the one function ([`summarize`]) that computes every
+//! statistic moonbench reports, and the one enum ([`Metric`]) that says where each
+//! latency metric's values come from. Definitions follow vLLM's `calculate_metrics`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use super::record::{ErrorKind, RequestRecord};
+use super::stats::{Stats, describe, percentile_label};
+
+/// A latency metric with a distribution (mean/median/std/percentiles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    /// Time to first token (vLLM).
+    Ttft,
+    /// Time per output token, excluding the first (vLLM).
+    Tpot,
+    /// Inter-token latency, per token (vLLM, with multi-token chunks spread).
+    Itl,
+    /// End-to-end latency (vLLM).
+    E2el,
+    /// Raw gap between consecutive token-bearing chunks (moonbench).
+    ChunkItl,
+    /// Actual send minus intended send (moonbench).
+    ScheduleLag,
+    /// TTFT from the intended send time (moonbench; coordinated-omission corrected).
+    IntendedTtft,
+    /// E2EL from the intended send time (moonbench; coordinated-omission corrected).
+    IntendedE2el,
+}
+
+impl Metric {
+    /// vLLM's four metrics, in vLLM's order (the order of `--percentile-metrics`).
+    pub const VLLM: [Metric; 4] = [Metric::Ttft, Metric::Tpot, Metric::Itl, Metric::E2el];
+    /// Metrics moonbench adds, always reported.
+    pub const EXTRA: [Metric; 4] = [
+        Metric::ChunkItl,
+        Metric::ScheduleLag,
+        Metric::IntendedTtft,
+        Metric::IntendedE2el,
+    ];
+
+    /// The name used in keys (`mean_{key}_ms`) and in `--percentile-metrics`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::Ttft => "ttft",
+            Metric::Tpot => "tpot",
+            Metric::Itl => "itl",
+            Metric::E2el => "e2el",
+            Metric::ChunkItl => "chunk_itl",
+            Metric::ScheduleLag => "schedule_lag",
+            Metric::IntendedTtft => "intended_ttft",
+            Metric::IntendedE2el => "intended_e2el",
+        }
+    }
+
+    /// Parses a metric name as given to `--percentile-metrics`.
+    pub fn parse(s: &str) -> Option<Metric> {
+        Self::VLLM
+            .iter()
+            .chain(Self::EXTRA.iter())
+            .copied()
+            .find(|m| m.key() == s.trim())
+    }
+
+    /// This metric's values over the successful requests, in seconds. The single
+    /// definition of each metric.
+    pub fn values(self, ok: &[&RequestRecord]) -> Vec<f64> {
+        match self {
+            Metric::Ttft => ok.iter().filter_map(|r| r.ttft()).collect(),
+            Metric::Tpot => ok.iter().filter_map(|r| r.tpot()).collect(),
+            Metric::Itl => ok.iter().flat_map(|r| r.itls()).collect(),
+            Metric::E2el => ok.iter().map(|r| r.e2el()).collect(),
+            Metric::ChunkItl => ok.iter().flat_map(|r| r.chunk_gaps()).collect(),
+            Metric::ScheduleLag => ok.iter().map(|r| r.schedule_lag()).collect(),
+            Metric::IntendedTtft => ok.iter().filter_map(|r| r.intended_ttft()).collect(),
+            Metric::IntendedE2el => ok.iter().map(|r| r.intended_e2el()).collect(),
+        }
+    }
+}
+
+/// Service-level objectives for goodput, in milliseconds (vLLM's `--goodput`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Slo {
+    /// TTFT limit.
+    pub ttft_ms: Option<f64>,
+    /// TPOT limit.
+    pub tpot_ms: Option<f64>,
+    /// E2EL limit.
+    pub e2el_ms: Option<f64>,
+}
+
+impl Slo {
+    /// Whether any objective is set.
+    pub fn is_set(&self) -> bool {
+        self.ttft_ms.is_some() || self.tpot_ms.is_some() || self.e2el_ms.is_some()
+    }
+
+    /// Parses vLLM's `KEY:VALUE` pairs (`ttft:500 tpot:50 e2el:2000`, values in ms).
+    pub fn parse(pairs: &[String]) -> Result<Slo, String> {
+        let mut slo = Slo::default();
+        for pair in pairs.iter().flat_map(|p| p.split_whitespace()) {
+            let Some((k, v)) = pair.split_once(':') else {
+                return Err(format!(
+                    "--goodput: '{pair}' is not KEY:VALUE; write e.g. --goodput ttft:500 tpot:50"
+                ));
+            };
+            let val: f64 = v.trim().parse().map_err(|_| {
+                format!("--goodput: '{v}' in '{pair}' is not a number of milliseconds")
+            })?;
+            if val.is_nan() || val < 0.0 {
+                return Err(format!("--goodput: '{pair}': the value must be >= 0 ms"));
+            }
+            match k.trim() {
+                "ttft" => slo.ttft_ms = Some(val),
+                "tpot" => slo.tpot_ms = Some(val),
+                "e2el" => slo.e2el_ms = Some(val),
+                other => {
+                    return Err(format!(
+                        "--goodput: unknown metric '{other}'; the valid ones are ttft, tpot, e2el"
+                    ));
+                }
+            }
+        }
+        Ok(slo)
+    }
+
+    /// Whether a successful request meets every objective (inclusive, as vLLM).
+    /// TPOT counts as 0 for requests with at most one output token (vLLM's `all_tpots`).
+    pub fn is_good(&self, r: &RequestRecord) -> bool {
+        let ok = |limit: Option<f64>, v: f64| limit.is_none_or(|l| v * 1000.0 <= l);
+        ok(self.ttft_ms, r.ttft().unwrap_or(r.e2el()))
+            && ok(self.tpot_ms, r.tpot().unwrap_or(0.0))
+            && ok(self.e2el_ms, r.e2el())
+    }
+}
+
+/// What a summary needs besides the records.
+#[derive(Debug, Clone)]
+pub struct SummaryOptions {
+    /// Percentiles to report (0–100).
+    pub percentiles: Vec<f64>,
+    /// Goodput objectives; goodput is reported only if one is set.
+    pub slo: Slo,
+    /// The requested send rate (req/s); `None` for an infinite rate.
+    pub requested_rate: Option<f64>,
+}
+
+impl Default for SummaryOptions {
+    fn default() -> Self {
+        Self {
+            percentiles: vec![50.0, 90.0, 95.0, 99.0],
+            slo: Slo::default(),
+            requested_rate: None,
+        }
+    }
+}
+
+/// Every number a run reports, derived from its records by [`summarize`].
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Seconds from the first dispatch to the end of the last request.
+    pub duration: f64,
+    /// Successful requests.
+    pub completed: u64,
+    /// Failed requests (excluding those cancelled by an interruption).
+    pub failed: u64,
+    /// Requests cut off by Ctrl-C / SIGTERM.
+    pub cancelled: u64,
+    /// Σ prompt tokens (our tokenizer) over successful requests.
+    pub total_input_tokens: u64,
+    /// Σ output tokens over successful requests.
+    pub total_output_tokens: u64,
+    /// Σ `usage.prompt_tokens` over successful requests that reported it.
+    pub total_server_input_tokens: Option<u64>,
+    /// completed / duration.
+    pub request_throughput: f64,
+    /// good requests / duration, if an SLO was given.
+    pub request_goodput: Option<f64>,
+    /// Share of successful requests meeting the SLO (0–1), if one was given.
+    pub goodput_ratio: Option<f64>,
+    /// output tokens / duration.
+    pub output_throughput: f64,
+    /// (input + output tokens) / duration.
+    pub total_token_throughput: f64,
+    /// Most output tokens received in any one-second bucket (vLLM, counted in tokens).
+    pub max_output_tokens_per_s: f64,
+    /// Most requests overlapping any one-second bucket (vLLM's definition).
+    pub max_concurrent_requests: u64,
+    /// Exact peak of requests in flight at the same instant.
+    pub peak_in_flight: u64,
+    /// Requests that had to open a new connection after the clock started.
+    pub new_connections: u64,
+    /// The requested rate (None = infinite).
+    pub requested_rate: Option<f64>,
+    /// Achieved send rate: (n−1)/(last send − first send), over all measured requests.
+    pub achieved_rate: Option<f64>,
+    /// Statistics in milliseconds for every metric.
+    pub stats: Vec<(Metric, Stats)>,
+    /// Failures counted by kind (`http_500`, `timeout`, ...).
+    pub errors_by_kind: BTreeMap<String, u64>,
+}
+
+impl Summary {
+    /// The statistics (ms) of `m`.
+    pub fn stat(&self, m: Metric) -> &Stats {
+        &self
+            .stats
+            .iter()
+            .find(|(k, _)| *k == m)
+            .expect("every metric is summarized")
+            .1
+    }
+
+    /// The flat map of scalar results with vLLM's key names (`completed`,
+    /// `mean_ttft_ms`, ...), the vLLM metrics limited to `selected`, followed by
+    /// moonbench's extra keys. Used for result files and for Lua's `res:summary()`.
+    pub fn to_map(&self, selected: &[Metric], goodput_key: &str) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("duration".into(), json!(self.duration));
+        m.insert("completed".into(), json!(self.completed));
+        m.insert("failed".into(), json!(self.failed));
+        m.insert("total_input_tokens".into(), json!(self.total_input_tokens));
+        m.insert(
+            "total_output_tokens".into(),
+            json!(self.total_output_tokens),
+        );
+        m.insert("request_throughput".into(), json!(self.request_throughput));
+        m.insert(goodput_key.into(), json!(self.request_goodput));
+        m.insert("output_throughput".into(), json!(self.output_throughput));
+        m.insert(
+            "total_token_throughput".into(),
+            json!(self.total_token_throughput),
+        );
+        m.insert(
+            "max_output_tokens_per_s".into(),
+            json!(self.max_output_tokens_per_s),
+        );
+        m.insert(
+            "max_concurrent_requests".into(),
+            json!(self.max_concurrent_requests),
+        );
+        for metric in Metric::VLLM.iter().filter(|m| selected.contains(m)) {
+            self.insert_stats(&mut m, *metric);
+        }
+        // moonbench's own keys.
+        m.insert("cancelled".into(), json!(self.cancelled));
+        m.insert(
+            "total_server_input_tokens".into(),
+            json!(self.total_server_input_tokens),
+        );
+        m.insert("goodput_ratio".into(), json!(self.goodput_ratio));
+        m.insert("peak_in_flight".into(), json!(self.peak_in_flight));
+        m.insert("new_connections".into(), json!(self.new_connections));
+        m.insert("achieved_request_rate".into(), json!(self.achieved_rate));
+        for metric in Metric::EXTRA {
+            self.insert_stats(&mut m, metric);
+            m.insert(
+                format!("max_{}_ms", metric.key()),
+                json!(self.stat(metric).max),
+            );
+        }
+        m.insert("errors_by_kind".into(), json!(self.errors_by_kind));
+        m
+    }
+
+    fn insert_stats(&self, m: &mut Map<String, Value>, metric: Metric) {
+        let s = self.stat(metric);
+        let k = metric.key();
+        m.insert(format!("mean_{k}_ms"), json!(s.mean));
+        m.insert(format!("median_{k}_ms"), json!(s.median));
+        m.insert(format!("std_{k}_ms"), json!(s.std));
+        for (p, v) in &s.percentiles {
+            m.insert(format!("p{}_{k}_ms", percentile_label(*p)), json!(v));
+        }
+    }
+}
+
+/// Summarizes a run. `records` may include warm-ups (ignored); `duration` is the
+/// run's measured window in seconds.
+pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions) -> Summary {
+    let measured: Vec<&RequestRecord> = records.iter().filter(|r| !r.warmup).collect();
+    let ok: Vec<&RequestRecord> = measured.iter().copied().filter(|r| r.success()).collect();
+    let mut s = Summary {
+        duration,
+        requested_rate: opts.requested_rate,
+        ..Default::default()
+    };
+    s.completed = ok.len() as u64;
+    for r in &measured {
+        if let Some(e) = &r.error {
+            if e.kind == ErrorKind::Cancelled {
+                s.cancelled += 1;
+            } else {
+                s.failed += 1;
+            }
+            *s.errors_by_kind.entry(e.count_key(r.status)).or_default() += 1;
+        }
+        s.new_connections += r.new_connection as u64;
+    }
+    s.total_input_tokens = ok.iter().map(|r| r.prompt_tokens as u64).sum();
+    s.total_output_tokens = ok.iter().map(|r| r.output_tokens as u64).sum();
+    let server_in: Vec<u64> = ok
+        .iter()
+        .filter_map(|r| r.server_prompt_tokens.map(u64::from))
+        .collect();
+    if !server_in.is_empty() {
+        s.total_server_input_tokens = Some(server_in.iter().sum());
+    }
+    if duration > 0.0 {
+        s.request_throughput = s.completed as f64 / duration;
+        s.output_throughput = s.total_output_tokens as f64 / duration;
+        s.total_token_throughput = (s.total_input_tokens + s.total_output_tokens) as f64 / duration;
+    }
+    if opts.slo.is_set() {
+        let good = ok.iter().filter(|r| opts.slo.is_good(r)).count();
+        s.request_goodput = Some(if duration > 0.0 {
+            good as f64 / duration
+        } else {
+            0.0
+        });
+        s.goodput_ratio = Some(if ok.is_empty() {
+            0.0
+        } else {
+            good as f64 / ok.len() as f64
+        });
+    }
+    for metric in Metric::VLLM.iter().chain(Metric::EXTRA.iter()) {
+        let values: Vec<f64> = metric.values(&ok).into_iter().map(|v| v * 1000.0).collect();
+        s.stats
+            .push((*metric, describe(&values, &opts.percentiles)));
+    }
+    (s.max_output_tokens_per_s, s.max_concurrent_requests) = peak_buckets(&ok);
+    s.peak_in_flight = peak_in_flight(&measured);
+    s.achieved_rate = achieved_rate(&measured);
+    s
+}
+
+/// vLLM's one-second buckets (V11+): the most output tokens arriving in a bucket and
+/// the most requests overlapping a bucket. Counts tokens, not chunks (see README).
+fn peak_buckets(ok: &[&RequestRecord]) -> (f64, u64) {
+    let Some(t0) = ok.iter().map(|r| r.sent_ns).min() else {
+        return (0.0, 0);
+    };
+    let end = ok
+        .iter()
+        .map(|r| r.sent_ns + crate::clock::ns_of_secs(r.e2el()))
+        .max()
+        .unwrap();
+    let n = ((end - t0) as f64 / 1e9).ceil() as usize + 1;
+    let mut tokens = vec![0.0f64; n];
+    let mut conc = vec![0u64; n];
+    let bucket = |t: u64| (((t.saturating_sub(t0)) / 1_000_000_000) as usize).min(n - 1);
+    for r in ok {
+        for (t, k) in r.chunk_ns.iter().zip(&r.chunk_tokens) {
+            tokens[bucket(*t)] += *k as f64;
+        }
+        let last = r.sent_ns + crate::clock::ns_of_secs(r.e2el());
+        for c in &mut conc[bucket(r.sent_ns)..=bucket(last)] {
+            *c += 1;
+        }
+    }
+    (
+        tokens.iter().copied().fold(0.0, f64::max),
+        conc.iter().copied().max().unwrap_or(0),
+    )
+}
+
+/// Exact maximum number of requests in flight at once (send start to response end).
+fn peak_in_flight(rs: &[&RequestRecord]) -> u64 {
+    let mut ev: Vec<(u64, i32)> = Vec::with_capacity(rs.len() * 2);
+    for r in rs {
+        ev.push((r.sent_ns, 1));
+        ev.push((r.end_ns.max(r.sent_ns), -1));
+    }
+    // Ends sort before starts at the same instant.
+    ev.sort_unstable();
+    let (mut cur, mut best) = (0i64, 0i64);
+    for (_, d) in ev {
+        cur += d as i64;
+        best = best.max(cur);
+    }
+    best as u64
+}
+
+fn achieved_rate(rs: &[&RequestRecord]) -> Option<f64> {
+    if rs.len() < 2 {
+        return None;
+    }
+    let first = rs.iter().map(|r| r.sent_ns).min()?;
+    let last = rs.iter().map(|r| r.sent_ns).max()?;
+    (last > first).then(|| (rs.len() - 1) as f64 / crate::clock::secs(last - first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::record::RequestError;
+
+    const MS: u64 = 1_000_000;
+
+    fn ok_rec(i: u64, sent: u64, ttft: u64, itl: u64, tokens: u32, prompt: u32) -> RequestRecord {
+        let chunk_ns: Vec<u64> = (0..tokens as u64).map(|k| sent + ttft + k * itl).collect();
+        RequestRecord {
+            index: i,
+            scheduled_ns: sent,
+            dispatched_ns: sent,
+            sent_ns: sent,
+            end_ns: *chunk_ns.last().unwrap(),
+            chunk_tokens: vec![1; chunk_ns.len()],
+            chunk_text_end: (1..=tokens).collect(),
+            chunk_ns,
+            streamed: true,
+            prompt_tokens: prompt,
+            output_tokens: tokens,
+            status: 200,
+            ..Default::default()
+        }
+    }
+
+    /// Hand-computed: two requests, one failure, one warm-up.
+    #[test]
+    fn hand_computed_summary() {
+        let a = ok_rec(0, 0, 100 * MS, 10 * MS, 5, 10); // ttft 100, tpot 10, e2el 140
+        let b = ok_rec(1, 50 * MS, 200 * MS, 30 * MS, 3, 20); // ttft 200, tpot 30, e2el 260
+        let mut failed = ok_rec(2, 60 * MS, 10 * MS, 10 * MS, 1, 5);
+        failed.status = 500;
+        failed.error = Some(RequestError::new(ErrorKind::Http, "Internal Server Error"));
+        let mut warm = ok_rec(99, 0, 1, 1, 2, 1000);
+        warm.warmup = true;
+        let recs = vec![a, b, failed, warm];
+        let opts = SummaryOptions {
+            percentiles: vec![50.0, 99.0],
+            slo: Slo {
+                ttft_ms: Some(150.0),
+                ..Default::default()
+            },
+            requested_rate: None,
+        };
+        let s = summarize(&recs, 2.0, &opts);
+        assert_eq!(s.completed, 2);
+        assert_eq!(s.failed, 1);
+        assert_eq!(s.total_input_tokens, 30);
+        assert_eq!(s.total_output_tokens, 8);
+        assert_eq!(s.request_throughput, 1.0);
+        assert_eq!(s.output_throughput, 4.0);
+        assert_eq!(s.total_token_throughput, 19.0);
+        assert_eq!(s.request_goodput, Some(0.5)); // only a meets ttft <= 150 ms
+        assert_eq!(s.goodput_ratio, Some(0.5));
+        let ttft = s.stat(Metric::Ttft);
+        assert!((ttft.mean - 150.0).abs() < 1e-9);
+        assert!((ttft.median - 150.0).abs() < 1e-9);
+        assert!((ttft.std - 50.0).abs() < 1e-9);
+        assert!((ttft.percentiles[1].1 - 199.0).abs() < 1e-9); // 100 + 0.99*100
+        let tpot = s.stat(Metric::Tpot);
+        assert!((tpot.mean - 20.0).abs() < 1e-9);
+        // ITL: a has 4 gaps of 10 ms, b has 2 gaps of 30 ms -> mean 50/3*... = (40+60)/6
+        let itl = s.stat(Metric::Itl);
+        assert_eq!(itl.count, 6);
+        assert!((itl.mean - 100.0 / 6.0).abs() < 1e-9);
+        let e2el = s.stat(Metric::E2el);
+        assert!((e2el.mean - 200.0).abs() < 1e-9);
+        assert_eq!(s.errors_by_kind.get("http_500"), Some(&1));
+        // b overlaps a: a is in flight 0..140 ms, b 50..310 ms, failed 60..70 ms.
+        assert_eq!(s.peak_in_flight, 3);
+        assert_eq!(s.max_concurrent_requests, 2);
+        assert_eq!(s.max_output_tokens_per_s, 8.0);
+        let map = s.to_map(&[Metric::Ttft, Metric::Tpot], "request_goodput");
+        assert!(map.contains_key("p99_ttft_ms"));
+        assert!(!map.contains_key("mean_itl_ms"));
+        assert!(map.contains_key("p99_intended_ttft_ms"));
+    }
+
+    #[test]
+    fn goodput_parse_errors_name_the_fix() {
+        assert!(
+            Slo::parse(&["ttft:abc".into()])
+                .unwrap_err()
+                .contains("not a number")
+        );
+        assert!(
+            Slo::parse(&["foo:1".into()])
+                .unwrap_err()
+                .contains("ttft, tpot, e2el")
+        );
+        assert!(
+            Slo::parse(&["ttft".into()])
+                .unwrap_err()
+                .contains("KEY:VALUE")
+        );
+        let s = Slo::parse(&["ttft:500 tpot:50".into(), "e2el:1000".into()]).unwrap();
+        assert_eq!(s.e2el_ms, Some(1000.0));
+    }
+}

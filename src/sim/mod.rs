@@ -1,0 +1,214 @@
+//! The built-in simulated LLM server: OpenAI-compatible `/v1/completions` and
+//! `/v1/chat/completions` (streaming and not), `/v1/models` and `/health`, with a
+//! pluggable timing model, fault injection and a ground-truth log of when every
+//! chunk was really sent.
+//!
+//! `server.rs` answers requests; `stream.rs` is where the simulator decides when to
+//! send the next token; `timing.rs` holds the timing models.
+
+pub mod faults;
+pub mod server;
+pub mod stream;
+pub mod timing;
+pub mod truth;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::tokenizer::Tokenizer;
+use faults::FaultRates;
+use timing::{FixedTiming, TimingModel};
+use truth::TruthLog;
+
+/// Simulator settings (also accepted from Lua `mb.sim{...}` and `serve-sim` flags).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimOptions {
+    /// Model id the server reports and accepts.
+    pub model: String,
+    /// Time to first token (ms).
+    pub ttft_ms: f64,
+    /// Time between tokens (ms).
+    pub itl_ms: f64,
+    /// Extra TTFT per prompt token (µs), a crude prefill cost.
+    pub prefill_us_per_token: f64,
+    /// Relative jitter of TTFT and ITL (0.1 = ±10%).
+    pub jitter: f64,
+    /// Tokens packed into each SSE chunk.
+    pub tokens_per_chunk: u32,
+    /// `max_tokens` used when a chat request sets none.
+    pub default_max_tokens: u32,
+    /// At most this many requests generate at once; others wait (adds to TTFT).
+    pub max_running: Option<usize>,
+    /// Random faults, `name=probability,...` (see `sim::faults`).
+    pub faults: String,
+    /// Seed for output lengths, jitter and faults.
+    pub seed: u64,
+    /// Keep the ground-truth send times of every request (memory grows per request).
+    pub record_truth: bool,
+    /// Worker threads of the simulator's own runtime.
+    pub threads: usize,
+    /// Tokenizer for counting prompt tokens (default: words).
+    pub tokenizer: Option<String>,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            model: "moonbench-sim".into(),
+            ttft_ms: 50.0,
+            itl_ms: 10.0,
+            prefill_us_per_token: 0.0,
+            jitter: 0.0,
+            tokens_per_chunk: 1,
+            default_max_tokens: 256,
+            max_running: None,
+            faults: String::new(),
+            seed: 0,
+            record_truth: false,
+            threads: 1,
+            tokenizer: None,
+        }
+    }
+}
+
+/// Shared state of a running simulator.
+pub struct SimState {
+    /// Model id.
+    pub model: String,
+    /// Timing model.
+    pub timing: Box<dyn TimingModel>,
+    /// Tokens per SSE chunk.
+    pub tokens_per_chunk: u32,
+    /// Default `max_tokens` for chat.
+    pub default_max_tokens: u32,
+    /// Admission limit.
+    pub running: Option<Arc<tokio::sync::Semaphore>>,
+    /// Random faults.
+    pub faults: FaultRates,
+    /// Seed.
+    pub seed: u64,
+    /// Ground truth.
+    pub truth: Arc<TruthLog>,
+    /// Counts prompt tokens.
+    pub tokenizer: Arc<Tokenizer>,
+    /// Request sequence number.
+    pub seq: AtomicU64,
+}
+
+impl SimState {
+    /// Builds the state from options, checking them.
+    pub fn new(o: &SimOptions) -> Result<SimState, String> {
+        if !(o.ttft_ms >= 0.0 && o.itl_ms >= 0.0 && o.prefill_us_per_token >= 0.0) {
+            return Err(
+                "simulator times (ttft_ms, itl_ms, prefill_us_per_token) must be >= 0".into(),
+            );
+        }
+        if !(0.0..1.0).contains(&o.jitter) {
+            return Err(format!(
+                "simulator jitter must be within [0, 1), got {}",
+                o.jitter
+            ));
+        }
+        if o.tokens_per_chunk == 0 {
+            return Err("simulator tokens_per_chunk must be at least 1".into());
+        }
+        let tokenizer = Arc::new(match &o.tokenizer {
+            Some(t) => Tokenizer::load(t)?,
+            None => Tokenizer::Words,
+        });
+        Ok(SimState {
+            model: o.model.clone(),
+            timing: Box::new(FixedTiming {
+                ttft: Duration::from_secs_f64(o.ttft_ms / 1000.0),
+                itl: Duration::from_secs_f64(o.itl_ms / 1000.0),
+                prefill_per_token: Duration::from_secs_f64(o.prefill_us_per_token / 1e6),
+                jitter: o.jitter,
+                seed: o.seed,
+            }),
+            tokens_per_chunk: o.tokens_per_chunk,
+            default_max_tokens: o.default_max_tokens.max(1),
+            running: o
+                .max_running
+                .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
+            faults: FaultRates::parse(&o.faults)?,
+            seed: o.seed,
+            truth: Arc::new(TruthLog::new(o.record_truth)),
+            tokenizer,
+            seq: AtomicU64::new(0),
+        })
+    }
+}
+
+/// A simulator running on its own thread and runtime; stops when dropped.
+pub struct SimHandle {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its ground-truth log.
+    pub truth: Arc<TruthLog>,
+    /// Its model id.
+    pub model: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Starts a simulator on `bind` (e.g. `127.0.0.1:0` for a free port) on a new
+    /// thread with its own runtime (threads named `mb-sim`).
+    pub fn start(opts: &SimOptions, bind: &str) -> Result<SimHandle, String> {
+        let state = Arc::new(SimState::new(opts)?);
+        let listener = std::net::TcpListener::bind(bind)
+            .map_err(|e| format!("simulator cannot listen on {bind}: {e}"))?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let truth = state.truth.clone();
+        let threads = opts.threads.max(1);
+        let thread = std::thread::Builder::new()
+            .name("mb-sim-main".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(threads)
+                    .thread_name("mb-sim")
+                    .enable_all()
+                    .build()
+                    .expect("simulator runtime");
+                rt.block_on(async move {
+                    let l = tokio::net::TcpListener::from_std(listener).expect("listener");
+                    server::serve(l, state, async {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+                });
+                rt.shutdown_timeout(Duration::from_millis(100));
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(SimHandle {
+            addr,
+            truth,
+            model: opts.model.clone(),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

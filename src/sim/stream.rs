@@ -1,0 +1,306 @@
+//! The simulator's streaming body: where it decides when to send the next token.
+//! Each chunk is sent when the timing model says its last token is ready; the send
+//! time is recorded (the ground truth) at the moment the chunk is handed to hyper,
+//! which writes it within the same poll.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use hyper::body::{Body, Frame, SizeHint};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Sleep;
+
+use super::SimState;
+use super::faults::Fault;
+use super::truth::Truth;
+use crate::clock;
+
+/// Error type of simulator bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The text of token `k` of request `seq`: a common word with a leading space, a
+/// single token for the word-count fallback and for usual BPE vocabularies.
+pub fn token_text(seq: u64, k: u32) -> &'static str {
+    const SPACED: [&str; 8] = [
+        " the", " moon", " bench", " token", " light", " river", " stone", " model",
+    ];
+    SPACED[((seq.wrapping_mul(31)).wrapping_add(k as u64 * 7) % SPACED.len() as u64) as usize]
+}
+
+/// Which API's chunk format to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `/v1/completions` chunks.
+    Completions,
+    /// `/v1/chat/completions` chunks.
+    Chat,
+}
+
+enum Phase {
+    Tokens,
+    Tail,
+    Stalled,
+    Done,
+}
+
+/// A streamed answer in progress.
+pub struct SimStream {
+    /// Shared server state.
+    pub st: Arc<SimState>,
+    /// Request sequence number.
+    pub seq: u64,
+    /// Tokens to generate.
+    pub n: u32,
+    /// `max_tokens` asked for (decides the finish reason).
+    pub max_tokens: u32,
+    /// Prompt tokens (for usage).
+    pub prompt_tokens: u32,
+    /// Chunk format.
+    pub format: Format,
+    /// `"data: {...,"choices":[{"index":0,` prefix of every token chunk.
+    pub prefix: String,
+    /// Same prefix for usage-only chunks (ends after `"model":"m",`).
+    pub head: String,
+    /// Send a usage chunk at the end.
+    pub include_usage: bool,
+    /// Put usage in every chunk (vLLM's continuous_usage_stats).
+    pub continuous_usage: bool,
+    /// Fault to inject, and after how many chunks.
+    pub fault: Option<(Fault, u32)>,
+    /// Request id for the truth log.
+    pub request_id: String,
+    /// Admission slot held while generating.
+    pub permit: Option<OwnedSemaphorePermit>,
+    sent: u32,
+    chunks: u32,
+    next_ns: u64,
+    sleep: Pin<Box<Sleep>>,
+    phase: Phase,
+    truth: Truth,
+}
+
+impl SimStream {
+    /// A stream whose first chunk is due `first_ns` (clock ns).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        st: Arc<SimState>,
+        seq: u64,
+        n: u32,
+        max_tokens: u32,
+        prompt_tokens: u32,
+        format: Format,
+        prefix: String,
+        head: String,
+        received_ns: u64,
+        start_ns: u64,
+    ) -> SimStream {
+        let k = st.tokens_per_chunk.min(n.max(1));
+        let mut first =
+            start_ns + st.timing.first_token_delay(seq, prompt_tokens).as_nanos() as u64;
+        for t in 1..k {
+            first += st.timing.inter_token_delay(seq, t).as_nanos() as u64;
+        }
+        SimStream {
+            st,
+            seq,
+            n,
+            max_tokens,
+            prompt_tokens,
+            format,
+            prefix,
+            head,
+            include_usage: false,
+            continuous_usage: false,
+            fault: None,
+            request_id: String::new(),
+            permit: None,
+            sent: 0,
+            chunks: 0,
+            next_ns: first,
+            sleep: Box::pin(tokio::time::sleep_until(clock::instant_of(first).into())),
+            phase: Phase::Tokens,
+            truth: Truth {
+                received_ns,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn usage_json(&self, completion: u32) -> String {
+        format!(
+            "{{\"prompt_tokens\":{},\"total_tokens\":{},\"completion_tokens\":{}}}",
+            self.prompt_tokens,
+            self.prompt_tokens + completion,
+            completion
+        )
+    }
+
+    fn token_chunk(&mut self, tokens: u32) -> Vec<u8> {
+        let mut text = String::new();
+        for i in 0..tokens {
+            text.push_str(token_text(self.seq, self.sent + i));
+        }
+        self.sent += tokens;
+        let last = self.sent >= self.n;
+        let finish = if !last {
+            "null"
+        } else if self.sent >= self.max_tokens {
+            "\"length\""
+        } else {
+            "\"stop\""
+        };
+        let usage = if self.continuous_usage {
+            format!(",\"usage\":{}", self.usage_json(self.sent))
+        } else {
+            String::new()
+        };
+        let mut out = String::with_capacity(self.prefix.len() + text.len() + 96);
+        if self.format == Format::Chat && self.chunks == 0 {
+            let role_usage = if self.continuous_usage {
+                format!(",\"usage\":{}", self.usage_json(0))
+            } else {
+                String::new()
+            };
+            out.push_str(&self.prefix);
+            out.push_str("\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]");
+            out.push_str(&role_usage);
+            out.push_str("}\n\n");
+        }
+        out.push_str(&self.prefix);
+        match self.format {
+            Format::Completions => {
+                out.push_str("\"text\":\"");
+                out.push_str(&text);
+                out.push_str("\",\"logprobs\":null,\"finish_reason\":");
+                out.push_str(finish);
+                out.push_str(",\"stop_reason\":null}]");
+            }
+            Format::Chat => {
+                out.push_str("\"delta\":{\"content\":\"");
+                out.push_str(&text);
+                out.push_str("\"},\"logprobs\":null,\"finish_reason\":");
+                out.push_str(finish);
+                out.push_str("}]");
+            }
+        }
+        out.push_str(&usage);
+        out.push_str("}\n\n");
+        out.into_bytes()
+    }
+
+    fn tail(&self) -> Vec<u8> {
+        let mut out = String::new();
+        if self.include_usage {
+            out.push_str(&self.head);
+            out.push_str("\"choices\":[],\"usage\":");
+            out.push_str(&self.usage_json(self.sent));
+            out.push_str("}\n\n");
+        }
+        out.push_str("data: [DONE]\n\n");
+        out.into_bytes()
+    }
+
+    fn schedule_next(&mut self, tokens: u32) {
+        for t in 0..tokens {
+            self.next_ns += self
+                .st
+                .timing
+                .inter_token_delay(self.seq, self.sent + t)
+                .as_nanos() as u64;
+        }
+        self.sleep
+            .as_mut()
+            .reset(clock::instant_of(self.next_ns).into());
+    }
+}
+
+impl Body for SimStream {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match this.phase {
+            Phase::Done => return Poll::Ready(None),
+            Phase::Stalled => return Poll::Pending,
+            Phase::Tail => {
+                this.phase = Phase::Done;
+                return Poll::Ready(Some(Ok(Frame::data(Bytes::from(this.tail())))));
+            }
+            Phase::Tokens => {}
+        }
+        ready!(this.sleep.as_mut().poll(cx));
+        if let Some((fault, after)) = this.fault {
+            if this.chunks == after {
+                match fault {
+                    Fault::Reset => {
+                        this.phase = Phase::Done;
+                        return Poll::Ready(Some(Err("simulated connection reset".into())));
+                    }
+                    Fault::Stall => {
+                        this.phase = Phase::Stalled;
+                        return Poll::Pending;
+                    }
+                    Fault::Malformed => {
+                        this.fault = None;
+                        let bad = format!("{}\"text\":\"unterminated\n\n", this.prefix);
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(bad)))));
+                    }
+                    Fault::NonUtf8 => {
+                        this.fault = None;
+                        let mut bad = this.prefix.clone().into_bytes();
+                        bad.extend_from_slice(
+                            b"\"text\":\"\xff\xfe\xfd\",\"finish_reason\":null}]}\n\n",
+                        );
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(bad)))));
+                    }
+                    Fault::ErrorEvent => {
+                        this.phase = Phase::Done;
+                        let ev = "data: {\"error\":{\"object\":\"error\",\"message\":\"simulated error in the stream\",\"type\":\"InternalServerError\",\"code\":500}}\n\ndata: [DONE]\n\n";
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+                            ev.as_bytes(),
+                        )))));
+                    }
+                    Fault::Http500 | Fault::Http429 => {}
+                }
+            }
+        }
+        let k = this.st.tokens_per_chunk.min(this.n - this.sent);
+        let bytes = this.token_chunk(k);
+        this.chunks += 1;
+        this.truth.chunk_ns.push(clock::now_ns());
+        this.truth.chunk_tokens.push(k);
+        if this.sent >= this.n {
+            this.phase = Phase::Tail;
+            this.permit = None;
+        } else {
+            let next_k = this.st.tokens_per_chunk.min(this.n - this.sent);
+            this.schedule_next(next_k);
+        }
+        Poll::Ready(Some(Ok(Frame::data(Bytes::from(bytes)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.phase, Phase::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+impl Drop for SimStream {
+    fn drop(&mut self) {
+        if self.st.truth.enabled() && !self.request_id.is_empty() {
+            self.st.truth.insert(
+                std::mem::take(&mut self.request_id),
+                std::mem::take(&mut self.truth),
+            );
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The engine against the built-in simulator on 127.0.0.1: known timing in,
+//! measured timing out; faults become error records.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use moonbench::backend::{Backend, BaseUrl, Target};
+use moonbench::dataset::Request;
+use moonbench::engine::{Arrival, RunSpec, run};
+use moonbench::metrics::{ErrorKind, Metric, SummaryOptions, summarize};
+use moonbench::sim::{SimHandle, SimOptions};
+use moonbench::tokenizer::Tokenizer;
+
+fn sim(ttft: f64, itl: f64) -> SimHandle {
+    let o = SimOptions {
+        ttft_ms: ttft,
+        itl_ms: itl,
+        record_truth: true,
+        ..Default::default()
+    };
+    SimHandle::start(&o, "127.0.0.1:0").unwrap()
+}
+
+fn spec(sim: &SimHandle, backend: &str, reqs: Vec<Request>) -> RunSpec {
+    let mut t = Target::new(
+        Backend::parse(backend).unwrap(),
+        BaseUrl::parse(&sim.base_url()).unwrap(),
+        &sim.model,
+    );
+    t.body.insert("ignore_eos".into(), true.into());
+    t.timeout = Some(Duration::from_secs(5));
+    RunSpec {
+        target: Arc::new(t),
+        requests: Arc::new(reqs),
+        arrival: Arrival::Infinite,
+        num_requests: None,
+        duration: None,
+        max_concurrency: None,
+        warmups: 0,
+        ready_timeout: Some(Duration::from_secs(5)),
+        grace: Duration::from_secs(1),
+        preconnect: true,
+        progress: false,
+        records_path: None,
+        tokenizer: Arc::new(Tokenizer::Words),
+        io_threads: 2,
+    }
+}
+
+fn reqs(n: usize, out: u32) -> Vec<Request> {
+    (0..n)
+        .map(|i| Request::text(format!("the moon {i}"), 3, Some(out)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn measured_timing_matches_the_simulator() {
+    let sim = sim(40.0, 8.0);
+    for backend in ["openai", "openai-chat"] {
+        let s = spec(&sim, backend, reqs(20, 16));
+        let out = run(s, None).await.unwrap();
+        assert_eq!(out.records.len(), 20);
+        let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());
+        assert_eq!(sum.completed, 20, "{:?}", out.records[0].error);
+        assert_eq!(sum.total_output_tokens, 20 * 16);
+        let ttft = sum.stat(Metric::Ttft).mean;
+        let itl = sum.stat(Metric::Itl).mean;
+        let tpot = sum.stat(Metric::Tpot).mean;
+        // Tolerances: TTFT within 40 ms +[0, 5] ms, ITL/TPOT within 8 ms ± 1 ms (debug build, loaded CI).
+        assert!((40.0..45.0).contains(&ttft), "{backend}: mean TTFT {ttft}");
+        assert!((itl - 8.0).abs() < 1.0, "{backend}: mean ITL {itl}");
+        assert!((tpot - 8.0).abs() < 1.0, "{backend}: mean TPOT {tpot}");
+        assert_eq!(sum.new_connections, 0, "connections were pre-opened");
+        // Every chunk's measured arrival is at or after its true send time.
+        for r in &out.records {
+            let truth = sim.truth.get(&r.request_id).expect("truth kept");
+            assert_eq!(truth.chunk_ns.len(), r.chunk_ns.len());
+            for (m, t) in r.chunk_ns.iter().zip(&truth.chunk_ns) {
+                assert!(m >= t, "measured before sent?");
+                assert!(m - t < 20_000_000, "read {} ms late", (m - t) as f64 / 1e6);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_become_error_records_and_the_run_completes() {
+    let sim = sim(5.0, 1.0);
+    let mut rs = reqs(14, 8);
+    let faults = [
+        "http500",
+        "reset",
+        "malformed",
+        "stall",
+        "error_event",
+        "non_utf8",
+        "http429",
+    ];
+    for (i, f) in faults.iter().enumerate() {
+        rs[i].extra =
+            Some(serde_json::from_str(&format!(r#"{{"moonbench_fault": "{f}"}}"#)).unwrap());
+    }
+    let mut s = spec(&sim, "openai", rs);
+    Arc::get_mut(&mut s.target).unwrap().timeout = Some(Duration::from_millis(500));
+    let out = run(s, None).await.unwrap();
+    let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());
+    assert_eq!(sum.completed, 7);
+    assert_eq!(sum.failed, 7);
+    let kind = |i: usize| out.records[i].error.as_ref().map(|e| e.kind);
+    assert_eq!(kind(0), Some(ErrorKind::Http));
+    assert_eq!(out.records[0].status, 500);
+    assert_eq!(kind(1), Some(ErrorKind::Connection));
+    assert_eq!(kind(2), Some(ErrorKind::Protocol));
+    assert_eq!(kind(3), Some(ErrorKind::Timeout));
+    assert_eq!(kind(4), Some(ErrorKind::Server));
+    assert_eq!(kind(5), Some(ErrorKind::Protocol));
+    assert_eq!(kind(6), Some(ErrorKind::Http));
+    assert_eq!(sum.errors_by_kind.get("http_500"), Some(&1));
+    assert_eq!(sum.errors_by_kind.get("http_429"), Some(&1));
+    // A request that failed mid-stream keeps the chunks it got.
+    assert!(!out.records[1].chunk_ns.is_empty());
+    for r in &out.records[7..] {
+        assert!(r.success(), "{:?}", r.error);
+    }
+}
