@@ -4,10 +4,13 @@
 //! the simulated server beside them.
 
 pub mod backend;
+pub mod calibrate;
+pub mod cli;
 pub mod clock;
 pub mod dataset;
 pub mod engine;
 pub mod metrics;
 pub mod output;
+pub mod script;
 pub mod sim;
 pub mod tokenizer;

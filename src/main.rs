@@ -1,1 +1,5 @@
-fn main() {}
+//! The `moonbench` binary: parses the command line and hands off to the library.
+
+fn main() {
+    std::process::exit(moonbench::cli::main());
+}

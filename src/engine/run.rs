@@ -76,6 +76,8 @@ pub struct RunOutcome {
     pub health: ClientHealth,
     /// Models the server listed in its ready check.
     pub server_models: Vec<String>,
+    /// The model the requests named (the target's, or the server's first model).
+    pub model: String,
 }
 
 impl RunOutcome {
@@ -172,7 +174,7 @@ impl Shared {
 /// Runs `spec`. `on_record` receives every measured record as it finishes.
 /// Errors are returned only for problems found before any measured request was sent.
 pub async fn run(
-    spec: RunSpec,
+    mut spec: RunSpec,
     on_record: Option<mpsc::UnboundedSender<RequestRecord>>,
 ) -> Result<RunOutcome, String> {
     validate(&spec)?;
@@ -190,6 +192,22 @@ pub async fn run(
         let info = ready::wait_ready(&client, &headers, timeout).await?;
         out.server_models = info.models;
     }
+    let model = spec.target.payload_model().to_string();
+    if model.is_empty() {
+        // As `vllm bench serve` without --model: use the server's first model.
+        let first = out
+            .server_models
+            .first()
+            .cloned()
+            .ok_or("no model given and the server lists none at /v1/models; pass --model")?;
+        Arc::make_mut(&mut spec.target).model = first;
+    } else if !out.server_models.is_empty() && !out.server_models.contains(&model) {
+        eprintln!(
+            "warning: the server does not list model '{model}' (it serves: {}); requests may fail with 404",
+            out.server_models.join(", ")
+        );
+    }
+    out.model = spec.target.model.clone();
     let planned = planned_requests(&spec);
     if spec.preconnect {
         let want = spec
@@ -364,6 +382,10 @@ fn dispatch_loop(
     let end_ns = duration.map(|d| t0 + d.as_nanos() as u64);
     let mut times = arrival.iter();
     let mut i = 0u64;
+    // When the dispatcher last became free: lateness is counted from the later of
+    // this and the scheduled time, so waiting for a concurrency slot is not blamed
+    // on the dispatcher (it shows in the schedule lag instead).
+    let mut free_since = t0;
     loop {
         if n.is_some_and(|n| i >= n) || *ctl.borrow() >= 1 {
             break;
@@ -376,7 +398,7 @@ fn dispatch_loop(
         if !sleep_until(sched, &ctl) {
             break;
         }
-        let _ = lag.record(((clock::now_ns() - sched) / 1000).max(1));
+        let _ = lag.record(((clock::now_ns() - sched.max(free_since)) / 1000).max(1));
         let permit = match &sem {
             None => None,
             Some(s) => match s.clone().try_acquire_owned() {
@@ -408,6 +430,7 @@ fn dispatch_loop(
             let _ = tx.send(rec);
         });
         i += 1;
+        free_since = clock::now_ns();
     }
     lag
 }

@@ -213,10 +213,16 @@ impl Summary {
             .1
     }
 
-    /// The flat map of scalar results with vLLM's key names (`completed`,
-    /// `mean_ttft_ms`, ...), the vLLM metrics limited to `selected`, followed by
-    /// moonbench's extra keys. Used for result files and for Lua's `res:summary()`.
+    /// The flat map of scalar results: [`Summary::vllm_map`] then [`Summary::extra_map`].
     pub fn to_map(&self, selected: &[Metric], goodput_key: &str) -> Map<String, Value> {
+        let mut m = self.vllm_map(selected, goodput_key);
+        m.extend(self.extra_map());
+        m
+    }
+
+    /// vLLM's scalar results with vLLM's key names (`completed`, `mean_ttft_ms`, ...),
+    /// the metric blocks limited to `selected`.
+    pub fn vllm_map(&self, selected: &[Metric], goodput_key: &str) -> Map<String, Value> {
         let mut m = Map::new();
         m.insert("duration".into(), json!(self.duration));
         m.insert("completed".into(), json!(self.completed));
@@ -244,7 +250,12 @@ impl Summary {
         for metric in Metric::VLLM.iter().filter(|m| selected.contains(m)) {
             self.insert_stats(&mut m, *metric);
         }
-        // moonbench's own keys.
+        m
+    }
+
+    /// moonbench's own keys (never in vLLM's files).
+    pub fn extra_map(&self) -> Map<String, Value> {
+        let mut m = Map::new();
         m.insert("cancelled".into(), json!(self.cancelled));
         m.insert(
             "total_server_input_tokens".into(),

@@ -3,4 +3,4 @@
 
 pub mod progress;
 pub mod records;
-pub mod vllm_json;
+pub mod result;

@@ -1,0 +1,176 @@
+//! The native module `moonbench.core`: the functions behind `mb.*`. Small utilities
+//! live here; targets, datasets and runs are registered from their own files.
+
+use std::io::Write;
+
+use mlua::{Function, Lua, LuaSerdeExt, MultiValue, Table, Value, Variadic};
+
+use super::opts::suggest;
+use crate::clock;
+
+/// Options for turning JSON into Lua: null becomes nil.
+pub const TO_LUA: mlua::serde::SerializeOptions = mlua::serde::SerializeOptions::new()
+    .serialize_none_to_null(false)
+    .serialize_unit_to_null(false);
+
+/// Converts a serde value to a Lua value (null → nil).
+pub fn to_lua<T: serde::Serialize + ?Sized>(lua: &Lua, v: &T) -> mlua::Result<Value> {
+    lua.to_value_with(v, TO_LUA)
+}
+
+/// Converts a Lua value to JSON (empty tables become `{}`).
+pub fn to_json(lua: &Lua, v: Value) -> mlua::Result<serde_json::Value> {
+    lua.from_value_with(
+        v,
+        mlua::serde::DeserializeOptions::new().deny_unsupported_types(false),
+    )
+}
+
+/// Builds the `moonbench.core` table.
+pub fn module(lua: &Lua) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    m.set("version", env!("CARGO_PKG_VERSION"))?;
+    m.set(
+        "env",
+        lua.create_function(|lua, (name, default): (String, Option<Value>)| {
+            Ok(match std::env::var(&name) {
+                Ok(v) => Value::String(lua.create_string(v)?),
+                Err(_) => default.unwrap_or(Value::Nil),
+            })
+        })?,
+    )?;
+    m.set(
+        "now",
+        lua.create_function(|_, ()| Ok(clock::now_ns() as f64 / 1e9))?,
+    )?;
+    m.set(
+        "time",
+        lua.create_function(|_, ()| {
+            Ok(std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()))
+        })?,
+    )?;
+    m.set(
+        "date",
+        lua.create_function(|_, ()| Ok(chrono::Local::now().format("%Y%m%d-%H%M%S").to_string()))?,
+    )?;
+    m.set(
+        "sleep",
+        lua.create_async_function(|_, secs: f64| async move {
+            if secs > 0.0 && secs.is_finite() {
+                tokio::time::sleep(std::time::Duration::from_secs_f64(secs)).await;
+            }
+            Ok(())
+        })?,
+    )?;
+    m.set(
+        "json_encode",
+        lua.create_function(|lua, (v, pretty): (Value, Option<bool>)| {
+            let j = to_json(lua, v)?;
+            let s = if pretty == Some(true) {
+                serde_json::to_string_pretty(&j)
+            } else {
+                serde_json::to_string(&j)
+            };
+            s.map_err(mlua::Error::external)
+        })?,
+    )?;
+    m.set(
+        "json_decode",
+        lua.create_function(|lua, s: mlua::LuaString| {
+            let v: serde_json::Value = serde_json::from_slice(&s.as_bytes())
+                .map_err(|e| mlua::Error::runtime(format!("mb.json.decode: invalid JSON: {e}")))?;
+            to_lua(lua, &v)
+        })?,
+    )?;
+    m.set("null", Value::NULL)?;
+    m.set(
+        "log",
+        lua.create_function(|lua, args: Variadic<Value>| {
+            let tostring: Function = lua.globals().get("tostring")?;
+            let mut parts = Vec::with_capacity(args.len());
+            for a in args {
+                parts.push(tostring.call::<String>(a)?);
+            }
+            eprintln!(
+                "[moonbench {:8.3}s] {}",
+                clock::now_ns() as f64 / 1e9,
+                parts.join(" ")
+            );
+            Ok(())
+        })?,
+    )?;
+    m.set(
+        "suggest",
+        lua.create_function(|_, (word, cands): (String, Vec<String>)| {
+            Ok(suggest(&word, cands.iter().map(|s| s.as_str())).map(str::to_string))
+        })?,
+    )?;
+    m.set(
+        "is_tty",
+        lua.create_function(|_, ()| Ok(std::io::IsTerminal::is_terminal(&std::io::stdout())))?,
+    )?;
+    m.set(
+        "mkdir",
+        lua.create_function(|_, path: String| {
+            std::fs::create_dir_all(&path)
+                .map_err(|e| mlua::Error::runtime(format!("cannot create directory {path}: {e}")))
+        })?,
+    )?;
+    m.set(
+        "exists",
+        lua.create_function(|_, path: String| Ok(std::path::Path::new(&path).exists()))?,
+    )?;
+    super::target::register(lua, &m)?;
+    super::data::register(lua, &m)?;
+    super::run::register(lua, &m)?;
+    Ok(m)
+}
+
+/// Replaces `print` and `io.write` with versions that write through Rust's stdout,
+/// so Lua output and moonbench's own output keep their order when piped.
+pub fn install_print(lua: &Lua) -> mlua::Result<()> {
+    let print = lua.create_function(|lua, args: MultiValue| {
+        let tostring: Function = lua.globals().get("tostring")?;
+        let mut out = std::io::stdout().lock();
+        for (i, a) in args.into_iter().enumerate() {
+            if i > 0 {
+                let _ = out.write_all(b"\t");
+            }
+            let s: mlua::LuaString = tostring.call(a)?;
+            let _ = out.write_all(&s.as_bytes());
+        }
+        let _ = out.write_all(b"\n");
+        Ok(())
+    })?;
+    lua.globals().set("print", print)?;
+    let io: Table = lua.globals().get("io")?;
+    let write = lua.create_function(|lua, args: MultiValue| {
+        let mut out = std::io::stdout().lock();
+        for a in args {
+            match a {
+                Value::String(s) => {
+                    let _ = out.write_all(&s.as_bytes());
+                }
+                Value::Integer(i) => {
+                    let _ = write!(out, "{i}");
+                }
+                Value::Number(n) => {
+                    let _ = write!(out, "{n}");
+                }
+                other => {
+                    return Err(mlua::Error::runtime(format!(
+                        "bad argument to 'write' (string expected, got {})",
+                        other.type_name()
+                    )));
+                }
+            }
+        }
+        let _ = out.flush();
+        let io: Table = lua.globals().get("io")?;
+        io.get::<Value>("stdout")
+    })?;
+    io.set("write", write)?;
+    Ok(())
+}

@@ -1,0 +1,308 @@
+//! The Lua embedding: the only place that knows mlua types. It creates the Lua
+//! state (on the calling thread, with a local executor for async functions) and the
+//! multi-threaded I/O runtime, registers the native `moonbench.core` module, makes
+//! `require` find the bundled `stdlib/` (a user's own file of the same name wins),
+//! and runs a script with its arguments.
+//!
+//! Files: `core.rs` (small utilities), `target.rs` (`mb.target`, `mb.sim`),
+//! `data.rs` (tokenizers, request sets, datasets), `run.rs` (`mb.run` and results),
+//! `opts.rs` (strict option tables).
+
+pub mod core;
+pub mod data;
+pub mod opts;
+pub mod run;
+pub mod target;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mlua::{Function, Lua, MultiValue, Table, Value};
+
+use crate::engine::cancel;
+use crate::sim::SimHandle;
+
+include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+
+/// A bundled file by its path relative to the project root (`scripts/x.lua`).
+pub fn embedded(path: &str) -> Option<&'static str> {
+    let p = path.trim_start_matches("./");
+    EMBEDDED.iter().find(|(k, _)| *k == p).map(|(_, v)| *v)
+}
+
+/// Names of all bundled files.
+pub fn embedded_names() -> Vec<&'static str> {
+    EMBEDDED.iter().map(|(k, _)| *k).collect()
+}
+
+/// State shared by the native functions (Lua app data).
+pub struct Env {
+    /// Handle of the multi-threaded I/O runtime.
+    pub io: tokio::runtime::Handle,
+    /// Its number of worker threads.
+    pub io_threads: usize,
+    /// Simulators started by the script; they live as long as the script.
+    pub sims: std::cell::RefCell<Vec<Arc<SimHandle>>>,
+}
+
+/// Where a script comes from.
+pub enum Source {
+    /// A file on disk.
+    File(PathBuf),
+    /// A bundled file (name, contents).
+    Embedded(&'static str, &'static str),
+}
+
+impl Source {
+    /// Finds a script: a file on disk first, else a bundled file with that path.
+    pub fn find(path: &str) -> Result<Source, String> {
+        let p = Path::new(path);
+        if p.is_file() {
+            return Ok(Source::File(p.to_path_buf()));
+        }
+        let name = path.trim_start_matches("./");
+        if let Some((k, v)) = EMBEDDED.iter().find(|(k, _)| *k == name) {
+            return Ok(Source::Embedded(k, v));
+        }
+        let bundled: Vec<&str> = EMBEDDED
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| k.starts_with("scripts/") || k.starts_with("examples/"))
+            .filter(|k| k.ends_with(".lua"))
+            .collect();
+        Err(format!(
+            "script not found: {path}\nbundled scripts: {}",
+            bundled.join(", ")
+        ))
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::Embedded(k, _) => k.to_string(),
+        }
+    }
+}
+
+/// Number of I/O worker threads: `MOONBENCH_IO_THREADS`, else the number of cores.
+pub fn io_threads() -> usize {
+    std::env::var("MOONBENCH_IO_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// Builds the multi-threaded I/O runtime (threads named `mb-io`).
+pub fn io_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(crate::engine::health::IO_THREAD_PREFIX)
+        .enable_all()
+        .build()
+}
+
+/// Runs a script with arguments; returns the process exit code (0 ok, 1 error,
+/// 130 interrupted). Errors are printed as `file:line: message`.
+pub fn run_script(source: Source, args: Vec<String>) -> i32 {
+    crate::clock::epoch();
+    crate::clock::raise_fd_limit();
+    let threads = io_threads();
+    let io = match io_runtime(threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("moonbench: cannot start the I/O runtime: {e}");
+            return 1;
+        }
+    };
+    cancel::install(io.handle());
+    let local = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("local runtime");
+    let code = {
+        let lua = match new_lua(Env {
+            io: io.handle().clone(),
+            io_threads: threads,
+            sims: Default::default(),
+        }) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("moonbench: {}", format_error(&e));
+                return 1;
+            }
+        };
+        let result = local.block_on(exec(&lua, &source, args));
+        let code = match result {
+            Ok(()) => 0,
+            Err(e) => {
+                let msg = format_error(&e);
+                if msg.starts_with("moonbench") || msg.contains(".lua:") {
+                    eprintln!("{msg}");
+                } else {
+                    eprintln!("moonbench: {msg}");
+                }
+                1
+            }
+        };
+        if cancel::level() > 0 { 130 } else { code }
+    };
+    io.shutdown_timeout(std::time::Duration::from_millis(200));
+    code
+}
+
+async fn exec(lua: &Lua, source: &Source, args: Vec<String>) -> mlua::Result<()> {
+    let name = source.name();
+    let code: std::borrow::Cow<'_, str> = match source {
+        Source::File(p) => std::fs::read_to_string(p)
+            .map_err(|e| mlua::Error::runtime(format!("cannot read {}: {e}", p.display())))?
+            .into(),
+        Source::Embedded(_, v) => (*v).into(),
+    };
+    // The script's own directory comes first in the module path.
+    let dir = match source {
+        Source::File(p) => p
+            .parent()
+            .map(|d| d.display().to_string())
+            .filter(|d| !d.is_empty())
+            .unwrap_or(".".into()),
+        Source::Embedded(..) => ".".into(),
+    };
+    let package: Table = lua.globals().get("package")?;
+    let mut path = format!("{dir}/?.lua;{dir}/?/init.lua;");
+    if let Ok(extra) = std::env::var("MOONBENCH_PATH") {
+        for d in extra.split(':').filter(|d| !d.is_empty()) {
+            path.push_str(&format!("{d}/?.lua;{d}/?/init.lua;"));
+        }
+    }
+    path.push_str(&package.get::<String>("path")?);
+    package.set("path", path)?;
+    let arg = lua.create_table()?;
+    arg.set(0, name.clone())?;
+    for (i, a) in args.iter().enumerate() {
+        arg.set(i + 1, a.as_str())?;
+    }
+    lua.globals().set("arg", arg)?;
+    let func = lua
+        .load(code.as_ref())
+        .set_name(format!("@{name}"))
+        .into_function()?;
+    let argv: MultiValue = args
+        .iter()
+        .map(|a| lua.create_string(a).map(Value::String))
+        .collect::<mlua::Result<_>>()?;
+    func.call_async::<()>(argv).await
+}
+
+/// Creates a Lua state with `moonbench.core` registered and bundled modules
+/// reachable through `require`.
+pub fn new_lua(env: Env) -> mlua::Result<Lua> {
+    let lua = Lua::new();
+    lua.set_app_data(env);
+    let core_table = core::module(&lua)?;
+    let package: Table = lua.globals().get("package")?;
+    let preload: Table = package.get("preload")?;
+    let core_fn = lua.create_function(move |_, ()| Ok(core_table.clone()))?;
+    preload.set("moonbench.core", core_fn)?;
+    // Searcher for bundled modules, after the file searchers so user files win.
+    let searchers: Table = package.get("searchers")?;
+    let searcher = lua.create_function(|lua, name: String| {
+        let rel = name.replace('.', "/");
+        for cand in [
+            format!("stdlib/{rel}.lua"),
+            format!("stdlib/{rel}/init.lua"),
+        ] {
+            if let Some(code) = embedded(&cand) {
+                let f = lua
+                    .load(code)
+                    .set_name(format!("@{cand}"))
+                    .into_function()?;
+                return Ok((Value::Function(f), Value::String(lua.create_string(&cand)?)));
+            }
+        }
+        Ok((
+            Value::String(lua.create_string(format!("\n\tno bundled module 'stdlib/{rel}.lua'"))?),
+            Value::Nil,
+        ))
+    })?;
+    searchers.raw_insert(searchers.raw_len() as i64 + 1, searcher)?;
+    core::install_print(&lua)?;
+    Ok(lua)
+}
+
+/// Runs a Lua snippet in a fresh state (no I/O runtime needed): for tests.
+pub fn eval_snippet(code: &str) -> Result<String, String> {
+    let io = io_runtime(1).map_err(|e| e.to_string())?;
+    let local = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let lua = new_lua(Env {
+        io: io.handle().clone(),
+        io_threads: 1,
+        sims: Default::default(),
+    })
+    .map_err(|e| format_error(&e))?;
+    let f = lua
+        .load(code)
+        .set_name("@snippet")
+        .into_function()
+        .map_err(|e| format_error(&e))?;
+    let r = local
+        .block_on(f.call_async::<Value>(()))
+        .map_err(|e| format_error(&e))?;
+    let tostring: Function = lua.globals().get("tostring").map_err(|e| e.to_string())?;
+    let s: String = tostring.call(r).map_err(|e| e.to_string())?;
+    drop(lua);
+    io.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(s)
+}
+
+/// The first `file:line` of Lua code in a traceback.
+fn first_location(traceback: &str) -> Option<String> {
+    for line in traceback.lines().skip(1) {
+        let l = line.trim();
+        if l.starts_with("[C]") || l.starts_with("[string") {
+            continue;
+        }
+        let mut parts = l.splitn(3, ':');
+        if let (Some(file), Some(line_no)) = (parts.next(), parts.next()) {
+            if !file.is_empty()
+                && line_no.chars().all(|c| c.is_ascii_digit())
+                && !line_no.is_empty()
+            {
+                return Some(format!("{file}:{line_no}"));
+            }
+        }
+    }
+    None
+}
+
+fn has_location(msg: &str) -> bool {
+    let mut parts = msg.splitn(3, ':');
+    matches!((parts.next(), parts.next(), parts.next()), (Some(f), Some(n), Some(_)) if !f.contains(' ') && !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Formats a Lua error for a person: `file:line: message`, without tracebacks.
+pub fn format_error(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::CallbackError { traceback, cause } => {
+            let msg = format_error(cause);
+            match first_location(traceback) {
+                Some(loc) if !has_location(&msg) => format!("{loc}: {msg}"),
+                _ => msg,
+            }
+        }
+        mlua::Error::RuntimeError(m) => m
+            .split("\nstack traceback:")
+            .next()
+            .unwrap_or(m)
+            .to_string(),
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::WithContext { context, cause } => {
+            format!("{context}: {}", format_error(cause))
+        }
+        mlua::Error::ExternalError(inner) => inner.to_string(),
+        other => other.to_string(),
+    }
+}

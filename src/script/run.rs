@@ -1,0 +1,406 @@
+//! `mb.run{...}`: turns a Lua option table into a run, runs it on the I/O runtime
+//! while this thread waits (calling `on_response` per finished request, if the
+//! script gave one), and returns the result object (`:summary()`, `:save()`,
+//! `:records()`, `:print()`). Also the `mb.arrival.*` constructors.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mlua::{Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
+
+use super::core::{to_json, to_lua};
+use super::data::requests_arg;
+use super::opts::Opts;
+use super::target::LuaTarget;
+use super::{Env, format_error};
+use crate::engine::{Arrival, RunSpec, cancel, run};
+use crate::metrics::{Metric, Slo};
+use crate::output::records::record_json;
+use crate::output::result::{ResultOptions, RunInfo, RunResult};
+
+/// An arrival process in Lua.
+#[derive(Clone)]
+pub struct LuaArrival(pub Arrival);
+
+impl UserData for LuaArrival {
+    fn add_fields<F: UserDataFields<Self>>(f: &mut F) {
+        f.add_field_method_get("rate", |_, a| Ok(a.0.rate()));
+    }
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method("times", |_, a, n: usize| {
+            Ok(a.0.iter().take(n).collect::<Vec<f64>>())
+        });
+    }
+}
+
+fn arrival_arg(lua: &Lua, v: Value, n: Option<u64>) -> mlua::Result<Arrival> {
+    let a = match v {
+        Value::Nil => Arrival::Infinite,
+        Value::UserData(ud) => ud.borrow::<LuaArrival>()?.0.clone(),
+        Value::Number(r) if r.is_infinite() => Arrival::Infinite,
+        Value::Number(r) => Arrival::Poisson {
+            rate: r,
+            burstiness: 1.0,
+            seed: 0,
+        },
+        Value::Integer(r) => Arrival::Poisson {
+            rate: r as f64,
+            burstiness: 1.0,
+            seed: 0,
+        },
+        Value::String(s) if s == "inf" => Arrival::Infinite,
+        Value::Function(f) => {
+            let n = n.ok_or_else(|| {
+                mlua::Error::runtime(
+                    "mb.run: an arrival function needs num_requests (or a finite request list)",
+                )
+            })?;
+            let mut times = Vec::with_capacity(n as usize);
+            for i in 1..=n {
+                let t: f64 = f.call(i).map_err(|e| {
+                    mlua::Error::runtime(format!(
+                        "mb.run: arrival function at request {i}: {}",
+                        format_error(&e)
+                    ))
+                })?;
+                times.push(t);
+            }
+            Arrival::Times(Arc::new(times))
+        }
+        Value::Table(t) => Arrival::Times(Arc::new(lua.unpack::<Vec<f64>>(Value::Table(t))?)),
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "mb.run: arrival must be mb.arrival.*, a rate, \"inf\", a list of times or a function, got a {}",
+                other.type_name()
+            )));
+        }
+    };
+    a.validate()
+        .map_err(|e| mlua::Error::runtime(format!("mb.run: arrival: {e}")))?;
+    Ok(a)
+}
+
+fn slo_arg(lua: &Lua, v: Value) -> mlua::Result<Slo> {
+    match v {
+        Value::Nil => Ok(Slo::default()),
+        Value::Table(t) if t.raw_len() > 0 => {
+            let pairs: Vec<String> = lua.unpack(Value::Table(t))?;
+            Slo::parse(&pairs).map_err(mlua::Error::runtime)
+        }
+        Value::Table(t) => {
+            let o = Opts::new(lua, t, "slo");
+            let slo = Slo {
+                ttft_ms: o.get("ttft_ms")?,
+                tpot_ms: o.get("tpot_ms")?,
+                e2el_ms: o.get("e2el_ms")?,
+            };
+            o.finish()?;
+            Ok(slo)
+        }
+        other => Err(mlua::Error::runtime(format!(
+            "slo must be a table, got a {}",
+            other.type_name()
+        ))),
+    }
+}
+
+/// Reads `percentiles`, `metrics` and `slo` from `o`, defaulting to `base`.
+fn result_options(lua: &Lua, o: &Opts<'_>, base: &ResultOptions) -> mlua::Result<ResultOptions> {
+    let mut r = base.clone();
+    if let Some(ps) = o.get::<Vec<f64>>("percentiles")? {
+        if let Some(bad) = ps.iter().find(|p| !(0.0..=100.0).contains(*p)) {
+            return Err(mlua::Error::runtime(format!(
+                "percentiles must be within 0..100, got {bad}"
+            )));
+        }
+        r.percentiles = ps;
+    }
+    if let Some(ms) = o.get::<Vec<String>>("metrics")? {
+        r.metrics = ms
+            .iter()
+            .map(|m| {
+                Metric::parse(m)
+                    .filter(|m| Metric::VLLM.contains(m))
+                    .ok_or_else(|| {
+                        mlua::Error::runtime(format!(
+                            "unknown metric '{m}'; valid metrics: ttft, tpot, itl, e2el"
+                        ))
+                    })
+            })
+            .collect::<mlua::Result<_>>()?;
+    }
+    let slo = o.value("slo")?;
+    if !slo.is_nil() {
+        r.slo = slo_arg(lua, slo)?;
+    }
+    Ok(r)
+}
+
+fn secs(o: &Opts<'_>, key: &'static str, default: Option<f64>) -> mlua::Result<Option<Duration>> {
+    let v = o.get::<f64>(key)?.or(default);
+    match v {
+        Some(s) if s.is_nan() || s < 0.0 => Err(mlua::Error::runtime(format!(
+            "mb.run: {key} must be >= 0 seconds"
+        ))),
+        Some(s) if s.is_infinite() => Ok(None),
+        Some(s) => Ok(Some(Duration::from_secs_f64(s))),
+        None => Ok(None),
+    }
+}
+
+/// The result object returned by `mb.run`.
+pub struct LuaResult(pub RunResult);
+
+impl UserData for LuaResult {
+    fn add_fields<F: UserDataFields<Self>>(f: &mut F) {
+        f.add_field_method_get("partial", |_, r| Ok(r.0.outcome.partial));
+        f.add_field_method_get("duration", |_, r| Ok(r.0.outcome.duration()));
+        f.add_field_method_get("model", |_, r| Ok(r.0.info.model_id.clone()));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method("summary", |lua, r, opts: Option<Table>| {
+            let ro = match opts {
+                Some(t) => {
+                    let o = Opts::new(lua, t, "res:summary");
+                    let ro = result_options(lua, &o, &r.0.options)?;
+                    o.finish()?;
+                    ro
+                }
+                None => r.0.options.clone(),
+            };
+            to_lua(lua, &r.0.to_json(&ro, false, &[]))
+        });
+        m.add_method("default_filename", |_, r, ()| Ok(r.0.default_filename()));
+        m.add_method(
+            "save",
+            |lua, r, (path, opts): (Option<String>, Option<Table>)| {
+                let (mut detailed, mut append, mut dir, mut meta) =
+                    (false, false, None::<String>, Vec::new());
+                let mut ro = r.0.options.clone();
+                if let Some(t) = opts {
+                    let o = Opts::new(lua, t, "res:save");
+                    detailed = o.get("detailed")?.unwrap_or(false);
+                    append = o.get("append")?.unwrap_or(false);
+                    dir = o.get("dir")?;
+                    if let Some(mt) = o.get::<Table>("metadata")? {
+                        for pair in mt.pairs::<String, Value>() {
+                            let (k, v) = pair?;
+                            meta.push((k, to_json(lua, v)?));
+                        }
+                        meta.sort_by(|a, b| a.0.cmp(&b.0));
+                    }
+                    ro = result_options(lua, &o, &r.0.options)?;
+                    o.finish()?;
+                }
+                let name = path.unwrap_or_else(|| r.0.default_filename());
+                let full = match dir {
+                    Some(d) if !std::path::Path::new(&name).is_absolute() => {
+                        PathBuf::from(d).join(&name)
+                    }
+                    _ => PathBuf::from(&name),
+                };
+                let json = r.0.to_json(&ro, detailed, &meta);
+                r.0.save(&full, &json, append)
+                    .map_err(mlua::Error::runtime)?;
+                Ok(full.display().to_string())
+            },
+        );
+        m.add_method("records", |lua, r, opts: Option<Table>| {
+            let mut warm = false;
+            if let Some(t) = opts {
+                let o = Opts::new(lua, t, "res:records");
+                warm = o.get("warmup")?.unwrap_or(false);
+                o.finish()?;
+            }
+            let out = lua.create_table()?;
+            for rec in r.0.outcome.records.iter().filter(|x| warm || !x.warmup) {
+                out.push(to_lua(lua, &record_json(rec, r.0.outcome.t0_ns))?)?;
+            }
+            Ok(out)
+        });
+        m.add_method("print", |lua, r, opts: Option<Table>| {
+            let summary = to_lua(lua, &r.0.to_json(&r.0.options, false, &[]))?;
+            let require: Function = lua.globals().get("require")?;
+            let report: Table = require.call("moonbench.report")?;
+            let print: Function = report.get("print")?;
+            print.call::<()>((summary, opts))
+        });
+    }
+}
+
+async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
+    if cancel::level() > 0 {
+        return Err(mlua::Error::runtime(
+            "interrupted: no further runs are started",
+        ));
+    }
+    let o = Opts::new(&lua, t, "mb.run");
+    let tg: mlua::UserDataRef<LuaTarget> = o.req("target").map_err(|e| {
+        mlua::Error::runtime(format!(
+            "{} (make one with mb.target{{...}})",
+            format_error(&e)
+        ))
+    })?;
+    let requests = requests_arg(&lua, o.req::<Value>("requests")?, &tg.tokenizer)?;
+    let num_requests: Option<u64> = o.get("num_requests")?;
+    let duration = secs(&o, "duration", None)?;
+    let n_for_arrival = num_requests.or((duration.is_none()).then_some(requests.len() as u64));
+    let arrival = arrival_arg(&lua, o.value("arrival")?, n_for_arrival)?;
+    let max_concurrency: Option<usize> = o.get("max_concurrency")?;
+    let warmups: usize = o.get("warmup")?.unwrap_or(0);
+    let on_response: Option<Function> = o.get("on_response")?;
+    let progress: bool = o.get("progress")?.unwrap_or(true);
+    let records_path: Option<String> = o.get("records_file")?;
+    let ready_timeout = secs(&o, "ready_timeout", Some(60.0))?;
+    let grace = secs(&o, "grace", Some(5.0))?.unwrap_or(Duration::from_secs(3600));
+    let preconnect: bool = o.get("preconnect")?.unwrap_or(true);
+    let label: Option<String> = o.get("label")?;
+    let options = result_options(&lua, &o, &ResultOptions::default())?;
+    o.finish()?;
+
+    let (io, io_threads) = {
+        let env = lua.app_data_ref::<Env>().expect("env");
+        (env.io.clone(), env.io_threads)
+    };
+    let spec = RunSpec {
+        target: tg.target.clone(),
+        requests,
+        arrival: arrival.clone(),
+        num_requests,
+        duration,
+        max_concurrency,
+        warmups,
+        ready_timeout,
+        grace,
+        preconnect,
+        progress,
+        records_path: records_path.map(PathBuf::from),
+        tokenizer: tg.tokenizer.clone(),
+        io_threads,
+    };
+    crate::engine::run::validate(&spec)
+        .map_err(|e| mlua::Error::runtime(format!("mb.run: {e}")))?;
+    let planned = crate::engine::run::planned_requests(&spec);
+    let info = RunInfo {
+        date: chrono::Local::now().format("%Y%m%d-%H%M%S").to_string(),
+        backend: tg.target.backend.name.clone(),
+        label,
+        model_id: tg.target.model.clone(),
+        tokenizer_id: tg.tokenizer.name(),
+        num_prompts: planned.unwrap_or(0),
+        request_rate: arrival.rate(),
+        burstiness: arrival.burstiness(),
+        max_concurrency,
+        base_url: tg.target.base_url.as_string(),
+        endpoint: tg.target.endpoint.clone(),
+        num_warmups: warmups,
+    };
+    drop(tg);
+
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut join = io.spawn(run(spec, on_response.as_ref().map(|_| tx)));
+    let mut callback_error: Option<mlua::Error> = None;
+    let outcome = loop {
+        tokio::select! {
+            rec = rx.recv() => {
+                if let (Some(rec), Some(f)) = (rec, on_response.as_ref()) {
+                    call_on_response(&lua, f, &rec, &mut callback_error).await;
+                }
+            }
+            r = &mut join => break r,
+        }
+    };
+    while let (Ok(rec), Some(f)) = (rx.try_recv(), on_response.as_ref()) {
+        call_on_response(&lua, f, &rec, &mut callback_error).await;
+    }
+    let outcome = outcome
+        .map_err(|e| mlua::Error::runtime(format!("the run crashed: {e}")))?
+        .map_err(|e| mlua::Error::runtime(format!("mb.run: {e}")))?;
+    if let Some(e) = callback_error {
+        return Err(e);
+    }
+    let mut info = info;
+    info.model_id = outcome.model.clone();
+    if planned.is_none() {
+        info.num_prompts = outcome.records.iter().filter(|r| !r.warmup).count() as u64;
+    }
+    Ok(LuaResult(RunResult {
+        info,
+        outcome,
+        options,
+    }))
+}
+
+/// Calls the script's `on_response` with one record; the first error stops the run
+/// (as an interruption, so what was measured is kept) and is raised after it.
+async fn call_on_response(
+    lua: &Lua,
+    f: &Function,
+    rec: &crate::metrics::RequestRecord,
+    err: &mut Option<mlua::Error>,
+) {
+    if err.is_some() {
+        return;
+    }
+    let r = match to_lua(lua, &record_json(rec, rec.sent_ns)) {
+        Ok(v) => f.call_async::<()>(v).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = r {
+        eprintln!(
+            "{}\nstopping the run (what was measured is kept)",
+            format_error(&e)
+        );
+        cancel::interrupt();
+        *err = Some(e);
+    }
+}
+
+/// Registers `run` and the arrival constructors.
+pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
+    m.set("run", lua.create_async_function(lua_run)?)?;
+    m.set(
+        "arrival_poisson",
+        lua.create_function(|lua, t: Table| {
+            let o = Opts::new(lua, t, "mb.arrival.poisson");
+            let a = Arrival::Poisson {
+                rate: o.req("rate")?,
+                burstiness: o.get("burstiness")?.unwrap_or(1.0),
+                seed: o.get("seed")?.unwrap_or(0),
+            };
+            o.finish()?;
+            a.validate()
+                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.poisson: {e}")))?;
+            Ok(LuaArrival(a))
+        })?,
+    )?;
+    m.set(
+        "arrival_constant",
+        lua.create_function(|lua, t: Table| {
+            let o = Opts::new(lua, t, "mb.arrival.constant");
+            let a = Arrival::Constant {
+                rate: o.req("rate")?,
+            };
+            o.finish()?;
+            a.validate()
+                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.constant: {e}")))?;
+            Ok(LuaArrival(a))
+        })?,
+    )?;
+    m.set(
+        "arrival_infinite",
+        lua.create_function(|_, ()| Ok(LuaArrival(Arrival::Infinite)))?,
+    )?;
+    m.set(
+        "arrival_times",
+        lua.create_function(|_, times: Vec<f64>| {
+            let a = Arrival::Times(Arc::new(times));
+            a.validate()
+                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.times: {e}")))?;
+            Ok(LuaArrival(a))
+        })?,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,100 @@
+-- moonbench.lua —— 脚本里 `local mb = require "moonbench"` 得到的就是这个模块。
+-- The public Lua API of moonbench. Copy any part you like into your own script.
+--
+-- 分工（Who does what）:
+--   * Lua（你的脚本）决定"发什么、什么时候发"：提示词、到达时间表、多轮对话。
+--   * Rust（moonbench 本体）负责所有"热路径"：HTTP、SSE 流解析、给每个 token 打时间戳、统计。
+--   Lua 决定 what/when；Rust 负责 how fast/how exact。脚本里的代码从不在"每个 token"上运行，
+--   所以脚本写得再复杂也不会让测量变慢或变不准。
+--
+-- 如果你在自己脚本所在目录放一个同名文件（例如 moonbench/report.lua），
+-- 它会优先于内置版本被 require —— 这样就能修改默认行为。
+-- A file with the same module name next to your script overrides the bundled one.
+
+local core = require "moonbench.core"
+
+local mb = {}
+
+mb.version = core.version
+
+-- 目标服务器 Target ---------------------------------------------------------
+-- mb.target{ base_url = "http://127.0.0.1:8000", backend = "openai-chat", model = "Qwen/Qwen3-8B" }
+--   backend:  "openai"/"vllm"（/v1/completions 文本补全）或 "openai-chat"（/v1/chat/completions 对话）
+--   不写 base_url（也不写 host/port）时，自动在本机启动内置的模拟服务器（simulated server），
+--   没有 GPU 也能把每个例子跑起来。sim = { ttft_ms = 50, itl_ms = 10 } 可调模拟器的速度。
+--   其它可选项: endpoint, served_model_name, api_key（默认读 OPENAI_API_KEY，且绝不写进结果文件）,
+--   headers = {K = "V"}, timeout（秒，默认 600）, stream（默认 true）, body = {额外请求字段},
+--   tokenizer（统计服务器没报告的 token 数用）, continuous_usage（让 vLLM 每个 chunk 都报 token 数）。
+mb.target = core.target
+
+-- 单独启动一个模拟服务器，返回 { base_url, host, port, model }。
+-- Start a simulator yourself, e.g. to point two targets at it.
+mb.sim = core.sim
+
+-- 分词器 Tokenizer ----------------------------------------------------------
+-- mb.tokenizer("path/to/tokenizer.json" 或 模型目录 或 "Org/Model"（只在本地 HF 缓存里找，不会下载）)
+-- mb.tokenizer("words") 是"按空格数词"的简易分词器：一个词 = 一个 token（内置模拟器就这样数）。
+-- 用法: tok:encode(text) -> {ids}, tok:decode(ids) -> text, tok:count(text) -> 数量
+mb.tokenizer = core.tokenizer
+
+-- 数据集 Datasets -----------------------------------------------------------
+-- 返回的是"原生请求集"（native request set）：像 Lua 数组一样用 reqs[1]、#reqs，
+-- 但数据留在 Rust 里，十万条提示词也不会复制进 Lua。
+mb.dataset = {
+  -- vLLM 的 random 数据集：随机 token 组成的提示词，长度精确等于 input_len（按所给分词器计）。
+  -- mb.dataset.random{ tokenizer = tok, n = 500, input_len = 1024, output_len = 128,
+  --                    range_ratio = 0.0, prefix_len = 0, seed = 0 }
+  random = core.dataset_random,
+  -- 把 Lua 表列表变成请求集: { {prompt = "...", max_tokens = 64}, {messages = {...}}, ... }
+  -- 每条请求可写: prompt / messages / prompt_token_ids（三选一）, max_tokens, prompt_tokens, body = {额外字段}
+  from_table = core.requests,
+}
+
+-- 到达过程 Arrival processes（请求"什么时候"发出） ---------------------------------
+mb.arrival = {
+  -- 泊松到达（Poisson arrivals）：平均每秒 rate 个请求，间隔随机。
+  -- burstiness = 1 就是泊松过程；< 1 更"扎堆"（突发），> 1 更均匀。与 vLLM 的 --burstiness 完全一致。
+  poisson = core.arrival_poisson,
+  -- 匀速：第 i 个请求在 (i-1)/rate 秒发出。
+  constant = core.arrival_constant,
+  -- 无限速率：所有请求在 0 时刻同时发出（由 max_concurrency 限制同时在途的数量）。vLLM 的 --request-rate inf。
+  infinite = core.arrival_infinite,
+  -- 直接给出每个请求的发送时刻（秒），例如回放线上日志。
+  times = core.arrival_times,
+}
+
+-- 运行 Run ------------------------------------------------------------------
+-- local res = mb.run{
+--   target = target, requests = reqs,
+--   arrival = mb.arrival.poisson{ rate = 8 },   -- 也可以写一个数字（速率）、"inf"、时间列表或函数 function(i) return 秒 end
+--   max_concurrency = 64,      -- 并发上限 concurrency：同一时刻最多有多少个请求"在路上"
+--   warmup = 4,                -- 预热请求数：先发几条不计入统计（让服务器热身）
+--   num_requests = 1000,       -- 一共发多少条（默认把 requests 发一遍）；duration = 秒 则按时长停止
+--   slo = { ttft_ms = 500, tpot_ms = 50 },      -- 服务等级目标，用来算 goodput（有效吞吐量）
+--   percentiles = {50, 90, 95, 99},             -- 要报告的分位数
+--   on_response = function(r) ... end,          -- 可选：每个请求结束时调用一次（不是每个 token）
+--   records_file = "results/run.jsonl",         -- 可选：边跑边把每条请求记录写入文件，崩溃也不丢
+-- }
+-- res:print()                 -- 打印 vLLM 风格的结果表（res:print{ lang = "zh" } 打印中文）
+-- res:save("results/run.json")-- 保存与 vLLM --save-result 兼容的 JSON
+-- res:summary()               -- 汇总结果（普通 Lua 表）：s.mean_ttft_ms, s.p99_itl_ms, ...
+-- res:records()               -- 每个请求一条记录：ttft, e2el, chunk_times, output_tokens, error ...
+mb.run = core.run
+
+-- 小工具 Utilities ------------------------------------------------------------
+mb.env = core.env          -- mb.env("NAME", 默认值)：读环境变量
+mb.now = core.now          -- 单调时钟（秒），适合计时
+mb.time = core.time        -- 墙上时钟（Unix 秒）
+mb.date = core.date        -- "YYYYmmdd-HHMMSS"，与 vLLM 结果文件名里的时间格式相同
+mb.sleep = core.sleep      -- mb.sleep(0.5)：暂停（不阻塞正在进行的请求）
+mb.log = core.log          -- 打印带时间戳的日志到 stderr
+mb.mkdir = core.mkdir      -- 创建目录（含上级目录）
+mb.exists = core.exists    -- 文件或目录是否存在
+mb.suggest = core.suggest  -- mb.suggest("max_concurency", {"max_concurrency"}) -> 最接近的拼写
+mb.json = {
+  encode = core.json_encode,   -- mb.json.encode(t [, pretty])
+  decode = core.json_decode,   -- mb.json.decode(s)：JSON null 变成 nil
+  null = core.null,
+}
+
+return mb

@@ -1,0 +1,195 @@
+-- moonbench/report.lua —— 把结果打印成 vLLM 的 "Serving Benchmark Result" 表格。
+-- Prints a result in the layout of vLLM's "Serving Benchmark Result" table,
+-- in English or Chinese (lang = "zh"), followed by moonbench's own section.
+--
+-- 指标小词典（Metric glossary）:
+--   TTFT  首 token 时间 (Time To First Token)：从发出请求到收到第一个 token。用户"等多久才看到字"。
+--   TPOT  每输出 token 时间 (Time Per Output Token)：(E2EL - TTFT) / (输出 token 数 - 1)，不含首 token。
+--   ITL   token 间延迟 (Inter-Token Latency)：相邻两个 token 到达的间隔；一个 chunk 里有多个 token 时平均分摊。
+--   E2EL  端到端延迟 (End-to-End Latency)：从发出请求到最后一个 token。
+--   吞吐量 throughput：每秒完成的请求数 / 每秒输出的 token 数。
+--   goodput 有效吞吐量：每秒完成且满足 SLO（如 TTFT ≤ 500ms）的请求数。
+
+local M = {}
+
+local L = {
+  en = {
+    title = " Serving Benchmark Result ",
+    partial = "PARTIAL RESULT (interrupted; only what finished is counted)",
+    ok = "Successful requests:",
+    failed = "Failed requests:",
+    conc = "Maximum request concurrency:",
+    rate = "Request rate configured (RPS):",
+    duration = "Benchmark duration (s):",
+    tin = "Total input tokens:",
+    tout = "Total generated tokens:",
+    rthr = "Request throughput (req/s):",
+    good = "Request goodput (req/s):",
+    othr = "Output token throughput (tok/s):",
+    peak_out = "Peak output token throughput (tok/s):",
+    peak_conc = "Peak concurrent requests:",
+    tthr = "Total Token throughput (tok/s):",
+    ttft = "Time to First Token",
+    tpot = "Time per Output Token (excl. 1st token)",
+    itl = "Inter-token Latency",
+    e2el = "End-to-end Latency",
+    mean = "Mean", median = "Median",
+    extra = " moonbench ",
+    lag = "Schedule lag P50/P99/max (ms):",
+    achieved = "Achieved request rate (req/s):",
+    requested = "requested",
+    ittft = "TTFT from intended send P%s (ms):",
+    ie2el = "E2EL from intended send P%s (ms):",
+    chunk = "Chunk gap (raw ITL) mean (ms):",
+    errors = "Errors by kind:",
+    pre = "Connections opened before start:",
+    health = "Client health:",
+    cpu = "I/O CPU %d%%, scheduling delay p99 %.2f ms",
+  },
+  zh = {
+    title = " 服务基准测试结果 ",
+    partial = "部分结果（运行被中断，只统计已完成的请求）",
+    ok = "成功请求数:",
+    failed = "失败请求数:",
+    conc = "最大请求并发数:",
+    rate = "设定的请求速率 (RPS):",
+    duration = "测试时长 (s):",
+    tin = "输入 token 总数:",
+    tout = "生成 token 总数:",
+    rthr = "请求吞吐量 (req/s):",
+    good = "有效请求吞吐量 goodput (req/s):",
+    othr = "输出 token 吞吐量 (tok/s):",
+    peak_out = "峰值输出 token 吞吐量 (tok/s):",
+    peak_conc = "峰值并发请求数:",
+    tthr = "总 token 吞吐量 (tok/s):",
+    ttft = "首 token 时间 TTFT",
+    tpot = "每输出 token 时间 TPOT（不含首 token）",
+    itl = "token 间延迟 ITL",
+    e2el = "端到端延迟 E2EL",
+    mean = "平均", median = "中位数",
+    extra = " moonbench 附加指标 ",
+    lag = "调度滞后 P50/P99/最大 (ms):",
+    achieved = "实际请求速率 (req/s):",
+    requested = "设定",
+    ittft = "按计划发送时刻计的 TTFT P%s (ms):",
+    ie2el = "按计划发送时刻计的 E2EL P%s (ms):",
+    chunk = "chunk 间隔（原始 ITL）平均 (ms):",
+    errors = "错误分类:",
+    pre = "开始前预先建立的连接数:",
+    health = "客户端健康度:",
+    cpu = "I/O 线程 CPU %d%%，调度延迟 p99 %.2f ms",
+  },
+}
+
+-- 终端里中文占两个字符宽度；按显示宽度对齐。Display width: CJK characters take two columns.
+local function width(s)
+  local w = 0
+  for _, c in utf8.codes(s) do
+    if (c >= 0x1100 and c <= 0x115F) or (c >= 0x2E80 and c <= 0xA4CF) or (c >= 0xAC00 and c <= 0xD7A3)
+      or (c >= 0xF900 and c <= 0xFAFF) or (c >= 0xFE30 and c <= 0xFE4F) or (c >= 0xFF00 and c <= 0xFF60)
+      or (c >= 0xFFE0 and c <= 0xFFE6) then
+      w = w + 2
+    else
+      w = w + 1
+    end
+  end
+  return w
+end
+
+local function pad(s, n)
+  local w = width(s)
+  if w >= n then return s end
+  return s .. string.rep(" ", n - w)
+end
+
+local function center(s, n, c)
+  local w = width(s)
+  if w >= n then return s end
+  local left = (n - w) // 2
+  return string.rep(c, left) .. s .. string.rep(c, n - w - left)
+end
+
+local function num(v)
+  if v == nil then return "-" end
+  if math.type(v) == "integer" then return tostring(v) end
+  return string.format("%.2f", v)
+end
+
+local function plabel(p)
+  if p == math.floor(p) then return tostring(math.floor(p)) end
+  return tostring(p)
+end
+
+--- Returns the table as a string. `s` is `res:summary()`; opts.lang = "en" | "zh".
+function M.format(s, opts)
+  opts = opts or {}
+  local t = L[opts.lang or "en"] or L.en
+  local lines = {}
+  local function line(label, value) lines[#lines + 1] = pad(label, 40) .. " " .. value end
+  lines[#lines + 1] = center(t.title, 50, "=")
+  if s.partial then lines[#lines + 1] = t.partial end
+  line(t.ok, tostring(s.completed))
+  line(t.failed, tostring(s.failed + (s.cancelled or 0)))
+  if s.max_concurrency then line(t.conc, tostring(s.max_concurrency)) end
+  if type(s.request_rate) == "number" then line(t.rate, num(s.request_rate)) end
+  line(t.duration, num(s.duration))
+  line(t.tin, tostring(s.total_input_tokens))
+  line(t.tout, tostring(s.total_output_tokens))
+  line(t.rthr, num(s.request_throughput))
+  if s.request_goodput ~= nil then line(t.good, num(s.request_goodput)) end
+  line(t.othr, num(s.output_throughput))
+  line(t.peak_out, num(s.max_output_tokens_per_s))
+  -- vLLM 的 max_concurrent_requests 按 1 秒分桶计数，会把先后发生的请求也算作"同时"；
+  -- 这里打印精确的同时在途峰值 peak_in_flight（JSON 里两者都有）。
+  -- vLLM's max_concurrent_requests counts requests per 1-second bucket and overcounts;
+  -- the table shows the exact peak in flight (both are in the JSON).
+  line(t.peak_conc, num((s.peak_in_flight or s.max_concurrent_requests) + 0.0))
+  line(t.tthr, num(s.total_token_throughput))
+  local percentiles = s.percentiles or { 99 }
+  for _, m in ipairs({ { "ttft", "TTFT" }, { "tpot", "TPOT" }, { "itl", "ITL" }, { "e2el", "E2EL" } }) do
+    local key, short = m[1], m[2]
+    if s["mean_" .. key .. "_ms"] ~= nil then
+      lines[#lines + 1] = center(t[key], 50, "-")
+      line(t.mean .. " " .. short .. " (ms):", num(s["mean_" .. key .. "_ms"]))
+      line(t.median .. " " .. short .. " (ms):", num(s["median_" .. key .. "_ms"]))
+      for _, p in ipairs(percentiles) do
+        local v = s["p" .. plabel(p) .. "_" .. key .. "_ms"]
+        if v ~= nil then line("P" .. plabel(p) .. " " .. short .. " (ms):", num(v)) end
+      end
+    end
+  end
+  if not opts.vllm_only then
+    lines[#lines + 1] = center(t.extra, 50, "-")
+    local hp = plabel(percentiles[#percentiles])
+    for _, p in ipairs(percentiles) do if p == 99 then hp = "99" end end
+    line(t.lag, string.format("%s / %s / %s", num(s.median_schedule_lag_ms),
+      num(s["p" .. hp .. "_schedule_lag_ms"]), num(s.max_schedule_lag_ms)))
+    if s.achieved_request_rate then
+      local req = type(s.request_rate) == "number" and string.format(" (%s %s)", t.requested, num(s.request_rate)) or ""
+      line(t.achieved, num(s.achieved_request_rate) .. req)
+    end
+    line(string.format(t.ittft, hp), num(s["p" .. hp .. "_intended_ttft_ms"]))
+    line(string.format(t.ie2el, hp), num(s["p" .. hp .. "_intended_e2el_ms"]))
+    line(t.chunk, num(s.mean_chunk_itl_ms))
+    local errs = {}
+    for k, v in pairs(s.errors_by_kind or {}) do errs[#errs + 1] = k .. "=" .. tostring(v) end
+    table.sort(errs)
+    if #errs > 0 then line(t.errors, table.concat(errs, ", ")) end
+    line(t.pre, tostring(s.preconnected_connections or 0))
+    local h = s.client_health
+    if h then
+      line(t.health, (h.verdict or "?") .. " (" .. string.format(t.cpu, math.floor((h.cpu_share or 0) * 100 + 0.5),
+        h.sched_delay_p99_ms or 0) .. ")")
+      for _, w in ipairs(h.warnings or {}) do lines[#lines + 1] = "  warning: " .. w end
+    end
+  end
+  lines[#lines + 1] = string.rep("=", 50)
+  return table.concat(lines, "\n")
+end
+
+--- Prints the table (see M.format).
+function M.print(s, opts)
+  print(M.format(s, opts))
+end
+
+return M
