@@ -1,6 +1,347 @@
-//! placeholder
-#[derive(clap::Args, Debug)]
-pub struct CalibrateArgs {}
-pub fn main(_a: CalibrateArgs) -> i32 {
-    0
+//! `moonbench calibrate`: a benchmark of the client itself (not a test).
+//!
+//! Runs the engine against the in-process simulator (its own runtime and threads)
+//! and reports (1) streamed tokens per client CPU-second and (2) the client's timing
+//! error: for every chunk, the measured arrival minus the simulator's true send time
+//! (both on the shared monotonic clock). TTFT error = first chunk's read lag; ITL
+//! error = measured gap − true gap.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::backend::{Backend, BaseUrl, Target};
+use crate::clock;
+use crate::dataset::Request;
+use crate::engine::health::IO_THREAD_PREFIX;
+use crate::engine::{Arrival, RunSpec, run};
+use crate::metrics::describe;
+use crate::sim::{SimHandle, SimOptions};
+use crate::tokenizer::Tokenizer;
+
+/// Flags of `calibrate`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CalibrateArgs {
+    /// Concurrent streams for the accuracy runs (comma-separated).
+    #[arg(long, default_value = "100,1000")]
+    pub streams: String,
+    /// Simulated TTFT for the accuracy runs (ms).
+    #[arg(long, default_value_t = 50.0)]
+    pub ttft_ms: f64,
+    /// Simulated ITL for the accuracy runs (ms).
+    #[arg(long, default_value_t = 20.0)]
+    pub itl_ms: f64,
+    /// Tokens per request in the accuracy runs.
+    #[arg(long, default_value_t = 64)]
+    pub accuracy_tokens: u32,
+    /// Concurrent streams for the throughput run.
+    #[arg(long, default_value_t = 64)]
+    pub throughput_streams: usize,
+    /// Tokens per request in the throughput run.
+    #[arg(long, default_value_t = 256)]
+    pub throughput_tokens: u32,
+    /// Waves of requests in the throughput run (requests = streams × waves).
+    #[arg(long, default_value_t = 10)]
+    pub waves: usize,
+    /// Client I/O threads.
+    #[arg(long, default_value_t = 1)]
+    pub client_threads: usize,
+    /// Simulator threads.
+    #[arg(long, default_value_t = 1)]
+    pub sim_threads: usize,
+    /// Smaller runs (for a quick look).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the numbers as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Run the throughput part against this already running simulator
+    /// (`moonbench serve-sim --ttft-ms 1 --itl-ms 1`) instead of an in-process one,
+    /// so no simulator work can share the client's process.
+    #[arg(long)]
+    pub sim_url: Option<String>,
+}
+
+/// Where a run sends: the base URL and the model served there.
+struct Server<'a> {
+    url: String,
+    model: String,
+    truth: Option<&'a crate::sim::truth::TruthLog>,
+}
+
+struct Measured {
+    tokens: u64,
+    wall: f64,
+    client_cpu: f64,
+    ttft_err_ms: Vec<f64>,
+    itl_err_ms: Vec<f64>,
+    failed: u64,
+    health: String,
+}
+
+fn client_cpu() -> f64 {
+    clock::thread_cpu_secs(IO_THREAD_PREFIX) + clock::thread_cpu_secs("mb-dispatch")
+}
+
+fn one_run(
+    rt: &tokio::runtime::Runtime,
+    client_threads: usize,
+    sim: &Server<'_>,
+    streams: usize,
+    requests: usize,
+    tokens: u32,
+) -> Result<Measured, String> {
+    if let Some(t) = sim.truth {
+        t.clear();
+    }
+    let mut t = Target::new(
+        Backend::parse("openai").unwrap(),
+        BaseUrl::parse(&sim.url)?,
+        &sim.model,
+    );
+    t.body.insert("ignore_eos".into(), true.into());
+    t.timeout = Some(Duration::from_secs(120));
+    t.request_id_prefix = format!("cal-{streams}-");
+    let reqs: Vec<Request> = (0..requests)
+        .map(|i| Request::text(format!("calibrate {i}"), 2, Some(tokens)))
+        .collect();
+    let spec = RunSpec {
+        target: Arc::new(t),
+        requests: Arc::new(reqs),
+        arrival: Arrival::Infinite,
+        num_requests: None,
+        duration: None,
+        max_concurrency: Some(streams),
+        warmups: 0,
+        ready_timeout: Some(Duration::from_secs(10)),
+        grace: Duration::from_secs(5),
+        preconnect: true,
+        progress: false,
+        records_path: None,
+        tokenizer: Arc::new(Tokenizer::Words),
+        io_threads: client_threads,
+    };
+    let cpu0 = client_cpu();
+    let t0 = clock::now_ns();
+    let out = rt.block_on(run(spec, None))?;
+    let wall = clock::secs(clock::now_ns() - t0);
+    let cpu = client_cpu() - cpu0;
+    let mut m = Measured {
+        tokens: 0,
+        wall,
+        client_cpu: cpu,
+        ttft_err_ms: Vec::new(),
+        itl_err_ms: Vec::new(),
+        failed: 0,
+        health: out.health.verdict.clone(),
+    };
+    for r in &out.records {
+        if !r.success() {
+            m.failed += 1;
+            continue;
+        }
+        m.tokens += r.output_tokens as u64;
+        let Some(truth) = sim.truth.and_then(|t| t.get(&r.request_id)) else {
+            continue;
+        };
+        if truth.chunk_ns.len() != r.chunk_ns.len() || r.chunk_ns.is_empty() {
+            continue;
+        }
+        m.ttft_err_ms
+            .push((r.chunk_ns[0] as f64 - truth.chunk_ns[0] as f64) / 1e6);
+        for i in 1..r.chunk_ns.len() {
+            let measured = r.chunk_ns[i] as f64 - r.chunk_ns[i - 1] as f64;
+            let real = truth.chunk_ns[i] as f64 - truth.chunk_ns[i - 1] as f64;
+            m.itl_err_ms.push((measured - real) / 1e6);
+        }
+    }
+    Ok(m)
+}
+
+/// Runs the calibration; returns the exit code.
+pub fn main(a: CalibrateArgs) -> i32 {
+    match calibrate(a) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("moonbench calibrate: {e}");
+            1
+        }
+    }
+}
+
+fn calibrate(a: CalibrateArgs) -> Result<(), String> {
+    clock::epoch();
+    clock::raise_fd_limit();
+    let streams: Vec<usize> = a
+        .streams
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .parse()
+                .map_err(|_| format!("--streams: '{s}' is not a number"))
+        })
+        .collect::<Result<_, _>>()?;
+    let rt = crate::script::io_runtime(a.client_threads.max(1)).map_err(|e| e.to_string())?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let waves = if a.quick { 3 } else { a.waves.max(1) };
+    if !a.json {
+        println!("moonbench calibrate: the client against the in-process simulator on 127.0.0.1");
+        println!(
+            "machine: {cores} cores; client: {} I/O thread(s); simulator: {} thread(s); build: {}",
+            a.client_threads,
+            a.sim_threads,
+            if cfg!(debug_assertions) {
+                "debug (use --release for real numbers)"
+            } else {
+                "release"
+            }
+        );
+    }
+
+    // 1. Throughput: tokens per client CPU-second.
+    let n = a.throughput_streams * waves;
+    let t = match &a.sim_url {
+        Some(url) => {
+            let server = Server {
+                url: url.clone(),
+                model: "moonbench-sim".into(),
+                truth: None,
+            };
+            one_run(
+                &rt,
+                a.client_threads,
+                &server,
+                a.throughput_streams,
+                n,
+                a.throughput_tokens,
+            )?
+        }
+        None => {
+            let sim = SimHandle::start(
+                &SimOptions {
+                    ttft_ms: 1.0,
+                    itl_ms: 1.0,
+                    record_truth: false,
+                    threads: a.sim_threads,
+                    ..Default::default()
+                },
+                "127.0.0.1:0",
+            )?;
+            let server = Server {
+                url: sim.base_url(),
+                model: sim.model.clone(),
+                truth: None,
+            };
+            one_run(
+                &rt,
+                a.client_threads,
+                &server,
+                a.throughput_streams,
+                n,
+                a.throughput_tokens,
+            )?
+        }
+    };
+    let per_cpu = t.tokens as f64 / t.client_cpu.max(1e-9);
+    let mut report = json!({
+        "cores": cores, "client_threads": a.client_threads, "sim_threads": a.sim_threads,
+        "throughput": {"streams": a.throughput_streams, "requests": n, "tokens_per_request": a.throughput_tokens,
+                        "tokens": t.tokens, "seconds": t.wall, "client_cpu_seconds": t.client_cpu,
+                        "tokens_per_client_cpu_second": per_cpu, "failed": t.failed},
+        "accuracy": [],
+    });
+    if !a.json {
+        println!();
+        println!(
+            "Throughput: {} streams x {} tokens (ITL 1 ms), {} requests",
+            a.throughput_streams, a.throughput_tokens, n
+        );
+        println!(
+            "  {} tokens in {:.2} s, client CPU {:.3} s -> {:.0} streamed tokens per client CPU-second{}",
+            t.tokens,
+            t.wall,
+            t.client_cpu,
+            per_cpu,
+            if t.failed > 0 {
+                format!(" ({} requests failed)", t.failed)
+            } else {
+                String::new()
+            }
+        );
+        println!();
+        println!(
+            "Timing error vs the simulator's true send times (TTFT {} ms, ITL {} ms, {} tokens/request):",
+            a.ttft_ms, a.itl_ms, a.accuracy_tokens
+        );
+        println!(
+            "  {:>7}  {:>8}  {:>22}  {:>22}  {:>13}  {:>10}  health",
+            "streams",
+            "requests",
+            "TTFT err p50/p99 (ms)",
+            "ITL err p50/p99 (ms)",
+            "|ITL err| p99",
+            "client CPU",
+        );
+    }
+
+    // 2. Accuracy at each concurrency.
+    let sim = SimHandle::start(
+        &SimOptions {
+            ttft_ms: a.ttft_ms,
+            itl_ms: a.itl_ms,
+            record_truth: true,
+            threads: a.sim_threads,
+            ..Default::default()
+        },
+        "127.0.0.1:0",
+    )?;
+    for &s in &streams {
+        let reqs = if a.quick { s } else { 2 * s };
+        let server = Server {
+            url: sim.base_url(),
+            model: sim.model.clone(),
+            truth: Some(&sim.truth),
+        };
+        let m = one_run(&rt, a.client_threads, &server, s, reqs, a.accuracy_tokens)?;
+        let ps = [50.0, 99.0];
+        let te = describe(&m.ttft_err_ms, &ps);
+        let ie = describe(&m.itl_err_ms, &ps);
+        let abs: Vec<f64> = m.itl_err_ms.iter().map(|v| v.abs()).collect();
+        let ia = describe(&abs, &ps);
+        if !a.json {
+            println!(
+                "  {:>7}  {:>8}  {:>22}  {:>22}  {:>13.3}  {:>8.2} s  {}{}",
+                s,
+                reqs,
+                format!("{:.3} / {:.3}", te.percentiles[0].1, te.percentiles[1].1),
+                format!("{:.3} / {:.3}", ie.percentiles[0].1, ie.percentiles[1].1),
+                ia.percentiles[1].1,
+                m.client_cpu,
+                m.health,
+                if m.failed > 0 {
+                    format!(" ({} failed)", m.failed)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        report["accuracy"].as_array_mut().unwrap().push(json!({
+            "streams": s, "requests": reqs, "failed": m.failed,
+            "ttft_err_p50_ms": te.percentiles[0].1, "ttft_err_p99_ms": te.percentiles[1].1, "ttft_err_max_ms": te.max,
+            "itl_err_p50_ms": ie.percentiles[0].1, "itl_err_p99_ms": ie.percentiles[1].1,
+            "itl_abs_err_p99_ms": ia.percentiles[1].1, "itl_err_max_ms": ie.max,
+            "client_cpu_seconds": m.client_cpu, "seconds": m.wall, "health": m.health,
+        }));
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    } else {
+        println!();
+        println!(
+            "Errors are measured arrival minus true send time; TTFT error is the first chunk's read lag."
+        );
+        println!("Connections are opened before each run's clock starts.");
+    }
+    Ok(())
 }

@@ -71,30 +71,42 @@ pub fn process_cpu_secs() -> f64 {
 #[cfg(target_os = "linux")]
 fn linux_thread_cpu(prefix: &str) -> Option<f64> {
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    if ticks <= 0.0 {
-        return None;
-    }
-    let mut total = 0u64;
+    let mut total = 0.0;
     for entry in std::fs::read_dir("/proc/self/task").ok()? {
         let path = entry.ok()?.path();
-        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+        let Ok(comm) = std::fs::read_to_string(path.join("comm")) else {
             continue;
         };
-        // Format: pid (comm) state ... ; comm may contain spaces, so split at the last ')'.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
         if !comm.starts_with(prefix) {
             continue;
         }
+        // schedstat's first field is the thread's run time in nanoseconds.
+        let run_ns = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| {
+                s.split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse::<u64>().ok())
+            });
+        if let Some(ns) = run_ns {
+            total += ns as f64 / 1e9;
+            continue;
+        }
+        // Fallback: utime + stime in clock ticks (fields 14 and 15 of stat).
+        let Ok(stat) = std::fs::read_to_string(path.join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
         let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        // After "state" (index 0): utime is field 14 overall -> index 11 here, stime index 12.
-        let ut: u64 = fields.get(11)?.parse().ok()?;
-        let st: u64 = fields.get(12)?.parse().ok()?;
-        total += ut + st;
+        let ut: f64 = fields.get(11)?.parse().ok()?;
+        let st: f64 = fields.get(12)?.parse().ok()?;
+        if ticks > 0.0 {
+            total += (ut + st) / ticks;
+        }
     }
-    Some(total as f64 / ticks)
+    Some(total)
 }
 
 /// Raises the soft open-file limit to the hard limit, so thousands of concurrent

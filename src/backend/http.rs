@@ -9,7 +9,7 @@
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -30,30 +30,258 @@ use crate::metrics::{ErrorKind, RequestError};
 /// Request body type used by the client.
 pub type ReqBody = Full<Bytes>;
 
-/// A stream that stamps the time of every read that returned data.
-pub struct TimedStream<S> {
-    inner: S,
-    last_read: Arc<AtomicU64>,
+/// Arrival-time source and read-lag statistics shared by a client's connections.
+#[derive(Debug)]
+pub struct ReadClock {
+    /// How late reads were: user-space read time minus kernel arrival time (µs).
+    pub lag_us: Mutex<hdrhistogram::Histogram<u64>>,
+    /// Whether the kernel supplied arrival timestamps for at least one read.
+    pub kernel: AtomicBool,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for TimedStream<S> {
+impl Default for ReadClock {
+    fn default() -> Self {
+        ReadClock {
+            lag_us: Mutex::new(crate::engine::health::micros_histogram()),
+            kernel: AtomicBool::new(false),
+        }
+    }
+}
+
+/// A TCP stream that stamps the arrival time of every read that returned data.
+///
+/// On 64-bit Linux the socket has `SO_TIMESTAMPNS` on and is read with `recvmsg`:
+/// the stamp is the kernel's receive time of the data (converted to the monotonic
+/// [`clock`]), so a busy or sleeping client thread does not delay it; the difference
+/// to the time of the read itself is the read lag reported in client health.
+/// Elsewhere, or if the kernel gives no stamp, it is the time the read returned.
+pub struct TimedStream {
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    inner: tokio::io::unix::AsyncFd<std::net::TcpStream>,
+    #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+    inner: TcpStream,
+    last_read: Arc<AtomicU64>,
+    clock: Arc<ReadClock>,
+}
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+mod kstamp {
+    /// `SO_TIMESTAMPNS` (= `SCM_TIMESTAMPNS`) in asm-generic/socket.h (x86_64, aarch64, riscv64).
+    pub const SO_TIMESTAMPNS: libc::c_int = 35;
+
+    /// Asks the kernel to timestamp received data.
+    pub fn enable(fd: std::os::fd::RawFd) -> bool {
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt with a valid fd and a c_int option value.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                SO_TIMESTAMPNS,
+                &on as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            ) == 0
+        }
+    }
+
+    /// `recvmsg` into `buf`; returns the byte count and the kernel's receive time
+    /// (CLOCK_REALTIME nanoseconds) if it sent one.
+    pub fn recv(fd: std::os::fd::RawFd, buf: &mut [u8]) -> std::io::Result<(usize, Option<i128>)> {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        let mut control = [0u64; 16];
+        // SAFETY: msghdr points at live, correctly sized buffers for the whole call;
+        // cmsg parsing uses the libc macros on the buffer the kernel filled.
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+            msg.msg_controllen = std::mem::size_of_val(&control) as _;
+            let n = libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT);
+            if n < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let mut ts = None;
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == SO_TIMESTAMPNS {
+                    let t: libc::timespec =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                    ts = Some(t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128);
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+            Ok((n as usize, ts))
+        }
+    }
+
+    /// CLOCK_REALTIME now, in nanoseconds.
+    pub fn realtime_ns() -> i128 {
+        // SAFETY: clock_gettime writes into the local timespec.
+        unsafe {
+            let mut t: libc::timespec = std::mem::zeroed();
+            libc::clock_gettime(libc::CLOCK_REALTIME, &mut t);
+            t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128
+        }
+    }
+}
+
+impl TimedStream {
+    /// Wraps a connected `tcp`, turning kernel receive timestamps on where supported.
+    pub fn new(
+        tcp: TcpStream,
+        last_read: Arc<AtomicU64>,
+        clock: Arc<ReadClock>,
+    ) -> std::io::Result<TimedStream> {
+        #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+        {
+            use std::os::fd::AsRawFd;
+            let std_tcp = tcp.into_std()?;
+            std_tcp.set_nonblocking(true)?;
+            kstamp::enable(std_tcp.as_raw_fd());
+            // SAFETY: the TcpStream owns a valid descriptor, which is neither replaced nor
+            // closed while the AsyncFd owns it.
+            let inner = unsafe { tokio::io::unix::AsyncFd::register(std_tcp)? };
+            Ok(TimedStream {
+                inner,
+                last_read,
+                clock,
+            })
+        }
+        #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+        Ok(TimedStream {
+            inner: tcp,
+            last_read,
+            clock,
+        })
+    }
+
+    fn stamp(&self, kernel_real_ns: Option<i128>) {
+        let now = clock::now_ns();
+        let at = match kernel_real_ns {
+            #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+            Some(k) => {
+                let lag = (kstamp::realtime_ns() - k).clamp(0, now as i128) as u64;
+                if !self.clock.kernel.load(Ordering::Relaxed) {
+                    self.clock.kernel.store(true, Ordering::Relaxed);
+                }
+                let _ = self
+                    .clock
+                    .lag_us
+                    .lock()
+                    .unwrap()
+                    .record((lag / 1000).max(1));
+                now - lag
+            }
+            _ => now,
+        };
+        self.last_read.store(at, Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+impl AsyncRead for TimedStream {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        use std::os::fd::AsRawFd;
+        let this = self.get_mut();
+        loop {
+            let mut guard = std::task::ready!(this.inner.poll_read_ready(cx))?;
+            // SAFETY: recvmsg only writes into the unfilled part; we then mark exactly
+            // the bytes it wrote as initialized.
+            let dst = unsafe {
+                let u = buf.unfilled_mut();
+                std::slice::from_raw_parts_mut(u.as_mut_ptr() as *mut u8, u.len())
+            };
+            let len = dst.len();
+            match guard.try_io(|fd| kstamp::recv(fd.as_raw_fd(), dst)) {
+                Ok(Ok((n, ts))) => {
+                    // A short read drained the socket (epoll is edge-triggered), so
+                    // the next read waits for new data instead of trying and failing.
+                    if n > 0 && n < len {
+                        guard.clear_ready();
+                    }
+                    // SAFETY: the kernel wrote n bytes into the unfilled region.
+                    unsafe { buf.assume_init(n) };
+                    buf.advance(n);
+                    if n > 0 {
+                        this.stamp(ts);
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(Err(e)) => return Poll::Ready(Err(e)),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+impl AsyncWrite for TimedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        use std::io::Write;
+        loop {
+            let mut guard = std::task::ready!(self.inner.poll_write_ready(cx))?;
+            if let Ok(r) = guard.try_io(|s| s.get_ref().write(buf)) {
+                return Poll::Ready(r);
+            }
+        }
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        use std::io::Write;
+        loop {
+            let mut guard = std::task::ready!(self.inner.poll_write_ready(cx))?;
+            if let Ok(r) = guard.try_io(|s| s.get_ref().write_vectored(bufs)) {
+                return Poll::Ready(r);
+            }
+        }
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(self.inner.get_ref().shutdown(std::net::Shutdown::Write))
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+impl AsyncRead for TimedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {
             if buf.filled().len() > before {
-                self.last_read.store(clock::now_ns(), Ordering::Relaxed);
+                this.stamp(None);
             }
         }
         r
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for TimedStream<S> {
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+impl AsyncWrite for TimedStream {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -67,24 +295,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimedStream<S> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
 }
 
 /// A plain or TLS socket.
 pub enum Io {
     /// Plain TCP.
-    Plain(TimedStream<TcpStream>),
+    Plain(TimedStream),
     /// TLS over TCP (the timing wrapper sits under TLS, at the socket).
-    Tls(Box<tokio_rustls::client::TlsStream<TimedStream<TcpStream>>>),
+    Tls(Box<tokio_rustls::client::TlsStream<TimedStream>>),
 }
 
 impl AsyncRead for Io {
@@ -195,6 +413,8 @@ pub struct HttpClient {
     tls: Option<(TlsConnector, rustls::pki_types::ServerName<'static>)>,
     idle: Mutex<Vec<Conn>>,
     connect_timeout: Duration,
+    /// Arrival-time source and read-lag statistics of this client's connections.
+    pub read_clock: Arc<ReadClock>,
 }
 
 fn describe_hyper_error(e: &hyper::Error) -> String {
@@ -258,6 +478,7 @@ impl HttpClient {
             tls,
             idle: Mutex::new(Vec::new()),
             connect_timeout: Duration::from_secs(30),
+            read_clock: Arc::new(ReadClock::default()),
         })
     }
 
@@ -299,10 +520,13 @@ impl HttpClient {
         };
         let _ = tcp.set_nodelay(true);
         let last_read = Arc::new(AtomicU64::new(0));
-        let timed = TimedStream {
-            inner: tcp,
-            last_read: last_read.clone(),
-        };
+        let timed =
+            TimedStream::new(tcp, last_read.clone(), self.read_clock.clone()).map_err(|e| {
+                RequestError::new(
+                    ErrorKind::Connection,
+                    format!("cannot set up the connection: {e}"),
+                )
+            })?;
         let io = match &self.tls {
             None => Io::Plain(timed),
             Some((connector, name)) => {

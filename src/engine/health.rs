@@ -40,6 +40,15 @@ pub struct ClientHealth {
     pub dispatch_lag_p99_ms: f64,
     /// Dispatcher lateness, maximum (ms).
     pub dispatch_lag_max_ms: f64,
+    /// Whether token arrival times are the kernel's receive timestamps (else the
+    /// time each read returned).
+    pub kernel_timestamps: bool,
+    /// How late the client read bytes the kernel already had, median (ms).
+    pub read_lag_p50_ms: f64,
+    /// Read lag, 99th percentile (ms).
+    pub read_lag_p99_ms: f64,
+    /// Read lag, maximum (ms).
+    pub read_lag_max_ms: f64,
 }
 
 /// Thresholds above which a run gets a warning.
@@ -85,7 +94,12 @@ impl HealthMonitor {
     }
 
     /// Stops the probe and gives the verdict for a run of `duration` seconds.
-    pub async fn finish(self, duration: f64, dispatch_lag_us: &Histogram<u64>) -> ClientHealth {
+    pub async fn finish(
+        self,
+        duration: f64,
+        dispatch_lag_us: &Histogram<u64>,
+        read_clock: &crate::backend::http::ReadClock,
+    ) -> ClientHealth {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
         let cpu = (clock::thread_cpu_secs(IO_THREAD_PREFIX) - self.cpu_start).max(0.0);
@@ -117,8 +131,15 @@ impl HealthMonitor {
             sched_delay_max_ms: max_ms(&d),
             dispatch_lag_p99_ms: ms(dispatch_lag_us, 0.99),
             dispatch_lag_max_ms: max_ms(dispatch_lag_us),
+            kernel_timestamps: read_clock.kernel.load(Ordering::Relaxed),
             ..Default::default()
         };
+        {
+            let rl = read_clock.lag_us.lock().unwrap();
+            h.read_lag_p50_ms = ms(&rl, 0.5);
+            h.read_lag_p99_ms = ms(&rl, 0.99);
+            h.read_lag_max_ms = max_ms(&rl);
+        }
         if h.cpu_share > CPU_SHARE_WARN {
             h.warnings.push(format!(
                 "the client's I/O threads were {:.0}% busy: timings may include client queueing; \
@@ -126,7 +147,15 @@ impl HealthMonitor {
                 h.cpu_share * 100.0
             ));
         }
-        if h.sched_delay_p99_ms > DELAY_P99_WARN_MS {
+        if h.kernel_timestamps {
+            if h.read_lag_p99_ms > DELAY_P99_WARN_MS {
+                h.warnings.push(format!(
+                    "the client read bytes up to {:.2} ms (p99) after the kernel had them; token times are the \
+                     kernel's and stay exact, but the client may have limited the load it could drive",
+                    h.read_lag_p99_ms
+                ));
+            }
+        } else if h.sched_delay_p99_ms > DELAY_P99_WARN_MS {
             h.warnings.push(format!(
                 "ready tasks waited up to {:.2} ms (p99) before running: token arrival times may be late by that much",
                 h.sched_delay_p99_ms

@@ -339,7 +339,9 @@ pub async fn run(
         .max()
         .unwrap_or(t0)
         .max(t0);
-    out.health = monitor.finish(out.duration(), &lag).await;
+    out.health = monitor
+        .finish(out.duration(), &lag, &client.read_clock)
+        .await;
     out.records.extend(measured);
     Ok(out)
 }

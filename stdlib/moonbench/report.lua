@@ -44,7 +44,7 @@ local L = {
     errors = "Errors by kind:",
     pre = "Connections opened before start:",
     health = "Client health:",
-    cpu = "I/O CPU %d%%, scheduling delay p99 %.2f ms",
+    cpu = "I/O CPU %d%%, read lag p99 %.2f ms",
   },
   zh = {
     title = " 服务基准测试结果 ",
@@ -77,7 +77,7 @@ local L = {
     errors = "错误分类:",
     pre = "开始前预先建立的连接数:",
     health = "客户端健康度:",
-    cpu = "I/O 线程 CPU %d%%，调度延迟 p99 %.2f ms",
+    cpu = "I/O 线程 CPU %d%%，读取滞后 p99 %.2f ms",
   },
 }
 
@@ -179,7 +179,7 @@ function M.format(s, opts)
     local h = s.client_health
     if h then
       line(t.health, (h.verdict or "?") .. " (" .. string.format(t.cpu, math.floor((h.cpu_share or 0) * 100 + 0.5),
-        h.sched_delay_p99_ms or 0) .. ")")
+        (h.kernel_timestamps and h.read_lag_p99_ms or h.sched_delay_p99_ms) or 0) .. ")")
       for _, w in ipairs(h.warnings or {}) do lines[#lines + 1] = "  warning: " .. w end
     end
   end
