@@ -123,3 +123,133 @@ async fn faults_become_error_records_and_the_run_completes() {
         assert!(r.success(), "{:?}", r.error);
     }
 }
+
+/// A server that packs 4 tokens into each SSE chunk: token counts stay exact, TPOT
+/// is right, ITL is spread per token (not 4× inflated), raw chunk gaps are kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_token_chunks_keep_itl_and_tpot_right() {
+    let o = SimOptions {
+        ttft_ms: 20.0,
+        itl_ms: 5.0,
+        tokens_per_chunk: 4,
+        ..Default::default()
+    };
+    let sim = SimHandle::start(&o, "127.0.0.1:0").unwrap();
+    for continuous in [false, true] {
+        let mut s = spec(&sim, "openai-chat", reqs(8, 17));
+        Arc::get_mut(&mut s.target).unwrap().continuous_usage = continuous;
+        let out = run(s, None).await.unwrap();
+        let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());
+        assert_eq!(sum.completed, 8);
+        assert_eq!(sum.total_output_tokens, 8 * 17);
+        for r in &out.records {
+            assert_eq!(r.chunk_ns.len(), 5, "17 tokens in chunks of 4,4,4,4,1");
+            assert_eq!(
+                r.chunk_tokens.iter().sum::<u32>(),
+                17,
+                "continuous={continuous}: {:?}",
+                r.chunk_tokens
+            );
+        }
+        let itl = sum.stat(Metric::Itl);
+        let tpot = sum.stat(Metric::Tpot);
+        let chunk = sum.stat(Metric::ChunkItl);
+        // The first chunk carries tokens 0-3; later chunks come every 4 x 5 ms (the last: 1 token after 5 ms).
+        assert!(
+            (tpot.mean - 65.0 / 16.0).abs() < 0.6,
+            "continuous={continuous}: TPOT {}",
+            tpot.mean
+        );
+        assert!(
+            (itl.mean - 5.0).abs() < 0.6,
+            "continuous={continuous}: ITL {} (must be per token)",
+            itl.mean
+        );
+        assert!(
+            chunk.mean > 14.0,
+            "raw chunk gaps keep the per-chunk view: {}",
+            chunk.mean
+        );
+        assert_eq!(
+            itl.count,
+            8 * 13,
+            "one ITL value per token after the first chunk"
+        );
+    }
+}
+
+/// Non-streamed answers: one JSON body; E2EL measured, no TPOT/ITL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_streamed_answers() {
+    let sim = sim(10.0, 2.0);
+    for backend in ["openai", "openai-chat"] {
+        let mut s = spec(&sim, backend, reqs(5, 10));
+        Arc::get_mut(&mut s.target).unwrap().stream = false;
+        let out = run(s, None).await.unwrap();
+        let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());
+        assert_eq!(sum.completed, 5, "{:?}", out.records[0].error);
+        assert_eq!(sum.total_output_tokens, 50);
+        assert!(!out.records[0].streamed);
+        assert_eq!(sum.stat(Metric::Tpot).count, 0);
+        let e2el = sum.stat(Metric::E2el).mean;
+        assert!(
+            (28.0..40.0).contains(&e2el),
+            "{backend}: E2EL {e2el} (10 + 9 x 2 ms)"
+        );
+        assert!(out.records[0].text.starts_with(' '));
+    }
+}
+
+/// The constant arrival schedule is followed: sends land at i/rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn constant_rate_schedule_is_followed() {
+    let sim = sim(1.0, 1.0);
+    let mut s = spec(&sim, "openai", reqs(30, 2));
+    s.arrival = Arrival::Constant { rate: 100.0 };
+    let out = run(s, None).await.unwrap();
+    let t0 = out.records.iter().map(|r| r.scheduled_ns).min().unwrap();
+    for r in &out.records {
+        let intended = (r.scheduled_ns - t0) as f64 / 1e6;
+        assert!(
+            (intended - r.index as f64 * 10.0).abs() < 0.01,
+            "scheduled at {intended} ms"
+        );
+        // Tolerance for a loaded debug-build CI machine; real lag is reported by calibrate.
+        assert!(
+            r.schedule_lag() < 0.025,
+            "request {} sent {} ms late",
+            r.index,
+            r.schedule_lag() * 1e3
+        );
+    }
+    let sum = summarize(
+        &out.records,
+        out.duration(),
+        &SummaryOptions {
+            requested_rate: Some(100.0),
+            ..Default::default()
+        },
+    );
+    let achieved = sum.achieved_rate.unwrap();
+    assert!((achieved - 100.0).abs() < 5.0, "achieved {achieved} req/s");
+}
+
+/// Warm-ups are sent first, kept as records, and excluded from statistics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warmups_are_excluded() {
+    let sim = sim(1.0, 1.0);
+    let mut s = spec(&sim, "openai", reqs(6, 3));
+    s.warmups = 3;
+    s.max_concurrency = Some(2);
+    let out = run(s, None).await.unwrap();
+    assert_eq!(out.records.iter().filter(|r| r.warmup).count(), 3);
+    assert!(
+        out.records
+            .iter()
+            .filter(|r| r.warmup)
+            .all(|r| r.end_ns <= out.t0_ns)
+    );
+    let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());
+    assert_eq!(sum.completed, 6);
+    assert!(sum.peak_in_flight <= 2);
+}

@@ -204,6 +204,53 @@ mod tests {
         assert!(first.windows(2).all(|w| w[0] == w[1]));
     }
 
+    /// With the real Qwen3 tokenizer every prompt re-encodes to exactly its length.
+    #[test]
+    fn hf_prompts_have_exact_lengths() {
+        let tok = Tokenizer::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/qwen3/tokenizer.json.gz"
+        ))
+        .unwrap();
+        let spec = RandomSpec {
+            n: 40,
+            input_len: 256,
+            output_len: 8,
+            range_ratio: 0.25,
+            prefix_len: 32,
+            seed: 1,
+        };
+        let reqs = generate(&tok, &spec).unwrap();
+        assert_eq!(
+            reqs,
+            generate(&tok, &spec).unwrap(),
+            "deterministic for a seed"
+        );
+        let mut exact = 0;
+        for r in &reqs {
+            let crate::dataset::Prompt::Text(t) = &r.prompt else {
+                panic!()
+            };
+            assert_eq!(
+                tok.count(t) as u32,
+                r.prompt_tokens,
+                "prompt_tokens is the true count"
+            );
+            exact += ((32 + 192..=32 + 320).contains(&r.prompt_tokens)) as usize;
+        }
+        assert_eq!(exact, reqs.len());
+        let special: std::collections::HashSet<u32> = tok.special_ids().into_iter().collect();
+        for r in &reqs {
+            let crate::dataset::Prompt::Text(t) = &r.prompt else {
+                panic!()
+            };
+            assert!(
+                tok.encode(t).iter().all(|id| !special.contains(id)),
+                "no special tokens in prompts"
+            );
+        }
+    }
+
     #[test]
     fn bad_parameters_are_named() {
         let tok = Tokenizer::Words;

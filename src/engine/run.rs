@@ -87,6 +87,28 @@ impl RunOutcome {
     }
 }
 
+/// How many connections to open before the clock starts: the concurrency limit; for
+/// an infinite rate, every request; for a finite rate without a limit, what ~2 s of
+/// arrivals need plus a margin (the rest open during the run and are counted).
+pub fn preconnect_count(spec: &RunSpec, planned: Option<u64>) -> usize {
+    let n = planned.unwrap_or(u64::MAX);
+    let want = match (spec.max_concurrency, spec.arrival.rate()) {
+        (Some(c), _) => (c as u64).min(n),
+        (None, None) => n,
+        (None, Some(rate)) => ((rate * 2.0).ceil() as u64 + 16).min(n),
+    };
+    (want as usize).clamp(1, MAX_PRECONNECT)
+}
+
+/// Runs a setup step unless the user interrupts it.
+async fn until_interrupted<T>(fut: impl std::future::Future<Output = T>) -> Result<T, String> {
+    let mut lvl = cancel::subscribe();
+    tokio::select! {
+        r = fut => Ok(r),
+        _ = lvl.wait_for(|v| *v > 0) => Err("interrupted before the run started; nothing was measured".into()),
+    }
+}
+
 /// How many requests the run will send, if bounded.
 pub fn planned_requests(spec: &RunSpec) -> Option<u64> {
     let by_arrival = spec.arrival.limit();
@@ -189,7 +211,7 @@ pub async fn run(
         if let Some(k) = &spec.target.api_key {
             headers.push(("authorization".into(), format!("Bearer {k}")));
         }
-        let info = ready::wait_ready(&client, &headers, timeout).await?;
+        let info = until_interrupted(ready::wait_ready(&client, &headers, timeout)).await??;
         out.server_models = info.models;
     }
     let model = spec.target.payload_model().to_string();
@@ -210,13 +232,10 @@ pub async fn run(
     out.model = spec.target.model.clone();
     let planned = planned_requests(&spec);
     if spec.preconnect {
-        let want = spec
-            .max_concurrency
-            .map_or(planned.unwrap_or(1) as usize, |c| {
-                c.min(planned.unwrap_or(u64::MAX) as usize)
-            })
-            .clamp(1, MAX_PRECONNECT);
-        out.preconnected = client.preconnect(want).await.map_err(|e| e.message)?;
+        let want = preconnect_count(&spec, planned);
+        out.preconnected = until_interrupted(client.preconnect(want))
+            .await?
+            .map_err(|e| e.message)?;
     }
     let mut writer = match &spec.records_path {
         Some(p) => Some(RecordWriter::create(p, clock::now_ns())?),
@@ -243,7 +262,16 @@ pub async fn run(
                 sh.one(i, now, now, true).await
             });
         }
-        while let Some(r) = set.join_next().await {
+        let mut lvl = cancel::subscribe();
+        loop {
+            let r = tokio::select! {
+                r = set.join_next() => r,
+                _ = lvl.wait_for(|v| *v > 0) => {
+                    set.abort_all();
+                    return Err("interrupted during the warm-up; nothing was measured".into());
+                }
+            };
+            let Some(r) = r else { break };
             if let Ok(rec) = r {
                 if let Some(w) = writer.as_mut() {
                     let _ = w.write(&rec);

@@ -262,7 +262,7 @@ pub fn eval_snippet(code: &str) -> Result<String, String> {
 fn first_location(traceback: &str) -> Option<String> {
     for line in traceback.lines().skip(1) {
         let l = line.trim();
-        if l.starts_with("[C]") || l.starts_with("[string") {
+        if l.starts_with("[C]") || l.starts_with("[string") || l.starts_with("__mlua") {
             continue;
         }
         let mut parts = l.splitn(3, ':');

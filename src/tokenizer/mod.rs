@@ -1,5 +1,6 @@
-//! Tokenizers: a Hugging Face `tokenizer.json` (file, model directory, or a model id
-//! found in the local Hugging Face cache; nothing is downloaded), or the documented
+//! Tokenizers: a Hugging Face `tokenizer.json` (file — also gzip'd as
+//! `tokenizer.json.gz` —, model directory, or a model id found in the local Hugging
+//! Face cache; nothing is downloaded), or the documented
 //! word-count fallback `words`, where one token is one whitespace-separated word.
 
 pub mod words;
@@ -45,6 +46,26 @@ pub fn hf_cache_dirs() -> Vec<PathBuf> {
     v
 }
 
+/// Reads a `tokenizer.json` (or a gzip'd one, by its `.gz` name).
+fn read_tokenizer_file(path: &Path) -> Result<tokenizers::Tokenizer, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read tokenizer {}: {e}", path.display()))?;
+    let bytes = if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+            .map_err(|e| format!("cannot decompress tokenizer {}: {e}", path.display()))?;
+        out
+    } else {
+        bytes
+    };
+    tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| {
+        format!(
+            "{} is not a valid Hugging Face tokenizer.json: {e}",
+            path.display()
+        )
+    })
+}
+
 impl Tokenizer {
     /// Loads a tokenizer: `words`, a `tokenizer.json` path, a directory holding one,
     /// or a Hugging Face model id (`Org/Name`) from the local cache. An error lists
@@ -58,7 +79,7 @@ impl Tokenizer {
         let candidates: Vec<PathBuf> = if p.is_file() {
             vec![p.to_path_buf()]
         } else if p.is_dir() {
-            vec![p.join("tokenizer.json")]
+            vec![p.join("tokenizer.json"), p.join("tokenizer.json.gz")]
         } else {
             let mut c = vec![p.to_path_buf()];
             if spec.contains('/') && !spec.starts_with('.') && !spec.starts_with('/') {
@@ -83,8 +104,7 @@ impl Tokenizer {
         };
         for path in candidates {
             if path.is_file() {
-                let inner = tokenizers::Tokenizer::from_file(&path)
-                    .map_err(|e| format!("cannot read tokenizer {}: {e}", path.display()))?;
+                let inner = read_tokenizer_file(&path)?;
                 return Ok(Tokenizer::Hf {
                     inner: Box::new(inner),
                     name: spec.to_string(),
@@ -172,6 +192,24 @@ mod tests {
         assert_eq!(t.count("  the quick\nbrown fox "), 4);
         let ids = t.encode("the of and");
         assert_eq!(t.decode(&ids), "the of and");
+    }
+
+    /// The real Qwen3 tokenizer (vendored fixture): load it gzip'd, round-trip text.
+    #[test]
+    fn loads_gzipped_hf_tokenizer() {
+        let t = Tokenizer::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/qwen3/tokenizer.json.gz"
+        ))
+        .unwrap();
+        let ids = t.encode("Hello, moonbench! 你好");
+        assert!(!ids.is_empty());
+        assert_eq!(t.decode(&ids), "Hello, moonbench! 你好");
+        assert!(t.vocab_size() > 150_000);
+        assert!(!t.special_ids().is_empty());
+        let dir =
+            Tokenizer::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/qwen3")).unwrap();
+        assert_eq!(dir.count("one two three"), t.count("one two three"));
     }
 
     #[test]

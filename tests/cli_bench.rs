@@ -1,0 +1,364 @@
+//! `moonbench bench` end to end against the built-in simulator (127.0.0.1 only).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// Known simulator timing in, vLLM's result file out, with means within tolerance.
+#[test]
+fn bench_measures_the_simulators_timing() {
+    let dir = tmpdir("bench");
+    let out = run(
+        &[
+            "bench",
+            "--num-prompts",
+            "60",
+            "--random-input-len",
+            "32",
+            "--random-output-len",
+            "16",
+            "--max-concurrency",
+            "20",
+            "--sim-ttft-ms",
+            "40",
+            "--sim-itl-ms",
+            "8",
+            "--save-detailed",
+            "--result-dir",
+            dir.to_str().unwrap(),
+            "--result-filename",
+            "r.json",
+            "--percentile-metrics",
+            "ttft,tpot,itl,e2el",
+            "--metric-percentiles",
+            "50,99",
+            "--metadata",
+            "gpu=none",
+            "--disable-tqdm",
+        ],
+        LIMIT,
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(stdout.contains("Serving Benchmark Result"), "{stdout}");
+    assert!(stdout.contains("Mean TTFT (ms):"));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["completed"], 60);
+    assert_eq!(r["failed"], 0);
+    assert_eq!(r["total_input_tokens"], 60 * 32);
+    assert_eq!(r["total_output_tokens"], 60 * 16);
+    assert_eq!(r["request_rate"], "inf");
+    assert_eq!(r["max_concurrency"], 20);
+    assert_eq!(r["model_id"], "moonbench-sim");
+    assert_eq!(r["tokenizer_id"], "words");
+    assert_eq!(r["gpu"], "none");
+    assert_eq!(r["partial"], false);
+    assert_eq!(r["input_lens"].as_array().unwrap().len(), 60);
+    assert_eq!(r["itls"][0].as_array().unwrap().len(), 15);
+    // Stated tolerances (debug build, shared CI machine): TTFT +[0, 6] ms, ITL/TPOT ±1 ms, E2EL +[0, 10] ms.
+    let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("missing {k}"));
+    assert!(
+        (40.0..46.0).contains(&f("mean_ttft_ms")),
+        "TTFT {}",
+        f("mean_ttft_ms")
+    );
+    assert!(
+        (f("mean_tpot_ms") - 8.0).abs() < 1.0,
+        "TPOT {}",
+        f("mean_tpot_ms")
+    );
+    assert!(
+        (f("mean_itl_ms") - 8.0).abs() < 1.0,
+        "ITL {}",
+        f("mean_itl_ms")
+    );
+    assert!(
+        (160.0..170.0).contains(&f("mean_e2el_ms")),
+        "E2EL {}",
+        f("mean_e2el_ms")
+    );
+    for k in [
+        "median_ttft_ms",
+        "std_ttft_ms",
+        "p50_ttft_ms",
+        "p99_ttft_ms",
+        "p99_e2el_ms",
+        "p99_schedule_lag_ms",
+        "p99_intended_ttft_ms",
+        "request_throughput",
+        "output_throughput",
+        "total_token_throughput",
+    ] {
+        f(k);
+    }
+    assert!(r.get("api_key").is_none());
+    assert_eq!(r["client_health"]["verdict"].as_str().is_some(), true);
+}
+
+#[test]
+fn default_file_name_is_vllms() {
+    let dir = tmpdir("name");
+    let out = run(
+        &[
+            "bench",
+            "--num-prompts",
+            "5",
+            "--random-input-len",
+            "8",
+            "--random-output-len",
+            "4",
+            "--max-concurrency",
+            "4",
+            "--save-result",
+            "--result-dir",
+            dir.to_str().unwrap(),
+            "--disable-tqdm",
+            "--sim-ttft-ms",
+            "1",
+            "--sim-itl-ms",
+            "1",
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 1);
+    let n = &names[0];
+    assert!(
+        n.starts_with("vllm-infqps-concurrency4-moonbench-sim-") && n.ends_with(".json"),
+        "{n}"
+    );
+    assert_eq!(
+        n.len(),
+        "vllm-infqps-concurrency4-moonbench-sim-".len() + "20260101-000000.json".len(),
+        "{n}"
+    );
+}
+
+#[test]
+fn chinese_table() {
+    let out = run(
+        &[
+            "bench",
+            "--num-prompts",
+            "4",
+            "--random-input-len",
+            "8",
+            "--random-output-len",
+            "4",
+            "--lang",
+            "zh",
+            "--disable-tqdm",
+            "--sim-ttft-ms",
+            "1",
+            "--sim-itl-ms",
+            "1",
+        ],
+        LIMIT,
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("服务基准测试结果"), "{stdout}");
+    assert!(stdout.contains("成功请求数:"));
+    assert!(stdout.contains("首 token 时间 TTFT"));
+}
+
+/// Faults from the simulator become error records; counts match the faults injected.
+#[test]
+fn server_faults_are_counted_not_fatal() {
+    let dir = tmpdir("faults");
+    let faults = "http500=0.2,reset=0.1";
+    let out = run(
+        &[
+            "bench",
+            "--num-prompts",
+            "50",
+            "--random-input-len",
+            "8",
+            "--random-output-len",
+            "6",
+            "--max-concurrency",
+            "10",
+            "--sim-ttft-ms",
+            "2",
+            "--sim-itl-ms",
+            "1",
+            "--sim-faults",
+            faults,
+            "--seed",
+            "5",
+            "--save-result",
+            "--result-dir",
+            dir.to_str().unwrap(),
+            "--result-filename",
+            "f.json",
+            "--disable-tqdm",
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let rates = moonbench::sim::faults::FaultRates::parse(faults).unwrap();
+    let picks: Vec<_> = (0..50).filter_map(|i| rates.pick(5, i)).collect();
+    let n500 = picks
+        .iter()
+        .filter(|f| **f == moonbench::sim::faults::Fault::Http500)
+        .count();
+    let nreset = picks.len() - n500;
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("f.json")).unwrap()).unwrap();
+    assert_eq!(r["failed"], picks.len());
+    assert_eq!(r["completed"], 50 - picks.len());
+    assert_eq!(r["errors_by_kind"]["http_500"], n500);
+    assert_eq!(r["errors_by_kind"]["connection"], nreset);
+}
+
+#[test]
+fn all_requests_failing_exits_non_zero() {
+    let out = run(
+        &[
+            "bench",
+            "--num-prompts",
+            "3",
+            "--random-input-len",
+            "4",
+            "--random-output-len",
+            "2",
+            "--sim-faults",
+            "http500=1",
+            "--disable-tqdm",
+        ],
+        LIMIT,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out)
+            .1
+            .contains("no request succeeded (first error: HTTP 500"),
+        "{}",
+        text(&out).1
+    );
+}
+
+/// The standalone simulator and a real-server run: ready check, model discovery.
+#[test]
+fn bench_against_serve_sim_discovers_the_model() {
+    use std::io::{BufRead, BufReader};
+    let mut sim = bin()
+        .args([
+            "serve-sim",
+            "--port",
+            "0",
+            "--model",
+            "Org/Served-7B",
+            "--ttft-ms",
+            "2",
+            "--itl-ms",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(sim.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_string();
+    let dir = tmpdir("servesim");
+    let out = run(
+        &[
+            "bench",
+            "--base-url",
+            &url,
+            "--tokenizer",
+            "words",
+            "--num-prompts",
+            "8",
+            "--random-input-len",
+            "8",
+            "--random-output-len",
+            "4",
+            "--save-result",
+            "--result-dir",
+            dir.to_str().unwrap(),
+            "--disable-tqdm",
+        ],
+        LIMIT,
+    );
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert!(out.status.success(), "{}", text(&out).1);
+    let f = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(
+        f.file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("vllm-infqps-Served-7B-"),
+        "{f:?}"
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+    assert_eq!(r["model_id"], "Org/Served-7B");
+    assert_eq!(r["completed"], 8);
+}
+
+#[test]
+fn real_tokenizer_gives_exact_input_lengths() {
+    let dir = tmpdir("hftok");
+    let tok = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/qwen3/tokenizer.json.gz"
+    );
+    let out = run(
+        &[
+            "bench",
+            "--tokenizer",
+            tok,
+            "--num-prompts",
+            "10",
+            "--random-input-len",
+            "100",
+            "--random-output-len",
+            "4",
+            "--save-detailed",
+            "--result-dir",
+            dir.to_str().unwrap(),
+            "--result-filename",
+            "t.json",
+            "--sim-ttft-ms",
+            "1",
+            "--sim-itl-ms",
+            "1",
+            "--disable-tqdm",
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("t.json")).unwrap()).unwrap();
+    assert_eq!(r["total_input_tokens"], 1000);
+    assert!(r["input_lens"].as_array().unwrap().iter().all(|v| v == 100));
+    assert!(
+        r["tokenizer_id"]
+            .as_str()
+            .unwrap()
+            .ends_with("tokenizer.json.gz")
+    );
+}

@@ -1,0 +1,158 @@
+//! Bad input of every kind: one clear message naming the thing and the fix,
+//! a non-zero exit, and nothing sent.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn fails_with(args: &[&str], needle: &str) -> String {
+    let out = run(args, LIMIT);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        !out.status.success(),
+        "expected failure for {args:?}\nstdout: {stdout}"
+    );
+    assert!(
+        stderr.contains(needle),
+        "for {args:?} expected {needle:?} in stderr:\n{stderr}"
+    );
+    assert!(
+        !stdout.contains("Serving Benchmark Result"),
+        "nothing may run: {stdout}"
+    );
+    stderr
+}
+
+#[test]
+fn unknown_flag_suggests_the_right_one() {
+    fails_with(
+        &["bench", "--max-concurency", "4"],
+        "unknown flag --max-concurency (did you mean --max-concurrency?)",
+    );
+    fails_with(
+        &["bench", "--num_prompt", "4"],
+        "did you mean --num-prompts?",
+    );
+}
+
+#[test]
+fn bad_values_name_the_flag() {
+    fails_with(
+        &["bench", "--request-rate", "fast"],
+        "--request-rate expects a number (or inf), got 'fast'",
+    );
+    fails_with(
+        &["bench", "--num-prompts", "1.5"],
+        "--num-prompts expects a whole number",
+    );
+    fails_with(
+        &["bench", "--backend", "tgii"],
+        "--backend must be one of vllm, openai, openai-chat",
+    );
+    fails_with(&["bench", "--goodput", "ttft=5"], "is not KEY:VALUE");
+    fails_with(
+        &["bench", "--metric-percentiles", "99,abc"],
+        "'abc' is not a percentile",
+    );
+    fails_with(
+        &["bench", "--random-range-ratio", "1.5"],
+        "--random-range-ratio must be in [0, 1)",
+    );
+    fails_with(
+        &[
+            "bench",
+            "--base-url",
+            "localhost:8000",
+            "--tokenizer",
+            "words",
+        ],
+        "must start with http://",
+    );
+}
+
+#[test]
+fn unreadable_tokenizer_lists_where_it_looked() {
+    let e = fails_with(
+        &["bench", "--tokenizer", "/nonexistent/dir/tokenizer.json"],
+        "not found; looked in",
+    );
+    assert!(e.contains("--tokenizer words"), "{e}");
+}
+
+#[test]
+fn unreachable_server_after_the_ready_timeout() {
+    let port = closed_port().to_string();
+    let e = fails_with(
+        &[
+            "bench",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--tokenizer",
+            "words",
+            "--ready-check-timeout-sec",
+            "1",
+        ],
+        "is not ready after 1 s",
+    );
+    assert!(e.contains("--base-url / --host / --port"), "{e}");
+}
+
+#[test]
+fn unknown_subcommand_and_missing_script() {
+    let out = run(&["benchh"], LIMIT);
+    assert!(!out.status.success());
+    fails_with(
+        &["run", "/nonexistent/script.lua"],
+        "script not found: /nonexistent/script.lua",
+    );
+}
+
+#[test]
+fn lua_syntax_error_names_file_and_line() {
+    let dir = tmpdir("syntax");
+    let f = dir.join("bad.lua");
+    std::fs::write(&f, "local mb = require 'moonbench'\nlocal x = (\n").unwrap();
+    let e = fails_with(&["run", f.to_str().unwrap()], "bad.lua:");
+    assert!(e.contains("bad.lua:3:") || e.contains("bad.lua:2:"), "{e}");
+}
+
+#[test]
+fn lua_runtime_error_names_file_and_line() {
+    let dir = tmpdir("rterr");
+    let f = dir.join("boom.lua");
+    std::fs::write(&f, "local mb = require 'moonbench'\n\nerror('boom here')\n").unwrap();
+    fails_with(&["run", f.to_str().unwrap()], "boom.lua:3: boom here");
+}
+
+#[test]
+fn bad_run_option_stops_before_sending() {
+    let dir = tmpdir("badopt");
+    let f = dir.join("opt.lua");
+    std::fs::write(
+        &f,
+        "local mb = require 'moonbench'\nlocal t = mb.target{}\n\
+         mb.run{ target = t, requests = {{prompt = 'hi', max_tokens = 2}}, max_concurency = 3 }\n",
+    )
+    .unwrap();
+    fails_with(
+        &["run", f.to_str().unwrap()],
+        "opt.lua:3: mb.run: unknown option 'max_concurency' (did you mean 'max_concurrency'?)",
+    );
+    std::fs::write(
+        &f,
+        "local mb = require 'moonbench'\nmb.target{ sim = { ttft = 5 } }\n",
+    )
+    .unwrap();
+    fails_with(&["run", f.to_str().unwrap()], "unknown field `ttft`");
+    std::fs::write(&f, "local mb = require 'moonbench'\nlocal t = mb.target{}\nmb.run{ target = t, requests = {{prompt='a', max_token=2}} }\n").unwrap();
+    fails_with(
+        &["run", f.to_str().unwrap()],
+        "request 1: unknown option 'max_token' (did you mean 'max_tokens'?)",
+    );
+}

@@ -1,0 +1,138 @@
+//! Lua scripts end to end: the API tour, module overrides, Ctrl-C and SIGTERM.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+#[test]
+fn api_tour() {
+    let dir = tmpdir("tour");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lua/api_tour.lua");
+    let child = bin()
+        .args(["run", script, "--", "first", "--second"])
+        .env("MOONBENCH_TOUR_VAR", "set-by-test")
+        .env("MOONBENCH_TOUR_DIR", dir.to_str().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait(child, Duration::from_secs(120));
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("Serving Benchmark Result"));
+    assert!(stdout.trim_end().ends_with("TOUR OK"), "{stdout}");
+}
+
+/// A user's own module next to the script wins over the bundled one.
+#[test]
+fn user_module_overrides_the_stdlib() {
+    let dir = tmpdir("override");
+    std::fs::create_dir_all(dir.join("moonbench")).unwrap();
+    std::fs::write(
+        dir.join("moonbench/report.lua"),
+        "return { print = function(s) print('MY REPORT ' .. s.completed) end }\n",
+    )
+    .unwrap();
+    let script = dir.join("s.lua");
+    std::fs::write(
+        &script,
+        "local mb = require 'moonbench'\nlocal t = mb.target{ sim = { ttft_ms = 1, itl_ms = 1 } }\n\
+         mb.run{ target = t, requests = {{prompt = 'x', max_tokens = 2}}, progress = false }:print()\n",
+    )
+    .unwrap();
+    let out = run(&["run", script.to_str().unwrap()], Duration::from_secs(60));
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), "MY REPORT 1");
+}
+
+/// Bundled examples run from any directory by their bundled path.
+#[test]
+fn bundled_example_runs_from_anywhere() {
+    let out = bin()
+        .args(["run", "examples/quickstart.lua", "--", "--num-prompts", "5"])
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait(out, Duration::from_secs(60));
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(text(&out).0.contains("TTFT"));
+}
+
+fn interrupted_run_saves_partial(signal: i32) {
+    let dir = tmpdir(&format!("sig{signal}"));
+    let records = dir.join("records.jsonl");
+    let child = bin()
+        .args([
+            "bench",
+            "--num-prompts",
+            "5000",
+            "--request-rate",
+            "40",
+            "--random-input-len",
+            "8",
+            "--random-output-len",
+            "100",
+            "--sim-ttft-ms",
+            "20",
+            "--sim-itl-ms",
+            "10",
+            "--save-result",
+            "--result-dir",
+            dir.to_str().unwrap(),
+            "--result-filename",
+            "partial.json",
+            "--grace-period",
+            "0.3",
+            "--save-records",
+            records.to_str().unwrap(),
+            "--disable-tqdm",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    let out = wait(child, Duration::from_secs(30));
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("partial.json")).unwrap()).unwrap();
+    assert_eq!(r["partial"], true);
+    let completed = r["completed"].as_u64().unwrap();
+    assert!(completed >= 20 && completed < 200, "completed {completed}");
+    // Requests cut off after the grace period are records too, marked cancelled.
+    let cancelled = r["cancelled"].as_u64().unwrap();
+    assert!(cancelled > 0, "some requests were in flight when cut off");
+    assert_eq!(r["failed"], 0);
+    let lines = std::fs::read_to_string(&records).unwrap().lines().count() as u64;
+    assert_eq!(
+        lines,
+        completed + cancelled,
+        "every measured request is in the records file"
+    );
+    assert!(stdout.contains("PARTIAL RESULT"), "{stdout}");
+}
+
+#[test]
+fn ctrl_c_saves_partial_results() {
+    interrupted_run_saves_partial(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_saves_partial_results() {
+    interrupted_run_saves_partial(libc::SIGTERM);
+}
