@@ -70,7 +70,7 @@ impl Default for SimOptions {
             faults: String::new(),
             seed: 0,
             record_truth: false,
-            threads: 1,
+            threads: 2,
             tokenizer: None,
         }
     }
