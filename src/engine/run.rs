@@ -241,6 +241,14 @@ pub async fn run(
         Some(p) => Some(RecordWriter::create(p, clock::now_ns())?),
         None => None,
     };
+    // The schedule is expanded ahead of time when its length is known (8 bytes per
+    // request); a duration-bound run generates it as it goes, natively either way.
+    let arrival = match planned {
+        Some(n) if n <= 50_000_000 && !matches!(spec.arrival, Arrival::Times(_)) => {
+            Arrival::Times(Arc::new(spec.arrival.iter().take(n as usize).collect()))
+        }
+        _ => spec.arrival.clone(),
+    };
     let (ctl_tx, ctl_rx) = watch::channel(0u8);
     let shared = Arc::new(Shared {
         target: spec.target.clone(),
@@ -319,12 +327,7 @@ pub async fn run(
     let monitor = HealthMonitor::start(spec.io_threads);
     let handle = tokio::runtime::Handle::current();
     let dispatcher = {
-        let (arrival, shared, ctl, sem) = (
-            spec.arrival.clone(),
-            shared.clone(),
-            ctl_rx.clone(),
-            sem.clone(),
-        );
+        let (shared, ctl, sem) = (shared.clone(), ctl_rx.clone(), sem.clone());
         let (n, duration) = (planned, spec.duration);
         std::thread::Builder::new()
             .name("mb-dispatch".into())
