@@ -37,9 +37,8 @@ fn bench_measures_the_simulators_timing() {
             "ttft,tpot,itl,e2el",
             "--metric-percentiles",
             "50,99",
-            "--metadata",
-            "gpu=none",
-            "--disable-tqdm",
+            "--metadata", "gpu=none", "--disable-tqdm", "--api-key", "sk-moonbench-test-secret",
+            "--header", "X-Team=bench",
         ],
         LIMIT,
     );
@@ -98,6 +97,8 @@ fn bench_measures_the_simulators_timing() {
         f(k);
     }
     assert!(r.get("api_key").is_none());
+    let raw = std::fs::read_to_string(dir.join("r.json")).unwrap();
+    assert!(!raw.contains("sk-moonbench-test-secret"), "the API key is never written to a result file");
     let verdict = r["client_health"]["verdict"].as_str().unwrap();
     assert!(verdict == "ok" || verdict == "warning", "{verdict}");
     assert!(r["client_health"]["cpu_seconds"].as_f64().unwrap() > 0.0);

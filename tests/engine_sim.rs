@@ -253,3 +253,19 @@ async fn warmups_are_excluded() {
     assert_eq!(sum.completed, 6);
     assert!(sum.peak_in_flight <= 2);
 }
+
+/// A duration-bound run stops sending at the deadline and lets requests in flight finish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duration_bound_run_stops_sending() {
+    let sim = sim(5.0, 2.0);
+    let mut s = spec(&sim, "openai", reqs(3, 20));
+    s.arrival = Arrival::Constant { rate: 40.0 };
+    s.duration = Some(Duration::from_millis(500));
+    let out = run(s, None).await.unwrap();
+    let n = out.records.len();
+    assert_eq!(n, 20, "0.5 s at 40 req/s sends requests at 0, 25, ..., 475 ms");
+    assert!(out.records.iter().all(|r| r.success()), "requests in flight at the deadline finish");
+    let sent_span = out.records.iter().map(|r| r.sent_ns).max().unwrap() - out.t0_ns;
+    assert!(sent_span < 500_000_000);
+    assert!(out.duration() > 0.5, "the run lasts until the last request ends");
+}
