@@ -201,48 +201,42 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
 
     // 1. Throughput: tokens per client CPU-second.
     let n = a.throughput_streams * waves;
-    let t = match &a.sim_url {
-        Some(url) => {
-            let server = Server {
-                url: url.clone(),
-                model: "moonbench-sim".into(),
-                truth: None,
-            };
-            one_run(
-                &rt,
-                a.client_threads,
-                &server,
-                a.throughput_streams,
-                n,
-                a.throughput_tokens,
-            )?
-        }
-        None => {
-            let sim = SimHandle::start(
-                &SimOptions {
-                    ttft_ms: 1.0,
-                    itl_ms: 1.0,
-                    record_truth: false,
-                    threads: a.sim_threads,
-                    ..Default::default()
-                },
-                "127.0.0.1:0",
-            )?;
-            let server = Server {
-                url: sim.base_url(),
-                model: sim.model.clone(),
-                truth: None,
-            };
-            one_run(
-                &rt,
-                a.client_threads,
-                &server,
-                a.throughput_streams,
-                n,
-                a.throughput_tokens,
-            )?
-        }
+    // An in-process simulator unless one is given (kept alive until the run ends).
+    let local = match &a.sim_url {
+        Some(_) => None,
+        None => Some(SimHandle::start(
+            &SimOptions {
+                ttft_ms: 1.0,
+                itl_ms: 1.0,
+                record_truth: false,
+                threads: a.sim_threads,
+                ..Default::default()
+            },
+            "127.0.0.1:0",
+        )?),
     };
+    let server = match (&a.sim_url, &local) {
+        (Some(url), _) => Server {
+            url: url.clone(),
+            model: SimOptions::default().model,
+            truth: None,
+        },
+        (None, Some(sim)) => Server {
+            url: sim.base_url(),
+            model: sim.model.clone(),
+            truth: None,
+        },
+        (None, None) => unreachable!("a local simulator is started when no URL is given"),
+    };
+    let t = one_run(
+        &rt,
+        a.client_threads,
+        &server,
+        a.throughput_streams,
+        n,
+        a.throughput_tokens,
+    )?;
+    drop(local);
     let per_cpu = t.tokens as f64 / t.client_cpu.max(1e-9);
     let mut report = json!({
         "cores": cores, "client_threads": a.client_threads, "sim_threads": a.sim_threads,

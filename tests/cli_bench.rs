@@ -37,8 +37,13 @@ fn bench_measures_the_simulators_timing() {
             "ttft,tpot,itl,e2el",
             "--metric-percentiles",
             "50,99",
-            "--metadata", "gpu=none", "--disable-tqdm", "--api-key", "sk-moonbench-test-secret",
-            "--header", "X-Team=bench",
+            "--metadata",
+            "gpu=none",
+            "--disable-tqdm",
+            "--api-key",
+            "sk-moonbench-test-secret",
+            "--header",
+            "X-Team=bench",
         ],
         LIMIT,
     );
@@ -98,7 +103,10 @@ fn bench_measures_the_simulators_timing() {
     }
     assert!(r.get("api_key").is_none());
     let raw = std::fs::read_to_string(dir.join("r.json")).unwrap();
-    assert!(!raw.contains("sk-moonbench-test-secret"), "the API key is never written to a result file");
+    assert!(
+        !raw.contains("sk-moonbench-test-secret"),
+        "the API key is never written to a result file"
+    );
     let verdict = r["client_health"]["verdict"].as_str().unwrap();
     assert!(verdict == "ok" || verdict == "warning", "{verdict}");
     assert!(r["client_health"]["cpu_seconds"].as_f64().unwrap() > 0.0);
@@ -364,4 +372,25 @@ fn real_tokenizer_gives_exact_input_lengths() {
             .unwrap()
             .ends_with("tokenizer.json.gz")
     );
+}
+
+/// `calibrate` is a benchmark, not a test: here only that it runs and reports every
+/// number (tiny sizes, no timing assertions).
+#[test]
+fn calibrate_reports_its_numbers() {
+    let out = run(
+        &["calibrate", "--streams", "3,6", "--waves", "1", "--throughput-streams", "4", "--throughput-tokens", "8",
+          "--accuracy-tokens", "4", "--ttft-ms", "2", "--itl-ms", "1", "--json"],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["throughput"]["tokens"], 32);
+    assert!(r["throughput"]["tokens_per_client_cpu_second"].as_f64().unwrap() > 0.0);
+    let acc = r["accuracy"].as_array().unwrap();
+    assert_eq!(acc.len(), 2);
+    for a in acc {
+        assert_eq!(a["failed"], 0);
+        assert!(a["ttft_err_p99_ms"].as_f64().unwrap() >= 0.0, "a chunk is never read before it was sent");
+    }
 }

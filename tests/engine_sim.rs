@@ -263,9 +263,18 @@ async fn duration_bound_run_stops_sending() {
     s.duration = Some(Duration::from_millis(500));
     let out = run(s, None).await.unwrap();
     let n = out.records.len();
-    assert_eq!(n, 20, "0.5 s at 40 req/s sends requests at 0, 25, ..., 475 ms");
-    assert!(out.records.iter().all(|r| r.success()), "requests in flight at the deadline finish");
+    assert_eq!(
+        n, 20,
+        "0.5 s at 40 req/s sends requests at 0, 25, ..., 475 ms"
+    );
+    assert!(
+        out.records.iter().all(|r| r.success()),
+        "requests in flight at the deadline finish"
+    );
     let sent_span = out.records.iter().map(|r| r.sent_ns).max().unwrap() - out.t0_ns;
     assert!(sent_span < 500_000_000);
-    assert!(out.duration() > 0.5, "the run lasts until the last request ends");
+    assert!(
+        out.duration() > 0.5,
+        "the run lasts until the last request ends"
+    );
 }

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use super::SimState;
 use super::faults::Fault;
 use super::stream::{BoxError, Format, SimStream, token_text};
+use super::timing::token_ready_ns;
 use super::truth::Truth;
 use crate::clock;
 
@@ -320,10 +321,7 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, format: Format) -> 
             .unwrap();
     }
     // Not streamed: wait until the last token would have been generated, then answer.
-    let mut t = start_ns + st.timing.first_token_delay(seq, prompt_tokens).as_nanos() as u64;
-    for k in 1..n {
-        t += st.timing.inter_token_delay(seq, k).as_nanos() as u64;
-    }
+    let t = token_ready_ns(st.timing.as_ref(), seq, prompt_tokens, start_ns, n - 1);
     if fault == Some(Fault::Stall) {
         std::future::pending::<()>().await;
     }

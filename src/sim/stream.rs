@@ -14,6 +14,7 @@ use tokio::time::Sleep;
 
 use super::SimState;
 use super::faults::Fault;
+use super::timing::token_ready_ns;
 use super::truth::Truth;
 use crate::clock;
 
@@ -96,12 +97,9 @@ impl SimStream {
         received_ns: u64,
         start_ns: u64,
     ) -> SimStream {
+        // The first chunk goes out when its last token is ready.
         let k = st.tokens_per_chunk.min(n.max(1));
-        let mut first =
-            start_ns + st.timing.first_token_delay(seq, prompt_tokens).as_nanos() as u64;
-        for t in 1..k {
-            first += st.timing.inter_token_delay(seq, t).as_nanos() as u64;
-        }
+        let first = token_ready_ns(st.timing.as_ref(), seq, prompt_tokens, start_ns, k - 1);
         SimStream {
             st,
             seq,

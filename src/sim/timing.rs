@@ -16,6 +16,22 @@ pub trait TimingModel: Send + Sync {
     fn inter_token_delay(&self, seq: u64, k: u32) -> Duration;
 }
 
+/// When token `k` (0-based) of request `seq`, started at `start_ns`, is ready:
+/// the start, plus the first-token delay, plus the delays of tokens 1..=k.
+pub fn token_ready_ns(
+    m: &dyn TimingModel,
+    seq: u64,
+    prompt_tokens: u32,
+    start_ns: u64,
+    k: u32,
+) -> u64 {
+    let mut t = start_ns + m.first_token_delay(seq, prompt_tokens).as_nanos() as u64;
+    for j in 1..=k {
+        t += m.inter_token_delay(seq, j).as_nanos() as u64;
+    }
+    t
+}
+
 /// Fixed TTFT and inter-token time, optionally with uniform relative jitter, plus
 /// an optional prefill cost per prompt token.
 #[derive(Debug, Clone)]
