@@ -46,8 +46,12 @@ local spec = {
       help_zh = "发送前等待服务器就绪的最长时间（0 = 不检查）" },
 
     { group = "Dataset", group_zh = "数据集" },
-    { "--dataset-name", default = "random", help = "prompt source (random)", help_zh = "提示词来源（random）" },
-    { "--dataset-path", help = "dataset file (not needed for random)", help_zh = "数据文件路径" },
+    { "--dataset-name", default = "random",
+      choices = { "random", "sharegpt", "sonnet", "burstgpt", "custom", "prefix_repetition", "mooncake", "timed_trace" },
+      help = "prompt source; mooncake (alias timed_trace) replays a trace at its timestamps",
+      help_zh = "提示词来源；mooncake（同 timed_trace）按轨迹时间戳回放" },
+    { "--dataset-path", help = "dataset file (ShareGPT JSON, BurstGPT CSV, custom or trace JSONL; .gz allowed)",
+      help_zh = "数据文件（ShareGPT JSON、BurstGPT CSV、自定义或轨迹 JSONL，可为 .gz）" },
     { "--num-prompts", type = "int", default = 1000, help = "number of requests", help_zh = "请求数量" },
     { "--seed", type = "int", default = 0, help = "random seed (prompts and arrival times)", help_zh = "随机种子" },
     { "--random-input-len", type = "int", default = 1024, help = "input tokens per prompt", help_zh = "每个提示词的输入 token 数" },
@@ -57,7 +61,36 @@ local spec = {
     { "--random-prefix-len", type = "int", default = 0, help = "tokens of a prefix shared by every prompt",
       help_zh = "所有提示词共享的前缀 token 数" },
     { "--input-len", type = "int", help = "alias of --random-input-len", help_zh = "同 --random-input-len" },
-    { "--output-len", type = "int", help = "alias of --random-output-len", help_zh = "同 --random-output-len" },
+    { "--output-len", type = "int", help = "output tokens for the random, sharegpt, custom and prefix_repetition datasets",
+      help_zh = "random、sharegpt、custom、prefix_repetition 数据集的输出 token 数" },
+    { "--sharegpt-output-len", type = "int", help = "fixed output length instead of each conversation's answer length",
+      help_zh = "固定输出长度（代替参考回答的长度）" },
+    { "--sonnet-input-len", type = "int", default = 550, help = "sonnet: input tokens", help_zh = "sonnet：输入 token 数" },
+    { "--sonnet-output-len", type = "int", default = 150, help = "sonnet: output tokens", help_zh = "sonnet：输出 token 数" },
+    { "--sonnet-prefix-len", type = "int", default = 200, help = "sonnet: shared prefix tokens", help_zh = "sonnet：共享前缀 token 数" },
+    { "--custom-output-len", type = "int", default = 256, help = "custom: output tokens (-1: each line's output_tokens)",
+      help_zh = "custom：输出 token 数（-1 表示用每行的 output_tokens）" },
+    { "--disable-shuffle", type = "bool", help = "custom: keep the file's order", help_zh = "custom：保持文件中的顺序" },
+    { "--no-oversample", type = "bool", help = "sharegpt: do not repeat samples to reach --num-prompts",
+      help_zh = "sharegpt：有效样本不足时不重复采样" },
+    { "--prefix-repetition-prefix-len", type = "int", default = 256, help = "prefix tokens", help_zh = "前缀 token 数" },
+    { "--prefix-repetition-suffix-len", type = "int", default = 256, help = "suffix tokens", help_zh = "后缀 token 数" },
+    { "--prefix-repetition-num-prefixes", type = "int", default = 10, help = "distinct prefixes", help_zh = "不同前缀的个数" },
+    { "--prefix-repetition-output-len", type = "int", default = 128, help = "output tokens", help_zh = "输出 token 数" },
+    { "--burstgpt-model", default = "GPT-4", help = "burstgpt: keep rows of this Model (empty: all)",
+      help_zh = "burstgpt：只保留该 Model 的行（空 = 全部）" },
+    { "--use-trace-timestamps", type = "bool",
+      help = "burstgpt: replay rows at their timestamps (mooncake always does unless --request-rate is given)",
+      help_zh = "burstgpt：按原始时间戳回放（mooncake 默认如此，除非给出 --request-rate）" },
+    { "--trace-time-scale", type = "number", default = 1.0, help = "multiply trace timestamps (0.5 = twice as fast)",
+      help_zh = "轨迹时间戳乘以该系数（0.5 = 两倍速）" },
+    { "--timed-trace-sec-multiplier", type = "number", help = "alias of --trace-time-scale (vLLM's name)" },
+    { "--trace-block-size", type = "int", default = 512, help = "mooncake: tokens per hash block", help_zh = "mooncake：每个 hash 块的 token 数" },
+    { "--apply-chat-template", type = "bool",
+      help = "render prompts with the model's chat template before sending them to a completions endpoint",
+      help_zh = "向文本补全接口发送前，先用模型的对话模板渲染提示词" },
+    { "--prompt-token-ids", type = "bool", help = "send token ids instead of text (completions servers that accept them)",
+      help_zh = "发送 token id 而不是文本（适用于接受 token id 的补全接口）" },
 
     { group = "Traffic", group_zh = "流量" },
     { "--request-rate", type = "number", default = math.huge,
@@ -127,9 +160,12 @@ local function say(en, cn) print(zh and cn or en) end
 -- 参数检查 Check the flags -------------------------------------------------------
 if args.input_len then args.random_input_len = args.input_len end
 if args.output_len then args.random_output_len = args.output_len end
-if args.dataset_name ~= "random" then
-  error("moonbench bench: --dataset-name " .. args.dataset_name .. " is not available in this version yet; "
-    .. "use --dataset-name random (or build requests in a Lua script with mb.dataset.from_table)", 0)
+if args.dataset_name == "timed_trace" then args.dataset_name = "mooncake" end
+if args.timed_trace_sec_multiplier then args.trace_time_scale = args.timed_trace_sec_multiplier end
+if args.output_len then
+  args.sharegpt_output_len = args.output_len
+  args.custom_output_len = args.output_len
+  args.prefix_repetition_output_len = args.output_len
 end
 if args.num_prompts < 1 and not args.duration then
   error("moonbench bench: --num-prompts must be at least 1", 0)
@@ -166,9 +202,11 @@ body.temperature = args.temperature or body.temperature or 0.0
 if args.top_p then body.top_p = args.top_p end
 if args.top_k then body.top_k = args.top_k end
 if args.min_p then body.min_p = args.min_p end
--- random 数据集默认 ignore_eos（vLLM 新版同样如此），这样每个请求都输出满 --random-output-len 个 token。
+-- 合成的提示词（random、prefix_repetition、burstgpt、mooncake）默认 ignore_eos（vLLM 新版对 random 同样如此），
+-- 这样每个请求都输出满指定的 token 数。Synthetic datasets ask for exact output lengths.
+local synthetic = { random = true, prefix_repetition = true, burstgpt = true, mooncake = true }
 local ignore_eos = args.ignore_eos
-if not args._given.ignore_eos and args.dataset_name == "random" then ignore_eos = true end
+if not args._given.ignore_eos and synthetic[args.dataset_name] then ignore_eos = true end
 if ignore_eos then body.ignore_eos = true end
 
 local tokenizer_spec = args.tokenizer or args.model
@@ -202,19 +240,58 @@ local target = mb.target{
 }
 
 -- 提示词 Prompts ------------------------------------------------------------------
-local requests = mb.dataset.random{
-  tokenizer = tok,
-  n = math.max(args.num_prompts, 1),
-  input_len = args.random_input_len,
-  output_len = args.random_output_len,
-  range_ratio = args.random_range_ratio,
-  prefix_len = args.random_prefix_len,
-  seed = args.seed,
-}
+local is_chat = args.backend == "openai-chat"
+local function dataset_path()
+  if not args.dataset_path then
+    error("moonbench bench: --dataset-name " .. args.dataset_name .. " needs --dataset-path FILE", 0)
+  end
+  return args.dataset_path
+end
+local n = math.max(args.num_prompts, 1)
+local requests
+local name = args.dataset_name
+if name == "random" then
+  requests = mb.dataset.random{
+    tokenizer = tok, n = n, input_len = args.random_input_len, output_len = args.random_output_len,
+    range_ratio = args.random_range_ratio, prefix_len = args.random_prefix_len, seed = args.seed,
+    token_ids = args.prompt_token_ids,
+  }
+elseif name == "sharegpt" then
+  requests = mb.dataset.sharegpt{ path = dataset_path(), tokenizer = tok, n = n, output_len = args.sharegpt_output_len,
+    seed = args.seed, oversample = not args.no_oversample }
+elseif name == "sonnet" then
+  -- 文本补全接口发送套用对话模板后的文本；对话接口发送原文（由服务器套模板），与 vLLM 相同。
+  requests = mb.dataset.sonnet{ path = args.dataset_path, tokenizer = tok, n = n, input_len = args.sonnet_input_len,
+    output_len = args.sonnet_output_len, prefix_len = args.sonnet_prefix_len, seed = args.seed, chat = is_chat }
+elseif name == "burstgpt" then
+  requests = mb.dataset.burstgpt{ path = dataset_path(), tokenizer = tok, n = n, seed = args.seed,
+    model = args.burstgpt_model, use_timestamps = args.use_trace_timestamps, token_ids = args.prompt_token_ids }
+elseif name == "custom" then
+  requests = mb.dataset.custom{ path = dataset_path(), tokenizer = tok, n = n, output_len = args.custom_output_len,
+    shuffle = not args.disable_shuffle, seed = args.seed }
+elseif name == "prefix_repetition" then
+  requests = mb.dataset.prefix_repetition{ tokenizer = tok, n = n, prefix_len = args.prefix_repetition_prefix_len,
+    suffix_len = args.prefix_repetition_suffix_len, num_prefixes = args.prefix_repetition_num_prefixes,
+    output_len = args.prefix_repetition_output_len, seed = args.seed, token_ids = args.prompt_token_ids }
+elseif name == "mooncake" then
+  requests = mb.dataset.mooncake{ path = dataset_path(), tokenizer = tok,
+    n = args._given.num_prompts and n or nil, block_size = args.trace_block_size, seed = args.seed,
+    token_ids = args.prompt_token_ids }
+end
+if args.apply_chat_template and not is_chat then
+  requests = requests:apply_chat_template(tok)
+end
+if args.prompt_token_ids and (name == "sharegpt" or name == "custom" or name == "sonnet") then
+  requests = requests:to_token_ids(tok)
+end
 
 -- 到达过程 Arrivals ---------------------------------------------------------------
+-- 轨迹数据（mooncake；burstgpt 加 --use-trace-timestamps）按记录的时间戳发送，除非显式给了 --request-rate。
 local arrival
-if args.request_rate == math.huge then
+local replay = requests:timestamps() ~= nil and not args._given.request_rate
+if replay then
+  arrival = mb.arrival.trace{ timestamps = requests, scale = args.trace_time_scale }
+elseif args.request_rate == math.huge then
   arrival = mb.arrival.infinite()
 else
   arrival = mb.arrival.poisson{ rate = args.request_rate, burstiness = args.burstiness, seed = args.seed }
@@ -227,10 +304,13 @@ else
   say("Target: " .. target.base_url .. target.endpoint .. " (backend " .. args.backend .. ")",
       "目标：" .. target.base_url .. target.endpoint .. "（backend " .. args.backend .. "）")
 end
-local rate_text = args.request_rate == math.huge and "inf" or tostring(args.request_rate)
+local rate_text = replay and string.format("trace timestamps x %s", args.trace_time_scale)
+  or (args.request_rate == math.huge and "inf" or tostring(args.request_rate))
 say("Traffic request rate: " .. rate_text, "请求速率: " .. rate_text)
-say(string.format("Burstiness factor: %s (%s)", args.burstiness, args.burstiness == 1 and "Poisson process" or "Gamma distribution"),
-    string.format("突发因子: %s（%s）", args.burstiness, args.burstiness == 1 and "泊松过程" or "Gamma 分布"))
+if not replay then
+  say(string.format("Burstiness factor: %s (%s)", args.burstiness, args.burstiness == 1 and "Poisson process" or "Gamma distribution"),
+      string.format("突发因子: %s（%s）", args.burstiness, args.burstiness == 1 and "泊松过程" or "Gamma 分布"))
+end
 say("Maximum request concurrency: " .. tostring(args.max_concurrency or "None"),
     "最大请求并发数: " .. tostring(args.max_concurrency or "无限制"))
 
@@ -239,7 +319,7 @@ local res = mb.run{
   target = target,
   requests = requests,
   arrival = arrival,
-  num_requests = (args._given.num_prompts or not args.duration) and args.num_prompts or nil,
+  num_requests = (args._given.num_prompts or not args.duration) and #requests or nil,
   duration = args.duration,
   max_concurrency = args.max_concurrency,
   warmup = args.num_warmups,

@@ -56,6 +56,16 @@ pub struct CalibrateArgs {
     /// Print the numbers as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Measure dataset preparation instead of the client: tokenizer load, 10,000
+    /// random prompts of 1,024 tokens, and a trace replay set (see --tokenizer, --trace).
+    #[arg(long)]
+    pub datasets: bool,
+    /// Tokenizer for --datasets (tokenizer.json, .json.gz or model directory).
+    #[arg(long, default_value = "words")]
+    pub tokenizer: String,
+    /// Mooncake-format trace for --datasets (JSONL or .jsonl.gz).
+    #[arg(long)]
+    pub trace: Option<String>,
     /// Run the throughput part against this already running simulator
     /// (`moonbench serve-sim --ttft-ms 1 --itl-ms 1`) instead of an in-process one,
     /// so no simulator work can share the client's process.
@@ -119,7 +129,7 @@ fn one_run(
         preconnect: true,
         progress: false,
         records_path: None,
-        tokenizer: Arc::new(Tokenizer::Words),
+        tokenizer: Arc::new(Tokenizer::words()),
         io_threads: client_threads,
     };
     let cpu0 = client_cpu();
@@ -170,8 +180,122 @@ pub fn main(a: CalibrateArgs) -> i32 {
     }
 }
 
+/// Resident memory of this process in bytes (Linux; 0 elsewhere).
+fn rss_bytes() -> u64 {
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .map_or(0, |p| p * page)
+}
+
+fn text_bytes(reqs: &[Request]) -> (u64, u64) {
+    use crate::dataset::Prompt;
+    let mut total = 0u64;
+    let mut shared: std::collections::HashSet<*const u8> = std::collections::HashSet::new();
+    let mut unique = 0u64;
+    for r in reqs {
+        match &r.prompt {
+            Prompt::Text(t) => {
+                total += t.len() as u64;
+                unique += t.len() as u64;
+            }
+            Prompt::Parts(p) => {
+                for part in p {
+                    total += part.len() as u64;
+                    if shared.insert(part.as_ptr()) {
+                        unique += part.len() as u64;
+                    }
+                }
+            }
+            Prompt::TokenIds(ids) => {
+                total += 4 * ids.len() as u64;
+                unique += 4 * ids.len() as u64;
+            }
+            Prompt::Messages(_) => {}
+        }
+    }
+    (total, unique)
+}
+
+/// `calibrate --datasets`: how fast prompts are prepared and how much memory they take.
+fn datasets_bench(a: &CalibrateArgs) -> Result<(), String> {
+    use crate::dataset::{mooncake, random};
+    let mb = |b: u64| b as f64 / 1e6;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "moonbench calibrate --datasets ({cores} cores, build: {})",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
+    );
+    let t = std::time::Instant::now();
+    let tok = Tokenizer::load(&a.tokenizer)?;
+    let load = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let pool = tok.word_pool();
+    let pool_s = t.elapsed().as_secs_f64();
+    println!(
+        "tokenizer {}: loaded in {load:.2} s; word pool {} in {pool_s:.2} s",
+        tok.name(),
+        pool.as_ref().map_or_else(
+            |e| format!("unavailable ({e})"),
+            |p| format!("of {} tokens", p.len())
+        )
+    );
+    // The trace first, in a fresh process, so its memory is not hidden by reuse.
+    if let Some(path) = &a.trace {
+        let rss0 = rss_bytes();
+        let t = std::time::Instant::now();
+        let reqs = mooncake::generate(
+            &tok,
+            std::path::Path::new(path),
+            &mooncake::MooncakeSpec::default(),
+        )?;
+        let secs = t.elapsed().as_secs_f64();
+        let tokens: u64 = reqs.iter().map(|r| r.prompt_tokens as u64).sum();
+        let (total, unique) = text_bytes(&reqs);
+        println!(
+            "trace {path}: {} requests, {:.1} M prompt tokens, ready in {secs:.2} s; text {:.0} MB held in {:.0} MB of shared blocks, RSS +{:.0} MB",
+            reqs.len(),
+            tokens as f64 / 1e6,
+            mb(total),
+            mb(unique),
+            mb(rss_bytes().saturating_sub(rss0))
+        );
+    }
+    let rss0 = rss_bytes();
+    let t = std::time::Instant::now();
+    let spec = random::RandomSpec {
+        n: 10_000,
+        input_len: 1024,
+        output_len: 128,
+        ..Default::default()
+    };
+    let reqs = random::generate(&tok, &spec)?;
+    let secs = t.elapsed().as_secs_f64();
+    let exact = reqs.iter().all(|r| r.prompt_tokens == 1024);
+    let (text, _) = text_bytes(&reqs);
+    println!(
+        "random: 10,000 prompts x 1,024 tokens in {secs:.2} s (all exactly 1,024: {exact}); text {:.0} MB, RSS +{:.0} MB",
+        mb(text),
+        mb(rss_bytes().saturating_sub(rss0))
+    );
+    drop(reqs);
+    Ok(())
+}
+
 fn calibrate(a: CalibrateArgs) -> Result<(), String> {
     clock::epoch();
+    if a.datasets {
+        return datasets_bench(&a);
+    }
     clock::raise_fd_limit();
     let streams: Vec<usize> = a
         .streams

@@ -34,7 +34,9 @@ mb.sim = core.sim
 -- 分词器 Tokenizer ----------------------------------------------------------
 -- mb.tokenizer("path/to/tokenizer.json" 或 模型目录 或 "Org/Model"（只在本地 HF 缓存里找，不会下载）)
 -- mb.tokenizer("words") 是"按空格数词"的简易分词器：一个词 = 一个 token（内置模拟器就这样数）。
--- 用法: tok:encode(text) -> {ids}, tok:decode(ids) -> text, tok:count(text) -> 数量
+-- 用法: tok:encode(text) -> {ids}, tok:decode(ids) -> text, tok:count(text) -> 数量,
+--       tok:apply_chat_template(messages, { add_generation_prompt = true }) -> 套用对话模板后的文本
+--       （对话模板 chat template 读自模型目录里的 tokenizer_config.json 或 chat_template.jinja）
 mb.tokenizer = core.tokenizer
 
 -- 数据集 Datasets -----------------------------------------------------------
@@ -45,6 +47,21 @@ mb.dataset = {
   -- mb.dataset.random{ tokenizer = tok, n = 500, input_len = 1024, output_len = 128,
   --                    range_ratio = 0.0, prefix_len = 0, seed = 0 }
   random = core.dataset_random,
+  -- ShareGPT 对话数据（需自行下载 ShareGPT_V3_unfiltered_cleaned_split.json）：取前两轮作提示与参考回答。
+  -- mb.dataset.sharegpt{ path = "...json", tokenizer = tok, n = 1000, output_len = nil, seed = 0 }
+  sharegpt = core.dataset_sharegpt,
+  -- 莎士比亚十四行诗（vLLM 的 sonnet.txt 已内置）：固定指令 + 共享前缀行 + 随机行。
+  -- mb.dataset.sonnet{ tokenizer = tok, n = 100, input_len = 550, output_len = 150, prefix_len = 200, chat = false }
+  sonnet = core.dataset_sonnet,
+  -- BurstGPT 轨迹 CSV：每行的请求/回答 token 数；use_timestamps = true 时按原始时间戳回放。
+  burstgpt = core.dataset_burstgpt,
+  -- 自定义 JSONL：每行 {"prompt": "..."} 或 {"messages": [...]}，可带 "output_tokens"。
+  custom = core.dataset_custom,
+  -- 前缀重复：num_prefixes 个共享前缀，每个前缀配若干不同后缀（测试前缀缓存 prefix caching）。
+  prefix_repetition = core.dataset_prefix_repetition,
+  -- Mooncake 轨迹回放：hash_ids 相同的 512-token 块内容完全相同，所以前缀缓存的命中与线上一致；
+  -- 每个请求带有时间戳，配合 arrival = "trace"（或 mb.arrival.trace{...}）按原始节奏发送。
+  mooncake = core.dataset_mooncake,
   -- 把 Lua 表列表变成请求集: { {prompt = "...", max_tokens = 64}, {messages = {...}}, ... }
   -- 每条请求可写: prompt / messages / prompt_token_ids（三选一）, max_tokens, prompt_tokens, body = {额外字段}
   from_table = core.requests,
@@ -61,6 +78,9 @@ mb.arrival = {
   infinite = core.arrival_infinite,
   -- 直接给出每个请求的发送时刻（秒），例如回放线上日志。
   times = core.arrival_times,
+  -- 轨迹回放：用请求集自带的时间戳（或一个秒数列表），scale 缩放（0.5 = 两倍速回放）。
+  -- mb.arrival.trace{ timestamps = reqs, scale = 1.0 }；在 mb.run 里写 arrival = "trace" 也可以。
+  trace = core.arrival_trace,
 }
 
 -- 运行 Run ------------------------------------------------------------------

@@ -379,18 +379,42 @@ fn real_tokenizer_gives_exact_input_lengths() {
 #[test]
 fn calibrate_reports_its_numbers() {
     let out = run(
-        &["calibrate", "--streams", "3,6", "--waves", "1", "--throughput-streams", "4", "--throughput-tokens", "8",
-          "--accuracy-tokens", "4", "--ttft-ms", "2", "--itl-ms", "1", "--json"],
+        &[
+            "calibrate",
+            "--streams",
+            "3,6",
+            "--waves",
+            "1",
+            "--throughput-streams",
+            "4",
+            "--throughput-tokens",
+            "8",
+            "--accuracy-tokens",
+            "4",
+            "--ttft-ms",
+            "2",
+            "--itl-ms",
+            "1",
+            "--json",
+        ],
         LIMIT,
     );
     assert!(out.status.success(), "{}", text(&out).1);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["throughput"]["tokens"], 32);
-    assert!(r["throughput"]["tokens_per_client_cpu_second"].as_f64().unwrap() > 0.0);
+    assert!(
+        r["throughput"]["tokens_per_client_cpu_second"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
     let acc = r["accuracy"].as_array().unwrap();
     assert_eq!(acc.len(), 2);
     for a in acc {
         assert_eq!(a["failed"], 0);
-        assert!(a["ttft_err_p99_ms"].as_f64().unwrap() >= 0.0, "a chunk is never read before it was sent");
+        assert!(
+            a["ttft_err_p99_ms"].as_f64().unwrap() >= 0.0,
+            "a chunk is never read before it was sent"
+        );
     }
 }

@@ -136,3 +136,19 @@ fn ctrl_c_saves_partial_results() {
 fn sigterm_saves_partial_results() {
     interrupted_run_saves_partial(libc::SIGTERM);
 }
+
+#[test]
+fn datasets_and_tokenizers_from_lua() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lua/datasets.lua");
+    let child = bin()
+        .args(["run", script])
+        .env("MOONBENCH_ROOT", env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait(child, Duration::from_secs(120));
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.trim_end().ends_with("DATASETS OK"), "{stdout}");
+}

@@ -42,7 +42,7 @@ fn spec(sim: &SimHandle, backend: &str, reqs: Vec<Request>) -> RunSpec {
         preconnect: true,
         progress: false,
         records_path: None,
-        tokenizer: Arc::new(Tokenizer::Words),
+        tokenizer: Arc::new(Tokenizer::words()),
         io_threads: 2,
     }
 }

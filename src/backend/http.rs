@@ -118,6 +118,35 @@ mod kstamp {
         }
     }
 
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+    /// CLOCK_REALTIME − monotonic clock, in ns, and when it was measured.
+    static OFFSET: AtomicI64 = AtomicI64::new(0);
+    static OFFSET_AT: AtomicU64 = AtomicU64::new(0);
+
+    /// The realtime − monotonic offset: measured by bracketing a realtime read
+    /// between two monotonic reads (best of 5), refreshed once a second so a step
+    /// of the wall clock is picked up. Both clocks are slewed alike by NTP, so the
+    /// offset only changes on steps; one offset for all reads keeps their order.
+    pub fn offset_ns(now_mono: u64) -> i128 {
+        let at = OFFSET_AT.load(Ordering::Relaxed);
+        if at != 0 && now_mono.saturating_sub(at) < 1_000_000_000 {
+            return OFFSET.load(Ordering::Relaxed) as i128;
+        }
+        let mut best = (u64::MAX, 0i128);
+        for _ in 0..5 {
+            let a = crate::clock::now_ns();
+            let r = realtime_ns();
+            let b = crate::clock::now_ns();
+            if b - a < best.0 {
+                best = (b - a, r - (a as i128 + (b - a) as i128 / 2));
+            }
+        }
+        OFFSET.store(best.1 as i64, Ordering::Relaxed);
+        OFFSET_AT.store(now_mono.max(1), Ordering::Relaxed);
+        best.1
+    }
+
     /// CLOCK_REALTIME now, in nanoseconds.
     pub fn realtime_ns() -> i128 {
         // SAFETY: clock_gettime writes into the local timespec.
@@ -161,10 +190,12 @@ impl TimedStream {
 
     fn stamp(&self, kernel_real_ns: Option<i128>) {
         let now = clock::now_ns();
+        // A connection's arrival times never go backwards.
+        let prev = self.last_read.load(Ordering::Relaxed);
         let at = match kernel_real_ns {
             #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
             Some(k) => {
-                let lag = (kstamp::realtime_ns() - k).clamp(0, now as i128) as u64;
+                let mono = (k - kstamp::offset_ns(now)).clamp(0, now as i128) as u64;
                 if !self.clock.kernel.load(Ordering::Relaxed) {
                     self.clock.kernel.store(true, Ordering::Relaxed);
                 }
@@ -173,12 +204,12 @@ impl TimedStream {
                     .lag_us
                     .lock()
                     .unwrap()
-                    .record((lag / 1000).max(1));
-                now - lag
+                    .record(((now - mono) / 1000).max(1));
+                mono
             }
             _ => now,
         };
-        self.last_read.store(at, Ordering::Relaxed);
+        self.last_read.store(at.max(prev), Ordering::Relaxed);
     }
 }
 

@@ -21,17 +21,27 @@ pub fn build_body(target: &Target, req: &Request) -> Result<Vec<u8>, String> {
         (Api::Completions, Prompt::Text(t)) => {
             m.insert("prompt".into(), json!(t));
         }
+        (Api::Completions, Prompt::Parts(p)) => {
+            m.insert("prompt".into(), json!(p.concat()));
+        }
         (Api::Completions, Prompt::TokenIds(ids)) => {
             m.insert("prompt".into(), json!(ids));
         }
         (Api::Completions, Prompt::Messages(_)) => {
             return Err(format!(
-                "a request has chat messages, but backend '{}' sends plain prompts to {}; use --backend openai-chat",
+                "a request has chat messages, but backend '{}' sends plain prompts to {}; use --backend openai-chat, \
+                 or --apply-chat-template to render them with the model's chat template",
                 target.backend.name, target.endpoint
             ));
         }
         (Api::Chat, Prompt::Text(t)) => {
             m.insert("messages".into(), json!([{ "role": "user", "content": t }]));
+        }
+        (Api::Chat, Prompt::Parts(p)) => {
+            m.insert(
+                "messages".into(),
+                json!([{ "role": "user", "content": p.concat() }]),
+            );
         }
         (Api::Chat, Prompt::Messages(msgs)) => {
             m.insert("messages".into(), msgs.clone());
@@ -325,6 +335,7 @@ mod tests {
             prompt_tokens: 2,
             max_tokens: None,
             extra: None,
+            timestamp: None,
         };
         assert!(build_body(&t, &r).unwrap_err().contains("completions"));
     }

@@ -1,21 +1,52 @@
-//! Prompt sources. A dataset produces [`Request`]s; a [`RequestSet`] is a shared,
-//! immutable list of them that Lua indexes like an array without copying it.
+//! Prompt sources: every dataset of vLLM's `benchmark_dataset.py` plus trace
+//! replay. A dataset produces [`Request`]s; a [`RequestSet`] is a shared, immutable
+//! list of them that Lua indexes like an array without copying it.
+//!
+//! Synthetic prompts (random, prefix repetition, BurstGPT, Mooncake) are built from
+//! the tokenizer's verified word pool ([`crate::tokenizer::pool`]), so their
+//! lengths are exact without re-encoding; text datasets (ShareGPT, sonnet, custom)
+//! are counted with the tokenizer, in parallel.
 
+pub mod burstgpt;
+pub mod custom;
+pub mod mooncake;
+pub mod prefix_repetition;
 pub mod random;
+pub mod sharegpt;
+pub mod sonnet;
 
+use std::path::Path;
 use std::sync::Arc;
 
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
+
+use crate::tokenizer::Tokenizer;
 
 /// What is sent as the input of a request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prompt {
     /// A text prompt (completions), or the single user message (chat).
     Text(String),
+    /// A text prompt stored as shared pieces (e.g. trace blocks), joined when sent.
+    Parts(Vec<Arc<str>>),
     /// A full chat message list (`[{role, content}, ...]`), as JSON.
     Messages(Value),
     /// Token ids, for servers that accept them instead of text.
     TokenIds(Vec<u32>),
+}
+
+impl Prompt {
+    /// The prompt as one text (`None` for messages and token ids).
+    pub fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match self {
+            Prompt::Text(t) => Some(t.as_str().into()),
+            Prompt::Parts(p) => Some(p.concat().into()),
+            _ => None,
+        }
+    }
 }
 
 /// One request to send: the prompt, how many tokens to ask for, and extra fields.
@@ -29,6 +60,8 @@ pub struct Request {
     pub max_tokens: Option<u32>,
     /// Fields merged last into this request's JSON body (sampling parameters, ...).
     pub extra: Option<Map<String, Value>>,
+    /// Send time in seconds from the start of a trace, for trace replay.
+    pub timestamp: Option<f64>,
 }
 
 impl Request {
@@ -39,9 +72,122 @@ impl Request {
             prompt_tokens,
             max_tokens,
             extra: None,
+            timestamp: None,
         }
     }
 }
 
 /// A shared list of requests.
 pub type RequestSet = Arc<Vec<Request>>;
+
+/// Reads a text file (gzip'd if its name ends in `.gz`); the error names the file.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let bytes = if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+            .map_err(|e| format!("cannot decompress {}: {e}", path.display()))?;
+        out
+    } else {
+        bytes
+    };
+    String::from_utf8(bytes).map_err(|e| format!("{} is not UTF-8 text: {e}", path.display()))
+}
+
+/// vLLM's oversampling: when fewer than `n` samples are valid, draw more from them
+/// at random (seeded) until there are `n`. Returns how many were added.
+pub fn oversample(reqs: &mut Vec<Request>, n: usize, seed: u64) -> usize {
+    if reqs.is_empty() || reqs.len() >= n {
+        return 0;
+    }
+    let have = reqs.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for _ in have..n {
+        let r = reqs[rng.random_range(0..have)].clone();
+        reqs.push(r);
+    }
+    n - have
+}
+
+/// Shuffles `v` with a seed.
+pub fn shuffle<T>(v: &mut [T], seed: u64) {
+    v.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+}
+
+/// Maps `f` over `items` on all cores, keeping order.
+pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len().max(1));
+    if threads <= 1 || items.len() < 64 {
+        return items.iter().enumerate().map(|(i, t)| f(i, t)).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .enumerate()
+            .map(|(c, part)| {
+                let f = &f;
+                s.spawn(move || {
+                    part.iter()
+                        .enumerate()
+                        .map(|(i, t)| f(c * chunk + i, t))
+                        .collect::<Vec<R>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("dataset worker"))
+            .collect()
+    })
+}
+
+/// Renders every text prompt through the tokenizer's chat template as one user
+/// message (and message lists as they are), recounting tokens: for sending
+/// templated prompts to a completions endpoint (`--apply-chat-template`).
+pub fn apply_chat_template(reqs: &mut [Request], tok: &Tokenizer) -> Result<(), String> {
+    let out: Vec<Result<(String, u32), String>> = par_map(reqs, |_, r| {
+        let text = match &r.prompt {
+            Prompt::Messages(m) => tok.apply_chat_template(m, true, &Default::default())?,
+            Prompt::TokenIds(_) => {
+                return Err("token-id prompts cannot take a chat template".into());
+            }
+            p => tok.template_user_prompt(&p.text().unwrap_or_default())?,
+        };
+        let n = tok.count(&text) as u32;
+        Ok((text, n))
+    });
+    for (r, o) in reqs.iter_mut().zip(out) {
+        let (text, n) = o?;
+        r.prompt = Prompt::Text(text);
+        r.prompt_tokens = n;
+    }
+    Ok(())
+}
+
+/// Turns text prompts into token ids (`--prompt-token-ids` for text datasets),
+/// encoding in parallel; the counts become the ids' lengths.
+pub fn to_token_ids(reqs: &mut [Request], tok: &Tokenizer) -> Result<(), String> {
+    let ids: Vec<Result<Option<Vec<u32>>, String>> = par_map(reqs, |_, r| match &r.prompt {
+        Prompt::TokenIds(_) => Ok(None),
+        Prompt::Messages(_) => Err(
+            "chat message prompts cannot be sent as token ids; use --apply-chat-template first"
+                .into(),
+        ),
+        p => Ok(Some(tok.encode(&p.text().unwrap_or_default()))),
+    });
+    for (r, v) in reqs.iter_mut().zip(ids) {
+        if let Some(v) = v? {
+            r.prompt_tokens = v.len() as u32;
+            r.prompt = Prompt::TokenIds(v);
+        }
+    }
+    Ok(())
+}
+
+/// Numbers lines for error messages: `file:line`.
+pub fn at(path: &Path, line: usize) -> String {
+    format!("{}:{line}", path.display())
+}

@@ -1,18 +1,20 @@
 //! vLLM's `random` dataset: prompts of random tokens with exact lengths.
 //!
-//! Lengths are drawn uniformly from [⌊L(1−r)⌋, ⌈L(1+r)⌉] (outputs at least 1). Request
-//! i's tokens are a shared random prefix followed by `allowed[(offset_i + i + j) % A]`,
-//! where `allowed` is the vocabulary without special tokens (vLLM ≥ 0.11). The ids
-//! are decoded and re-encoded, then topped up or truncated until the text encodes
-//! to exactly the target length (vLLM's `gen_prompt_decode_to_target_len`), so
-//! `prompt_tokens` is the true count for this tokenizer. Deterministic for a seed,
-//! whatever the number of threads.
+//! Lengths are drawn uniformly from [⌊L(1−r)⌋, ⌈L(1+r)⌉] (outputs at least 1). As in
+//! vLLM, request i's tokens are a shared random prefix followed by the sequence
+//! `pool[(offset_i + i + j) % P]`; here the pool is the tokenizer's verified
+//! whole-word tokens, so the text encodes to exactly the intended tokens without a
+//! decode/re-encode round per prompt (a sample is re-encoded to check). If a
+//! tokenizer has no usable pool, prompts fall back to vLLM's method over the whole
+//! vocabulary without special tokens: decode, re-encode, top up or truncate until
+//! the length is exact. Deterministic for a seed, whatever the number of threads.
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::Request;
+use super::{Prompt, Request, par_map};
 use crate::tokenizer::Tokenizer;
+use crate::tokenizer::pool::WordPool;
 
 /// Parameters of the random dataset (vLLM's `--random-*` flags).
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +31,8 @@ pub struct RandomSpec {
     pub prefix_len: u32,
     /// Seed.
     pub seed: u64,
+    /// Send token ids instead of text (`--prompt-token-ids`).
+    pub token_ids: bool,
 }
 
 impl Default for RandomSpec {
@@ -40,6 +44,7 @@ impl Default for RandomSpec {
             range_ratio: 0.0,
             prefix_len: 0,
             seed: 0,
+            token_ids: false,
         }
     }
 }
@@ -48,6 +53,45 @@ fn bounds(len: u32, r: f64, min: u32) -> (u32, u32) {
     let lo = ((len as f64) * (1.0 - r)).floor().max(min as f64) as u32;
     let hi = ((len as f64) * (1.0 + r)).ceil().max(lo as f64) as u32;
     (lo, hi)
+}
+
+/// A prompt made of pool tokens: text (or ids) and its exact length.
+pub fn pool_prompt(
+    pool: &WordPool,
+    idx: impl Iterator<Item = u32> + Clone,
+    token_ids: bool,
+) -> (Prompt, u32) {
+    let n = idx.clone().count() as u32;
+    if token_ids {
+        (
+            Prompt::TokenIds(idx.map(|i| pool.ids[i as usize]).collect()),
+            n,
+        )
+    } else {
+        let mut text = String::with_capacity(n as usize * 8);
+        pool.push_text(idx, &mut text);
+        (Prompt::Text(text), n)
+    }
+}
+
+/// Re-encodes a few prompts (spread over the set) and checks their lengths.
+pub fn spot_check(tok: &Tokenizer, reqs: &[Request]) -> Result<(), String> {
+    if tok.is_words() || reqs.is_empty() {
+        return Ok(());
+    }
+    let step = (reqs.len() / 4).max(1);
+    for r in reqs.iter().step_by(step).take(4) {
+        if let Some(t) = r.prompt.text() {
+            let got = tok.count(&t) as u32;
+            if got != r.prompt_tokens {
+                return Err(format!(
+                    "a prompt built for {} tokens encodes to {got}",
+                    r.prompt_tokens
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds the prompts; an error names the bad parameter.
@@ -65,67 +109,87 @@ pub fn generate(tok: &Tokenizer, spec: &RandomSpec) -> Result<Vec<Request>, Stri
         );
     }
     let (out_lo, out_hi) = bounds(spec.output_len, spec.range_ratio, 1);
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let plan: Vec<(u32, u32, u64)> = (0..spec.n)
+        .map(|_| {
+            (
+                rng.random_range(in_lo..=in_hi),
+                rng.random_range(out_lo..=out_hi),
+                rng.random::<u64>(),
+            )
+        })
+        .collect();
+    match tok.word_pool() {
+        Ok(pool) => {
+            let p = pool.len() as u64;
+            let prefix: Vec<u32> = (0..spec.prefix_len)
+                .map(|_| rng.random_range(0..p) as u32)
+                .collect();
+            let reqs = par_map(&plan, |i, &(len, out, off)| {
+                let seq = (0..len as u64).map(move |j| ((off % p + i as u64 + j) % p) as u32);
+                let (prompt, n) =
+                    pool_prompt(&pool, prefix.iter().copied().chain(seq), spec.token_ids);
+                Request {
+                    prompt,
+                    prompt_tokens: n,
+                    max_tokens: Some(out),
+                    extra: None,
+                    timestamp: None,
+                }
+            });
+            match spot_check(tok, &reqs) {
+                Ok(()) => Ok(reqs),
+                Err(e) => {
+                    eprintln!("note: {e}; building prompts by decode/re-encode instead (slower)");
+                    Ok(generate_by_reencoding(tok, spec, &plan))
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "note: tokenizer '{}': {e}; building prompts by decode/re-encode (slower)",
+                tok.name()
+            );
+            Ok(generate_by_reencoding(tok, spec, &plan))
+        }
+    }
+}
+
+/// vLLM's method over the whole vocabulary without special tokens.
+fn generate_by_reencoding(
+    tok: &Tokenizer,
+    spec: &RandomSpec,
+    plan: &[(u32, u32, u64)],
+) -> Vec<Request> {
     let allowed: Vec<u32> = {
         let special: std::collections::HashSet<u32> = tok.special_ids().into_iter().collect();
         (0..tok.vocab_size())
             .filter(|id| !special.contains(id))
             .collect()
     };
-    if allowed.is_empty() {
-        return Err(format!("tokenizer '{}' has no ordinary tokens", tok.name()));
-    }
     let a = allowed.len() as u64;
-    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ 0x5eed);
     let prefix: Vec<u32> = (0..spec.prefix_len)
         .map(|_| allowed[rng.random_range(0..a) as usize])
         .collect();
-    let plan: Vec<(u32, u32, u64)> = (0..spec.n)
-        .map(|_| {
-            (
-                rng.random_range(in_lo..=in_hi),
-                rng.random_range(out_lo..=out_hi),
-                rng.random_range(0..a),
-            )
-        })
-        .collect();
-    let build = |i: usize| -> Request {
-        let (len, out, off) = plan[i];
+    par_map(plan, |i, &(len, out, off)| {
         let mut ids = prefix.clone();
-        ids.extend((0..len as u64).map(|j| allowed[((off + i as u64 + j) % a) as usize]));
-        let target = spec.prefix_len + len;
-        let (text, count) = fit_to_length(
-            tok,
-            ids,
-            target as usize,
-            &allowed,
-            spec.seed ^ (i as u64 + 1),
-        );
-        Request::text(text, count as u32, Some(out))
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(spec.n.max(1));
-    if threads <= 1 || tok.is_words() {
-        return Ok((0..spec.n).map(build).collect());
-    }
-    let chunk = spec.n.div_ceil(threads);
-    let mut out: Vec<Request> = Vec::with_capacity(spec.n);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let build = &build;
-                s.spawn(move || {
-                    (t * chunk..((t + 1) * chunk).min(spec.n))
-                        .map(build)
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            out.extend(h.join().expect("prompt builder thread"));
+        ids.extend((0..len as u64).map(|j| allowed[((off % a + i as u64 + j) % a) as usize]));
+        let target = (spec.prefix_len + len) as usize;
+        let (text, count) = fit_to_length(tok, ids, target, &allowed, spec.seed ^ (i as u64 + 1));
+        let prompt = if spec.token_ids {
+            Prompt::TokenIds(tok.encode(&text))
+        } else {
+            Prompt::Text(text)
+        };
+        Request {
+            prompt,
+            prompt_tokens: count as u32,
+            max_tokens: Some(out),
+            extra: None,
+            timestamp: None,
         }
-    });
-    Ok(out)
+    })
 }
 
 /// Decodes `ids` and adjusts until the text re-encodes to exactly `target` tokens
@@ -137,10 +201,6 @@ fn fit_to_length(
     allowed: &[u32],
     seed: u64,
 ) -> (String, usize) {
-    if tok.is_words() {
-        ids.truncate(target);
-        return (tok.decode(&ids), ids.len());
-    }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut text = tok.decode(&ids);
     for _ in 0..10 {
@@ -167,7 +227,7 @@ mod tests {
 
     #[test]
     fn words_prompts_have_exact_lengths_and_are_deterministic() {
-        let tok = Tokenizer::Words;
+        let tok = Tokenizer::words();
         let spec = RandomSpec {
             n: 50,
             input_len: 100,
@@ -175,6 +235,7 @@ mod tests {
             range_ratio: 0.5,
             prefix_len: 10,
             seed: 3,
+            token_ids: false,
         };
         let a = generate(&tok, &spec).unwrap();
         let b = generate(&tok, &spec).unwrap();
@@ -219,6 +280,7 @@ mod tests {
             range_ratio: 0.25,
             prefix_len: 32,
             seed: 1,
+            token_ids: false,
         };
         let reqs = generate(&tok, &spec).unwrap();
         assert_eq!(
@@ -253,7 +315,7 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_named() {
-        let tok = Tokenizer::Words;
+        let tok = Tokenizer::words();
         let e = generate(
             &tok,
             &RandomSpec {

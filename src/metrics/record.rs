@@ -148,7 +148,7 @@ impl RequestRecord {
         }
         let first = *self.chunk_ns.first()?;
         let last = *self.chunk_ns.last()?;
-        Some(crate::clock::secs(last - first) / (self.output_tokens - 1) as f64)
+        Some(crate::clock::secs(last.saturating_sub(first)) / (self.output_tokens - 1) as f64)
     }
 
     /// Inter-token latencies in seconds. Each gap between consecutive chunks is spread
@@ -162,7 +162,7 @@ impl RequestRecord {
             return out;
         }
         for i in 1..self.chunk_ns.len() {
-            let gap = crate::clock::secs(self.chunk_ns[i] - self.chunk_ns[i - 1]);
+            let gap = crate::clock::secs(self.chunk_ns[i].saturating_sub(self.chunk_ns[i - 1]));
             let k = self.chunk_tokens.get(i).copied().unwrap_or(1).max(1);
             let each = gap / k as f64;
             out.extend(std::iter::repeat_n(each, k as usize));
@@ -178,7 +178,7 @@ impl RequestRecord {
         }
         self.chunk_ns
             .windows(2)
-            .map(|w| crate::clock::secs(w[1] - w[0]))
+            .map(|w| crate::clock::secs(w[1].saturating_sub(w[0])))
             .collect()
     }
 

@@ -34,8 +34,26 @@ impl UserData for LuaArrival {
     }
 }
 
-fn arrival_arg(lua: &Lua, v: Value, n: Option<u64>) -> mlua::Result<Arrival> {
+/// Send times from requests that carry timestamps (trace datasets), times `scale`.
+fn trace_times(reqs: &[crate::dataset::Request], scale: f64) -> mlua::Result<Arrival> {
+    let ts: Option<Vec<f64>> = reqs
+        .iter()
+        .map(|r| r.timestamp.map(|t| t * scale))
+        .collect();
+    let ts = ts.ok_or_else(|| {
+        mlua::Error::runtime("arrival \"trace\": these requests have no timestamps (use a trace dataset such as mb.dataset.mooncake)")
+    })?;
+    Ok(Arrival::Times(Arc::new(ts)))
+}
+
+fn arrival_arg(
+    lua: &Lua,
+    v: Value,
+    n: Option<u64>,
+    reqs: &[crate::dataset::Request],
+) -> mlua::Result<Arrival> {
     let a = match v {
+        Value::String(s) if s == "trace" => trace_times(reqs, 1.0)?,
         Value::Nil => Arrival::Infinite,
         Value::UserData(ud) => ud.borrow::<LuaArrival>()?.0.clone(),
         Value::Number(r) if r.is_infinite() => Arrival::Infinite,
@@ -247,7 +265,7 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
     let num_requests: Option<u64> = o.get("num_requests")?;
     let duration = secs(&o, "duration", None)?;
     let n_for_arrival = num_requests.or((duration.is_none()).then_some(requests.len() as u64));
-    let arrival = arrival_arg(&lua, o.value("arrival")?, n_for_arrival)?;
+    let arrival = arrival_arg(&lua, o.value("arrival")?, n_for_arrival, &requests)?;
     let max_concurrency: Option<usize> = o.get("max_concurrency")?;
     let warmups: usize = o.get("warmup")?.unwrap_or(0);
     let on_response: Option<Function> = o.get("on_response")?;
@@ -392,6 +410,36 @@ pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
     m.set(
         "arrival_infinite",
         lua.create_function(|_, ()| Ok(LuaArrival(Arrival::Infinite)))?,
+    )?;
+    m.set(
+        "arrival_trace",
+        lua.create_function(|lua, t: Table| {
+            let o = Opts::new(lua, t, "mb.arrival.trace");
+            let scale: f64 = o.get("scale")?.unwrap_or(1.0);
+            if !(scale >= 0.0 && scale.is_finite()) {
+                return Err(mlua::Error::runtime(
+                    "mb.arrival.trace: scale must be a number >= 0",
+                ));
+            }
+            let a = match o.value("timestamps")? {
+                Value::UserData(ud) => {
+                    trace_times(&ud.borrow::<super::data::LuaRequests>()?.0, scale)?
+                }
+                Value::Table(tt) => {
+                    let ts: Vec<f64> = lua.unpack(Value::Table(tt))?;
+                    Arrival::Times(Arc::new(ts.into_iter().map(|x| x * scale).collect()))
+                }
+                _ => {
+                    return Err(mlua::Error::runtime(
+                        "mb.arrival.trace: timestamps must be a request set or a list of seconds",
+                    ));
+                }
+            };
+            o.finish()?;
+            a.validate()
+                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.trace: {e}")))?;
+            Ok(LuaArrival(a))
+        })?,
     )?;
     m.set(
         "arrival_times",

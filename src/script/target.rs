@@ -130,7 +130,7 @@ fn target(lua: &Lua, t: Table) -> mlua::Result<LuaTarget> {
         tg.request_id_prefix = p;
     }
     let tok = match o.value("tokenizer")? {
-        Value::Nil => Arc::new(Tokenizer::Words),
+        Value::Nil => Arc::new(Tokenizer::words()),
         v => tokenizer_arg(v)?,
     };
     o.finish()?;

@@ -119,7 +119,7 @@ impl SimState {
         }
         let tokenizer = Arc::new(match &o.tokenizer {
             Some(t) => Tokenizer::load(t)?,
-            None => Tokenizer::Words,
+            None => Tokenizer::words(),
         });
         Ok(SimState {
             model: o.model.clone(),

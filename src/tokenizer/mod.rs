@@ -1,41 +1,49 @@
-//! Tokenizers: a Hugging Face `tokenizer.json` (file — also gzip'd as
-//! `tokenizer.json.gz` —, model directory, or a model id found in the local Hugging
-//! Face cache; nothing is downloaded), or the documented
-//! word-count fallback `words`, where one token is one whitespace-separated word.
+//! Tokenizers: a Hugging Face `tokenizer.json` (a file — also gzip'd as
+//! `tokenizer.json.gz` —, a model directory, or a model id found in the local
+//! Hugging Face cache; nothing is downloaded) with its chat template, or the
+//! documented word-count fallback `words`, where one token is one
+//! whitespace-separated word.
 
+pub mod chat;
+pub mod pool;
 pub mod words;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
-/// A tokenizer used to build prompts and to count tokens the server did not report.
-pub enum Tokenizer {
-    /// A Hugging Face tokenizer.
+use chat::ChatTemplate;
+use pool::WordPool;
+
+enum Kind {
     Hf {
-        /// The tokenizer.
         inner: Box<tokenizers::Tokenizer>,
-        /// The name it was loaded by (for `tokenizer_id`).
-        name: String,
-        /// Where it was loaded from.
         path: PathBuf,
+        chat: Option<Box<ChatTemplate>>,
     },
-    /// One token per whitespace-separated word.
     Words,
+}
+
+/// A tokenizer used to build prompts, apply chat templates and count tokens the
+/// server did not report.
+pub struct Tokenizer {
+    kind: Kind,
+    name: String,
+    pool: OnceLock<Result<Arc<WordPool>, String>>,
 }
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tokenizer({})", self.name())
+        write!(f, "Tokenizer({})", self.name)
     }
 }
 
 /// Candidate Hugging Face hub cache directories, in the order they are searched.
 pub fn hf_cache_dirs() -> Vec<PathBuf> {
     let mut v = Vec::new();
-    if let Ok(p) = std::env::var("HF_HUB_CACHE") {
-        v.push(PathBuf::from(p));
-    }
-    if let Ok(p) = std::env::var("HUGGINGFACE_HUB_CACHE") {
-        v.push(PathBuf::from(p));
+    for var in ["HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"] {
+        if let Ok(p) = std::env::var(var) {
+            v.push(PathBuf::from(p));
+        }
     }
     if let Ok(p) = std::env::var("HF_HOME") {
         v.push(PathBuf::from(p).join("hub"));
@@ -67,12 +75,22 @@ fn read_tokenizer_file(path: &Path) -> Result<tokenizers::Tokenizer, String> {
 }
 
 impl Tokenizer {
+    /// The word-count fallback: one token per whitespace-separated word.
+    pub fn words() -> Tokenizer {
+        Tokenizer {
+            kind: Kind::Words,
+            name: "words".into(),
+            pool: OnceLock::new(),
+        }
+    }
+
     /// Loads a tokenizer: `words`, a `tokenizer.json` path, a directory holding one,
-    /// or a Hugging Face model id (`Org/Name`) from the local cache. An error lists
-    /// every place that was looked in and how to fix it.
+    /// or a Hugging Face model id (`Org/Name`) from the local cache. The chat template
+    /// is read from `chat_template.jinja` or `tokenizer_config.json` beside it. An
+    /// error lists every place that was looked in and how to fix it.
     pub fn load(spec: &str) -> Result<Tokenizer, String> {
         if spec == "words" {
-            return Ok(Tokenizer::Words);
+            return Ok(Tokenizer::words());
         }
         let mut looked = Vec::new();
         let p = Path::new(spec);
@@ -105,10 +123,15 @@ impl Tokenizer {
         for path in candidates {
             if path.is_file() {
                 let inner = read_tokenizer_file(&path)?;
-                return Ok(Tokenizer::Hf {
-                    inner: Box::new(inner),
+                let chat = ChatTemplate::find_beside(&path)?.map(Box::new);
+                return Ok(Tokenizer {
+                    kind: Kind::Hf {
+                        inner: Box::new(inner),
+                        path,
+                        chat,
+                    },
                     name: spec.to_string(),
-                    path,
+                    pool: OnceLock::new(),
                 });
             }
             looked.insert(0, path.display().to_string());
@@ -122,63 +145,113 @@ impl Tokenizer {
 
     /// The name used in results (`tokenizer_id`).
     pub fn name(&self) -> String {
-        match self {
-            Tokenizer::Hf { name, .. } => name.clone(),
-            Tokenizer::Words => "words".to_string(),
-        }
+        self.name.clone()
     }
 
     /// Whether this is the word-count fallback.
     pub fn is_words(&self) -> bool {
-        matches!(self, Tokenizer::Words)
+        matches!(self.kind, Kind::Words)
     }
 
     /// Token ids of `text` (without special tokens).
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        match self {
-            Tokenizer::Hf { inner, .. } => inner
+        match &self.kind {
+            Kind::Hf { inner, .. } => inner
                 .encode_fast(text, false)
                 .map(|e| e.get_ids().to_vec())
                 .unwrap_or_default(),
-            Tokenizer::Words => words::encode(text),
+            Kind::Words => words::encode(text),
         }
     }
 
     /// Text of token ids (special tokens skipped).
     pub fn decode(&self, ids: &[u32]) -> String {
-        match self {
-            Tokenizer::Hf { inner, .. } => inner.decode(ids, true).unwrap_or_default(),
-            Tokenizer::Words => words::decode(ids),
+        match &self.kind {
+            Kind::Hf { inner, .. } => inner.decode(ids, true).unwrap_or_default(),
+            Kind::Words => words::decode(ids),
         }
     }
 
     /// Number of tokens in `text` (without special tokens).
     pub fn count(&self, text: &str) -> usize {
-        match self {
-            Tokenizer::Hf { .. } => self.encode(text).len(),
-            Tokenizer::Words => text.split_whitespace().count(),
+        match &self.kind {
+            Kind::Hf { .. } => self.encode(text).len(),
+            Kind::Words => text.split_whitespace().count(),
         }
     }
 
     /// Vocabulary size (with added tokens).
     pub fn vocab_size(&self) -> u32 {
-        match self {
-            Tokenizer::Hf { inner, .. } => inner.get_vocab_size(true) as u32,
-            Tokenizer::Words => words::WORDS.len() as u32,
+        match &self.kind {
+            Kind::Hf { inner, .. } => inner.get_vocab_size(true) as u32,
+            Kind::Words => words::WORDS.len() as u32,
         }
     }
 
     /// Ids of special tokens (never used in random prompts).
     pub fn special_ids(&self) -> Vec<u32> {
-        match self {
-            Tokenizer::Hf { inner, .. } => inner
+        match &self.kind {
+            Kind::Hf { inner, .. } => inner
                 .get_added_tokens_decoder()
                 .iter()
                 .filter(|(_, t)| t.special)
                 .map(|(id, _)| *id)
                 .collect(),
-            Tokenizer::Words => Vec::new(),
+            Kind::Words => Vec::new(),
         }
+    }
+
+    /// Whether a chat template is available.
+    pub fn has_chat_template(&self) -> bool {
+        matches!(&self.kind, Kind::Hf { chat: Some(_), .. })
+    }
+
+    /// Renders `messages` with the model's chat template.
+    pub fn apply_chat_template(
+        &self,
+        messages: &serde_json::Value,
+        add_generation_prompt: bool,
+        extra: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, String> {
+        match &self.kind {
+            Kind::Hf { chat: Some(c), .. } => c.render(messages, add_generation_prompt, extra),
+            Kind::Hf { path, .. } => Err(format!(
+                "tokenizer '{}' has no chat template (no chat_template in tokenizer_config.json or \
+                 chat_template.jinja beside {}); use a model directory that has one",
+                self.name,
+                path.display()
+            )),
+            Kind::Words => Err(
+                "tokenizer 'words' has no chat template; pass --tokenizer with a model directory \
+                 whose tokenizer_config.json has a chat_template"
+                    .into(),
+            ),
+        }
+    }
+
+    /// A single user message rendered with the chat template (generation prompt on).
+    pub fn template_user_prompt(&self, text: &str) -> Result<String, String> {
+        self.apply_chat_template(
+            &serde_json::json!([{"role": "user", "content": text}]),
+            true,
+            &Default::default(),
+        )
+    }
+
+    /// The verified word pool (built once, on first use). Fails for tokenizers whose
+    /// whole-word tokens do not concatenate exactly (then datasets fall back to
+    /// decode/re-encode).
+    pub fn word_pool(&self) -> Result<Arc<WordPool>, String> {
+        self.pool
+            .get_or_init(|| {
+                let pool = match &self.kind {
+                    Kind::Hf { inner, .. } => WordPool::from_hf(inner)?,
+                    Kind::Words => WordPool::from_words(),
+                };
+                pool.verify(|t| self.encode(t))?;
+                Ok(Arc::new(pool))
+            })
+            .clone()
     }
 }
 
@@ -186,22 +259,32 @@ impl Tokenizer {
 mod tests {
     use super::*;
 
+    fn qwen() -> Tokenizer {
+        Tokenizer::load(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/qwen3/tokenizer.json.gz"
+        ))
+        .unwrap()
+    }
+
     #[test]
     fn words_fallback_counts_words() {
         let t = Tokenizer::load("words").unwrap();
         assert_eq!(t.count("  the quick\nbrown fox "), 4);
         let ids = t.encode("the of and");
         assert_eq!(t.decode(&ids), "the of and");
+        assert!(!t.has_chat_template());
+        assert!(
+            t.template_user_prompt("hi")
+                .unwrap_err()
+                .contains("no chat template")
+        );
     }
 
     /// The real Qwen3 tokenizer (vendored fixture): load it gzip'd, round-trip text.
     #[test]
     fn loads_gzipped_hf_tokenizer() {
-        let t = Tokenizer::load(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/qwen3/tokenizer.json.gz"
-        ))
-        .unwrap();
+        let t = qwen();
         let ids = t.encode("Hello, moonbench! 你好");
         assert!(!ids.is_empty());
         assert_eq!(t.decode(&ids), "Hello, moonbench! 你好");
@@ -210,6 +293,57 @@ mod tests {
         let dir =
             Tokenizer::load(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/qwen3")).unwrap();
         assert_eq!(dir.count("one two three"), t.count("one two three"));
+    }
+
+    /// Qwen3's real chat template, rendered as transformers renders it.
+    #[test]
+    fn qwen3_chat_template() {
+        let t = qwen();
+        assert!(t.has_chat_template());
+        let msgs = serde_json::json!([
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": "What is 2+2?"},
+        ]);
+        let s = t
+            .apply_chat_template(&msgs, true, &Default::default())
+            .unwrap();
+        assert_eq!(
+            s,
+            "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n"
+        );
+        let mut extra = serde_json::Map::new();
+        extra.insert("enable_thinking".into(), false.into());
+        let s = t.apply_chat_template(&msgs, true, &extra).unwrap();
+        assert!(
+            s.ends_with("<|im_start|>assistant\n<think>\n\n</think>\n\n"),
+            "{s:?}"
+        );
+        // A multi-turn history with an assistant turn that carried reasoning.
+        let msgs = serde_json::json!([
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "<think>\nhm\n</think>\n\nhello"},
+            {"role": "user", "content": "again"},
+        ]);
+        let s = t
+            .apply_chat_template(&msgs, false, &Default::default())
+            .unwrap();
+        assert_eq!(
+            s,
+            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\nhello<|im_end|>\n<|im_start|>user\nagain<|im_end|>\n"
+        );
+    }
+
+    #[test]
+    fn qwen3_word_pool_concatenates_exactly() {
+        let t = qwen();
+        let pool = t.word_pool().unwrap();
+        assert!(pool.len() > 5_000, "{}", pool.len());
+        let mut text = String::new();
+        pool.push_text(
+            (0..1000u32).map(|i| (i * 7919) % pool.len() as u32),
+            &mut text,
+        );
+        assert_eq!(t.count(&text), 1000);
     }
 
     #[test]

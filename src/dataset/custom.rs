@@ -1,0 +1,223 @@
+//! vLLM's `custom` dataset: a JSONL file, one request per line, with `"prompt"`
+//! (text) or `"messages"` (a chat message list) and an optional `"output_tokens"`.
+//! Lines are shuffled with the seed unless shuffling is off.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{Prompt, Request, at, par_map, read_text, shuffle};
+use crate::tokenizer::Tokenizer;
+
+/// Parameters of the custom dataset.
+#[derive(Debug, Clone)]
+pub struct CustomSpec {
+    /// Number of requests (`None`: every line).
+    pub n: Option<usize>,
+    /// Output tokens for every request (`--custom-output-len`); `None` uses each
+    /// line's `output_tokens`, which must then be there.
+    pub output_len: Option<u32>,
+    /// Shuffle the lines (vLLM's default).
+    pub shuffle: bool,
+    /// Seed of the shuffle.
+    pub seed: u64,
+}
+
+impl Default for CustomSpec {
+    fn default() -> Self {
+        CustomSpec {
+            n: None,
+            output_len: Some(256),
+            shuffle: true,
+            seed: 0,
+        }
+    }
+}
+
+fn messages_tokens(tok: &Tokenizer, m: &Value) -> usize {
+    m.as_array()
+        .map(|list| {
+            list.iter()
+                .map(|msg| match &msg["content"] {
+                    Value::String(s) => tok.count(s),
+                    Value::Array(parts) => parts
+                        .iter()
+                        .filter_map(|p| p["text"].as_str())
+                        .map(|s| tok.count(s))
+                        .sum(),
+                    _ => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Loads `path` and builds the requests.
+pub fn generate(tok: &Tokenizer, path: &Path, spec: &CustomSpec) -> Result<Vec<Request>, String> {
+    let text = read_text(path)?;
+    let mut items: Vec<(Prompt, Option<u32>)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let v: Value = serde_json::from_str(line)
+            .map_err(|e| format!("{}: not valid JSON: {e}", at(path, line_no)))?;
+        let Value::Object(o) = v else {
+            return Err(format!(
+                "{}: each line must be a JSON object like {{\"prompt\": \"...\"}}",
+                at(path, line_no)
+            ));
+        };
+        let prompt = match (o.get("prompt"), o.get("messages")) {
+            (Some(Value::String(p)), None) => Prompt::Text(p.clone()),
+            (None, Some(m @ Value::Array(_))) => Prompt::Messages(m.clone()),
+            (Some(_), None) => {
+                return Err(format!(
+                    "{}: field \"prompt\" must be a string",
+                    at(path, line_no)
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(format!(
+                    "{}: field \"messages\" must be a list of {{role, content}}",
+                    at(path, line_no)
+                ));
+            }
+            _ => {
+                return Err(format!(
+                    "{}: needs exactly one of \"prompt\" (text) or \"messages\" (chat)",
+                    at(path, line_no)
+                ));
+            }
+        };
+        let out = match o.get("output_tokens") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                format!(
+                    "{}: field \"output_tokens\" must be a positive whole number, got {v}",
+                    at(path, line_no)
+                )
+            })? as u32),
+        };
+        if spec.output_len.is_none() && out.is_none() {
+            return Err(format!(
+                "{}: no \"output_tokens\", and --custom-output-len is -1 (use each line's output_tokens); \
+                 add it or give --custom-output-len N",
+                at(path, line_no)
+            ));
+        }
+        items.push((prompt, out));
+    }
+    if items.is_empty() {
+        return Err(format!(
+            "{}: no requests (the file is empty)",
+            path.display()
+        ));
+    }
+    if spec.shuffle {
+        shuffle(&mut items, spec.seed);
+    }
+    if let Some(n) = spec.n.filter(|n| *n > 0) {
+        items.truncate(n);
+    }
+    Ok(par_map(&items, |_, (prompt, out)| {
+        let n = match prompt {
+            Prompt::Messages(m) => messages_tokens(tok, m),
+            p => tok.count(&p.text().unwrap_or_default()),
+        } as u32;
+        Request {
+            prompt: prompt.clone(),
+            prompt_tokens: n,
+            max_tokens: spec.output_len.or(*out),
+            extra: None,
+            timestamp: None,
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, body: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("mb-custom-{}-{name}", std::process::id()));
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    #[test]
+    fn prompts_messages_and_output_tokens() {
+        let p = write(
+            "ok.jsonl",
+            "{\"prompt\": \"the moon is bright\", \"output_tokens\": 7}\n\n{\"messages\": [{\"role\": \"user\", \"content\": \"hi there\"}], \"output_tokens\": 3}\n",
+        );
+        let tok = Tokenizer::words();
+        let r = generate(
+            &tok,
+            &p,
+            &CustomSpec {
+                output_len: None,
+                shuffle: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!((r[0].prompt_tokens, r[0].max_tokens), (4, Some(7)));
+        assert_eq!((r[1].prompt_tokens, r[1].max_tokens), (2, Some(3)));
+        assert!(matches!(r[1].prompt, Prompt::Messages(_)));
+        let fixed = generate(
+            &tok,
+            &p,
+            &CustomSpec {
+                n: Some(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(fixed.len(), 1);
+        assert_eq!(fixed[0].max_tokens, Some(256));
+    }
+
+    #[test]
+    fn bad_lines_name_file_line_and_field() {
+        let tok = Tokenizer::words();
+        let spec = CustomSpec {
+            output_len: None,
+            ..Default::default()
+        };
+        let e = generate(
+            &tok,
+            &write(
+                "a.jsonl",
+                "{\"prompt\": \"x\", \"output_tokens\": 2}\n{\"prompt\": \"y\"\n",
+            ),
+            &spec,
+        )
+        .unwrap_err();
+        assert!(e.contains("a.jsonl:2: not valid JSON"), "{e}");
+        let e = generate(&tok, &write("b.jsonl", "{\"text\": \"x\"}\n"), &spec).unwrap_err();
+        assert!(
+            e.contains("b.jsonl:1: needs exactly one of \"prompt\""),
+            "{e}"
+        );
+        let e = generate(&tok, &write("c.jsonl", "{\"prompt\": \"x\"}\n"), &spec).unwrap_err();
+        assert!(e.contains("c.jsonl:1: no \"output_tokens\""), "{e}");
+        let e = generate(
+            &tok,
+            &write(
+                "d.jsonl",
+                "{\"prompt\": \"x\", \"output_tokens\": \"many\"}\n",
+            ),
+            &spec,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("\"output_tokens\" must be a positive whole number"),
+            "{e}"
+        );
+        let e = generate(&tok, &write("e.jsonl", "\n"), &spec).unwrap_err();
+        assert!(e.contains("no requests"), "{e}");
+    }
+}

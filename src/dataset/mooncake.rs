@@ -1,0 +1,240 @@
+//! Mooncake trace replay (vLLM's `timed_trace` format): a JSONL trace with
+//! `timestamp` (ms), `input_length`, `output_length` and `hash_ids` (one id per
+//! block of 512 prompt tokens; equal ids mean the same prefix block).
+//!
+//! Every distinct block is built once — `block_size` word-pool tokens drawn from a
+//! generator seeded by its hash id — and prompts share the blocks by reference, so
+//! requests with equal hash ids carry byte-identical prefixes (prefix caching
+//! behaves as in production), lengths are exact without re-encoding, and memory
+//! stays near the size of the distinct text. Each request is scheduled at its
+//! timestamp times `time_scale`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+
+use super::random::spot_check;
+use super::{Prompt, Request, at, par_map, read_text};
+use crate::tokenizer::Tokenizer;
+use crate::tokenizer::pool::WordPool;
+
+/// Parameters of a trace replay.
+#[derive(Debug, Clone)]
+pub struct MooncakeSpec {
+    /// Replay only the first `n` requests (`None`: all).
+    pub n: Option<usize>,
+    /// Tokens per hash block (Mooncake: 512).
+    pub block_size: u32,
+    /// Multiplies every timestamp (0.5 replays twice as fast).
+    pub time_scale: f64,
+    /// Seed of the block contents.
+    pub seed: u64,
+    /// Send token ids instead of text.
+    pub token_ids: bool,
+}
+
+impl Default for MooncakeSpec {
+    fn default() -> Self {
+        MooncakeSpec {
+            n: None,
+            block_size: 512,
+            time_scale: 1.0,
+            seed: 0,
+            token_ids: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Line {
+    timestamp: f64,
+    input_length: u32,
+    output_length: u32,
+    hash_ids: Vec<u64>,
+}
+
+fn block_tokens(
+    pool: &WordPool,
+    seed: u64,
+    hash: u64,
+    len: u32,
+) -> impl Iterator<Item = u32> + Clone {
+    let p = pool.len() as u32;
+    let rng = ChaCha8Rng::seed_from_u64(seed ^ hash.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    (0..len).scan(rng, move |r, _| Some(r.random_range(0..p)))
+}
+
+/// Loads a trace and builds its requests (with timestamps).
+pub fn generate(tok: &Tokenizer, path: &Path, spec: &MooncakeSpec) -> Result<Vec<Request>, String> {
+    if spec.block_size == 0 || !(spec.time_scale >= 0.0 && spec.time_scale.is_finite()) {
+        return Err("the trace block size must be > 0 and the time scale a number >= 0".into());
+    }
+    let text = read_text(path)?;
+    let mut lines = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        if raw.trim().is_empty() {
+            continue;
+        }
+        if spec.n.is_some_and(|n| lines.len() >= n) {
+            break;
+        }
+        let l: Line = serde_json::from_str(raw).map_err(|e| {
+            format!(
+                "{}: {e}; each line needs timestamp (ms), input_length, output_length and hash_ids",
+                at(path, i + 1)
+            )
+        })?;
+        let need = l.input_length.div_ceil(spec.block_size) as usize;
+        if l.hash_ids.len() < need {
+            return Err(format!(
+                "{}: input_length {} needs {need} hash_ids of {} tokens, the line has {}",
+                at(path, i + 1),
+                l.input_length,
+                spec.block_size,
+                l.hash_ids.len()
+            ));
+        }
+        if l.input_length == 0 {
+            return Err(format!(
+                "{}: input_length must be at least 1",
+                at(path, i + 1)
+            ));
+        }
+        lines.push(l);
+    }
+    if lines.is_empty() {
+        return Err(format!("{}: the trace has no requests", path.display()));
+    }
+    let pool = tok
+        .word_pool()
+        .map_err(|e| format!("tokenizer '{}' cannot build exact prompts: {e}", tok.name()))?;
+    // Every distinct full block, built once.
+    let mut distinct: Vec<u64> = lines
+        .iter()
+        .flat_map(|l| {
+            let full = (l.input_length / spec.block_size) as usize;
+            l.hash_ids[..full].iter().copied()
+        })
+        .collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let texts = par_map(&distinct, |_, &h| {
+        let mut s = String::with_capacity(spec.block_size as usize * 8);
+        pool.push_text(block_tokens(&pool, spec.seed, h, spec.block_size), &mut s);
+        Arc::<str>::from(s)
+    });
+    let blocks: HashMap<u64, Arc<str>> = distinct.into_iter().zip(texts).collect();
+    let t0 = lines[0].timestamp;
+    let reqs = par_map(&lines, |_, l| {
+        let full = (l.input_length / spec.block_size) as usize;
+        let rest = l.input_length % spec.block_size;
+        let prompt = if spec.token_ids {
+            let mut ids = Vec::with_capacity(l.input_length as usize);
+            for (k, h) in l
+                .hash_ids
+                .iter()
+                .enumerate()
+                .take(full + (rest > 0) as usize)
+            {
+                let len = if k < full { spec.block_size } else { rest };
+                ids.extend(block_tokens(&pool, spec.seed, *h, len).map(|i| pool.ids[i as usize]));
+            }
+            Prompt::TokenIds(ids)
+        } else {
+            let mut parts: Vec<Arc<str>> = l.hash_ids[..full]
+                .iter()
+                .map(|h| blocks[h].clone())
+                .collect();
+            if rest > 0 {
+                // The last, partial block: the first `rest` tokens of its block.
+                let mut s = String::new();
+                pool.push_text(
+                    block_tokens(&pool, spec.seed, l.hash_ids[full], rest),
+                    &mut s,
+                );
+                parts.push(Arc::from(s));
+            }
+            Prompt::Parts(parts)
+        };
+        Request {
+            prompt,
+            prompt_tokens: l.input_length,
+            max_tokens: Some(l.output_length.max(1)),
+            extra: None,
+            timestamp: Some((l.timestamp - t0) / 1000.0 * spec.time_scale),
+        }
+    });
+    spot_check(tok, &reqs[..reqs.len().min(2)])?;
+    Ok(reqs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, body: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("mb-mooncake-{}-{name}", std::process::id()));
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    #[test]
+    fn equal_hash_ids_give_equal_text() {
+        let body = "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 3, \"hash_ids\": [1, 2, 3]}\n\
+                    {\"timestamp\": 1500, \"input_length\": 9, \"output_length\": 1, \"hash_ids\": [1, 2, 7]}\n";
+        let p = write("t.jsonl", body);
+        let tok = Tokenizer::words();
+        let spec = MooncakeSpec {
+            block_size: 4,
+            time_scale: 0.5,
+            ..Default::default()
+        };
+        let r = generate(&tok, &p, &spec).unwrap();
+        let a = r[0].prompt.text().unwrap().into_owned();
+        let b = r[1].prompt.text().unwrap().into_owned();
+        assert_eq!(tok.count(&a), 10);
+        assert_eq!(tok.count(&b), 9);
+        let wa: Vec<&str> = a.split_whitespace().collect();
+        let wb: Vec<&str> = b.split_whitespace().collect();
+        assert_eq!(wa[..8], wb[..8], "blocks 1 and 2 are shared");
+        assert_eq!(r[1].timestamp, Some(0.75));
+        assert_eq!(r[1].max_tokens, Some(1));
+        let ids = generate(
+            &tok,
+            &p,
+            &MooncakeSpec {
+                token_ids: true,
+                ..spec
+            },
+        )
+        .unwrap();
+        let Prompt::TokenIds(t) = &ids[0].prompt else {
+            panic!()
+        };
+        assert_eq!(tok.decode(t), a.trim_start());
+    }
+
+    #[test]
+    fn bad_lines_name_file_line_and_field() {
+        let tok = Tokenizer::words();
+        let p = write(
+            "bad.jsonl",
+            "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 3, \"hash_ids\": [1, 2]}\n{\"timestamp\": 1}\n",
+        );
+        let e = generate(&tok, &p, &MooncakeSpec::default()).unwrap_err();
+        assert!(e.contains("bad.jsonl:2: missing field"), "{e}");
+        let p = write(
+            "short.jsonl",
+            "{\"timestamp\": 0, \"input_length\": 2000, \"output_length\": 3, \"hash_ids\": [1, 2]}\n",
+        );
+        let e = generate(&tok, &p, &MooncakeSpec::default()).unwrap_err();
+        assert!(
+            e.contains("short.jsonl:1: input_length 2000 needs 4 hash_ids"),
+            "{e}"
+        );
+    }
+}

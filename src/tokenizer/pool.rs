@@ -1,0 +1,119 @@
+//! The word pool: token ids whose text is a space and a lowercase word (" moon")
+//! and that encode back to exactly themselves. A pre-tokenizer splits text at such
+//! spaces, so any concatenation of pool tokens encodes to exactly those tokens: a
+//! prompt of N pool tokens has N tokens without re-encoding. This is what makes
+//! building millions of prompt tokens cheap; [`WordPool::verify`] checks a tokenizer
+//! really behaves so before a dataset relies on it.
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Token ids with their exact text.
+#[derive(Debug, Clone)]
+pub struct WordPool {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// Their text (each " word").
+    pub texts: Vec<Box<str>>,
+}
+
+fn is_word(s: &str) -> bool {
+    let Some(w) = s.strip_prefix(' ') else {
+        return false;
+    };
+    (2..=12).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase())
+}
+
+impl WordPool {
+    /// The pool of a Hugging Face tokenizer (vocabulary scan, each candidate verified).
+    pub fn from_hf(tok: &tokenizers::Tokenizer) -> Result<WordPool, String> {
+        let mut ids = Vec::new();
+        let mut texts = Vec::new();
+        let n = tok.get_vocab_size(false) as u32;
+        for id in 0..n {
+            let Ok(text) = tok.decode(&[id], false) else {
+                continue;
+            };
+            if !is_word(&text) {
+                continue;
+            }
+            let Ok(enc) = tok.encode_fast(text.as_str(), false) else {
+                continue;
+            };
+            if enc.get_ids() == [id] {
+                ids.push(id);
+                texts.push(text.into_boxed_str());
+            }
+        }
+        if ids.len() < 256 {
+            return Err(format!("only {} whole-word tokens found", ids.len()));
+        }
+        Ok(WordPool { ids, texts })
+    }
+
+    /// The pool of the word-count tokenizer.
+    pub fn from_words() -> WordPool {
+        let w = super::words::WORDS;
+        WordPool {
+            ids: (0..w.len() as u32).collect(),
+            texts: w.iter().map(|s| format!(" {s}").into_boxed_str()).collect(),
+        }
+    }
+
+    /// Number of tokens in the pool.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the pool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Appends the text of pool indices `idx` to `out`.
+    pub fn push_text(&self, idx: impl IntoIterator<Item = u32>, out: &mut String) {
+        for i in idx {
+            out.push_str(&self.texts[i as usize]);
+        }
+    }
+
+    /// Checks that concatenations of pool tokens encode to exactly those tokens
+    /// (a few random sequences of 300 tokens).
+    pub fn verify(&self, encode: impl Fn(&str) -> Vec<u32>) -> Result<(), String> {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..4 {
+            let idx: Vec<u32> = (0..300)
+                .map(|_| rng.random_range(0..self.len() as u32))
+                .collect();
+            let mut text = String::new();
+            self.push_text(idx.iter().copied(), &mut text);
+            let want: Vec<u32> = idx.iter().map(|&i| self.ids[i as usize]).collect();
+            if encode(&text) != want {
+                return Err(
+                    "concatenated whole-word tokens do not encode back to themselves".into(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_filter() {
+        assert!(is_word(" moon"));
+        assert!(!is_word("moon"));
+        assert!(!is_word(" Moon"));
+        assert!(!is_word(" a"));
+        assert!(!is_word(" moon!"));
+    }
+
+    #[test]
+    fn words_pool_verifies() {
+        let p = WordPool::from_words();
+        p.verify(super::super::words::encode).unwrap();
+    }
+}

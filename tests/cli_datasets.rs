@@ -1,0 +1,319 @@
+//! Every dataset through `moonbench bench` against the built-in simulator.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn bench_json(name: &str, args: &[&str]) -> Value {
+    let dir = tmpdir(name);
+    let mut all: Vec<&str> = vec![
+        "bench",
+        "--sim-ttft-ms",
+        "2",
+        "--sim-itl-ms",
+        "1",
+        "--disable-tqdm",
+        "--save-detailed",
+    ];
+    all.extend_from_slice(args);
+    let d = dir.to_str().unwrap().to_string();
+    all.extend_from_slice(&["--result-dir", &d, "--result-filename", "r.json"]);
+    let out = run(&all, LIMIT);
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success(),
+        "{args:?}\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap()
+}
+
+fn lens(v: &Value, key: &str) -> Vec<u64> {
+    v[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn sharegpt() {
+    let dir = tmpdir("sg-src");
+    let words = |n: usize| vec!["moon"; n].join(" ");
+    let mut entries = Vec::new();
+    for i in 0..5 {
+        entries.push(serde_json::json!({"id": i, "conversations": [
+            {"from": "human", "value": words(10 + i)}, {"from": "gpt", "value": words(20 + i)}]}));
+    }
+    let p = dir.join("sg.json");
+    std::fs::write(&p, Value::Array(entries).to_string()).unwrap();
+    let r = bench_json(
+        "sg",
+        &[
+            "--dataset-name",
+            "sharegpt",
+            "--dataset-path",
+            p.to_str().unwrap(),
+            "--num-prompts",
+            "8",
+        ],
+    );
+    assert_eq!(r["completed"], 8, "5 valid conversations oversampled to 8");
+    assert!(lens(&r, "input_lens").iter().all(|n| (10..15).contains(n)));
+}
+
+#[test]
+fn sonnet_from_the_bundled_file() {
+    let r = bench_json(
+        "sonnet",
+        &[
+            "--dataset-name",
+            "sonnet",
+            "--num-prompts",
+            "6",
+            "--sonnet-input-len",
+            "120",
+            "--sonnet-prefix-len",
+            "50",
+            "--sonnet-output-len",
+            "5",
+        ],
+    );
+    assert_eq!(r["completed"], 6);
+    assert!(lens(&r, "input_lens").iter().all(|n| *n <= 120 && *n > 80));
+}
+
+#[test]
+fn burstgpt_replayed_at_its_timestamps() {
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/burstgpt_sample.csv"
+    );
+    let r = bench_json(
+        "burst",
+        &[
+            "--dataset-name",
+            "burstgpt",
+            "--dataset-path",
+            csv,
+            "--num-prompts",
+            "4",
+            "--use-trace-timestamps",
+            "--trace-time-scale",
+            "0.05",
+        ],
+    );
+    assert_eq!(r["completed"], 4);
+    assert_eq!(
+        lens(&r, "input_lens"),
+        vec![40, 25, 70, 33],
+        "GPT-4 rows with a response, in time order"
+    );
+    let starts: Vec<f64> = r["start_times"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    for (s, want) in starts.iter().zip([0.0, 0.15, 0.35, 0.5]) {
+        assert!(
+            (s - want).abs() < 0.02,
+            "sent at {s} s, scheduled at {want} s (timestamps x 0.05)"
+        );
+    }
+}
+
+#[test]
+fn custom_jsonl_with_chat_messages() {
+    let dir = tmpdir("custom-src");
+    let p = dir.join("c.jsonl");
+    std::fs::write(&p, "{\"prompt\": \"the moon is bright tonight\", \"output_tokens\": 4}\n\
+                        {\"messages\": [{\"role\": \"user\", \"content\": \"hello there\"}], \"output_tokens\": 3}\n").unwrap();
+    let r = bench_json(
+        "custom",
+        &[
+            "--backend",
+            "openai-chat",
+            "--dataset-name",
+            "custom",
+            "--dataset-path",
+            p.to_str().unwrap(),
+            "--custom-output-len",
+            "-1",
+            "--disable-shuffle",
+        ],
+    );
+    assert_eq!(r["completed"], 2);
+    assert_eq!(lens(&r, "input_lens"), vec![5, 2]);
+}
+
+#[test]
+fn prefix_repetition() {
+    let r = bench_json(
+        "prefix",
+        &[
+            "--dataset-name",
+            "prefix_repetition",
+            "--num-prompts",
+            "10",
+            "--prefix-repetition-prefix-len",
+            "20",
+            "--prefix-repetition-suffix-len",
+            "5",
+            "--prefix-repetition-num-prefixes",
+            "3",
+            "--prefix-repetition-output-len",
+            "4",
+        ],
+    );
+    assert_eq!(r["completed"], 9, "3 x floor(10/3), as vLLM");
+    assert!(lens(&r, "input_lens").iter().all(|n| *n == 25));
+    assert_eq!(r["total_output_tokens"], 36);
+}
+
+/// The real Mooncake trace: exact input lengths and replay at the scaled timestamps.
+#[test]
+fn mooncake_trace_replay() {
+    let trace = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/mooncake/synthetic_trace.jsonl.gz"
+    );
+    let r = bench_json(
+        "moon",
+        &[
+            "--dataset-name",
+            "mooncake",
+            "--dataset-path",
+            trace,
+            "--num-prompts",
+            "30",
+            "--trace-time-scale",
+            "0.02",
+            "--max-concurrency",
+            "30",
+        ],
+    );
+    assert_eq!(r["completed"], 30);
+    let text = moonbench::dataset::read_text(std::path::Path::new(trace)).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .take(30)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let want: Vec<u64> = lines
+        .iter()
+        .map(|l| l["input_length"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lens(&r, "input_lens"), want);
+    let outs: u64 = lines
+        .iter()
+        .map(|l| l["output_length"].as_u64().unwrap().max(1))
+        .sum();
+    assert_eq!(
+        r["total_output_tokens"], outs,
+        "ignore_eos makes every output its traced length"
+    );
+    let starts: Vec<f64> = r["start_times"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    for (s, l) in starts.iter().zip(&lines) {
+        let want = l["timestamp"].as_f64().unwrap() / 1000.0 * 0.02;
+        assert!(
+            (s - want).abs() < 0.03,
+            "sent at {s} s, trace says {want} s"
+        );
+    }
+}
+
+#[test]
+fn prompt_token_ids_are_sent_as_ids() {
+    let r = bench_json(
+        "ids",
+        &[
+            "--num-prompts",
+            "5",
+            "--random-input-len",
+            "16",
+            "--random-output-len",
+            "3",
+            "--prompt-token-ids",
+        ],
+    );
+    assert_eq!(r["completed"], 5);
+    assert_eq!(r["total_input_tokens"], 80);
+    assert_eq!(
+        r["total_server_input_tokens"], 80,
+        "the server counted the ids it received"
+    );
+}
+
+#[test]
+fn dataset_errors_stop_before_sending() {
+    for (args, needle) in [
+        (
+            vec!["--dataset-name", "sharegpt"],
+            "--dataset-name sharegpt needs --dataset-path FILE",
+        ),
+        (
+            vec![
+                "--dataset-name",
+                "custom",
+                "--dataset-path",
+                "/nonexistent/x.jsonl",
+            ],
+            "cannot read /nonexistent/x.jsonl",
+        ),
+        (
+            vec![
+                "--dataset-name",
+                "burstgpt",
+                "--dataset-path",
+                concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/fixtures/burstgpt_sample.csv"
+                ),
+                "--burstgpt-model",
+                "Claude",
+            ],
+            "no rows left after filtering",
+        ),
+        (
+            vec![
+                "--dataset-name",
+                "sonnet",
+                "--sonnet-input-len",
+                "50",
+                "--sonnet-prefix-len",
+                "400",
+            ],
+            "shorter than its prefix",
+        ),
+        (
+            vec!["--dataset-name", "nope"],
+            "--dataset-name must be one of",
+        ),
+        (
+            vec!["--backend", "openai-chat", "--prompt-token-ids"],
+            "only the completions API accepts",
+        ),
+    ] {
+        let mut all = vec!["bench", "--disable-tqdm"];
+        all.extend(args.iter().copied());
+        let out = run(&all, LIMIT);
+        let (stdout, stderr) = text(&out);
+        assert!(!out.status.success(), "{all:?} should fail");
+        assert!(
+            stderr.contains(needle),
+            "{all:?}: expected {needle:?} in:\n{stderr}"
+        );
+        assert!(!stdout.contains("Serving Benchmark Result"));
+    }
+}
