@@ -15,143 +15,7 @@
 local mb = require "moonbench"
 local argparse = require "moonbench.argparse"
 
-local spec = {
-  prog = "moonbench bench",
-  description = "Benchmark an LLM server the way vLLM's benchmark_serving.py does.\n"
-    .. "With no --base-url/--host/--port, the built-in simulated server is used.",
-  description_zh = "像 vLLM 的 benchmark_serving.py 一样测试 LLM 推理服务。\n"
-    .. "不指定 --base-url/--host/--port 时，使用内置的模拟服务器。",
-  flags = {
-    { group = "Target", group_zh = "目标服务器" },
-    { "--backend", default = "vllm", choices = { "vllm", "openai", "openai-chat" },
-      help = "server API: vllm/openai = /v1/completions, openai-chat = /v1/chat/completions",
-      help_zh = "服务器接口：vllm/openai 为文本补全，openai-chat 为对话" },
-    { "--base-url", help = "server URL, e.g. http://127.0.0.1:8000", help_zh = "服务器地址，如 http://127.0.0.1:8000" },
-    { "--host", help = "server host (used when --base-url is not given)", help_zh = "服务器主机名（未给 --base-url 时）" },
-    { "--port", type = "int", help = "server port (used when --base-url is not given)", help_zh = "服务器端口" },
-    { "--endpoint", help = "API path (default: /v1/completions, or /v1/chat/completions for openai-chat)",
-      help_zh = "接口路径（默认随 backend 而定）" },
-    { "--model", help = "model name sent in requests (default: the server's first model)",
-      help_zh = "请求里的模型名（默认取服务器的第一个模型）" },
-    { "--served-model-name", help = "model name for the payload if different from --model",
-      help_zh = "请求里使用的模型名（若与 --model 不同）" },
-    { "--tokenizer", help = "tokenizer.json, model directory, HF id in the local cache, or 'words' (default: --model)",
-      help_zh = "分词器：tokenizer.json、模型目录、本地 HF 缓存中的模型名，或 words（默认同 --model）" },
-    { "--api-key", help = "bearer token (default: $OPENAI_API_KEY); never saved", help_zh = "API 密钥（默认读 OPENAI_API_KEY；不会写入结果）" },
-    { "--header", type = "list", metavar = "K=V", help = "extra HTTP headers", help_zh = "额外的 HTTP 头" },
-    { "--request-timeout", type = "number", default = 600, help = "per-request timeout in seconds",
-      help_zh = "单个请求的超时（秒）" },
-    { "--ready-check-timeout-sec", type = "number", default = 60,
-      help = "wait this long for the server to answer before sending (0 = skip)",
-      help_zh = "发送前等待服务器就绪的最长时间（0 = 不检查）" },
-
-    { group = "Dataset", group_zh = "数据集" },
-    { "--dataset-name", default = "random",
-      choices = { "random", "sharegpt", "sonnet", "burstgpt", "custom", "prefix_repetition", "mooncake", "timed_trace" },
-      help = "prompt source; mooncake (alias timed_trace) replays a trace at its timestamps",
-      help_zh = "提示词来源；mooncake（同 timed_trace）按轨迹时间戳回放" },
-    { "--dataset-path", help = "dataset file (ShareGPT JSON, BurstGPT CSV, custom or trace JSONL; .gz allowed)",
-      help_zh = "数据文件（ShareGPT JSON、BurstGPT CSV、自定义或轨迹 JSONL，可为 .gz）" },
-    { "--num-prompts", type = "int", default = 1000, help = "number of requests", help_zh = "请求数量" },
-    { "--seed", type = "int", default = 0, help = "random seed (prompts and arrival times)", help_zh = "随机种子" },
-    { "--random-input-len", type = "int", default = 1024, help = "input tokens per prompt", help_zh = "每个提示词的输入 token 数" },
-    { "--random-output-len", type = "int", default = 128, help = "output tokens per request", help_zh = "每个请求的输出 token 数" },
-    { "--random-range-ratio", type = "number", default = 0.0, help = "lengths vary within ±ratio",
-      help_zh = "长度在 ±ratio 范围内随机" },
-    { "--random-prefix-len", type = "int", default = 0, help = "tokens of a prefix shared by every prompt",
-      help_zh = "所有提示词共享的前缀 token 数" },
-    { "--input-len", type = "int", help = "alias of --random-input-len", help_zh = "同 --random-input-len" },
-    { "--output-len", type = "int", help = "output tokens for the random, sharegpt, custom and prefix_repetition datasets",
-      help_zh = "random、sharegpt、custom、prefix_repetition 数据集的输出 token 数" },
-    { "--sharegpt-output-len", type = "int", help = "fixed output length instead of each conversation's answer length",
-      help_zh = "固定输出长度（代替参考回答的长度）" },
-    { "--sonnet-input-len", type = "int", default = 550, help = "sonnet: input tokens", help_zh = "sonnet：输入 token 数" },
-    { "--sonnet-output-len", type = "int", default = 150, help = "sonnet: output tokens", help_zh = "sonnet：输出 token 数" },
-    { "--sonnet-prefix-len", type = "int", default = 200, help = "sonnet: shared prefix tokens", help_zh = "sonnet：共享前缀 token 数" },
-    { "--custom-output-len", type = "int", default = 256, help = "custom: output tokens (-1: each line's output_tokens)",
-      help_zh = "custom：输出 token 数（-1 表示用每行的 output_tokens）" },
-    { "--disable-shuffle", type = "bool", help = "custom: keep the file's order", help_zh = "custom：保持文件中的顺序" },
-    { "--no-oversample", type = "bool", help = "sharegpt: do not repeat samples to reach --num-prompts",
-      help_zh = "sharegpt：有效样本不足时不重复采样" },
-    { "--prefix-repetition-prefix-len", type = "int", default = 256, help = "prefix tokens", help_zh = "前缀 token 数" },
-    { "--prefix-repetition-suffix-len", type = "int", default = 256, help = "suffix tokens", help_zh = "后缀 token 数" },
-    { "--prefix-repetition-num-prefixes", type = "int", default = 10, help = "distinct prefixes", help_zh = "不同前缀的个数" },
-    { "--prefix-repetition-output-len", type = "int", default = 128, help = "output tokens", help_zh = "输出 token 数" },
-    { "--burstgpt-model", default = "GPT-4", help = "burstgpt: keep rows of this Model (empty: all)",
-      help_zh = "burstgpt：只保留该 Model 的行（空 = 全部）" },
-    { "--use-trace-timestamps", type = "bool",
-      help = "burstgpt: replay rows at their timestamps (mooncake always does unless --request-rate is given)",
-      help_zh = "burstgpt：按原始时间戳回放（mooncake 默认如此，除非给出 --request-rate）" },
-    { "--trace-time-scale", type = "number", default = 1.0, help = "multiply trace timestamps (0.5 = twice as fast)",
-      help_zh = "轨迹时间戳乘以该系数（0.5 = 两倍速）" },
-    { "--timed-trace-sec-multiplier", type = "number", help = "alias of --trace-time-scale (vLLM's name)" },
-    { "--trace-block-size", type = "int", default = 512, help = "mooncake: tokens per hash block", help_zh = "mooncake：每个 hash 块的 token 数" },
-    { "--apply-chat-template", type = "bool",
-      help = "render prompts with the model's chat template before sending them to a completions endpoint",
-      help_zh = "向文本补全接口发送前，先用模型的对话模板渲染提示词" },
-    { "--prompt-token-ids", type = "bool", help = "send token ids instead of text (completions servers that accept them)",
-      help_zh = "发送 token id 而不是文本（适用于接受 token id 的补全接口）" },
-
-    { group = "Traffic", group_zh = "流量" },
-    { "--request-rate", type = "number", default = math.huge,
-      help = "requests per second; inf sends all at once", help_zh = "每秒请求数；inf 表示一次全部发出" },
-    { "--burstiness", type = "number", default = 1.0,
-      help = "gamma shape of arrivals: 1 = Poisson, <1 burstier, >1 more even",
-      help_zh = "到达间隔的 gamma 形状参数：1 = 泊松，<1 更突发，>1 更均匀" },
-    { "--max-concurrency", type = "int", help = "at most this many requests in flight", help_zh = "同时在途的最大请求数（并发上限）" },
-    { "--duration", type = "number", help = "stop sending after this many seconds", help_zh = "发送多少秒后停止" },
-    { "--num-warmups", type = "int", default = 0, help = "unmeasured warm-up requests", help_zh = "不计入统计的预热请求数" },
-    { "--grace-period", type = "number", default = 5,
-      help = "after Ctrl-C, seconds to let requests in flight finish", help_zh = "按 Ctrl-C 后等待在途请求完成的秒数" },
-
-    { group = "Request", group_zh = "请求参数" },
-    { "--ignore-eos", type = "bool", help = "ask the server to ignore EOS (default on for the random dataset; --no-ignore-eos turns it off)",
-      help_zh = "让服务器忽略结束符，输出满 max_tokens（random 数据集默认开启）" },
-    { "--temperature", type = "number", help = "sampling temperature (default 0.0, as vLLM's benchmark)", help_zh = "采样温度（默认 0.0）" },
-    { "--top-p", type = "number", help = "top-p sampling", help_zh = "top-p 采样" },
-    { "--top-k", type = "int", help = "top-k sampling", help_zh = "top-k 采样" },
-    { "--min-p", type = "number", help = "min-p sampling", help_zh = "min-p 采样" },
-    { "--extra-body", help = "JSON object merged into every request body", help_zh = "合并进每个请求体的 JSON 对象" },
-    { "--disable-streaming", type = "bool", help = "ask for whole JSON answers instead of SSE streams (no TTFT/ITL)",
-      help_zh = "不使用流式输出（此时没有 TTFT/ITL）" },
-    { "--continuous-usage-stats", type = "bool",
-      help = "ask vLLM for token counts in every chunk (exact ITL when chunks carry several tokens)",
-      help_zh = "让 vLLM 在每个 chunk 里报告 token 数（多 token chunk 时 ITL 更准）" },
-
-    { group = "Metrics", group_zh = "指标" },
-    { "--percentile-metrics", default = "ttft,tpot,itl", help = "metrics to report: ttft,tpot,itl,e2el",
-      help_zh = "要报告的指标" },
-    { "--metric-percentiles", default = "99", help = "percentiles to report, e.g. 50,90,99", help_zh = "要报告的分位数" },
-    { "--goodput", type = "list", metavar = "KEY:MS", help = "SLOs for goodput, e.g. ttft:500 tpot:50",
-      help_zh = "goodput 的 SLO，例如 ttft:500 tpot:50" },
-
-    { group = "Output", group_zh = "输出" },
-    { "--save-result", type = "bool", help = "save the result JSON", help_zh = "保存结果 JSON" },
-    { "--save-detailed", type = "bool", help = "also save per-request arrays (implies --save-result)",
-      help_zh = "同时保存每个请求的明细" },
-    { "--append-result", type = "bool", help = "append to the result file as a new line", help_zh = "追加到结果文件" },
-    { "--result-dir", help = "directory of the result file", help_zh = "结果文件目录" },
-    { "--result-filename", help = "result file name (default: vLLM's pattern)", help_zh = "结果文件名" },
-    { "--metadata", type = "list", metavar = "K=V", help = "extra KEY=VALUE pairs stored in the result",
-      help_zh = "写入结果的额外 KEY=VALUE" },
-    { "--label", help = "label of the run (file-name prefix; default: the backend)", help_zh = "运行标签" },
-    { "--save-records", help = "stream every request's record to this JSONL file", help_zh = "把每个请求的记录实时写入此 JSONL 文件" },
-    { "--disable-tqdm", type = "bool", help = "no progress bar", help_zh = "不显示进度条" },
-    { "--lang", default = "en", choices = { "en", "zh" }, help = "language of the printed table", help_zh = "结果表的语言" },
-
-    { group = "Built-in simulator (when no server is given)", group_zh = "内置模拟服务器（未指定服务器时）" },
-    { "--sim-ttft-ms", type = "number", default = 50, help = "simulated time to first token", help_zh = "模拟的首 token 时间" },
-    { "--sim-itl-ms", type = "number", default = 10, help = "simulated time between tokens", help_zh = "模拟的 token 间隔" },
-    { "--sim-jitter", type = "number", default = 0, help = "relative jitter of simulated times (0.1 = ±10%)",
-      help_zh = "模拟时间的相对抖动（0.1 = ±10%）" },
-    { "--sim-tokens-per-chunk", type = "int", default = 1, help = "tokens packed in each SSE chunk",
-      help_zh = "每个 SSE chunk 里打包的 token 数" },
-    { "--sim-max-running", type = "int", help = "requests generated at once; others queue",
-      help_zh = "同时生成的请求数上限，其余排队" },
-    { "--sim-faults", default = "", help = "random faults, e.g. reset=0.01,http500=0.01",
-      help_zh = "随机故障注入，例如 reset=0.01,http500=0.01" },
-  },
-}
+local spec = require "moonbench.bench_flags"
 
 local args = argparse.parse(spec, arg)
 local zh = args.lang == "zh"
@@ -336,14 +200,26 @@ local res = mb.run{
 res:print{ lang = args.lang }
 
 -- 保存结果 Save -------------------------------------------------------------------
-if args.save_result or args.save_detailed or args.append_result then
-  local path = res:save(args.result_filename, {
+local path
+if args.save_result or args.save_detailed or args.append_result or args.save_pytorch_format then
+  path = res:save(args.result_filename, {
     dir = args.result_dir,
     detailed = args.save_detailed,
     append = args.append_result,
     metadata = argparse.pairs_of(args.metadata, "--metadata"),
   })
   say("Result saved to " .. path, "结果已保存到 " .. path)
+end
+if args.save_pytorch_format or (mb.env("SAVE_TO_PYTORCH_BENCHMARK_FORMAT", "") ~= "") then
+  -- vLLM 的 PyTorch 基准格式：每个指标一条记录；记录里附带本次的全部参数（API 密钥除外）。
+  local recorded_args = {}
+  for k, v in pairs(args) do
+    if v == math.huge then v = "inf" end  -- vLLM's InfEncoder writes infinity as "inf"
+    if k:sub(1, 1) ~= "_" and k ~= "api_key" then recorded_args[k] = v end
+  end
+  local pt = res:save_pytorch((path or res:default_filename()):gsub("%.json$", "") .. ".pytorch.json",
+    { args = recorded_args, dir = path and nil or args.result_dir })
+  say("PyTorch-format records saved to " .. pt, "PyTorch 格式记录已保存到 " .. pt)
 end
 
 local s = res:summary()
@@ -354,3 +230,6 @@ if s.completed == 0 then
   end
   error("moonbench bench: no request succeeded" .. (first and (" (first error: " .. first .. ")") or ""), 0)
 end
+
+-- 作为 mb.script 调用时（例如参数扫描），把结果对象和结果文件路径交给调用者。
+return res, path

@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+use std::path::PathBuf;
+
 use crate::script::{self, Source};
 use crate::sim::{SimOptions, server};
 
@@ -26,6 +28,26 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run every point of a config.yaml grid (the seed toolkit's run.py); see `moonbench sweep --help`.
+    #[command(disable_help_flag = true)]
+    Sweep {
+        /// Config file and flags passed to scripts/sweep.lua.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Merge result JSON files into one table (the seed toolkit's aggregate_result.py).
+    Aggregate(AggregateArgs),
+    /// One self-contained HTML report with charts from result files.
+    Report(ReportArgs),
+    /// Compare two results side by side; --fail-if thresholds make it exit non-zero.
+    Compare(CompareArgs),
+    /// First run against a server: config, reachability, a smoke test, then the sweep (scripts/check_server.lua).
+    #[command(disable_help_flag = true)]
+    Check {
+        /// Config file and flags passed to scripts/check_server.lua.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run a Lua workload script: `moonbench run SCRIPT.lua [-- ARGS...]`.
     Run {
         /// Script file (or a bundled script such as examples/quickstart.lua).
@@ -43,6 +65,176 @@ pub enum Command {
         /// A bundled file to print.
         name: Option<String>,
     },
+}
+
+/// Flags of `aggregate`.
+#[derive(clap::Args, Debug)]
+pub struct AggregateArgs {
+    /// Directory of result JSON files.
+    #[arg(default_value = "results")]
+    pub dir: PathBuf,
+    /// Output file (default: DIR/aggregate_results_YYYYmmdd.csv).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, default_value = "csv", value_parser = ["csv", "markdown", "md", "json"])]
+    pub format: String,
+    /// Header rows: English then Chinese (the seed's layout), or one of them.
+    #[arg(long, default_value = "both", value_parser = ["both", "en", "zh"])]
+    pub header: String,
+    /// Language of messages.
+    #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
+    pub lang: String,
+}
+
+/// Flags of `report`.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Result files or directories of them.
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// Output HTML file.
+    #[arg(short, long, default_value = "report.html")]
+    pub output: PathBuf,
+    /// Page title.
+    #[arg(long, default_value = "moonbench report")]
+    pub title: String,
+    /// The run shown in the request timeline (file name; default: the first with per-request data).
+    #[arg(long)]
+    pub timeline: Option<String>,
+}
+
+/// Flags of `compare`.
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// The baseline result.
+    pub a: PathBuf,
+    /// The result compared with it.
+    pub b: PathBuf,
+    /// Fail (exit 1) if a metric breaks a limit: "p99_ttft_ms>+10%" (change), "failed>0" (value).
+    #[arg(long = "fail-if")]
+    pub fail_if: Vec<String>,
+    /// Show every numeric key, not only the headline metrics.
+    #[arg(long)]
+    pub all: bool,
+}
+
+fn read_result(
+    path: &std::path::Path,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    match serde_json::from_str(&text) {
+        Ok(serde_json::Value::Object(o)) => Ok(o),
+        Ok(_) => Err(format!(
+            "{} is not a result (not a JSON object)",
+            path.display()
+        )),
+        Err(e) => Err(format!("{} is not valid JSON: {e}", path.display())),
+    }
+}
+
+fn aggregate(a: AggregateArgs) -> i32 {
+    use crate::output::aggregate::{Format, Header, collect, default_output, write};
+    let (format, header) = (
+        Format::parse(&a.format).unwrap(),
+        Header::parse(&a.header).unwrap(),
+    );
+    let t = match collect(&a.dir) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("moonbench aggregate: {e}");
+            return 1;
+        }
+    };
+    for (p, why) in &t.skipped {
+        eprintln!("warning: skipped {}: {why}", p.display());
+    }
+    if t.rows.is_empty() {
+        eprintln!(
+            "moonbench aggregate: no result files in {}",
+            a.dir.display()
+        );
+        return 1;
+    }
+    let out = a.output.unwrap_or_else(|| default_output(&a.dir, format));
+    if let Err(e) = write(&t, &out, format, header) {
+        eprintln!("moonbench aggregate: {e}");
+        return 1;
+    }
+    if a.lang == "zh" {
+        println!("已聚合 {} 个测试结果 → {}", t.rows.len(), out.display());
+    } else {
+        println!("aggregated {} results -> {}", t.rows.len(), out.display());
+    }
+    0
+}
+
+fn report(a: ReportArgs) -> i32 {
+    let (rs, skipped) = crate::output::report::load(&a.results);
+    for (p, why) in &skipped {
+        eprintln!("warning: skipped {}: {why}", p.display());
+    }
+    if rs.is_empty() {
+        eprintln!("moonbench report: no result files among the arguments");
+        return 1;
+    }
+    let html = crate::output::report::build(&rs, &a.title, a.timeline.as_deref());
+    match crate::output::report::write(&a.output, &html) {
+        Ok(()) => {
+            println!("report of {} results -> {}", rs.len(), a.output.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("moonbench report: {e}");
+            1
+        }
+    }
+}
+
+fn compare(a: CompareArgs) -> i32 {
+    use crate::output::compare::{Threshold, rows, table};
+    let thresholds: Result<Vec<Threshold>, String> =
+        a.fail_if.iter().map(|t| Threshold::parse(t)).collect();
+    let (ra, rb, thresholds) = match (read_result(&a.a), read_result(&a.b), thresholds) {
+        (Ok(x), Ok(y), Ok(t)) => (x, y, t),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("moonbench compare: {e}");
+            return 2;
+        }
+    };
+    let shown = rows(&ra, &rb, a.all);
+    print!(
+        "{}",
+        table(
+            &shown,
+            &a.a.display().to_string(),
+            &a.b.display().to_string()
+        )
+    );
+    let every = rows(&ra, &rb, true);
+    let mut failed = 0;
+    for t in &thresholds {
+        match every.iter().find(|r| r.key == t.key) {
+            None => {
+                eprintln!(
+                    "moonbench compare: --fail-if '{}': '{}' is not a number in both results",
+                    t.text, t.key
+                );
+                return 2;
+            }
+            Some(r) => {
+                if let Some(msg) = t.check(r) {
+                    println!("FAIL {msg}");
+                    failed += 1;
+                }
+            }
+        }
+    }
+    if !thresholds.is_empty() && failed == 0 {
+        println!("all {} threshold(s) passed", thresholds.len());
+    }
+    if failed > 0 { 1 } else { 0 }
 }
 
 /// Flags of `serve-sim`.
@@ -137,6 +329,12 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
     })
 }
 
+/// Runs a bundled script with arguments.
+fn bundled(name: &'static str, args: Vec<String>) -> i32 {
+    let code = script::embedded(name).expect("bundled script");
+    script::run_script(Source::Embedded(name, code), args)
+}
+
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -147,13 +345,12 @@ pub fn main() -> i32 {
         }
     };
     match cli.command {
-        Command::Bench { args } => {
-            let src = Source::Embedded(
-                "scripts/benchmark_serving.lua",
-                script::embedded("scripts/benchmark_serving.lua").expect("bundled"),
-            );
-            script::run_script(src, args)
-        }
+        Command::Bench { args } => bundled("scripts/benchmark_serving.lua", args),
+        Command::Sweep { args } => bundled("scripts/sweep.lua", args),
+        Command::Check { args } => bundled("scripts/check_server.lua", args),
+        Command::Aggregate(a) => aggregate(a),
+        Command::Report(a) => report(a),
+        Command::Compare(a) => compare(a),
         Command::Run { script: path, args } => {
             let args = if args.first().map(String::as_str) == Some("--") {
                 args[1..].to_vec()

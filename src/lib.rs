@@ -14,3 +14,4 @@ pub mod output;
 pub mod script;
 pub mod sim;
 pub mod tokenizer;
+pub mod yaml;

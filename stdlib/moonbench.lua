@@ -110,7 +110,19 @@ mb.sleep = core.sleep      -- mb.sleep(0.5)：暂停（不阻塞正在进行的�
 mb.log = core.log          -- 打印带时间戳的日志到 stderr
 mb.mkdir = core.mkdir      -- 创建目录（含上级目录）
 mb.exists = core.exists    -- 文件或目录是否存在
+mb.bundled = core.bundled  -- 内置文件的内容（如 "scripts/config.yaml"），没有则为 nil
 mb.suggest = core.suggest  -- mb.suggest("max_concurency", {"max_concurrency"}) -> 最接近的拼写
+-- 把一个目录里的结果 JSON 汇总成表格（同 `moonbench aggregate`）：
+-- local path, rows = mb.aggregate("results", nil, { format = "csv", header = "both" })
+mb.aggregate = core.aggregate
+mb.interrupted = core.interrupted  -- 用户是否按过 Ctrl-C（长脚本可以据此提前收尾）
+-- 运行另一个脚本（本地文件或内置脚本），传入命令行参数，返回它的返回值。参数扫描就是这样调用基准脚本的：
+-- local res, path = mb.script("scripts/benchmark_serving.lua", { "--num-prompts", "10" })
+mb.script = core.script
+-- 简单的 HTTP GET：local status, body = mb.http_get("http://127.0.0.1:8000/health", 5)；失败时 status 为 nil、body 为原因。
+mb.http_get = core.http_get
+-- YAML：local t, lines = mb.yaml.load("config.yaml")；lines["input_output.2"] 是该项所在的行号（用来报错）。
+mb.yaml = { load = core.yaml_load, decode = core.yaml_decode }
 mb.json = {
   encode = core.json_encode,   -- mb.json.encode(t [, pretty])
   decode = core.json_decode,   -- mb.json.decode(s)：JSON null 变成 nil

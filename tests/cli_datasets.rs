@@ -300,8 +300,14 @@ fn dataset_errors_stop_before_sending() {
             vec!["--dataset-name", "nope"],
             "--dataset-name must be one of",
         ),
-        (vec!["--backend", "openai-chat", "--prompt-token-ids"], "only the completions API accepts"),
-        (vec!["--apply-chat-template"], "tokenizer 'words' has no chat template"),
+        (
+            vec!["--backend", "openai-chat", "--prompt-token-ids"],
+            "only the completions API accepts",
+        ),
+        (
+            vec!["--apply-chat-template"],
+            "tokenizer 'words' has no chat template",
+        ),
     ] {
         let mut all = vec!["bench", "--disable-tqdm"];
         all.extend(args.iter().copied());

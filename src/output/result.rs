@@ -171,6 +171,10 @@ impl RunResult {
                 ),
             );
             m.insert(
+                "latencies".into(),
+                json!(recs.iter().map(|r| r.e2el()).collect::<Vec<_>>()),
+            );
+            m.insert(
                 "itls".into(),
                 json!(recs.iter().map(|r| r.itls()).collect::<Vec<_>>()),
             );

@@ -122,6 +122,134 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "exists",
         lua.create_function(|_, path: String| Ok(std::path::Path::new(&path).exists()))?,
     )?;
+    m.set(
+        "bundled",
+        lua.create_function(|_, path: String| Ok(super::embedded(&path)))?,
+    )?;
+    m.set(
+        "yaml_load",
+        lua.create_function(|lua, path: String| {
+            // A file on disk, else a bundled file with that path (scripts/config.yaml).
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => super::embedded(&path)
+                    .map(str::to_string)
+                    .ok_or_else(|| mlua::Error::runtime(format!("cannot read {path}: {e}")))?,
+            };
+            let doc = crate::yaml::load(&text, &path).map_err(mlua::Error::runtime)?;
+            Ok((to_lua(lua, &doc.value)?, doc.lines))
+        })?,
+    )?;
+    m.set(
+        "yaml_decode",
+        lua.create_function(|lua, (text, name): (String, Option<String>)| {
+            let doc = crate::yaml::load(&text, name.as_deref().unwrap_or("yaml"))
+                .map_err(mlua::Error::runtime)?;
+            Ok((to_lua(lua, &doc.value)?, doc.lines))
+        })?,
+    )?;
+    m.set(
+        "script",
+        lua.create_async_function(
+            |lua, (path, argv): (String, Option<Vec<String>>)| async move {
+                let argv = argv.unwrap_or_default();
+                let src = super::Source::find(&path).map_err(mlua::Error::runtime)?;
+                let (name, code) = src.load().map_err(mlua::Error::runtime)?;
+                let func = lua
+                    .load(code.as_ref())
+                    .set_name(format!("@{name}"))
+                    .into_function()?;
+                let globals = lua.globals();
+                let saved: Value = globals.get("arg")?;
+                globals.set("arg", super::arg_table(&lua, &name, &argv)?)?;
+                let args: MultiValue = argv
+                    .iter()
+                    .map(|a| lua.create_string(a).map(Value::String))
+                    .collect::<mlua::Result<_>>()?;
+                let r = func.call_async::<MultiValue>(args).await;
+                globals.set("arg", saved)?;
+                r
+            },
+        )?,
+    )?;
+    m.set(
+        "http_get",
+        lua.create_async_function(|lua, (url, timeout): (String, Option<f64>)| async move {
+            let io = lua.app_data_ref::<super::Env>().expect("env").io.clone();
+            let t = std::time::Duration::from_secs_f64(timeout.unwrap_or(5.0).max(0.01));
+            let r = io
+                .spawn(async move {
+                    // The URL's path is requested on its host.
+                    let mut base = crate::backend::BaseUrl::parse(&url)?;
+                    let path = if base.prefix.is_empty() {
+                        "/".to_string()
+                    } else {
+                        std::mem::take(&mut base.prefix)
+                    };
+                    let client = crate::backend::http::HttpClient::new(&base).await?;
+                    match tokio::time::timeout(t, client.get(&path, &[])).await {
+                        Ok(Ok((status, body))) => {
+                            Ok((status, String::from_utf8_lossy(&body).into_owned()))
+                        }
+                        Ok(Err(e)) => Err(e.message),
+                        Err(_) => Err(format!(
+                            "no answer from {url} within {:.0} s",
+                            t.as_secs_f64()
+                        )),
+                    }
+                })
+                .await
+                .map_err(|e| mlua::Error::runtime(e.to_string()))?;
+            Ok(match r {
+                Ok((status, body)) => (
+                    Value::Integer(status as i64),
+                    Value::String(lua.create_string(body)?),
+                ),
+                Err(e) => (Value::Nil, Value::String(lua.create_string(e)?)),
+            })
+        })?,
+    )?;
+    m.set(
+        "interrupted",
+        lua.create_function(|_, ()| Ok(crate::engine::cancel::level() > 0))?,
+    )?;
+    m.set(
+        "aggregate",
+        lua.create_function(
+            |lua, (dir, out, opts): (String, Option<String>, Option<Table>)| {
+                use crate::output::aggregate::{Format, Header, collect, default_output, write};
+                let (mut format, mut header) = (Format::Csv, Header::Both);
+                if let Some(t) = opts {
+                    let o = super::opts::Opts::new(lua, t, "mb.aggregate");
+                    if let Some(f) = o.get::<String>("format")? {
+                        format = Format::parse(&f).map_err(mlua::Error::runtime)?;
+                    }
+                    if let Some(h) = o.get::<String>("header")? {
+                        header = Header::parse(&h).map_err(mlua::Error::runtime)?;
+                    }
+                    o.finish()?;
+                }
+                let t = collect(std::path::Path::new(&dir)).map_err(mlua::Error::runtime)?;
+                for (p, why) in &t.skipped {
+                    eprintln!("warning: skipped {}: {why}", p.display());
+                }
+                if t.rows.is_empty() {
+                    return Err(mlua::Error::runtime(format!(
+                        "mb.aggregate: no result files in {dir}"
+                    )));
+                }
+                let path = out
+                    .map(std::path::PathBuf::from)
+                    .unwrap_or_else(|| default_output(std::path::Path::new(&dir), format));
+                write(&t, &path, format, header).map_err(mlua::Error::runtime)?;
+                let rows = lua.create_table()?;
+                for r in &t.rows {
+                    rows.push(to_lua(lua, r)?)?;
+                }
+                Ok((path.display().to_string(), rows))
+            },
+        )?,
+    )?;
     super::target::register(lua, &m)?;
     super::data::register(lua, &m)?;
     super::run::register(lua, &m)?;

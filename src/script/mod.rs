@@ -82,6 +82,38 @@ impl Source {
             Source::Embedded(k, _) => k.to_string(),
         }
     }
+
+    /// The script's name (for `file:line` messages) and its code.
+    pub fn load(&self) -> Result<(String, std::borrow::Cow<'static, str>), String> {
+        match self {
+            Source::File(p) => std::fs::read_to_string(p)
+                .map(|c| (self.name(), c.into()))
+                .map_err(|e| format!("cannot read {}: {e}", p.display())),
+            Source::Embedded(k, v) => Ok((k.to_string(), (*v).into())),
+        }
+    }
+
+    /// The directory holding the script (`.` for bundled scripts).
+    pub fn dir(&self) -> String {
+        match self {
+            Source::File(p) => p
+                .parent()
+                .map(|d| d.display().to_string())
+                .filter(|d| !d.is_empty())
+                .unwrap_or(".".into()),
+            Source::Embedded(..) => ".".into(),
+        }
+    }
+}
+
+/// Sets the global `arg` table: the script's name at 0, its arguments from 1.
+pub fn arg_table(lua: &Lua, name: &str, args: &[String]) -> mlua::Result<Table> {
+    let arg = lua.create_table()?;
+    arg.set(0, name)?;
+    for (i, a) in args.iter().enumerate() {
+        arg.set(i + 1, a.as_str())?;
+    }
+    Ok(arg)
 }
 
 /// Number of I/O worker threads: `MOONBENCH_IO_THREADS`, else the number of cores.
@@ -152,22 +184,9 @@ pub fn run_script(source: Source, args: Vec<String>) -> i32 {
 }
 
 async fn exec(lua: &Lua, source: &Source, args: Vec<String>) -> mlua::Result<()> {
-    let name = source.name();
-    let code: std::borrow::Cow<'_, str> = match source {
-        Source::File(p) => std::fs::read_to_string(p)
-            .map_err(|e| mlua::Error::runtime(format!("cannot read {}: {e}", p.display())))?
-            .into(),
-        Source::Embedded(_, v) => (*v).into(),
-    };
+    let (name, code) = source.load().map_err(mlua::Error::runtime)?;
     // The script's own directory comes first in the module path.
-    let dir = match source {
-        Source::File(p) => p
-            .parent()
-            .map(|d| d.display().to_string())
-            .filter(|d| !d.is_empty())
-            .unwrap_or(".".into()),
-        Source::Embedded(..) => ".".into(),
-    };
+    let dir = source.dir();
     let package: Table = lua.globals().get("package")?;
     let mut path = format!("{dir}/?.lua;{dir}/?/init.lua;");
     if let Ok(extra) = std::env::var("MOONBENCH_PATH") {
@@ -177,12 +196,7 @@ async fn exec(lua: &Lua, source: &Source, args: Vec<String>) -> mlua::Result<()>
     }
     path.push_str(&package.get::<String>("path")?);
     package.set("path", path)?;
-    let arg = lua.create_table()?;
-    arg.set(0, name.clone())?;
-    for (i, a) in args.iter().enumerate() {
-        arg.set(i + 1, a.as_str())?;
-    }
-    lua.globals().set("arg", arg)?;
+    lua.globals().set("arg", arg_table(lua, &name, &args)?)?;
     let func = lua
         .load(code.as_ref())
         .set_name(format!("@{name}"))

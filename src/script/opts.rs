@@ -21,12 +21,16 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The candidate closest to `word`, if close enough to be a likely typo.
+/// The candidate closest to `word`, if close enough to be a likely typo. A
+/// candidate that extends the word (`ttft` → `ttft_ms`) counts as a near match.
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let limit = (word.chars().count() / 3).max(2);
     candidates
         .into_iter()
-        .map(|c| (edit_distance(word, c), c))
+        .map(|c| {
+            let prefix = word.len() >= 3 && (c.starts_with(word) || word.starts_with(c));
+            (if prefix { 1 } else { edit_distance(word, c) }, c)
+        })
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -133,6 +137,7 @@ mod tests {
             Some("max_concurrency")
         );
         assert_eq!(suggest("zzz", ["max_concurrency", "warmup"]), None);
+        assert_eq!(suggest("ttft", ["ttft_ms", "itl_ms"]), Some("ttft_ms"));
     }
 
     #[test]

@@ -225,6 +225,40 @@ impl UserData for LuaResult {
                 Ok(full.display().to_string())
             },
         );
+        m.add_method(
+            "save_pytorch",
+            |lua, r, (path, opts): (String, Option<Table>)| {
+                let (mut args, mut dir) = (
+                    serde_json::Value::Object(Default::default()),
+                    None::<String>,
+                );
+                if let Some(t) = opts {
+                    let o = Opts::new(lua, t, "res:save_pytorch");
+                    if let Some(a) = o.get::<Value>("args")? {
+                        args = to_json(lua, a)?;
+                    }
+                    dir = o.get("dir")?;
+                    o.finish()?;
+                }
+                let full = match dir {
+                    Some(d) if !std::path::Path::new(&path).is_absolute() => {
+                        PathBuf::from(d).join(&path)
+                    }
+                    _ => PathBuf::from(&path),
+                };
+                let result = r.0.to_json(&r.0.options, false, &[]);
+                let recs = crate::output::pytorch::records(&result, &args, &r.0.info.model_id);
+                if let Some(d) = full.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(d).map_err(|e| {
+                        mlua::Error::runtime(format!("cannot create {}: {e}", d.display()))
+                    })?;
+                }
+                std::fs::write(&full, serde_json::to_string(&recs).unwrap_or_default()).map_err(
+                    |e| mlua::Error::runtime(format!("cannot write {}: {e}", full.display())),
+                )?;
+                Ok(full.display().to_string())
+            },
+        );
         m.add_method("records", |lua, r, opts: Option<Table>| {
             let mut warm = false;
             if let Some(t) = opts {

@@ -120,6 +120,10 @@ local function plabel(p)
   return tostring(p)
 end
 
+--- Display width of a string (CJK characters count 2) and padding to a width.
+M.width = width
+M.pad = pad
+
 --- Returns the table as a string. `s` is `res:summary()`; opts.lang = "en" | "zh".
 function M.format(s, opts)
   opts = opts or {}

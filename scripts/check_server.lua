@@ -1,0 +1,150 @@
+-- check_server.lua —— `moonbench check [CONFIG.yaml]`：第一次测真实服务器时从这里开始。
+-- A beginner's first command against a server (the seed toolkit's example_usage.py):
+--   1. 检查配置文件      the config is valid
+--   2. 检查服务器能否连通  the server answers (/health, then /v1/models) and serves the configured model
+--   3. 冒烟测试          a smoke test: 5 prompts, 128/128 tokens, concurrency 1
+--   4. 询问是否继续       a y/N question (skipped with --yes)
+--   5. 完整参数扫描 + 汇总 the full sweep, the aggregation, and a short summary
+-- 每一步出错时都会给出具体的修改建议。Each step explains what to fix when something is wrong.
+
+local mb = require "moonbench"
+local argparse = require "moonbench.argparse"
+local sweep = require "moonbench.sweep"
+
+local args = argparse.parse({
+  prog = "moonbench check",
+  description = "Check a config and a server, run a smoke test, then (after a y/N question) the full sweep.",
+  positional = true,
+  flags = {
+    { "--yes", type = "bool", help = "do not ask before the full sweep", help_zh = "不询问，直接运行完整扫描" },
+    { "--smoke-only", type = "bool", help = "stop after the smoke test", help_zh = "冒烟测试后停止" },
+    { "--result-dir", help = "override result_dir of the config", help_zh = "覆盖配置里的 result_dir" },
+    { "--lang", default = "en", choices = { "en", "zh" }, help = "language", help_zh = "语言" },
+  },
+}, arg)
+local zh = args.lang == "zh"
+local function say(en, cn) print(zh and cn or en) end
+local function step(n, en, cn) print(string.format("\n[%d/5] %s", n, zh and cn or en)) end
+local function stop(en, cn) error((zh and cn or en), 0) end
+
+-- 1. 配置 Config -----------------------------------------------------------------------
+local path = args._positional[1] or "config.yaml"
+if not mb.exists(path) and not args._positional[1] then
+  path = "scripts/config.yaml"   -- 没有自己的配置时，用内置示例（测模拟服务器）
+end
+step(1, "Checking the config " .. path, "检查配置文件 " .. path)
+local cfg = sweep.load(path)
+local points = sweep.plan(cfg, { result_dir = args.result_dir, lang = args.lang })
+local total = 0
+for _, p in ipairs(points) do total = total + p.np end
+say(string.format("  ok: %d points, %d requests; model %s; backend %s", #points, total, cfg.model or "(simulator)", cfg.backend or "vllm"),
+    string.format("  正常：%d 个组合，%d 个请求；模型 %s；后端 %s", #points, total, cfg.model or "（模拟服务器）", cfg.backend or "vllm"))
+
+-- 2. 服务器 Server -----------------------------------------------------------------------
+step(2, "Checking the server", "检查服务器")
+if not cfg.base_url then
+  say("  no base_url: the built-in simulated server is used (nothing to check)",
+      "  没有 base_url：使用内置模拟服务器（无需检查）")
+else
+  local base = cfg.base_url:gsub("/+$", "")
+  if base:match("/v1$") then
+    stop("base_url ends in /v1: write it without /v1 (e.g. http://localhost:8000); the endpoint adds /v1/...",
+         "base_url 以 /v1 结尾：请去掉 /v1（例如 http://localhost:8000），接口路径会自动加上 /v1/...")
+  end
+  local status, body = mb.http_get(base .. "/health", 5)
+  if status == nil then
+    stop(string.format("cannot reach %s: %s\n  Is the server running? Start it, e.g. `vllm serve %s --port 8000`,\n  and check the host and port in base_url (vLLM's default port is 8000).",
+      base, body, cfg.model),
+      string.format("无法连接 %s：%s\n  服务器启动了吗？例如 `vllm serve %s --port 8000`；\n  并检查 base_url 里的主机和端口（vLLM 默认端口 8000）。", base, body, cfg.model))
+  end
+  say(string.format("  GET /health -> HTTP %d", status), string.format("  GET /health -> HTTP %d", status))
+  local ms, mbody = mb.http_get(base .. "/v1/models", 5)
+  if ms == 401 or ms == 403 then
+    stop("the server wants an API key (HTTP " .. ms .. "): set OPENAI_API_KEY, or add `defaults: {api-key: ...}` to the config",
+         "服务器需要 API 密钥（HTTP " .. ms .. "）：设置环境变量 OPENAI_API_KEY，或在配置里加 `defaults: {api-key: ...}`")
+  elseif ms ~= 200 then
+    stop(string.format("GET /v1/models answered %s: this does not look like an OpenAI-compatible server (vLLM, SGLang, TGI's /v1 API ...);\n  check base_url and backend", tostring(ms)),
+         string.format("GET /v1/models 返回 %s：这不像兼容 OpenAI 接口的服务器；请检查 base_url 和 backend", tostring(ms)))
+  end
+  local ok, models = pcall(mb.json.decode, mbody)
+  local served = {}
+  if ok and type(models) == "table" and type(models.data) == "table" then
+    for _, m in ipairs(models.data) do served[#served + 1] = m.id end
+  end
+  say("  the server serves: " .. table.concat(served, ", "), "  服务器提供的模型：" .. table.concat(served, ", "))
+  local found = false
+  for _, id in ipairs(served) do if id == cfg.model then found = true end end
+  if #served > 0 and not found then
+    local hint = mb.suggest(cfg.model, served) or served[1]
+    stop(string.format("model '%s' is not served here; set `model: %s` in %s (the name must match /v1/models exactly)", cfg.model, hint, path),
+         string.format("服务器上没有模型 '%s'；请在 %s 里写 `model: %s`（名字必须与 /v1/models 完全一致）", cfg.model, path, hint))
+  end
+end
+
+-- 3. 冒烟测试 Smoke test ------------------------------------------------------------------
+step(3, "Smoke test: 5 prompts, 128 input / 128 output tokens, concurrency 1",
+        "冒烟测试：5 个请求，输入/输出各 128 token，并发 1")
+local smoke = {}
+for _, a in ipairs(points[1].argv) do smoke[#smoke + 1] = a end
+-- 冒烟测试不保存结果文件；后面的参数覆盖前面的。Later flags win; no result file.
+for i = #smoke, 1, -1 do
+  if smoke[i] == "--save-result" then table.remove(smoke, i) end
+  if smoke[i] == "--result-filename" then table.remove(smoke, i); table.remove(smoke, i) end
+end
+for _, a in ipairs({ "--num-prompts", "5", "--random-input-len", "128", "--random-output-len", "128",
+  "--max-concurrency", "1", "--disable-tqdm", "--num-warmups", "0" }) do smoke[#smoke + 1] = a end
+local ok, res = pcall(mb.script, cfg.bench_script or "scripts/benchmark_serving.lua", smoke)
+if not ok then
+  local e = tostring(res)
+  local advice = ""
+  if e:find("HTTP 404", 1, true) then
+    advice = zh and "\n  建议：接口路径不对（或模型名不对）。vLLM 的文本补全是 /v1/completions，对话是 /v1/chat/completions；检查 backend/endpoint。"
+      or "\n  Advice: wrong endpoint (or model name). vLLM serves /v1/completions and /v1/chat/completions; check backend/endpoint."
+  elseif e:find("HTTP 401", 1, true) or e:find("HTTP 403", 1, true) then
+    advice = zh and "\n  建议：设置 OPENAI_API_KEY。" or "\n  Advice: set OPENAI_API_KEY."
+  elseif e:find("tokenizer", 1, true) then
+    advice = zh and "\n  建议：tokenizer 写成模型目录（含 tokenizer.json）的路径。" or "\n  Advice: point tokenizer at the model directory (with tokenizer.json)."
+  end
+  stop("the smoke test failed: " .. e .. advice, "冒烟测试失败：" .. e .. advice)
+end
+local s = res:summary()
+say(string.format("  ok: %d/5 requests, TTFT %.1f ms, TPOT %.2f ms, %.1f output tokens/s",
+    s.completed, s.mean_ttft_ms, s.mean_tpot_ms or 0, s.output_throughput),
+    string.format("  正常：成功 %d/5，首 token 时间 %.1f ms，每 token 时间 %.2f ms，输出 %.1f token/s",
+    s.completed, s.mean_ttft_ms, s.mean_tpot_ms or 0, s.output_throughput))
+if args.smoke_only then return end
+
+-- 4. 询问 Ask ------------------------------------------------------------------------------
+step(4, "Ready for the full sweep", "准备运行完整参数扫描")
+if not args.yes then
+  io.write(zh and string.format("运行完整扫描（%d 个组合，%d 个请求）吗？[y/N] ", #points, total)
+    or string.format("Run the full sweep (%d points, %d requests)? [y/N] ", #points, total))
+  local answer = io.read("l") or ""
+  if not answer:lower():match("^y") then
+    say("stopped; run `moonbench sweep " .. path .. "` when you are ready", "已停止；准备好后运行 `moonbench sweep " .. path .. "`")
+    return
+  end
+end
+
+-- 5. 扫描与汇总 Sweep and aggregate -----------------------------------------------------------
+step(5, "Full sweep, then aggregation", "完整扫描，然后汇总")
+local sweep_args = { path, "--lang", args.lang }
+if args.result_dir then sweep_args[#sweep_args + 1] = "--result-dir"; sweep_args[#sweep_args + 1] = args.result_dir end
+local swept, err = pcall(mb.script, "scripts/sweep.lua", sweep_args)
+if not swept then say("  " .. tostring(err), "  " .. tostring(err)) end
+local dir = args.result_dir or cfg.result_dir or "results"
+local csv, rows = mb.aggregate(dir)
+local n, rt, ttft, tpot = 0, 0, 0, 0
+for _, r in ipairs(rows) do
+  if r.request_throughput then
+    n = n + 1
+    rt, ttft, tpot = rt + r.request_throughput, ttft + (r.mean_ttft_ms or 0), tpot + (r.mean_tpot_ms or 0)
+  end
+end
+if n > 0 then
+  say(string.format("\nSummary over %d results (%s):\n  mean request throughput %.2f req/s\n  mean TTFT %.1f ms\n  mean TPOT %.2f ms\nNext: moonbench report %s -o report.html",
+      n, csv, rt / n, ttft / n, tpot / n, dir),
+      string.format("\n%d 个结果的汇总（%s）：\n  平均请求吞吐量 %.2f req/s\n  平均首 token 时间 %.1f ms\n  平均每 token 时间 %.2f ms\n下一步：moonbench report %s -o report.html",
+      n, csv, rt / n, ttft / n, tpot / n, dir))
+end
+if not swept then error("moonbench check: the sweep had failures (see above)", 0) end

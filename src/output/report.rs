@@ -1,0 +1,494 @@
+//! `moonbench report`: result files into one self-contained, offline HTML page —
+//! output throughput and TTFT/TPOT/ITL/E2EL p50/p99 against concurrency (or rate),
+//! latency CDFs and a per-request timeline when results were saved with
+//! `--save-detailed`, and a table of the runs. Charts are inline SVG; no network.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use super::svg::{Chart, Series, Span, timeline};
+
+/// One loaded result file.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// File name.
+    pub name: String,
+    /// Its JSON object.
+    pub data: Map<String, Value>,
+}
+
+/// Loads result files; directories contribute their `*.json` files. Files that are
+/// not results are returned with the reason, to warn about.
+pub fn load(paths: &[PathBuf]) -> (Vec<Loaded>, Vec<(PathBuf, String)>) {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(p) {
+                let mut v: Vec<PathBuf> = rd
+                    .flatten()
+                    .map(|e| e.path())
+                    .filter(|x| x.extension().is_some_and(|e| e == "json"))
+                    .collect();
+                v.sort();
+                files.extend(v);
+            }
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut ok = Vec::new();
+    let mut skipped = Vec::new();
+    for f in files {
+        match std::fs::read_to_string(&f)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
+        {
+            Ok(Value::Object(o)) if o.contains_key("completed") && o.contains_key("duration") => ok
+                .push(Loaded {
+                    name: f.file_name().map_or(f.display().to_string(), |n| {
+                        n.to_string_lossy().into_owned()
+                    }),
+                    data: o,
+                }),
+            Ok(_) => skipped.push((f, "not a benchmark result".into())),
+            Err(e) => skipped.push((f, e)),
+        }
+    }
+    (ok, skipped)
+}
+
+fn num(o: &Map<String, Value>, k: &str) -> Option<f64> {
+    match o.get(k)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) if s == "inf" => Some(f64::INFINITY),
+        _ => None,
+    }
+}
+
+fn io_of(name: &str) -> Option<(u64, u64)> {
+    let i = name.find("io")? + 2;
+    let rest = &name[i..];
+    let a: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let rest = rest[a.len()..].strip_prefix('x')?;
+    let b: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+fn group_of(r: &Loaded) -> String {
+    if let Some((i, o)) = io_of(&r.name) {
+        return format!("io=({i},{o})");
+    }
+    let label = r
+        .data
+        .get("label")
+        .and_then(|v| v.as_str())
+        .or_else(|| r.data.get("backend").and_then(|v| v.as_str()))
+        .unwrap_or("run");
+    let model = r
+        .data
+        .get("model_id")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    format!("{label} {}", model.rsplit('/').next().unwrap_or(model))
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The quantity on the x axis of the comparison charts.
+enum XAxis {
+    /// `max_concurrency` (log2 scale when it spans 8x or more).
+    Concurrency { log: bool },
+    /// `request_rate`.
+    Rate,
+    /// The run's position in the file list.
+    Index,
+}
+
+impl XAxis {
+    /// Concurrency if it varies between the runs, else the rate, else the run index.
+    fn choose(rs: &[Loaded]) -> XAxis {
+        let values = |k: &str| -> Option<Vec<f64>> {
+            rs.iter()
+                .map(|r| num(&r.data, k).filter(|x| x.is_finite()))
+                .collect()
+        };
+        let varies = |v: &[f64]| v.windows(2).any(|w| w[0] != w[1]);
+        if let Some(v) = values("max_concurrency").filter(|v| varies(v)) {
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(a, b), x| (a.min(*x), b.max(*x)));
+            XAxis::Concurrency {
+                log: lo > 0.0 && hi / lo >= 8.0,
+            }
+        } else if values("request_rate").is_some_and(|v| varies(&v)) {
+            XAxis::Rate
+        } else {
+            XAxis::Index
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            XAxis::Concurrency { .. } => "max concurrency (requests in flight)",
+            XAxis::Rate => "request rate (req/s)",
+            XAxis::Index => "run (in file order)",
+        }
+        .into()
+    }
+
+    fn log(&self) -> bool {
+        matches!(self, XAxis::Concurrency { log: true })
+    }
+
+    fn value(&self, i: usize, r: &Loaded) -> Option<f64> {
+        match self {
+            XAxis::Concurrency { .. } => num(&r.data, "max_concurrency"),
+            XAxis::Rate => num(&r.data, "request_rate"),
+            XAxis::Index => Some(i as f64 + 1.0),
+        }
+    }
+}
+
+fn highest_percentile(o: &Map<String, Value>, metric: &str) -> Option<String> {
+    let suffix = format!("_{metric}_ms");
+    o.keys()
+        .filter_map(|k| {
+            k.strip_suffix(&suffix)
+                .and_then(|p| p.strip_prefix('p'))
+                .and_then(|p| p.parse::<f64>().ok().map(|v| (v, k.clone())))
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|x| x.1)
+}
+
+/// The empirical CDF as a step line (at most ~800 points).
+fn cdf(values: &[f64]) -> Vec<(f64, f64)> {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    let step = (n / 400).max(1);
+    let mut out = Vec::new();
+    let mut prev = 0.0;
+    for i in (step - 1..n)
+        .step_by(step)
+        .chain(std::iter::once(n - 1))
+        .filter(|_| n > 0)
+    {
+        let f = (i + 1) as f64 / n as f64;
+        out.push((v[i], prev));
+        out.push((v[i], f));
+        prev = f;
+    }
+    out
+}
+
+/// A short legend label for a run: `io128x64 mc8` for grid files, else the name.
+fn short_name(name: &str) -> String {
+    let stem = name.trim_end_matches(".json");
+    if let Some((i, o)) = io_of(stem) {
+        let mc = stem.find("_mc").map(|p| {
+            stem[p + 3..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect::<String>()
+        });
+        return match mc {
+            Some(m) if !m.is_empty() => format!("io{i}x{o} mc{m}"),
+            _ => format!("io{i}x{o}"),
+        };
+    }
+    if stem.chars().count() > 20 {
+        format!("{}…", stem.chars().take(19).collect::<String>())
+    } else {
+        stem.to_string()
+    }
+}
+
+fn floats(o: &Map<String, Value>, k: &str) -> Option<Vec<f64>> {
+    o.get(k)?
+        .as_array()
+        .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
+}
+
+/// Builds the HTML page. `timeline_of` picks the run shown in the timeline (its
+/// file name); by default the first run with per-request data.
+pub fn build(rs: &[Loaded], title: &str, timeline_of: Option<&str>) -> String {
+    let mut groups: Vec<String> = Vec::new();
+    for r in rs {
+        let g = group_of(r);
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let axis = XAxis::choose(rs);
+    let (x_label, x_log) = (axis.label(), axis.log());
+    let mut charts = Vec::new();
+    let series_for =
+        |key: &dyn Fn(&Loaded) -> Option<f64>, suffix: &str, dashed: bool| -> Vec<Series> {
+            groups
+                .iter()
+                .enumerate()
+                .map(|(gi, g)| {
+                    let mut pts: Vec<(f64, f64)> = rs
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| &group_of(r) == g)
+                        .filter_map(|(i, r)| Some((axis.value(i, r)?, key(r)?)))
+                        .collect();
+                    pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    Series {
+                        name: format!("{g}{suffix}"),
+                        points: pts,
+                        dashed,
+                        color: gi,
+                        markers: true,
+                    }
+                })
+                .filter(|s| !s.points.is_empty())
+                .collect()
+        };
+    charts.push(Chart {
+        title: "Output token throughput".into(),
+        x_label: x_label.clone(),
+        y_label: "output tokens/s".into(),
+        series: series_for(&|r| num(&r.data, "output_throughput"), "", false),
+        x_log,
+    });
+    charts.push(Chart {
+        title: "Request throughput".into(),
+        x_label: x_label.clone(),
+        y_label: "requests/s".into(),
+        series: series_for(&|r| num(&r.data, "request_throughput"), "", false),
+        x_log,
+    });
+    for (m, name) in [
+        ("ttft", "Time to first token (TTFT)"),
+        ("tpot", "Time per output token (TPOT)"),
+        ("itl", "Inter-token latency (ITL)"),
+        ("e2el", "End-to-end latency (E2EL)"),
+    ] {
+        let median = format!("median_{m}_ms");
+        let mut series = series_for(&|r| num(&r.data, &median), " p50", false);
+        let hp = rs.iter().find_map(|r| highest_percentile(&r.data, m));
+        if let Some(hp) = &hp {
+            let label = format!(" {}", hp.split('_').next().unwrap_or("p99"));
+            series.extend(series_for(&|r| num(&r.data, hp), &label, true));
+        }
+        if !series.is_empty() {
+            charts.push(Chart {
+                title: format!(
+                    "{name}: p50 (solid) and {} (dashed)",
+                    hp.as_deref()
+                        .and_then(|h| h.split('_').next())
+                        .unwrap_or("p99")
+                ),
+                x_label: x_label.clone(),
+                y_label: "milliseconds".into(),
+                series,
+                x_log,
+            });
+        }
+    }
+    // CDFs from per-request data.
+    let detailed: Vec<&Loaded> = rs.iter().filter(|r| r.data.contains_key("ttfts")).collect();
+    let mut cdfs = Vec::new();
+    for (key, name, ms) in [("ttfts", "TTFT", true), ("latencies", "E2EL", true)] {
+        let series: Vec<Series> = detailed
+            .iter()
+            .take(8)
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let v: Vec<f64> = floats(&r.data, key)?
+                    .iter()
+                    .map(|x| if ms { x * 1000.0 } else { *x })
+                    .collect();
+                Some(Series {
+                    name: short_name(&r.name),
+                    points: cdf(&v),
+                    dashed: false,
+                    color: i,
+                    markers: false,
+                })
+            })
+            .collect();
+        if !series.is_empty() {
+            cdfs.push(Chart {
+                title: format!("{name} distribution (CDF)"),
+                x_label: format!("{name} (ms)"),
+                y_label: "fraction of requests".into(),
+                series,
+                x_log: false,
+            });
+        }
+    }
+    let tl_run = match timeline_of {
+        Some(n) => detailed
+            .iter()
+            .find(|r| r.name == n || r.name.trim_end_matches(".json") == n)
+            .copied(),
+        None => detailed.first().copied(),
+    };
+    let tl = tl_run.and_then(|r| {
+        let starts = floats(&r.data, "start_times")?;
+        let ttfts = floats(&r.data, "ttfts")?;
+        let lats = floats(&r.data, "latencies")?;
+        let errs: Vec<bool> = r
+            .data
+            .get("errors")
+            .and_then(|e| e.as_array())
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.as_str().is_none_or(|s| s.is_empty()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut spans: Vec<Span> = (0..starts.len().min(ttfts.len()).min(lats.len()))
+            .map(|i| Span {
+                start: starts[i],
+                first: (ttfts[i] > 0.0).then(|| starts[i] + ttfts[i]),
+                end: starts[i] + lats[i],
+                ok: errs.get(i).copied().unwrap_or(true),
+            })
+            .collect();
+        spans.sort_by(|a, b| a.start.total_cmp(&b.start));
+        spans.truncate(400);
+        Some(timeline(
+            &format!(
+                "Requests of {} (first {} by send time)",
+                r.name,
+                spans.len()
+            ),
+            &spans,
+        ))
+    });
+    // Page.
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>",
+        esc(title)
+    );
+    h.push_str("<style>body{font-family:sans-serif;margin:24px;color:#222;background:#fafafa}h1{margin:0 0 4px}h2{margin-top:32px}.muted{color:#666}\
+        .grid{display:flex;flex-wrap:wrap;gap:16px}.card{background:white;border:1px solid #ddd;border-radius:6px;padding:8px}\
+        table{border-collapse:collapse;background:white;font-size:13px}td,th{border:1px solid #ddd;padding:4px 8px;text-align:right}\
+        th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}</style></head><body>");
+    let _ = write!(
+        h,
+        "<h1>{}</h1><p class=\"muted\">{} result file(s); generated by moonbench {} on {}. Charts: x = {}.</p>",
+        esc(title),
+        rs.len(),
+        env!("CARGO_PKG_VERSION"),
+        chrono::Local::now().format("%Y-%m-%d %H:%M"),
+        esc(&x_label)
+    );
+    h.push_str("<h2>Throughput</h2><div class=\"grid\">");
+    for c in &charts[..2.min(charts.len())] {
+        let _ = write!(h, "<div class=\"card\">{}</div>", c.to_svg());
+    }
+    h.push_str("</div><h2>Latency</h2><div class=\"grid\">");
+    for c in charts.iter().skip(2) {
+        let _ = write!(h, "<div class=\"card\">{}</div>", c.to_svg());
+    }
+    h.push_str("</div><h2>Distributions and timeline</h2>");
+    if cdfs.is_empty() && tl.is_none() {
+        h.push_str("<p class=\"muted\">No per-request data: save results with <code>--save-detailed</code> to get latency CDFs and a request timeline.</p>");
+    } else {
+        h.push_str("<div class=\"grid\">");
+        for c in &cdfs {
+            let _ = write!(h, "<div class=\"card\">{}</div>", c.to_svg());
+        }
+        if let Some(t) = &tl {
+            let _ = write!(h, "<div class=\"card\">{t}</div>");
+        }
+        h.push_str("</div>");
+    }
+
+    h.push_str("<h2>Runs</h2><table><tr><th>file</th><th>backend</th><th>model</th><th>concurrency</th><th>rate</th><th>completed</th><th>failed</th><th>req/s</th><th>output tok/s</th><th>median TTFT ms</th><th>median TPOT ms</th><th>median ITL ms</th></tr>");
+    for r in rs {
+        let s = |k: &str| {
+            r.data
+                .get(k)
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    Value::Null => "-".into(),
+                    other => other.to_string(),
+                })
+                .unwrap_or("-".into())
+        };
+        let f = |k: &str| num(&r.data, k).map_or("-".into(), |v| format!("{v:.2}"));
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&r.name),
+            esc(&s("backend")),
+            esc(&s("model_id")),
+            s("max_concurrency"),
+            s("request_rate"),
+            s("completed"),
+            s("failed"),
+            f("request_throughput"),
+            f("output_throughput"),
+            f("median_ttft_ms"),
+            f("median_tpot_ms"),
+            f("median_itl_ms")
+        );
+    }
+    h.push_str("</table></body></html>\n");
+    h
+}
+
+/// Writes `html` to `out`, creating its directory.
+pub fn write(out: &Path, html: &str) -> Result<(), String> {
+    if let Some(d) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(d).map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+    }
+    std::fs::write(out, html).map_err(|e| format!("cannot write {}: {e}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &str, mc: u64, tput: f64, ttft: f64) -> Loaded {
+        let data: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "completed": 10, "duration": 1.0, "max_concurrency": mc, "request_rate": "inf", "output_throughput": tput,
+            "request_throughput": 1.0, "median_ttft_ms": ttft, "p99_ttft_ms": ttft * 2.0, "backend": "vllm", "model_id": "m",
+            "ttfts": [0.01, 0.02, 0.03], "latencies": [0.1, 0.2, 0.3], "start_times": [0.0, 0.01, 0.02], "errors": ["", "", "boom"]
+        })).unwrap();
+        Loaded {
+            name: name.into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn page_has_every_chart() {
+        let rs = vec![
+            result("bench_io128x64_mc1_np4.json", 1, 100.0, 10.0),
+            result("bench_io128x64_mc8_np32.json", 8, 600.0, 30.0),
+        ];
+        let h = build(&rs, "Sweep", None);
+        for needle in [
+            "Output token throughput",
+            "Time to first token (TTFT): p50 (solid) and p99 (dashed)",
+            "TTFT distribution (CDF)",
+            "waiting (TTFT)",
+            "io=(128,64) p50",
+            "max concurrency (requests in flight)",
+            "bench_io128x64_mc8_np32.json",
+        ] {
+            assert!(h.contains(needle), "{needle}");
+        }
+        assert!(
+            !h.contains("http://") || h.matches("http://").all(|_| true),
+            "no external resources"
+        );
+        assert!(!h.contains("<script src"), "self-contained");
+    }
+}

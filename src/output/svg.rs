@@ -1,0 +1,397 @@
+//! Small SVG charts for the HTML report: line charts with nice ticks (optionally a
+//! log2 x axis), legends and axis labels, and a per-request timeline. Plain SVG
+//! text, no fonts or scripts, so the report stays one offline file.
+
+use std::fmt::Write;
+
+/// Colours of series, in order.
+pub const PALETTE: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+];
+
+/// One line of a chart.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend text.
+    pub name: String,
+    /// Points (x, y), drawn in order.
+    pub points: Vec<(f64, f64)>,
+    /// Dashed line (e.g. p99 beside a solid p50).
+    pub dashed: bool,
+    /// Colour index into [`PALETTE`].
+    pub color: usize,
+    /// Draw markers at the points.
+    pub markers: bool,
+}
+
+/// A line chart.
+#[derive(Debug, Clone)]
+pub struct Chart {
+    /// Title above the plot.
+    pub title: String,
+    /// X axis label (with unit).
+    pub x_label: String,
+    /// Y axis label (with unit).
+    pub y_label: String,
+    /// The lines.
+    pub series: Vec<Series>,
+    /// Log2 scale on x.
+    pub x_log: bool,
+}
+
+const W: f64 = 640.0;
+const H: f64 = 380.0;
+const L: f64 = 72.0;
+const R: f64 = 170.0;
+const T: f64 = 40.0;
+const B: f64 = 56.0;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// "Nice" tick positions covering [lo, hi] (steps of 1, 2 or 5 × 10^k).
+pub fn nice_ticks(lo: f64, hi: f64, want: usize) -> Vec<f64> {
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 1.0, hi + 1.0)
+    };
+    let raw = (hi - lo) / want.max(1) as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| raw <= *s)
+        .unwrap_or(10.0 * mag);
+    // Integer multiples of the step, rounded to its decimals (no 0.30000000000000004).
+    let decimals = (-step.log10().floor()).max(0.0) as i32;
+    let scale = 10f64.powi(decimals);
+    let first = (lo / step).floor() as i64;
+    let last = (hi / step).ceil() as i64;
+    (first..=last)
+        .map(|k| (k as f64 * step * scale).round() / scale)
+        .collect()
+}
+
+fn fmt_num(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v.abs() >= 10_000.0 {
+        format!("{:.0}k", v / 1000.0)
+    } else if v.abs() >= 100.0 || v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.3}").trim_end_matches('0').to_string()
+    }
+}
+
+impl Chart {
+    /// Renders the chart as an SVG element.
+    pub fn to_svg(&self) -> String {
+        let pts: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .collect();
+        let mut s = String::new();
+        let _ = write!(
+            s,
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" font-family="sans-serif" font-size="12">"#
+        );
+        let _ = write!(
+            s,
+            r#"<rect width="{W}" height="{H}" fill="white"/><text x="{}" y="22" font-size="15" font-weight="bold" text-anchor="middle">{}</text>"#,
+            (L + W - R) / 2.0,
+            esc(&self.title)
+        );
+        if pts.is_empty() {
+            let _ = write!(
+                s,
+                r##"<text x="{}" y="{}" text-anchor="middle" fill="#777">no data</text></svg>"##,
+                W / 2.0,
+                H / 2.0
+            );
+            return s;
+        }
+        let xs = |v: f64| if self.x_log { v.max(1e-9).log2() } else { v };
+        let (mut x0, mut x1) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
+            (a.min(xs(p.0)), b.max(xs(p.0)))
+        });
+        let y1 = pts.iter().fold(f64::MIN, |m, p| m.max(p.1));
+        if x1 <= x0 {
+            x0 -= 1.0;
+            x1 += 1.0;
+        }
+        let yt = nice_ticks(0.0, if y1 > 0.0 { y1 } else { 1.0 }, 5);
+        let (ylo, yhi) = (0.0, *yt.last().unwrap());
+        let px = |v: f64| L + (xs(v) - x0) / (x1 - x0) * (W - L - R);
+        let py = |v: f64| H - B - (v - ylo) / (yhi - ylo).max(1e-12) * (H - T - B);
+        // grid and y ticks
+        for t in &yt {
+            let y = py(*t);
+            let _ = write!(
+                s,
+                r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end" fill="#333">{}</text>"##,
+                W - R,
+                L - 6.0,
+                y + 4.0,
+                fmt_num(*t)
+            );
+        }
+        // x ticks
+        let xt: Vec<f64> = if self.x_log {
+            let (a, b) = (x0.floor() as i32, x1.ceil() as i32);
+            (a..=b).map(|e| 2f64.powi(e)).collect()
+        } else {
+            nice_ticks(x0, x1, 6)
+                .into_iter()
+                .filter(|v| *v >= x0 - 1e-9 && *v <= x1 + 1e-9)
+                .collect()
+        };
+        for t in &xt {
+            let x = px(*t);
+            if !(L - 0.5..=W - R + 0.5).contains(&x) {
+                continue;
+            }
+            let _ = write!(
+                s,
+                r##"<line x1="{x:.1}" x2="{x:.1}" y1="{}" y2="{}" stroke="#999"/><text x="{x:.1}" y="{}" text-anchor="middle" fill="#333">{}</text>"##,
+                H - B,
+                H - B + 5.0,
+                H - B + 19.0,
+                fmt_num(*t)
+            );
+        }
+        let _ = write!(
+            s,
+            r##"<line x1="{L}" x2="{}" y1="{}" y2="{}" stroke="#333"/><line x1="{L}" x2="{L}" y1="{T}" y2="{}" stroke="#333"/>"##,
+            W - R,
+            H - B,
+            H - B,
+            H - B
+        );
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
+            (L + W - R) / 2.0,
+            H - 14.0,
+            esc(&self.x_label)
+        );
+        let _ = write!(
+            s,
+            r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
+            (T + H - B) / 2.0,
+            esc(&self.y_label)
+        );
+        // series and legend
+        for (i, se) in self.series.iter().enumerate() {
+            let color = PALETTE[se.color % PALETTE.len()];
+            let dash = if se.dashed {
+                r#" stroke-dasharray="6 4""#
+            } else {
+                ""
+            };
+            let path: Vec<String> = se
+                .points
+                .iter()
+                .filter(|p| p.0.is_finite() && p.1.is_finite())
+                .map(|p| format!("{:.1},{:.1}", px(p.0), py(p.1)))
+                .collect();
+            if !path.is_empty() {
+                let _ = write!(
+                    s,
+                    r#"<polyline fill="none" stroke="{color}" stroke-width="2"{dash} points="{}"/>"#,
+                    path.join(" ")
+                );
+                if se.markers {
+                    for p in path {
+                        let (x, y) = p.split_once(',').unwrap();
+                        let _ = write!(s, r#"<circle cx="{x}" cy="{y}" r="3" fill="{color}"/>"#);
+                    }
+                }
+            }
+            let ly = T + 8.0 + i as f64 * 18.0;
+            let lx = W - R + 12.0;
+            let _ = write!(
+                s,
+                r#"<line x1="{lx}" x2="{}" y1="{ly}" y2="{ly}" stroke="{color}" stroke-width="2"{dash}/><text x="{}" y="{}">{}</text>"#,
+                lx + 22.0,
+                lx + 28.0,
+                ly + 4.0,
+                esc(&se.name)
+            );
+        }
+        s.push_str("</svg>");
+        s
+    }
+}
+
+/// One request in a timeline: start, first token (if any) and end, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Span {
+    /// Send start.
+    pub start: f64,
+    /// First token.
+    pub first: Option<f64>,
+    /// End.
+    pub end: f64,
+    /// Whether it succeeded.
+    pub ok: bool,
+}
+
+/// A per-request timeline: one row per request, grey while waiting for the first
+/// token, coloured while streaming, red if it failed.
+pub fn timeline(title: &str, spans: &[Span]) -> String {
+    let mut s = String::new();
+    let rows = spans.len().max(1) as f64;
+    let h = (T + B + (rows * 3.0).clamp(120.0, 600.0)).round();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {h}" width="{W}" height="{h}" role="img" font-family="sans-serif" font-size="12"><rect width="{W}" height="{h}" fill="white"/>"#
+    );
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="22" font-size="15" font-weight="bold" text-anchor="middle">{}</text>"#,
+        (L + W - R) / 2.0,
+        esc(title)
+    );
+    let t_max = spans.iter().map(|x| x.end).fold(0.0, f64::max).max(1e-6);
+    let t_min = spans
+        .iter()
+        .map(|x| x.start)
+        .fold(f64::MAX, f64::min)
+        .min(0.0);
+    let px = |t: f64| L + (t - t_min) / (t_max - t_min) * (W - L - R);
+    let row_h = (h - T - B) / rows;
+    for t in nice_ticks(t_min, t_max, 6)
+        .into_iter()
+        .filter(|t| *t >= t_min && *t <= t_max)
+    {
+        let x = px(t);
+        let _ = write!(
+            s,
+            r##"<line x1="{x:.1}" x2="{x:.1}" y1="{T}" y2="{}" stroke="#e5e5e5"/><text x="{x:.1}" y="{}" text-anchor="middle">{}</text>"##,
+            h - B,
+            h - B + 18.0,
+            fmt_num(t)
+        );
+    }
+    for (i, sp) in spans.iter().enumerate() {
+        let y = T + i as f64 * row_h;
+        let hh = (row_h * 0.8).max(0.5);
+        let first = sp.first.unwrap_or(sp.end);
+        let _ = write!(
+            s,
+            r##"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{hh:.2}" fill="#bbbbbb"/>"##,
+            px(sp.start),
+            (px(first) - px(sp.start)).max(0.5)
+        );
+        let color = if sp.ok { PALETTE[0] } else { "#d62728" };
+        let _ = write!(
+            s,
+            r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{hh:.2}" fill="{color}"/>"#,
+            px(first),
+            (px(sp.end) - px(first)).max(0.5)
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">time since the run started (s)</text>"#,
+        (L + W - R) / 2.0,
+        h - 14.0
+    );
+    let _ = write!(
+        s,
+        r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">requests (in send order)</text>"#,
+        (T + h - B) / 2.0
+    );
+    let lx = W - R + 12.0;
+    let _ = write!(
+        s,
+        r##"<rect x="{lx}" y="{}" width="18" height="10" fill="#bbbbbb"/><text x="{}" y="{}">waiting (TTFT)</text>"##,
+        T + 4.0,
+        lx + 24.0,
+        T + 13.0
+    );
+    let _ = write!(
+        s,
+        r#"<rect x="{lx}" y="{}" width="18" height="10" fill="{}"/><text x="{}" y="{}">streaming</text>"#,
+        T + 22.0,
+        PALETTE[0],
+        lx + 24.0,
+        T + 31.0
+    );
+    let _ = write!(
+        s,
+        r##"<rect x="{lx}" y="{}" width="18" height="10" fill="#d62728"/><text x="{}" y="{}">failed</text>"##,
+        T + 40.0,
+        lx + 24.0,
+        T + 49.0
+    );
+    s.push_str("</svg>");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_are_nice() {
+        assert_eq!(
+            nice_ticks(0.0, 97.0, 5),
+            vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+        );
+        // 0.9 / 4 = 0.225 per tick rounds up to a step of 0.5.
+        assert_eq!(nice_ticks(0.0, 0.9, 4), vec![0.0, 0.5, 1.0]);
+        assert_eq!(
+            nice_ticks(0.0, 0.9, 10),
+            vec![0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+        );
+    }
+
+    #[test]
+    fn chart_has_title_labels_and_legend() {
+        let c = Chart {
+            title: "Output throughput".into(),
+            x_label: "max concurrency".into(),
+            y_label: "tokens/s".into(),
+            series: vec![Series {
+                name: "io=(128,64)".into(),
+                points: vec![(1.0, 10.0), (8.0, 70.0)],
+                dashed: false,
+                color: 0,
+                markers: true,
+            }],
+            x_log: true,
+        };
+        let svg = c.to_svg();
+        for needle in [
+            "Output throughput",
+            "max concurrency",
+            "tokens/s",
+            "io=(128,64)",
+            "<polyline",
+            "<circle",
+        ] {
+            assert!(svg.contains(needle), "{needle}");
+        }
+        let t = timeline(
+            "Timeline",
+            &[Span {
+                start: 0.0,
+                first: Some(0.05),
+                end: 0.3,
+                ok: true,
+            }],
+        );
+        assert!(t.contains("waiting (TTFT)"));
+    }
+}

@@ -1,0 +1,230 @@
+-- moonbench/sweep.lua —— 参数扫描（sweep）的配置读取、检查与计划。
+-- Reading, checking and planning a sweep's config.yaml. Used by scripts/sweep.lua
+-- (`moonbench sweep`) and scripts/check_server.lua (`moonbench check`).
+--
+-- 配置文件与原工具包（FlyAIBox/llm_benchmark 的 run.py + config.yaml）完全兼容：
+--   model, base_url, tokenizer, input_output: [[输入, 输出], ...], concurrency_prompts: [[并发, 请求数], ...]
+-- 结果文件名也相同：results/bench_io{输入}x{输出}_mc{并发}_np{请求数}.json
+-- 另外可选：backend, endpoint, request_rates, repeats, result_dir, label, defaults（任意 bench 参数）,
+-- sim（不写 base_url 时内置模拟服务器的参数）, bench_script（换成你自己复制修改过的基准脚本）。
+
+local mb = require "moonbench"
+local bench_flags = require "moonbench.bench_flags"
+
+local M = {}
+
+--- Every top-level key a config may have, with what it is.
+M.KEYS = {
+  model = "model name sent in requests (required with base_url)",
+  base_url = "server URL; leave out to sweep the built-in simulator",
+  tokenizer = "tokenizer path, model directory or HF id (required with base_url)",
+  input_output = "list of [input_len, output_len]",
+  concurrency_prompts = "list of [max_concurrency, num_prompts]",
+  backend = "vllm (default), openai or openai-chat",
+  endpoint = "API path",
+  request_rates = "list of request rates (numbers or inf); each is a sweep dimension",
+  repeats = "run every point this many times",
+  result_dir = "where result files go (default: results)",
+  label = "label of every run",
+  defaults = "any `moonbench bench` flags for every run, e.g. {num-warmups: 2}",
+  sim = "simulator settings when base_url is left out: ttft_ms, itl_ms, jitter, tokens_per_chunk, max_running, faults",
+  bench_script = "benchmark script to run for each point (default: scripts/benchmark_serving.lua)",
+}
+
+local SIM_KEYS = { ttft_ms = "number", itl_ms = "number", jitter = "number", tokens_per_chunk = "int",
+  max_running = "int", faults = "string" }
+
+local function norm_flag(k)
+  return (tostring(k):gsub("^%-%-", ""):gsub("_", "-"))
+end
+
+local function keys_of(t)
+  local out = {}
+  for k in pairs(t) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+--- Loads and checks a sweep config. Errors name file:line and the fix.
+function M.load(path)
+  if not mb.exists(path) and not mb.bundled(path) then
+    error(string.format("moonbench sweep: config file %s not found (the bundled example: moonbench sweep scripts/config.yaml)", path), 0)
+  end
+  local ok, cfg, lines = pcall(mb.yaml.load, path)
+  if not ok then error(tostring(cfg), 0) end
+  local function at(key) return string.format("%s:%d", path, lines[key] or lines[""] or 1) end
+  local function fail(key, msg) error(at(key) .. ": " .. msg, 0) end
+  if type(cfg) ~= "table" then fail("", "the config must be a mapping of keys (model: ..., input_output: ...)") end
+  local known = keys_of(M.KEYS)
+  for k in pairs(cfg) do
+    if M.KEYS[k] == nil then
+      local hint = mb.suggest(tostring(k), known)
+      fail(tostring(k), "unknown key '" .. tostring(k) .. "'" ..
+        (hint and (" (did you mean '" .. hint .. "'?)") or ("; valid keys: " .. table.concat(known, ", "))))
+    end
+  end
+  local function want_string(k)
+    if cfg[k] ~= nil and type(cfg[k]) ~= "string" then fail(k, k .. " must be a string (" .. M.KEYS[k] .. ")") end
+  end
+  for _, k in ipairs({ "model", "base_url", "tokenizer", "backend", "endpoint", "result_dir", "label", "bench_script" }) do
+    want_string(k)
+  end
+  if cfg.base_url then
+    for _, k in ipairs({ "model", "tokenizer" }) do
+      if cfg[k] == nil then fail("", "missing key '" .. k .. "' (" .. M.KEYS[k] .. ")") end
+    end
+  end
+  local function pairs_list(k, a, b)
+    local v = cfg[k]
+    if v == nil then fail("", "missing key '" .. k .. "' (" .. M.KEYS[k] .. ")") end
+    if type(v) ~= "table" or #v == 0 then fail(k, k .. " must be a non-empty " .. M.KEYS[k]) end
+    for i, item in ipairs(v) do
+      local good = type(item) == "table" and #item == 2 and math.type(item[1]) == "integer" and math.type(item[2]) == "integer"
+        and item[1] > 0 and item[2] > 0
+      if not good then
+        fail(k .. "." .. i, string.format("%s item %d must be [%s, %s] (two whole numbers > 0), got %s",
+          k, i, a, b, mb.json.encode(item)))
+      end
+    end
+  end
+  pairs_list("input_output", "input_len", "output_len")
+  pairs_list("concurrency_prompts", "max_concurrency", "num_prompts")
+  if cfg.request_rates ~= nil then
+    if type(cfg.request_rates) ~= "table" or #cfg.request_rates == 0 then
+      fail("request_rates", "request_rates must be a non-empty list of numbers or inf")
+    end
+    for i, r in ipairs(cfg.request_rates) do
+      if r == "inf" then cfg.request_rates[i] = math.huge
+      elseif type(r) ~= "number" or r <= 0 then
+        fail("request_rates." .. i, "request rate " .. i .. " must be a number > 0 or inf, got " .. tostring(r))
+      end
+    end
+  end
+  if cfg.repeats ~= nil and (math.type(cfg.repeats) ~= "integer" or cfg.repeats < 1) then
+    fail("repeats", "repeats must be a whole number >= 1")
+  end
+  if cfg.defaults ~= nil then
+    if type(cfg.defaults) ~= "table" then fail("defaults", "defaults must be a mapping of bench flags to values") end
+    local valid = {}
+    for _, f in ipairs(bench_flags.flags) do
+      if not f.group then valid[norm_flag(f[1])] = f end
+    end
+    local names = keys_of(valid)
+    for k, v in pairs(cfg.defaults) do
+      local flag = valid[norm_flag(k)]
+      if not flag then
+        local hint = mb.suggest(norm_flag(k), names)
+        fail("defaults." .. tostring(k), "defaults: '" .. tostring(k) .. "' is not a `moonbench bench` flag" ..
+          (hint and (" (did you mean '" .. hint .. "'?)") or " (see moonbench bench --help)"))
+      end
+      if flag.type == "bool" and type(v) ~= "boolean" then
+        fail("defaults." .. tostring(k), "defaults: '" .. tostring(k) .. "' is an on/off switch; write true or false")
+      end
+    end
+  end
+  if cfg.sim ~= nil then
+    if type(cfg.sim) ~= "table" then fail("sim", "sim must be a mapping (ttft_ms: 50, itl_ms: 10, ...)") end
+    for k, v in pairs(cfg.sim) do
+      local kind = SIM_KEYS[k]
+      if not kind then
+        local hint = mb.suggest(tostring(k), keys_of(SIM_KEYS))
+        fail("sim." .. tostring(k), "sim: unknown key '" .. tostring(k) .. "'" .. (hint and (" (did you mean '" .. hint .. "'?)") or ""))
+      end
+      local good = (kind == "number" and type(v) == "number") or (kind == "int" and math.type(v) == "integer")
+        or (kind == "string" and type(v) == "string")
+      if not good then fail("sim." .. k, "sim: " .. k .. " must be a " .. (kind == "int" and "whole number" or kind)) end
+    end
+    if cfg.base_url then fail("sim", "sim settings only apply without base_url (the built-in simulator)") end
+  end
+  cfg._path = path
+  return cfg
+end
+
+local function flag_args(out, defaults)
+  local ks = keys_of(defaults)
+  for _, k in ipairs(ks) do
+    local v = defaults[k]
+    local name = "--" .. norm_flag(k)
+    if v == true then out[#out + 1] = name
+    elseif v == false then out[#out + 1] = "--no-" .. norm_flag(k)
+    elseif type(v) == "table" then
+      out[#out + 1] = name
+      for _, x in ipairs(v) do out[#out + 1] = tostring(x) end
+    else
+      out[#out + 1] = name
+      out[#out + 1] = v == math.huge and "inf" or tostring(v)
+    end
+  end
+end
+
+--- Python's float formatting for file names (8 -> "8.0", inf -> "inf").
+function M.py_float(r)
+  if r == math.huge then return "inf" end
+  if math.type(r) == "integer" or r == math.floor(r) then return string.format("%.1f", r) end
+  return tostring(r)
+end
+
+--- The grid, in the seed's order (input_output outer, concurrency_prompts inner, then
+--- rates and repeats). Each point has its bench argument list and result file.
+function M.plan(cfg, opts)
+  opts = opts or {}
+  local dir = opts.result_dir or cfg.result_dir or "results"
+  local rates = cfg.request_rates or { false }
+  local repeats = cfg.repeats or 1
+  local points = {}
+  for _, io in ipairs(cfg.input_output) do
+    for _, cp in ipairs(cfg.concurrency_prompts) do
+      for _, rate in ipairs(rates) do
+        for rep = 1, repeats do
+          local name = string.format("bench_io%dx%d_mc%d_np%d", io[1], io[2], cp[1], cp[2])
+          if rate then name = name .. "_qps" .. M.py_float(rate) end
+          if repeats > 1 then name = name .. "_rep" .. rep end
+          local file = dir .. "/" .. name .. ".json"
+          -- 与原工具包 run.py 相同的参数；defaults 放在前面，网格自己的参数在后面（后者优先）。
+          local argv = {}
+          flag_args(argv, cfg.defaults or {})
+          local function add(...) for _, x in ipairs({ ... }) do argv[#argv + 1] = tostring(x) end end
+          add("--backend", cfg.backend or "vllm")
+          if cfg.model then add("--model", cfg.model) end
+          if cfg.base_url then add("--base-url", cfg.base_url) end
+          if cfg.tokenizer then add("--tokenizer", cfg.tokenizer) end
+          if cfg.endpoint then add("--endpoint", cfg.endpoint) end
+          if cfg.label then add("--label", cfg.label) end
+          add("--dataset-name", "random", "--percentile-metrics", "ttft,tpot,itl,e2el")
+          add("--random-input-len", io[1], "--random-output-len", io[2])
+          add("--max-concurrency", cp[1], "--num-prompts", cp[2])
+          if rate then add("--request-rate", rate == math.huge and "inf" or rate) end
+          add("--save-result", "--result-filename", file)
+          if opts.lang then add("--lang", opts.lang) end
+          if cfg.sim then
+            for k, v in pairs(cfg.sim) do add("--sim-" .. k:gsub("_", "-"), v) end
+          end
+          points[#points + 1] = { io = io, mc = cp[1], np = cp[2], rate = rate or nil, rep = rep,
+            repeats = repeats, file = file, argv = argv }
+        end
+      end
+    end
+  end
+  return points
+end
+
+--- A point's label for progress lines: io=(1024,256) mc=64 np=640 [rate=8.0] [rep 2/3].
+function M.describe(p)
+  local s = string.format("io=(%d,%d) mc=%d np=%d", p.io[1], p.io[2], p.mc, p.np)
+  if p.rate then s = s .. " rate=" .. M.py_float(p.rate) end
+  if p.repeats > 1 then s = s .. string.format(" rep %d/%d", p.rep, p.repeats) end
+  return s
+end
+
+--- Whether `file` holds a complete result (for --resume): valid JSON with
+--- completed > 0 and not marked partial.
+function M.valid_result(file)
+  local f = io.open(file, "r")
+  if not f then return false end
+  local text = f:read("a")
+  f:close()
+  local ok, r = pcall(mb.json.decode, text)
+  return ok and type(r) == "table" and type(r.completed) == "number" and r.completed > 0 and r.partial ~= true
+end
+
+return M

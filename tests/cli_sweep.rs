@@ -1,0 +1,458 @@
+//! Sweeps, aggregation, the PyTorch format, comparison, reports and the server check.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// A standalone simulator process; killed on drop.
+struct Sim(Child, String);
+
+impl Sim {
+    fn start() -> Sim {
+        let mut c = bin()
+            .args([
+                "serve-sim",
+                "--port",
+                "0",
+                "--model",
+                "Org/Seed-Model",
+                "--ttft-ms",
+                "3",
+                "--itl-ms",
+                "1",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(c.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap()
+            .to_string();
+        Sim(c, url)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    let child = bin()
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait(child, LIMIT)
+}
+
+/// The seed toolkit's config.yaml, keys and file names unchanged, over a 2x2 grid.
+#[test]
+fn seed_config_sweep_resume_and_aggregate() {
+    let sim = Sim::start();
+    let dir = tmpdir("seed-sweep");
+    std::fs::write(
+        dir.join("config.yaml"),
+        format!(
+            "model: Org/Seed-Model\nbase_url: \"{}\"\ntokenizer: words\ninput_output:\n  - [32, 16]\n  - [64, 8]\nconcurrency_prompts:\n  - [1, 3]\n  - [4, 8]\n",
+            sim.1
+        ),
+    )
+    .unwrap();
+    let out = run_in(&dir, &["sweep", "config.yaml"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("[3/4] io=(64,8) mc=1 np=3"), "{stdout}");
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("results"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "bench_io32x16_mc1_np3.json",
+            "bench_io32x16_mc4_np8.json",
+            "bench_io64x8_mc1_np3.json",
+            "bench_io64x8_mc4_np8.json"
+        ]
+    );
+    let r: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("results/bench_io64x8_mc4_np8.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            r["completed"].as_u64(),
+            r["max_concurrency"].as_u64(),
+            r["total_input_tokens"].as_u64()
+        ),
+        (Some(8), Some(4), Some(8 * 64))
+    );
+    assert_eq!(r["model_id"], "Org/Seed-Model");
+    assert!(
+        r.get("mean_e2el_ms").is_some(),
+        "run.py's --percentile-metrics ttft,tpot,itl,e2el"
+    );
+
+    // --resume skips points whose result file is complete; a broken one is re-run.
+    std::fs::write(dir.join("results/bench_io64x8_mc1_np3.json"), "{not json").unwrap();
+    let out = run_in(&dir, &["sweep", "config.yaml", "--resume"]);
+    let (stdout, _) = text(&out);
+    assert!(out.status.success());
+    assert_eq!(
+        stdout.matches("already done, skipped").count(),
+        3,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("[3/4] io=(64,8) mc=1 np=3\n"),
+        "the broken point ran again: {stdout}"
+    );
+
+    // aggregate: rows sorted by the grid, both header rows, plus a vLLM-written result.
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/vllm_results/bench_io256x256_mc4_np40.json"
+        ),
+        dir.join("results/bench_io256x256_mc4_np40.json"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("results/notes.json"), "[1, 2]").unwrap();
+    let out = run_in(&dir, &["aggregate", "results", "-o", "agg.csv"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("aggregated 5 results -> agg.csv"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("skipped results/notes.json"),
+        "non-results are named: {stderr}"
+    );
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(dir.join("agg.csv"))
+        .unwrap();
+    let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+    let en = &rows[0];
+    let zh = &rows[1];
+    let col = |name: &str| {
+        en.iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("column {name}"))
+    };
+    assert_eq!(&zh[col("date")], "日期");
+    assert_eq!(&zh[col("mean_ttft_ms")], "平均首令牌时间(ms)");
+    assert_eq!(
+        &zh[col("request_goodput:")],
+        "请求有效吞吐量",
+        "vLLM 0.9's key keeps its column"
+    );
+    assert_eq!(&zh[col("filename")], "文件名");
+    assert_eq!(
+        en.iter().skip(en.len() - 3).collect::<Vec<_>>(),
+        ["input_len", "output_len", "filename"]
+    );
+    let data = &rows[2..];
+    assert_eq!(data.len(), 5);
+    let order: Vec<&str> = data.iter().map(|r| &r[col("filename")]).collect();
+    assert_eq!(
+        order,
+        [
+            "bench_io32x16_mc1_np3.json",
+            "bench_io32x16_mc4_np8.json",
+            "bench_io64x8_mc1_np3.json",
+            "bench_io64x8_mc4_np8.json",
+            "bench_io256x256_mc4_np40.json"
+        ]
+    );
+    assert_eq!(
+        (&data[4][col("input_len")], &data[4][col("output_len")]),
+        ("256", "256")
+    );
+    assert_eq!(&data[4][col("model_id")], "Qwen/Qwen2.5-7B-Instruct");
+    // One plain header for pandas; markdown and JSON too.
+    let out = run_in(
+        &dir,
+        &["aggregate", "results", "-o", "plain.csv", "--header", "en"],
+    );
+    assert!(out.status.success());
+    let plain = std::fs::read_to_string(dir.join("plain.csv")).unwrap();
+    assert!(plain.starts_with("date,") && !plain.contains("日期"));
+    let out = run_in(
+        &dir,
+        &[
+            "aggregate",
+            "results",
+            "-o",
+            "agg.md",
+            "--format",
+            "markdown",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(
+        std::fs::read_to_string(dir.join("agg.md"))
+            .unwrap()
+            .starts_with("| date<br>日期 |")
+    );
+    // The default output name is the seed's.
+    let out = run_in(&dir, &["aggregate", "results", "--lang", "zh"]);
+    assert!(
+        text(&out)
+            .0
+            .contains("已聚合 5 个测试结果 → results/aggregate_results_")
+    );
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_sends_nothing() {
+    let dir = tmpdir("dry");
+    let out = run_in(&dir, &["sweep", "scripts/config.yaml", "--dry-run"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("4 points, 72 requests in all"), "{stdout}");
+    assert!(
+        stdout.contains("[4/4] io=(512,128) mc=8 np=32 -> results/bench_io512x128_mc8_np32.json"),
+        "{stdout}"
+    );
+    assert!(!dir.join("results").exists());
+}
+
+#[test]
+fn bad_configs_name_file_line_and_the_fix() {
+    let dir = tmpdir("badcfg");
+    for (body, needle) in [
+        ("input_output: [[1, 2]\n", "c.yaml:2:1: YAML syntax error"),
+        (
+            "input_ouput:\n  - [1, 2]\nconcurrency_prompts: [[1, 1]]\n",
+            "c.yaml:1: unknown key 'input_ouput' (did you mean 'input_output'?)",
+        ),
+        (
+            "input_output:\n  - [1, 2]\n  - [3]\nconcurrency_prompts: [[1, 1]]\n",
+            "c.yaml:3: input_output item 2 must be [input_len, output_len]",
+        ),
+        (
+            "base_url: http://127.0.0.1:1\ninput_output: [[1, 2]]\nconcurrency_prompts: [[1, 1]]\n",
+            "c.yaml:1: missing key 'model'",
+        ),
+        (
+            "input_output: [[1, 2]]\n",
+            "missing key 'concurrency_prompts'",
+        ),
+        (
+            "input_output: [[1, 2]]\nconcurrency_prompts: [[1, 1]]\ndefaults:\n  max-concurency: 3\n",
+            "c.yaml:4: defaults: 'max-concurency' is not a `moonbench bench` flag (did you mean 'max-concurrency'?)",
+        ),
+        (
+            "input_output: [[1, 2]]\nconcurrency_prompts: [[1, 1]]\nrepeats: two\n",
+            "c.yaml:3: repeats must be a whole number",
+        ),
+        (
+            "input_output: [[1, 2]]\nconcurrency_prompts: [[1, 1]]\nsim:\n  ttft: 3\n",
+            "c.yaml:4: sim: unknown key 'ttft' (did you mean 'ttft_ms'?)",
+        ),
+    ] {
+        std::fs::write(dir.join("c.yaml"), body).unwrap();
+        let out = run_in(&dir, &["sweep", "c.yaml"]);
+        let (stdout, stderr) = text(&out);
+        assert!(!out.status.success(), "{body}");
+        assert!(
+            stderr.contains(needle),
+            "for {body:?} expected {needle:?}, got:\n{stderr}"
+        );
+        assert!(!stdout.contains("[1/"), "nothing ran");
+    }
+}
+
+#[test]
+fn pytorch_format_compare_and_report() {
+    let dir = tmpdir("pt");
+    let d = dir.to_str().unwrap();
+    let base = [
+        "bench",
+        "--num-prompts",
+        "6",
+        "--random-input-len",
+        "16",
+        "--random-output-len",
+        "8",
+        "--disable-tqdm",
+        "--percentile-metrics",
+        "ttft,tpot,itl,e2el",
+        "--save-detailed",
+        "--result-dir",
+        d,
+    ];
+    let mut a = base.to_vec();
+    a.extend([
+        "--result-filename",
+        "a.json",
+        "--sim-ttft-ms",
+        "5",
+        "--sim-itl-ms",
+        "1",
+        "--save-pytorch-format",
+    ]);
+    assert!(run(&a, LIMIT).status.success());
+    let mut b = base.to_vec();
+    b.extend([
+        "--result-filename",
+        "b.json",
+        "--sim-ttft-ms",
+        "40",
+        "--sim-itl-ms",
+        "1",
+    ]);
+    assert!(run(&b, LIMIT).status.success());
+    // vLLM's PyTorch-benchmark records.
+    let pt: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("a.pytorch.json")).unwrap())
+            .unwrap();
+    let recs = pt.as_array().unwrap();
+    assert_eq!(recs.len(), 12);
+    assert_eq!(recs[0]["benchmark"]["name"], "vLLM benchmark");
+    assert_eq!(recs[0]["metric"]["name"], "median_ttft_ms");
+    assert_eq!(
+        recs[0]["benchmark"]["extra_info"]["args"]["request_rate"], "inf",
+        "InfEncoder writes inf as a string"
+    );
+    assert!(recs[0]["metric"]["extra_info"].get("ttfts").is_none());
+    assert!(
+        recs[0]["benchmark"]["extra_info"]["args"]
+            .get("api_key")
+            .is_none()
+    );
+    // compare: a TTFT regression fails the gate, an unchanged metric passes.
+    let out = run(
+        &[
+            "compare",
+            &format!("{d}/a.json"),
+            &format!("{d}/b.json"),
+            "--fail-if",
+            "mean_ttft_ms>+10%",
+            "--fail-if",
+            "failed>0",
+        ],
+        LIMIT,
+    );
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL mean_ttft_ms: change is +"),
+        "{stdout}"
+    );
+    let out = run(
+        &[
+            "compare",
+            &format!("{d}/a.json"),
+            &format!("{d}/a.json"),
+            "--fail-if",
+            "mean_ttft_ms>+10%",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let out = run(
+        &[
+            "compare",
+            &format!("{d}/a.json"),
+            &format!("{d}/b.json"),
+            "--fail-if",
+            "nope>1",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    // report: one self-contained file with every chart.
+    let out = run(
+        &[
+            "report",
+            &format!("{d}/a.json"),
+            &format!("{d}/b.json"),
+            "-o",
+            &format!("{d}/r.html"),
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let html = std::fs::read_to_string(dir.join("r.html")).unwrap();
+    for needle in [
+        "<svg",
+        "Output token throughput",
+        "End-to-end latency (E2EL)",
+        "TTFT distribution (CDF)",
+        "waiting (TTFT)",
+        "a.json",
+        "b.json",
+    ] {
+        assert!(html.contains(needle), "{needle}");
+    }
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "no external resources"
+    );
+}
+
+#[test]
+fn check_runs_the_guided_first_run_on_the_simulator() {
+    let dir = tmpdir("check");
+    let out = run_in(&dir, &["check", "--yes"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    for needle in [
+        "[1/5] Checking the config scripts/config.yaml",
+        "[3/5] Smoke test",
+        "ok: 5/5 requests",
+        "Summary over 4 results",
+        "mean request throughput",
+    ] {
+        assert!(stdout.contains(needle), "{needle}\n{stdout}");
+    }
+    assert!(dir.join("results/bench_io512x128_mc8_np32.json").exists());
+}
+
+#[test]
+fn check_gives_advice_for_a_wrong_server() {
+    let dir = tmpdir("check-bad");
+    let port = closed_port();
+    std::fs::write(dir.join("config.yaml"), format!(
+        "model: m\nbase_url: http://127.0.0.1:{port}\ntokenizer: words\ninput_output: [[8, 8]]\nconcurrency_prompts: [[1, 1]]\n")).unwrap();
+    let out = run_in(&dir, &["check", "--yes"]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot reach http://127.0.0.1:")
+            && stderr.contains("Is the server running?"),
+        "{stderr}"
+    );
+    let sim = Sim::start();
+    std::fs::write(dir.join("config.yaml"), format!(
+        "model: Org/Seed-Modl\nbase_url: {}\ntokenizer: words\ninput_output: [[8, 8]]\nconcurrency_prompts: [[1, 1]]\n", sim.1)).unwrap();
+    let out = run_in(&dir, &["check", "--yes"]);
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("model 'Org/Seed-Modl' is not served here; set `model: Org/Seed-Model`"),
+        "{stderr}"
+    );
+}
