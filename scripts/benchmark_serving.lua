@@ -81,6 +81,10 @@ if not tokenizer_spec then
 end
 local tok = mb.tokenizer(tokenizer_spec)
 
+-- 不加 --disable-streaming 时用后端的默认值（DeepSpeed-MII 与 embeddings 不支持流式）。
+local stream = nil
+if args.disable_streaming then stream = false end
+
 local target = mb.target{
   base_url = args.base_url,
   host = args.host,
@@ -92,7 +96,7 @@ local target = mb.target{
   api_key = args.api_key,
   headers = argparse.pairs_of(args.header, "--header"),
   timeout = args.request_timeout,
-  stream = not args.disable_streaming,
+  stream = stream,
   continuous_usage = args.continuous_usage_stats,
   body = body,
   tokenizer = tok,
@@ -104,7 +108,7 @@ local target = mb.target{
 }
 
 -- 提示词 Prompts ------------------------------------------------------------------
-local is_chat = args.backend == "openai-chat"
+local is_chat = target.api == "chat"
 local function dataset_path()
   if not args.dataset_path then
     error("moonbench bench: --dataset-name " .. args.dataset_name .. " needs --dataset-path FILE", 0)

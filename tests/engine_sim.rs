@@ -231,7 +231,8 @@ async fn constant_rate_schedule_is_followed() {
         },
     );
     let achieved = sum.achieved_rate.unwrap();
-    assert!((achieved - 100.0).abs() < 5.0, "achieved {achieved} req/s");
+    // 29 gaps over 290 ms; one send 25 ms late (the bound above) gives 92 req/s.
+    assert!((achieved - 100.0).abs() < 8.5, "achieved {achieved} req/s");
 }
 
 /// Warm-ups are sent first, kept as records, and excluded from statistics.
@@ -277,4 +278,76 @@ async fn duration_bound_run_stops_sending() {
         out.duration() > 0.5,
         "the run lasts until the last request ends"
     );
+}
+
+/// Every native backend against the simulator's matching route: token counts exact,
+/// timing as configured, every chunk timestamped at or after the simulator sent it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_backend_measures_the_simulator_right() {
+    let sim = sim(30.0, 6.0);
+    for backend in ["sglang", "tgi", "tensorrt-llm", "llama.cpp"] {
+        let out = run(spec(&sim, backend, reqs(10, 12)), None).await.unwrap();
+        let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());
+        assert_eq!(sum.completed, 10, "{backend}: {:?}", out.records[0].error);
+        assert_eq!(sum.total_output_tokens, 120, "{backend}");
+        let ttft = sum.stat(Metric::Ttft).mean;
+        let itl = sum.stat(Metric::Itl).mean;
+        assert!((30.0..35.0).contains(&ttft), "{backend}: mean TTFT {ttft}");
+        assert!((itl - 6.0).abs() < 1.0, "{backend}: mean ITL {itl}");
+        for r in &out.records {
+            assert!(r.streamed, "{backend}");
+            let truth = sim.truth.get(&r.request_id).expect("truth kept");
+            assert_eq!(truth.chunk_ns.len(), r.chunk_ns.len(), "{backend}");
+            for (m, t) in r.chunk_ns.iter().zip(&truth.chunk_ns) {
+                assert!(m >= t && m - t < 20_000_000, "{backend}: chunk read late");
+            }
+        }
+    }
+    // Not streamed: DeepSpeed-MII answers once (TTFT = E2EL); embeddings generate nothing.
+    let out = run(spec(&sim, "deepspeed-mii", reqs(5, 12)), None)
+        .await
+        .unwrap();
+    let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());
+    assert_eq!(
+        (sum.completed, sum.total_output_tokens),
+        (5, 60),
+        "{:?}",
+        out.records[0].error
+    );
+    let e2el = sum.stat(Metric::E2el).mean;
+    assert!(
+        (96.0..110.0).contains(&e2el),
+        "MII E2EL {e2el} (30 + 11 x 6 ms)"
+    );
+    let out = run(spec(&sim, "openai-embeddings", reqs(5, 12)), None)
+        .await
+        .unwrap();
+    let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());
+    assert_eq!(
+        (sum.completed, sum.total_output_tokens),
+        (5, 0),
+        "{:?}",
+        out.records[0].error
+    );
+    assert_eq!(
+        sum.total_input_tokens, 15,
+        "prompt tokens from the embeddings usage"
+    );
+}
+
+/// A backend pointed at another protocol's endpoint fails every request with an
+/// error that says what was expected, what came, and which backend fits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_backend_for_the_endpoint_says_which_fits() {
+    let sim = sim(5.0, 1.0);
+    let mut s = spec(&sim, "tgi", reqs(3, 4));
+    Arc::get_mut(&mut s.target).unwrap().endpoint = "/v1/completions".into();
+    let out = run(s, None).await.unwrap();
+    assert_eq!(out.records.len(), 3);
+    for r in &out.records {
+        let e = r.error.as_ref().expect("fails");
+        assert_eq!(e.kind, ErrorKind::Protocol);
+        assert!(e.message.contains("use --backend openai"), "{}", e.message);
+        assert!(e.message.contains("generate_stream"), "{}", e.message);
+    }
 }

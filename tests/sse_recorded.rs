@@ -1,9 +1,9 @@
-//! The SSE decoder and the OpenAI chunk decoder over recorded streams, split at every
-//! byte offset (and at every pair of offsets): the decoded response never changes.
+//! The SSE decoder and every backend's event decoder over recorded streams, split at
+//! every byte offset (and at every pair of offsets): the decoded response never changes.
 
 use moonbench::backend::Api;
 use moonbench::backend::exec::Accum;
-use moonbench::backend::openai::on_event;
+use moonbench::backend::protocol::on_event;
 use moonbench::backend::sse::SseDecoder;
 
 fn decode(bytes: &[u8], api: Api, splits: &[usize]) -> Accum {
@@ -115,4 +115,100 @@ fn crlf_comments_and_utf8_split_anywhere() {
             true,
         ),
     );
+}
+
+#[test]
+fn recorded_sglang_stream_counts_tokens_from_meta_info() {
+    check_every_split(
+        "sim_sglang_stream.sse",
+        Api::Sglang,
+        (
+            " bench moon the model stone".into(),
+            3,
+            vec![2, 2, 1],
+            Some(2),
+            Some(5),
+            true,
+        ),
+    );
+}
+
+#[test]
+fn recorded_tgi_stream_is_one_token_per_event() {
+    check_every_split(
+        "sim_tgi_stream.sse",
+        Api::Tgi,
+        (
+            " moon the model stone river".into(),
+            5,
+            vec![1, 1, 1, 1, 1],
+            Some(2),
+            Some(5),
+            false,
+        ),
+    );
+}
+
+#[test]
+fn recorded_trtllm_stream_counts_by_tokenizer() {
+    // TensorRT-LLM reports no counts: chunks carry 0 and the tokenizer counts later.
+    check_every_split(
+        "sim_trtllm_stream.sse",
+        Api::TrtLlm,
+        (
+            " the model stone river light".into(),
+            3,
+            vec![0, 0, 0],
+            None,
+            None,
+            false,
+        ),
+    );
+}
+
+#[test]
+fn recorded_llamacpp_stream_with_token_ids() {
+    check_every_split(
+        "sim_llamacpp_stream.sse",
+        Api::LlamaCpp,
+        (
+            " model stone river light token".into(),
+            3,
+            vec![2, 2, 1],
+            Some(2),
+            Some(5),
+            true,
+        ),
+    );
+}
+
+#[test]
+fn older_llamacpp_stream_without_token_ids() {
+    check_every_split(
+        "llamacpp_old_stream.sse",
+        Api::LlamaCpp,
+        (" 你好 world".into(), 2, vec![0, 0], Some(7), Some(3), true),
+    );
+}
+
+#[test]
+fn a_stream_from_another_protocol_names_the_right_backend() {
+    let bytes = std::fs::read(format!(
+        "{}/tests/fixtures/sim_completions_stream.sse",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    for api in [Api::Tgi, Api::Sglang, Api::TrtLlm, Api::LlamaCpp, Api::Chat] {
+        let mut acc = Accum::default();
+        let mut d = SseDecoder::new();
+        let err = d
+            .feed(&bytes, &mut |ev| on_event(api, ev.data, 1, &mut acc))
+            .unwrap_err();
+        assert!(
+            err.message.contains("use --backend openai")
+                && (api == Api::Chat || err.message.contains(api.describe())),
+            "{api:?}: {}",
+            err.message
+        );
+    }
 }

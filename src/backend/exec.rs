@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full};
 
 use super::http::{Conn, HttpClient, hyper_error};
 use super::sse::SseDecoder;
-use super::{Target, openai};
+use super::{Target, protocol};
 use crate::clock;
 use crate::dataset::Request;
 use crate::metrics::{ErrorKind, RequestError, RequestRecord, TokenSource};
@@ -35,27 +35,74 @@ pub struct Accum {
     pub continuous_usage: bool,
     /// Whether `[DONE]` arrived.
     pub done: bool,
+    /// Indices of chunks that carried reasoning text.
+    pub reasoning_chunks: Vec<usize>,
+    /// Arrival of the first chunk with answer text (or a tool call).
+    pub first_answer_ns: Option<u64>,
 }
 
 impl Accum {
-    /// Adds a chunk's text. `delta` is its token count from continuous usage, if known.
-    /// A chunk is token-bearing if it has text, a tool call, or a positive token delta;
-    /// text in a chunk that carries no new tokens is attributed to the previous chunk.
-    pub fn push_chunk(&mut self, t: u64, text: &str, tool_call: bool, delta: Option<u32>) {
+    /// Adds a chunk: its answer and reasoning text. `delta` is its token count from
+    /// usage reported with every chunk, if known. A chunk is token-bearing if it has
+    /// text, a tool call, or a positive token delta; text in a chunk that carries no
+    /// new tokens is attributed to the previous chunk.
+    pub fn push_chunk(
+        &mut self,
+        t: u64,
+        answer: &str,
+        reasoning: &str,
+        tool_call: bool,
+        delta: Option<u32>,
+    ) {
+        let empty = answer.is_empty() && reasoning.is_empty() && !tool_call;
+        if (!answer.is_empty() || tool_call) && self.first_answer_ns.is_none() {
+            self.first_answer_ns = Some(t);
+        }
         match delta {
             Some(0) if !self.chunk_ns.is_empty() => {
-                self.text.push_str(text);
+                self.text.push_str(reasoning);
+                self.text.push_str(answer);
                 *self.chunk_text_end.last_mut().unwrap() = self.text.len() as u32;
+                return;
             }
-            Some(0) if text.is_empty() && !tool_call => {}
-            _ if delta.is_none() && text.is_empty() && !tool_call => {}
-            _ => {
-                self.text.push_str(text);
-                self.chunk_ns.push(t);
-                self.chunk_tokens.push(delta.map_or(0, |d| d.max(1)));
-                self.chunk_text_end.push(self.text.len() as u32);
-            }
+            Some(0) | None if empty => return,
+            _ => {}
         }
+        if !reasoning.is_empty() {
+            self.reasoning_chunks.push(self.chunk_ns.len());
+        }
+        self.text.push_str(reasoning);
+        self.text.push_str(answer);
+        self.chunk_ns.push(t);
+        self.chunk_tokens.push(delta.map_or(0, |d| d.max(1)));
+        self.chunk_text_end.push(self.text.len() as u32);
+    }
+
+    /// A complete answer without output tokens (embeddings): one zero-token chunk.
+    pub fn push_empty_answer(&mut self, t: u64) {
+        self.continuous_usage = true;
+        self.first_answer_ns = Some(t);
+        self.chunk_ns.push(t);
+        self.chunk_tokens.push(0);
+        self.chunk_text_end.push(self.text.len() as u32);
+    }
+
+    /// Appends text a server sent cumulatively (the whole answer so far), as a chunk
+    /// of the new part. `delta` as in [`Accum::push_chunk`].
+    pub fn push_cumulative(
+        &mut self,
+        t: u64,
+        full: &str,
+        delta: Option<u32>,
+    ) -> Result<(), crate::metrics::RequestError> {
+        let new = full.strip_prefix(self.text.as_str()).ok_or_else(|| {
+            super::protocol::protocol(
+                "the cumulative text of a stream event does not continue the text so far",
+            )
+        })?;
+        let new = new.to_string();
+        self.push_chunk(t, &new, "", false, delta);
+        Ok(())
     }
 }
 
@@ -88,7 +135,7 @@ fn build_http_request(
     body: Vec<u8>,
 ) -> Result<hyper::Request<Full<Bytes>>, String> {
     let base = &target.base_url;
-    let mut b = hyper::Request::post(base.path(&target.endpoint))
+    let mut b = hyper::Request::post(target.request_path())
         .header("host", base.host_header())
         .header("content-type", "application/json")
         .header(
@@ -131,7 +178,7 @@ pub async fn execute(
         ..Default::default()
     };
     let http_req =
-        openai::build_body(target, req).and_then(|b| build_http_request(target, &request_id, b));
+        protocol::build_body(target, req).and_then(|b| build_http_request(target, &request_id, b));
     rec.request_id = request_id;
     let http_req = match http_req {
         Ok(r) => r,
@@ -210,6 +257,12 @@ fn finish_record(rec: &mut RequestRecord, acc: Accum, tok: &Tokenizer) {
     } else {
         chunk_token_counts(rec, tok)
     };
+    rec.first_answer_ns = acc.first_answer_ns;
+    rec.reasoning_tokens = acc
+        .reasoning_chunks
+        .iter()
+        .filter_map(|&i| rec.chunk_tokens.get(i))
+        .sum();
 }
 
 /// Tokens per chunk when the server did not report them: one each when the total
@@ -331,7 +384,7 @@ async fn transfer(
             .ok()
             .and_then(|v| {
                 v.get("error")
-                    .map(openai::error_message)
+                    .map(protocol::error_message)
                     .or_else(|| v.get("message").map(|m| m.to_string()))
             })
             .unwrap_or_else(|| {
@@ -347,7 +400,7 @@ async fn transfer(
         if *status == 404 {
             msg.push_str(&format!(
                 " (is {} the right --endpoint for this server?)",
-                ctx.target.base_url.path(&ctx.target.endpoint)
+                ctx.target.request_path()
             ));
         }
         return Err(RequestError::new(ErrorKind::Http, msg));
@@ -374,7 +427,7 @@ async fn transfer(
                     if let Ok(data) = frame.into_data() {
                         sse.feed(&data, &mut |ev| {
                             events += 1;
-                            openai::on_event(api, ev.data, t, acc)
+                            protocol::on_event(api, ev.data, t, acc)
                         })?;
                     }
                 }
@@ -383,7 +436,7 @@ async fn transfer(
         let t = conn.io.last_read_ns();
         sse.finish(&mut |ev| {
             events += 1;
-            openai::on_event(api, ev.data, t, acc)
+            protocol::on_event(api, ev.data, t, acc)
         })?;
         if events == 0 && sse.junk_lines > 0 {
             return Err(RequestError::new(
@@ -402,7 +455,7 @@ async fn transfer(
             .await
             .map_err(|e| hyper_error("reading the response failed", &e))?;
         let t = conn.io.last_read_ns();
-        openai::on_body(api, &collected.to_bytes(), t, acc)?;
+        protocol::on_body(api, &collected.to_bytes(), t, acc)?;
     }
     client.checkin(conn);
     Ok(())
@@ -425,17 +478,28 @@ mod tests {
     #[test]
     fn push_chunk_rules() {
         let mut a = Accum::default();
-        a.push_chunk(1, "", false, None); // role / finish chunk
-        a.push_chunk(2, "x", false, None);
-        a.push_chunk(3, "", true, None); // tool call delta
-        assert_eq!(a.chunk_ns, vec![2, 3]);
+        a.push_chunk(1, "", "", false, None); // role / finish chunk
+        a.push_chunk(2, "", "hm", false, None); // reasoning first
+        a.push_chunk(3, "x", "", false, None);
+        a.push_chunk(4, "", "", true, None); // tool call delta
+        assert_eq!(a.chunk_ns, vec![2, 3, 4]);
+        assert_eq!(a.reasoning_chunks, vec![0]);
+        assert_eq!(a.first_answer_ns, Some(3));
         let mut b = Accum::default();
-        b.push_chunk(1, "", false, Some(0));
-        b.push_chunk(2, "ab", false, Some(2));
-        b.push_chunk(3, "c", false, Some(0)); // held-back text, no new tokens
+        b.push_chunk(1, "", "", false, Some(0));
+        b.push_chunk(2, "ab", "", false, Some(2));
+        b.push_chunk(3, "c", "", false, Some(0)); // held-back text, no new tokens
         assert_eq!(b.chunk_ns, vec![2]);
         assert_eq!(b.chunk_tokens, vec![2]);
         assert_eq!(b.text, "abc");
         assert_eq!(b.chunk_text_end, vec![3]);
+        let mut c = Accum::default();
+        c.push_cumulative(1, "ab", Some(1)).unwrap();
+        c.push_cumulative(2, "abcd", Some(2)).unwrap();
+        assert_eq!(
+            (c.text.as_str(), c.chunk_tokens.clone()),
+            ("abcd", vec![1, 2])
+        );
+        assert!(c.push_cumulative(3, "xyz", None).is_err());
     }
 }

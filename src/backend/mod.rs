@@ -7,8 +7,14 @@
 
 pub mod exec;
 pub mod http;
+pub mod llamacpp;
+pub mod mii;
 pub mod openai;
+pub mod protocol;
+pub mod sglang;
 pub mod sse;
+pub mod tgi;
+pub mod trtllm;
 
 use std::time::Duration;
 
@@ -17,10 +23,57 @@ use serde_json::{Map, Value};
 /// Which server API a target speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
-    /// OpenAI `/v1/completions`.
+    /// OpenAI `/v1/completions` (vLLM, SGLang, LMDeploy, llama.cpp's OpenAI API, ...).
     Completions,
     /// OpenAI `/v1/chat/completions`.
     Chat,
+    /// OpenAI `/v1/embeddings` (latency and throughput only).
+    Embeddings,
+    /// SGLang's native `/generate` (cumulative text with `meta_info`).
+    Sglang,
+    /// Text Generation Inference's `/generate_stream`.
+    Tgi,
+    /// TensorRT-LLM (Triton) `/v2/models/{model}/generate_stream`.
+    TrtLlm,
+    /// llama.cpp server's native `/completion`.
+    LlamaCpp,
+    /// DeepSpeed-MII's REST endpoint (one JSON answer, no streaming).
+    Mii,
+}
+
+impl Api {
+    /// Whether this API streams its answers.
+    pub fn streams(self) -> bool {
+        !matches!(self, Api::Mii | Api::Embeddings)
+    }
+
+    /// The API's short name, as Lua scripts see it (`target.api`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Api::Completions => "completions",
+            Api::Chat => "chat",
+            Api::Embeddings => "embeddings",
+            Api::Sglang => "sglang",
+            Api::Tgi => "tgi",
+            Api::TrtLlm => "tensorrt-llm",
+            Api::LlamaCpp => "llama.cpp",
+            Api::Mii => "deepspeed-mii",
+        }
+    }
+
+    /// A short description for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Api::Completions => "OpenAI completions (choices[].text)",
+            Api::Chat => "OpenAI chat completions (choices[].delta)",
+            Api::Embeddings => "OpenAI embeddings (data[].embedding)",
+            Api::Sglang => "SGLang's native /generate (text + meta_info)",
+            Api::Tgi => "TGI's /generate_stream (token, generated_text)",
+            Api::TrtLlm => "TensorRT-LLM's generate_stream (text_output)",
+            Api::LlamaCpp => "llama.cpp's /completion (content, stop)",
+            Api::Mii => "DeepSpeed-MII (text or choices)",
+        }
+    }
 }
 
 /// A backend: the name the user chose (as vLLM's `--backend`) and its API.
@@ -32,11 +85,23 @@ pub struct Backend {
     pub api: Api,
 }
 
-/// Backend names and their APIs. vLLM's `vllm` is its name for the completions API.
+/// Backend names (vLLM's `--backend` names, plus SGLang's) and their APIs.
 pub const BACKENDS: &[(&str, Api)] = &[
     ("openai", Api::Completions),
     ("vllm", Api::Completions),
+    ("lmdeploy", Api::Completions),
+    ("scalellm", Api::Completions),
+    ("sglang-oai", Api::Completions),
     ("openai-chat", Api::Chat),
+    ("vllm-chat", Api::Chat),
+    ("lmdeploy-chat", Api::Chat),
+    ("sglang-oai-chat", Api::Chat),
+    ("openai-embeddings", Api::Embeddings),
+    ("sglang", Api::Sglang),
+    ("tgi", Api::Tgi),
+    ("tensorrt-llm", Api::TrtLlm),
+    ("llama.cpp", Api::LlamaCpp),
+    ("deepspeed-mii", Api::Mii),
 ];
 
 impl Backend {
@@ -58,11 +123,18 @@ impl Backend {
             })
     }
 
-    /// The endpoint path used when none is given.
+    /// The endpoint path used when none is given (`{model}` is replaced by the
+    /// model name; TensorRT-LLM's Triton model is usually `ensemble`).
     pub fn default_endpoint(&self) -> &'static str {
         match self.api {
             Api::Completions => "/v1/completions",
             Api::Chat => "/v1/chat/completions",
+            Api::Embeddings => "/v1/embeddings",
+            Api::Sglang => "/generate",
+            Api::Tgi => "/generate_stream",
+            Api::TrtLlm => "/v2/models/ensemble/generate_stream",
+            Api::LlamaCpp => "/completion",
+            Api::Mii => "/mii/{model}",
         }
     }
 }
@@ -190,7 +262,7 @@ pub struct Target {
     pub backend: Backend,
     /// Where the server is.
     pub base_url: BaseUrl,
-    /// Request path, e.g. `/v1/completions`.
+    /// Request path, e.g. `/v1/completions` (`{model}` stands for the model name).
     pub endpoint: String,
     /// The model id (result files' `model_id`; also the payload `model` unless
     /// `served_model_name` is set).
@@ -207,6 +279,8 @@ pub struct Target {
     pub stream: bool,
     /// Ask vLLM for usage in every chunk (`stream_options.continuous_usage_stats`).
     pub continuous_usage: bool,
+    /// POST `/start_profile` and `/stop_profile` around the measured part (vLLM's `--profile`).
+    pub profile: bool,
     /// Fields merged into every request body (sampling parameters, `ignore_eos`, ...).
     pub body: Map<String, Value>,
     /// Prefix of the `x-request-id` header; the request index is appended.
@@ -216,17 +290,20 @@ pub struct Target {
 impl Target {
     /// A target with defaults: streaming, the backend's default endpoint, no extras.
     pub fn new(backend: Backend, base_url: BaseUrl, model: impl Into<String>) -> Target {
+        let model = model.into();
+        let stream = backend.api.streams();
         Target {
             endpoint: backend.default_endpoint().to_string(),
             backend,
             base_url,
-            model: model.into(),
+            model,
             served_model_name: None,
             api_key: None,
             headers: Vec::new(),
             timeout: None,
-            stream: true,
+            stream,
             continuous_usage: false,
+            profile: false,
             body: Map::new(),
             request_id_prefix: "moonbench-".to_string(),
         }
@@ -235,6 +312,13 @@ impl Target {
     /// The model name sent in the payload.
     pub fn payload_model(&self) -> &str {
         self.served_model_name.as_deref().unwrap_or(&self.model)
+    }
+
+    /// The request path: the endpoint under the base URL, with `{model}` replaced
+    /// by the payload model (known only after the ready check when not given).
+    pub fn request_path(&self) -> String {
+        self.base_url
+            .path(&self.endpoint.replace("{model}", self.payload_model()))
     }
 }
 

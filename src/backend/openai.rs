@@ -1,5 +1,6 @@
-//! The OpenAI completions and chat-completions formats: request bodies as vLLM's
-//! benchmark sends them, and decoding of streamed chunks and whole JSON answers.
+//! The OpenAI completions, chat-completions and embeddings formats: request bodies
+//! as vLLM's benchmark sends them, and decoding of streamed chunks and whole JSON
+//! answers. Reasoning deltas (`reasoning_content` / `reasoning`) count as output.
 
 use std::borrow::Cow;
 
@@ -8,77 +9,100 @@ use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
 
 use super::exec::Accum;
+use super::protocol::{error_message, object, protocol, snippet, unexpected};
 use super::{Api, Target};
 use crate::dataset::{Prompt, Request};
 use crate::metrics::{ErrorKind, RequestError};
 
-/// Builds the JSON body of `req` for `target`. Fields of `target.body` and then of
-/// `req.extra` are merged last, so they override the defaults.
-pub fn build_body(target: &Target, req: &Request) -> Result<Vec<u8>, String> {
+/// The JSON body of `req` for an OpenAI-compatible `target`. Fields of
+/// `target.body` and then of `req.extra` are merged last, so they override.
+pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
     let mut m = Map::new();
     m.insert("model".into(), json!(target.payload_model()));
-    match (target.backend.api, &req.prompt) {
-        (Api::Completions, Prompt::Text(t)) => {
-            m.insert("prompt".into(), json!(t));
+    let api = target.backend.api;
+    match (api, &req.prompt) {
+        (Api::Completions | Api::Embeddings, Prompt::Text(t)) => {
+            m.insert(
+                if api == Api::Embeddings {
+                    "input"
+                } else {
+                    "prompt"
+                }
+                .into(),
+                json!(t),
+            );
         }
-        (Api::Completions, Prompt::Parts(p)) => {
-            m.insert("prompt".into(), json!(p.concat()));
+        (Api::Completions | Api::Embeddings, Prompt::Parts(p)) => {
+            m.insert(
+                if api == Api::Embeddings {
+                    "input"
+                } else {
+                    "prompt"
+                }
+                .into(),
+                json!(p.concat()),
+            );
         }
-        (Api::Completions, Prompt::TokenIds(ids)) => {
-            m.insert("prompt".into(), json!(ids));
+        (Api::Completions | Api::Embeddings, Prompt::TokenIds(ids)) => {
+            m.insert(
+                if api == Api::Embeddings {
+                    "input"
+                } else {
+                    "prompt"
+                }
+                .into(),
+                json!(ids),
+            );
         }
-        (Api::Completions, Prompt::Messages(_)) => {
+        (Api::Completions | Api::Embeddings, Prompt::Messages(_)) => {
             return Err(format!(
                 "a request has chat messages, but backend '{}' sends plain prompts to {}; use --backend openai-chat, \
                  or --apply-chat-template to render them with the model's chat template",
                 target.backend.name, target.endpoint
             ));
         }
-        (Api::Chat, Prompt::Text(t)) => {
+        (_, Prompt::Text(t)) => {
             m.insert("messages".into(), json!([{ "role": "user", "content": t }]));
         }
-        (Api::Chat, Prompt::Parts(p)) => {
+        (_, Prompt::Parts(p)) => {
             m.insert(
                 "messages".into(),
                 json!([{ "role": "user", "content": p.concat() }]),
             );
         }
-        (Api::Chat, Prompt::Messages(msgs)) => {
+        (_, Prompt::Messages(msgs)) => {
             m.insert("messages".into(), msgs.clone());
         }
-        (Api::Chat, Prompt::TokenIds(_)) => {
+        (_, Prompt::TokenIds(_)) => {
             return Err(format!(
                 "a request has token ids, which only the completions API accepts; backend '{}' is a chat backend",
                 target.backend.name
             ));
         }
     }
-    if let Some(n) = req.max_tokens {
-        let key = if target.backend.api == Api::Chat {
-            "max_completion_tokens"
-        } else {
-            "max_tokens"
-        };
-        m.insert(key.into(), json!(n));
-    }
-    m.insert("stream".into(), json!(target.stream));
-    if target.stream {
-        let mut so = Map::new();
-        so.insert("include_usage".into(), json!(true));
-        if target.continuous_usage {
-            so.insert("continuous_usage_stats".into(), json!(true));
+    if api != Api::Embeddings {
+        if let Some(n) = req.max_tokens {
+            let key = if api == Api::Chat {
+                "max_completion_tokens"
+            } else {
+                "max_tokens"
+            };
+            m.insert(key.into(), json!(n));
         }
-        m.insert("stream_options".into(), Value::Object(so));
-    }
-    for (k, v) in &target.body {
-        m.insert(k.clone(), v.clone());
-    }
-    if let Some(extra) = &req.extra {
-        for (k, v) in extra {
-            m.insert(k.clone(), v.clone());
+        m.insert("stream".into(), json!(target.stream));
+        if target.stream {
+            let mut so = Map::new();
+            so.insert("include_usage".into(), json!(true));
+            if target.continuous_usage {
+                so.insert("continuous_usage_stats".into(), json!(true));
+            }
+            m.insert("stream_options".into(), Value::Object(so));
         }
     }
-    serde_json::to_vec(&Value::Object(m)).map_err(|e| e.to_string())
+    for (k, v) in super::protocol::merged_fields(target, req) {
+        m.insert(k, v);
+    }
+    Ok(Value::Object(m))
 }
 
 #[derive(Deserialize)]
@@ -121,67 +145,14 @@ struct Usage {
     completion_tokens: Option<u32>,
 }
 
-fn protocol(msg: impl Into<String>) -> RequestError {
-    RequestError::new(ErrorKind::Protocol, msg)
-}
-
-fn snippet(data: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&data[..data.len().min(160)]).into_owned();
-    if data.len() > 160 {
-        format!("{s}...")
-    } else {
-        s
-    }
-}
-
-/// The message of an `error` value (`{"message": ...}` or a plain string).
-pub fn error_message(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Object(o) => o
-            .get("message")
-            .and_then(|m| m.as_str())
-            .map(str::to_string)
-            .unwrap_or_else(|| v.to_string()),
-        other => other.to_string(),
-    }
-}
-
-fn describe_keys(data: &[u8]) -> String {
-    match serde_json::from_slice::<Value>(data) {
-        Ok(Value::Object(o)) => {
-            let keys: Vec<&str> = o.keys().map(|k| k.as_str()).take(8).collect();
-            format!("an object with keys [{}]", keys.join(", "))
-        }
-        Ok(v) => format!(
-            "a JSON {}",
-            match v {
-                Value::Array(_) => "array",
-                Value::String(_) => "string",
-                Value::Number(_) => "number",
-                _ => "value",
-            }
-        ),
-        Err(_) => "something else".to_string(),
-    }
-}
-
-/// The text a choice carries for `api`, or an error when it is the other API's shape.
-fn choice_text(api: Api, c: &Choice<'_>, streamed: bool) -> Result<(String, bool), RequestError> {
+/// A choice's (answer, reasoning, tool call) for `api`, or an error when it has the
+/// other API's shape.
+fn choice_parts(
+    api: Api,
+    c: &Choice<'_>,
+    streamed: bool,
+) -> Result<(String, String, bool), RequestError> {
     match api {
-        Api::Completions => {
-            if let Some(t) = &c.text {
-                return Ok((t.to_string(), false));
-            }
-            if c.delta.is_some() || c.message.is_some() {
-                return Err(protocol(
-                    "the server answered in the chat format (choices[0].delta/message), but this \
-                     backend expects completions (choices[0].text); use --backend openai-chat \
-                     and --endpoint /v1/chat/completions",
-                ));
-            }
-            Ok((String::new(), false))
-        }
         Api::Chat => {
             let d = if streamed {
                 c.delta.as_ref().or(c.message.as_ref())
@@ -196,18 +167,54 @@ fn choice_text(api: Api, c: &Choice<'_>, streamed: bool) -> Result<(String, bool
                          --endpoint /v1/completions",
                     ));
                 }
-                return Ok((String::new(), false));
+                return Ok((String::new(), String::new(), false));
             };
-            let mut s = String::new();
-            for part in [&d.reasoning_content, &d.reasoning, &d.content]
-                .into_iter()
-                .flatten()
-            {
-                s.push_str(part);
+            let mut reasoning = String::new();
+            for part in [&d.reasoning_content, &d.reasoning].into_iter().flatten() {
+                reasoning.push_str(part);
             }
-            Ok((s, d.tool_calls.is_some()))
+            Ok((
+                d.content.as_deref().unwrap_or("").to_string(),
+                reasoning,
+                d.tool_calls.is_some(),
+            ))
+        }
+        _ => {
+            if let Some(t) = &c.text {
+                return Ok((t.to_string(), String::new(), false));
+            }
+            if c.delta.is_some() || c.message.is_some() {
+                return Err(protocol(
+                    "the server answered in the chat format (choices[0].delta/message), but this \
+                     backend expects completions (choices[0].text); use --backend openai-chat \
+                     and --endpoint /v1/chat/completions",
+                ));
+            }
+            Ok((String::new(), String::new(), false))
         }
     }
+}
+
+fn parse_chunk<'a>(api: Api, data: &'a [u8]) -> Result<Chunk<'a>, RequestError> {
+    let chunk: Chunk<'_> = serde_json::from_slice(data).map_err(|e| {
+        protocol(format!(
+            "malformed SSE data (not valid JSON: {e}): {}",
+            snippet(data)
+        ))
+    })?;
+    if let Some(err) = &chunk.error {
+        return Err(RequestError::new(
+            ErrorKind::Server,
+            format!("server error: {}", error_message(err)),
+        ));
+    }
+    if chunk.choices.is_none() && chunk.usage.is_none() {
+        return Err(match object(data, api) {
+            Ok(o) => unexpected(api, &o, data),
+            Err(e) => e,
+        });
+    }
+    Ok(chunk)
 }
 
 /// Decodes one streamed SSE data payload that arrived at `t`.
@@ -220,73 +227,66 @@ pub fn on_event(api: Api, data: &[u8], t: u64, acc: &mut Accum) -> Result<(), Re
     if trimmed.is_empty() {
         return Ok(());
     }
-    let chunk: Chunk<'_> = serde_json::from_slice(trimmed).map_err(|e| {
-        protocol(format!(
-            "malformed SSE data (not valid JSON: {e}): {}",
-            snippet(trimmed)
-        ))
-    })?;
-    if let Some(err) = &chunk.error {
-        return Err(RequestError::new(
-            ErrorKind::Server,
-            format!("server error in stream: {}", error_message(err)),
-        ));
-    }
+    let chunk = parse_chunk(api, trimmed)?;
     let usage_ct = chunk.usage.as_ref().and_then(|u| u.completion_tokens);
-    if let Some(u) = &chunk.usage {
-        if u.prompt_tokens.is_some() {
-            acc.usage_prompt = u.prompt_tokens;
-        }
+    if let Some(p) = chunk.usage.as_ref().and_then(|u| u.prompt_tokens) {
+        acc.usage_prompt = Some(p);
     }
     let choices = chunk.choices.as_deref().unwrap_or(&[]);
     if choices.is_empty() {
-        if chunk.choices.is_none() && chunk.usage.is_none() {
-            return Err(protocol(format!(
-                "expected an OpenAI stream chunk (with `choices` or `usage`), got {}: {}",
-                describe_keys(trimmed),
-                snippet(trimmed)
-            )));
-        }
         // The trailing usage-only chunk.
         if let Some(ct) = usage_ct {
             acc.usage_completion = Some(ct);
         }
         return Ok(());
     }
-    let (text, tool) = choice_text(api, &choices[0], true)?;
+    let (answer, reasoning, tool) = choice_parts(api, &choices[0], true)?;
     let delta = usage_ct.map(|ct| {
         acc.continuous_usage = true;
         let d = ct.saturating_sub(acc.usage_completion.unwrap_or(0));
         acc.usage_completion = Some(ct);
         d
     });
-    acc.push_chunk(t, &text, tool, delta);
+    acc.push_chunk(t, &answer, &reasoning, tool, delta);
     Ok(())
 }
 
 /// Decodes a complete (non-streamed) JSON answer that arrived at `t`.
 pub fn on_body(api: Api, body: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError> {
-    let chunk: Chunk<'_> = serde_json::from_slice(body)
-        .map_err(|e| protocol(format!("malformed JSON response ({e}): {}", snippet(body))))?;
-    if let Some(err) = &chunk.error {
-        return Err(RequestError::new(
-            ErrorKind::Server,
-            format!("server error: {}", error_message(err)),
-        ));
+    if api == Api::Embeddings {
+        let o = object(body, api)?;
+        if let Some(e) = super::protocol::server_error(&o) {
+            return Err(e);
+        }
+        let n = o
+            .get("data")
+            .and_then(|d| d.as_array())
+            .filter(|d| d.iter().any(|x| x.get("embedding").is_some()));
+        if n.is_none() {
+            return Err(unexpected(api, &o, body));
+        }
+        acc.usage_prompt = o
+            .get("usage")
+            .and_then(|u| u.get("prompt_tokens"))
+            .and_then(|v| v.as_u64())
+            .map(|v| v as u32);
+        acc.usage_completion = Some(0);
+        acc.push_empty_answer(t);
+        return Ok(());
     }
+    let chunk = parse_chunk(api, body)?;
     let Some(choices) = chunk.choices.as_deref().filter(|c| !c.is_empty()) else {
-        return Err(protocol(format!(
-            "expected an OpenAI response with `choices`, got {}: {}",
-            describe_keys(body),
-            snippet(body)
-        )));
+        return Err(match object(body, api) {
+            Ok(o) => unexpected(api, &o, body),
+            Err(e) => e,
+        });
     };
-    let (text, tool) = choice_text(api, &choices[0], false)?;
+    let (answer, reasoning, tool) = choice_parts(api, &choices[0], false)?;
     if let Some(u) = &chunk.usage {
         acc.usage_prompt = u.prompt_tokens;
         acc.usage_completion = u.completion_tokens;
     }
-    acc.push_chunk(t, &text, tool, None);
+    acc.push_chunk(t, &answer, &reasoning, tool, None);
     Ok(())
 }
 
@@ -310,7 +310,7 @@ mod tests {
         t.body.insert("temperature".into(), json!(0.0));
         let mut r = Request::text("hi there", 2, Some(16));
         r.extra = Some(serde_json::from_str(r#"{"temperature": 0.7}"#).unwrap());
-        let v: Value = serde_json::from_slice(&build_body(&t, &r).unwrap()).unwrap();
+        let v: Value = body(&t, &r).unwrap();
         assert_eq!(v["model"], "m");
         assert_eq!(v["prompt"], "hi there");
         assert_eq!(v["max_tokens"], 16);
@@ -324,9 +324,7 @@ mod tests {
     fn chat_body_and_mismatch_errors() {
         let mut t = target("openai-chat");
         t.served_model_name = Some("served".into());
-        let v: Value =
-            serde_json::from_slice(&build_body(&t, &Request::text("q", 1, Some(5))).unwrap())
-                .unwrap();
+        let v: Value = body(&t, &Request::text("q", 1, Some(5))).unwrap();
         assert_eq!(v["model"], "served");
         assert_eq!(v["messages"][0]["content"], "q");
         assert_eq!(v["max_completion_tokens"], 5);
@@ -337,7 +335,7 @@ mod tests {
             extra: None,
             timestamp: None,
         };
-        assert!(build_body(&t, &r).unwrap_err().contains("completions"));
+        assert!(body(&t, &r).unwrap_err().contains("completions"));
     }
 
     #[test]
@@ -398,7 +396,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            e.message.contains("keys [token, generated_text]"),
+            e.message.contains("looks like TGI") && e.message.contains("--backend tgi"),
             "{}",
             e.message
         );

@@ -1,5 +1,6 @@
 //! The ready check: wait until the server answers before any load is sent.
-//! Polls `GET /v1/models` (falling back to `GET /health` when it is missing) until
+//! Polls `GET /v1/models` (falling back to `GET /health` and Triton's
+//! `GET /v2/health/ready` when it is missing) until
 //! it answers 200 or the timeout passes.
 
 use std::time::{Duration, Instant};
@@ -35,13 +36,18 @@ pub async fn wait_ready(
                     "the server at {url} refused the API key (HTTP 401/403); pass --api-key or set OPENAI_API_KEY"
                 ));
             }
-            Ok((404 | 405, _)) => match client.get("/health", headers).await {
-                Ok((200, _)) => return Ok(ReadyInfo::default()),
-                Ok((s, _)) => {
-                    last = format!("/v1/models answered 404 and /health answered HTTP {s}")
+            Ok((404 | 405, _)) => {
+                // TGI and llama.cpp answer /health; Triton (TensorRT-LLM) /v2/health/ready.
+                let mut answers = Vec::new();
+                for path in ["/health", "/v2/health/ready"] {
+                    match client.get(path, headers).await {
+                        Ok((200, _)) => return Ok(ReadyInfo::default()),
+                        Ok((s, _)) => answers.push(format!("{path} answered HTTP {s}")),
+                        Err(e) => answers.push(e.message),
+                    }
                 }
-                Err(e) => last = e.message,
-            },
+                last = format!("/v1/models answered 404, {}", answers.join(", "));
+            }
             Ok((s, _)) => last = format!("/v1/models answered HTTP {s}"),
             Err(e) => last = e.message,
         }

@@ -118,6 +118,10 @@ pub struct RequestRecord {
     pub error: Option<RequestError>,
     /// The generated text (answer and reasoning, in arrival order).
     pub text: String,
+    /// Arrival of the first answer token (after any reasoning), if one came.
+    pub first_answer_ns: Option<u64>,
+    /// Output tokens that were reasoning (`reasoning_content` / `reasoning`).
+    pub reasoning_tokens: u32,
 }
 
 impl RequestRecord {
@@ -180,6 +184,12 @@ impl RequestRecord {
             .windows(2)
             .map(|w| crate::clock::secs(w[1].saturating_sub(w[0])))
             .collect()
+    }
+
+    /// Time to the first answer token (after reasoning), in seconds.
+    pub fn ttfa(&self) -> Option<f64> {
+        self.first_answer_ns
+            .map(|t| crate::clock::secs(t.saturating_sub(self.sent_ns)))
     }
 
     /// Actual send start minus intended send time, in seconds.

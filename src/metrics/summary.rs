@@ -28,17 +28,20 @@ pub enum Metric {
     IntendedTtft,
     /// E2EL from the intended send time (moonbench; coordinated-omission corrected).
     IntendedE2el,
+    /// Time to the first answer token, after any reasoning (moonbench).
+    Ttfa,
 }
 
 impl Metric {
     /// vLLM's four metrics, in vLLM's order (the order of `--percentile-metrics`).
     pub const VLLM: [Metric; 4] = [Metric::Ttft, Metric::Tpot, Metric::Itl, Metric::E2el];
     /// Metrics moonbench adds, always reported.
-    pub const EXTRA: [Metric; 4] = [
+    pub const EXTRA: [Metric; 5] = [
         Metric::ChunkItl,
         Metric::ScheduleLag,
         Metric::IntendedTtft,
         Metric::IntendedE2el,
+        Metric::Ttfa,
     ];
 
     /// The name used in keys (`mean_{key}_ms`) and in `--percentile-metrics`.
@@ -52,6 +55,7 @@ impl Metric {
             Metric::ScheduleLag => "schedule_lag",
             Metric::IntendedTtft => "intended_ttft",
             Metric::IntendedE2el => "intended_e2el",
+            Metric::Ttfa => "ttfa",
         }
     }
 
@@ -76,6 +80,7 @@ impl Metric {
             Metric::ScheduleLag => ok.iter().map(|r| r.schedule_lag()).collect(),
             Metric::IntendedTtft => ok.iter().filter_map(|r| r.intended_ttft()).collect(),
             Metric::IntendedE2el => ok.iter().map(|r| r.intended_e2el()).collect(),
+            Metric::Ttfa => ok.iter().filter_map(|r| r.ttfa()).collect(),
         }
     }
 }
@@ -174,6 +179,8 @@ pub struct Summary {
     pub total_output_tokens: u64,
     /// Σ `usage.prompt_tokens` over successful requests that reported it.
     pub total_server_input_tokens: Option<u64>,
+    /// Σ reasoning tokens over successful requests.
+    pub total_reasoning_tokens: u64,
     /// completed / duration.
     pub request_throughput: f64,
     /// good requests / duration, if an SLO was given.
@@ -261,6 +268,17 @@ impl Summary {
             "total_server_input_tokens".into(),
             json!(self.total_server_input_tokens),
         );
+        m.insert(
+            "total_reasoning_tokens".into(),
+            json!(self.total_reasoning_tokens),
+        );
+        m.insert(
+            "total_answer_tokens".into(),
+            json!(
+                self.total_output_tokens
+                    .saturating_sub(self.total_reasoning_tokens)
+            ),
+        );
         m.insert("goodput_ratio".into(), json!(self.goodput_ratio));
         m.insert("peak_in_flight".into(), json!(self.peak_in_flight));
         m.insert("new_connections".into(), json!(self.new_connections));
@@ -312,6 +330,7 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
     }
     s.total_input_tokens = ok.iter().map(|r| r.prompt_tokens as u64).sum();
     s.total_output_tokens = ok.iter().map(|r| r.output_tokens as u64).sum();
+    s.total_reasoning_tokens = ok.iter().map(|r| r.reasoning_tokens as u64).sum();
     let server_in: Vec<u64> = ok
         .iter()
         .filter_map(|r| r.server_prompt_tokens.map(u64::from))

@@ -87,6 +87,7 @@ fn metric_zh(m: &str) -> Option<&'static str> {
         "schedule_lag" => "调度滞后",
         "intended_ttft" => "计划时刻首令牌时间",
         "intended_e2el" => "计划时刻端到端延迟",
+        "ttfa" => "首答案令牌时间",
         _ => return None,
     })
 }
@@ -111,6 +112,8 @@ pub fn zh_name(col: &str) -> String {
         "total_input_tokens" => "总输入令牌数",
         "total_output_tokens" => "总输出令牌数",
         "total_server_input_tokens" => "服务端输入令牌数",
+        "total_reasoning_tokens" => "推理令牌数",
+        "total_answer_tokens" => "回答令牌数",
         "request_throughput" => "请求吞吐量",
         "request_goodput:" | "request_goodput" => "请求有效吞吐量",
         "goodput_ratio" => "有效请求比例",

@@ -36,6 +36,8 @@ pub fn record_json(r: &RequestRecord, t0_ns: u64) -> Value {
     m.insert("start_time".into(), json!(rel(r.sent_ns, t0_ns)));
     m.insert("end_time".into(), json!(rel(r.end_ns, t0_ns)));
     m.insert("ttft".into(), json!(r.ttft()));
+    m.insert("ttfa".into(), json!(r.ttfa()));
+    m.insert("reasoning_tokens".into(), json!(r.reasoning_tokens));
     m.insert("tpot".into(), json!(r.tpot()));
     m.insert("e2el".into(), json!(r.e2el()));
     m.insert("schedule_lag".into(), json!(r.schedule_lag()));

@@ -31,6 +31,8 @@ impl UserData for LuaTarget {
         f.add_field_method_get("model", |_, t| Ok(t.target.model.clone()));
         f.add_field_method_get("backend", |_, t| Ok(t.target.backend.name.clone()));
         f.add_field_method_get("endpoint", |_, t| Ok(t.target.endpoint.clone()));
+        f.add_field_method_get("api", |_, t| Ok(t.target.backend.api.name()));
+        f.add_field_method_get("stream", |_, t| Ok(t.target.stream));
         f.add_field_method_get("is_sim", |_, t| Ok(t.sim.is_some()));
         f.add_field_method_get("tokenizer", |_, t| Ok(LuaTokenizer(t.tokenizer.clone())));
     }
@@ -114,7 +116,7 @@ fn target(lua: &Lua, t: Table) -> mlua::Result<LuaTarget> {
     }
     let timeout = o.get::<f64>("timeout")?.unwrap_or(DEFAULT_TIMEOUT_S);
     tg.timeout = (timeout > 0.0 && timeout.is_finite()).then(|| Duration::from_secs_f64(timeout));
-    tg.stream = o.get::<bool>("stream")?.unwrap_or(true);
+    tg.stream = o.get::<bool>("stream")?.unwrap_or(tg.backend.api.streams());
     tg.continuous_usage = o.get::<bool>("continuous_usage")?.unwrap_or(false);
     if let Some(b) = o.get::<Table>("body")? {
         match super::core::to_json(lua, Value::Table(b))? {

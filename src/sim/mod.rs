@@ -7,6 +7,7 @@
 //! send the next token; `timing.rs` holds the timing models.
 
 pub mod faults;
+pub mod metrics;
 pub mod server;
 pub mod stream;
 pub mod timing;
@@ -98,6 +99,10 @@ pub struct SimState {
     pub tokenizer: Arc<Tokenizer>,
     /// Request sequence number.
     pub seq: AtomicU64,
+    /// Live counters for `/metrics`.
+    pub stats: metrics::SimStats,
+    /// The admission limit (for KV-usage reporting).
+    pub max_running: Option<usize>,
 }
 
 impl SimState {
@@ -140,6 +145,8 @@ impl SimState {
             truth: Arc::new(TruthLog::new(o.record_truth)),
             tokenizer,
             seq: AtomicU64::new(0),
+            stats: Default::default(),
+            max_running: o.max_running,
         })
     }
 }

@@ -108,12 +108,13 @@ pub async fn serve(
     }
 }
 
-/// Answers one request.
+/// Answers one request: the route picks the protocol.
 pub async fn handle(
     req: Request<Incoming>,
     st: Arc<SimState>,
 ) -> Result<Response<SimBody>, Infallible> {
     let path = req.uri().path().to_string();
+    let post = req.method() == Method::POST;
     let resp = match (req.method(), path.as_str()) {
         (&Method::GET, "/health") => Response::new(SimBody::Full(Some(Bytes::new()))),
         (&Method::GET, "/v1/models") => json_response(
@@ -121,47 +122,178 @@ pub async fn handle(
             &json!({"object": "list", "data": [{"id": st.model, "object": "model", "created": 0,
                      "owned_by": "moonbench", "root": st.model, "parent": null}]}),
         ),
-        (&Method::POST, "/v1/completions") => generate(req, st, Format::Completions).await,
-        (&Method::POST, "/v1/chat/completions") => generate(req, st, Format::Chat).await,
+        (&Method::GET, "/metrics") => Response::builder()
+            .header("content-type", "text/plain; version=0.0.4")
+            .body(SimBody::Full(Some(Bytes::from(
+                st.stats.render(&st.model, st.max_running),
+            ))))
+            .unwrap(),
+        (&Method::POST, "/start_profile" | "/stop_profile") => {
+            json_response(StatusCode::OK, &json!({}))
+        }
+        (&Method::POST, "/v1/completions") => generate(req, st, Route::Completions).await,
+        (&Method::POST, "/v1/chat/completions") => generate(req, st, Route::Chat).await,
+        (&Method::POST, "/v1/embeddings") => generate(req, st, Route::Embeddings).await,
+        (&Method::POST, "/generate") => generate(req, st, Route::Generate).await,
+        (&Method::POST, "/generate_stream") => generate(req, st, Route::TgiStream).await,
+        (&Method::POST, "/completion" | "/completions") => generate(req, st, Route::LlamaCpp).await,
+        (_, p) if post && p.starts_with("/v2/models/") && p.ends_with("/generate_stream") => {
+            generate(req, st, Route::TrtLlm { stream: true }).await
+        }
+        (_, p) if post && p.starts_with("/v2/models/") && p.ends_with("/generate") => {
+            generate(req, st, Route::TrtLlm { stream: false }).await
+        }
+        (_, p) if post && p.starts_with("/mii/") => generate(req, st, Route::Mii).await,
         _ => json_response(StatusCode::NOT_FOUND, &json!({"detail": "Not Found"})),
     };
     Ok(resp)
 }
 
-fn count_prompt(st: &SimState, body: &Value, format: Format) -> u32 {
-    let count_text = |v: &Value| -> usize {
-        match v {
-            Value::String(s) => st.tokenizer.count(s),
-            Value::Array(a) if a.iter().all(|x| x.is_u64()) => a.len(),
-            Value::Array(a) => a
-                .first()
-                .and_then(|x| x.as_str())
-                .map_or(0, |s| st.tokenizer.count(s)),
-            _ => 0,
-        }
-    };
-    match format {
-        Format::Completions => count_text(&body["prompt"]) as u32,
-        Format::Chat => body["messages"]
-            .as_array()
-            .map(|msgs| {
-                msgs.iter()
-                    .map(|m| match &m["content"] {
-                        Value::String(s) => st.tokenizer.count(s),
-                        Value::Array(parts) => parts
-                            .iter()
-                            .filter_map(|p| p["text"].as_str())
-                            .map(|s| st.tokenizer.count(s))
-                            .sum(),
-                        _ => 0,
-                    })
-                    .sum::<usize>()
-            })
-            .unwrap_or(0) as u32,
+/// The protocol of a request, from its route (and, for `/generate`, its body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Completions,
+    Chat,
+    Embeddings,
+    /// SGLang's `/generate` (`text`/`input_ids`) or TGI's (`inputs`).
+    Generate,
+    TgiStream,
+    TrtLlm {
+        stream: bool,
+    },
+    LlamaCpp,
+    Mii,
+}
+
+/// What a request asks for, whatever its protocol.
+struct Ask {
+    prompt_text: String,
+    prompt_tokens: u32,
+    max_tokens: u32,
+    min_tokens: u32,
+    ignore_eos: bool,
+    stream: bool,
+    include_usage: bool,
+    continuous: bool,
+}
+
+fn prompt_of(st: &SimState, v: &Value) -> (String, u32) {
+    match v {
+        Value::String(s) => (s.clone(), st.tokenizer.count(s) as u32),
+        Value::Array(a) if a.iter().all(|x| x.is_u64()) => (
+            a.iter()
+                .map(|x| format!("t{x}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            a.len() as u32,
+        ),
+        Value::Array(a) => prompt_of(st, a.first().unwrap_or(&Value::Null)),
+        _ => (String::new(), 0),
     }
 }
 
-async fn generate(req: Request<Incoming>, st: Arc<SimState>, format: Format) -> Response<SimBody> {
+fn ask(st: &SimState, body: &Value, route: Route) -> Ask {
+    let u = |v: &Value| v.as_u64().map(|x| x as u32);
+    let b = |v: &Value| v.as_bool() == Some(true);
+    let mut a = Ask {
+        prompt_text: String::new(),
+        prompt_tokens: 0,
+        max_tokens: st.default_max_tokens,
+        min_tokens: 0,
+        ignore_eos: false,
+        stream: b(&body["stream"]),
+        include_usage: b(&body["stream_options"]["include_usage"]),
+        continuous: b(&body["stream_options"]["continuous_usage_stats"]),
+    };
+    match route {
+        Route::Completions | Route::Mii => {
+            (a.prompt_text, a.prompt_tokens) = prompt_of(st, &body["prompt"]);
+            a.max_tokens = u(&body["max_tokens"]).unwrap_or(16);
+            a.min_tokens = u(&body["min_tokens"]).unwrap_or(0);
+            a.ignore_eos = b(&body["ignore_eos"]);
+        }
+        Route::Chat => {
+            let mut text = String::new();
+            for m in body["messages"].as_array().into_iter().flatten() {
+                match &m["content"] {
+                    Value::String(s) => text.push_str(s),
+                    Value::Array(parts) => parts
+                        .iter()
+                        .filter_map(|p| p["text"].as_str())
+                        .for_each(|s| text.push_str(s)),
+                    _ => {}
+                }
+                text.push(' ');
+            }
+            a.prompt_tokens = st.tokenizer.count(&text) as u32;
+            a.prompt_text = text;
+            a.max_tokens = u(&body["max_completion_tokens"])
+                .or(u(&body["max_tokens"]))
+                .unwrap_or(st.default_max_tokens);
+            a.min_tokens = u(&body["min_tokens"]).unwrap_or(0);
+            a.ignore_eos = b(&body["ignore_eos"]);
+        }
+        Route::Embeddings => {
+            (a.prompt_text, a.prompt_tokens) = prompt_of(st, &body["input"]);
+            a.max_tokens = 1;
+        }
+        Route::Generate if body.get("inputs").is_some() => {
+            (a.prompt_text, a.prompt_tokens) = prompt_of(st, &body["inputs"]);
+            a.max_tokens = u(&body["parameters"]["max_new_tokens"]).unwrap_or(20);
+            a.ignore_eos = b(&body["parameters"]["ignore_eos_token"]);
+        }
+        Route::Generate => {
+            let p = if body.get("input_ids").is_some() {
+                &body["input_ids"]
+            } else {
+                &body["text"]
+            };
+            (a.prompt_text, a.prompt_tokens) = prompt_of(st, p);
+            let sp = &body["sampling_params"];
+            a.max_tokens = u(&sp["max_new_tokens"]).unwrap_or(128);
+            a.min_tokens = u(&sp["min_new_tokens"]).unwrap_or(0);
+            a.ignore_eos = b(&sp["ignore_eos"]);
+        }
+        Route::TgiStream => {
+            (a.prompt_text, a.prompt_tokens) = prompt_of(st, &body["inputs"]);
+            a.max_tokens = u(&body["parameters"]["max_new_tokens"]).unwrap_or(20);
+            a.ignore_eos = b(&body["parameters"]["ignore_eos_token"]);
+            a.stream = true;
+        }
+        Route::TrtLlm { stream } => {
+            (a.prompt_text, a.prompt_tokens) = prompt_of(st, &body["text_input"]);
+            a.max_tokens = u(&body["max_tokens"]).unwrap_or(16);
+            a.min_tokens = u(&body["min_length"]).unwrap_or(0);
+            a.stream = stream;
+        }
+        Route::LlamaCpp => {
+            (a.prompt_text, a.prompt_tokens) = prompt_of(st, &body["prompt"]);
+            a.max_tokens = body["n_predict"]
+                .as_i64()
+                .filter(|n| *n > 0)
+                .map_or(st.default_max_tokens, |n| n as u32);
+            a.ignore_eos = b(&body["ignore_eos"]);
+        }
+    }
+    a.max_tokens = a.max_tokens.clamp(1, 1 << 20);
+    a.min_tokens = a.min_tokens.min(a.max_tokens);
+    a
+}
+
+fn stream_format(route: Route, body: &Value) -> Format {
+    match route {
+        Route::Completions => Format::Completions,
+        Route::Chat => Format::Chat,
+        Route::Generate if body.get("inputs").is_some() => Format::Tgi,
+        Route::Generate => Format::Sglang,
+        Route::TgiStream => Format::Tgi,
+        Route::TrtLlm { .. } => Format::TrtLlm,
+        Route::LlamaCpp => Format::LlamaCpp,
+        Route::Embeddings | Route::Mii => Format::Completions,
+    }
+}
+
+async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Response<SimBody> {
     let header = |name: &str| {
         req.headers()
             .get(name)
@@ -227,80 +359,66 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, format: Format) -> 
         }
         _ => {}
     }
-    if let Some(m) = body["model"].as_str() {
-        if m != st.model {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                &format!(
-                    "The model `{m}` does not exist. This server serves `{}`.",
-                    st.model
-                ),
-                "NotFoundError",
-            );
+    if matches!(route, Route::Completions | Route::Chat | Route::Embeddings) {
+        if let Some(m) = body["model"].as_str() {
+            if m != st.model {
+                return error_response(
+                    StatusCode::NOT_FOUND,
+                    &format!(
+                        "The model `{m}` does not exist. This server serves `{}`.",
+                        st.model
+                    ),
+                    "NotFoundError",
+                );
+            }
         }
     }
-    let max_tokens = match format {
-        Format::Completions => body["max_tokens"].as_u64().unwrap_or(16),
-        Format::Chat => body["max_completion_tokens"]
-            .as_u64()
-            .or(body["max_tokens"].as_u64())
-            .unwrap_or(st.default_max_tokens as u64),
-    }
-    .clamp(1, 1 << 20) as u32;
-    let min_tokens = body["min_tokens"]
-        .as_u64()
-        .unwrap_or(0)
-        .min(max_tokens as u64) as u32;
-    let n = if body["ignore_eos"].as_bool() == Some(true) || min_tokens >= max_tokens {
-        max_tokens
+    let a = ask(&st, &body, route);
+    let n = if route == Route::Embeddings {
+        0
+    } else if a.ignore_eos || a.min_tokens >= a.max_tokens {
+        a.max_tokens
     } else {
         let mut rng = ChaCha8Rng::seed_from_u64(
             st.seed
                 .wrapping_add(seq.wrapping_mul(0x2545_F491_4F6C_DD1D)),
         );
-        rng.random_range(min_tokens.max(1)..=max_tokens)
+        rng.random_range(a.min_tokens.max(1)..=a.max_tokens)
     };
-    let prompt_tokens = count_prompt(&st, &body, format);
-    let stream = body["stream"].as_bool() == Some(true);
-    let include_usage = body["stream_options"]["include_usage"].as_bool() == Some(true);
-    let continuous = body["stream_options"]["continuous_usage_stats"].as_bool() == Some(true);
+    st.stats.start_waiting();
     let permit = match &st.running {
         Some(sem) => sem.clone().acquire_owned().await.ok(),
         None => None,
     };
+    st.stats.start_generating(n);
+    st.stats.prefix_lookup(&a.prompt_text);
     let start_ns = clock::now_ns();
     let created = chrono::Utc::now().timestamp();
-    let model_json = serde_json::to_string(&st.model).unwrap();
-    let (id, object) = match format {
-        Format::Completions => (format!("cmpl-{seq}"), "text_completion"),
-        Format::Chat => (
-            format!("chatcmpl-{seq}"),
-            if stream {
-                "chat.completion.chunk"
-            } else {
-                "chat.completion"
-            },
-        ),
-    };
-    let head = format!(
-        "data: {{\"id\":\"{id}\",\"object\":\"{object}\",\"created\":{created},\"model\":{model_json},"
-    );
-    if stream {
+    let format = stream_format(route, &body);
+    if a.stream && route != Route::Embeddings && route != Route::Mii {
+        let model_json = serde_json::to_string(&st.model).unwrap();
+        let (id, object) = match format {
+            Format::Chat => (format!("chatcmpl-{seq}"), "chat.completion.chunk"),
+            _ => (format!("cmpl-{seq}"), "text_completion"),
+        };
+        let head = format!(
+            "data: {{\"id\":\"{id}\",\"object\":\"{object}\",\"created\":{created},\"model\":{model_json},"
+        );
         let prefix = format!("{head}\"choices\":[{{\"index\":0,");
         let mut s = SimStream::new(
             st.clone(),
             seq,
             n,
-            max_tokens,
-            prompt_tokens,
+            a.max_tokens,
+            a.prompt_tokens,
             format,
             prefix,
             head,
             received_ns,
             start_ns,
         );
-        s.include_usage = include_usage;
-        s.continuous_usage = continuous;
+        s.include_usage = a.include_usage;
+        s.continuous_usage = a.continuous;
         s.request_id = request_id;
         s.permit = permit;
         s.fault = fault.map(|f| {
@@ -321,22 +439,21 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, format: Format) -> 
             .unwrap();
     }
     // Not streamed: wait until the last token would have been generated, then answer.
-    let t = token_ready_ns(st.timing.as_ref(), seq, prompt_tokens, start_ns, n - 1);
+    let t = token_ready_ns(
+        st.timing.as_ref(),
+        seq,
+        a.prompt_tokens,
+        start_ns,
+        n.saturating_sub(1),
+    );
     if fault == Some(Fault::Stall) {
         std::future::pending::<()>().await;
     }
     tokio::time::sleep_until(clock::instant_of(t).into()).await;
     drop(permit);
+    st.stats.finish_generating();
     let text: String = (0..n).map(|k| token_text(seq, k)).collect();
-    let finish = if n >= max_tokens { "length" } else { "stop" };
-    let choice = match format {
-        Format::Completions => {
-            json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish, "stop_reason": null})
-        }
-        Format::Chat => {
-            json!({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": finish})
-        }
-    };
+    let finish = if n >= a.max_tokens { "length" } else { "stop" };
     st.truth.insert(
         request_id,
         Truth {
@@ -345,9 +462,36 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, format: Format) -> 
             chunk_tokens: vec![n],
         },
     );
-    json_response(
-        StatusCode::OK,
-        &json!({"id": id, "object": object, "created": created, "model": st.model, "choices": [choice],
-                "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + n, "completion_tokens": n}}),
-    )
+    let usage = json!({"prompt_tokens": a.prompt_tokens, "total_tokens": a.prompt_tokens + n, "completion_tokens": n});
+    let answer = match (route, format) {
+        (Route::Embeddings, _) => {
+            json!({"object": "list", "model": st.model, "usage": {"prompt_tokens": a.prompt_tokens, "total_tokens": a.prompt_tokens},
+            "data": [{"object": "embedding", "index": 0, "embedding": [0.125, -0.25, 0.5, 0.0625, -0.5, 0.25, 0.75, -0.125]}]})
+        }
+        (Route::Mii, _) => json!({"text": [text]}),
+        (_, Format::Chat) => {
+            json!({"id": format!("chatcmpl-{seq}"), "object": "chat.completion", "created": created, "model": st.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": finish}], "usage": usage})
+        }
+        (_, Format::Sglang) => {
+            json!({"text": text, "meta_info": {"id": seq.to_string(), "finish_reason": {"type": finish, "length": n},
+            "prompt_tokens": a.prompt_tokens, "completion_tokens": n, "cached_tokens": 0}})
+        }
+        (_, Format::Tgi) => {
+            json!({"generated_text": text, "details": {"finish_reason": if finish == "length" { "length" } else { "eos_token" },
+            "generated_tokens": n, "seed": null, "input_length": a.prompt_tokens}})
+        }
+        (_, Format::TrtLlm) => {
+            json!({"model_name": "ensemble", "model_version": "1", "text_output": text})
+        }
+        (_, Format::LlamaCpp) => {
+            json!({"index": 0, "content": text, "stop": true, "tokens_predicted": n, "tokens_evaluated": a.prompt_tokens,
+            "timings": {"prompt_n": a.prompt_tokens, "predicted_n": n}})
+        }
+        _ => {
+            json!({"id": format!("cmpl-{seq}"), "object": "text_completion", "created": created, "model": st.model,
+            "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish, "stop_reason": null}], "usage": usage})
+        }
+    };
+    json_response(StatusCode::OK, &answer)
 }

@@ -30,13 +30,21 @@ pub fn token_text(seq: u64, k: u32) -> &'static str {
     SPACED[((seq.wrapping_mul(31)).wrapping_add(k as u64 * 7) % SPACED.len() as u64) as usize]
 }
 
-/// Which API's chunk format to write.
+/// Which server's chunk format to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// `/v1/completions` chunks.
     Completions,
     /// `/v1/chat/completions` chunks.
     Chat,
+    /// SGLang `/generate`: whole text so far + `meta_info`.
+    Sglang,
+    /// TGI `/generate_stream`: one event per token.
+    Tgi,
+    /// TensorRT-LLM `generate_stream`: `text_output`.
+    TrtLlm,
+    /// llama.cpp `/completion`: `content`, then `stop: true` with counts.
+    LlamaCpp,
 }
 
 enum Phase {
@@ -76,6 +84,7 @@ pub struct SimStream {
     pub permit: Option<OwnedSemaphorePermit>,
     sent: u32,
     chunks: u32,
+    text: String,
     next_ns: u64,
     sleep: Pin<Box<Sleep>>,
     phase: Phase,
@@ -116,6 +125,7 @@ impl SimStream {
             permit: None,
             sent: 0,
             chunks: 0,
+            text: String::new(),
             next_ns: first,
             sleep: Box::pin(tokio::time::sleep_until(clock::instant_of(first).into())),
             phase: Phase::Tokens,
@@ -135,68 +145,131 @@ impl SimStream {
         )
     }
 
+    fn finish_reason(&self) -> &'static str {
+        if self.sent >= self.max_tokens {
+            "length"
+        } else {
+            "stop"
+        }
+    }
+
     fn token_chunk(&mut self, tokens: u32) -> Vec<u8> {
         let mut text = String::new();
         for i in 0..tokens {
             text.push_str(token_text(self.seq, self.sent + i));
         }
+        let first_index = self.sent;
         self.sent += tokens;
+        self.text.push_str(&text);
         let last = self.sent >= self.n;
         let finish = if !last {
-            "null"
-        } else if self.sent >= self.max_tokens {
-            "\"length\""
+            "null".to_string()
         } else {
-            "\"stop\""
+            format!("\"{}\"", self.finish_reason())
         };
         let usage = if self.continuous_usage {
             format!(",\"usage\":{}", self.usage_json(self.sent))
         } else {
             String::new()
         };
-        let mut out = String::with_capacity(self.prefix.len() + text.len() + 96);
-        if self.format == Format::Chat && self.chunks == 0 {
-            let role_usage = if self.continuous_usage {
-                format!(",\"usage\":{}", self.usage_json(0))
-            } else {
-                String::new()
-            };
-            out.push_str(&self.prefix);
-            out.push_str("\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,\"finish_reason\":null}]");
-            out.push_str(&role_usage);
-            out.push_str("}\n\n");
-        }
-        out.push_str(&self.prefix);
+        let mut out = String::with_capacity(self.prefix.len() + text.len() + 128);
         match self.format {
             Format::Completions => {
-                out.push_str("\"text\":\"");
-                out.push_str(&text);
-                out.push_str("\",\"logprobs\":null,\"finish_reason\":");
-                out.push_str(finish);
-                out.push_str(",\"stop_reason\":null}]");
+                out.push_str(&self.prefix);
+                out.push_str(&format!("\"text\":\"{text}\",\"logprobs\":null,\"finish_reason\":{finish},\"stop_reason\":null}}]{usage}}}\n\n"));
             }
             Format::Chat => {
-                out.push_str("\"delta\":{\"content\":\"");
-                out.push_str(&text);
-                out.push_str("\"},\"logprobs\":null,\"finish_reason\":");
-                out.push_str(finish);
-                out.push_str("}]");
+                if self.chunks == 0 {
+                    let role_usage = if self.continuous_usage {
+                        format!(",\"usage\":{}", self.usage_json(0))
+                    } else {
+                        String::new()
+                    };
+                    out.push_str(&self.prefix);
+                    out.push_str(&format!("\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},\"logprobs\":null,\"finish_reason\":null}}]{role_usage}}}\n\n"));
+                }
+                out.push_str(&self.prefix);
+                out.push_str(&format!("\"delta\":{{\"content\":\"{text}\"}},\"logprobs\":null,\"finish_reason\":{finish}}}]{usage}}}\n\n"));
+            }
+            Format::Sglang => {
+                let fr = if last {
+                    format!(
+                        "{{\"type\":\"{}\",\"length\":{}}}",
+                        self.finish_reason(),
+                        self.sent
+                    )
+                } else {
+                    "null".into()
+                };
+                out.push_str(&format!(
+                    "data: {{\"text\":\"{}\",\"meta_info\":{{\"id\":\"{}\",\"finish_reason\":{fr},\"prompt_tokens\":{},\"completion_tokens\":{},\"cached_tokens\":0}},\"index\":0}}\n\n",
+                    self.text, self.seq, self.prompt_tokens, self.sent
+                ));
+            }
+            Format::Tgi => {
+                for k in 0..tokens {
+                    let tok = token_text(self.seq, first_index + k);
+                    let is_last = last && k + 1 == tokens;
+                    let (gen_text, details) = if is_last {
+                        (
+                            format!("\"{}\"", self.text),
+                            format!(
+                                "{{\"finish_reason\":\"{}\",\"generated_tokens\":{},\"seed\":null,\"input_length\":{}}}",
+                                if self.finish_reason() == "length" {
+                                    "length"
+                                } else {
+                                    "eos_token"
+                                },
+                                self.sent,
+                                self.prompt_tokens
+                            ),
+                        )
+                    } else {
+                        ("null".into(), "null".into())
+                    };
+                    out.push_str(&format!(
+                        "data:{{\"index\":{},\"token\":{{\"id\":{},\"text\":\"{tok}\",\"logprob\":-0.25,\"special\":false}},\"generated_text\":{gen_text},\"details\":{details},\"top_tokens\":null}}\n\n",
+                        first_index + k + 1, 1000 + (first_index + k)
+                    ));
+                }
+            }
+            Format::TrtLlm => {
+                out.push_str(&format!(
+                    "data: {{\"model_name\":\"ensemble\",\"model_version\":\"1\",\"sequence_end\":false,\"sequence_id\":0,\"sequence_start\":false,\"text_output\":\"{text}\"}}\n\n"
+                ));
+            }
+            Format::LlamaCpp => {
+                let ids: Vec<String> = (first_index..self.sent)
+                    .map(|i| (1000 + i).to_string())
+                    .collect();
+                out.push_str(&format!(
+                    "data: {{\"index\":0,\"content\":\"{text}\",\"tokens\":[{}],\"stop\":false,\"id_slot\":0}}\n\n",
+                    ids.join(",")
+                ));
             }
         }
-        out.push_str(&usage);
-        out.push_str("}\n\n");
         out.into_bytes()
     }
 
     fn tail(&self) -> Vec<u8> {
         let mut out = String::new();
-        if self.include_usage {
-            out.push_str(&self.head);
-            out.push_str("\"choices\":[],\"usage\":");
-            out.push_str(&self.usage_json(self.sent));
-            out.push_str("}\n\n");
+        match self.format {
+            Format::Completions | Format::Chat => {
+                if self.include_usage {
+                    out.push_str(&self.head);
+                    out.push_str("\"choices\":[],\"usage\":");
+                    out.push_str(&self.usage_json(self.sent));
+                    out.push_str("}\n\n");
+                }
+                out.push_str("data: [DONE]\n\n");
+            }
+            Format::Sglang => out.push_str("data: [DONE]\n\n"),
+            Format::Tgi | Format::TrtLlm => {}
+            Format::LlamaCpp => out.push_str(&format!(
+                "data: {{\"index\":0,\"content\":\"\",\"tokens\":[],\"stop\":true,\"id_slot\":0,\"stop_type\":\"{}\",\"tokens_predicted\":{},\"tokens_evaluated\":{},\"timings\":{{\"prompt_n\":{},\"predicted_n\":{}}}}}\n\n",
+                if self.finish_reason() == "length" { "limit" } else { "eos" }, self.sent, self.prompt_tokens, self.prompt_tokens, self.sent
+            )),
         }
-        out.push_str("data: [DONE]\n\n");
         out.into_bytes()
     }
 
@@ -294,6 +367,7 @@ impl Body for SimStream {
 
 impl Drop for SimStream {
     fn drop(&mut self) {
+        self.st.stats.finish_generating();
         if self.st.truth.enabled() && !self.request_id.is_empty() {
             self.st.truth.insert(
                 std::mem::take(&mut self.request_id),

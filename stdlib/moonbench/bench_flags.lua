@@ -13,13 +13,20 @@ local spec = {
     .. "不指定 --base-url/--host/--port 时，使用内置的模拟服务器。",
   flags = {
     { group = "Target", group_zh = "目标服务器" },
-    { "--backend", default = "vllm", choices = { "vllm", "openai", "openai-chat" },
-      help = "server API: vllm/openai = /v1/completions, openai-chat = /v1/chat/completions",
-      help_zh = "服务器接口：vllm/openai 为文本补全，openai-chat 为对话" },
+    { "--backend", default = "vllm",
+      choices = { "vllm", "openai", "lmdeploy", "scalellm", "sglang-oai", "openai-chat", "vllm-chat",
+                  "lmdeploy-chat", "sglang-oai-chat", "openai-embeddings", "sglang", "tgi", "tensorrt-llm",
+                  "llama.cpp", "deepspeed-mii" },
+      help = "server API: vllm/openai/lmdeploy/scalellm/sglang-oai = /v1/completions; *-chat = "
+        .. "/v1/chat/completions; openai-embeddings = /v1/embeddings; sglang = SGLang's /generate; "
+        .. "tgi = /generate_stream; tensorrt-llm = /v2/models/ensemble/generate_stream; "
+        .. "llama.cpp = /completion; deepspeed-mii = /mii/{model}",
+      help_zh = "服务器接口：vllm/openai 等为文本补全（/v1/completions），*-chat 为对话，"
+        .. "openai-embeddings 为向量；sglang、tgi、tensorrt-llm、llama.cpp、deepspeed-mii 为各自的原生接口" },
     { "--base-url", help = "server URL, e.g. http://127.0.0.1:8000", help_zh = "服务器地址，如 http://127.0.0.1:8000" },
     { "--host", help = "server host (used when --base-url is not given)", help_zh = "服务器主机名（未给 --base-url 时）" },
     { "--port", type = "int", help = "server port (used when --base-url is not given)", help_zh = "服务器端口" },
-    { "--endpoint", help = "API path (default: /v1/completions, or /v1/chat/completions for openai-chat)",
+    { "--endpoint", help = "API path (default: depends on --backend; {model} stands for the model name)",
       help_zh = "接口路径（默认随 backend 而定）" },
     { "--model", help = "model name sent in requests (default: the server's first model)",
       help_zh = "请求里的模型名（默认取服务器的第一个模型）" },

@@ -1,0 +1,92 @@
+//! llama.cpp server's native `/completion`: `{"prompt", "n_predict", "stream"}`;
+//! events carry `content` (new text; `tokens` with the new ids in newer versions),
+//! and the last one `stop: true` with `tokens_predicted`, `tokens_evaluated` and the
+//! server's `timings`.
+
+use serde_json::{Map, Value, json};
+
+use super::exec::Accum;
+use super::protocol::{merged_fields, object, server_error, str_field, text_prompt, unexpected};
+use super::{Api, Target};
+use crate::dataset::Request;
+use crate::metrics::RequestError;
+
+/// The request body.
+pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
+    let mut m = Map::new();
+    m.insert("prompt".into(), text_prompt(target, req)?);
+    if let Some(n) = req.max_tokens {
+        m.insert("n_predict".into(), json!(n));
+    }
+    m.insert("stream".into(), json!(target.stream));
+    for (k, v) in merged_fields(target, req) {
+        m.insert(
+            if k == "max_tokens" {
+                "n_predict".to_string()
+            } else {
+                k
+            },
+            v,
+        );
+    }
+    Ok(Value::Object(m))
+}
+
+/// Decodes one event (also a whole non-streamed answer).
+pub fn on_event(data: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError> {
+    let d = data.trim_ascii();
+    if d.is_empty() || d == b"[DONE]" {
+        return Ok(());
+    }
+    let o: Map<String, Value> = object(d, Api::LlamaCpp)?;
+    if let Some(e) = server_error(&o) {
+        return Err(e);
+    }
+    if !o.contains_key("content") {
+        return Err(unexpected(Api::LlamaCpp, &o, d));
+    }
+    let content = str_field(&o, "content", Api::LlamaCpp)?;
+    let ids = o
+        .get("tokens")
+        .and_then(|v| v.as_array())
+        .map(|a| a.len() as u32);
+    let timings = o.get("timings");
+    let predicted = o
+        .get("tokens_predicted")
+        .and_then(|v| v.as_u64())
+        .or_else(|| {
+            timings
+                .and_then(|t| t.get("predicted_n"))
+                .and_then(|v| v.as_u64())
+        });
+    let evaluated = o
+        .get("tokens_evaluated")
+        .and_then(|v| v.as_u64())
+        .or_else(|| {
+            timings
+                .and_then(|t| t.get("prompt_n"))
+                .and_then(|v| v.as_u64())
+        });
+    let stop = o.get("stop").and_then(|v| v.as_bool()).unwrap_or(false);
+    if let Some(n) = ids {
+        acc.continuous_usage = true;
+        acc.usage_completion = Some(acc.usage_completion.unwrap_or(0) + n);
+    }
+    acc.push_chunk(
+        t,
+        content,
+        "",
+        false,
+        ids.filter(|_| !content.is_empty() || ids.unwrap_or(0) > 0),
+    );
+    if stop {
+        if let Some(n) = predicted {
+            acc.usage_completion = Some(n as u32);
+        }
+        if let Some(n) = evaluated {
+            acc.usage_prompt = Some(n as u32);
+        }
+        acc.done = true;
+    }
+    Ok(())
+}

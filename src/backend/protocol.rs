@@ -1,0 +1,193 @@
+//! One entry point per step of a request — build the body, decode a streamed event,
+//! decode a whole answer — dispatched to the backend's own file (`openai.rs`,
+//! `sglang.rs`, `tgi.rs`, `trtllm.rs`, `llamacpp.rs`, `mii.rs`), plus the helpers
+//! they share for clear protocol errors.
+
+use serde_json::{Map, Value};
+
+use super::exec::Accum;
+use super::{Api, Target};
+use crate::dataset::Request;
+use crate::metrics::{ErrorKind, RequestError};
+
+/// Builds the JSON body of `req` for `target`'s backend.
+pub fn build_body(target: &Target, req: &Request) -> Result<Vec<u8>, String> {
+    let v = match target.backend.api {
+        Api::Completions | Api::Chat | Api::Embeddings => super::openai::body(target, req)?,
+        Api::Sglang => super::sglang::body(target, req)?,
+        Api::Tgi => super::tgi::body(target, req)?,
+        Api::TrtLlm => super::trtllm::body(target, req)?,
+        Api::LlamaCpp => super::llamacpp::body(target, req)?,
+        Api::Mii => super::mii::body(target, req)?,
+    };
+    serde_json::to_vec(&v).map_err(|e| e.to_string())
+}
+
+/// Decodes one streamed event payload that arrived at `t`.
+pub fn on_event(api: Api, data: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError> {
+    match api {
+        Api::Completions | Api::Chat => super::openai::on_event(api, data, t, acc),
+        Api::Sglang => super::sglang::on_event(data, t, acc),
+        Api::Tgi => super::tgi::on_event(data, t, acc),
+        Api::TrtLlm => super::trtllm::on_event(data, t, acc),
+        Api::LlamaCpp => super::llamacpp::on_event(data, t, acc),
+        Api::Mii | Api::Embeddings => on_body(api, data, t, acc),
+    }
+}
+
+/// Decodes a complete (non-streamed) answer that arrived at `t`.
+pub fn on_body(api: Api, body: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError> {
+    match api {
+        Api::Completions | Api::Chat | Api::Embeddings => super::openai::on_body(api, body, t, acc),
+        Api::Sglang => super::sglang::on_body(body, t, acc),
+        Api::Tgi => super::tgi::on_body(body, t, acc),
+        Api::TrtLlm => super::trtllm::on_event(body, t, acc),
+        Api::LlamaCpp => super::llamacpp::on_event(body, t, acc),
+        Api::Mii => super::mii::on_body(body, t, acc),
+    }
+}
+
+/// A protocol error.
+pub fn protocol(msg: impl Into<String>) -> RequestError {
+    RequestError::new(ErrorKind::Protocol, msg)
+}
+
+/// The start of a payload, for messages.
+pub fn snippet(data: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&data[..data.len().min(160)]).into_owned();
+    if data.len() > 160 {
+        format!("{s}...")
+    } else {
+        s
+    }
+}
+
+/// Parses a JSON object or explains why not.
+pub fn object(data: &[u8], what: Api) -> Result<Map<String, Value>, RequestError> {
+    match serde_json::from_slice::<Value>(data) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err(protocol(format!(
+            "expected {}, got JSON that is not an object: {}",
+            what.describe(),
+            snippet(data)
+        ))),
+        Err(e) => Err(protocol(format!(
+            "malformed data (not valid JSON: {e}): {}",
+            snippet(data)
+        ))),
+    }
+}
+
+/// The message of an `error` value (`{"message": ...}` or a plain string).
+pub fn error_message(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(o) => o
+            .get("message")
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string()),
+        other => other.to_string(),
+    }
+}
+
+/// A server error object found in an answer, as a request error.
+pub fn server_error(o: &Map<String, Value>) -> Option<RequestError> {
+    let e = o.get("error").filter(|e| !e.is_null())?;
+    Some(RequestError::new(
+        ErrorKind::Server,
+        format!("server error: {}", error_message(e)),
+    ))
+}
+
+/// Which protocol an object looks like, and the backend that speaks it.
+pub fn looks_like(o: &Map<String, Value>) -> Option<(&'static str, &'static str)> {
+    let has = |k: &str| o.contains_key(k);
+    let choice0 = o
+        .get("choices")
+        .and_then(|c| c.as_array())
+        .and_then(|c| c.first());
+    if let Some(c) = choice0 {
+        if c.get("delta").is_some() || c.get("message").is_some() {
+            return Some(("OpenAI chat completions", "openai-chat"));
+        }
+        if c.get("text").is_some() {
+            return Some(("OpenAI completions", "openai"));
+        }
+    }
+    if has("token") || (has("generated_text") && has("details")) {
+        Some(("TGI's generate_stream", "tgi"))
+    } else if has("meta_info") {
+        Some(("SGLang's native /generate", "sglang"))
+    } else if has("text_output") {
+        Some(("TensorRT-LLM", "tensorrt-llm"))
+    } else if has("content") && has("stop") {
+        Some(("llama.cpp's /completion", "llama.cpp"))
+    } else if o
+        .get("data")
+        .and_then(|d| d.as_array())
+        .and_then(|d| d.first())
+        .is_some_and(|x| x.get("embedding").is_some())
+    {
+        Some(("OpenAI embeddings", "openai-embeddings"))
+    } else {
+        None
+    }
+}
+
+/// The error for an answer in the wrong shape: what was expected, what arrived.
+pub fn unexpected(expected: Api, o: &Map<String, Value>, data: &[u8]) -> RequestError {
+    let keys: Vec<&str> = o.keys().map(|k| k.as_str()).take(8).collect();
+    let guess = match looks_like(o) {
+        Some((name, backend)) => format!("what looks like {name} (use --backend {backend})"),
+        None => format!("an object with keys [{}]", keys.join(", ")),
+    };
+    protocol(format!(
+        "expected {}, got {guess}: {}",
+        expected.describe(),
+        snippet(data)
+    ))
+}
+
+/// A string field, or "" if missing/null; an error if it has another type.
+pub fn str_field<'a>(
+    o: &'a Map<String, Value>,
+    k: &str,
+    api: Api,
+) -> Result<&'a str, RequestError> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(""),
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(protocol(format!(
+            "{}: field '{k}' should be text, got {other}",
+            api.describe()
+        ))),
+    }
+}
+
+/// Moves the sampling fields of `target.body` and `req.extra` into `out` (optionally
+/// renamed), for backends whose sampling parameters live in a nested object.
+pub fn merged_fields(target: &Target, req: &Request) -> Map<String, Value> {
+    let mut m = target.body.clone();
+    if let Some(e) = &req.extra {
+        for (k, v) in e {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    m
+}
+
+/// The prompt as text, or an error naming the backend (for text-only backends).
+pub fn text_prompt(target: &Target, req: &Request) -> Result<Value, String> {
+    use crate::dataset::Prompt;
+    match &req.prompt {
+        Prompt::Text(t) => Ok(Value::String(t.clone())),
+        Prompt::Parts(p) => Ok(Value::String(p.concat())),
+        Prompt::TokenIds(ids) => Ok(serde_json::json!(ids)),
+        Prompt::Messages(_) => Err(format!(
+            "backend '{}' takes text prompts, but a request has chat messages; use --apply-chat-template \
+             (or a chat backend such as openai-chat)",
+            target.backend.name
+        )),
+    }
+}

@@ -1,0 +1,169 @@
+//! The simulator's own counters and its Prometheus `/metrics` page, with vLLM's
+//! metric names: requests running and waiting, KV-cache usage, prefix-cache
+//! queries and hits (from a small block-hash prefix cache, so replayed traces and
+//! shared prefixes show real hit rates), tokens and requests served.
+
+use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+/// Tokens per prefix-cache block.
+pub const BLOCK: usize = 16;
+const MAX_BLOCKS: usize = 1 << 20;
+
+/// Live counters of a simulator.
+#[derive(Debug, Default)]
+pub struct SimStats {
+    running: AtomicI64,
+    waiting: AtomicI64,
+    prompt_tokens: AtomicU64,
+    generation_tokens: AtomicU64,
+    requests: AtomicU64,
+    prefix_queries: AtomicU64,
+    prefix_hits: AtomicU64,
+    blocks: Mutex<HashSet<u64>>,
+}
+
+impl SimStats {
+    /// A request starts waiting for a slot.
+    pub fn start_waiting(&self) {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request got a slot and starts generating `tokens` tokens.
+    pub fn start_generating(&self, tokens: u32) {
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.running.fetch_add(1, Ordering::Relaxed);
+        self.generation_tokens
+            .fetch_add(tokens as u64, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request finished (or was abandoned).
+    pub fn finish_generating(&self) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Looks a prompt up in the prefix cache (blocks of [`BLOCK`] words, each hash
+    /// chained to the previous, as vLLM hashes KV blocks) and caches it; returns the
+    /// tokens found.
+    pub fn prefix_lookup(&self, prompt: &str) -> u64 {
+        let words: Vec<&str> = prompt.split_whitespace().collect();
+        let mut hits = 0u64;
+        let mut h = 0u64;
+        let mut still_hitting = true;
+        let mut blocks = self.blocks.lock().unwrap();
+        if blocks.len() > MAX_BLOCKS {
+            blocks.clear();
+        }
+        for block in words.chunks(BLOCK).filter(|b| b.len() == BLOCK) {
+            let mut hasher = DefaultHasher::new();
+            h.hash(&mut hasher);
+            block.hash(&mut hasher);
+            h = hasher.finish();
+            if still_hitting && blocks.contains(&h) {
+                hits += BLOCK as u64;
+            } else {
+                still_hitting = false;
+                blocks.insert(h);
+            }
+        }
+        self.prompt_tokens
+            .fetch_add(words.len() as u64, Ordering::Relaxed);
+        self.prefix_queries
+            .fetch_add(words.len() as u64, Ordering::Relaxed);
+        self.prefix_hits.fetch_add(hits, Ordering::Relaxed);
+        hits
+    }
+
+    /// The Prometheus text page (vLLM v1 names). `capacity` is the admission limit.
+    pub fn render(&self, model: &str, capacity: Option<usize>) -> String {
+        let running = self.running.load(Ordering::Relaxed).max(0) as f64;
+        let waiting = self.waiting.load(Ordering::Relaxed).max(0) as f64;
+        let kv = running / capacity.unwrap_or(256).max(1) as f64;
+        let l = format!("{{engine=\"0\",model_name=\"{model}\"}}");
+        let mut s = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, v: f64| {
+            s.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{l} {v:?}\n"
+            ));
+        };
+        metric(
+            "vllm:num_requests_running",
+            "gauge",
+            "Number of requests in model execution batches.",
+            running,
+        );
+        metric(
+            "vllm:num_requests_waiting",
+            "gauge",
+            "Number of requests waiting to be processed.",
+            waiting,
+        );
+        metric(
+            "vllm:kv_cache_usage_perc",
+            "gauge",
+            "KV-cache usage. 1 means 100 percent usage.",
+            kv.min(1.0),
+        );
+        metric(
+            "vllm:prefix_cache_queries_total",
+            "counter",
+            "Prefix cache queries, in terms of number of queried tokens.",
+            self.prefix_queries.load(Ordering::Relaxed) as f64,
+        );
+        metric(
+            "vllm:prefix_cache_hits_total",
+            "counter",
+            "Prefix cache hits, in terms of number of cached tokens.",
+            self.prefix_hits.load(Ordering::Relaxed) as f64,
+        );
+        metric(
+            "vllm:num_preemptions_total",
+            "counter",
+            "Cumulative number of preemption from the engine.",
+            0.0,
+        );
+        metric(
+            "vllm:prompt_tokens_total",
+            "counter",
+            "Number of prefill tokens processed.",
+            self.prompt_tokens.load(Ordering::Relaxed) as f64,
+        );
+        metric(
+            "vllm:generation_tokens_total",
+            "counter",
+            "Number of generation tokens processed.",
+            self.generation_tokens.load(Ordering::Relaxed) as f64,
+        );
+        metric(
+            "vllm:request_success_total",
+            "counter",
+            "Count of successfully processed requests.",
+            self.requests.load(Ordering::Relaxed) as f64,
+        );
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_prefixes_hit() {
+        let s = SimStats::default();
+        let a: String = (0..40).map(|i| format!("w{i} ")).collect();
+        let b: String = (0..32)
+            .map(|i| format!("w{i} "))
+            .chain((0..8).map(|i| format!("x{i} ")))
+            .collect();
+        assert_eq!(s.prefix_lookup(&a), 0);
+        assert_eq!(s.prefix_lookup(&b), 32, "two shared blocks");
+        assert!(
+            s.render("m", Some(4))
+                .contains("vllm:prefix_cache_hits_total{engine=\"0\",model_name=\"m\"} 32.0")
+        );
+    }
+}
