@@ -103,6 +103,7 @@ local target = mb.target{
   sim = use_sim and {
     ttft_ms = args.sim_ttft_ms, itl_ms = args.sim_itl_ms, jitter = args.sim_jitter,
     tokens_per_chunk = args.sim_tokens_per_chunk, max_running = args.sim_max_running,
+    reasoning_tokens = args.sim_reasoning_tokens,
     faults = args.sim_faults, seed = args.seed,
   } or nil,
 }

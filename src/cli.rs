@@ -279,6 +279,9 @@ pub struct ServeSimArgs {
     /// Tokenizer for counting prompt tokens (default: words).
     #[arg(long)]
     pub tokenizer: Option<String>,
+    /// The first N tokens of every chat answer are reasoning (`reasoning_content`).
+    #[arg(long, default_value_t = 0)]
+    pub reasoning_tokens: u32,
 }
 
 fn serve_sim(a: ServeSimArgs) -> i32 {
@@ -294,6 +297,7 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
         seed: a.seed,
         threads: a.threads,
         tokenizer: a.tokenizer,
+        reasoning_tokens: a.reasoning_tokens,
         ..Default::default()
     };
     let state = match crate::sim::SimState::new(&opts) {

@@ -110,6 +110,12 @@ mb.sleep = core.sleep      -- mb.sleep(0.5)：暂停（不阻塞正在进行的�
 mb.log = core.log          -- 打印带时间戳的日志到 stderr
 mb.mkdir = core.mkdir      -- 创建目录（含上级目录）
 mb.exists = core.exists    -- 文件或目录是否存在
+-- 多模态（图片）：把本地图片变成 data URL，放进对话消息的 image_url 部分。
+-- Multimodal: a local image as a data URL for a chat message's image_url part:
+--   { role = "user", content = {
+--       { type = "text", text = "图里是什么？" },
+--       { type = "image_url", image_url = { url = mb.image_data_url("cat.png") } } } }
+mb.image_data_url = core.image_data_url
 mb.bundled = core.bundled  -- 内置文件的内容（如 "scripts/config.yaml"），没有则为 nil
 mb.suggest = core.suggest  -- mb.suggest("max_concurency", {"max_concurrency"}) -> 最接近的拼写
 -- 把一个目录里的结果 JSON 汇总成表格（同 `moonbench aggregate`）：

@@ -153,6 +153,59 @@ fn custom_jsonl_with_chat_messages() {
 }
 
 #[test]
+fn custom_jsonl_with_images_sends_multimodal_chat() {
+    let dir = tmpdir("custom-images-src");
+    std::fs::write(
+        dir.join("cat.png"),
+        b"\x89PNG\r\n\x1a\n not really a picture",
+    )
+    .unwrap();
+    let p = dir.join("c.jsonl");
+    std::fs::write(
+        &p,
+        "{\"prompt\": \"what is in these pictures\", \"images\": [\"cat.png\", \"https://example.com/dog.jpg\"], \"output_tokens\": 3}\n",
+    )
+    .unwrap();
+    let r = bench_json(
+        "custom-images",
+        &[
+            "--backend",
+            "openai-chat",
+            "--dataset-name",
+            "custom",
+            "--dataset-path",
+            p.to_str().unwrap(),
+            "--custom-output-len",
+            "-1",
+        ],
+    );
+    assert_eq!(r["completed"], 1, "{r}");
+    // The client counts the text (5 words); the simulator adds 64 tokens per image.
+    assert_eq!(lens(&r, "input_lens"), vec![5]);
+    assert_eq!(r["total_server_input_tokens"], 5 + 2 * 64);
+    // A file that is not an image type stops before sending, naming the line.
+    std::fs::write(&p, "{\"prompt\": \"x\", \"images\": [\"notes.txt\"]}\n").unwrap();
+    let out = run(
+        &[
+            "bench",
+            "--backend",
+            "openai-chat",
+            "--dataset-name",
+            "custom",
+            "--dataset-path",
+            p.to_str().unwrap(),
+        ],
+        LIMIT,
+    );
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("c.jsonl:1") && stderr.contains("unknown image type '.txt'"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn prefix_repetition() {
     let r = bench_json(
         "prefix",

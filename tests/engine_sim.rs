@@ -351,3 +351,38 @@ async fn wrong_backend_for_the_endpoint_says_which_fits() {
         assert!(e.message.contains("generate_stream"), "{}", e.message);
     }
 }
+
+/// A reasoning model: reasoning deltas count as output tokens; the time to the
+/// first answer token and the reasoning/answer split are measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reasoning_tokens_are_output_and_ttfa_is_measured() {
+    let o = SimOptions {
+        ttft_ms: 20.0,
+        itl_ms: 5.0,
+        reasoning_tokens: 4,
+        tokens_per_chunk: 3,
+        ..Default::default()
+    };
+    let sim = SimHandle::start(&o, "127.0.0.1:0").unwrap();
+    for stream in [true, false] {
+        let mut s = spec(&sim, "openai-chat", reqs(6, 10));
+        Arc::get_mut(&mut s.target).unwrap().stream = stream;
+        let out = run(s, None).await.unwrap();
+        let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());
+        assert_eq!(sum.completed, 6, "{:?}", out.records[0].error);
+        assert_eq!(
+            sum.total_output_tokens, 60,
+            "reasoning tokens are output tokens"
+        );
+        assert_eq!(sum.total_reasoning_tokens, 24, "stream={stream}");
+        if stream {
+            // Chunks of 3 tokens: the answer starts in the 2nd chunk (tokens 3-5), sent at
+            // 20 + 5 x 5 ms; the first chunk (all reasoning) at 20 + 2 x 5 ms.
+            let ttft = sum.stat(Metric::Ttft).mean;
+            let ttfa = sum.stat(Metric::Ttfa).mean;
+            assert!((30.0..35.0).contains(&ttft), "TTFT {ttft}");
+            assert!((45.0..50.0).contains(&ttfa), "TTFA {ttfa}");
+        }
+        assert!(out.records[0].text.starts_with(' '));
+    }
+}

@@ -35,8 +35,9 @@ pub struct Accum {
     pub continuous_usage: bool,
     /// Whether `[DONE]` arrived.
     pub done: bool,
-    /// Indices of chunks that carried reasoning text.
-    pub reasoning_chunks: Vec<usize>,
+    /// Chunks that carried reasoning text: (chunk index, bytes of reasoning text at
+    /// the start of the chunk's text).
+    pub reasoning_chunks: Vec<(usize, usize)>,
     /// Arrival of the first chunk with answer text (or a tool call).
     pub first_answer_ns: Option<u64>,
 }
@@ -69,7 +70,8 @@ impl Accum {
             _ => {}
         }
         if !reasoning.is_empty() {
-            self.reasoning_chunks.push(self.chunk_ns.len());
+            self.reasoning_chunks
+                .push((self.chunk_ns.len(), reasoning.len()));
         }
         self.text.push_str(reasoning);
         self.text.push_str(answer);
@@ -261,8 +263,28 @@ fn finish_record(rec: &mut RequestRecord, acc: Accum, tok: &Tokenizer) {
     rec.reasoning_tokens = acc
         .reasoning_chunks
         .iter()
-        .filter_map(|&i| rec.chunk_tokens.get(i))
+        .map(|&(i, bytes)| reasoning_in_chunk(rec, i, bytes, tok))
         .sum();
+}
+
+/// Reasoning tokens of chunk `i`, whose text starts with `bytes` of reasoning: all
+/// of its tokens if it holds only reasoning, else the tokenizer's count of that part.
+fn reasoning_in_chunk(rec: &RequestRecord, i: usize, bytes: usize, tok: &Tokenizer) -> u32 {
+    let Some(&n) = rec.chunk_tokens.get(i) else {
+        return 0;
+    };
+    let start = if i == 0 {
+        0
+    } else {
+        rec.chunk_text_end[i - 1] as usize
+    };
+    let end = rec.chunk_text_end[i] as usize;
+    if start + bytes >= end {
+        return n;
+    }
+    rec.text
+        .get(start..start + bytes)
+        .map_or(0, |r| (tok.count(r) as u32).clamp(1, n.max(1)).min(n))
 }
 
 /// Tokens per chunk when the server did not report them: one each when the total
@@ -483,7 +505,7 @@ mod tests {
         a.push_chunk(3, "x", "", false, None);
         a.push_chunk(4, "", "", true, None); // tool call delta
         assert_eq!(a.chunk_ns, vec![2, 3, 4]);
-        assert_eq!(a.reasoning_chunks, vec![0]);
+        assert_eq!(a.reasoning_chunks, vec![(0, 2)]);
         assert_eq!(a.first_answer_ns, Some(3));
         let mut b = Accum::default();
         b.push_chunk(1, "", "", false, Some(0));

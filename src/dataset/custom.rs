@@ -1,5 +1,6 @@
 //! vLLM's `custom` dataset: a JSONL file, one request per line, with `"prompt"`
-//! (text) or `"messages"` (a chat message list) and an optional `"output_tokens"`.
+//! (text) or `"messages"` (a chat message list) and an optional `"output_tokens"`;
+//! `"images"` (files or URLs) turns a text prompt into a multimodal chat message.
 //! Lines are shuffled with the seed unless shuffling is off.
 
 use std::path::Path;
@@ -52,6 +53,46 @@ fn messages_tokens(tok: &Tokenizer, m: &Value) -> usize {
         .unwrap_or(0)
 }
 
+/// A prompt with images attached: one user message whose content is the text
+/// followed by an `image_url` part per image. Local files (relative to the JSONL
+/// file) become data URLs; http(s) and data URLs are sent as they are.
+fn with_images(
+    prompt: Prompt,
+    images: &Value,
+    path: &Path,
+    line_no: usize,
+) -> Result<Prompt, String> {
+    let bad = || {
+        format!(
+            "{}: field \"images\" must be a list of image files or URLs, like [\"cat.png\"]",
+            at(path, line_no)
+        )
+    };
+    let list = images.as_array().ok_or_else(bad)?;
+    let Prompt::Text(text) = prompt else {
+        return Err(format!(
+            "{}: \"images\" goes with \"prompt\"; with \"messages\", put image_url parts in the messages",
+            at(path, line_no)
+        ));
+    };
+    let mut parts = vec![serde_json::json!({"type": "text", "text": text})];
+    for img in list {
+        let s = img.as_str().ok_or_else(bad)?;
+        let url = if s.starts_with("http://") || s.starts_with("https://") || s.starts_with("data:")
+        {
+            s.to_string()
+        } else {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            super::image_data_url(&dir.join(s))
+                .map_err(|e| format!("{}: {e}", at(path, line_no)))?
+        };
+        parts.push(serde_json::json!({"type": "image_url", "image_url": {"url": url}}));
+    }
+    Ok(Prompt::Messages(
+        serde_json::json!([{"role": "user", "content": parts}]),
+    ))
+}
+
 /// Loads `path` and builds the requests.
 pub fn generate(tok: &Tokenizer, path: &Path, spec: &CustomSpec) -> Result<Vec<Request>, String> {
     let text = read_text(path)?;
@@ -90,6 +131,10 @@ pub fn generate(tok: &Tokenizer, path: &Path, spec: &CustomSpec) -> Result<Vec<R
                     at(path, line_no)
                 ));
             }
+        };
+        let prompt = match o.get("images") {
+            None | Some(Value::Null) => prompt,
+            Some(v) => with_images(prompt, v, path, line_no)?,
         };
         let out = match o.get("output_tokens") {
             None | Some(Value::Null) => None,

@@ -80,7 +80,36 @@ impl Request {
 /// A shared list of requests.
 pub type RequestSet = Arc<Vec<Request>>;
 
-/// Reads a text file (gzip'd if its name ends in `.gz`); the error names the file.
+/// A local image file as a `data:image/...;base64,` URL, for chat `image_url` parts.
+pub fn image_data_url(path: &Path) -> Result<String, String> {
+    use base64::Engine;
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let mime = match ext.as_str() {
+        "png" => "png",
+        "jpg" | "jpeg" => "jpeg",
+        "webp" => "webp",
+        "gif" => "gif",
+        "bmp" => "bmp",
+        _ => {
+            return Err(format!(
+                "{}: unknown image type '.{ext}'; use .png, .jpg, .jpeg, .webp, .gif or .bmp",
+                path.display()
+            ));
+        }
+    };
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read image {}: {e}", path.display()))?;
+    Ok(format!(
+        "data:image/{mime};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
+}
+
+/// Reads a text file (gzip'd when it ends in `.gz`); the error names the file.
 pub fn read_text(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let bytes = if path.extension().is_some_and(|e| e == "gz") {

@@ -123,6 +123,13 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|_, path: String| Ok(std::path::Path::new(&path).exists()))?,
     )?;
     m.set(
+        "image_data_url",
+        lua.create_function(|_, path: String| {
+            crate::dataset::image_data_url(std::path::Path::new(&path))
+                .map_err(mlua::Error::runtime)
+        })?,
+    )?;
+    m.set(
         "bundled",
         lua.create_function(|_, path: String| Ok(super::embedded(&path)))?,
     )?;

@@ -55,6 +55,9 @@ pub struct SimOptions {
     pub threads: usize,
     /// Tokenizer for counting prompt tokens (default: words).
     pub tokenizer: Option<String>,
+    /// The first this-many tokens of every chat answer are reasoning
+    /// (`reasoning_content`), as a reasoning model's server sends them.
+    pub reasoning_tokens: u32,
 }
 
 impl Default for SimOptions {
@@ -73,6 +76,7 @@ impl Default for SimOptions {
             record_truth: false,
             threads: 2,
             tokenizer: None,
+            reasoning_tokens: 0,
         }
     }
 }
@@ -87,6 +91,8 @@ pub struct SimState {
     pub tokens_per_chunk: u32,
     /// Default `max_tokens` for chat.
     pub default_max_tokens: u32,
+    /// Leading reasoning tokens of chat answers.
+    pub reasoning_tokens: u32,
     /// Admission limit.
     pub running: Option<Arc<tokio::sync::Semaphore>>,
     /// Random faults.
@@ -137,6 +143,7 @@ impl SimState {
             }),
             tokens_per_chunk: o.tokens_per_chunk,
             default_max_tokens: o.default_max_tokens.max(1),
+            reasoning_tokens: o.reasoning_tokens,
             running: o
                 .max_running
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),

@@ -167,6 +167,8 @@ enum Route {
 
 /// What a request asks for, whatever its protocol.
 struct Ask {
+    /// Why the request is invalid (answered with HTTP 400), if it is.
+    invalid: Option<String>,
     prompt_text: String,
     prompt_tokens: u32,
     max_tokens: u32,
@@ -175,6 +177,34 @@ struct Ask {
     stream: bool,
     include_usage: bool,
     continuous: bool,
+}
+
+/// Prompt tokens the simulator charges for each image (a vision encoder's patches).
+pub const IMAGE_TOKENS: u32 = 64;
+
+/// Checks an `image_url.url`: a `data:image/...;base64,` URL whose payload decodes,
+/// or an http(s) URL (not fetched).
+fn check_image(url: &Value) -> Result<(), String> {
+    use base64::Engine;
+    let Some(url) = url.as_str() else {
+        return Err("image_url.url must be a string".into());
+    };
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("data:image/") else {
+        return Err(format!(
+            "image_url.url must be an http(s) URL or a data:image/...;base64, URL, got '{}'",
+            url.chars().take(40).collect::<String>()
+        ));
+    };
+    let Some((_, payload)) = rest.split_once(";base64,") else {
+        return Err("a data URL image must be base64-encoded (data:image/png;base64,...)".into());
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .map(|_| ())
+        .map_err(|e| format!("the image data URL is not valid base64: {e}"))
 }
 
 fn prompt_of(st: &SimState, v: &Value) -> (String, u32) {
@@ -196,6 +226,7 @@ fn ask(st: &SimState, body: &Value, route: Route) -> Ask {
     let u = |v: &Value| v.as_u64().map(|x| x as u32);
     let b = |v: &Value| v.as_bool() == Some(true);
     let mut a = Ask {
+        invalid: None,
         prompt_text: String::new(),
         prompt_tokens: 0,
         max_tokens: st.default_max_tokens,
@@ -214,18 +245,28 @@ fn ask(st: &SimState, body: &Value, route: Route) -> Ask {
         }
         Route::Chat => {
             let mut text = String::new();
+            let mut images = 0u32;
             for m in body["messages"].as_array().into_iter().flatten() {
                 match &m["content"] {
                     Value::String(s) => text.push_str(s),
-                    Value::Array(parts) => parts
-                        .iter()
-                        .filter_map(|p| p["text"].as_str())
-                        .for_each(|s| text.push_str(s)),
+                    Value::Array(parts) => {
+                        for p in parts {
+                            match (p["type"].as_str(), p["text"].as_str()) {
+                                (_, Some(t)) => text.push_str(t),
+                                (Some("image_url"), _) => match check_image(&p["image_url"]["url"])
+                                {
+                                    Ok(()) => images += 1,
+                                    Err(e) => a.invalid = Some(e),
+                                },
+                                _ => {}
+                            }
+                        }
+                    }
                     _ => {}
                 }
                 text.push(' ');
             }
-            a.prompt_tokens = st.tokenizer.count(&text) as u32;
+            a.prompt_tokens = st.tokenizer.count(&text) as u32 + images * IMAGE_TOKENS;
             a.prompt_text = text;
             a.max_tokens = u(&body["max_completion_tokens"])
                 .or(u(&body["max_tokens"]))
@@ -374,6 +415,9 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
         }
     }
     let a = ask(&st, &body, route);
+    if let Some(why) = &a.invalid {
+        return error_response(StatusCode::BAD_REQUEST, why, "BadRequestError");
+    }
     let n = if route == Route::Embeddings {
         0
     } else if a.ignore_eos || a.min_tokens >= a.max_tokens {
@@ -470,8 +514,14 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
         }
         (Route::Mii, _) => json!({"text": [text]}),
         (_, Format::Chat) => {
+            let (think, answer) =
+                super::stream::split_tokens(seq, 0, st.reasoning_tokens.min(n), n);
+            let mut message = json!({"role": "assistant", "content": answer});
+            if !think.is_empty() {
+                message["reasoning_content"] = json!(think);
+            }
             json!({"id": format!("chatcmpl-{seq}"), "object": "chat.completion", "created": created, "model": st.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": finish}], "usage": usage})
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}], "usage": usage})
         }
         (_, Format::Sglang) => {
             json!({"text": text, "meta_info": {"id": seq.to_string(), "finish_reason": {"type": finish, "length": n},

@@ -30,6 +30,17 @@ pub fn token_text(seq: u64, k: u32) -> &'static str {
     SPACED[((seq.wrapping_mul(31)).wrapping_add(k as u64 * 7) % SPACED.len() as u64) as usize]
 }
 
+/// The texts of tokens `first..first+r` and `first+r..first+n` of request `seq`.
+pub fn split_tokens(seq: u64, first: u32, r: u32, n: u32) -> (String, String) {
+    let mut a = String::new();
+    let mut b = String::new();
+    for k in first..first + n {
+        let out = if k < first + r { &mut a } else { &mut b };
+        out.push_str(token_text(seq, k));
+    }
+    (a, b)
+}
+
 /// Which server's chunk format to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -188,8 +199,18 @@ impl SimStream {
                     out.push_str(&self.prefix);
                     out.push_str(&format!("\"delta\":{{\"role\":\"assistant\",\"content\":\"\"}},\"logprobs\":null,\"finish_reason\":null}}]{role_usage}}}\n\n"));
                 }
+                // Tokens before `reasoning_tokens` are reasoning, the rest the answer.
+                let r = self.st.reasoning_tokens.clamp(first_index, self.sent) - first_index;
+                let (think, answer) = split_tokens(self.seq, first_index, r, tokens);
+                let delta = match (think.is_empty(), answer.is_empty()) {
+                    (true, _) => format!("\"content\":\"{answer}\""),
+                    (false, true) => format!("\"reasoning_content\":\"{think}\""),
+                    (false, false) => {
+                        format!("\"reasoning_content\":\"{think}\",\"content\":\"{answer}\"")
+                    }
+                };
                 out.push_str(&self.prefix);
-                out.push_str(&format!("\"delta\":{{\"content\":\"{text}\"}},\"logprobs\":null,\"finish_reason\":{finish}}}]{usage}}}\n\n"));
+                out.push_str(&format!("\"delta\":{{{delta}}},\"logprobs\":null,\"finish_reason\":{finish}}}]{usage}}}\n\n"));
             }
             Format::Sglang => {
                 let fr = if last {

@@ -41,6 +41,8 @@ local L = {
     ittft = "TTFT from intended send P%s (ms):",
     ie2el = "E2EL from intended send P%s (ms):",
     chunk = "Chunk gap (raw ITL) mean (ms):",
+    reasoning = "Reasoning / answer tokens:",
+    ttfa = "Time to first answer mean/P%s (ms):",
     errors = "Errors by kind:",
     pre = "Connections opened before start:",
     health = "Client health:",
@@ -74,6 +76,8 @@ local L = {
     ittft = "按计划发送时刻计的 TTFT P%s (ms):",
     ie2el = "按计划发送时刻计的 E2EL P%s (ms):",
     chunk = "chunk 间隔（原始 ITL）平均 (ms):",
+    reasoning = "思考 / 回答 token 数:",
+    ttfa = "首个回答 token 时间 平均/P%s (ms):",
     errors = "错误分类:",
     pre = "开始前预先建立的连接数:",
     health = "客户端健康度:",
@@ -175,6 +179,12 @@ function M.format(s, opts)
     line(string.format(t.ittft, hp), num(s["p" .. hp .. "_intended_ttft_ms"]))
     line(string.format(t.ie2el, hp), num(s["p" .. hp .. "_intended_e2el_ms"]))
     line(t.chunk, num(s.mean_chunk_itl_ms))
+    -- 推理模型：先输出思考（reasoning），再输出回答；TTFA = 到第一个回答 token 的时间。
+    -- Reasoning models: TTFT counts the first reasoning token; TTFA the first answer token.
+    if (s.total_reasoning_tokens or 0) > 0 then
+      line(t.reasoning, string.format("%d / %d", s.total_reasoning_tokens, s.total_answer_tokens or 0))
+      line(string.format(t.ttfa, hp), num(s.mean_ttfa_ms) .. " / " .. num(s["p" .. hp .. "_ttfa_ms"]))
+    end
     local errs = {}
     for k, v in pairs(s.errors_by_kind or {}) do errs[#errs + 1] = k .. "=" .. tostring(v) end
     table.sort(errs)

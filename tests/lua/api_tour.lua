@@ -66,4 +66,34 @@ check(res3:summary().completed == 9, "num_requests cycles through the requests")
 local t2 = mb.target{ backend = "openai", sim = { ttft_ms = 1, itl_ms = 1 } }
 local res4 = mb.run{ target = t2, requests = { { prompt = "a b c", max_tokens = 2 } }, progress = false }
 res4:print{ lang = "en" }
+
+-- multimodal chat: a local image as a data URL; a broken data URL is a failed record
+local img = dir .. "/pixel.png"
+local f2 = assert(io.open(img, "wb")); f2:write("\137PNG\r\n\26\n fake"); f2:close()
+local url = mb.image_data_url(img)
+check(url:sub(1, 22) == "data:image/png;base64,", "data URL: " .. url:sub(1, 30))
+local ok_img, err_img = pcall(mb.image_data_url, dir .. "/notes.txt")
+check(not ok_img and tostring(err_img):find("unknown image type", 1, true), "bad image type: " .. tostring(err_img))
+local chat = mb.target{ backend = "openai-chat", sim = { ttft_ms = 1, itl_ms = 1, reasoning_tokens = 2 } }
+local function vision(u)
+  return { messages = { { role = "user", content = {
+    { type = "text", text = "what is this" },
+    { type = "image_url", image_url = { url = u } } } } }, max_tokens = 4 }
+end
+local res5 = mb.run{ target = chat, requests = { vision(url), vision("data:image/png;base64,%%%") }, progress = false }
+local r5 = res5:records()
+check(r5[1].success and r5[1].reasoning_tokens == 2, "image request with reasoning: " .. tostring(r5[1].error))
+check(not r5[2].success and r5[2].status == 400 and r5[2].error:find("base64", 1, true), "bad image: " .. tostring(r5[2].error))
+check(res5:summary().total_reasoning_tokens == 2, "reasoning tokens in the summary")
+
+-- every native backend from Lua
+for _, b in ipairs{ "sglang", "tgi", "tensorrt-llm", "llama.cpp", "deepspeed-mii", "openai-embeddings" } do
+  local tb = mb.target{ backend = b, body = { ignore_eos = true }, sim = { ttft_ms = 1, itl_ms = 1 } }
+  local rb = mb.run{ target = tb, requests = { { prompt = "a b c", max_tokens = 3 } }, progress = false }
+  local sb = rb:summary()
+  check(sb.completed == 1, b .. ": " .. tostring(rb:records()[1].error))
+  local want = b == "openai-embeddings" and 0 or 3
+  check(sb.total_output_tokens == want, b .. " output tokens " .. sb.total_output_tokens)
+  check(tb.stream == (b ~= "deepspeed-mii" and b ~= "openai-embeddings"), b .. " streams by default")
+end
 print("TOUR OK")
