@@ -98,6 +98,7 @@ local target = mb.target{
   timeout = args.request_timeout,
   stream = stream,
   continuous_usage = args.continuous_usage_stats,
+  request_id_prefix = args.request_id_prefix,
   body = body,
   tokenizer = tok,
   sim = use_sim and {
@@ -200,6 +201,9 @@ local res = mb.run{
   ready_timeout = args.ready_check_timeout_sec,
   grace = args.grace_period,
   label = args.label,
+  -- 服务器自身的指标（运行中/排队请求数、KV cache 占用、前缀缓存命中率）。
+  server_metrics = (not args.no_server_metrics) and args.server_metrics_interval or false,
+  profile = args.profile,
 }
 
 res:print{ lang = args.lang }

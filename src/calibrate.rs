@@ -117,6 +117,7 @@ fn one_run(
         .map(|i| Request::text(format!("calibrate {i}"), 2, Some(tokens)))
         .collect();
     let spec = RunSpec {
+        server_metrics: None,
         target: Arc::new(t),
         requests: Arc::new(reqs),
         arrival: Arrival::Infinite,

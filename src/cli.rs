@@ -282,6 +282,9 @@ pub struct ServeSimArgs {
     /// The first N tokens of every chat answer are reasoning (`reasoning_content`).
     #[arg(long, default_value_t = 0)]
     pub reasoning_tokens: u32,
+    /// Do not serve `/metrics` or the profiler endpoints.
+    #[arg(long)]
+    pub no_metrics: bool,
 }
 
 fn serve_sim(a: ServeSimArgs) -> i32 {
@@ -298,6 +301,7 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
         threads: a.threads,
         tokenizer: a.tokenizer,
         reasoning_tokens: a.reasoning_tokens,
+        metrics: !a.no_metrics,
         ..Default::default()
     };
     let state = match crate::sim::SimState::new(&opts) {

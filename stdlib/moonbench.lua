@@ -19,12 +19,18 @@ mb.version = core.version
 
 -- 目标服务器 Target ---------------------------------------------------------
 -- mb.target{ base_url = "http://127.0.0.1:8000", backend = "openai-chat", model = "Qwen/Qwen3-8B" }
---   backend:  "openai"/"vllm"（/v1/completions 文本补全）或 "openai-chat"（/v1/chat/completions 对话）
+--   backend:  "openai"/"vllm"（/v1/completions 文本补全）或 "openai-chat"（/v1/chat/completions 对话）；
+--             也可以是各服务器的原生接口: "sglang"（/generate）, "tgi"（/generate_stream）,
+--             "tensorrt-llm"（/v2/models/ensemble/generate_stream）, "llama.cpp"（/completion）,
+--             "deepspeed-mii"（不流式）, "openai-embeddings"（/v1/embeddings，只测延迟与吞吐）,
+--             以及 vLLM 的别名 "lmdeploy", "scalellm", "sglang-oai", "*-chat"。
 --   不写 base_url（也不写 host/port）时，自动在本机启动内置的模拟服务器（simulated server），
 --   没有 GPU 也能把每个例子跑起来。sim = { ttft_ms = 50, itl_ms = 10 } 可调模拟器的速度。
 --   其它可选项: endpoint, served_model_name, api_key（默认读 OPENAI_API_KEY，且绝不写进结果文件）,
 --   headers = {K = "V"}, timeout（秒，默认 600）, stream（默认 true）, body = {额外请求字段},
---   tokenizer（统计服务器没报告的 token 数用）, continuous_usage（让 vLLM 每个 chunk 都报 token 数）。
+--   tokenizer（统计服务器没报告的 token 数用）, continuous_usage（让 vLLM 每个 chunk 都报 token 数）,
+--   request_id_prefix（x-request-id 头的前缀，默认 "moonbench-"，方便在服务器日志里找请求）。
+--   sim 里还可以写 reasoning_tokens = N：每个对话回答的前 N 个 token 作为"思考"（reasoning_content）发送。
 mb.target = core.target
 
 -- 单独启动一个模拟服务器，返回 { base_url, host, port, model }。
@@ -94,11 +100,16 @@ mb.arrival = {
 --   percentiles = {50, 90, 95, 99},             -- 要报告的分位数
 --   on_response = function(r) ... end,          -- 可选：每个请求结束时调用一次（不是每个 token）
 --   records_file = "results/run.jsonl",         -- 可选：边跑边把每条请求记录写入文件，崩溃也不丢
+--   server_metrics = 1,        -- 每 1 秒读一次服务器的 Prometheus /metrics（默认；false 关闭；没有就自动跳过）
+--   profile = false,           -- true：正式测量前后调用 vLLM 的 /start_profile 与 /stop_profile
 -- }
 -- res:print()                 -- 打印 vLLM 风格的结果表（res:print{ lang = "zh" } 打印中文）
 -- res:save("results/run.json")-- 保存与 vLLM --save-result 兼容的 JSON
 -- res:summary()               -- 汇总结果（普通 Lua 表）：s.mean_ttft_ms, s.p99_itl_ms, ...
 -- res:records()               -- 每个请求一条记录：ttft, e2el, chunk_times, output_tokens, error ...
+-- res:server_metrics()        -- 服务器自身的指标：{ source, summary = { mean_running, max_waiting, ... },
+--                             --   series = { t = {...}, running = {...}, waiting = {...}, kv_cache_usage = {...} } }
+--                             -- 服务器没有 /metrics 时为 nil。排队（waiting）持续增长说明服务器已饱和。
 mb.run = core.run
 
 -- 小工具 Utilities ------------------------------------------------------------

@@ -110,6 +110,19 @@ fn bench_measures_the_simulators_timing() {
     let verdict = r["client_health"]["verdict"].as_str().unwrap();
     assert!(verdict == "ok" || verdict == "warning", "{verdict}");
     assert!(r["client_health"]["cpu_seconds"].as_f64().unwrap() > 0.0);
+    // The simulator's /metrics was read (at least at the start and at the end).
+    let sm = &r["server_metrics"];
+    assert_eq!(sm["source"], "vllm", "{sm}");
+    assert!(sm["summary"]["samples"].as_u64().unwrap() >= 2, "{sm}");
+    assert!(
+        sm["summary"]["max_running"].as_f64().unwrap() <= 20.0,
+        "{sm}"
+    );
+    assert_eq!(
+        sm["series"]["t"].as_array().unwrap().len(),
+        sm["series"]["running"].as_array().unwrap().len()
+    );
+    assert!(stdout.contains("Server metrics (vllm)"), "{stdout}");
 }
 
 #[test]

@@ -44,6 +44,7 @@ fn spec(sim: &SimHandle, backend: &str, reqs: Vec<Request>) -> RunSpec {
         records_path: None,
         tokenizer: Arc::new(Tokenizer::words()),
         io_threads: 2,
+        server_metrics: None,
     }
 }
 
@@ -286,7 +287,9 @@ async fn duration_bound_run_stops_sending() {
 async fn every_backend_measures_the_simulator_right() {
     let sim = sim(30.0, 6.0);
     for backend in ["sglang", "tgi", "tensorrt-llm", "llama.cpp"] {
-        let out = run(spec(&sim, backend, reqs(10, 12)), None).await.unwrap();
+        let mut s = spec(&sim, backend, reqs(10, 12));
+        Arc::get_mut(&mut s.target).unwrap().request_id_prefix = format!("{backend}-run-");
+        let out = run(s, None).await.unwrap();
         let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());
         assert_eq!(sum.completed, 10, "{backend}: {:?}", out.records[0].error);
         assert_eq!(sum.total_output_tokens, 120, "{backend}");
@@ -296,6 +299,12 @@ async fn every_backend_measures_the_simulator_right() {
         assert!((itl - 6.0).abs() < 1.0, "{backend}: mean ITL {itl}");
         for r in &out.records {
             assert!(r.streamed, "{backend}");
+            assert!(
+                r.request_id.starts_with(&format!("{backend}-run-")),
+                "{}",
+                r.request_id
+            );
+            // The simulator keeps its truth under the x-request-id it received.
             let truth = sim.truth.get(&r.request_id).expect("truth kept");
             assert_eq!(truth.chunk_ns.len(), r.chunk_ns.len(), "{backend}");
             for (m, t) in r.chunk_ns.iter().zip(&truth.chunk_ns) {
@@ -385,4 +394,56 @@ async fn reasoning_tokens_are_output_and_ttfa_is_measured() {
         }
         assert!(out.records[0].text.starts_with(' '));
     }
+}
+
+/// The server's `/metrics` is read during the run: the simulator's queue shows in
+/// the series; the profiler is started and stopped once around the measured part.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_metrics_are_read_during_the_run_and_the_profiler_wraps_it() {
+    let o = SimOptions {
+        ttft_ms: 5.0,
+        itl_ms: 5.0,
+        max_running: Some(4),
+        ..Default::default()
+    };
+    let sim = SimHandle::start(&o, "127.0.0.1:0").unwrap();
+    let mut s = spec(&sim, "openai", reqs(24, 20));
+    s.server_metrics = Some(Duration::from_millis(40));
+    s.warmups = 1;
+    Arc::get_mut(&mut s.target).unwrap().profile = true;
+    let out = run(s, None).await.unwrap();
+    assert_eq!(sim.state.stats.profile_calls(), (1, 1));
+    assert!(out.notes.is_empty(), "{:?}", out.notes);
+    let sm = out.server_metrics.expect("the simulator has /metrics");
+    assert_eq!(sm.source, "vllm");
+    // 24 requests, 4 at a time, ~100 ms each: ~600 ms, read every 40 ms.
+    assert!(sm.samples.len() >= 5, "{} readings", sm.samples.len());
+    let sum = sm.summary();
+    assert_eq!(sum["max_running"], 4.0, "{sum:?}");
+    assert!(sum["max_waiting"].as_f64().unwrap() >= 10.0, "{sum:?}");
+    assert!(
+        sm.samples.windows(2).all(|w| w[0].0 < w[1].0),
+        "times increase"
+    );
+
+    // A server without /metrics or a profiler: no series, a note, the run goes on.
+    let o = SimOptions {
+        ttft_ms: 1.0,
+        itl_ms: 1.0,
+        metrics: false,
+        ..Default::default()
+    };
+    let bare = SimHandle::start(&o, "127.0.0.1:0").unwrap();
+    let mut s = spec(&bare, "openai", reqs(3, 2));
+    s.server_metrics = Some(Duration::from_millis(40));
+    Arc::get_mut(&mut s.target).unwrap().profile = true;
+    let out = run(s, None).await.unwrap();
+    assert_eq!(out.records.iter().filter(|r| r.success()).count(), 3);
+    assert!(out.server_metrics.is_none());
+    assert_eq!(out.notes.len(), 2, "{:?}", out.notes);
+    assert!(
+        out.notes[0].contains("VLLM_TORCH_PROFILER_DIR"),
+        "{:?}",
+        out.notes
+    );
 }

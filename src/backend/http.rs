@@ -647,9 +647,29 @@ impl HttpClient {
         path: &str,
         headers: &[(String, String)],
     ) -> Result<(u16, Bytes), RequestError> {
+        self.simple(hyper::Method::GET, path, headers).await
+    }
+
+    /// A POST without a body on a fresh connection (vLLM's `/start_profile`).
+    pub async fn post_empty(
+        &self,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> Result<(u16, Bytes), RequestError> {
+        self.simple(hyper::Method::POST, path, headers).await
+    }
+
+    async fn simple(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> Result<(u16, Bytes), RequestError> {
         let mut conn = self.connect().await?;
-        let mut b =
-            hyper::Request::get(self.base.path(path)).header("host", self.base.host_header());
+        let mut b = hyper::Request::builder()
+            .method(method)
+            .uri(self.base.path(path))
+            .header("host", self.base.host_header());
         for (k, v) in headers {
             b = b.header(k.as_str(), v.as_str());
         }
@@ -660,7 +680,7 @@ impl HttpClient {
             .io
             .drive(conn.sender.send_request(req))
             .await
-            .map_err(|e| hyper_error("GET failed", &e))?;
+            .map_err(|e| hyper_error("the request failed", &e))?;
         let status = resp.status().as_u16();
         let body = conn
             .io

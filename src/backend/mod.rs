@@ -314,6 +314,16 @@ impl Target {
         self.served_model_name.as_deref().unwrap_or(&self.model)
     }
 
+    /// Headers for side requests (ready check, metrics, profiler): the extra
+    /// headers and the API key.
+    pub fn plain_headers(&self) -> Vec<(String, String)> {
+        let mut h = self.headers.clone();
+        if let Some(k) = &self.api_key {
+            h.push(("authorization".into(), format!("Bearer {k}")));
+        }
+        h
+    }
+
     /// The request path: the endpoint under the base URL, with `{model}` replaced
     /// by the payload model (known only after the ready check when not given).
     pub fn request_path(&self) -> String {

@@ -7,6 +7,7 @@ pub mod health;
 pub mod ready;
 pub mod run;
 pub mod schedule;
+pub mod scrape;
 
 pub use run::{RunOutcome, RunSpec, run};
 pub use schedule::Arrival;

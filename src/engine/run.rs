@@ -13,12 +13,14 @@ use super::cancel;
 use super::health::{ClientHealth, HealthMonitor, micros_histogram};
 use super::ready;
 use super::schedule::Arrival;
+use super::scrape::Scraper;
 use crate::backend::Target;
 use crate::backend::exec::{Dispatch, ExecContext, execute};
 use crate::backend::http::HttpClient;
 use crate::clock;
 use crate::dataset::RequestSet;
 use crate::metrics::RequestRecord;
+use crate::metrics::server::ServerSeries;
 use crate::output::progress::Progress;
 use crate::output::records::RecordWriter;
 use crate::tokenizer::Tokenizer;
@@ -57,6 +59,8 @@ pub struct RunSpec {
     pub tokenizer: Arc<Tokenizer>,
     /// Number of I/O worker threads (for the client-health CPU share).
     pub io_threads: usize,
+    /// Read the server's `/metrics` this often during the run (`None`: don't).
+    pub server_metrics: Option<Duration>,
 }
 
 /// What a run measured.
@@ -78,6 +82,10 @@ pub struct RunOutcome {
     pub server_models: Vec<String>,
     /// The model the requests named (the target's, or the server's first model).
     pub model: String,
+    /// The server's own metrics during the run, if it has any moonbench knows.
+    pub server_metrics: Option<ServerSeries>,
+    /// Problems worth telling the user that did not stop the run (profiler calls).
+    pub notes: Vec<String>,
 }
 
 impl RunOutcome {
@@ -207,10 +215,7 @@ pub async fn run(
     let client = Arc::new(HttpClient::new(&spec.target.base_url).await?);
     let mut out = RunOutcome::default();
     if let Some(timeout) = spec.ready_timeout.filter(|t| !t.is_zero()) {
-        let mut headers = spec.target.headers.clone();
-        if let Some(k) = &spec.target.api_key {
-            headers.push(("authorization".into(), format!("Bearer {k}")));
-        }
+        let headers = spec.target.plain_headers();
         let info = until_interrupted(ready::wait_ready(&client, &headers, timeout)).await??;
         out.server_models = info.models;
     }
@@ -317,9 +322,16 @@ pub async fn run(
         })
     };
 
+    let headers = spec.target.plain_headers();
+    if spec.target.profile {
+        profiler(&client, &headers, "/start_profile", &mut out.notes).await;
+    }
     let (tx, mut rx) = mpsc::unbounded_channel::<RequestRecord>();
     let sem = spec.max_concurrency.map(|c| Arc::new(Semaphore::new(c)));
     let t0 = clock::now_ns();
+    let scraper = spec
+        .server_metrics
+        .map(|every| Scraper::start(client.clone(), headers.clone(), every, t0));
     out.t0_ns = t0;
     if let Some(w) = writer.as_mut() {
         w.set_t0(t0);
@@ -353,6 +365,12 @@ pub async fn run(
         measured.push(rec);
     }
     progress.finish();
+    if let Some(s) = scraper {
+        out.server_metrics = s.finish().await;
+    }
+    if spec.target.profile {
+        profiler(&client, &headers, "/stop_profile", &mut out.notes).await;
+    }
     let lag = tokio::task::spawn_blocking(move || dispatcher.join())
         .await
         .map_err(|e| e.to_string())?
@@ -375,6 +393,38 @@ pub async fn run(
         .await;
     out.records.extend(measured);
     Ok(out)
+}
+
+/// Calls vLLM's profiler endpoint `path`; a failure becomes a note, not an error.
+async fn profiler(
+    client: &HttpClient,
+    headers: &[(String, String)],
+    path: &str,
+    notes: &mut Vec<String>,
+) {
+    let note = match client.post_empty(path, headers).await {
+        Ok((200, _)) => {
+            eprintln!(
+                "{} the server profiler ({path})",
+                if path.contains("start") {
+                    "Started"
+                } else {
+                    "Stopped"
+                }
+            );
+            return;
+        }
+        Ok((404, _)) => format!(
+            "the server has no {path} (vLLM serves it when started with VLLM_TORCH_PROFILER_DIR set); not profiled"
+        ),
+        Ok((s, body)) => format!(
+            "{path} answered HTTP {s}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        ),
+        Err(e) => format!("{path} failed: {}", e.message),
+    };
+    eprintln!("warning: {note}");
+    notes.push(note);
 }
 
 /// Sleeps on this thread until `target_ns`; returns false if the run was stopped.

@@ -215,6 +215,12 @@ impl RunResult {
             "client_health".into(),
             serde_json::to_value(&o.health).unwrap_or(Value::Null),
         );
+        if let Some(sm) = &o.server_metrics {
+            m.insert("server_metrics".into(), sm.to_json());
+        }
+        if !o.notes.is_empty() {
+            m.insert("notes".into(), json!(o.notes));
+        }
         m.insert("moonbench_version".into(), json!(env!("CARGO_PKG_VERSION")));
         m
     }

@@ -272,6 +272,12 @@ impl UserData for LuaResult {
             }
             Ok(out)
         });
+        m.add_method("server_metrics", |lua, r, ()| {
+            match &r.0.outcome.server_metrics {
+                Some(s) => to_lua(lua, &s.to_json()),
+                None => Ok(Value::Nil),
+            }
+        });
         m.add_method("print", |lua, r, opts: Option<Table>| {
             let summary = to_lua(lua, &r.0.to_json(&r.0.options, false, &[]))?;
             let require: Function = lua.globals().get("require")?;
@@ -309,15 +315,38 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
     let grace = secs(&o, "grace", Some(5.0))?.unwrap_or(Duration::from_secs(3600));
     let preconnect: bool = o.get("preconnect")?.unwrap_or(true);
     let label: Option<String> = o.get("label")?;
+    // 服务器自身的 Prometheus 指标：默认每 1 秒读一次；false 或 0 关闭。
+    let server_metrics = match o.value("server_metrics")? {
+        Value::Nil | Value::Boolean(true) => Some(Duration::from_secs(1)),
+        Value::Boolean(false) => None,
+        Value::Integer(n) if n >= 0 => (n > 0).then(|| Duration::from_secs(n as u64)),
+        Value::Number(x) if x >= 0.0 && x.is_finite() => {
+            (x > 0.0).then(|| Duration::from_secs_f64(x.max(0.05)))
+        }
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "mb.run: server_metrics must be seconds between readings (e.g. 1) or false, got {}",
+                other.type_name()
+            )));
+        }
+    };
+    let profile: bool = o.get("profile")?.unwrap_or(false);
     let options = result_options(&lua, &o, &ResultOptions::default())?;
     o.finish()?;
+    let target = if profile {
+        let mut t = (*tg.target).clone();
+        t.profile = true;
+        Arc::new(t)
+    } else {
+        tg.target.clone()
+    };
 
     let (io, io_threads) = {
         let env = lua.app_data_ref::<Env>().expect("env");
         (env.io.clone(), env.io_threads)
     };
     let spec = RunSpec {
-        target: tg.target.clone(),
+        target,
         requests,
         arrival: arrival.clone(),
         num_requests,
@@ -331,6 +360,7 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
         records_path: records_path.map(PathBuf::from),
         tokenizer: tg.tokenizer.clone(),
         io_threads,
+        server_metrics,
     };
     crate::engine::run::validate(&spec)
         .map_err(|e| mlua::Error::runtime(format!("mb.run: {e}")))?;

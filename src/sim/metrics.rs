@@ -23,9 +23,29 @@ pub struct SimStats {
     prefix_queries: AtomicU64,
     prefix_hits: AtomicU64,
     blocks: Mutex<HashSet<u64>>,
+    profile_starts: AtomicU64,
+    profile_stops: AtomicU64,
 }
 
 impl SimStats {
+    /// `/start_profile` (true) or `/stop_profile` was called.
+    pub fn profile_call(&self, start: bool) {
+        let c = if start {
+            &self.profile_starts
+        } else {
+            &self.profile_stops
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times the profiler was started and stopped.
+    pub fn profile_calls(&self) -> (u64, u64) {
+        (
+            self.profile_starts.load(Ordering::Relaxed),
+            self.profile_stops.load(Ordering::Relaxed),
+        )
+    }
+
     /// A request starts waiting for a slot.
     pub fn start_waiting(&self) {
         self.waiting.fetch_add(1, Ordering::Relaxed);

@@ -55,6 +55,9 @@ pub struct SimOptions {
     pub threads: usize,
     /// Tokenizer for counting prompt tokens (default: words).
     pub tokenizer: Option<String>,
+    /// Serve `/metrics` and the profiler endpoints (off: answer 404, like a server
+    /// started without them).
+    pub metrics: bool,
     /// The first this-many tokens of every chat answer are reasoning
     /// (`reasoning_content`), as a reasoning model's server sends them.
     pub reasoning_tokens: u32,
@@ -77,6 +80,7 @@ impl Default for SimOptions {
             threads: 2,
             tokenizer: None,
             reasoning_tokens: 0,
+            metrics: true,
         }
     }
 }
@@ -93,6 +97,8 @@ pub struct SimState {
     pub default_max_tokens: u32,
     /// Leading reasoning tokens of chat answers.
     pub reasoning_tokens: u32,
+    /// Whether `/metrics` and the profiler endpoints exist.
+    pub metrics: bool,
     /// Admission limit.
     pub running: Option<Arc<tokio::sync::Semaphore>>,
     /// Random faults.
@@ -144,6 +150,7 @@ impl SimState {
             tokens_per_chunk: o.tokens_per_chunk,
             default_max_tokens: o.default_max_tokens.max(1),
             reasoning_tokens: o.reasoning_tokens,
+            metrics: o.metrics,
             running: o
                 .max_running
                 .map(|n| Arc::new(tokio::sync::Semaphore::new(n.max(1)))),
@@ -166,6 +173,8 @@ pub struct SimHandle {
     pub truth: Arc<TruthLog>,
     /// Its model id.
     pub model: String,
+    /// Its shared state (counters, options).
+    pub state: Arc<SimState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -186,6 +195,7 @@ impl SimHandle {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let truth = state.truth.clone();
+        let shared = state.clone();
         let threads = opts.threads.max(1);
         let thread = std::thread::Builder::new()
             .name("mb-sim-main".into())
@@ -210,6 +220,7 @@ impl SimHandle {
             addr,
             truth,
             model: opts.model.clone(),
+            state: shared,
             stop: Some(stop_tx),
             thread: Some(thread),
         })

@@ -122,13 +122,14 @@ pub async fn handle(
             &json!({"object": "list", "data": [{"id": st.model, "object": "model", "created": 0,
                      "owned_by": "moonbench", "root": st.model, "parent": null}]}),
         ),
-        (&Method::GET, "/metrics") => Response::builder()
+        (&Method::GET, "/metrics") if st.metrics => Response::builder()
             .header("content-type", "text/plain; version=0.0.4")
             .body(SimBody::Full(Some(Bytes::from(
                 st.stats.render(&st.model, st.max_running),
             ))))
             .unwrap(),
-        (&Method::POST, "/start_profile" | "/stop_profile") => {
+        (&Method::POST, "/start_profile" | "/stop_profile") if st.metrics => {
+            st.stats.profile_call(path == "/start_profile");
             json_response(StatusCode::OK, &json!({}))
         }
         (&Method::POST, "/v1/completions") => generate(req, st, Route::Completions).await,

@@ -184,7 +184,7 @@ impl Tokenizer {
     pub fn vocab_size(&self) -> u32 {
         match &self.kind {
             Kind::Hf { inner, .. } => inner.get_vocab_size(true) as u32,
-            Kind::Words => words::WORDS.len() as u32,
+            Kind::Words => words::vocab_size(),
         }
     }
 

@@ -51,12 +51,25 @@ impl WordPool {
         Ok(WordPool { ids, texts })
     }
 
-    /// The pool of the word-count tokenizer.
+    /// The pool of the word-count tokenizer: every word of its vocabulary whose id
+    /// it encodes back to (compounds that spell another word are left out).
     pub fn from_words() -> WordPool {
-        let w = super::words::WORDS;
+        let v = super::words::vocab();
+        let (mut ids, mut texts) = (Vec::new(), Vec::new());
+        for (i, w) in v.iter().enumerate() {
+            if super::words::encode(w) == [i as u32] {
+                ids.push(i as u32);
+                texts.push(format!(" {w}").into_boxed_str());
+            }
+        }
+        // A fixed stride through the list, so neighbouring pool entries (which random
+        // prompts use in sequence) are unrelated words rather than `casehouse casestory`.
+        let n = ids.len();
+        let stride = (7919..).find(|s| gcd(*s, n) == 1).unwrap_or(1);
+        let order: Vec<usize> = (0..n).map(|k| k * stride % n).collect();
         WordPool {
-            ids: (0..w.len() as u32).collect(),
-            texts: w.iter().map(|s| format!(" {s}").into_boxed_str()).collect(),
+            ids: order.iter().map(|&i| ids[i]).collect(),
+            texts: order.iter().map(|&i| texts[i].clone()).collect(),
         }
     }
 
@@ -96,6 +109,10 @@ impl WordPool {
         }
         Ok(())
     }
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 #[cfg(test)]

@@ -17,21 +17,58 @@ pub const WORDS: &[&str] = &[
     "space", "state", "rule", "view", "form", "list", "step",
 ];
 
-/// Ids of the words of `text` (unknown words get id `WORDS.len()`).
+/// The whole vocabulary: the words, then every two-word compound (`moonriver`),
+/// so random prompts draw from ~10k tokens as with a real tokenizer and unrelated
+/// prompts do not share long runs of words (which a prefix cache would hit).
+pub fn vocab() -> &'static [String] {
+    static V: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let mut v: Vec<String> = WORDS.iter().map(|w| w.to_string()).collect();
+        for a in WORDS {
+            for b in WORDS {
+                v.push(format!("{a}{b}"));
+            }
+        }
+        v
+    })
+}
+
+fn ids() -> &'static std::collections::HashMap<&'static str, u32> {
+    static M: std::sync::OnceLock<std::collections::HashMap<&'static str, u32>> =
+        std::sync::OnceLock::new();
+    M.get_or_init(|| {
+        let mut m = std::collections::HashMap::new();
+        for (i, w) in vocab().iter().enumerate() {
+            // Compounds that spell a word (or another compound) keep the first id.
+            m.entry(w.as_str()).or_insert(i as u32);
+        }
+        m
+    })
+}
+
+/// Number of ids, including the unknown-word id (the last).
+pub fn vocab_size() -> u32 {
+    vocab().len() as u32 + 1
+}
+
+/// Ids of the words of `text` (unknown words get the last id).
 pub fn encode(text: &str) -> Vec<u32> {
+    let m = ids();
+    let unk = vocab().len() as u32;
     text.split_whitespace()
-        .map(|w| WORDS.iter().position(|x| *x == w).unwrap_or(WORDS.len()) as u32)
+        .map(|w| m.get(w).copied().unwrap_or(unk))
         .collect()
 }
 
 /// The words of `ids`, joined by spaces (unknown ids become `<unk>`).
 pub fn decode(ids: &[u32]) -> String {
+    let v = vocab();
     let mut s = String::new();
     for (i, id) in ids.iter().enumerate() {
         if i > 0 {
             s.push(' ');
         }
-        s.push_str(WORDS.get(*id as usize).copied().unwrap_or("<unk>"));
+        s.push_str(v.get(*id as usize).map_or("<unk>", |w| w.as_str()));
     }
     s
 }

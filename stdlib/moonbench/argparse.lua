@@ -50,7 +50,9 @@ local function convert(spec, flag, raw)
       for _, c in ipairs(flag.choices) do
         if c == raw then return raw end
       end
-      fail(spec, name .. " must be one of " .. table.concat(flag.choices, ", ") .. ", got '" .. raw .. "'")
+      local hint = core.suggest(raw, flag.choices)
+      fail(spec, name .. " must be one of " .. table.concat(flag.choices, ", ") .. ", got '" .. raw .. "'"
+        .. (hint and (" (did you mean '" .. hint .. "'?)") or ""))
     end
     return raw
   end

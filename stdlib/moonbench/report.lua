@@ -42,6 +42,12 @@ local L = {
     ie2el = "E2EL from intended send P%s (ms):",
     chunk = "Chunk gap (raw ITL) mean (ms):",
     reasoning = "Reasoning / answer tokens:",
+    server = " Server metrics (%s) ",
+    srun = "Running requests mean/max:",
+    swait = "Waiting requests mean/max:",
+    skv = "KV-cache usage mean/max (%):",
+    shit = "Prefix-cache hit rate (%):",
+    spre = "Preemptions during the run:",
     ttfa = "Time to first answer mean/P%s (ms):",
     errors = "Errors by kind:",
     pre = "Connections opened before start:",
@@ -77,6 +83,12 @@ local L = {
     ie2el = "按计划发送时刻计的 E2EL P%s (ms):",
     chunk = "chunk 间隔（原始 ITL）平均 (ms):",
     reasoning = "思考 / 回答 token 数:",
+    server = " 服务器自身指标（%s） ",
+    srun = "运行中请求数 平均/最大:",
+    swait = "排队请求数 平均/最大:",
+    skv = "KV cache 占用 平均/最大 (%):",
+    shit = "前缀缓存命中率 (%):",
+    spre = "运行期间的抢占次数:",
     ttfa = "首个回答 token 时间 平均/P%s (ms):",
     errors = "错误分类:",
     pre = "开始前预先建立的连接数:",
@@ -196,6 +208,22 @@ function M.format(s, opts)
         (h.kernel_timestamps and h.read_lag_p99_ms or h.sched_delay_p99_ms) or 0) .. ")")
       for _, w in ipairs(h.warnings or {}) do lines[#lines + 1] = "  warning: " .. w end
     end
+  end
+  -- 服务器自己报告的指标（Prometheus /metrics）：排队多说明服务器已饱和，KV cache 接近 100% 会导致抢占。
+  -- The server's own view: a growing queue means it is saturated; a full KV cache causes preemptions.
+  local sm = not opts.vllm_only and s.server_metrics
+  if sm and sm.summary then
+    local m = sm.summary
+    lines[#lines + 1] = center(string.format(t.server, sm.source or "?"), 50, "-")
+    local function pair(a, b, scale)
+      scale = scale or 1
+      return num(a * scale) .. " / " .. num(b * scale)
+    end
+    if m.mean_running then line(t.srun, pair(m.mean_running, m.max_running)) end
+    if m.mean_waiting then line(t.swait, pair(m.mean_waiting, m.max_waiting)) end
+    if m.mean_kv_cache_usage then line(t.skv, pair(m.mean_kv_cache_usage, m.max_kv_cache_usage, 100)) end
+    if m.prefix_cache_hit_rate then line(t.shit, num(m.prefix_cache_hit_rate * 100)) end
+    if m.preemptions then line(t.spre, string.format("%d", m.preemptions)) end
   end
   lines[#lines + 1] = string.rep("=", 50)
   return table.concat(lines, "\n")

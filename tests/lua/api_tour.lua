@@ -86,6 +86,15 @@ check(r5[1].success and r5[1].reasoning_tokens == 2, "image request with reasoni
 check(not r5[2].success and r5[2].status == 400 and r5[2].error:find("base64", 1, true), "bad image: " .. tostring(r5[2].error))
 check(res5:summary().total_reasoning_tokens == 2, "reasoning tokens in the summary")
 
+-- the server's own metrics (the simulator serves vLLM's names)
+local sm = res5:server_metrics()
+check(sm and sm.source == "vllm" and sm.summary.samples >= 2 and #sm.series.t == sm.summary.samples,
+  "server metrics: " .. mb.json.encode(sm or {}))
+local res6 = mb.run{ target = chat, requests = { vision(url) }, server_metrics = false, progress = false }
+check(res6:server_metrics() == nil, "server_metrics = false skips them")
+local ok_sm, err_sm = pcall(mb.run, { target = chat, requests = { vision(url) }, server_metrics = "often" })
+check(not ok_sm and tostring(err_sm):find("server_metrics must be seconds", 1, true), tostring(err_sm))
+
 -- every native backend from Lua
 for _, b in ipairs{ "sglang", "tgi", "tensorrt-llm", "llama.cpp", "deepspeed-mii", "openai-embeddings" } do
   local tb = mb.target{ backend = b, body = { ignore_eos = true }, sim = { ttft_ms = 1, itl_ms = 1 } }
