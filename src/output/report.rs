@@ -327,6 +327,76 @@ pub fn build(rs: &[Loaded], title: &str, timeline_of: Option<&str>) -> String {
             });
         }
     }
+    // The server's own metrics over time (results that have them).
+    let mut server_charts = Vec::new();
+    let with_server: Vec<&Loaded> = rs
+        .iter()
+        .filter(|r| {
+            r.data
+                .get("server_metrics")
+                .and_then(|m| m.get("series"))
+                .is_some()
+        })
+        .take(8)
+        .collect();
+    let column = |r: &Loaded, key: &str| -> Option<Vec<(f64, f64)>> {
+        let series = r.data.get("server_metrics")?.get("series")?;
+        let t = series.get("t")?.as_array()?;
+        let v = series.get(key)?.as_array()?;
+        let pts: Vec<(f64, f64)> = t
+            .iter()
+            .zip(v)
+            .filter_map(|(t, v)| Some((t.as_f64()?, v.as_f64()?)))
+            .collect();
+        (!pts.is_empty()).then_some(pts)
+    };
+    let mut queue = Vec::new();
+    let mut kv = Vec::new();
+    for (i, r) in with_server.iter().enumerate() {
+        let name = short_name(&r.name);
+        for (key, dashed, label) in [
+            ("running", false, " running"),
+            ("waiting", true, " waiting"),
+        ] {
+            if let Some(points) = column(r, key) {
+                queue.push(Series {
+                    name: format!("{name}{label}"),
+                    points,
+                    dashed,
+                    color: i,
+                    markers: false,
+                });
+            }
+        }
+        if let Some(points) = column(r, "kv_cache_usage") {
+            let points = points.into_iter().map(|(t, v)| (t, v * 100.0)).collect();
+            kv.push(Series {
+                name: name.clone(),
+                points,
+                dashed: false,
+                color: i,
+                markers: false,
+            });
+        }
+    }
+    for (title, y, series) in [
+        (
+            "Server: requests running (solid) and waiting (dashed)",
+            "requests",
+            queue,
+        ),
+        ("Server: KV-cache usage", "percent", kv),
+    ] {
+        if !series.is_empty() {
+            server_charts.push(Chart {
+                title: title.into(),
+                x_label: "seconds since the run started".into(),
+                y_label: y.into(),
+                series,
+                x_log: false,
+            });
+        }
+    }
     let tl_run = match timeline_of {
         Some(n) => detailed
             .iter()
@@ -405,6 +475,14 @@ pub fn build(rs: &[Loaded], title: &str, timeline_of: Option<&str>) -> String {
         }
         if let Some(t) = &tl {
             let _ = write!(h, "<div class=\"card\">{t}</div>");
+        }
+        h.push_str("</div>");
+    }
+
+    if !server_charts.is_empty() {
+        h.push_str("<h2>The server's own metrics</h2><p class=\"muted\">Read from its Prometheus /metrics during each run. A queue that keeps growing means the server is saturated; KV-cache usage near 100% leads to preemptions.</p><div class=\"grid\">");
+        for c in &server_charts {
+            let _ = write!(h, "<div class=\"card\">{}</div>", c.to_svg());
         }
         h.push_str("</div>");
     }
