@@ -212,3 +212,37 @@ fn a_stream_from_another_protocol_names_the_right_backend() {
         );
     }
 }
+
+#[test]
+fn recorded_whole_answers_of_mii_and_embeddings() {
+    use moonbench::backend::protocol::on_body;
+    let read = |p: &str| {
+        std::fs::read(format!("{}/tests/fixtures/{p}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let mut acc = Accum::default();
+    on_body(Api::Mii, &read("sim_mii_answer.json"), 7, &mut acc).unwrap();
+    assert_eq!(
+        (acc.text.as_str(), acc.chunk_ns.clone()),
+        (" the model stone river light", vec![7])
+    );
+    let mut acc = Accum::default();
+    on_body(
+        Api::Embeddings,
+        &read("sim_embeddings_answer.json"),
+        7,
+        &mut acc,
+    )
+    .unwrap();
+    assert_eq!(
+        (acc.usage_prompt, acc.chunk_tokens.clone()),
+        (Some(3), vec![0])
+    );
+    // The embeddings answer given to a chat decoder says what it is.
+    let mut acc = Accum::default();
+    let e = on_body(Api::Chat, &read("sim_embeddings_answer.json"), 7, &mut acc).unwrap_err();
+    assert!(
+        e.message.contains("use --backend openai-embeddings"),
+        "{}",
+        e.message
+    );
+}
