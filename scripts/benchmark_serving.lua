@@ -159,7 +159,24 @@ end
 -- 轨迹数据（mooncake；burstgpt 加 --use-trace-timestamps）按记录的时间戳发送，除非显式给了 --request-rate。
 local arrival
 local replay = requests:timestamps() ~= nil and not args._given.request_rate
-if replay then
+if args.ramp_up_strategy then
+  -- 斜坡（ramp-up）：第 i 个请求的速率从 start 升到 end，与 vLLM 的 --ramp-up-* 相同。
+  local s, e = args.ramp_up_start_rps, args.ramp_up_end_rps
+  if s == nil or e == nil then
+    error("moonbench bench: --ramp-up-strategy needs both --ramp-up-start-rps and --ramp-up-end-rps", 0)
+  end
+  if args._given.request_rate and args.request_rate ~= math.huge then
+    error("moonbench bench: --ramp-up-strategy and a finite --request-rate cannot be used together; drop one", 0)
+  end
+  if s <= 0 or s > e then
+    error(string.format("moonbench bench: need 0 < --ramp-up-start-rps <= --ramp-up-end-rps, got %s and %s", s, e), 0)
+  end
+  replay = false
+  arrival = mb.arrival.ramp{ from = s, to = e, requests = #requests, shape = args.ramp_up_strategy,
+    random = true, burstiness = args.burstiness, seed = args.seed }
+elseif args.ramp_up_start_rps or args.ramp_up_end_rps then
+  error("moonbench bench: --ramp-up-start-rps/--ramp-up-end-rps need --ramp-up-strategy linear|exponential", 0)
+elseif replay then
   arrival = mb.arrival.trace{ timestamps = requests, scale = args.trace_time_scale }
 elseif args.request_rate == math.huge then
   arrival = mb.arrival.infinite()
@@ -175,6 +192,8 @@ else
       "目标：" .. target.base_url .. target.endpoint .. "（backend " .. args.backend .. "）")
 end
 local rate_text = replay and string.format("trace timestamps x %s", args.trace_time_scale)
+  or args.ramp_up_strategy and string.format("ramp-up (%s) from %s to %s", args.ramp_up_strategy,
+    args.ramp_up_start_rps, args.ramp_up_end_rps)
   or (args.request_rate == math.huge and "inf" or tostring(args.request_rate))
 say("Traffic request rate: " .. rate_text, "请求速率: " .. rate_text)
 if not replay then

@@ -87,6 +87,15 @@ mb.arrival = {
   -- 轨迹回放：用请求集自带的时间戳（或一个秒数列表），scale 缩放（0.5 = 两倍速回放）。
   -- mb.arrival.trace{ timestamps = reqs, scale = 1.0 }；在 mb.run 里写 arrival = "trace" 也可以。
   trace = core.arrival_trace,
+  -- 斜坡（ramp）：速率从 from 逐渐变到 to，用来找服务器"开始变慢"的那个负载点。
+  -- mb.arrival.ramp{ from = 1, to = 20, duration = 60 }            -- 60 秒内线性升到 20 req/s，然后结束
+  --   shape = "exponential"（按比例增长）, hold = true（到顶后保持 to 的速率）,
+  --   random = true / seed = 1（在曲线上按泊松过程随机到达；默认严格按曲线等间隔）
+  -- mb.arrival.ramp{ from = 1, to = 20, requests = 500 }           -- 按请求序号升速率（= vLLM 的 --ramp-up-*）
+  ramp = core.arrival_ramp,
+  -- 阶梯（steps）：每一级一个固定速率，持续若干秒；rate = 0 表示暂停。
+  -- mb.arrival.steps{ { rate = 5, duration = 30 }, { rate = 10, duration = 30 }, { rate = 20, duration = 30 } }
+  steps = core.arrival_steps,
 }
 
 -- 运行 Run ------------------------------------------------------------------

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -165,6 +165,85 @@ fn default_file_name_is_vllms() {
         n.len(),
         "vllm-infqps-concurrency4-moonbench-sim-".len() + "20260101-000000.json".len(),
         "{n}"
+    );
+}
+
+#[test]
+fn ramp_up_as_vllm() {
+    let dir = tmpdir("ramp");
+    let d = dir.to_str().unwrap();
+    let out = run(
+        &[
+            "bench",
+            "--num-prompts",
+            "40",
+            "--random-input-len",
+            "8",
+            "--random-output-len",
+            "2",
+            "--ramp-up-strategy",
+            "exponential",
+            "--ramp-up-start-rps",
+            "50",
+            "--ramp-up-end-rps",
+            "400",
+            "--save-result",
+            "--result-dir",
+            d,
+            "--disable-tqdm",
+            "--sim-ttft-ms",
+            "1",
+            "--sim-itl-ms",
+            "1",
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let path = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let name = path.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(
+        name.starts_with("vllm-ramp-up-exponential-50qps-400qps-moonbench-sim-"),
+        "{name}"
+    );
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(r["completed"], 40);
+    assert_eq!(r["request_rate"], "inf");
+    assert_eq!(
+        (r["ramp_up_start_rps"].clone(), r["ramp_up_end_rps"].clone()),
+        (json!(50), json!(400))
+    );
+    let ev = r["rps_change_events"].as_array().unwrap();
+    assert_eq!(ev[0]["rps"], 50);
+    assert_eq!(ev.last().unwrap()["rps"], 400);
+    assert!(
+        ev.windows(2)
+            .all(|w| w[0]["rps"].as_i64() < w[1]["rps"].as_i64())
+    );
+    // A ramp and a finite rate together is an error that names both.
+    let out = run(
+        &[
+            "bench",
+            "--ramp-up-strategy",
+            "linear",
+            "--ramp-up-start-rps",
+            "1",
+            "--ramp-up-end-rps",
+            "2",
+            "--request-rate",
+            "5",
+        ],
+        LIMIT,
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("cannot be used together"),
+        "{}",
+        text(&out).1
     );
 }
 

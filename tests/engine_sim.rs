@@ -447,3 +447,40 @@ async fn server_metrics_are_read_during_the_run_and_the_profiler_wraps_it() {
         out.notes
     );
 }
+
+/// A linear ramp from 10 to 90 req/s over 2 s: request k is due when the integral of
+/// the rate reaches k, and is sent within 10 ms of that (debug build, loaded CI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ramp_send_times_follow_the_curve() {
+    use moonbench::engine::schedule::{Piece, RateProfile, Shape};
+    let sim = sim(1.0, 1.0);
+    let mut s = spec(&sim, "openai", reqs(200, 2));
+    s.arrival = Arrival::Profile(Arc::new(RateProfile {
+        pieces: vec![Piece {
+            secs: 2.0,
+            from: 10.0,
+            to: 90.0,
+            shape: Shape::Linear,
+        }],
+        random: None,
+    }));
+    let out = run(s, None).await.unwrap();
+    // ∫ rate over 2 s = 100 requests; the rest of the 200 are never due.
+    assert_eq!(out.records.len(), 100);
+    let t0 = out.t0_ns;
+    let mut worst = 0.0f64;
+    for r in &out.records {
+        let k = r.index as f64;
+        // 10 t + 20 t² = k
+        let due = (-10.0 + (100.0 + 80.0 * k).sqrt()) / 40.0;
+        let scheduled = (r.scheduled_ns - t0) as f64 / 1e9;
+        assert!(
+            (scheduled - due).abs() < 1e-6,
+            "request {k}: scheduled {scheduled}, due {due}"
+        );
+        let sent = (r.sent_ns - t0) as f64 / 1e9;
+        worst = worst.max(sent - due);
+        assert!(sent >= due - 1e-6, "sent early");
+    }
+    assert!(worst < 0.010, "a request was sent {} ms late", worst * 1e3);
+}

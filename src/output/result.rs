@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::{Map, Value, json};
 
 use crate::engine::RunOutcome;
+use crate::engine::schedule::Shape;
 use crate::metrics::{Metric, Slo, Summary, SummaryOptions, summarize};
 
 /// What a run was asked to do (the header of its result).
@@ -36,6 +37,53 @@ pub struct RunInfo {
     pub endpoint: String,
     /// Warm-up requests sent.
     pub num_warmups: usize,
+    /// vLLM's ramp-up (`--ramp-up-strategy`), if the run used one.
+    pub ramp: Option<RampInfo>,
+}
+
+/// A ramp-up as vLLM records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RampInfo {
+    /// `linear` or `exponential`.
+    pub strategy: Shape,
+    /// Rate of the first request.
+    pub start: f64,
+    /// Rate of the last request.
+    pub end: f64,
+    /// Requests the ramp spans.
+    pub n: u64,
+}
+
+impl RampInfo {
+    /// The ramp of an arrival process, if it is vLLM's kind.
+    pub fn of(a: &crate::engine::Arrival) -> Option<RampInfo> {
+        match a {
+            crate::engine::Arrival::RampByIndex {
+                from, to, n, shape, ..
+            } => Some(RampInfo {
+                strategy: *shape,
+                start: *from,
+                end: *to,
+                n: *n,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The rate of request `i`.
+    pub fn rate(&self, i: u64) -> f64 {
+        let p = i as f64 / self.n.saturating_sub(1).max(1) as f64;
+        self.strategy.at(self.start, self.end, p)
+    }
+}
+
+/// A number as vLLM's integer flags print it (`5`, or `2.5` if not whole).
+fn int_or_float(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
 }
 
 /// How results are summarized by default.
@@ -110,11 +158,44 @@ impl RunResult {
             .max_concurrency
             .map(|c| format!("-concurrency{c}"))
             .unwrap_or_default();
+        if let Some(r) = &self.info.ramp {
+            return format!(
+                "{label}-ramp-up-{}-{}qps-{}qps{conc}-{model}-{}.json",
+                r.strategy.name(),
+                int_or_float(r.start),
+                int_or_float(r.end),
+                self.info.date
+            );
+        }
         format!(
             "{label}-{}qps{conc}-{model}-{}.json",
             py_float(self.info.request_rate),
             self.info.date
         )
+    }
+
+    /// vLLM's `rps_change_events`: each time ⌊rate⌋ of the ramp rises, the integer
+    /// rate and the wall-clock time its first request was scheduled.
+    fn rps_change_events(&self, r: &RampInfo) -> Value {
+        let now_wall = chrono::Local::now();
+        let now_ns = crate::clock::now_ns();
+        let mut last = -1i64;
+        let mut events = Vec::new();
+        let mut recs: Vec<_> = self.outcome.records.iter().filter(|x| !x.warmup).collect();
+        recs.sort_by_key(|x| x.index);
+        for rec in recs {
+            let rps = r.rate(rec.index).floor() as i64;
+            if rps > last {
+                last = rps;
+                let back =
+                    chrono::Duration::nanoseconds(now_ns.saturating_sub(rec.scheduled_ns) as i64);
+                let ts = (now_wall - back)
+                    .naive_local()
+                    .format("%Y-%m-%dT%H:%M:%S%.6f");
+                events.push(json!({"rps": rps, "timestamp": ts.to_string()}));
+            }
+        }
+        json!(events)
     }
 
     /// The result as JSON: vLLM's keys (with `detailed`, the per-request arrays),
@@ -146,6 +227,12 @@ impl RunResult {
         );
         m.insert("burstiness".into(), json!(i.burstiness));
         m.insert("max_concurrency".into(), json!(i.max_concurrency));
+        if let Some(r) = &i.ramp {
+            m.insert("ramp_up_strategy".into(), json!(r.strategy.name()));
+            m.insert("ramp_up_start_rps".into(), int_or_float(r.start));
+            m.insert("ramp_up_end_rps".into(), int_or_float(r.end));
+            m.insert("rps_change_events".into(), self.rps_change_events(r));
+        }
         m.extend(s.vllm_map(&opts.metrics, "request_goodput"));
         if detailed {
             let recs: Vec<_> = self.outcome.records.iter().filter(|r| !r.warmup).collect();

@@ -14,6 +14,7 @@ use super::data::requests_arg;
 use super::opts::Opts;
 use super::target::LuaTarget;
 use super::{Env, format_error};
+use crate::engine::schedule::{Piece, RateProfile, Shape};
 use crate::engine::{Arrival, RunSpec, cancel, run};
 use crate::metrics::{Metric, Slo};
 use crate::output::records::record_json;
@@ -378,6 +379,7 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
         base_url: tg.target.base_url.as_string(),
         endpoint: tg.target.endpoint.clone(),
         num_warmups: warmups,
+        ramp: crate::output::result::RampInfo::of(&arrival),
     };
     drop(tg);
 
@@ -468,6 +470,99 @@ pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
             o.finish()?;
             a.validate()
                 .map_err(|e| mlua::Error::runtime(format!("mb.arrival.constant: {e}")))?;
+            Ok(LuaArrival(a))
+        })?,
+    )?;
+    m.set(
+        "arrival_ramp",
+        lua.create_function(|lua, t: Table| {
+            let o = Opts::new(lua, t, "mb.arrival.ramp");
+            let from: f64 = o.req("from")?;
+            let to: f64 = o.req("to")?;
+            let shape = Shape::parse(&o.get::<String>("shape")?.unwrap_or_else(|| "linear".into()))
+                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.ramp: {e}")))?;
+            let duration: Option<f64> = o.get("duration")?;
+            let requests: Option<u64> = o.get("requests")?;
+            let burstiness: f64 = o.get("burstiness")?.unwrap_or(1.0);
+            let seed: Option<u64> = o.get("seed")?;
+            let random: bool = o.get("random")?.unwrap_or(seed.is_some());
+            let hold: bool = o.get("hold")?.unwrap_or(false);
+            o.finish()?;
+            let a = match (duration, requests) {
+                (Some(d), None) => {
+                    let mut pieces = vec![Piece {
+                        secs: d,
+                        from,
+                        to,
+                        shape,
+                    }];
+                    if hold {
+                        pieces.push(Piece {
+                            secs: f64::INFINITY,
+                            from: to,
+                            to,
+                            shape: Shape::Linear,
+                        });
+                    }
+                    Arrival::Profile(Arc::new(RateProfile {
+                        pieces,
+                        random: random.then_some((burstiness, seed.unwrap_or(0))),
+                    }))
+                }
+                // vLLM's --ramp-up-*: the rate moves with the request index.
+                (None, Some(n)) => Arrival::RampByIndex {
+                    from,
+                    to,
+                    n,
+                    shape,
+                    burstiness: if random { burstiness } else { f64::INFINITY },
+                    seed: seed.unwrap_or(0),
+                },
+                _ => {
+                    return Err(mlua::Error::runtime(
+                        "mb.arrival.ramp: give duration = seconds (the rate moves with time) \
+                         or requests = N (it moves with the request index, as vLLM's --ramp-up-*)",
+                    ));
+                }
+            };
+            a.validate()
+                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.ramp: {e}")))?;
+            Ok(LuaArrival(a))
+        })?,
+    )?;
+    m.set(
+        "arrival_steps",
+        lua.create_function(|lua, t: Table| {
+            let mut pieces = Vec::new();
+            for (i, step) in t.clone().sequence_values::<Table>().enumerate() {
+                let so = Opts::new(lua, step?, "mb.arrival.steps");
+                let rate: f64 = so.req("rate").map_err(|e| {
+                    mlua::Error::runtime(format!("mb.arrival.steps: step {}: {}", i + 1, format_error(&e)))
+                })?;
+                let secs: f64 = so.req("duration")?;
+                so.finish()?;
+                pieces.push(Piece { secs, from: rate, to: rate, shape: Shape::Linear });
+            }
+            let seed: Option<u64> = t.get("seed")?;
+            let burstiness: f64 = t.get::<Option<f64>>("burstiness")?.unwrap_or(1.0);
+            let random: bool = t.get::<Option<bool>>("random")?.unwrap_or(seed.is_some());
+            for pair in t.pairs::<Value, Value>() {
+                let (k, _) = pair?;
+                if let Value::String(k) = &k {
+                    let k = k.to_string_lossy();
+                    if !["seed", "burstiness", "random"].contains(&k.as_str()) {
+                        return Err(mlua::Error::runtime(format!(
+                            "mb.arrival.steps: unknown option '{k}'; write steps as {{ {{ rate = 10, duration = 30 }}, ... }} plus seed, burstiness, random"
+                        )));
+                    }
+                }
+            }
+            let a = Arrival::Profile(Arc::new(RateProfile {
+                pieces,
+                random: random.then_some((burstiness, seed.unwrap_or(0))),
+            }));
+            a.validate()
+                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.steps: {e}")))?;
             Ok(LuaArrival(a))
         })?,
     )?;
