@@ -321,7 +321,10 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
     rt.block_on(async move {
         let bind = format!("{}:{}", a.host, a.port);
         let listener = match tokio::net::TcpListener::bind(&bind).await {
-            Ok(l) => l,
+            Ok(l) => {
+                crate::sim::widen_backlog(&l);
+                l
+            }
             Err(e) => {
                 eprintln!("moonbench serve-sim: cannot listen on {bind}: {e} (is the port in use? try --port 0)");
                 return 1;

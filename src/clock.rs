@@ -55,6 +55,18 @@ pub fn thread_cpu_secs(prefix: &str) -> f64 {
     process_cpu_secs()
 }
 
+/// CPU time (user + system) of the calling thread so far, in seconds.
+pub fn current_thread_cpu_secs() -> f64 {
+    // SAFETY: clock_gettime writes into the zeroed struct we pass.
+    unsafe {
+        let mut ts: libc::timespec = std::mem::zeroed();
+        if libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) != 0 {
+            return 0.0;
+        }
+        ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    }
+}
+
 /// CPU time (user + system) of the whole process so far, in seconds.
 pub fn process_cpu_secs() -> f64 {
     // SAFETY: getrusage writes into the zeroed struct we pass.
@@ -130,6 +142,29 @@ pub fn raise_fd_limit() -> u64 {
         }
         rl.rlim_cur as u64
     }
+}
+
+/// An error if `connections` sockets (doubled when the built-in simulator runs in
+/// this process and holds the other end) would not fit the open-file limit.
+pub fn fd_budget_error(connections: u64, in_process_sim: bool) -> Option<String> {
+    let limit = raise_fd_limit();
+    let need = connections * if in_process_sim { 2 } else { 1 } + 256;
+    (limit > 0 && need > limit).then(|| {
+        format!(
+            "{connections} connections need about {need} open files{} but the limit is {limit}; \
+             raise it (ulimit -n {need}) or use fewer{}",
+            if in_process_sim {
+                " (the built-in simulator in this process holds the other end of each)"
+            } else {
+                ""
+            },
+            if in_process_sim {
+                ", or run the simulator as its own process: moonbench serve-sim --port 8000"
+            } else {
+                ""
+            }
+        )
+    })
 }
 
 #[cfg(test)]

@@ -121,6 +121,32 @@ mb.arrival = {
 --                             -- 服务器没有 /metrics 时为 nil。排队（waiting）持续增长说明服务器已饱和。
 mb.run = core.run
 
+-- 虚拟用户 Virtual users（闭环 closed loop）---------------------------------------
+-- mb.run 是"开环"：按到达过程发请求，不管上一个是否返回。真实用户是"闭环"的：发一个问题，
+-- 等回答，想一会儿（think time），再问下一个。mb.users 让每个用户是一个 Lua 协程：
+-- local res = mb.users{
+--   target = target,
+--   count = 100,               -- 用户数（同时在线的人数；也就是最大并发）
+--   iterations = 3,            -- 每个用户把 scenario 跑几遍（一遍 = 一次对话 conversation）
+--   duration = 60,             -- 或者：跑多少秒（到时不再发新请求，已发出的请求跑完）
+--   spawn_rate = 10,           -- 每秒启动多少个用户（或 ramp = 秒数：在这段时间内均匀启动全部用户）
+--   seed = 0,                  -- u:prompt 的随机种子
+--   scenario = function(u)     -- 每个用户做什么；u.id 是用户编号（从 1 开始），u.iteration 是第几遍
+--     local history = { { role = "user", content = u:prompt(200) } }   -- u:prompt(n)：n 个 token 的随机文本
+--     for turn = 1, 3 do
+--       local r = u:chat{ messages = history, max_tokens = 64 }          -- 等待回答（协程挂起，不阻塞别人）
+--       if not r.success then return end                               -- r.error 说明原因
+--       history[#history + 1] = { role = "assistant", content = r.text } -- 多轮对话：历史越来越长（前缀复用）
+--       history[#history + 1] = { role = "user", content = u:prompt(50) }
+--       u:sleep(1.0)                                                    -- 思考时间 think time
+--     end
+--   end,
+-- }
+-- u:chat / u:complete 返回这次请求的记录：text, ttft, itls, e2el, prompt_tokens, output_tokens, status, error ...
+-- 结果对象与 mb.run 相同（res:print()、res:save()、汇总、报告），另外按轮次（turn）统计 TTFT、对话总时长。
+-- 可以在 u 上存自己的状态（u.history = ...）；不要改 u.id 和 u.iteration。
+mb.users = core.users
+
 -- 小工具 Utilities ------------------------------------------------------------
 mb.env = core.env          -- mb.env("NAME", 默认值)：读环境变量
 mb.now = core.now          -- 单调时钟（秒），适合计时

@@ -27,6 +27,24 @@ fn api_tour() {
     assert!(stdout.trim_end().ends_with("TOUR OK"), "{stdout}");
 }
 
+/// Virtual users: counts, multi-turn growth, per-turn metrics, think time, errors.
+#[test]
+fn virtual_users() {
+    let dir = tmpdir("users");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lua/users.lua");
+    let child = bin()
+        .args(["run", script])
+        .env("MOONBENCH_USERS_DIR", dir.to_str().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait(child, Duration::from_secs(120));
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.trim_end().ends_with("USERS OK"), "{stdout}");
+}
+
 /// A user's own module next to the script wins over the bundled one.
 #[test]
 fn user_module_overrides_the_stdlib() {

@@ -49,6 +49,30 @@ pub struct ClientHealth {
     pub read_lag_p99_ms: f64,
     /// Read lag, maximum (ms).
     pub read_lag_max_ms: f64,
+    /// CPU seconds of the thread running the Lua script (virtual-users runs, where
+    /// Lua code runs between requests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script_cpu_seconds: Option<f64>,
+    /// That CPU time over the run's duration, 0–1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script_cpu_share: Option<f64>,
+}
+
+impl ClientHealth {
+    /// Adds the Lua script thread's CPU time over a run of `duration` seconds, with a
+    /// warning when the script, not the server, may have set the pace.
+    pub fn add_script_cpu(&mut self, secs: f64, duration: f64) {
+        let share = if duration > 0.0 { secs / duration } else { 0.0 };
+        self.script_cpu_seconds = Some(secs);
+        self.script_cpu_share = Some(share);
+        if share > CPU_SHARE_WARN {
+            self.warnings.push(format!(
+                "the Lua script thread was {:.0}% busy: the users' Lua code, not the server, may have set the pace",
+                share * 100.0
+            ));
+            self.verdict = "warning".into();
+        }
+    }
 }
 
 /// Thresholds above which a run gets a warning.

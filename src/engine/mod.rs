@@ -8,6 +8,7 @@ pub mod ready;
 pub mod run;
 pub mod schedule;
 pub mod scrape;
+pub mod users;
 
 pub use run::{RunOutcome, RunSpec, run};
 pub use schedule::Arrival;

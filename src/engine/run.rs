@@ -201,6 +201,45 @@ impl Shared {
     }
 }
 
+/// The setup every run shares: the HTTP client, the ready check, the model (the
+/// server's first one when none was given) and `preconnect` connections opened
+/// ahead. Returns the client and an outcome with those facts filled in.
+pub async fn connect(
+    target: &mut Arc<Target>,
+    ready_timeout: Option<Duration>,
+    preconnect: Option<usize>,
+) -> Result<(Arc<HttpClient>, RunOutcome), String> {
+    let client = Arc::new(HttpClient::new(&target.base_url).await?);
+    let mut out = RunOutcome::default();
+    if let Some(timeout) = ready_timeout.filter(|t| !t.is_zero()) {
+        let headers = target.plain_headers();
+        let info = until_interrupted(ready::wait_ready(&client, &headers, timeout)).await??;
+        out.server_models = info.models;
+    }
+    let model = target.payload_model().to_string();
+    if model.is_empty() {
+        // As `vllm bench serve` without --model: use the server's first model.
+        let first = out
+            .server_models
+            .first()
+            .cloned()
+            .ok_or("no model given and the server lists none at /v1/models; pass --model")?;
+        Arc::make_mut(target).model = first;
+    } else if !out.server_models.is_empty() && !out.server_models.contains(&model) {
+        eprintln!(
+            "warning: the server does not list model '{model}' (it serves: {}); requests may fail with 404",
+            out.server_models.join(", ")
+        );
+    }
+    out.model = target.model.clone();
+    if let Some(want) = preconnect {
+        out.preconnected = until_interrupted(client.preconnect(want))
+            .await?
+            .map_err(|e| e.message)?;
+    }
+    Ok((client, out))
+}
+
 /// Runs `spec`. `on_record` receives every measured record as it finishes.
 /// Errors are returned only for problems found before any measured request was sent.
 pub async fn run(
@@ -212,36 +251,9 @@ pub async fn run(
     if cancel::level() > 0 {
         return Err("interrupted before the run started".into());
     }
-    let client = Arc::new(HttpClient::new(&spec.target.base_url).await?);
-    let mut out = RunOutcome::default();
-    if let Some(timeout) = spec.ready_timeout.filter(|t| !t.is_zero()) {
-        let headers = spec.target.plain_headers();
-        let info = until_interrupted(ready::wait_ready(&client, &headers, timeout)).await??;
-        out.server_models = info.models;
-    }
-    let model = spec.target.payload_model().to_string();
-    if model.is_empty() {
-        // As `vllm bench serve` without --model: use the server's first model.
-        let first = out
-            .server_models
-            .first()
-            .cloned()
-            .ok_or("no model given and the server lists none at /v1/models; pass --model")?;
-        Arc::make_mut(&mut spec.target).model = first;
-    } else if !out.server_models.is_empty() && !out.server_models.contains(&model) {
-        eprintln!(
-            "warning: the server does not list model '{model}' (it serves: {}); requests may fail with 404",
-            out.server_models.join(", ")
-        );
-    }
-    out.model = spec.target.model.clone();
     let planned = planned_requests(&spec);
-    if spec.preconnect {
-        let want = preconnect_count(&spec, planned);
-        out.preconnected = until_interrupted(client.preconnect(want))
-            .await?
-            .map_err(|e| e.message)?;
-    }
+    let want = spec.preconnect.then(|| preconnect_count(&spec, planned));
+    let (client, mut out) = connect(&mut spec.target, spec.ready_timeout, want).await?;
     let mut writer = match &spec.records_path {
         Some(p) => Some(RecordWriter::create(p, clock::now_ns())?),
         None => None,

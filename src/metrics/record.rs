@@ -122,6 +122,19 @@ pub struct RequestRecord {
     pub first_answer_ns: Option<u64>,
     /// Output tokens that were reasoning (`reasoning_content` / `reasoning`).
     pub reasoning_tokens: u32,
+    /// Who sent it, in a virtual-users run (`mb.users`).
+    pub user: Option<UserTag>,
+}
+
+/// Where a request sits in a virtual-users run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UserTag {
+    /// The user (1-based).
+    pub user: u32,
+    /// The conversation: one run of the user's scenario, numbered across the run.
+    pub conversation: u64,
+    /// The request's turn within its conversation (1-based).
+    pub turn: u32,
 }
 
 impl RequestRecord {

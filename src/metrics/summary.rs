@@ -423,6 +423,85 @@ fn achieved_rate(rs: &[&RequestRecord]) -> Option<f64> {
     (last > first).then(|| (rs.len() - 1) as f64 / crate::clock::secs(last - first))
 }
 
+/// `mean_ms`, `median_ms`, `p{P}_ms` of `values_s` (seconds), for the users section.
+fn ms_stats(values_s: &[f64], percentiles: &[f64]) -> Value {
+    let ms: Vec<f64> = values_s.iter().map(|v| v * 1000.0).collect();
+    let s = super::describe(&ms, percentiles);
+    let mut m = Map::new();
+    m.insert("count".into(), json!(s.count));
+    m.insert("mean_ms".into(), json!(s.mean));
+    m.insert("median_ms".into(), json!(s.median));
+    for (p, v) in &s.percentiles {
+        m.insert(format!("p{}_ms", super::percentile_label(*p)), json!(v));
+    }
+    Value::Object(m)
+}
+
+/// The virtual-users view of a run (`None` unless its records come from
+/// `mb.users`): users and conversations, requests per user, TTFT and prompt
+/// length by turn (how multi-turn history grows), and conversation latency (first
+/// send to last byte of a conversation whose requests all succeeded, think time
+/// included).
+pub fn users_map(records: &[RequestRecord], percentiles: &[f64]) -> Option<Map<String, Value>> {
+    use std::collections::BTreeMap;
+    let tagged: Vec<(&RequestRecord, super::UserTag)> = records
+        .iter()
+        .filter(|r| !r.warmup)
+        .filter_map(|r| r.user.map(|u| (r, u)))
+        .collect();
+    if tagged.is_empty() {
+        return None;
+    }
+    let mut per_user: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut turns: BTreeMap<u32, Vec<&RequestRecord>> = BTreeMap::new();
+    // conversation -> (first send, last end, all ok)
+    let mut convs: BTreeMap<u64, (u64, u64, bool)> = BTreeMap::new();
+    for (r, u) in &tagged {
+        *per_user.entry(u.user).or_default() += 1;
+        turns.entry(u.turn).or_default().push(r);
+        let c = convs.entry(u.conversation).or_insert((u64::MAX, 0, true));
+        c.0 = c.0.min(r.sent_ns);
+        c.1 = c.1.max(r.end_ns);
+        c.2 &= r.success();
+    }
+    let counts: Vec<f64> = per_user.values().map(|&n| n as f64).collect();
+    let mut m = Map::new();
+    m.insert("users".into(), json!(per_user.len()));
+    m.insert("conversations".into(), json!(convs.len()));
+    m.insert(
+        "requests_per_user".into(),
+        json!({
+            "min": counts.iter().cloned().fold(f64::INFINITY, f64::min),
+            "mean": counts.iter().sum::<f64>() / counts.len() as f64,
+            "max": counts.iter().cloned().fold(0.0, f64::max),
+        }),
+    );
+    let by_turn: Vec<Value> = turns
+        .iter()
+        .map(|(turn, rs)| {
+            let ok: Vec<&&RequestRecord> = rs.iter().filter(|r| r.success()).collect();
+            let ttfts: Vec<f64> = ok.iter().filter_map(|r| r.ttft()).collect();
+            let prompt = rs.iter().map(|r| r.prompt_tokens as f64).sum::<f64>() / rs.len() as f64;
+            json!({
+                "turn": turn,
+                "requests": rs.len(),
+                "completed": ok.len(),
+                "mean_prompt_tokens": prompt,
+                "ttft": ms_stats(&ttfts, percentiles),
+                "e2el": ms_stats(&ok.iter().map(|r| r.e2el()).collect::<Vec<_>>(), percentiles),
+            })
+        })
+        .collect();
+    m.insert("by_turn".into(), json!(by_turn));
+    let lat: Vec<f64> = convs
+        .values()
+        .filter(|c| c.2)
+        .map(|c| crate::clock::secs(c.1.saturating_sub(c.0)))
+        .collect();
+    m.insert("conversation_latency".into(), ms_stats(&lat, percentiles));
+    Some(m)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,11 @@ pub fn record_json(r: &RequestRecord, t0_ns: u64) -> Value {
     m.insert("ttft".into(), json!(r.ttft()));
     m.insert("ttfa".into(), json!(r.ttfa()));
     m.insert("reasoning_tokens".into(), json!(r.reasoning_tokens));
+    if let Some(u) = &r.user {
+        m.insert("user".into(), json!(u.user));
+        m.insert("conversation".into(), json!(u.conversation));
+        m.insert("turn".into(), json!(u.turn));
+    }
     m.insert("tpot".into(), json!(r.tpot()));
     m.insert("e2el".into(), json!(r.e2el()));
     m.insert("schedule_lag".into(), json!(r.schedule_lag()));

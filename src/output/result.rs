@@ -302,6 +302,9 @@ impl RunResult {
             "client_health".into(),
             serde_json::to_value(&o.health).unwrap_or(Value::Null),
         );
+        if let Some(u) = crate::metrics::summary::users_map(&o.records, &opts.percentiles) {
+            m.insert("users".into(), Value::Object(u));
+        }
         if let Some(sm) = &o.server_metrics {
             m.insert("server_metrics".into(), sm.to_json());
         }

@@ -260,6 +260,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     super::target::register(lua, &m)?;
     super::data::register(lua, &m)?;
     super::run::register(lua, &m)?;
+    super::users::register(lua, &m)?;
     Ok(m)
 }
 

@@ -13,6 +13,7 @@ pub mod data;
 pub mod opts;
 pub mod run;
 pub mod target;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

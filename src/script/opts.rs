@@ -90,6 +90,11 @@ impl<'a> Opts<'a> {
         })
     }
 
+    /// What these are the options of (for messages).
+    pub fn what(&self) -> &str {
+        self.what
+    }
+
     /// A raw value (no conversion).
     pub fn value(&self, key: &'static str) -> mlua::Result<Value> {
         self.known.borrow_mut().push(key);

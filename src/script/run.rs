@@ -125,7 +125,11 @@ fn slo_arg(lua: &Lua, v: Value) -> mlua::Result<Slo> {
 }
 
 /// Reads `percentiles`, `metrics` and `slo` from `o`, defaulting to `base`.
-fn result_options(lua: &Lua, o: &Opts<'_>, base: &ResultOptions) -> mlua::Result<ResultOptions> {
+pub(super) fn result_options(
+    lua: &Lua,
+    o: &Opts<'_>,
+    base: &ResultOptions,
+) -> mlua::Result<ResultOptions> {
     let mut r = base.clone();
     if let Some(ps) = o.get::<Vec<f64>>("percentiles")? {
         if let Some(bad) = ps.iter().find(|p| !(0.0..=100.0).contains(*p)) {
@@ -156,7 +160,30 @@ fn result_options(lua: &Lua, o: &Opts<'_>, base: &ResultOptions) -> mlua::Result
     Ok(r)
 }
 
-fn secs(o: &Opts<'_>, key: &'static str, default: Option<f64>) -> mlua::Result<Option<Duration>> {
+/// `server_metrics`: seconds between readings of the server's `/metrics`
+/// (default 1), or false / 0 for none.
+pub(super) fn server_metrics_arg(o: &Opts<'_>) -> mlua::Result<Option<Duration>> {
+    // 服务器自身的 Prometheus 指标：默认每 1 秒读一次；false 或 0 关闭。
+    match o.value("server_metrics")? {
+        Value::Nil | Value::Boolean(true) => Ok(Some(Duration::from_secs(1))),
+        Value::Boolean(false) => Ok(None),
+        Value::Integer(n) if n >= 0 => Ok((n > 0).then(|| Duration::from_secs(n as u64))),
+        Value::Number(x) if x >= 0.0 && x.is_finite() => {
+            Ok((x > 0.0).then(|| Duration::from_secs_f64(x.max(0.05))))
+        }
+        other => Err(mlua::Error::runtime(format!(
+            "{}: server_metrics must be seconds between readings (e.g. 1) or false, got {}",
+            o.what(),
+            other.type_name()
+        ))),
+    }
+}
+
+pub(super) fn secs(
+    o: &Opts<'_>,
+    key: &'static str,
+    default: Option<f64>,
+) -> mlua::Result<Option<Duration>> {
     let v = o.get::<f64>(key)?.or(default);
     match v {
         Some(s) if s.is_nan() || s < 0.0 => Err(mlua::Error::runtime(format!(
@@ -316,24 +343,17 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
     let grace = secs(&o, "grace", Some(5.0))?.unwrap_or(Duration::from_secs(3600));
     let preconnect: bool = o.get("preconnect")?.unwrap_or(true);
     let label: Option<String> = o.get("label")?;
-    // 服务器自身的 Prometheus 指标：默认每 1 秒读一次；false 或 0 关闭。
-    let server_metrics = match o.value("server_metrics")? {
-        Value::Nil | Value::Boolean(true) => Some(Duration::from_secs(1)),
-        Value::Boolean(false) => None,
-        Value::Integer(n) if n >= 0 => (n > 0).then(|| Duration::from_secs(n as u64)),
-        Value::Number(x) if x >= 0.0 && x.is_finite() => {
-            (x > 0.0).then(|| Duration::from_secs_f64(x.max(0.05)))
-        }
-        other => {
-            return Err(mlua::Error::runtime(format!(
-                "mb.run: server_metrics must be seconds between readings (e.g. 1) or false, got {}",
-                other.type_name()
-            )));
-        }
-    };
+    let server_metrics = server_metrics_arg(&o)?;
     let profile: bool = o.get("profile")?.unwrap_or(false);
     let options = result_options(&lua, &o, &ResultOptions::default())?;
     o.finish()?;
+    if let Some(c) = max_concurrency {
+        if let Some(e) = crate::clock::fd_budget_error(c as u64, tg.sim.is_some()) {
+            return Err(mlua::Error::runtime(format!(
+                "mb.run: max_concurrency {c}: {e}"
+            )));
+        }
+    }
     let target = if profile {
         let mut t = (*tg.target).clone();
         t.profile = true;

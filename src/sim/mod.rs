@@ -85,6 +85,16 @@ impl Default for SimOptions {
     }
 }
 
+/// Raises a listening socket's accept backlog to 4096 (capped by the kernel's
+/// `somaxconn`): the default of 128 overflows when a client opens thousands of
+/// connections at once, and each dropped SYN costs the client a 1 s retransmit.
+pub fn widen_backlog(listener: &impl std::os::fd::AsRawFd) {
+    // SAFETY: listen() on a socket that is already listening only changes its backlog.
+    unsafe {
+        libc::listen(listener.as_raw_fd(), 4096);
+    }
+}
+
 /// Shared state of a running simulator.
 pub struct SimState {
     /// Model id.
@@ -192,6 +202,7 @@ impl SimHandle {
         let listener = std::net::TcpListener::bind(bind)
             .map_err(|e| format!("simulator cannot listen on {bind}: {e}"))?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        widen_backlog(&listener);
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let truth = state.truth.clone();

@@ -43,6 +43,10 @@ local L = {
     chunk = "Chunk gap (raw ITL) mean (ms):",
     reasoning = "Reasoning / answer tokens:",
     server = " Server metrics (%s) ",
+    users = " Virtual users ",
+    uline = "Users / conversations / requests:",
+    turn = "Turn %d: prompt tok, TTFT mean/P%s (ms):",
+    conv = "Conversation latency mean/P%s (ms):",
     srun = "Running requests mean/max:",
     swait = "Waiting requests mean/max:",
     skv = "KV-cache usage mean/max (%):",
@@ -84,6 +88,10 @@ local L = {
     chunk = "chunk 间隔（原始 ITL）平均 (ms):",
     reasoning = "思考 / 回答 token 数:",
     server = " 服务器自身指标（%s） ",
+    users = " 虚拟用户 ",
+    uline = "用户数 / 对话数 / 请求数:",
+    turn = "第 %d 轮：提示 token，TTFT 平均/P%s (ms):",
+    conv = "整段对话耗时 平均/P%s (ms):",
     srun = "运行中请求数 平均/最大:",
     swait = "排队请求数 平均/最大:",
     skv = "KV cache 占用 平均/最大 (%):",
@@ -208,6 +216,24 @@ function M.format(s, opts)
         (h.kernel_timestamps and h.read_lag_p99_ms or h.sched_delay_p99_ms) or 0) .. ")")
       for _, w in ipairs(h.warnings or {}) do lines[#lines + 1] = "  warning: " .. w end
     end
+  end
+  -- 虚拟用户：每一轮（turn）的提示越来越长（带着历史），看 TTFT 是否随轮次变慢。
+  -- Virtual users: prompts grow turn by turn (history); see whether TTFT grows with them.
+  local us = not opts.vllm_only and s.users
+  if us then
+    lines[#lines + 1] = center(t.users, 50, "-")
+    local n = 0
+    for _, bt in ipairs(us.by_turn or {}) do n = n + bt.requests end
+    line(t.uline, string.format("%d / %d / %d", us.users, us.conversations, n))
+    local hp = plabel(percentiles[#percentiles])
+    for i, bt in ipairs(us.by_turn or {}) do
+      if i > 8 then break end
+      local tt = bt.ttft or {}
+      line(string.format(t.turn, bt.turn, hp), string.format("%.0f, %s / %s", bt.mean_prompt_tokens,
+        num(tt.mean_ms or 0), num(tt["p" .. hp .. "_ms"] or 0)))
+    end
+    local cl = us.conversation_latency or {}
+    line(string.format(t.conv, hp), num(cl.mean_ms or 0) .. " / " .. num(cl["p" .. hp .. "_ms"] or 0))
   end
   -- 服务器自己报告的指标（Prometheus /metrics）：排队多说明服务器已饱和，KV cache 接近 100% 会导致抢占。
   -- The server's own view: a growing queue means it is saturated; a full KV cache causes preemptions.

@@ -1,0 +1,412 @@
+//! `mb.users{...}`: closed-loop virtual users. Each user is a Lua coroutine running
+//! the script's `scenario(u)`; `u:chat{...}` / `u:complete{...}` hand a request to
+//! the native engine (`engine/users.rs`) and suspend the coroutine until its record
+//! is back, so thousands of users share one Lua state while the I/O runtime does
+//! the streaming and timestamping. `u:sleep(s)` is think time; `u:prompt(n)` is n
+//! tokens of random text from the run's tokenizer.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use mlua::{Function, Lua, Table};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::data::request_from_lua;
+use super::opts::Opts;
+use super::run::{LuaResult, result_options, secs, server_metrics_arg};
+use super::target::LuaTarget;
+use super::{Env, format_error};
+use crate::clock;
+use crate::engine::cancel;
+use crate::engine::users::{Sender, Session, SessionSpec};
+use crate::metrics::UserTag;
+use crate::output::progress::Progress;
+use crate::output::result::{ResultOptions, RunInfo, RunResult};
+use crate::tokenizer::pool::WordPool;
+
+/// The error a user's calls raise once the run is over (duration reached, Ctrl-C,
+/// or another user's script error); it ends the user's coroutine quietly.
+const OVER: &str = "moonbench: this users run is over";
+
+struct UserState {
+    conversation: u64,
+    turn: u32,
+    rng: ChaCha8Rng,
+}
+
+struct Shared {
+    sender: Sender,
+    users: RefCell<Vec<UserState>>,
+    conversations: Cell<u64>,
+    stop: Cell<bool>,
+    deadline_ns: Option<u64>,
+    pool: Option<Arc<WordPool>>,
+    progress: RefCell<Progress>,
+}
+
+impl Shared {
+    fn over(&self) -> bool {
+        self.stop.get()
+            || cancel::level() > 0
+            || self.deadline_ns.is_some_and(|d| clock::now_ns() >= d)
+    }
+
+    /// Sleeps until `until_ns`, or less if the run ends first; true if it ended.
+    async fn sleep_until(&self, until_ns: u64) -> bool {
+        let end = self.deadline_ns.map_or(until_ns, |d| d.min(until_ns));
+        let mut lvl = cancel::subscribe();
+        let now = clock::now_ns();
+        if end > now {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_nanos(end - now)) => {}
+                _ = lvl.wait_for(|v| *v > 0) => {}
+            }
+        }
+        self.over()
+    }
+}
+
+fn is_over(e: &mlua::Error) -> bool {
+    e.to_string().contains(OVER)
+}
+
+fn user_index(u: &Table) -> mlua::Result<usize> {
+    let id: usize = u.raw_get("id").map_err(|_| {
+        mlua::Error::runtime(
+            "u:chat/u:complete/u:sleep/u:prompt must be called as methods, with ':' (u:chat{...})",
+        )
+    })?;
+    Ok(id.saturating_sub(1))
+}
+
+/// The table a request's caller gets (times in seconds): success, status, error,
+/// text, ttft, ttfa, tpot, e2el, itls, prompt_tokens, output_tokens,
+/// reasoning_tokens, user, conversation, turn, request_id. Built field by field:
+/// it is on every user's path, so it skips the full record's arrays.
+fn answer_table(lua: &Lua, rec: &crate::metrics::RequestRecord) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(0, 16)?;
+    t.raw_set("success", rec.success())?;
+    t.raw_set("status", rec.status)?;
+    if let Some(e) = &rec.error {
+        t.raw_set("error", e.message.as_str())?;
+        t.raw_set("error_kind", e.kind.name())?;
+    }
+    t.raw_set("text", rec.text.as_str())?;
+    t.raw_set("ttft", rec.ttft())?;
+    t.raw_set("ttfa", rec.ttfa())?;
+    t.raw_set("tpot", rec.tpot())?;
+    t.raw_set("e2el", rec.e2el())?;
+    t.raw_set("itls", lua.create_sequence_from(rec.itls())?)?;
+    t.raw_set("prompt_tokens", rec.prompt_tokens)?;
+    t.raw_set("output_tokens", rec.output_tokens)?;
+    t.raw_set("reasoning_tokens", rec.reasoning_tokens)?;
+    t.raw_set("request_id", rec.request_id.as_str())?;
+    if let Some(u) = &rec.user {
+        t.raw_set("user", u.user)?;
+        t.raw_set("conversation", u.conversation)?;
+        t.raw_set("turn", u.turn)?;
+    }
+    Ok(t)
+}
+
+async fn send(
+    lua: Lua,
+    sh: Rc<Shared>,
+    u: Table,
+    t: Table,
+    what: &'static str,
+) -> mlua::Result<Table> {
+    if sh.over() {
+        return Err(mlua::Error::runtime(OVER));
+    }
+    let i = user_index(&u)?;
+    let req = request_from_lua(&lua, t, what, sh.sender.tokenizer())?;
+    let tag = {
+        let mut users = sh.users.borrow_mut();
+        let st = &mut users[i];
+        st.turn += 1;
+        UserTag {
+            user: i as u32 + 1,
+            conversation: st.conversation,
+            turn: st.turn,
+        }
+    };
+    let rec = sh.sender.send(req, tag).await;
+    sh.progress.borrow_mut().inc(rec.success());
+    answer_table(&lua, &rec)
+}
+
+fn methods(lua: &Lua, sh: &Rc<Shared>) -> mlua::Result<Table> {
+    let m = lua.create_table()?;
+    let s = sh.clone();
+    m.set(
+        "chat",
+        lua.create_async_function(move |lua, (u, t): (Table, Table)| {
+            send(lua, s.clone(), u, t, "u:chat")
+        })?,
+    )?;
+    let s = sh.clone();
+    m.set(
+        "complete",
+        lua.create_async_function(move |lua, (u, t): (Table, Table)| {
+            send(lua, s.clone(), u, t, "u:complete")
+        })?,
+    )?;
+    let s = sh.clone();
+    m.set(
+        "sleep",
+        lua.create_async_function(move |_, (_u, secs): (Table, f64)| {
+            let s = s.clone();
+            async move {
+                if !(secs >= 0.0 && secs.is_finite()) {
+                    return Err(mlua::Error::runtime(format!(
+                        "u:sleep: seconds must be a number >= 0, got {secs}"
+                    )));
+                }
+                if s.sleep_until(clock::now_ns() + clock::ns_of_secs(secs))
+                    .await
+                {
+                    return Err(mlua::Error::runtime(OVER));
+                }
+                Ok(())
+            }
+        })?,
+    )?;
+    let s = sh.clone();
+    m.set(
+        "prompt",
+        lua.create_function(move |_, (u, n): (Table, usize)| {
+            let pool = s.pool.as_ref().ok_or_else(|| {
+                mlua::Error::runtime(
+                    "u:prompt: the target's tokenizer has no pool of whole-word tokens to draw from",
+                )
+            })?;
+            let i = user_index(&u)?;
+            let start = s.users.borrow_mut()[i].rng.random_range(0..pool.len() as u32);
+            let mut text = String::new();
+            let len = pool.len() as u32;
+            pool.push_text((0..n as u32).map(|j| (start + j) % len), &mut text);
+            Ok(text)
+        })?,
+    )?;
+    Ok(m)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_user(
+    lua: Lua,
+    sh: Rc<Shared>,
+    scenario: Function,
+    meta: Table,
+    i: usize,
+    start_ns: u64,
+    iterations: Option<u64>,
+) -> mlua::Result<()> {
+    if sh.sleep_until(start_ns).await {
+        return Ok(());
+    }
+    let u = lua.create_table()?;
+    u.raw_set("id", i + 1)?;
+    u.set_metatable(Some(meta))?;
+    let mut it = 0u64;
+    while iterations.is_none_or(|n| it < n) && !sh.over() {
+        it += 1;
+        {
+            let c = sh.conversations.get() + 1;
+            sh.conversations.set(c);
+            let mut users = sh.users.borrow_mut();
+            users[i].conversation = c;
+            users[i].turn = 0;
+        }
+        u.raw_set("iteration", it)?;
+        let th = lua.create_thread(scenario.clone())?;
+        match th.into_async::<()>(u.clone())?.await {
+            Ok(()) => {}
+            Err(e) if is_over(&e) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn lua_users(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
+    if cancel::level() > 0 {
+        return Err(mlua::Error::runtime(
+            "interrupted: no further runs are started",
+        ));
+    }
+    let o = Opts::new(&lua, t, "mb.users");
+    let tg: mlua::UserDataRef<LuaTarget> = o.req("target").map_err(|e| {
+        mlua::Error::runtime(format!(
+            "{} (make one with mb.target{{...}})",
+            format_error(&e)
+        ))
+    })?;
+    let count: usize = o.req("count")?;
+    let scenario: Option<Function> = o.get("scenario")?;
+    let duration = secs(&o, "duration", None)?;
+    let mut iterations: Option<u64> = o.get("iterations")?;
+    let spawn_rate: Option<f64> = o.get("spawn_rate")?;
+    let ramp = secs(&o, "ramp", None)?;
+    let seed: u64 = o.get("seed")?.unwrap_or(0);
+    let progress: bool = o.get("progress")?.unwrap_or(true);
+    let records_path: Option<String> = o.get("records_file")?;
+    let ready_timeout = secs(&o, "ready_timeout", Some(60.0))?;
+    let label: Option<String> = o.get("label")?;
+    let server_metrics = server_metrics_arg(&o)?;
+    let options = result_options(&lua, &o, &ResultOptions::default())?;
+    o.finish()?;
+    let scenario = scenario.ok_or_else(|| {
+        mlua::Error::runtime(
+            "mb.users: option 'scenario' is required (scenario = function(u) local r = u:chat{ messages = ... } end)",
+        )
+    })?;
+    if count == 0 {
+        return Err(mlua::Error::runtime("mb.users: count must be at least 1"));
+    }
+    if spawn_rate.is_some() && ramp.is_some() {
+        return Err(mlua::Error::runtime(
+            "mb.users: give spawn_rate (users started per second) or ramp (seconds to start them all), not both",
+        ));
+    }
+    if let Some(r) = spawn_rate.filter(|r| !(r.is_finite() && *r > 0.0)) {
+        return Err(mlua::Error::runtime(format!(
+            "mb.users: spawn_rate must be a number > 0, got {r}"
+        )));
+    }
+    if duration.is_none() && iterations.is_none() {
+        iterations = Some(1);
+    }
+    // User i starts at offset(i): all at once, spawn_rate per second, or spread over ramp.
+    let offset = move |i: usize| -> f64 {
+        match (spawn_rate, ramp) {
+            (Some(r), _) => i as f64 / r,
+            (_, Some(d)) => d.as_secs_f64() * i as f64 / count as f64,
+            _ => 0.0,
+        }
+    };
+
+    let (io, io_threads) = {
+        let env = lua.app_data_ref::<Env>().expect("env");
+        (env.io.clone(), env.io_threads)
+    };
+    let spec = SessionSpec {
+        target: tg.target.clone(),
+        tokenizer: tg.tokenizer.clone(),
+        users: count,
+        ready_timeout,
+        records_path: records_path.map(std::path::PathBuf::from),
+        server_metrics,
+        io_threads,
+    };
+    if let Some(e) = clock::fd_budget_error(count as u64, tg.sim.is_some()) {
+        return Err(mlua::Error::runtime(format!(
+            "mb.users: {count} users: {e}"
+        )));
+    }
+    let pool = tg.tokenizer.word_pool().ok();
+    let tokenizer_id = tg.tokenizer.name();
+    let (backend, base_url, endpoint) = (
+        tg.target.backend.name.clone(),
+        tg.target.base_url.as_string(),
+        tg.target.endpoint.clone(),
+    );
+    drop(tg);
+    let session = Session::open(spec, io)
+        .await
+        .map_err(|e| mlua::Error::runtime(format!("mb.users: {e}")))?;
+    let t0 = session.t0_ns();
+    let planned = iterations.filter(|_| duration.is_none());
+    let sh = Rc::new(Shared {
+        sender: session.sender(),
+        users: RefCell::new(
+            (0..count)
+                .map(|i| UserState {
+                    conversation: 0,
+                    turn: 0,
+                    rng: ChaCha8Rng::seed_from_u64(
+                        seed.wrapping_mul(0x9E37_79B9).wrapping_add(i as u64),
+                    ),
+                })
+                .collect(),
+        ),
+        conversations: Cell::new(0),
+        stop: Cell::new(false),
+        deadline_ns: duration.map(|d| t0 + d.as_nanos() as u64),
+        pool,
+        progress: RefCell::new(Progress::new(None, progress)),
+    });
+    let meta = lua.create_table()?;
+    meta.set("__index", methods(&lua, &sh)?)?;
+
+    let cpu0 = clock::current_thread_cpu_secs();
+    let mut users = FuturesUnordered::new();
+    for i in 0..count {
+        let start = t0 + clock::ns_of_secs(offset(i));
+        users.push(run_user(
+            lua.clone(),
+            sh.clone(),
+            scenario.clone(),
+            meta.clone(),
+            i,
+            start,
+            planned.or(iterations),
+        ));
+    }
+    let mut script_error: Option<mlua::Error> = None;
+    while let Some(r) = users.next().await {
+        if let Err(e) = r {
+            if script_error.is_none() {
+                eprintln!(
+                    "{}\nstopping the users (what was measured is kept)",
+                    format_error(&e)
+                );
+                sh.stop.set(true);
+                script_error = Some(e);
+            }
+        }
+    }
+    let script_cpu = clock::current_thread_cpu_secs() - cpu0;
+    sh.progress.borrow().finish();
+    let partial = cancel::level() > 0 || script_error.is_some();
+    let model = session.model().to_string();
+    let mut outcome = session.close(partial).await;
+    outcome
+        .health
+        .add_script_cpu(script_cpu, outcome.duration());
+    if let Some(e) = script_error {
+        return Err(e);
+    }
+    let n = outcome.records.len() as u64;
+    let info = RunInfo {
+        date: chrono::Local::now().format("%Y%m%d-%H%M%S").to_string(),
+        backend,
+        label,
+        model_id: model,
+        tokenizer_id,
+        num_prompts: n,
+        request_rate: None,
+        burstiness: 1.0,
+        max_concurrency: Some(count),
+        base_url,
+        endpoint,
+        num_warmups: 0,
+        ramp: None,
+    };
+    Ok(LuaResult(RunResult {
+        info,
+        outcome,
+        options,
+    }))
+}
+
+/// Registers `users`.
+pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
+    m.set("users", lua.create_async_function(lua_users)?)?;
+    Ok(())
+}
