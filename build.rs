@@ -14,7 +14,7 @@ fn walk(dir: &Path, out: &mut Vec<String>) {
             walk(&p, out);
         } else if matches!(
             p.extension().and_then(|e| e.to_str()),
-            Some("lua" | "yaml" | "yml" | "txt")
+            Some("lua" | "yaml" | "yml" | "txt" | "jsonl")
         ) {
             out.push(p.to_string_lossy().replace('\\', "/"));
         }

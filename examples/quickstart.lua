@@ -14,32 +14,23 @@
 -- 压测就是为了找到两者之间合适的平衡点。
 
 local mb = require "moonbench"
-local argparse = require "moonbench.argparse"
+local ex = require "moonbench.example"   -- 例子共用的参数（--base-url、--model、--quick ...）
 
 -- 1. 命令行参数（都有默认值，所以不带参数也能跑）。Flags, all with defaults.
-local args = argparse.parse({
-  prog = "quickstart.lua",
-  flags = {
-    { "--base-url", help = "server URL; leave out to use the built-in simulator" },
-    { "--model", help = "model name (default: the server's first model)" },
-    { "--backend", default = "openai-chat", help = "openai (completions) or openai-chat" },
-    { "--num-prompts", type = "int", default = 50, help = "how many requests" },
-    { "--max-concurrency", type = "int", default = 8, help = "requests in flight at once" },
-  },
-}, arg)
+local args = ex.args("quickstart.lua", "Your first benchmark", {
+  { "--num-prompts", type = "int", help = "how many requests (default 50; 10 with --quick)", help_zh = "请求数" },
+  { "--max-concurrency", type = "int", default = 8, help = "requests in flight at once", help_zh = "并发上限" },
+})
+local num_prompts = args.num_prompts or ex.size(args, 50, 10)
 
--- 2. 目标服务器。不写 base_url 时，moonbench 会在本机启动一个模拟服务器：
+-- 2. 目标服务器。不写 --base-url 时，moonbench 会在本机启动一个模拟服务器：
 --    它像真的 LLM 服务一样流式返回 token（首 token 约 50 ms，之后每 10 ms 一个）。
-local target = mb.target{
-  base_url = args.base_url,
-  model = args.model,
-  backend = args.backend,
-  body = { ignore_eos = true },   -- 让服务器输出满 max_tokens 个 token，方便比较
-}
+--    ex.target 还会让服务器输出满 max_tokens 个 token（ignore_eos），方便比较。
+local target = ex.target(args, { ttft_ms = 50, itl_ms = 10 })
 
 -- 3. 提示词：200 个 token 的随机文本，每个请求要 64 个输出 token。
---    Prompts of exactly 200 tokens ("words" tokenizer: one word = one token).
-local requests = mb.dataset.random{ n = args.num_prompts, input_len = 200, output_len = 64, seed = 0 }
+--    Prompts of exactly 200 tokens for the target's tokenizer (default "words": one word = one token).
+local requests = mb.dataset.random{ tokenizer = target.tokenizer, n = num_prompts, input_len = 200, output_len = 64, seed = 0 }
 
 -- 4. 发送：所有请求一开始就"到达"（速率无限），但同时最多 max_concurrency 个在路上。
 local res = mb.run{
@@ -50,7 +41,7 @@ local res = mb.run{
 }
 
 -- 5. 看结果：与 vLLM 基准脚本相同格式的表格（res:print{ lang = "zh" } 打印中文）。
-res:print()
+res:print{ lang = args.lang }
 
 -- 结果也是普通的 Lua 表，可以自己取数：
 local s = res:summary()

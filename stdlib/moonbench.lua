@@ -147,6 +147,16 @@ mb.run = core.run
 -- 可以在 u 上存自己的状态（u.history = ...）；不要改 u.id 和 u.iteration。
 mb.users = core.users
 
+-- 自动找负载点 Goal seeking（用 Lua 写在 moonbench/search.lua 里，可以直接阅读、复制、修改）----------
+-- mb.slo_search{ target = t, requests = reqs, slo = { ttft_ms = 500, tpot_ms = 50 }, goal = 0.9 }
+--   找出"至少 90% 的请求满足 SLO"时的最大请求速率（by = "concurrency" 则找最大并发）。
+--   先从 start 开始翻倍找到上下界（bracketing），再二分（bisection），每次探测的结果都可保存。
+-- mb.rate_sweep{ target = t, requests = reqs, rates = 8, save_dir = "results/sweep" }
+--   像 guidellm 的 sweep：先一次一个（同步），再全部一起（最大吞吐），然后在两者之间均匀取 8 个速率。
+local search = require "moonbench.search"
+mb.slo_search = search.slo_search
+mb.rate_sweep = search.rate_sweep
+
 -- 小工具 Utilities ------------------------------------------------------------
 mb.env = core.env          -- mb.env("NAME", 默认值)：读环境变量
 mb.now = core.now          -- 单调时钟（秒），适合计时

@@ -45,6 +45,60 @@ fn virtual_users() {
     assert!(stdout.trim_end().ends_with("USERS OK"), "{stdout}");
 }
 
+/// slo_search finds the simulator's known capacity; rate_sweep writes its points.
+#[test]
+fn slo_search_and_rate_sweep() {
+    let dir = tmpdir("search");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lua/search.lua");
+    let child = bin()
+        .args(["run", script])
+        .env("MOONBENCH_SEARCH_DIR", dir.to_str().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait(child, Duration::from_secs(180));
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.trim_end().ends_with("SEARCH OK"), "{stdout}");
+}
+
+/// Every example in examples/ runs against the simulator with --quick, all at once
+/// (each ends by printing its result; any error fails the test with its output).
+#[test]
+fn every_example_runs_quick() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".lua"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "the gallery has ten examples: {names:?}");
+    let children: Vec<_> = names
+        .iter()
+        .map(|n| {
+            let child = bin()
+                .args(["run", &format!("{dir}/{n}"), "--", "--quick"])
+                .current_dir(std::env::temp_dir())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            (n.clone(), child)
+        })
+        .collect();
+    for (name, child) in children {
+        let out = wait(child, Duration::from_secs(240));
+        let (stdout, stderr) = text(&out);
+        assert!(
+            out.status.success(),
+            "{name} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        assert!(!stdout.trim().is_empty(), "{name} printed nothing");
+    }
+}
+
 /// A user's own module next to the script wins over the bundled one.
 #[test]
 fn user_module_overrides_the_stdlib() {

@@ -100,7 +100,7 @@ impl RunOutcome {
 /// arrivals need plus a margin (the rest open during the run and are counted).
 pub fn preconnect_count(spec: &RunSpec, planned: Option<u64>) -> usize {
     let n = planned.unwrap_or(u64::MAX);
-    let want = match (spec.max_concurrency, spec.arrival.rate()) {
+    let want = match (spec.max_concurrency, spec.arrival.peak_rate()) {
         (Some(c), _) => (c as u64).min(n),
         (None, None) => n,
         (None, Some(rate)) => ((rate * 2.0).ceil() as u64 + 16).min(n),

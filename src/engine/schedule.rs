@@ -313,12 +313,28 @@ impl Arrival {
         }
     }
 
-    /// How many requests this process can schedule (`None` = unbounded).
+    /// How many requests this process can schedule (`None` = unbounded, or not
+    /// known ahead for a random profile).
     pub fn limit(&self) -> Option<u64> {
         match self {
             Arrival::Times(t) => Some(t.len() as u64),
             Arrival::RampByIndex { n, .. } => Some(*n),
+            Arrival::Profile(p) if p.random.is_none() => {
+                let total: f64 = p.pieces.iter().map(|x| x.count()).sum();
+                // Request k is due at the integral's k-th unit, for every k < total.
+                total.is_finite().then(|| total.ceil() as u64)
+            }
             _ => None,
+        }
+    }
+
+    /// The highest rate the process reaches (`None` = infinite or unknown), for
+    /// sizing the connections a run opens ahead.
+    pub fn peak_rate(&self) -> Option<f64> {
+        match self {
+            Arrival::RampByIndex { from, to, .. } => Some(from.max(*to)),
+            Arrival::Profile(p) => p.pieces.iter().map(|x| x.from.max(x.to)).reduce(f64::max),
+            other => other.rate(),
         }
     }
 

@@ -347,13 +347,6 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
     let profile: bool = o.get("profile")?.unwrap_or(false);
     let options = result_options(&lua, &o, &ResultOptions::default())?;
     o.finish()?;
-    if let Some(c) = max_concurrency {
-        if let Some(e) = crate::clock::fd_budget_error(c as u64, tg.sim.is_some()) {
-            return Err(mlua::Error::runtime(format!(
-                "mb.run: max_concurrency {c}: {e}"
-            )));
-        }
-    }
     let target = if profile {
         let mut t = (*tg.target).clone();
         t.profile = true;
@@ -386,6 +379,10 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
     crate::engine::run::validate(&spec)
         .map_err(|e| mlua::Error::runtime(format!("mb.run: {e}")))?;
     let planned = crate::engine::run::planned_requests(&spec);
+    let conns = crate::engine::run::preconnect_count(&spec, planned) as u64;
+    if let Some(e) = crate::clock::fd_budget_error(conns, tg.sim.is_some()) {
+        return Err(mlua::Error::runtime(format!("mb.run: {e}")));
+    }
     let info = RunInfo {
         date: chrono::Local::now().format("%Y%m%d-%H%M%S").to_string(),
         backend: tg.target.backend.name.clone(),
@@ -406,22 +403,28 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut join = io.spawn(run(spec, on_response.as_ref().map(|_| tx)));
     let mut callback_error: Option<mlua::Error> = None;
+    // Without on_response the channel is closed from the start: only the run is
+    // awaited (a closed channel would otherwise wake this loop forever).
+    let mut open = on_response.is_some();
+    let script_cpu0 = crate::clock::current_thread_cpu_secs();
     let outcome = loop {
         tokio::select! {
-            rec = rx.recv() => {
-                if let (Some(rec), Some(f)) = (rec, on_response.as_ref()) {
-                    call_on_response(&lua, f, &rec, &mut callback_error).await;
-                }
-            }
+            rec = rx.recv(), if open => match (rec, on_response.as_ref()) {
+                (Some(rec), Some(f)) => call_on_response(&lua, f, &rec, &mut callback_error).await,
+                _ => open = false,
+            },
             r = &mut join => break r,
         }
     };
     while let (Ok(rec), Some(f)) = (rx.try_recv(), on_response.as_ref()) {
         call_on_response(&lua, f, &rec, &mut callback_error).await;
     }
-    let outcome = outcome
+    let mut outcome = outcome
         .map_err(|e| mlua::Error::runtime(format!("the run crashed: {e}")))?
         .map_err(|e| mlua::Error::runtime(format!("mb.run: {e}")))?;
+    let script_cpu = crate::clock::current_thread_cpu_secs() - script_cpu0;
+    let duration = outcome.duration();
+    outcome.health.add_script_cpu(script_cpu, duration);
     if let Some(e) = callback_error {
         return Err(e);
     }

@@ -436,7 +436,9 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
         None => None,
     };
     st.stats.start_generating(n);
-    st.stats.prefix_lookup(&a.prompt_text);
+    // Prefill costs only the prompt tokens the prefix cache does not already hold.
+    let cached = st.stats.prefix_lookup(&a.prompt_text) as u32;
+    let prefill_tokens = a.prompt_tokens.saturating_sub(cached);
     let start_ns = clock::now_ns();
     let created = chrono::Utc::now().timestamp();
     let format = stream_format(route, &body);
@@ -462,6 +464,7 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
             received_ns,
             start_ns,
         );
+        s.set_prefill_tokens(prefill_tokens);
         s.include_usage = a.include_usage;
         s.continuous_usage = a.continuous;
         s.request_id = request_id;
@@ -487,7 +490,7 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
     let t = token_ready_ns(
         st.timing.as_ref(),
         seq,
-        a.prompt_tokens,
+        prefill_tokens,
         start_ns,
         n.saturating_sub(1),
     );

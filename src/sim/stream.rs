@@ -93,6 +93,7 @@ pub struct SimStream {
     pub request_id: String,
     /// Admission slot held while generating.
     pub permit: Option<OwnedSemaphorePermit>,
+    start_ns: u64,
     sent: u32,
     chunks: u32,
     text: String,
@@ -134,6 +135,7 @@ impl SimStream {
             fault: None,
             request_id: String::new(),
             permit: None,
+            start_ns,
             sent: 0,
             chunks: 0,
             text: String::new(),
@@ -145,6 +147,17 @@ impl SimStream {
                 ..Default::default()
             },
         }
+    }
+
+    /// Times the stream as if only `prefill` prompt tokens needed computing (the rest
+    /// were in the prefix cache). Call before the stream is first polled.
+    pub fn set_prefill_tokens(&mut self, prefill: u32) {
+        let k = self.st.tokens_per_chunk.min(self.n.max(1));
+        let start_ns = self.start_ns;
+        self.next_ns = token_ready_ns(self.st.timing.as_ref(), self.seq, prefill, start_ns, k - 1);
+        self.sleep = Box::pin(tokio::time::sleep_until(
+            clock::instant_of(self.next_ns).into(),
+        ));
     }
 
     fn usage_json(&self, completion: u32) -> String {

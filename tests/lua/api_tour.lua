@@ -43,6 +43,8 @@ check(math.abs(s.mean_itl_ms - 4) < 1, "ITL near 4 ms: " .. s.mean_itl_ms)
 check(s.p90_ttft_ms ~= nil and s.p99_e2el_ms ~= nil, "requested percentiles")
 check(s.request_goodput > 0 and s.goodput_ratio == 1.0, "goodput")
 check(s.num_warmups == 2, "warm-ups recorded")
+-- The script thread sleeps while Rust runs the requests (it once spun on a closed channel).
+check(s.client_health.script_cpu_share < 0.5, "Lua thread idle during the run: " .. s.client_health.script_cpu_share)
 local recs = res:records()
 check(#recs == 12 and recs[1].chunk_times ~= nil and #recs[1].itls == 7, "records")
 check(#res:records{ warmup = true } == 14, "warm-up records kept")
