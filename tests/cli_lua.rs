@@ -8,51 +8,25 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-#[test]
-fn api_tour() {
-    let dir = tmpdir("tour");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lua/api_tour.lua");
-    let child = bin()
-        .args(["run", script, "--", "first", "--second"])
-        .env("MOONBENCH_TOUR_VAR", "set-by-test")
-        .env("MOONBENCH_TOUR_DIR", dir.to_str().unwrap())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait(child, Duration::from_secs(120));
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.contains("Serving Benchmark Result"));
-    assert!(stdout.trim_end().ends_with("TOUR OK"), "{stdout}");
-}
-
-/// Virtual users: counts, multi-turn growth, per-turn metrics, think time, errors.
-#[test]
-fn virtual_users() {
-    let dir = tmpdir("users");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lua/users.lua");
-    let child = bin()
-        .args(["run", script])
-        .env("MOONBENCH_USERS_DIR", dir.to_str().unwrap())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = wait(child, Duration::from_secs(120));
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.trim_end().ends_with("USERS OK"), "{stdout}");
-}
-
-/// slo_search finds the simulator's known capacity; rate_sweep writes its points.
-#[test]
-fn slo_search_and_rate_sweep() {
-    let dir = tmpdir("search");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lua/search.lua");
-    let child = bin()
-        .args(["run", script])
-        .env("MOONBENCH_SEARCH_DIR", dir.to_str().unwrap())
+/// Runs `tests/lua/{name}` with `args` and `env` (plus `{dir_var}` set to a fresh
+/// directory); it must succeed and end by printing `marker`. Returns its stdout.
+fn lua_test(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    dir_var: &str,
+    marker: &str,
+) -> String {
+    let dir = tmpdir(name);
+    let script = format!("{}/tests/lua/{name}", env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = bin();
+    cmd.args(["run", &script, "--"])
+        .args(args)
+        .env(dir_var, dir.to_str().unwrap());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -60,7 +34,32 @@ fn slo_search_and_rate_sweep() {
     let out = wait(child, Duration::from_secs(180));
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(stdout.trim_end().ends_with("SEARCH OK"), "{stdout}");
+    assert!(stdout.trim_end().ends_with(marker), "{stdout}");
+    stdout
+}
+
+#[test]
+fn api_tour() {
+    let stdout = lua_test(
+        "api_tour.lua",
+        &["first", "--second"],
+        &[("MOONBENCH_TOUR_VAR", "set-by-test")],
+        "MOONBENCH_TOUR_DIR",
+        "TOUR OK",
+    );
+    assert!(stdout.contains("Serving Benchmark Result"));
+}
+
+/// Virtual users: counts, multi-turn growth, per-turn metrics, think time, errors.
+#[test]
+fn virtual_users() {
+    lua_test("users.lua", &[], &[], "MOONBENCH_USERS_DIR", "USERS OK");
+}
+
+/// slo_search finds the simulator's known capacity; rate_sweep writes its points.
+#[test]
+fn slo_search_and_rate_sweep() {
+    lua_test("search.lua", &[], &[], "MOONBENCH_SEARCH_DIR", "SEARCH OK");
 }
 
 /// Every example in examples/ runs against the simulator with --quick, all at once

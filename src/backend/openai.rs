@@ -21,38 +21,22 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
     m.insert("model".into(), json!(target.payload_model()));
     let api = target.backend.api;
     match (api, &req.prompt) {
-        (Api::Completions | Api::Embeddings, Prompt::Text(t)) => {
-            m.insert(
-                if api == Api::Embeddings {
-                    "input"
-                } else {
-                    "prompt"
-                }
-                .into(),
-                json!(t),
-            );
-        }
-        (Api::Completions | Api::Embeddings, Prompt::Parts(p)) => {
-            m.insert(
-                if api == Api::Embeddings {
-                    "input"
-                } else {
-                    "prompt"
-                }
-                .into(),
-                json!(p.concat()),
-            );
-        }
-        (Api::Completions | Api::Embeddings, Prompt::TokenIds(ids)) => {
-            m.insert(
-                if api == Api::Embeddings {
-                    "input"
-                } else {
-                    "prompt"
-                }
-                .into(),
-                json!(ids),
-            );
+        (
+            Api::Completions | Api::Embeddings,
+            p @ (Prompt::Text(_) | Prompt::Parts(_) | Prompt::TokenIds(_)),
+        ) => {
+            let key = if api == Api::Embeddings {
+                "input"
+            } else {
+                "prompt"
+            };
+            let v = match p {
+                Prompt::Text(t) => json!(t),
+                Prompt::Parts(parts) => json!(parts.concat()),
+                Prompt::TokenIds(ids) => json!(ids),
+                Prompt::Messages(_) => unreachable!(),
+            };
+            m.insert(key.into(), v);
         }
         (Api::Completions | Api::Embeddings, Prompt::Messages(_)) => {
             return Err(format!(
