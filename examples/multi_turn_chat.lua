@@ -16,7 +16,7 @@ local ex = require "moonbench.example"
 local args = ex.args("multi_turn_chat.lua", "Multi-turn chat users", {
   { "--users", type = "int", help = "virtual users (default 40; 6 with --quick)", help_zh = "虚拟用户数" },
   { "--turns", type = "int", default = 4, help = "turns per conversation", help_zh = "每段对话的轮数" },
-  { "--think", type = "number", help = "think time between turns, seconds (default 1; 0.05 with --quick)",
+  { "--think", type = "number", help = "mean think time between turns, seconds (default 1; 0.05 with --quick)",
     help_zh = "两轮之间的思考时间（秒）" },
 })
 local users = args.users or ex.size(args, 40, 6)
@@ -39,7 +39,7 @@ local res = mb.users{
       if not r.success then return end                       -- 失败的请求已被记录 / already recorded
       history[#history + 1] = { role = "assistant", content = r.text }
       history[#history + 1] = { role = "user", content = u:prompt(30) }   -- 追问 / a follow-up
-      u:sleep(think)
+      u:sleep(mb.rand.exponential(think))   -- 平均 think 秒、指数分布的思考时间 / exponential think time
     end
   end,
 }

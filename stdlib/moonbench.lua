@@ -147,6 +147,23 @@ mb.run = core.run
 -- 可以在 u 上存自己的状态（u.history = ...）；不要改 u.id 和 u.iteration。
 mb.users = core.users
 
+-- 随机数 Random numbers（思考时间、长度的随机化等；调用 mb.rand.seed(n) 可复现）------------------
+-- u:sleep(mb.rand.exponential(2.0))   -- 平均 2 秒的指数分布思考时间（泊松过程的间隔就是指数分布）
+mb.rand = {
+  seed = function(n) math.randomseed(n) end,
+  -- [a, b) 上的均匀分布 / uniform on [a, b)
+  uniform = function(a, b) return a + (b - a) * math.random() end,
+  -- 均值为 mean 的指数分布 / exponential with the given mean
+  exponential = function(mean) return -mean * math.log(1 - math.random()) end,
+  -- 正态分布（Box-Muller）/ normal
+  normal = function(mu, sigma)
+    local u1, u2 = 1 - math.random(), math.random()
+    return mu + sigma * math.sqrt(-2 * math.log(u1)) * math.cos(2 * math.pi * u2)
+  end,
+  -- 从列表里随机取一个 / a random element of a list
+  choice = function(list) return list[math.random(#list)] end,
+}
+
 -- 自动找负载点 Goal seeking（用 Lua 写在 moonbench/search.lua 里，可以直接阅读、复制、修改）----------
 -- mb.slo_search{ target = t, requests = reqs, slo = { ttft_ms = 500, tpot_ms = 50 }, goal = 0.9 }
 --   找出"至少 90% 的请求满足 SLO"时的最大请求速率（by = "concurrency" 则找最大并发）。

@@ -87,4 +87,11 @@ local ok2, err2 = pcall(mb.users, { target = target, count = 2, scenario = funct
 check(not ok2 and tostring(err2):find("not both", 1, true), tostring(err2))
 local ok3, err3 = pcall(mb.users, { target = target, count = 2, scenarios = function() end })
 check(not ok3 and tostring(err3):find("did you mean 'scenario'", 1, true), tostring(err3))
+-- mb.rand: seeded, and the exponential's mean is right
+mb.rand.seed(3)
+local sum = 0
+for _ = 1, 20000 do sum = sum + mb.rand.exponential(2.0) end
+check(math.abs(sum / 20000 - 2.0) < 0.1, "exponential mean " .. sum / 20000)
+local x = mb.rand.uniform(5, 6)
+check(x >= 5 and x < 6 and mb.rand.choice{ "a" } == "a", "uniform and choice")
 print("USERS OK")
