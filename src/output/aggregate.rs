@@ -161,6 +161,9 @@ pub fn zh_name(col: &str) -> String {
     }
     for (prefix, word) in [
         ("client_health.", "客户端健康."),
+        ("server_metrics.summary.", "服务器指标."),
+        ("server_metrics.", "服务器指标."),
+        ("users.", "虚拟用户."),
         ("errors_by_kind.", "错误数."),
         ("slo.", "SLO."),
     ] {
@@ -434,6 +437,10 @@ mod tests {
         assert_eq!(zh_name("request_goodput:"), "请求有效吞吐量");
         assert_eq!(zh_name("p99.9_ttft_ms"), "首令牌时间P99.9(ms)");
         assert_eq!(zh_name("gpu"), "gpu");
+        assert_eq!(
+            zh_name("server_metrics.summary.max_waiting"),
+            "服务器指标.max_waiting"
+        );
     }
 
     #[test]
