@@ -208,6 +208,52 @@ fn sigterm_saves_partial_results() {
     interrupted_run_saves_partial(libc::SIGTERM);
 }
 
+/// Ctrl-C during a virtual-users run stops the users, lets requests in flight finish
+/// within the grace period, and returns what was measured, marked partial.
+#[test]
+fn ctrl_c_stops_virtual_users_and_keeps_their_records() {
+    let dir = tmpdir("users-sigint");
+    let script = dir.join("u.lua");
+    std::fs::write(
+        &script,
+        "local mb = require 'moonbench'\n\
+         local t = mb.target{ body = { ignore_eos = true }, sim = { ttft_ms = 5, itl_ms = 5 } }\n\
+         local res = mb.users{ target = t, count = 20, duration = 60, grace = 0.2, progress = false,\n\
+           scenario = function(u) while true do u:complete{ prompt = 'a b', max_tokens = 400 }; u:sleep(0.01) end end }\n\
+         local s = res:summary()\n\
+         print(string.format('USERS PARTIAL %s %d %d', tostring(s.partial), s.completed, s.cancelled or 0))\n",
+    )
+    .unwrap();
+    let child = bin()
+        .args(["run", script.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    let out = wait(child, Duration::from_secs(30));
+    let (stdout, stderr) = text(&out);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped promptly"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("USERS PARTIAL"))
+        .unwrap_or_else(|| panic!("stdout: {stdout}\nstderr: {stderr}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f[2], "true", "{line}");
+    // Each request takes ~2 s (400 tokens x 5 ms), so requests were in flight at the
+    // signal; they were cut off after the 0.2 s grace and kept as records.
+    let completed: u64 = f[3].parse().unwrap();
+    let cancelled: u64 = f[4].parse().unwrap();
+    assert!(cancelled > 0, "{line}");
+    assert!(completed + cancelled >= 20, "{line}");
+}
+
 #[test]
 fn datasets_and_tokenizers_from_lua() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lua/datasets.lua");

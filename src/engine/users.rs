@@ -40,9 +40,12 @@ pub struct SessionSpec {
     pub server_metrics: Option<Duration>,
     /// I/O worker threads (for the client-health CPU share).
     pub io_threads: usize,
+    /// After an interruption, how long requests in flight may still finish.
+    pub grace: Duration,
 }
 
 struct Inner {
+    grace: Duration,
     target: Arc<Target>,
     client: Arc<HttpClient>,
     tokenizer: Arc<Tokenizer>,
@@ -54,6 +57,7 @@ struct Inner {
 
 /// A started closed-loop session.
 pub struct Session {
+    _guard: cancel::RunGuard,
     inner: Arc<Inner>,
     io: Handle,
     out: RunOutcome,
@@ -72,6 +76,8 @@ impl Session {
     /// Connects (ready check, model, connections opened ahead) on the I/O runtime
     /// `io`, then starts the clock.
     pub async fn open(mut spec: SessionSpec, io: Handle) -> Result<Session, String> {
+        // While the session lives, Ctrl-C stops the users instead of the process.
+        let guard = cancel::RunGuard::new();
         if cancel::level() > 0 {
             return Err("interrupted before the run started".into());
         }
@@ -103,7 +109,9 @@ impl Session {
             Scraper::start(client.clone(), spec.target.plain_headers(), every, t0)
         });
         Ok(Session {
+            _guard: guard,
             inner: Arc::new(Inner {
+                grace: spec.grace,
                 target: spec.target,
                 client,
                 tokenizer: spec.tokenizer,
@@ -173,7 +181,7 @@ impl Session {
 
 impl Sender {
     /// Sends `req` for `tag` now, on the I/O runtime, and waits for its record (also
-    /// kept for the run's results). Aborted only by a second Ctrl-C.
+    /// kept for the run's results). An interruption cuts it off after the grace period.
     pub async fn send(&self, req: Request, tag: UserTag) -> RequestRecord {
         let inner = self.inner.clone();
         let task = self.io.spawn(async move {
@@ -184,10 +192,17 @@ impl Sender {
                 target: &inner.target,
                 tokenizer: &inner.tokenizer,
             };
+            // The first interruption lets it finish within the grace period; the
+            // second cuts it off at once.
             let mut lvl = cancel::subscribe();
+            let grace = inner.grace;
             let abort = async move {
-                if lvl.wait_for(|v| *v >= 2).await.is_err() {
+                if lvl.wait_for(|v| *v >= 1).await.is_err() {
                     std::future::pending::<()>().await;
+                }
+                tokio::select! {
+                    _ = lvl.wait_for(|v| *v >= 2) => {}
+                    _ = tokio::time::sleep(grace) => {}
                 }
             };
             let d = Dispatch {

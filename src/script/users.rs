@@ -257,6 +257,7 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
     let progress: bool = o.get("progress")?.unwrap_or(true);
     let records_path: Option<String> = o.get("records_file")?;
     let ready_timeout = secs(&o, "ready_timeout", Some(60.0))?;
+    let grace = secs(&o, "grace", Some(5.0))?.unwrap_or(Duration::from_secs(3600));
     let label: Option<String> = o.get("label")?;
     let server_metrics = server_metrics_arg(&o)?;
     let options = result_options(&lua, &o, &ResultOptions::default())?;
@@ -303,6 +304,7 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
         records_path: records_path.map(std::path::PathBuf::from),
         server_metrics,
         io_threads,
+        grace,
     };
     if let Some(e) = clock::fd_budget_error(count as u64, tg.sim.is_some()) {
         return Err(mlua::Error::runtime(format!(
@@ -321,7 +323,6 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
         .await
         .map_err(|e| mlua::Error::runtime(format!("mb.users: {e}")))?;
     let t0 = session.t0_ns();
-    let planned = iterations.filter(|_| duration.is_none());
     let sh = Rc::new(Shared {
         sender: session.sender(),
         users: RefCell::new(
@@ -355,7 +356,7 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
             meta.clone(),
             i,
             start,
-            planned.or(iterations),
+            iterations,
         ));
     }
     let mut script_error: Option<mlua::Error> = None;
