@@ -29,7 +29,8 @@ mb.version = core.version
 --   其它可选项: endpoint, served_model_name, api_key（默认读 OPENAI_API_KEY，且绝不写进结果文件）,
 --   headers = {K = "V"}, timeout（秒，默认 600）, stream（默认 true）, body = {额外请求字段},
 --   tokenizer（统计服务器没报告的 token 数用）, continuous_usage（让 vLLM 每个 chunk 都报 token 数）,
---   request_id_prefix（x-request-id 头的前缀，默认 "moonbench-"，方便在服务器日志里找请求）。
+--   request_id_prefix（x-request-id 头的前缀，后接请求序号，方便在服务器日志里找请求；
+--   不设时每个请求用一个随机 UUID，有的服务器（如 llama-cpp-python）只接受 UUID）。
 --   sim 里还可以写 reasoning_tokens = N：每个对话回答的前 N 个 token 作为"思考"（reasoning_content）发送。
 mb.target = core.target
 

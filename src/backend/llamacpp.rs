@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::exec::Accum;
+use super::exec::{Accum, ServerTiming};
 use super::protocol::{merged_fields, object, server_error, str_field, text_prompt, unexpected};
 use super::{Api, Target};
 use crate::dataset::Request;
@@ -68,17 +68,11 @@ pub fn on_event(data: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError
                 .and_then(|v| v.as_u64())
         });
     let stop = o.get("stop").and_then(|v| v.as_bool()).unwrap_or(false);
-    if let Some(n) = ids {
-        acc.continuous_usage = true;
-        acc.usage_completion = Some(acc.usage_completion.unwrap_or(0) + n);
+    // `tokens` lists this event's new token ids: the chunk's own count.
+    acc.push_chunk(t, content, "", false, ids);
+    if let Some(timing) = timings.and_then(ServerTiming::from_llamacpp) {
+        acc.server_timing = Some(timing);
     }
-    acc.push_chunk(
-        t,
-        content,
-        "",
-        false,
-        ids.filter(|_| !content.is_empty() || ids.unwrap_or(0) > 0),
-    );
     if stop {
         if let Some(n) = predicted {
             acc.usage_completion = Some(n as u32);

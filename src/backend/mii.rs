@@ -43,6 +43,7 @@ pub fn on_body(body: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError>
     let Some(text) = text else {
         return Err(unexpected(Api::Mii, &o, body));
     };
+    acc.done = true;
     acc.push_chunk(t, text, "", false, None);
     Ok(())
 }

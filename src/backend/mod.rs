@@ -74,6 +74,18 @@ impl Api {
             Api::Mii => "DeepSpeed-MII (text or choices)",
         }
     }
+
+    /// The signal that marks a complete streamed answer in this protocol.
+    pub fn finish_signal(self) -> &'static str {
+        match self {
+            Api::Completions | Api::Chat => "a choice's finish_reason or data: [DONE]",
+            Api::Sglang => "meta_info.finish_reason or data: [DONE]",
+            Api::Tgi => "a final event with generated_text",
+            Api::LlamaCpp => "an event with \"stop\": true",
+            Api::TrtLlm => "none (the stream's end)",
+            Api::Embeddings | Api::Mii => "a complete JSON answer",
+        }
+    }
 }
 
 /// A backend: the name the user chose (as vLLM's `--backend`) and its API.
@@ -283,7 +295,9 @@ pub struct Target {
     pub profile: bool,
     /// Fields merged into every request body (sampling parameters, `ignore_eos`, ...).
     pub body: Map<String, Value>,
-    /// Prefix of the `x-request-id` header; the request index is appended.
+    /// Prefix of the `x-request-id` header, followed by the request index. Empty:
+    /// each request gets a random UUID (servers such as llama-cpp-python's reject
+    /// any other request id).
     pub request_id_prefix: String,
 }
 
@@ -305,7 +319,7 @@ impl Target {
             continuous_usage: false,
             profile: false,
             body: Map::new(),
-            request_id_prefix: "moonbench-".to_string(),
+            request_id_prefix: String::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
 
-use super::exec::Accum;
+use super::exec::{Accum, ServerTiming};
 use super::protocol::{error_message, object, protocol, snippet, unexpected};
 use super::{Api, Target};
 use crate::dataset::{Prompt, Request};
@@ -97,6 +97,9 @@ struct Chunk<'a> {
     usage: Option<Usage>,
     #[serde(default)]
     error: Option<Value>,
+    /// llama-server's own timing of the request (on its last chunk or answer).
+    #[serde(default)]
+    timings: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -107,6 +110,8 @@ struct Choice<'a> {
     delta: Option<Delta<'a>>,
     #[serde(default, borrow)]
     message: Option<Delta<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -216,22 +221,25 @@ pub fn on_event(api: Api, data: &[u8], t: u64, acc: &mut Accum) -> Result<(), Re
     if let Some(p) = chunk.usage.as_ref().and_then(|u| u.prompt_tokens) {
         acc.usage_prompt = Some(p);
     }
+    if let Some(timing) = chunk.timings.as_ref().and_then(ServerTiming::from_llamacpp) {
+        acc.server_timing = Some(timing);
+    }
     let choices = chunk.choices.as_deref().unwrap_or(&[]);
     if choices.is_empty() {
-        // The trailing usage-only chunk.
+        // The trailing usage-only chunk: the request's total.
         if let Some(ct) = usage_ct {
             acc.usage_completion = Some(ct);
         }
         return Ok(());
     }
+    if choices[0].finish_reason.is_some() {
+        acc.done = true;
+    }
     let (answer, reasoning, tool) = choice_parts(api, &choices[0], true)?;
-    let delta = usage_ct.map(|ct| {
-        acc.continuous_usage = true;
-        let d = ct.saturating_sub(acc.usage_completion.unwrap_or(0));
-        acc.usage_completion = Some(ct);
-        d
-    });
-    acc.push_chunk(t, &answer, &reasoning, tool, delta);
+    // Usage on a choice chunk is cumulative; whether it counts this chunk's tokens
+    // is decided once the stream is over (`Accum::settle`).
+    let count = usage_ct.map(|ct| acc.cumulative(ct));
+    acc.push_chunk(t, &answer, &reasoning, tool, count);
     Ok(())
 }
 
@@ -270,6 +278,10 @@ pub fn on_body(api: Api, body: &[u8], t: u64, acc: &mut Accum) -> Result<(), Req
         acc.usage_prompt = u.prompt_tokens;
         acc.usage_completion = u.completion_tokens;
     }
+    if let Some(timing) = chunk.timings.as_ref().and_then(ServerTiming::from_llamacpp) {
+        acc.server_timing = Some(timing);
+    }
+    acc.done = true;
     acc.push_chunk(t, &answer, &reasoning, tool, None);
     Ok(())
 }
@@ -411,7 +423,8 @@ mod tests {
             &mut acc,
         )
         .unwrap();
-        assert_eq!(acc.chunk_tokens, vec![1, 3]);
-        assert!(acc.continuous_usage);
+        let s = acc.settle(&crate::tokenizer::Tokenizer::words());
+        assert_eq!(s.chunk_tokens, vec![1, 3]);
+        assert_eq!(acc.counts(), crate::backend::exec::ChunkCounts::Server);
     }
 }

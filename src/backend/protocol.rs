@@ -47,6 +47,68 @@ pub fn on_body(api: Api, body: &[u8], t: u64, acc: &mut Accum) -> Result<(), Req
     }
 }
 
+/// The body fields every server of `api` must accept; any other field sent is
+/// named when a server rejects a request without saying why.
+pub fn core_fields(api: Api) -> &'static [&'static str] {
+    match api {
+        Api::Completions => &["model", "prompt", "max_tokens", "stream"],
+        Api::Chat => &[
+            "model",
+            "messages",
+            "max_completion_tokens",
+            "max_tokens",
+            "stream",
+        ],
+        Api::Embeddings => &["model", "input"],
+        Api::Sglang => &["text", "input_ids", "sampling_params", "stream"],
+        Api::Tgi => &["inputs", "parameters", "stream"],
+        Api::TrtLlm => &["text_input", "max_tokens", "stream"],
+        Api::LlamaCpp => &["prompt", "n_predict", "stream"],
+        Api::Mii => &["prompts", "max_length"],
+    }
+}
+
+/// For a request a server rejected without a reason: the headers it carried
+/// (values of credentials hidden) and its body fields beyond the protocol's core.
+pub fn what_was_sent(target: &Target, headers: &http::HeaderMap, body: &[u8]) -> String {
+    let hs: Vec<String> = headers
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "host" | "content-type" | "content-length"))
+        .map(|(k, v)| {
+            if k == "authorization" || k.as_str().contains("key") || k.as_str().contains("token") {
+                format!("{k}: (hidden)")
+            } else {
+                format!("{k}: {}", v.to_str().unwrap_or("?"))
+            }
+        })
+        .collect();
+    let core = core_fields(target.backend.api);
+    let extra: Vec<String> = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.as_object().cloned())
+        .map(|o| {
+            o.keys()
+                .filter(|k| !core.contains(&k.as_str()))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut s = format!("the request sent the headers [{}]", hs.join(", "));
+    if !extra.is_empty() {
+        s.push_str(&format!(
+            " and body fields beyond {}'s core [{}]",
+            target.backend.name,
+            extra.join(", ")
+        ));
+    }
+    s.push_str(
+        "; a server may reject one of these (x-request-id: servers such as llama-cpp-python take only UUIDs, \
+         the default without --request-id-prefix; extra fields come from --extra-body, sampling flags or \
+         stream_options)",
+    );
+    s
+}
+
 /// A protocol error.
 pub fn protocol(msg: impl Into<String>) -> RequestError {
     RequestError::new(ErrorKind::Protocol, msg)

@@ -80,16 +80,14 @@ fn decode(data: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError> {
     if let Some(p) = meta.get("prompt_tokens").and_then(|v| v.as_u64()) {
         acc.usage_prompt = Some(p as u32);
     }
-    let delta = meta
+    let count = meta
         .get("completion_tokens")
         .and_then(|v| v.as_u64())
-        .map(|ct| {
-            acc.continuous_usage = true;
-            let d = (ct as u32).saturating_sub(acc.usage_completion.unwrap_or(0));
-            acc.usage_completion = Some(ct as u32);
-            d
-        });
-    acc.push_cumulative(t, text, delta)
+        .map(|ct| acc.cumulative(ct as u32));
+    if meta.get("finish_reason").is_some_and(|f| !f.is_null()) {
+        acc.done = true;
+    }
+    acc.push_cumulative(t, text, count)
 }
 
 /// Decodes one streamed event.
@@ -107,5 +105,7 @@ pub fn on_event(data: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError
 
 /// Decodes a whole (non-streamed) answer.
 pub fn on_body(body: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError> {
-    decode(body, t, acc)
+    decode(body, t, acc)?;
+    acc.done = true;
+    Ok(())
 }

@@ -91,11 +91,13 @@ pub fn on_event(data: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError
         .get("text")
         .and_then(|v| v.as_str())
         .ok_or_else(|| protocol("TGI event without token.text"))?;
-    let before = acc.usage_completion.unwrap_or(0);
-    acc.continuous_usage = true;
-    acc.usage_completion = Some(before + 1);
+    // One token per event: each chunk's count is the server's.
     acc.push_chunk(t, if special { "" } else { text }, "", special, Some(1));
     details(&o, acc);
+    // The last event carries the whole `generated_text` (null before).
+    if o.get("generated_text").is_some_and(|g| g.is_string()) {
+        acc.done = true;
+    }
     Ok(())
 }
 
@@ -116,6 +118,7 @@ pub fn on_body(body: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError>
         return Err(unexpected(Api::Tgi, &o, body));
     };
     details(&o, acc);
+    acc.done = true;
     acc.push_chunk(t, text, "", false, None);
     Ok(())
 }

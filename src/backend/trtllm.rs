@@ -49,6 +49,8 @@ pub fn on_event(data: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError
         return Err(unexpected(Api::TrtLlm, &o, d));
     }
     let text = str_field(&o, "text_output", Api::TrtLlm)?;
+    // Triton's generate_stream has no end marker: the end of the stream is the end.
+    acc.no_finish_signal = true;
     acc.push_chunk(t, text, "", false, None);
     Ok(())
 }

@@ -1,9 +1,14 @@
-//! Client health: is the load generator itself limiting the numbers?
+//! Client health: can the client trust its own numbers, and did it limit the run?
 //!
-//! Three readings, taken while a run goes: the CPU time of the client's I/O threads
-//! (a busy client reads late), the runtime's scheduling delay (a probe measures how
-//! long a ready task waits before it runs, which is how late bytes already in the
-//! kernel get read), and the dispatcher's lateness against the schedule.
+//! Evidence gathered while a run goes: the CPU time of the client's I/O threads; a
+//! wake-up probe (a thread of ours sleeping 1 ms at a time: how late the OS lets it
+//! run is how late a read of bytes already in the kernel can be); the runtime's
+//! scheduling delay; the machine's CPU pressure (`/proc/pressure/cpu`) and steal
+//! time; the dispatcher's lateness against the schedule. From the records: token
+//! events that came back from the same socket read as an earlier one (their
+//! timestamps collapsed). When the built-in simulator is the server, its record of
+//! what it sent gives the error directly. [`HealthMonitor::finish`] turns that into
+//! a verdict with a reason and an estimated bound on the timing error.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,6 +18,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::clock;
+use crate::metrics::RequestRecord;
 
 /// Thread-name prefix of the client's I/O runtime workers.
 pub const IO_THREAD_PREFIX: &str = "mb-io";
@@ -20,10 +26,43 @@ pub const IO_THREAD_PREFIX: &str = "mb-io";
 /// A run's client-health verdict.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ClientHealth {
-    /// `ok`, or `warning` when a reading suggests the client limited the run.
+    /// `ok`, or `warning` when the client's own timing error may exceed a few
+    /// percent of what it measured, or a reading suggests it limited the run.
     pub verdict: String,
+    /// Why, in one sentence.
+    pub reason: String,
+    /// Estimated bound on the error of the measured token times (ms).
+    pub timing_error_bound_ms: f64,
+    /// What the bound is compared with: the median ITL (or TTFT) measured (ms).
+    pub reference_ms: f64,
     /// What looked wrong, in words.
     pub warnings: Vec<String>,
+    /// Token-bearing chunks that came back from the same socket read as the chunk
+    /// before them, over all chunks after the first (0–1).
+    pub collapsed_chunk_share: f64,
+    /// How late a sleeping thread of the client woke up, median (ms).
+    pub wake_lateness_p50_ms: f64,
+    /// Wake-up lateness, 99th percentile (ms).
+    pub wake_lateness_p99_ms: f64,
+    /// Wake-up lateness, maximum (ms).
+    pub wake_lateness_max_ms: f64,
+    /// Share of the run during which some task on the machine waited for a CPU
+    /// (`/proc/pressure/cpu`, "some"), where the kernel reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_pressure: Option<f64>,
+    /// Share of CPU time stolen by the hypervisor during the run, where reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steal_share: Option<f64>,
+    /// When the built-in simulator was the server: measured minus true arrival of
+    /// each chunk, median (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truth_error_p50_ms: Option<f64>,
+    /// The same, 99th percentile (ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truth_error_p99_ms: Option<f64>,
+    /// Chunks compared with the simulator's truth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truth_chunks: Option<u64>,
     /// CPU seconds used by the client's I/O threads during the run.
     pub cpu_seconds: f64,
     /// That CPU time over (duration × I/O threads), 0–1.
@@ -70,6 +109,9 @@ impl ClientHealth {
                 "the Lua script thread was {:.0}% busy: the users' Lua code, not the server, may have set the pace",
                 share * 100.0
             ));
+            if self.verdict != "warning" {
+                self.reason = self.warnings.last().cloned().unwrap_or_default();
+            }
             self.verdict = "warning".into();
         }
     }
@@ -77,10 +119,173 @@ impl ClientHealth {
 
 /// Thresholds above which a run gets a warning.
 const CPU_SHARE_WARN: f64 = 0.85;
-const DELAY_P99_WARN_MS: f64 = 2.0;
 /// With kernel timestamps a late read does not change any latency; it only shows
 /// a client falling behind, so the bar is higher.
 const READ_LAG_P99_WARN_MS: f64 = 50.0;
+/// The timing error may be this share of the reference before the verdict warns...
+const ERROR_SHARE_WARN: f64 = 0.05;
+/// ...and never warns below this absolute bound (ms).
+const ERROR_FLOOR_MS: f64 = 0.1;
+/// Kernel receive timestamps of chunks that each came in their own read (ms).
+const KERNEL_STAMP_ERROR_MS: f64 = 0.02;
+/// Dispatcher lateness (p99) that warns, at least (ms), and as a share of the mean
+/// gap between scheduled sends.
+const DISPATCH_WARN_MS: f64 = 5.0;
+const DISPATCH_WARN_SHARE: f64 = 0.1;
+/// Collapsed chunks above this share mean reads batched events.
+const COLLAPSED_SHARE: f64 = 0.02;
+/// CPU pressure above which the machine counts as busy.
+const PRESSURE_BUSY: f64 = 0.2;
+
+/// The machine's CPU pressure: total µs during which some task waited for a CPU.
+fn cpu_pressure_us() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
+    let line = s.lines().find(|l| l.starts_with("some"))?;
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix("total="))
+        .and_then(|v| v.parse().ok())
+}
+
+/// (steal, total) CPU ticks of the machine from `/proc/stat`.
+fn steal_ticks() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Some((*v.get(7)?, v.iter().take(8).sum()))
+}
+
+/// A thread that sleeps 1 ms at a time (1 ns timer slack) and records how late it
+/// wakes: how long a runnable thread of the client waits for a CPU.
+struct WakeProbe {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Histogram<u64>>>,
+}
+
+impl WakeProbe {
+    fn start() -> WakeProbe {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("mb-wakeprobe".into())
+            .spawn(move || {
+                #[cfg(target_os = "linux")]
+                // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
+                unsafe {
+                    libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
+                }
+                let mut h = micros_histogram();
+                let period = Duration::from_millis(1);
+                while !s.load(Ordering::Relaxed) {
+                    let due = clock::now_ns() + period.as_nanos() as u64;
+                    std::thread::sleep(period);
+                    let late_us = clock::now_ns().saturating_sub(due) / 1000;
+                    let _ = h.record(late_us.max(1));
+                }
+                h
+            })
+            .ok();
+        WakeProbe { stop, thread }
+    }
+
+    fn finish(mut self) -> Histogram<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_else(micros_histogram)
+    }
+}
+
+/// What the records say about the client's own timing.
+struct RecordEvidence {
+    collapsed: u64,
+    gaps: u64,
+    median_itl_ms: Option<f64>,
+    median_ttft_ms: Option<f64>,
+    /// Mean gap between scheduled sends (ms), 0 when all were due at once.
+    mean_interval_ms: f64,
+    /// Dispatch to send start, 99th percentile (ms): how late the I/O runtime
+    /// picked up requests the dispatcher had released.
+    pickup_p99_ms: f64,
+}
+
+fn record_evidence(records: &[RequestRecord]) -> RecordEvidence {
+    let mut ev = RecordEvidence {
+        collapsed: 0,
+        gaps: 0,
+        median_itl_ms: None,
+        median_ttft_ms: None,
+        mean_interval_ms: 0.0,
+        pickup_p99_ms: 0.0,
+    };
+    let mut pickup = Vec::new();
+    let mut itls = Vec::new();
+    let mut ttfts = Vec::new();
+    let mut sched: Vec<u64> = Vec::new();
+    for r in records.iter().filter(|r| !r.warmup) {
+        sched.push(r.scheduled_ns);
+        pickup.push(r.sent_ns.saturating_sub(r.dispatched_ns) as f64 / 1e6);
+        if !r.success() {
+            continue;
+        }
+        if let Some(t) = r.ttft() {
+            ttfts.push(t * 1e3);
+        }
+        if r.streamed {
+            for w in r.chunk_ns.windows(2) {
+                ev.gaps += 1;
+                if w[1] == w[0] {
+                    ev.collapsed += 1;
+                }
+            }
+            itls.extend(r.itls().into_iter().map(|x| x * 1e3));
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        if v.is_empty() {
+            None
+        } else {
+            v.sort_by(f64::total_cmp);
+            Some(v[v.len() / 2])
+        }
+    };
+    ev.median_itl_ms = if itls.len() >= 10 {
+        median(&mut itls)
+    } else {
+        None
+    };
+    ev.median_ttft_ms = median(&mut ttfts);
+    if !pickup.is_empty() {
+        pickup.sort_by(f64::total_cmp);
+        ev.pickup_p99_ms = pickup[((pickup.len() - 1) as f64 * 0.99) as usize];
+    }
+    if sched.len() >= 2 {
+        let (lo, hi) = (sched.iter().min().unwrap(), sched.iter().max().unwrap());
+        ev.mean_interval_ms = (hi - lo) as f64 / 1e6 / (sched.len() - 1) as f64;
+    }
+    ev
+}
+
+/// Measured minus true arrival of every chunk, when the server is an in-process
+/// simulator keeping its truth (µs histogram).
+fn truth_errors(records: &[RequestRecord], truth: &crate::sim::truth::TruthLog) -> Histogram<u64> {
+    let mut h = micros_histogram();
+    for r in records.iter().filter(|r| r.success() && !r.warmup) {
+        let Some(t) = truth.get(&r.request_id) else {
+            continue;
+        };
+        if t.chunk_ns.len() != r.chunk_ns.len() {
+            continue;
+        }
+        for (m, s) in r.chunk_ns.iter().zip(&t.chunk_ns) {
+            let _ = h.record((m.saturating_sub(*s) / 1000).max(1));
+        }
+    }
+    h
+}
 
 /// A new histogram of microseconds (1 µs .. 1 h, 3 significant digits).
 pub fn micros_histogram() -> Histogram<u64> {
@@ -94,6 +299,10 @@ pub struct HealthMonitor {
     cpu_start: f64,
     io_threads: usize,
     task: tokio::task::JoinHandle<()>,
+    wake: WakeProbe,
+    pressure_start: Option<u64>,
+    steal_start: Option<(u64, u64)>,
+    started: u64,
 }
 
 impl HealthMonitor {
@@ -117,18 +326,27 @@ impl HealthMonitor {
             cpu_start: clock::thread_cpu_secs(IO_THREAD_PREFIX),
             io_threads,
             task,
+            wake: WakeProbe::start(),
+            pressure_start: cpu_pressure_us(),
+            steal_start: steal_ticks(),
+            started: clock::now_ns(),
         }
     }
 
-    /// Stops the probe and gives the verdict for a run of `duration` seconds.
+    /// Stops the probes and gives the verdict for a run of `duration` seconds over
+    /// `records`, sent to `server` (an in-process simulator there lends its truth).
     pub async fn finish(
         self,
         duration: f64,
         dispatch_lag_us: &Histogram<u64>,
         read_clock: &crate::backend::http::ReadClock,
+        records: &[RequestRecord],
+        server: &crate::backend::BaseUrl,
     ) -> ClientHealth {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
+        let wake = self.wake.finish();
+        let wall = clock::secs(clock::now_ns().saturating_sub(self.started)).max(1e-9);
         let cpu = (clock::thread_cpu_secs(IO_THREAD_PREFIX) - self.cpu_start).max(0.0);
         let d = self.delays.lock().unwrap();
         let ms = |h: &Histogram<u64>, q: f64| {
@@ -159,46 +377,148 @@ impl HealthMonitor {
             dispatch_lag_p99_ms: ms(dispatch_lag_us, 0.99),
             dispatch_lag_max_ms: max_ms(dispatch_lag_us),
             kernel_timestamps: read_clock.kernel.load(Ordering::Relaxed),
+            wake_lateness_p50_ms: ms(&wake, 0.5),
+            wake_lateness_p99_ms: ms(&wake, 0.99),
+            wake_lateness_max_ms: max_ms(&wake),
+            cpu_pressure: self
+                .pressure_start
+                .zip(cpu_pressure_us())
+                .map(|(a, b)| (b.saturating_sub(a) as f64 / 1e6 / wall).min(1.0)),
+            steal_share: self
+                .steal_start
+                .zip(steal_ticks())
+                .and_then(|((s0, t0), (s1, t1))| {
+                    (t1 > t0).then(|| s1.saturating_sub(s0) as f64 / (t1 - t0) as f64)
+                }),
             ..Default::default()
         };
+        drop(d);
         {
             let rl = read_clock.lag_us.lock().unwrap();
             h.read_lag_p50_ms = ms(&rl, 0.5);
             h.read_lag_p99_ms = ms(&rl, 0.99);
             h.read_lag_max_ms = max_ms(&rl);
         }
-        if h.cpu_share > CPU_SHARE_WARN {
-            h.warnings.push(format!(
-                "the client's I/O threads were {:.0}% busy: timings may include client queueing; \
-                 give it more cores (MOONBENCH_IO_THREADS) or lower the load",
-                h.cpu_share * 100.0
-            ));
-        }
-        if h.kernel_timestamps {
-            if h.read_lag_p99_ms > READ_LAG_P99_WARN_MS {
-                h.warnings.push(format!(
-                    "the client read bytes up to {:.2} ms (p99) after the kernel had them; token times are the \
-                     kernel's and stay exact, but the client may have limited the load it could drive",
-                    h.read_lag_p99_ms
-                ));
-            }
-        } else if h.sched_delay_p99_ms > DELAY_P99_WARN_MS {
-            h.warnings.push(format!(
-                "ready tasks waited up to {:.2} ms (p99) before running: token arrival times may be late by that much",
-                h.sched_delay_p99_ms
-            ));
-        }
-        if h.dispatch_lag_p99_ms > DELAY_P99_WARN_MS {
-            h.warnings.push(format!(
-                "requests were sent up to {:.2} ms (p99) after their scheduled time by the dispatcher",
-                h.dispatch_lag_p99_ms
-            ));
-        }
-        h.verdict = if h.warnings.is_empty() {
-            "ok".into()
+        let ev = record_evidence(records);
+        h.collapsed_chunk_share = if ev.gaps > 0 {
+            ev.collapsed as f64 / ev.gaps as f64
         } else {
-            "warning".into()
+            0.0
         };
+        if let Some(truth) = crate::sim::truth::lookup(&server.host, server.port) {
+            let te = truth_errors(records, &truth);
+            if !te.is_empty() {
+                h.truth_error_p50_ms = Some(ms(&te, 0.5));
+                h.truth_error_p99_ms = Some(ms(&te, 0.99));
+                h.truth_chunks = Some(te.len());
+            }
+        }
+        judge(&mut h, &ev);
         h
     }
+}
+
+/// The verdict from the evidence: the error bound against what was measured, then
+/// whether the client limited the load.
+fn judge(h: &mut ClientHealth, ev: &RecordEvidence) {
+    let busy = h.cpu_pressure.unwrap_or(0.0) > PRESSURE_BUSY
+        || h.steal_share.unwrap_or(0.0) > PRESSURE_BUSY;
+    let collapsed = h.collapsed_chunk_share > COLLAPSED_SHARE;
+    // How late a read may be: the wake-up probe, or the runtime's own delay when it
+    // is worse (a client busy with its own work).
+    let read_delay = h.wake_lateness_p99_ms.max(h.sched_delay_p99_ms);
+    let (bound, why) = if let Some(p99) = h.truth_error_p99_ms {
+        (
+            p99,
+            format!(
+                "the simulator's record of what it sent: measured arrivals were {p99:.3} ms late at p99"
+            ),
+        )
+    } else if !h.kernel_timestamps {
+        (
+            read_delay,
+            format!(
+                "no kernel receive timestamps: token times may be late by the read delay, {read_delay:.3} ms p99"
+            ),
+        )
+    } else if collapsed || busy {
+        (
+            read_delay,
+            format!(
+                "{:.0}% of token chunks came back from one read with the chunk before them{}; their times may be \
+                 off by the read delay, {read_delay:.3} ms p99",
+                h.collapsed_chunk_share * 100.0,
+                match h.cpu_pressure {
+                    Some(p) if busy =>
+                        format!(" on a busy machine (CPU pressure {:.0}%)", p * 100.0),
+                    _ => String::new(),
+                }
+            ),
+        )
+    } else {
+        (
+            KERNEL_STAMP_ERROR_MS,
+            "each chunk came in its own read, stamped by the kernel on arrival".to_string(),
+        )
+    };
+    h.timing_error_bound_ms = bound;
+    h.reference_ms = ev.median_itl_ms.or(ev.median_ttft_ms).unwrap_or(0.0);
+    let what = if ev.median_itl_ms.is_some() {
+        "median ITL"
+    } else {
+        "median TTFT"
+    };
+    let limit = (h.reference_ms * ERROR_SHARE_WARN).max(ERROR_FLOOR_MS);
+    let mut reason = None;
+    if bound > limit && h.reference_ms > 0.0 {
+        let w = format!(
+            "timing error may reach {bound:.2} ms, {:.0}% of the {what} ({:.2} ms): {why}; quiet the machine \
+             (other processes, MOONBENCH_IO_THREADS) and run again",
+            bound / h.reference_ms * 100.0,
+            h.reference_ms
+        );
+        reason = Some(w.clone());
+        h.warnings.push(w);
+    }
+    if h.cpu_share > CPU_SHARE_WARN {
+        h.warnings.push(format!(
+            "the client's I/O threads were {:.0}% busy: timings may include client queueing; \
+             give it more cores (MOONBENCH_IO_THREADS) or lower the load",
+            h.cpu_share * 100.0
+        ));
+    }
+    if h.kernel_timestamps && h.read_lag_p99_ms > READ_LAG_P99_WARN_MS {
+        h.warnings.push(format!(
+            "the client read bytes up to {:.2} ms (p99) after the kernel had them; the client may have \
+             limited the load it could drive",
+            h.read_lag_p99_ms
+        ));
+    }
+    let dispatch_limit = DISPATCH_WARN_MS.max(ev.mean_interval_ms * DISPATCH_WARN_SHARE);
+    let late = h.dispatch_lag_p99_ms.max(ev.pickup_p99_ms);
+    if ev.mean_interval_ms > 0.0 && late > dispatch_limit {
+        h.warnings.push(format!(
+            "requests were sent up to {late:.2} ms (p99) after their scheduled time by the client \
+             (dispatcher {:.2} ms, I/O pick-up {:.2} ms; mean gap between sends {:.2} ms): the schedule was not kept",
+            h.dispatch_lag_p99_ms, ev.pickup_p99_ms, ev.mean_interval_ms
+        ));
+    }
+    h.verdict = if h.warnings.is_empty() {
+        "ok"
+    } else {
+        "warning"
+    }
+    .into();
+    h.reason = reason
+        .or_else(|| h.warnings.first().cloned())
+        .unwrap_or_else(|| {
+            format!(
+                "timing error at most {bound:.3} ms ({why}), {:.1}% of the {what}",
+                if h.reference_ms > 0.0 {
+                    bound / h.reference_ms * 100.0
+                } else {
+                    0.0
+                }
+            )
+        });
 }

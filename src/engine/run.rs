@@ -401,7 +401,13 @@ pub async fn run(
         .unwrap_or(t0)
         .max(t0);
     out.health = monitor
-        .finish(out.duration(), &lag, &client.read_clock)
+        .finish(
+            out.duration(),
+            &lag,
+            &client.read_clock,
+            &measured,
+            &spec.target.base_url,
+        )
         .await;
     out.records.extend(measured);
     Ok(out)

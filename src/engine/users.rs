@@ -172,6 +172,8 @@ impl Session {
                 out.duration(),
                 &micros_histogram(),
                 &self.inner.client.read_clock,
+                &recs,
+                self.inner.client.base(),
             )
             .await;
         out.records = recs;

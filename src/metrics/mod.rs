@@ -6,6 +6,6 @@ pub mod server;
 pub mod stats;
 pub mod summary;
 
-pub use record::{ErrorKind, RequestError, RequestRecord, TokenSource, UserTag};
+pub use record::{ErrorKind, RequestError, RequestRecord, ServerTiming, TokenSource, UserTag};
 pub use stats::{Stats, describe, percentile_label};
 pub use summary::{Metric, Slo, Summary, SummaryOptions, summarize};

@@ -19,6 +19,11 @@ pub enum ErrorKind {
     Server,
     /// The run was interrupted (Ctrl-C / SIGTERM) while the request was in flight.
     Cancelled,
+    /// The stream ended (EOF or reset) before the protocol's finish signal
+    /// (`finish_reason`, `[DONE]`, TGI's final `generated_text`, llama.cpp's
+    /// `stop`). vLLM's benchmark counts such a request as a success; moonbench
+    /// does not.
+    Incomplete,
 }
 
 impl ErrorKind {
@@ -31,6 +36,7 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::Server => "server",
             ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Incomplete => "incomplete",
         }
     }
 }
@@ -124,6 +130,40 @@ pub struct RequestRecord {
     pub reasoning_tokens: u32,
     /// Who sent it, in a virtual-users run (`mb.users`).
     pub user: Option<UserTag>,
+    /// The server's own timing of the request, where it reports one (llama.cpp).
+    pub server_timing: Option<ServerTiming>,
+}
+
+/// What a server reported about its own handling of one request (llama.cpp's
+/// `timings`), kept in the record so its account can be compared with ours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerTiming {
+    /// Prompt tokens the server processed (not served from its cache).
+    pub prompt_n: Option<u32>,
+    /// Time the server spent on the prompt (ms).
+    pub prompt_ms: Option<f64>,
+    /// Tokens the server generated.
+    pub predicted_n: Option<u32>,
+    /// Time the server spent generating (ms).
+    pub predicted_ms: Option<f64>,
+    /// The server's time per generated token (ms).
+    pub predicted_per_token_ms: Option<f64>,
+}
+
+impl ServerTiming {
+    /// Reads llama.cpp's `timings` object.
+    pub fn from_llamacpp(v: &serde_json::Value) -> Option<ServerTiming> {
+        let o = v.as_object()?;
+        let f = |k: &str| o.get(k).and_then(|x| x.as_f64());
+        let n = |k: &str| o.get(k).and_then(|x| x.as_u64()).map(|x| x as u32);
+        Some(ServerTiming {
+            prompt_n: n("prompt_n"),
+            prompt_ms: f("prompt_ms"),
+            predicted_n: n("predicted_n"),
+            predicted_ms: f("predicted_ms"),
+            predicted_per_token_ms: f("predicted_per_token_ms"),
+        })
+    }
 }
 
 /// Where a request sits in a virtual-users run.

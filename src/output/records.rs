@@ -53,6 +53,9 @@ pub fn record_json(r: &RequestRecord, t0_ns: u64) -> Value {
     m.insert("output_tokens_source".into(), json!(r.output_tokens_source));
     m.insert("streamed".into(), json!(r.streamed));
     m.insert("new_connection".into(), json!(r.new_connection));
+    if let Some(st) = &r.server_timing {
+        m.insert("server_timing".into(), json!(st));
+    }
     m.insert(
         "chunk_times".into(),
         json!(

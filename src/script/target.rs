@@ -54,7 +54,11 @@ fn sim_options(lua: &Lua, v: Value, model: Option<&str>) -> mlua::Result<SimOpti
 }
 
 fn start_sim(lua: &Lua, o: &SimOptions) -> mlua::Result<Arc<SimHandle>> {
-    let h = Arc::new(SimHandle::start(o, "127.0.0.1:0").map_err(mlua::Error::runtime)?);
+    // The in-process simulator keeps its truth: the client-health verdict compares
+    // the measured arrivals with it.
+    let mut o = o.clone();
+    o.record_truth = true;
+    let h = Arc::new(SimHandle::start(&o, "127.0.0.1:0").map_err(mlua::Error::runtime)?);
     if let Some(env) = lua.app_data_ref::<Env>() {
         env.sims.borrow_mut().push(h.clone());
     }

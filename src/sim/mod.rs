@@ -49,7 +49,9 @@ pub struct SimOptions {
     pub faults: String,
     /// Seed for output lengths, jitter and faults.
     pub seed: u64,
-    /// Keep the ground-truth send times of every request (memory grows per request).
+    /// Keep the ground-truth send times of each request (the first
+    /// [`truth::MAX_ENTRIES`]), for tests and the client-health verdict. The
+    /// in-process simulator of `bench`/`mb.target` keeps it.
     pub record_truth: bool,
     /// Worker threads of the simulator's own runtime.
     pub threads: usize,
@@ -227,6 +229,7 @@ impl SimHandle {
                 rt.shutdown_timeout(Duration::from_millis(100));
             })
             .map_err(|e| e.to_string())?;
+        truth::register(addr.port(), &truth);
         Ok(SimHandle {
             addr,
             truth,

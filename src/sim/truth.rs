@@ -2,7 +2,32 @@
 //! shared [`crate::clock`], so measured and true times can be compared.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+
+/// At most this many requests' truths are kept (the first ones of a run).
+pub const MAX_ENTRIES: usize = 200_000;
+
+/// Simulators in this process that keep their truth, by listening port.
+static REGISTRY: Mutex<Vec<(u16, Weak<TruthLog>)>> = Mutex::new(Vec::new());
+
+/// Makes `log` findable by [`lookup`] for a simulator listening on loopback `port`.
+pub fn register(port: u16, log: &Arc<TruthLog>) {
+    let mut r = REGISTRY.lock().unwrap();
+    r.retain(|(p, w)| *p != port && w.strong_count() > 0);
+    r.push((port, Arc::downgrade(log)));
+}
+
+/// The truth log of an in-process simulator at `host:port`, if one keeps it.
+pub fn lookup(host: &str, port: u16) -> Option<Arc<TruthLog>> {
+    if !matches!(host, "127.0.0.1" | "localhost" | "::1" | "[::1]") {
+        return None;
+    }
+    let r = REGISTRY.lock().unwrap();
+    r.iter()
+        .find(|(p, _)| *p == port)
+        .and_then(|(_, w)| w.upgrade())
+        .filter(|l| l.enabled())
+}
 
 /// What the simulator did for one request.
 #[derive(Debug, Clone, Default)]
@@ -39,7 +64,10 @@ impl TruthLog {
     /// Stores the truth of request `id`.
     pub fn insert(&self, id: String, t: Truth) {
         if self.enabled {
-            self.map.lock().unwrap().insert(id, t);
+            let mut m = self.map.lock().unwrap();
+            if m.len() < MAX_ENTRIES {
+                m.insert(id, t);
+            }
         }
     }
 

@@ -36,9 +36,11 @@ local spec = {
       help_zh = "分词器：tokenizer.json、模型目录、本地 HF 缓存中的模型名，或 words（默认同 --model）" },
     { "--api-key", help = "bearer token (default: $OPENAI_API_KEY); never saved", help_zh = "API 密钥（默认读 OPENAI_API_KEY；不会写入结果）" },
     { "--header", type = "list", metavar = "K=V", help = "extra HTTP headers", help_zh = "额外的 HTTP 头" },
-    { "--request-id-prefix", default = "moonbench-",
-      help = "prefix of each request's x-request-id header (the request index follows)",
-      help_zh = "每个请求 x-request-id 头的前缀（后接请求序号），方便在服务器日志里找到它" },
+    { "--request-id-prefix",
+      help = "prefix of each request's x-request-id header (the request index follows); default: a random UUID "
+        .. "per request, which every server accepts (llama-cpp-python rejects any other id)",
+      help_zh = "每个请求 x-request-id 头的前缀（后接请求序号），方便在服务器日志里找到它；"
+        .. "默认每个请求用随机 UUID（llama-cpp-python 等服务器只接受 UUID）" },
     { "--request-timeout", type = "number", default = 600, help = "per-request timeout in seconds",
       help_zh = "单个请求的超时（秒）" },
     { "--ready-check-timeout-sec", type = "number", default = 60,
@@ -119,6 +121,8 @@ local spec = {
     { "--extra-body", help = "JSON object merged into every request body", help_zh = "合并进每个请求体的 JSON 对象" },
     { "--disable-streaming", type = "bool", help = "ask for whole JSON answers instead of SSE streams (no TTFT/ITL)",
       help_zh = "不使用流式输出（此时没有 TTFT/ITL）" },
+    { "--no-stream", type = "bool", help = "same as --disable-streaming (today's vllm bench serve name)",
+      help_zh = "同 --disable-streaming（vllm bench serve 的新名字）" },
     { "--continuous-usage-stats", type = "bool",
       help = "ask vLLM for token counts in every chunk (exact ITL when chunks carry several tokens)",
       help_zh = "让 vLLM 在每个 chunk 里报告 token 数（多 token chunk 时 ITL 更准）" },

@@ -56,7 +56,8 @@ local L = {
     errors = "Errors by kind:",
     pre = "Connections opened before start:",
     health = "Client health:",
-    cpu = "I/O CPU %d%%, read lag p99 %.2f ms",
+    cpu = "timing error <= %.2f ms, I/O CPU %d%%",
+    why = "  why: ",
   },
   zh = {
     title = " 服务基准测试结果 ",
@@ -101,7 +102,8 @@ local L = {
     errors = "错误分类:",
     pre = "开始前预先建立的连接数:",
     health = "客户端健康度:",
-    cpu = "I/O 线程 CPU %d%%，读取滞后 p99 %.2f ms",
+    cpu = "计时误差 <= %.2f ms，I/O 线程 CPU %d%%",
+    why = "  依据: ",
   },
 }
 
@@ -212,9 +214,15 @@ function M.format(s, opts)
     line(t.pre, tostring(s.preconnected_connections or 0))
     local h = s.client_health
     if h then
-      line(t.health, (h.verdict or "?") .. " (" .. string.format(t.cpu, math.floor((h.cpu_share or 0) * 100 + 0.5),
-        (h.kernel_timestamps and h.read_lag_p99_ms or h.sched_delay_p99_ms) or 0) .. ")")
-      for _, w in ipairs(h.warnings or {}) do lines[#lines + 1] = "  warning: " .. w end
+      -- 客户端自己的计时误差上界：verdict 为 warning 时，上面的数字不可全信。
+      -- The client's own timing-error bound: with a warning, don't trust the numbers above blindly.
+      line(t.health, (h.verdict or "?") .. " (" .. string.format(t.cpu, h.timing_error_bound_ms or 0,
+        math.floor((h.cpu_share or 0) * 100 + 0.5)) .. ")")
+      if h.verdict == "warning" then
+        for _, w in ipairs(h.warnings or {}) do lines[#lines + 1] = "  warning: " .. w end
+      elseif h.reason and h.reason ~= "" then
+        lines[#lines + 1] = t.why .. h.reason
+      end
     end
   end
   -- 虚拟用户：每一轮（turn）的提示越来越长（带着历史），看 TTFT 是否随轮次变慢。
