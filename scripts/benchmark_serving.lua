@@ -40,6 +40,12 @@ end
 if args.request_rate <= 0 then
   error("moonbench bench: --request-rate must be > 0 (or inf)", 0)
 end
+-- 每个请求都要有超时（默认 600 秒），不允许 0 或负数：网络上的每一步都必须有上限。
+-- Every request has a time limit; 0 or less is a mistake, not "no limit".
+if not (args.request_timeout > 0) then
+  error("moonbench bench: --request-timeout must be > 0 seconds (got " .. tostring(args.request_timeout)
+    .. "); every request has a limit, e.g. --request-timeout 3600 for an hour", 0)
+end
 local percentiles = {}
 for _, p in ipairs(argparse.split(args.metric_percentiles)) do
   local v = tonumber(p)
@@ -99,6 +105,8 @@ local target = mb.target{
   stream = stream,
   continuous_usage = args.continuous_usage_stats,
   request_id_prefix = args.request_id_prefix,
+  insecure = args.insecure,
+  ca_cert = args.ca_cert,
   body = body,
   tokenizer = tok,
   sim = use_sim and {

@@ -92,7 +92,10 @@ async fn the_verdict_warns_whenever_the_numbers_are_off() {
     let quiet = run(spec(&sim, 50), None).await.unwrap();
     let (m, t) = itl_medians(&sim, &quiet);
     let h = &quiet.health;
-    assert!(h.truth_error_p99_ms.is_some(), "the simulator's truth was used");
+    assert!(
+        h.truth_error_p99_ms.is_some(),
+        "the simulator's truth was used"
+    );
     let busy = h.cpu_pressure.unwrap_or(0.0) > 0.2;
     assert!(
         h.verdict == "ok" || busy,

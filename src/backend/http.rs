@@ -469,9 +469,146 @@ pub fn hyper_error(context: &str, e: &hyper::Error) -> RequestError {
     RequestError::new(kind, format!("{context}: {}", describe_hyper_error(e)))
 }
 
+/// Accepts any server certificate (`--insecure`); handshake signatures are still
+/// checked, so the connection is encrypted, just not authenticated.
+#[derive(Debug)]
+struct AcceptAnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The trust store: the system's certificates (including `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR`), the compiled-in Mozilla roots, and the PEM file `ca_cert`.
+fn root_store(ca_cert: Option<&std::path::Path>) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    // Unreadable system certificates are skipped; those that load count.
+    let native = rustls_native_certs::load_native_certs();
+    for c in native.certs {
+        let _ = roots.add(c);
+    }
+    if let Some(path) = ca_cert {
+        use rustls::pki_types::pem::PemObject;
+        let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("--ca-cert {}: cannot read it: {e}", path.display()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| {
+                format!(
+                    "--ca-cert {}: not a PEM certificate file: {e}",
+                    path.display()
+                )
+            })?;
+        if certs.is_empty() {
+            return Err(format!(
+                "--ca-cert {}: no certificate in it (expected PEM blocks: -----BEGIN CERTIFICATE-----)",
+                path.display()
+            ));
+        }
+        for c in certs {
+            roots.add(c).map_err(|e| {
+                format!(
+                    "--ca-cert {}: a certificate is unusable: {e}",
+                    path.display()
+                )
+            })?;
+        }
+    }
+    Ok(roots)
+}
+
+/// Says what was wrong with a refused certificate and which flag fixes it.
+fn describe_tls_error(host: &str, e: &std::io::Error) -> RequestError {
+    use rustls::{CertificateError, Error as TlsError};
+    let inner = e.get_ref().and_then(|i| i.downcast_ref::<TlsError>());
+    let what = match inner {
+        Some(TlsError::InvalidCertificate(c)) => match c {
+            CertificateError::UnknownIssuer => {
+                "it is signed by an unknown CA (self-signed, or a private CA this machine does not trust)"
+                    .to_string()
+            }
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "it has expired".to_string()
+            }
+            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+                "it is not valid yet (check this machine's clock)".to_string()
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                format!("it is not valid for the name '{host}' (wrong name; use the name the certificate was made for)")
+            }
+            other => format!("it was refused: {other:?}"),
+        },
+        Some(other) => {
+            return RequestError::new(
+                ErrorKind::Connection,
+                format!("TLS handshake with {host} failed: {other}"),
+            );
+        }
+        None => {
+            return RequestError::new(
+                ErrorKind::Connection,
+                format!("TLS handshake with {host} failed: {e}"),
+            );
+        }
+    };
+    RequestError::new(
+        ErrorKind::Tls,
+        format!(
+            "the TLS certificate of {host} was refused: {what}. Trust its CA with --ca-cert FILE (or \
+             SSL_CERT_FILE), or skip the check with --insecure"
+        ),
+    )
+}
+
 impl HttpClient {
-    /// Resolves `base`'s host and prepares TLS if needed.
+    /// Resolves `base`'s host and prepares TLS if needed (default certificate checks).
     pub async fn new(base: &BaseUrl) -> Result<HttpClient, String> {
+        Self::with_tls(base, &super::TlsOptions::default()).await
+    }
+
+    /// Resolves `base`'s host and prepares TLS with `tls`'s certificate checks.
+    pub async fn with_tls(
+        base: &BaseUrl,
+        tls_opts: &super::TlsOptions,
+    ) -> Result<HttpClient, String> {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((base.host.as_str(), base.port))
             .await
             .map_err(|e| {
@@ -488,14 +625,20 @@ impl HttpClient {
             ));
         }
         let tls = if base.scheme == Scheme::Https {
-            let mut roots = rustls::RootCertStore::empty();
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
                 .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+                .map_err(|e| e.to_string())?;
+            let mut cfg = if tls_opts.insecure {
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider)))
+                    .with_no_client_auth()
+            } else {
+                builder
+                    .with_root_certificates(root_store(tls_opts.ca_cert.as_deref())?)
+                    .with_no_client_auth()
+            };
             cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
             let name = rustls::pki_types::ServerName::try_from(base.host.clone())
                 .map_err(|e| format!("bad TLS server name '{}': {e}", base.host))?;
@@ -561,12 +704,21 @@ impl HttpClient {
         let io = match &self.tls {
             None => Io::Plain(timed),
             Some((connector, name)) => {
-                let s = connector.connect(name.clone(), timed).await.map_err(|e| {
-                    RequestError::new(
-                        ErrorKind::Connection,
-                        format!("TLS handshake with {} failed: {e}", self.base.host),
-                    )
-                })?;
+                let hs = connector.connect(name.clone(), timed);
+                let s = match tokio::time::timeout(self.connect_timeout, hs).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return Err(describe_tls_error(&self.base.host, &e)),
+                    Err(_) => {
+                        return Err(RequestError::new(
+                            ErrorKind::Connection,
+                            format!(
+                                "the TLS handshake with {} did not complete within {:?} (the server \
+                                 accepted the connection but never finished the handshake; is it really https?)",
+                                self.base.host, self.connect_timeout
+                            ),
+                        ));
+                    }
+                };
                 Io::Tls(Box::new(s))
             }
         };

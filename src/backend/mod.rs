@@ -299,6 +299,19 @@ pub struct Target {
     /// each request gets a random UUID (servers such as llama-cpp-python's reject
     /// any other request id).
     pub request_id_prefix: String,
+    /// How the server's TLS certificate is checked (https only).
+    pub tls: TlsOptions,
+}
+
+/// How an https server's certificate is checked: the system's trust store (with
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR`, as curl and OpenSSL read them), the compiled-in
+/// Mozilla roots, and `ca_cert`; or not at all with `insecure` (vLLM's `--insecure`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// Accept any certificate (prints a warning).
+    pub insecure: bool,
+    /// A PEM file of extra CA certificates to trust (`--ca-cert`).
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl Target {
@@ -320,6 +333,7 @@ impl Target {
             profile: false,
             body: Map::new(),
             request_id_prefix: String::new(),
+            tls: TlsOptions::default(),
         }
     }
 

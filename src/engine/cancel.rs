@@ -25,6 +25,19 @@ pub fn subscribe() -> watch::Receiver<u8> {
     sender().subscribe()
 }
 
+/// The last signal received (2 = SIGINT, 15 = SIGTERM), 0 if none.
+static LAST_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The exit status for a process that was interrupted by a signal: 128 + its
+/// number (130 for Ctrl-C, 143 for SIGTERM), as shells expect; `None` when no
+/// signal came (a run stopped by a script error exits 1, not 130).
+pub fn signal_exit_code() -> Option<i32> {
+    match LAST_SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(128 + s),
+    }
+}
+
 /// Records one interruption (as if Ctrl-C was pressed); returns the new level.
 pub fn interrupt() -> u8 {
     let mut new = 0;
@@ -75,22 +88,27 @@ pub fn install(handle: &tokio::runtime::Handle) {
                         None => std::future::pending::<()>().await,
                     }
                 };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {},
-                    _ = term_fut => {},
-                }
+                let sig = tokio::select! {
+                    _ = tokio::signal::ctrl_c() => 2,
+                    _ = term_fut => 15,
+                };
+                LAST_SIGNAL.store(sig, Ordering::SeqCst);
             }
             #[cfg(not(unix))]
-            let _ = tokio::signal::ctrl_c().await;
+            {
+                let _ = tokio::signal::ctrl_c().await;
+                LAST_SIGNAL.store(2, Ordering::SeqCst);
+            }
             on_signal();
         }
     });
 }
 
 fn on_signal() {
+    let code = signal_exit_code().unwrap_or(130);
     if ACTIVE_RUNS.load(Ordering::SeqCst) == 0 {
         eprintln!("\ninterrupted");
-        std::process::exit(130);
+        std::process::exit(code);
     }
     match interrupt() {
         1 => eprintln!(
@@ -102,7 +120,7 @@ fn on_signal() {
         ),
         _ => {
             eprintln!("\ninterrupted three times: exiting now");
-            std::process::exit(130);
+            std::process::exit(code);
         }
     }
 }

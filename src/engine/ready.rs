@@ -14,18 +14,44 @@ pub struct ReadyInfo {
     pub models: Vec<String>,
 }
 
-/// Waits for the server; the error names the URL, the last failure and the fix.
+/// One GET bounded by what is left of the ready timeout (at most 10 s a try).
+async fn get(
+    client: &HttpClient,
+    path: &str,
+    headers: &[(String, String)],
+    deadline: Instant,
+) -> Result<(u16, bytes::Bytes), crate::metrics::RequestError> {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .min(Duration::from_secs(10))
+        .max(Duration::from_millis(50));
+    match tokio::time::timeout(left, client.get(path, headers)).await {
+        Ok(r) => r,
+        Err(_) => Err(crate::metrics::RequestError::new(
+            crate::metrics::ErrorKind::Timeout,
+            format!(
+                "GET {path} got no answer within {:.1} s (the server accepted the connection but did not reply)",
+                left.as_secs_f64()
+            ),
+        )),
+    }
+}
+
+/// Waits for the server, never longer than `timeout` whatever it does; the error
+/// names the URL, the last failure and the fix. A certificate error ends the wait
+/// at once: it does not go away by waiting.
 pub async fn wait_ready(
     client: &HttpClient,
     headers: &[(String, String)],
     timeout: Duration,
 ) -> Result<ReadyInfo, String> {
     let start = Instant::now();
+    let deadline = start + timeout;
     let url = client.base().as_string();
     let mut last: String;
     let mut announced = false;
     loop {
-        match client.get("/v1/models", headers).await {
+        match get(client, "/v1/models", headers, deadline).await {
             Ok((200, body)) => {
                 return Ok(ReadyInfo {
                     models: parse_models(&body),
@@ -40,7 +66,7 @@ pub async fn wait_ready(
                 // TGI and llama.cpp answer /health; Triton (TensorRT-LLM) /v2/health/ready.
                 let mut answers = Vec::new();
                 for path in ["/health", "/v2/health/ready"] {
-                    match client.get(path, headers).await {
+                    match get(client, path, headers, deadline).await {
                         Ok((200, _)) => return Ok(ReadyInfo::default()),
                         Ok((s, _)) => answers.push(format!("{path} answered HTTP {s}")),
                         Err(e) => answers.push(e.message),
@@ -49,12 +75,18 @@ pub async fn wait_ready(
                 last = format!("/v1/models answered 404, {}", answers.join(", "));
             }
             Ok((s, _)) => last = format!("/v1/models answered HTTP {s}"),
+            Err(e) if e.kind == crate::metrics::ErrorKind::Tls => return Err(e.message),
             Err(e) => last = e.message,
         }
         if start.elapsed() >= timeout {
+            let hint = if last.contains("got no answer") {
+                "It accepts connections but does not answer: is it still loading the model, overloaded, \
+                 or not an HTTP server (https:// for a TLS port)?"
+            } else {
+                "Is it running, and are --base-url / --host / --port right?"
+            };
             return Err(format!(
-                "the server at {url} is not ready after {:.0} s (last error: {last}).\n\
-                 Is it running, and are --base-url / --host / --port right? \
+                "the server at {url} is not ready after {:.0} s (last error: {last}).\n{hint} \
                  (--ready-check-timeout-sec sets how long to wait)",
                 timeout.as_secs_f64()
             ));
@@ -66,7 +98,8 @@ pub async fn wait_ready(
             );
             announced = true;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(Duration::from_millis(500).min(left)).await;
     }
 }
 

@@ -209,7 +209,7 @@ pub async fn connect(
     ready_timeout: Option<Duration>,
     preconnect: Option<usize>,
 ) -> Result<(Arc<HttpClient>, RunOutcome), String> {
-    let client = Arc::new(HttpClient::new(&target.base_url).await?);
+    let client = Arc::new(HttpClient::with_tls(&target.base_url, &target.tls).await?);
     let mut out = RunOutcome::default();
     if let Some(timeout) = ready_timeout.filter(|t| !t.is_zero()) {
         let headers = target.plain_headers();

@@ -3,7 +3,7 @@
 //! reading after the run so counters cover all of it. A server without the page,
 //! or without any metric moonbench knows, is skipped without a word.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
@@ -13,14 +13,22 @@ use crate::backend::http::HttpClient;
 use crate::clock;
 use crate::metrics::server::{Reading, ServerSeries, read_page};
 
+/// How long one reading of `/metrics` may take, and how much the last reading may
+/// delay the end of a run.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A running scraper.
 pub struct Scraper {
     stop: oneshot::Sender<()>,
-    task: JoinHandle<Option<ServerSeries>>,
+    series: Arc<Mutex<Option<ServerSeries>>>,
+    task: JoinHandle<()>,
 }
 
 async fn read(client: &HttpClient, headers: &[(String, String)]) -> Option<Reading> {
-    let (status, body) = client.get("/metrics", headers).await.ok()?;
+    let (status, body) = tokio::time::timeout(READ_TIMEOUT, client.get("/metrics", headers))
+        .await
+        .ok()?
+        .ok()?;
     if status != 200 {
         return None;
     }
@@ -28,7 +36,8 @@ async fn read(client: &HttpClient, headers: &[(String, String)]) -> Option<Readi
 }
 
 impl Scraper {
-    /// Starts reading every `interval`; times are seconds since `t0_ns`.
+    /// Starts reading every `interval`; times are seconds since `t0_ns`. Each reading
+    /// is bounded by [`READ_TIMEOUT`], so a silent `/metrics` never holds a run.
     pub fn start(
         client: Arc<HttpClient>,
         headers: Vec<(String, String)>,
@@ -36,44 +45,56 @@ impl Scraper {
         t0_ns: u64,
     ) -> Scraper {
         let (stop, mut stopped) = oneshot::channel::<()>();
+        let series = Arc::new(Mutex::new(None::<ServerSeries>));
+        let out = series.clone();
         let task = tokio::spawn(async move {
             let url = format!("{}/metrics", client.base().as_string());
-            let mut series = ServerSeries {
-                url,
-                interval_s: interval.as_secs_f64(),
-                ..Default::default()
-            };
             let since = |now: u64| clock::secs(now.saturating_sub(t0_ns));
             // The first reading decides whether the server has metrics we know.
-            let first = read(&client, &headers).await?;
-            series.source = first.source?.to_string();
-            series.samples.push((since(clock::now_ns()), first));
+            let Some(first) = read(&client, &headers).await else {
+                return;
+            };
+            let Some(source) = first.source else {
+                return;
+            };
+            *out.lock().unwrap() = Some(ServerSeries {
+                url,
+                interval_s: interval.as_secs_f64(),
+                source: source.to_string(),
+                samples: vec![(since(clock::now_ns()), first)],
+            });
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
-            let mut last = false;
             loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = &mut stopped => last = true,
-                }
+                let last = tokio::select! {
+                    _ = tick.tick() => false,
+                    _ = &mut stopped => true,
+                };
                 if let Some(r) = read(&client, &headers).await.filter(|r| r.source.is_some()) {
-                    series.samples.push((since(clock::now_ns()), r));
+                    if let Some(s) = out.lock().unwrap().as_mut() {
+                        s.samples.push((since(clock::now_ns()), r));
+                    }
                 }
                 if last {
-                    return Some(series);
+                    return;
                 }
             }
         });
-        Scraper { stop, task }
+        Scraper { stop, series, task }
     }
 
-    /// Takes the last reading and returns the series (`None`: no usable metrics).
+    /// Takes the last reading (waiting at most [`READ_TIMEOUT`] for it) and returns
+    /// the series (`None`: no usable metrics).
     pub async fn finish(self) -> Option<ServerSeries> {
         let _ = self.stop.send(());
-        match tokio::time::timeout(Duration::from_secs(5), self.task).await {
-            Ok(Ok(s)) => s,
-            _ => None,
+        let mut task = self.task;
+        if tokio::time::timeout(READ_TIMEOUT + Duration::from_millis(50), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
         }
+        self.series.lock().unwrap().take()
     }
 }

@@ -13,6 +13,8 @@ pub enum ErrorKind {
     Timeout,
     /// Connecting failed, or the connection broke (reset, closed mid-stream).
     Connection,
+    /// The server's TLS certificate was refused (unknown CA, expired, wrong name).
+    Tls,
     /// The response did not follow the backend's protocol (bad SSE/JSON, wrong API).
     Protocol,
     /// The server reported an error object inside a 200 response or stream.
@@ -33,6 +35,7 @@ impl ErrorKind {
             ErrorKind::Http => "http",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Connection => "connection",
+            ErrorKind::Tls => "tls",
             ErrorKind::Protocol => "protocol",
             ErrorKind::Server => "server",
             ErrorKind::Cancelled => "cancelled",

@@ -178,7 +178,7 @@ pub fn run_script(source: Source, args: Vec<String>) -> i32 {
                 1
             }
         };
-        if cancel::level() > 0 { 130 } else { code }
+        cancel::signal_exit_code().unwrap_or(code)
     };
     io.shutdown_timeout(std::time::Duration::from_millis(200));
     code
@@ -273,11 +273,21 @@ pub fn eval_snippet(code: &str) -> Result<String, String> {
     Ok(s)
 }
 
-/// The first `file:line` of Lua code in a traceback.
+/// Whether a chunk is one of moonbench's bundled scripts or stdlib modules: an
+/// error raised there is about the user's flags or server, so its location is
+/// not shown (the message names the flag, file or field).
+fn bundled(file: &str) -> bool {
+    file.starts_with("scripts/") || file.starts_with("stdlib/") || file.starts_with("moonbench")
+}
+
+/// The first `file:line` of the user's Lua code in a traceback.
 fn first_location(traceback: &str) -> Option<String> {
     for line in traceback.lines().skip(1) {
         let l = line.trim();
         if l.starts_with("[C]") || l.starts_with("[string") || l.starts_with("__mlua") {
+            continue;
+        }
+        if bundled(l) {
             continue;
         }
         let mut parts = l.splitn(3, ':');
@@ -291,6 +301,19 @@ fn first_location(traceback: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// `msg` without a leading `file:line: ` of a bundled script.
+fn strip_bundled_location(msg: &str) -> &str {
+    let mut parts = msg.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(f), Some(n), Some(rest))
+            if bundled(f) && !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            rest.trim_start()
+        }
+        _ => msg,
+    }
 }
 
 fn has_location(msg: &str) -> bool {
@@ -308,11 +331,10 @@ pub fn format_error(e: &mlua::Error) -> String {
                 _ => msg,
             }
         }
-        mlua::Error::RuntimeError(m) => m
-            .split("\nstack traceback:")
-            .next()
-            .unwrap_or(m)
-            .to_string(),
+        mlua::Error::RuntimeError(m) => {
+            let m = m.split("\nstack traceback:").next().unwrap_or(m);
+            strip_bundled_location(m).to_string()
+        }
         mlua::Error::SyntaxError { message, .. } => message.clone(),
         mlua::Error::WithContext { context, cause } => {
             format!("{context}: {}", format_error(cause))

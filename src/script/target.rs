@@ -119,7 +119,24 @@ fn target(lua: &Lua, t: Table) -> mlua::Result<LuaTarget> {
         }
     }
     let timeout = o.get::<f64>("timeout")?.unwrap_or(DEFAULT_TIMEOUT_S);
-    tg.timeout = (timeout > 0.0 && timeout.is_finite()).then(|| Duration::from_secs_f64(timeout));
+    if timeout.is_nan() || timeout <= 0.0 {
+        return Err(mlua::Error::runtime(format!(
+            "mb.target: timeout must be > 0 seconds (got {timeout}); every request has a limit \
+             (math.huge for none)"
+        )));
+    }
+    tg.timeout = timeout
+        .is_finite()
+        .then(|| Duration::from_secs_f64(timeout));
+    tg.tls.insecure = o.get::<bool>("insecure")?.unwrap_or(false);
+    tg.tls.ca_cert = o.get::<String>("ca_cert")?.map(std::path::PathBuf::from);
+    if tg.tls.insecure && tg.base_url.scheme == crate::backend::Scheme::Https {
+        eprintln!(
+            "warning: --insecure: the certificate of {} is not checked; the connection is encrypted \
+             but anyone in the middle could read it",
+            tg.base_url.host
+        );
+    }
     tg.stream = o.get::<bool>("stream")?.unwrap_or(tg.backend.api.streams());
     tg.continuous_usage = o.get::<bool>("continuous_usage")?.unwrap_or(false);
     if let Some(b) = o.get::<Table>("body")? {

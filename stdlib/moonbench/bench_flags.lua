@@ -41,8 +41,16 @@ local spec = {
         .. "per request, which every server accepts (llama-cpp-python rejects any other id)",
       help_zh = "每个请求 x-request-id 头的前缀（后接请求序号），方便在服务器日志里找到它；"
         .. "默认每个请求用随机 UUID（llama-cpp-python 等服务器只接受 UUID）" },
-    { "--request-timeout", type = "number", default = 600, help = "per-request timeout in seconds",
-      help_zh = "单个请求的超时（秒）" },
+    { "--request-timeout", type = "number", default = 600,
+      help = "per-request timeout in seconds, > 0 (connect, TLS, headers and the whole answer)",
+      help_zh = "单个请求的超时（秒，必须 > 0；包括连接、TLS 握手、响应头和整个回答）" },
+    { "--insecure", type = "bool",
+      help = "https: accept any server certificate (prints a warning; vLLM's flag)",
+      help_zh = "https：不校验服务器证书（会打印警告；同 vLLM 的 --insecure）" },
+    { "--ca-cert", metavar = "FILE",
+      help = "https: also trust the CA certificates in this PEM file (the system store, SSL_CERT_FILE "
+        .. "and SSL_CERT_DIR are always read)",
+      help_zh = "https：额外信任此 PEM 文件中的 CA 证书（系统证书库、SSL_CERT_FILE、SSL_CERT_DIR 总会读取）" },
     { "--ready-check-timeout-sec", type = "number", default = 60,
       help = "wait this long for the server to answer before sending (0 = skip)",
       help_zh = "发送前等待服务器就绪的最长时间（0 = 不检查）" },
