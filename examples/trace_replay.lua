@@ -26,7 +26,10 @@ local path = args.trace
 if not path then
   path = os.tmpname() .. "-mooncake-sample.jsonl"
   local f = assert(io.open(path, "w"))
-  f:write(assert(mb.bundled("examples/data/mooncake_sample.jsonl"), "the bundled sample is missing"))
+  -- assert 会把所有参数原样返回，所以先取出数据再写（否则错误信息也会被写进文件）。
+  -- assert returns all its arguments: take the data first, or the message is written too.
+  local data = assert(mb.bundled("examples/data/mooncake_sample.jsonl"), "the bundled sample is missing")
+  f:write(data)
   f:close()
 end
 

@@ -253,8 +253,12 @@ if args.save_pytorch_format or (mb.env("SAVE_TO_PYTORCH_BENCHMARK_FORMAT", "") ~
     if v == math.huge then v = "inf" end  -- vLLM's InfEncoder writes infinity as "inf"
     if k:sub(1, 1) ~= "_" and k ~= "api_key" then recorded_args[k] = v end
   end
+  -- path 已经包含 --result-dir；只有没保存结果文件时才需要再加目录。
+  -- `path` already includes --result-dir; only without it does the directory apply.
+  local pt_dir = nil
+  if not path then pt_dir = args.result_dir end
   local pt = res:save_pytorch((path or res:default_filename()):gsub("%.json$", "") .. ".pytorch.json",
-    { args = recorded_args, dir = path and nil or args.result_dir })
+    { args = recorded_args, dir = pt_dir })
   say("PyTorch-format records saved to " .. pt, "PyTorch 格式记录已保存到 " .. pt)
 end
 

@@ -65,28 +65,22 @@ fn bench_measures_the_simulators_timing() {
     assert_eq!(r["partial"], false);
     assert_eq!(r["input_lens"].as_array().unwrap().len(), 60);
     assert_eq!(r["itls"][0].as_array().unwrap().len(), 15);
-    // Stated tolerances (debug build, shared CI machine): TTFT +[0, 6] ms, ITL/TPOT ±1 ms, E2EL +[0, 10] ms.
+    // Against truth, not settings: the built-in simulator recorded when it sent every
+    // chunk, and client health compared each measured arrival with it.
     let f = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("missing {k}"));
+    let h = &r["client_health"];
+    assert_eq!(h["truth_chunks"], 60 * 16, "{h}");
+    let err = h["truth_error_p99_ms"].as_f64().unwrap();
     assert!(
-        (40.0..46.0).contains(&f("mean_ttft_ms")),
-        "TTFT {}",
-        f("mean_ttft_ms")
+        err < 25.0,
+        "chunks read {err} ms (p99) after the simulator sent them: {h}"
     );
-    assert!(
-        (f("mean_tpot_ms") - 8.0).abs() < 1.0,
-        "TPOT {}",
-        f("mean_tpot_ms")
-    );
-    assert!(
-        (f("mean_itl_ms") - 8.0).abs() < 1.0,
-        "ITL {}",
-        f("mean_itl_ms")
-    );
-    assert!(
-        (160.0..170.0).contains(&f("mean_e2el_ms")),
-        "E2EL {}",
-        f("mean_e2el_ms")
-    );
+    // An "ok" verdict is a promise: the error is within 5% of what was measured.
+    if h["verdict"] == "ok" {
+        assert!(err <= 0.05 * f("mean_itl_ms"), "{h}");
+    }
+    // TPOT and ITL describe the same gaps (one token per chunk).
+    assert!((f("mean_tpot_ms") - f("mean_itl_ms")).abs() < 0.5);
     for k in [
         "median_ttft_ms",
         "std_ttft_ms",

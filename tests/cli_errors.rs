@@ -153,3 +153,52 @@ fn bad_run_option_stops_before_sending() {
         "request 1: unknown option 'max_token' (did you mean 'max_tokens'?)",
     );
 }
+
+/// A malformed --header never echoes its value (it may be a secret).
+#[test]
+fn a_malformed_header_does_not_echo_the_secret() {
+    let out = run(
+        &["bench", "--header", "Authorization: Bearer sk-very-secret"],
+        Duration::from_secs(60),
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        !stdout.contains("sk-very-secret") && !stderr.contains("sk-very-secret"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--header 'Authorization=VALUE'"),
+        "{stderr}"
+    );
+}
+
+/// `--save-pytorch-format --result-dir pt` writes pt/NAME.pytorch.json, not pt/pt/...
+#[test]
+fn pytorch_format_lands_in_the_result_dir_once() {
+    let dir = tmpdir("pt");
+    let out = run(
+        &[
+            "bench",
+            "--num-prompts",
+            "3",
+            "--random-input-len",
+            "8",
+            "--random-output-len",
+            "4",
+            "--save-pytorch-format",
+            "--result-dir",
+            dir.to_str().unwrap(),
+            "--result-filename",
+            "r.json",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(
+        dir.join("r.pytorch.json").exists(),
+        "{:?}",
+        std::fs::read_dir(&dir).unwrap().collect::<Vec<_>>()
+    );
+    assert!(!dir.join(dir.file_name().unwrap()).exists());
+}

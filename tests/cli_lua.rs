@@ -58,14 +58,19 @@ fn virtual_users() {
 
 /// slo_search finds the simulator's known capacity; rate_sweep writes its points.
 #[test]
+fn every_example_runs_quick() {
+    every_example_runs(&["--quick"]);
+}
+
+#[test]
 fn slo_search_and_rate_sweep() {
     lua_test("search.lua", &[], &[], "MOONBENCH_SEARCH_DIR", "SEARCH OK");
 }
 
-/// Every example in examples/ runs against the simulator with --quick, all at once
-/// (each ends by printing its result; any error fails the test with its output).
-#[test]
-fn every_example_runs_quick() {
+/// Every example in examples/ runs against the simulator with `flags` (none: as the
+/// README promises; `--quick`), all at once; each ends by printing its result, and any
+/// error fails the test with its output.
+fn every_example_runs(flags: &[&str]) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -78,7 +83,8 @@ fn every_example_runs_quick() {
         .iter()
         .map(|n| {
             let child = bin()
-                .args(["run", &format!("{dir}/{n}"), "--", "--quick"])
+                .args(["run", &format!("{dir}/{n}"), "--"])
+                .args(flags)
                 .current_dir(std::env::temp_dir())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
@@ -88,7 +94,7 @@ fn every_example_runs_quick() {
         })
         .collect();
     for (name, child) in children {
-        let out = wait(child, Duration::from_secs(240));
+        let out = wait(child, Duration::from_secs(400));
         let (stdout, stderr) = text(&out);
         assert!(
             out.status.success(),
@@ -197,6 +203,20 @@ fn interrupted_run_saves_partial(signal: i32) {
         "every measured request is in the records file"
     );
     assert!(stdout.contains("PARTIAL RESULT"), "{stdout}");
+    // The table says what the file says: failed 0, the cut-off ones apart.
+    let value = |label: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(label))
+            .and_then(|l| l.split_whitespace().last())
+            .map(str::to_string)
+    };
+    assert_eq!(value("Failed requests:").as_deref(), Some("0"), "{stdout}");
+    assert_eq!(
+        value("Cancelled requests (cut off):"),
+        Some(cancelled.to_string()),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -196,7 +196,11 @@ function M.pairs_of(list, flag)
   for _, item in ipairs(list or {}) do
     local k, v = item:match("^([^=]+)=(.*)$")
     if not k then
-      error((flag or "--metadata") .. ": '" .. item .. "' is not KEY=VALUE", 0)
+      -- 不回显值：它可能是密钥（如 'Authorization: Bearer sk-...'）。
+      -- Never echo the value: it may be a secret ('Authorization: Bearer sk-...').
+      local name = item:match("^%s*([%w%-_]+)") or "?"
+      error((flag or "--metadata") .. ": '" .. name .. "…' is not KEY=VALUE (value not shown); write it as "
+        .. (flag or "--metadata") .. " '" .. name .. "=VALUE'", 0)
     end
     out[k:match("^%s*(.-)%s*$")] = v:match("^%s*(.-)%s*$")
   end

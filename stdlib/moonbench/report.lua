@@ -18,6 +18,7 @@ local L = {
     partial = "PARTIAL RESULT (interrupted; only what finished is counted)",
     ok = "Successful requests:",
     failed = "Failed requests:",
+    cancelled = "Cancelled requests (cut off):",
     conc = "Maximum request concurrency:",
     rate = "Request rate configured (RPS):",
     duration = "Benchmark duration (s):",
@@ -64,6 +65,7 @@ local L = {
     partial = "部分结果（运行被中断，只统计已完成的请求）",
     ok = "成功请求数:",
     failed = "失败请求数:",
+    cancelled = "被中断切断的请求数:",
     conc = "最大请求并发数:",
     rate = "设定的请求速率 (RPS):",
     duration = "测试时长 (s):",
@@ -159,7 +161,10 @@ function M.format(s, opts)
   lines[#lines + 1] = center(t.title, 50, "=")
   if s.partial then lines[#lines + 1] = t.partial end
   line(t.ok, tostring(s.completed))
-  line(t.failed, tostring(s.failed + (s.cancelled or 0)))
+  -- 被中断切断的请求单独列出，与结果文件中的 failed / cancelled 一致。
+  -- Requests cut off by an interruption are listed apart, as failed / cancelled in the file.
+  line(t.failed, tostring(s.failed))
+  if (s.cancelled or 0) > 0 then line(t.cancelled, tostring(s.cancelled)) end
   if s.max_concurrency then line(t.conc, tostring(s.max_concurrency)) end
   if type(s.request_rate) == "number" then line(t.rate, num(s.request_rate)) end
   line(t.duration, num(s.duration))
