@@ -186,13 +186,75 @@ fn recorded_llamacpp_stream_with_token_ids() {
     );
 }
 
+/// llama-server as of December 2024 (no `tokens` ids; a cumulative
+/// `tokens_predicted` on every event), as pasted in llama.cpp PR #10720; the paste is
+/// cut before the `stop` event, so the stream is incomplete. The held-back stop word
+/// ("?\n") is the fourth event: a token with no text.
 #[test]
-fn older_llamacpp_stream_without_token_ids() {
+fn real_llama_server_2024_stream_counts_by_tokens_predicted() {
     check_every_split(
-        "llamacpp_old_stream.sse",
+        "real/llamacpp_server_2024_native_stream_cut.sse",
         Api::LlamaCpp,
-        (" 你好 world".into(), 2, vec![2, 1], Some(7), Some(3), true),
+        (
+            " the planet Mars".into(),
+            4,
+            vec![1, 1, 1, 1],
+            Some(16),
+            Some(4),
+            false,
+        ),
     );
+}
+
+/// TGI 3.1.2's OpenAI-compatible streams, from its own recorded test snapshots
+/// (framing per its router; see tests/fixtures/README.md).
+#[test]
+fn real_tgi_streams() {
+    check_real(
+        "tgi_chat_stream_usage.sse",
+        Api::Chat,
+        "**Deep Learning: An Overview**\n=====================================\n\n",
+        10,
+        Some((40, 10)),
+    );
+    // Four prompts in one request (moonbench sends one): `"finish_reason": ""` on
+    // every chunk but each prompt's last, which carries that prompt's usage (the
+    // last one read is that of "def mai": 3 prompt tokens, 10 generated). An empty reason
+    // does not finish the answer.
+    let path = "tgi_completions_four_prompts_stream.sse";
+    check_real(
+        path,
+        Api::Completions,
+        &tgi_four_prompts_text(),
+        40,
+        Some((3, 10)),
+    );
+    let bytes = std::fs::read(format!(
+        "{}/tests/fixtures/real/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let first = bytes.windows(2).position(|w| w == b"\n\n").unwrap() + 2;
+    assert!(!decode(&bytes[..first], Api::Completions, &[]).done);
+}
+
+/// The four answers of TGI's snapshot, interleaved one token at a time as TGI sent
+/// them (the decoder reads the first choice of each chunk, whatever its index),
+/// read with serde_json line by line, apart from the decoder under test.
+fn tgi_four_prompts_text() -> String {
+    let bytes = std::fs::read(format!(
+        "{}/tests/fixtures/real/tgi_completions_four_prompts_stream.sse",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut text = String::new();
+    for line in bytes.split(|&b| b == b'\n') {
+        if let Some(data) = line.strip_prefix(b"data: ").filter(|d| *d != b"[DONE]") {
+            let v: serde_json::Value = serde_json::from_slice(data).unwrap();
+            text.push_str(v["choices"][0]["text"].as_str().unwrap());
+        }
+    }
+    text
 }
 
 #[test]

@@ -122,6 +122,11 @@ impl Accum {
         d
     }
 
+    /// Whether a cumulative token count has been seen on an earlier chunk.
+    pub fn counts_cumulative(&self) -> bool {
+        self.last_cumulative.is_some()
+    }
+
     /// A complete answer without output tokens (embeddings).
     pub fn push_empty_answer(&mut self, t: u64) {
         self.first_answer_ns = Some(t);

@@ -1,6 +1,6 @@
 //! llama.cpp server's native `/completion`: `{"prompt", "n_predict", "stream"}`;
-//! events carry `content` (new text; `tokens` with the new ids in newer versions),
-//! and the last one `stop: true` with `tokens_predicted`, `tokens_evaluated` and the
+//! events carry `content` (new text; `tokens` with the new ids in newer versions;
+//! a cumulative `tokens_predicted` in late-2024 ones), and the last one `stop: true` with `tokens_predicted`, `tokens_evaluated` and the
 //! server's `timings`.
 
 use serde_json::{Map, Value, json};
@@ -68,17 +68,25 @@ pub fn on_event(data: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError
                 .and_then(|v| v.as_u64())
         });
     let stop = o.get("stop").and_then(|v| v.as_bool()).unwrap_or(false);
-    // `tokens` lists this event's new token ids: the chunk's own count.
-    acc.push_chunk(t, content, "", false, ids);
+    // `tokens` lists this event's new token ids: the chunk's own count. Servers
+    // without it (llama.cpp before 2025) send a cumulative `tokens_predicted` on
+    // every event; its delta is the chunk's count (a held-back stop word arrives as
+    // an event with a token and no text). On the `stop` event alone it is only the
+    // total.
+    let count = ids.or_else(|| {
+        let n = o.get("tokens_predicted").and_then(|v| v.as_u64())?;
+        (!stop || acc.counts_cumulative()).then(|| acc.cumulative(n as u32))
+    });
+    acc.push_chunk(t, content, "", false, count);
     if let Some(timing) = timings.and_then(ServerTiming::from_llamacpp) {
         acc.server_timing = Some(timing);
+    }
+    if let Some(n) = evaluated {
+        acc.usage_prompt = Some(n as u32);
     }
     if stop {
         if let Some(n) = predicted {
             acc.usage_completion = Some(n as u32);
-        }
-        if let Some(n) = evaluated {
-            acc.usage_prompt = Some(n as u32);
         }
         acc.done = true;
     }

@@ -232,7 +232,13 @@ pub fn on_event(api: Api, data: &[u8], t: u64, acc: &mut Accum) -> Result<(), Re
         }
         return Ok(());
     }
-    if choices[0].finish_reason.is_some() {
+    // TGI's completions stream sends `"finish_reason": ""` on every chunk but the
+    // last: only a non-empty reason finishes the answer.
+    if choices[0]
+        .finish_reason
+        .as_deref()
+        .is_some_and(|r| !r.is_empty())
+    {
         acc.done = true;
     }
     let (answer, reasoning, tool) = choice_parts(api, &choices[0], true)?;
