@@ -322,7 +322,7 @@ fn dataset_errors_stop_before_sending() {
                 "--dataset-path",
                 "/nonexistent/x.jsonl",
             ],
-            "cannot read /nonexistent/x.jsonl",
+            "moonbench bench: --dataset-name custom: cannot read /nonexistent/x.jsonl",
         ),
         (
             vec![
@@ -347,7 +347,11 @@ fn dataset_errors_stop_before_sending() {
                 "--sonnet-prefix-len",
                 "400",
             ],
-            "shorter than its prefix",
+            "--sonnet-prefix-len 400 is longer than --sonnet-input-len 50",
+        ),
+        (
+            vec!["--random-range-ratio", "1.5"],
+            "moonbench bench: --dataset-name random: --random-range-ratio must be in [0, 1)",
         ),
         (
             vec!["--dataset-name", "nope"],
@@ -372,5 +376,9 @@ fn dataset_errors_stop_before_sending() {
             "{all:?}: expected {needle:?} in:\n{stderr}"
         );
         assert!(!stdout.contains("Serving Benchmark Result"));
+        assert!(
+            !stderr.contains("mb."),
+            "a Lua API the user never called: {stderr}"
+        );
     }
 }

@@ -259,6 +259,17 @@ fn a_private_certificate_fails_at_once_and_the_fixes_work() {
         stderr.contains("bad.pem") && stderr.contains("no certificate"),
         "{stderr}"
     );
+
+    // A --ca-cert for a plain-HTTP server is a mistake in one of them: said at once.
+    let mut a = bench_args(&url.replacen("https://", "http://", 1));
+    a.extend(["--ca-cert".to_string(), ca.to_str().unwrap().to_string()]);
+    let (out, _) = run_args(&a);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("--ca-cert is for HTTPS") && stderr.contains("https://"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -624,6 +624,15 @@ impl HttpClient {
                 base.host
             ));
         }
+        // A CA file for a plain-HTTP server is a mistake in one of the two (vLLM's
+        // `--insecure` is accepted either way, so pasted command lines keep working).
+        if base.scheme == Scheme::Http && tls_opts.ca_cert.is_some() {
+            return Err(format!(
+                "--ca-cert is for HTTPS, but the server is http://{}:{}; write --base-url \
+                 https://… (or drop --ca-cert)",
+                base.host, base.port
+            ));
+        }
         let tls = if base.scheme == Scheme::Https {
             let provider = Arc::new(rustls::crypto::ring::default_provider());
             let builder = rustls::ClientConfig::builder_with_provider(provider.clone())

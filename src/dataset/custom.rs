@@ -147,8 +147,8 @@ pub fn generate(tok: &Tokenizer, path: &Path, spec: &CustomSpec) -> Result<Vec<R
         };
         if spec.output_len.is_none() && out.is_none() {
             return Err(format!(
-                "{}: no \"output_tokens\", and --custom-output-len is -1 (use each line's output_tokens); \
-                 add it or give --custom-output-len N",
+                "{}: no \"output_tokens\", and `output_len` is -1 (use each line's output_tokens); \
+                 add it or give `output_len` N",
                 at(path, line_no)
             ));
         }

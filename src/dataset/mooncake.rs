@@ -71,7 +71,7 @@ fn block_tokens(
 /// Loads a trace and builds its requests (with timestamps).
 pub fn generate(tok: &Tokenizer, path: &Path, spec: &MooncakeSpec) -> Result<Vec<Request>, String> {
     if spec.block_size == 0 || !(spec.time_scale >= 0.0 && spec.time_scale.is_finite()) {
-        return Err("the trace block size must be > 0 and the time scale a number >= 0".into());
+        return Err("`block_size` must be > 0 and `time_scale` a number >= 0".into());
     }
     let text = read_text(path)?;
     let mut lines = Vec::new();

@@ -46,15 +46,12 @@ impl Default for PrefixRepetitionSpec {
 pub fn generate(tok: &Tokenizer, spec: &PrefixRepetitionSpec) -> Result<Vec<Request>, String> {
     if spec.num_prefixes == 0 || spec.num_prefixes > spec.n {
         return Err(format!(
-            "--prefix-repetition-num-prefixes must be between 1 and --num-prompts ({}), got {}",
+            "`num_prefixes` must be between 1 and `n` ({}), got {}",
             spec.n, spec.num_prefixes
         ));
     }
     if spec.prefix_len + spec.suffix_len == 0 {
-        return Err(
-            "--prefix-repetition-prefix-len plus --prefix-repetition-suffix-len must be at least 1"
-                .into(),
-        );
+        return Err("`prefix_len` plus `suffix_len` must be at least 1".into());
     }
     let pool = tok
         .word_pool()

@@ -98,15 +98,13 @@ pub fn spot_check(tok: &Tokenizer, reqs: &[Request]) -> Result<(), String> {
 pub fn generate(tok: &Tokenizer, spec: &RandomSpec) -> Result<Vec<Request>, String> {
     if !(0.0..1.0).contains(&spec.range_ratio) {
         return Err(format!(
-            "--random-range-ratio must be in [0, 1), got {}",
+            "`range_ratio` must be in [0, 1), got {}",
             spec.range_ratio
         ));
     }
     let (in_lo, in_hi) = bounds(spec.input_len, spec.range_ratio, 0);
     if in_lo + spec.prefix_len == 0 {
-        return Err(
-            "--random-input-len plus --random-prefix-len must give at least one token".into(),
-        );
+        return Err("`input_len` plus `prefix_len` must give at least one token".into());
     }
     let (out_lo, out_hi) = bounds(spec.output_len, spec.range_ratio, 1);
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
@@ -324,7 +322,7 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(e.contains("--random-range-ratio"));
+        assert!(e.contains("`range_ratio`"));
         let e = generate(
             &tok,
             &RandomSpec {
@@ -333,6 +331,6 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(e.contains("--random-input-len"));
+        assert!(e.contains("`input_len`"));
     }
 }

@@ -89,7 +89,7 @@ pub fn generate(
     let base_offset = measure(BASE_PROMPT)?.1;
     if spec.input_len <= base_offset {
         return Err(format!(
-            "--sonnet-input-len {} is not longer than the instruction alone ({base_offset} tokens); ask for more",
+            "`input_len` {} is not longer than the instruction alone ({base_offset} tokens); ask for more",
             spec.input_len
         ));
     }
@@ -99,7 +99,7 @@ pub fn generate(
         .max(0.0) as usize;
     if n_pre > n_in {
         return Err(format!(
-            "--sonnet-prefix-len {} is longer than --sonnet-input-len {}: a prompt cannot be shorter than its prefix",
+            "`prefix_len` {} is longer than `input_len` {}: a prompt cannot be shorter than its prefix",
             spec.prefix_len, spec.input_len
         ));
     }
@@ -111,7 +111,7 @@ pub fn generate(
         attempts += 1;
         if attempts > spec.n * 100 + 1000 {
             return Err(format!(
-                "could not build sonnet prompts of at most {} tokens; raise --sonnet-input-len",
+                "could not build sonnet prompts of at most {} tokens; raise `input_len`",
                 spec.input_len
             ));
         }
@@ -224,7 +224,7 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(e.contains("--sonnet-input-len"), "{e}");
+        assert!(e.contains("`input_len`"), "{e}");
         let e = generate(
             &tok,
             None,

@@ -77,6 +77,16 @@ impl Source {
         ))
     }
 
+    /// ` bench`, ` sweep` or ` check` for the script behind that command, else "".
+    fn command(&self) -> &'static str {
+        match self {
+            Source::Embedded("scripts/benchmark_serving.lua", _) => " bench",
+            Source::Embedded("scripts/sweep.lua", _) => " sweep",
+            Source::Embedded("scripts/check_server.lua", _) => " check",
+            _ => "",
+        }
+    }
+
     fn name(&self) -> String {
         match self {
             Source::File(p) => p.display().to_string(),
@@ -173,7 +183,7 @@ pub fn run_script(source: Source, args: Vec<String>) -> i32 {
                 if msg.starts_with("moonbench") || msg.contains(".lua:") {
                     eprintln!("{msg}");
                 } else {
-                    eprintln!("moonbench: {msg}");
+                    eprintln!("moonbench{}: {msg}", source.command());
                 }
                 1
             }
@@ -303,6 +313,79 @@ fn first_location(traceback: &str) -> Option<String> {
     None
 }
 
+/// Whether a traceback passes through a bundled script (and, when
+/// [`first_location`] found none, only through bundled scripts).
+fn called_from_bundled(traceback: &str) -> bool {
+    traceback.lines().skip(1).any(|l| bundled(l.trim()))
+}
+
+/// An API error raised for a bundled script (`bench`, `sweep`, `check`) speaks of
+/// the flags the script was given, not of the Lua call the user never wrote:
+/// `mb.dataset.sharegpt: cannot read F` becomes `--dataset-name sharegpt: cannot
+/// read F`; any other `mb.xxx: ` prefix is dropped.
+fn api_to_flags(msg: &str) -> String {
+    let Some(rest) = msg.strip_prefix("mb.") else {
+        return msg.to_string();
+    };
+    let Some((api, tail)) = rest.split_once(": ") else {
+        return msg.to_string();
+    };
+    if !api
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        return msg.to_string();
+    }
+    let Some(name) = api.strip_prefix("dataset.") else {
+        return tail.to_string();
+    };
+    let mut tail = tail.to_string();
+    for (ds, opt, flag) in DATASET_FLAGS {
+        if *ds == name || ds.is_empty() {
+            tail = tail.replace(&format!("`{opt}`"), flag);
+        }
+    }
+    format!("--dataset-name {name}: {tail}")
+}
+
+/// Which `bench` flag feeds which option of `mb.dataset.*` in
+/// scripts/benchmark_serving.lua (dataset, option, flag; "" for every dataset):
+/// dataset errors name options in backticks, and `bench` shows them as flags.
+pub const DATASET_FLAGS: &[(&str, &str, &str)] = &[
+    ("", "path", "--dataset-path"),
+    ("", "n", "--num-prompts"),
+    ("random", "input_len", "--random-input-len"),
+    ("random", "output_len", "--random-output-len"),
+    ("random", "range_ratio", "--random-range-ratio"),
+    ("random", "prefix_len", "--random-prefix-len"),
+    ("sonnet", "input_len", "--sonnet-input-len"),
+    ("sonnet", "output_len", "--sonnet-output-len"),
+    ("sonnet", "prefix_len", "--sonnet-prefix-len"),
+    ("sharegpt", "output_len", "--sharegpt-output-len"),
+    ("custom", "output_len", "--custom-output-len"),
+    (
+        "prefix_repetition",
+        "prefix_len",
+        "--prefix-repetition-prefix-len",
+    ),
+    (
+        "prefix_repetition",
+        "suffix_len",
+        "--prefix-repetition-suffix-len",
+    ),
+    (
+        "prefix_repetition",
+        "num_prefixes",
+        "--prefix-repetition-num-prefixes",
+    ),
+    (
+        "prefix_repetition",
+        "output_len",
+        "--prefix-repetition-output-len",
+    ),
+    ("mooncake", "block_size", "--trace-block-size"),
+];
+
 /// `msg` without a leading `file:line: ` of a bundled script.
 fn strip_bundled_location(msg: &str) -> &str {
     let mut parts = msg.splitn(3, ':');
@@ -328,7 +411,9 @@ pub fn format_error(e: &mlua::Error) -> String {
             let msg = format_error(cause);
             match first_location(traceback) {
                 Some(loc) if !has_location(&msg) => format!("{loc}: {msg}"),
-                _ => msg,
+                Some(_) => msg,
+                None if called_from_bundled(traceback) => api_to_flags(&msg),
+                None => msg,
             }
         }
         mlua::Error::RuntimeError(m) => {
@@ -341,5 +426,50 @@ pub fn format_error(e: &mlua::Error) -> String {
         }
         mlua::Error::ExternalError(inner) => inner.to_string(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each mapping names a real `bench` flag that benchmark_serving.lua passes to
+    /// that option (`opt = args.flag_name`), so the map cannot drift from the script.
+    #[test]
+    fn dataset_flags_match_the_bench_script() {
+        let flags = embedded("stdlib/moonbench/bench_flags.lua").unwrap();
+        let script = embedded("scripts/benchmark_serving.lua").unwrap();
+        for (_, opt, flag) in DATASET_FLAGS {
+            assert!(
+                flags.contains(&format!("\"{flag}\"")),
+                "{flag} is not a bench flag"
+            );
+            let arg = flag.trim_start_matches("--").replace('-', "_");
+            let uses = [
+                format!("{opt} = args.{arg}"),
+                format!("{opt} = dataset_path()"),
+            ];
+            assert!(
+                uses.iter().any(|u| script.contains(u.as_str()))
+                    || (*opt == "n" && script.contains("n = n")),
+                "benchmark_serving.lua does not pass {flag} as {opt}"
+            );
+        }
+    }
+
+    #[test]
+    fn api_errors_of_bundled_scripts_name_flags() {
+        assert_eq!(
+            api_to_flags(
+                "mb.dataset.random: `input_len` plus `prefix_len` must give at least one token"
+            ),
+            "--dataset-name random: --random-input-len plus --random-prefix-len must give at least one token"
+        );
+        assert_eq!(
+            api_to_flags("mb.dataset.sonnet: `input_len` 5 is not longer"),
+            "--dataset-name sonnet: --sonnet-input-len 5 is not longer"
+        );
+        assert_eq!(api_to_flags("mb.target: bad url"), "bad url");
+        assert_eq!(api_to_flags("no prefix: x"), "no prefix: x");
     }
 }
