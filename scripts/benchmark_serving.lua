@@ -72,12 +72,11 @@ body.temperature = args.temperature or body.temperature or 0.0
 if args.top_p then body.top_p = args.top_p end
 if args.top_k then body.top_k = args.top_k end
 if args.min_p then body.min_p = args.min_p end
--- 合成的提示词（random、prefix_repetition、burstgpt、mooncake）默认 ignore_eos（vLLM 新版对 random 同样如此），
--- 这样每个请求都输出满指定的 token 数。Synthetic datasets ask for exact output lengths.
-local synthetic = { random = true, prefix_repetition = true, burstgpt = true, mooncake = true }
-local ignore_eos = args.ignore_eos
-if not args._given.ignore_eos and synthetic[args.dataset_name] then ignore_eos = true end
-if ignore_eos then body.ignore_eos = true end
+-- 合成的提示词（random、prefix_repetition、burstgpt、mooncake）由数据集自己给每个请求设 ignore_eos
+-- （vLLM 新版对 random 同样如此），这样每个请求都输出满指定的 token 数；--ignore-eos 对其它数据集也打开它。
+-- Synthetic datasets set ignore_eos on each request themselves (as in Lua); --ignore-eos turns it on for all.
+local ignore_eos = nil
+if args._given.ignore_eos then ignore_eos = args.ignore_eos end
 
 local tokenizer_spec = args.tokenizer or args.model
 if use_sim and not args.tokenizer then tokenizer_spec = "words" end
@@ -129,30 +128,30 @@ local n = math.max(args.num_prompts, 1)
 local requests
 local name = args.dataset_name
 if name == "random" then
-  requests = mb.dataset.random{
+  requests = mb.dataset.random{ ignore_eos = ignore_eos,
     tokenizer = tok, n = n, input_len = args.random_input_len, output_len = args.random_output_len,
     range_ratio = args.random_range_ratio, prefix_len = args.random_prefix_len, seed = args.seed,
     token_ids = args.prompt_token_ids,
   }
 elseif name == "sharegpt" then
-  requests = mb.dataset.sharegpt{ path = dataset_path(), tokenizer = tok, n = n, output_len = args.sharegpt_output_len,
+  requests = mb.dataset.sharegpt{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n, output_len = args.sharegpt_output_len,
     seed = args.seed, oversample = not args.no_oversample }
 elseif name == "sonnet" then
   -- 文本补全接口发送套用对话模板后的文本；对话接口发送原文（由服务器套模板），与 vLLM 相同。
-  requests = mb.dataset.sonnet{ path = args.dataset_path, tokenizer = tok, n = n, input_len = args.sonnet_input_len,
+  requests = mb.dataset.sonnet{ ignore_eos = ignore_eos, path = args.dataset_path, tokenizer = tok, n = n, input_len = args.sonnet_input_len,
     output_len = args.sonnet_output_len, prefix_len = args.sonnet_prefix_len, seed = args.seed, chat = is_chat }
 elseif name == "burstgpt" then
-  requests = mb.dataset.burstgpt{ path = dataset_path(), tokenizer = tok, n = n, seed = args.seed,
+  requests = mb.dataset.burstgpt{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n, seed = args.seed,
     model = args.burstgpt_model, use_timestamps = args.use_trace_timestamps, token_ids = args.prompt_token_ids }
 elseif name == "custom" then
-  requests = mb.dataset.custom{ path = dataset_path(), tokenizer = tok, n = n, output_len = args.custom_output_len,
+  requests = mb.dataset.custom{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n, output_len = args.custom_output_len,
     shuffle = not args.disable_shuffle, seed = args.seed }
 elseif name == "prefix_repetition" then
-  requests = mb.dataset.prefix_repetition{ tokenizer = tok, n = n, prefix_len = args.prefix_repetition_prefix_len,
+  requests = mb.dataset.prefix_repetition{ ignore_eos = ignore_eos, tokenizer = tok, n = n, prefix_len = args.prefix_repetition_prefix_len,
     suffix_len = args.prefix_repetition_suffix_len, num_prefixes = args.prefix_repetition_num_prefixes,
     output_len = args.prefix_repetition_output_len, seed = args.seed, token_ids = args.prompt_token_ids }
 elseif name == "mooncake" then
-  requests = mb.dataset.mooncake{ path = dataset_path(), tokenizer = tok,
+  requests = mb.dataset.mooncake{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok,
     n = args._given.num_prompts and n or nil, block_size = args.trace_block_size, seed = args.seed,
     token_ids = args.prompt_token_ids }
 end

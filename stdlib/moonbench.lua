@@ -209,4 +209,18 @@ mb.json = {
   null = core.null,
 }
 
+-- 拼错的名字立即报错（而不是 "attempt to call a nil value"）：mb.runn → 提示 mb.run。
+-- A name that is not part of the API is an error that suggests the nearest one.
+local function strict(t, prefix)
+  local names = {}
+  for k in pairs(t) do names[#names + 1] = k end
+  return setmetatable(t, { __index = function(_, k)
+    local hint = core.suggest(tostring(k), names)
+    error(prefix .. tostring(k) .. " is not part of the moonbench API"
+      .. (hint and (" (did you mean " .. prefix .. hint .. "?)") or ""), 2)
+  end })
+end
+for _, ns in ipairs { "dataset", "arrival", "rand", "yaml", "json" } do strict(mb[ns], "mb." .. ns .. ".") end
+strict(mb, "mb.")
+
 return mb

@@ -146,7 +146,10 @@ fn bad_run_option_stops_before_sending() {
         "local mb = require 'moonbench'\nmb.target{ sim = { ttft = 5 } }\n",
     )
     .unwrap();
-    fails_with(&["run", f.to_str().unwrap()], "unknown field `ttft`");
+    fails_with(
+        &["run", f.to_str().unwrap()],
+        "mb.target: unknown option 'sim.ttft' (did you mean 'ttft_ms'?)",
+    );
     std::fs::write(&f, "local mb = require 'moonbench'\nlocal t = mb.target{}\nmb.run{ target = t, requests = {{prompt='a', max_token=2}} }\n").unwrap();
     fails_with(
         &["run", f.to_str().unwrap()],

@@ -253,3 +253,10 @@ fn datasets_and_tokenizers_from_lua() {
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.trim_end().ends_with("DATASETS OK"), "{stdout}");
 }
+
+/// A typo in any option table, a wrong type, an unknown mb.* name: each fails
+/// before sending and names the key and the fix; lengths come back as asked.
+#[test]
+fn typos_and_lengths() {
+    lua_test("typos.lua", &[], &[], "MOONBENCH_TYPOS_DIR", "TYPOS OK");
+}

@@ -17,7 +17,8 @@ use super::{Request, at, read_text};
 use crate::tokenizer::Tokenizer;
 
 /// Parameters of the BurstGPT dataset.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct BurstGptSpec {
     /// Number of requests.
     pub n: usize,

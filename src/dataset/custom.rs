@@ -11,12 +11,15 @@ use super::{Prompt, Request, at, par_map, read_text, shuffle};
 use crate::tokenizer::Tokenizer;
 
 /// Parameters of the custom dataset.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct CustomSpec {
     /// Number of requests (`None`: every line).
     pub n: Option<usize>,
-    /// Output tokens for every request (`--custom-output-len`); `None` uses each
-    /// line's `output_tokens`, which must then be there.
+    /// Output tokens for every request (`--custom-output-len`); -1 (`None`) uses
+    /// each line's `output_tokens`, which must then be there.
+    #[serde(deserialize_with = "crate::dataset::minus_one_is_none")]
+    #[schemars(with = "i64")]
     pub output_len: Option<u32>,
     /// Shuffle the lines (vLLM's default).
     pub shuffle: bool,

@@ -77,6 +77,18 @@ impl Request {
     }
 }
 
+/// Serde helper: `-1` (or any negative number) means "none" (vLLM's `-1`
+/// convention for "use the dataset's own length").
+pub fn minus_one_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::Deserialize as _;
+    let v = Option::<i64>::deserialize(d)?;
+    match v {
+        None => Ok(None),
+        Some(v) if v < 0 => Ok(None),
+        Some(v) => u32::try_from(v).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 /// A shared list of requests.
 pub type RequestSet = Arc<Vec<Request>>;
 

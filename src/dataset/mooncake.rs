@@ -23,7 +23,8 @@ use crate::tokenizer::Tokenizer;
 use crate::tokenizer::pool::WordPool;
 
 /// Parameters of a trace replay.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct MooncakeSpec {
     /// Replay only the first `n` requests (`None`: all).
     pub n: Option<usize>,

@@ -10,7 +10,8 @@ use super::{Request, shuffle};
 use crate::tokenizer::Tokenizer;
 
 /// Parameters (vLLM's `--prefix-repetition-*` flags).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct PrefixRepetitionSpec {
     /// Requests asked for.
     pub n: usize,

@@ -17,7 +17,8 @@ use crate::tokenizer::Tokenizer;
 use crate::tokenizer::pool::WordPool;
 
 /// Parameters of the random dataset (vLLM's `--random-*` flags).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct RandomSpec {
     /// Number of prompts.
     pub n: usize,

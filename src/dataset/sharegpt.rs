@@ -12,7 +12,8 @@ use super::{Prompt, Request, oversample, par_map, read_text, shuffle};
 use crate::tokenizer::Tokenizer;
 
 /// Parameters of the ShareGPT dataset.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct ShareGptSpec {
     /// Number of requests.
     pub n: usize,

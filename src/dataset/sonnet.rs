@@ -21,7 +21,8 @@ pub const SONNET_TXT: &str = include_str!("../../data/sonnet.txt");
 pub const BASE_PROMPT: &str = "Pick as many lines as you can from these poem lines:\n";
 
 /// Parameters of the sonnet dataset (vLLM's `--sonnet-*` flags).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct SonnetSpec {
     /// Number of requests.
     pub n: usize,
@@ -33,9 +34,9 @@ pub struct SonnetSpec {
     pub prefix_len: u32,
     /// Seed.
     pub seed: u64,
-    /// Send the templated prompt (completions backends); false sends the raw text
-    /// (chat backends, where the server applies the template).
-    pub send_templated: bool,
+    /// Send the raw text for a chat backend, where the server applies the chat
+    /// template; `false` sends the templated prompt (completions backends).
+    pub chat: bool,
 }
 
 impl Default for SonnetSpec {
@@ -46,7 +47,7 @@ impl Default for SonnetSpec {
             output_len: 150,
             prefix_len: 200,
             seed: 0,
-            send_templated: true,
+            chat: false,
         }
     }
 }
@@ -122,7 +123,7 @@ pub fn generate(
         }
         let (formatted, len) = measure(&raw)?;
         if len <= spec.input_len {
-            let prompt = if spec.send_templated { formatted } else { raw };
+            let prompt = if spec.chat { raw } else { formatted };
             out.push(Request {
                 prompt: Prompt::Text(prompt),
                 prompt_tokens: len,
@@ -159,7 +160,7 @@ mod tests {
             output_len: 10,
             prefix_len: 50,
             seed: 1,
-            send_templated: true,
+            chat: false,
         };
         let r = generate(&tok, None, &spec).unwrap();
         assert_eq!(r.len(), 20);
@@ -192,7 +193,7 @@ mod tests {
             output_len: 10,
             prefix_len: 100,
             seed: 2,
-            send_templated: true,
+            chat: false,
         };
         for r in generate(&tok, None, &spec).unwrap() {
             let t = r.prompt.text().unwrap();
@@ -200,15 +201,7 @@ mod tests {
             assert_eq!(tok.count(&t) as u32, r.prompt_tokens);
             assert!(r.prompt_tokens <= 300);
         }
-        let raw = generate(
-            &tok,
-            None,
-            &SonnetSpec {
-                send_templated: false,
-                ..spec
-            },
-        )
-        .unwrap();
+        let raw = generate(&tok, None, &SonnetSpec { chat: true, ..spec }).unwrap();
         assert!(raw[0].prompt.text().unwrap().starts_with(BASE_PROMPT));
     }
 

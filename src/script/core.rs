@@ -26,6 +26,20 @@ pub fn to_json(lua: &Lua, v: Value) -> mlua::Result<serde_json::Value> {
     )
 }
 
+/// Options of `mb.aggregate(dir, out, {...})`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateOpts {
+    /// "csv" (default), "markdown" (or "md") or "json".
+    format: Option<String>,
+    /// Column names: "both" (default), "en" or "zh".
+    header: Option<String>,
+}
+
+impl super::opts::LuaOptions for AggregateOpts {
+    const WHAT: &'static str = "mb.aggregate";
+}
+
 /// Builds the `moonbench.core` table.
 pub fn module(lua: &Lua) -> mlua::Result<Table> {
     let m = lua.create_table()?;
@@ -105,6 +119,12 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "suggest",
         lua.create_function(|_, (word, cands): (String, Vec<String>)| {
             Ok(suggest(&word, cands.iter().map(|s| s.as_str())).map(str::to_string))
+        })?,
+    )?;
+    m.set(
+        "check_options",
+        lua.create_function(|lua, (name, t): (String, Option<Table>)| {
+            super::stdlib_opts::check_options(lua, &name, t)
         })?,
     )?;
     m.set(
@@ -225,17 +245,11 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(
             |lua, (dir, out, opts): (String, Option<String>, Option<Table>)| {
                 use crate::output::aggregate::{Format, Header, collect, default_output, write};
-                let (mut format, mut header) = (Format::Csv, Header::Both);
-                if let Some(t) = opts {
-                    let o = super::opts::Opts::new(lua, t, "mb.aggregate");
-                    if let Some(f) = o.get::<String>("format")? {
-                        format = Format::parse(&f).map_err(mlua::Error::runtime)?;
-                    }
-                    if let Some(h) = o.get::<String>("header")? {
-                        header = Header::parse(&h).map_err(mlua::Error::runtime)?;
-                    }
-                    o.finish()?;
-                }
+                let o = super::opts::decode::<AggregateOpts>(lua, opts)?.opts;
+                let format = Format::parse(o.format.as_deref().unwrap_or("csv"))
+                    .map_err(mlua::Error::runtime)?;
+                let header = Header::parse(o.header.as_deref().unwrap_or("both"))
+                    .map_err(mlua::Error::runtime)?;
                 let t = collect(std::path::Path::new(&dir)).map_err(mlua::Error::runtime)?;
                 for (p, why) in &t.skipped {
                     eprintln!("warning: skipped {}: {why}", p.display());

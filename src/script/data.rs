@@ -6,7 +6,7 @@ use std::sync::Arc;
 use mlua::{Lua, MetaMethod, Table, UserData, UserDataFields, UserDataMethods, Value};
 
 use super::core::{to_json, to_lua};
-use super::opts::Opts;
+use super::opts::{LuaObject, LuaOptions, decode, decode_with};
 use std::path::Path;
 
 use crate::dataset::random::{self, RandomSpec};
@@ -31,17 +31,28 @@ impl UserData for LuaTokenizer {
             "apply_chat_template",
             |lua, t, (messages, opts): (Value, Option<Table>)| {
                 let msgs = to_json(lua, messages)?;
-                let mut add = true;
+                let d = decode::<ChatTemplateOpts>(lua, opts)?;
+                let add = d.opts.add_generation_prompt.unwrap_or(true);
                 let mut extra = serde_json::Map::new();
-                if let Some(o) = opts {
-                    for pair in o.pairs::<String, Value>() {
-                        let (k, v) = pair?;
-                        if k == "add_generation_prompt" {
-                            add = matches!(v, Value::Boolean(true));
-                        } else {
-                            extra.insert(k, to_json(lua, v)?);
-                        }
+                if let Some(b) = d.opts.enable_thinking {
+                    extra.insert("enable_thinking".into(), serde_json::Value::Bool(b));
+                }
+                for k in ["tools", "documents"] {
+                    let v = d.value(k);
+                    if !v.is_nil() {
+                        extra.insert(k.into(), to_json(lua, v)?);
                     }
+                }
+                match d.value("vars") {
+                    Value::Nil => {}
+                    v => match to_json(lua, v)? {
+                        serde_json::Value::Object(m) => extra.extend(m),
+                        _ => {
+                            return Err(mlua::Error::runtime(
+                                "tok:apply_chat_template: vars must be a table of template variables",
+                            ));
+                        }
+                    },
                 }
                 t.0.apply_chat_template(&msgs, add, &extra)
                     .map_err(mlua::Error::runtime)
@@ -49,6 +60,27 @@ impl UserData for LuaTokenizer {
         );
         m.add_method("has_chat_template", |_, t, ()| Ok(t.0.has_chat_template()));
     }
+}
+
+/// Options of `tok:apply_chat_template(messages, {...})`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Lua-object fields are read through `Decoded`
+pub struct ChatTemplateOpts {
+    /// End with the assistant's turn opening, as servers do (default true).
+    add_generation_prompt: Option<bool>,
+    /// Qwen3-style templates: think before answering (the template's default when absent).
+    enable_thinking: Option<bool>,
+    /// Tool definitions passed to the template as `tools`.
+    tools: Option<LuaObject>,
+    /// Documents passed to the template as `documents`.
+    documents: Option<LuaObject>,
+    /// Any other template variables, `{ name = value }`.
+    vars: Option<LuaObject>,
+}
+
+impl LuaOptions for ChatTemplateOpts {
+    const WHAT: &'static str = "tok:apply_chat_template";
 }
 
 /// A tokenizer argument: a `mb.tokenizer` object or a spec string.
@@ -117,28 +149,48 @@ impl UserData for LuaRequests {
     }
 }
 
-const REQUEST_KEYS: [&str; 7] = [
-    "prompt",
-    "messages",
-    "prompt_token_ids",
-    "prompt_tokens",
-    "max_tokens",
-    "body",
-    "timestamp",
-];
+/// One request written as a Lua table (`mb.dataset.from_table`, `mb.run`'s
+/// `requests`).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Lua-object fields are read through `Decoded`
+pub struct RequestOpts {
+    /// The prompt text (completions; chat backends send it as one user message).
+    prompt: Option<String>,
+    /// Chat messages, `{ { role = "user", content = "..." }, ... }`.
+    messages: Option<LuaObject>,
+    /// The prompt as token ids (completions only).
+    prompt_token_ids: Option<Vec<u32>>,
+    /// The prompt's length in tokens (default: counted with the tokenizer).
+    prompt_tokens: Option<u32>,
+    /// Output tokens to ask for (default: the server's).
+    max_tokens: Option<u32>,
+    /// Ask the server to ignore end-of-sequence, so the answer is exactly
+    /// `max_tokens` long.
+    ignore_eos: Option<bool>,
+    /// Fields merged last into this request's body.
+    body: Option<LuaObject>,
+    /// Send time in seconds from the start (for arrival = "trace").
+    timestamp: Option<f64>,
+}
+
+impl LuaOptions for RequestOpts {
+    const WHAT: &'static str = "request";
+}
 
 /// Converts one Lua request table (`prompt`/`messages`/`prompt_token_ids`,
-/// `prompt_tokens`, `max_tokens`, `body`) to a request.
+/// `prompt_tokens`, `max_tokens`, `ignore_eos`, `body`) to a request.
 pub fn request_from_lua(lua: &Lua, t: Table, what: &str, tok: &Tokenizer) -> mlua::Result<Request> {
-    let o = Opts::new(lua, t, what);
-    let prompt: Option<String> = o.get("prompt")?;
-    let messages = o.value("messages")?;
-    let ids: Option<Vec<u32>> = o.get("prompt_token_ids")?;
-    let prompt_tokens: Option<u32> = o.get("prompt_tokens")?;
-    let max_tokens: Option<u32> = o.get("max_tokens")?;
-    let timestamp: Option<f64> = o.get("timestamp")?;
-    let body = o.value("body")?;
-    o.finish()?;
+    let d = decode::<RequestOpts>(lua, Some(t))
+        .map_err(|e| mlua::Error::runtime(super::format_error(&e).replacen("request", what, 1)))?;
+    let o = &d.opts;
+    let (prompt, messages, ids) = (
+        o.prompt.clone(),
+        d.value("messages"),
+        o.prompt_token_ids.clone(),
+    );
+    let (prompt_tokens, max_tokens, timestamp) = (o.prompt_tokens, o.max_tokens, o.timestamp);
+    let body = d.value("body");
     let (prompt, counted) = match (prompt, messages, ids) {
         (Some(p), Value::Nil, None) => {
             let n = tok.count(&p) as u32;
@@ -171,12 +223,11 @@ pub fn request_from_lua(lua: &Lua, t: Table, what: &str, tok: &Tokenizer) -> mlu
         }
         _ => {
             return Err(mlua::Error::runtime(format!(
-                "{what}: give exactly one of prompt, messages or prompt_token_ids (valid fields: {})",
-                REQUEST_KEYS.join(", ")
+                "{what}: give exactly one of prompt, messages or prompt_token_ids"
             )));
         }
     };
-    let extra = match body {
+    let mut extra = match body {
         Value::Nil => None,
         v => match to_json(lua, v)? {
             serde_json::Value::Object(m) => Some(m),
@@ -187,6 +238,11 @@ pub fn request_from_lua(lua: &Lua, t: Table, what: &str, tok: &Tokenizer) -> mlu
             }
         },
     };
+    if let Some(on) = o.ignore_eos {
+        extra
+            .get_or_insert_with(Default::default)
+            .insert("ignore_eos".into(), serde_json::Value::Bool(on));
+    }
     Ok(Request {
         prompt,
         prompt_tokens: prompt_tokens.unwrap_or(counted),
@@ -238,18 +294,111 @@ pub fn requests_arg(lua: &Lua, v: Value, tok: &Tokenizer) -> mlua::Result<Reques
     }
 }
 
-/// The `tokenizer` option of a dataset (default: the word tokenizer).
-fn tok_opt(o: &Opts<'_>) -> mlua::Result<Arc<Tokenizer>> {
-    match o.value("tokenizer")? {
-        Value::Nil => Ok(Arc::new(Tokenizer::words())),
-        v => tokenizer_arg(v),
-    }
+/// Whether a dataset reads a file.
+#[derive(Clone, Copy, PartialEq)]
+enum Path_ {
+    None,
+    Optional,
+    Required,
 }
 
-/// Wraps a dataset's result as a request set; errors are prefixed with `what`.
-fn set(what: &str, r: Result<Vec<Request>, String>) -> mlua::Result<LuaRequests> {
-    r.map(|v| LuaRequests(Arc::new(v)))
-        .map_err(|e| mlua::Error::runtime(format!("{what}: {e}")))
+macro_rules! dataset_options {
+    ($($t:ty => $what:literal, synthetic: $syn:literal;)*) => {
+        $(impl LuaOptions for $t {
+            const WHAT: &'static str = $what;
+        }
+        impl Synthetic for $t {
+            const SYNTHETIC: bool = $syn;
+        })*
+    };
+}
+
+/// Whether a dataset's lengths are made up (its answers must be exactly
+/// `max_tokens` long, so its requests set `ignore_eos` by default, as `bench` does).
+trait Synthetic {
+    const SYNTHETIC: bool;
+}
+
+dataset_options! {
+    RandomSpec => "mb.dataset.random", synthetic: true;
+    sharegpt::ShareGptSpec => "mb.dataset.sharegpt", synthetic: false;
+    sonnet::SonnetSpec => "mb.dataset.sonnet", synthetic: false;
+    burstgpt::BurstGptSpec => "mb.dataset.burstgpt", synthetic: true;
+    custom::CustomSpec => "mb.dataset.custom", synthetic: false;
+    prefix_repetition::PrefixRepetitionSpec => "mb.dataset.prefix_repetition", synthetic: true;
+    mooncake::MooncakeSpec => "mb.dataset.mooncake", synthetic: true;
+}
+
+/// The options every dataset takes besides its own (documented with them in the
+/// API reference).
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+pub struct DatasetCommon {
+    /// The tokenizer prompt lengths are measured with: `mb.tokenizer(...)`, a
+    /// path, a model id or "words" (default: one token per word).
+    tokenizer: Option<LuaObject>,
+    /// The dataset file (sharegpt, burstgpt, custom, mooncake; sonnet: its own
+    /// text instead of the bundled one).
+    path: Option<String>,
+    /// Ask the server to ignore end-of-sequence, so answers are exactly
+    /// `max_tokens` long. Default: true for random, prefix_repetition, burstgpt and
+    /// mooncake (made-up lengths), false for the others.
+    ignore_eos: Option<bool>,
+}
+
+/// The keys of [`DatasetCommon`].
+const DATASET_COMMON: &[&str] = &["tokenizer", "path", "ignore_eos"];
+
+/// A dataset's generator: tokenizer, file, parameters.
+type Generate<S> = fn(&Tokenizer, Option<&Path>, &S) -> Result<Vec<Request>, String>;
+
+/// Registers `mb.dataset.<name>`: decodes its options into `S` (plus
+/// [`DatasetCommon`]), builds the requests, and sets `ignore_eos` on each.
+fn dataset<S>(
+    lua: &Lua,
+    m: &Table,
+    name: &'static str,
+    path: Path_,
+    generate: Generate<S>,
+) -> mlua::Result<()>
+where
+    S: LuaOptions + Synthetic + 'static,
+{
+    let f = lua.create_function(move |lua, t: Option<Table>| {
+        let d = decode_with::<S>(lua, t, DATASET_COMMON)?;
+        let tok = match d.value("tokenizer") {
+            Value::Nil => Arc::new(Tokenizer::words()),
+            v => tokenizer_arg(v)?,
+        };
+        let file: Option<String> = d.get(lua, "path")?;
+        match (path, &file) {
+            (Path_::Required, None) => {
+                return Err(mlua::Error::runtime(format!(
+                    "{}: option 'path' is required (the dataset file)",
+                    S::WHAT
+                )));
+            }
+            (Path_::None, Some(_)) => {
+                return Err(mlua::Error::runtime(format!(
+                    "{}: takes no 'path' (its prompts are generated)",
+                    S::WHAT
+                )));
+            }
+            _ => {}
+        }
+        let ignore_eos = d.get::<bool>(lua, "ignore_eos")?.unwrap_or(S::SYNTHETIC);
+        let mut reqs = generate(&tok, file.as_deref().map(Path::new), &d.opts)
+            .map_err(|e| mlua::Error::runtime(format!("{}: {e}", S::WHAT)))?;
+        if ignore_eos {
+            for r in reqs.iter_mut().filter(|r| r.max_tokens.is_some()) {
+                r.extra
+                    .get_or_insert_with(Default::default)
+                    .insert("ignore_eos".into(), serde_json::Value::Bool(true));
+            }
+        }
+        Ok(LuaRequests(Arc::new(reqs)))
+    })?;
+    m.set(name, f)
 }
 
 /// Registers `tokenizer`, `requests` and the `dataset_*` constructors.
@@ -268,163 +417,31 @@ pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
             Ok(LuaRequests(requests_arg(lua, v, &tok)?))
         })?,
     )?;
-    m.set(
-        "dataset_random",
-        lua.create_function(|lua, t: Table| {
-            let o = Opts::new(lua, t, "mb.dataset.random");
-            let d = RandomSpec::default();
-            let tok = tok_opt(&o)?;
-            let spec = RandomSpec {
-                n: o.get("n")?.unwrap_or(d.n),
-                input_len: o.get("input_len")?.unwrap_or(d.input_len),
-                output_len: o.get("output_len")?.unwrap_or(d.output_len),
-                range_ratio: o.get("range_ratio")?.unwrap_or(d.range_ratio),
-                prefix_len: o.get("prefix_len")?.unwrap_or(d.prefix_len),
-                seed: o.get("seed")?.unwrap_or(d.seed),
-                token_ids: o.get("token_ids")?.unwrap_or(false),
-            };
-            o.finish()?;
-            if spec.n == 0 {
-                return Err(mlua::Error::runtime(
-                    "mb.dataset.random: n must be at least 1",
-                ));
-            }
-            set("mb.dataset.random", random::generate(&tok, &spec))
-        })?,
-    )?;
-    m.set(
-        "dataset_sharegpt",
-        lua.create_function(|lua, t: Table| {
-            let o = Opts::new(lua, t, "mb.dataset.sharegpt");
-            let d = sharegpt::ShareGptSpec::default();
-            let path: String = o.req("path")?;
-            let tok = tok_opt(&o)?;
-            let spec = sharegpt::ShareGptSpec {
-                n: o.get("n")?.unwrap_or(d.n),
-                output_len: o.get("output_len")?,
-                seed: o.get("seed")?.unwrap_or(d.seed),
-                oversample: o.get("oversample")?.unwrap_or(true),
-                min_len: o.get("min_len")?.unwrap_or(d.min_len),
-                max_prompt_len: o.get("max_prompt_len")?.unwrap_or(d.max_prompt_len),
-                max_total_len: o.get("max_total_len")?.unwrap_or(d.max_total_len),
-            };
-            o.finish()?;
-            set(
-                "mb.dataset.sharegpt",
-                sharegpt::generate(&tok, Path::new(&path), &spec),
-            )
-        })?,
-    )?;
-    m.set(
-        "dataset_sonnet",
-        lua.create_function(|lua, t: Table| {
-            let o = Opts::new(lua, t, "mb.dataset.sonnet");
-            let d = sonnet::SonnetSpec::default();
-            let path: Option<String> = o.get("path")?;
-            let tok = tok_opt(&o)?;
-            let spec = sonnet::SonnetSpec {
-                n: o.get("n")?.unwrap_or(d.n),
-                input_len: o.get("input_len")?.unwrap_or(d.input_len),
-                output_len: o.get("output_len")?.unwrap_or(d.output_len),
-                prefix_len: o.get("prefix_len")?.unwrap_or(d.prefix_len),
-                seed: o.get("seed")?.unwrap_or(d.seed),
-                send_templated: !o.get::<bool>("chat")?.unwrap_or(false),
-            };
-            o.finish()?;
-            set(
-                "mb.dataset.sonnet",
-                sonnet::generate(&tok, path.as_deref().map(Path::new), &spec),
-            )
-        })?,
-    )?;
-    m.set(
-        "dataset_burstgpt",
-        lua.create_function(|lua, t: Table| {
-            let o = Opts::new(lua, t, "mb.dataset.burstgpt");
-            let d = burstgpt::BurstGptSpec::default();
-            let path: String = o.req("path")?;
-            let tok = tok_opt(&o)?;
-            let spec = burstgpt::BurstGptSpec {
-                n: o.get("n")?.unwrap_or(d.n),
-                seed: o.get("seed")?.unwrap_or(d.seed),
-                model: o.get("model")?.unwrap_or(d.model),
-                use_timestamps: o.get("use_timestamps")?.unwrap_or(false),
-                token_ids: o.get("token_ids")?.unwrap_or(false),
-            };
-            o.finish()?;
-            set(
-                "mb.dataset.burstgpt",
-                burstgpt::generate(&tok, Path::new(&path), &spec),
-            )
-        })?,
-    )?;
-    m.set(
-        "dataset_custom",
-        lua.create_function(|lua, t: Table| {
-            let o = Opts::new(lua, t, "mb.dataset.custom");
-            let d = custom::CustomSpec::default();
-            let path: String = o.req("path")?;
-            let tok = tok_opt(&o)?;
-            let out: Option<i64> = o.get("output_len")?;
-            let spec = custom::CustomSpec {
-                n: o.get("n")?,
-                output_len: match out {
-                    None => d.output_len,
-                    Some(v) if v < 0 => None,
-                    Some(v) => Some(v as u32),
-                },
-                shuffle: o.get("shuffle")?.unwrap_or(true),
-                seed: o.get("seed")?.unwrap_or(d.seed),
-            };
-            o.finish()?;
-            set(
-                "mb.dataset.custom",
-                custom::generate(&tok, Path::new(&path), &spec),
-            )
-        })?,
-    )?;
-    m.set(
+    dataset::<RandomSpec>(lua, m, "dataset_random", Path_::None, |tok, _, s| {
+        if s.n == 0 {
+            return Err("`n` must be at least 1".into());
+        }
+        random::generate(tok, s)
+    })?;
+    dataset::<sharegpt::ShareGptSpec>(lua, m, "dataset_sharegpt", Path_::Required, |tok, p, s| {
+        sharegpt::generate(tok, p.expect("path"), s)
+    })?;
+    dataset::<sonnet::SonnetSpec>(lua, m, "dataset_sonnet", Path_::Optional, sonnet::generate)?;
+    dataset::<burstgpt::BurstGptSpec>(lua, m, "dataset_burstgpt", Path_::Required, |tok, p, s| {
+        burstgpt::generate(tok, p.expect("path"), s)
+    })?;
+    dataset::<custom::CustomSpec>(lua, m, "dataset_custom", Path_::Required, |tok, p, s| {
+        custom::generate(tok, p.expect("path"), s)
+    })?;
+    dataset::<prefix_repetition::PrefixRepetitionSpec>(
+        lua,
+        m,
         "dataset_prefix_repetition",
-        lua.create_function(|lua, t: Table| {
-            let o = Opts::new(lua, t, "mb.dataset.prefix_repetition");
-            let d = prefix_repetition::PrefixRepetitionSpec::default();
-            let tok = tok_opt(&o)?;
-            let spec = prefix_repetition::PrefixRepetitionSpec {
-                n: o.get("n")?.unwrap_or(d.n),
-                prefix_len: o.get("prefix_len")?.unwrap_or(d.prefix_len),
-                suffix_len: o.get("suffix_len")?.unwrap_or(d.suffix_len),
-                num_prefixes: o.get("num_prefixes")?.unwrap_or(d.num_prefixes),
-                output_len: o.get("output_len")?.unwrap_or(d.output_len),
-                seed: o.get("seed")?.unwrap_or(d.seed),
-                token_ids: o.get("token_ids")?.unwrap_or(false),
-            };
-            o.finish()?;
-            set(
-                "mb.dataset.prefix_repetition",
-                prefix_repetition::generate(&tok, &spec),
-            )
-        })?,
+        Path_::None,
+        |tok, _, s| prefix_repetition::generate(tok, s),
     )?;
-    m.set(
-        "dataset_mooncake",
-        lua.create_function(|lua, t: Table| {
-            let o = Opts::new(lua, t, "mb.dataset.mooncake");
-            let d = mooncake::MooncakeSpec::default();
-            let path: String = o.req("path")?;
-            let tok = tok_opt(&o)?;
-            let spec = mooncake::MooncakeSpec {
-                n: o.get("n")?,
-                block_size: o.get("block_size")?.unwrap_or(d.block_size),
-                time_scale: o.get("time_scale")?.unwrap_or(d.time_scale),
-                seed: o.get("seed")?.unwrap_or(d.seed),
-                token_ids: o.get("token_ids")?.unwrap_or(false),
-            };
-            o.finish()?;
-            set(
-                "mb.dataset.mooncake",
-                mooncake::generate(&tok, Path::new(&path), &spec),
-            )
-        })?,
-    )?;
+    dataset::<mooncake::MooncakeSpec>(lua, m, "dataset_mooncake", Path_::Required, |tok, p, s| {
+        mooncake::generate(tok, p.expect("path"), s)
+    })?;
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod core;
 pub mod data;
 pub mod opts;
 pub mod run;
+pub mod stdlib_opts;
 pub mod target;
 pub mod users;
 

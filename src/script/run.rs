@@ -11,7 +11,7 @@ use mlua::{Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Valu
 
 use super::core::{to_json, to_lua};
 use super::data::requests_arg;
-use super::opts::Opts;
+use super::opts::{Decoded, LuaObject, LuaOptions, decode};
 use super::target::LuaTarget;
 use super::{Env, format_error};
 use crate::engine::schedule::{Piece, RateProfile, Shape};
@@ -100,46 +100,137 @@ fn arrival_arg(
     Ok(a)
 }
 
-fn slo_arg(lua: &Lua, v: Value) -> mlua::Result<Slo> {
-    match v {
-        Value::Nil => Ok(Slo::default()),
-        Value::Table(t) if t.raw_len() > 0 => {
-            let pairs: Vec<String> = lua.unpack(Value::Table(t))?;
-            Slo::parse(&pairs).map_err(mlua::Error::runtime)
+/// `slo`: `{ ttft_ms = 500, tpot_ms = 50 }` or vLLM's `{ "ttft:500", "tpot:50" }`.
+#[derive(Debug, Clone, Default)]
+pub struct SloOpt(pub Slo);
+
+/// The table form of [`SloOpt`].
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct SloTable {
+    /// Time to first token, ms.
+    ttft_ms: Option<f64>,
+    /// Time per output token, ms.
+    tpot_ms: Option<f64>,
+    /// End-to-end latency, ms.
+    e2el_ms: Option<f64>,
+}
+
+impl<'de> serde::Deserialize<'de> for SloOpt {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let v = serde_json::Value::deserialize(d)?;
+        if let Some(list) = v.as_array() {
+            let pairs: Vec<String> = list
+                .iter()
+                .map(|x| x.as_str().map(str::to_string))
+                .collect::<Option<_>>()
+                .ok_or_else(|| D::Error::custom("a list of \"metric:ms\" strings"))?;
+            return Slo::parse(&pairs)
+                .map(SloOpt)
+                .map_err(|e| D::Error::custom(e.trim_start_matches("--goodput: ")));
         }
-        Value::Table(t) => {
-            let o = Opts::new(lua, t, "slo");
-            let slo = Slo {
-                ttft_ms: o.get("ttft_ms")?,
-                tpot_ms: o.get("tpot_ms")?,
-                e2el_ms: o.get("e2el_ms")?,
-            };
-            o.finish()?;
-            Ok(slo)
-        }
-        other => Err(mlua::Error::runtime(format!(
-            "slo must be a table, got a {}",
-            other.type_name()
-        ))),
+        let t = SloTable::deserialize(v).map_err(D::Error::custom)?;
+        Ok(SloOpt(Slo {
+            ttft_ms: t.ttft_ms,
+            tpot_ms: t.tpot_ms,
+            e2el_ms: t.e2el_ms,
+        }))
     }
 }
 
-/// Reads `percentiles`, `metrics` and `slo` from `o`, defaulting to `base`.
-pub(super) fn result_options(
+impl schemars::JsonSchema for SloOpt {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Slo".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        SloTable::json_schema(g)
+    }
+}
+
+/// How often the server's Prometheus `/metrics` is read: seconds between
+/// readings, or `false` (or 0) for never.
+#[derive(Debug, Clone, Copy)]
+pub struct ScrapeEvery(pub Option<Duration>);
+
+impl<'de> serde::Deserialize<'de> for ScrapeEvery {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Bool(true) => Ok(ScrapeEvery(Some(Duration::from_secs(1)))),
+            serde_json::Value::Bool(false) => Ok(ScrapeEvery(None)),
+            serde_json::Value::Number(n) => match n.as_f64() {
+                Some(0.0) => Ok(ScrapeEvery(None)),
+                Some(x) if x > 0.0 && x.is_finite() => {
+                    Ok(ScrapeEvery(Some(Duration::from_secs_f64(x.max(0.05)))))
+                }
+                _ => Err(D::Error::custom("must be seconds between readings >= 0")),
+            },
+            other => Err(D::Error::custom(format!(
+                "must be seconds between readings (e.g. 1) or false, got {other}"
+            ))),
+        }
+    }
+}
+
+impl schemars::JsonSchema for ScrapeEvery {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ScrapeEvery".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": ["number", "boolean"] })
+    }
+}
+
+/// Options that say what a result reports: `mb.run`, `mb.users`,
+/// `res:summary` and `res:save` all take them.
+#[derive(serde::Deserialize, schemars::JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ResultOpts {
+    /// Percentiles to report, each within 0..100 (default 99).
+    #[serde(default, deserialize_with = "super::opts::seq")]
+    percentiles: Option<Vec<f64>>,
+    /// Metrics that get percentiles: any of "ttft", "tpot", "itl", "e2el"
+    /// (default "ttft", "tpot", "itl").
+    #[serde(default, deserialize_with = "super::opts::seq")]
+    metrics: Option<Vec<String>>,
+    /// Service-level objectives for goodput: `{ ttft_ms = 500, tpot_ms = 50,
+    /// e2el_ms = 2000 }` or `{ "ttft:500", "tpot:50" }`.
+    slo: Option<SloOpt>,
+}
+
+impl LuaOptions for ResultOpts {
+    const WHAT: &'static str = "result options";
+}
+
+/// The keys of [`ResultOpts`].
+pub(super) const RESULT_KEYS: &[&str] = &["percentiles", "metrics", "slo"];
+
+/// The result options found among `d`'s values (decoded with [`RESULT_KEYS`] as
+/// shared keys), defaulting to `base`.
+pub(super) fn result_options<T: LuaOptions>(
     lua: &Lua,
-    o: &Opts<'_>,
+    d: &Decoded<T>,
     base: &ResultOptions,
 ) -> mlua::Result<ResultOptions> {
+    let t = lua.create_table()?;
+    for k in RESULT_KEYS {
+        t.raw_set(*k, d.value(k))?;
+    }
+    let o = decode::<ResultOpts>(lua, Some(t))
+        .map_err(|e| mlua::Error::runtime(format_error(&e).replacen("result options", T::WHAT, 1)))?
+        .opts;
     let mut r = base.clone();
-    if let Some(ps) = o.get::<Vec<f64>>("percentiles")? {
+    if let Some(ps) = o.percentiles {
         if let Some(bad) = ps.iter().find(|p| !(0.0..=100.0).contains(*p)) {
             return Err(mlua::Error::runtime(format!(
-                "percentiles must be within 0..100, got {bad}"
+                "{}: percentiles must be within 0..100, got {bad}",
+                T::WHAT
             )));
         }
         r.percentiles = ps;
     }
-    if let Some(ms) = o.get::<Vec<String>>("metrics")? {
+    if let Some(ms) = o.metrics {
         r.metrics = ms
             .iter()
             .map(|m| {
@@ -147,52 +238,166 @@ pub(super) fn result_options(
                     .filter(|m| Metric::VLLM.contains(m))
                     .ok_or_else(|| {
                         mlua::Error::runtime(format!(
-                            "unknown metric '{m}'; valid metrics: ttft, tpot, itl, e2el"
+                            "{}: unknown metric '{m}'; valid metrics: ttft, tpot, itl, e2el",
+                            T::WHAT
                         ))
                     })
             })
             .collect::<mlua::Result<_>>()?;
     }
-    let slo = o.value("slo")?;
-    if !slo.is_nil() {
-        r.slo = slo_arg(lua, slo)?;
+    if let Some(slo) = o.slo {
+        r.slo = slo.0;
     }
     Ok(r)
 }
 
-/// `server_metrics`: seconds between readings of the server's `/metrics`
-/// (default 1), or false / 0 for none.
-pub(super) fn server_metrics_arg(o: &Opts<'_>) -> mlua::Result<Option<Duration>> {
-    // 服务器自身的 Prometheus 指标：默认每 1 秒读一次；false 或 0 关闭。
-    match o.value("server_metrics")? {
-        Value::Nil | Value::Boolean(true) => Ok(Some(Duration::from_secs(1))),
-        Value::Boolean(false) => Ok(None),
-        Value::Integer(n) if n >= 0 => Ok((n > 0).then(|| Duration::from_secs(n as u64))),
-        Value::Number(x) if x >= 0.0 && x.is_finite() => {
-            Ok((x > 0.0).then(|| Duration::from_secs_f64(x.max(0.05))))
-        }
-        other => Err(mlua::Error::runtime(format!(
-            "{}: server_metrics must be seconds between readings (e.g. 1) or false, got {}",
-            o.what(),
-            other.type_name()
-        ))),
-    }
-}
-
+/// A duration option in seconds (`default` when absent; infinity = none).
 pub(super) fn secs(
-    o: &Opts<'_>,
-    key: &'static str,
+    what: &str,
+    key: &str,
+    v: Option<f64>,
     default: Option<f64>,
 ) -> mlua::Result<Option<Duration>> {
-    let v = o.get::<f64>(key)?.or(default);
-    match v {
+    match v.or(default) {
         Some(s) if s.is_nan() || s < 0.0 => Err(mlua::Error::runtime(format!(
-            "mb.run: {key} must be >= 0 seconds"
+            "{what}: {key} must be >= 0 seconds"
         ))),
         Some(s) if s.is_infinite() => Ok(None),
         Some(s) => Ok(Some(Duration::from_secs_f64(s))),
         None => Ok(None),
     }
+}
+
+/// Options of `res:summary` (the result options).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Lua-object and shared fields are read through `Decoded`
+pub struct SummaryOpts {
+    /// See the result options.
+    #[serde(default, deserialize_with = "super::opts::seq")]
+    percentiles: Option<Vec<f64>>,
+    /// See the result options.
+    #[serde(default, deserialize_with = "super::opts::seq")]
+    metrics: Option<Vec<String>>,
+    /// See the result options.
+    slo: Option<SloOpt>,
+}
+
+impl LuaOptions for SummaryOpts {
+    const WHAT: &'static str = "res:summary";
+}
+
+/// Options of `res:save(path, {...})` (plus the result options).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Lua-object and shared fields are read through `Decoded`
+pub struct SaveOpts {
+    /// Also write per-request lists (ttfts, itls, ...), as vLLM's `--save-detailed`.
+    detailed: Option<bool>,
+    /// Append one JSON line to the file instead of writing it (vLLM's `--append-result`).
+    append: Option<bool>,
+    /// Directory for a relative path (created if missing).
+    dir: Option<String>,
+    /// Extra top-level fields, e.g. `{ tag = "a" }` (vLLM's `--metadata`).
+    metadata: Option<LuaObject>,
+    /// See the result options.
+    #[serde(default, deserialize_with = "super::opts::seq")]
+    percentiles: Option<Vec<f64>>,
+    /// See the result options.
+    #[serde(default, deserialize_with = "super::opts::seq")]
+    metrics: Option<Vec<String>>,
+    /// See the result options.
+    slo: Option<SloOpt>,
+}
+
+impl LuaOptions for SaveOpts {
+    const WHAT: &'static str = "res:save";
+}
+
+/// Options of `res:save_pytorch(path, {...})`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Lua-object and shared fields are read through `Decoded`
+pub struct SavePytorchOpts {
+    /// The run's arguments, recorded in each entry's `extra_info.args`.
+    args: Option<LuaObject>,
+    /// Directory for a relative path (created if missing).
+    dir: Option<String>,
+}
+
+impl LuaOptions for SavePytorchOpts {
+    const WHAT: &'static str = "res:save_pytorch";
+}
+
+/// Options of `res:records{...}`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Lua-object and shared fields are read through `Decoded`
+pub struct RecordsOpts {
+    /// Include the warm-up requests (default false).
+    warmup: Option<bool>,
+}
+
+impl LuaOptions for RecordsOpts {
+    const WHAT: &'static str = "res:records";
+}
+
+/// Options of `mb.run` (plus the [`ResultOpts`]).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Lua-object and shared fields are read through `Decoded`
+pub struct RunOpts {
+    /// The server, from `mb.target{...}`. Required.
+    target: Option<LuaObject>,
+    /// What to send: a request set (`mb.dataset.*`, `mb.dataset.from_table`), a
+    /// list of request tables or strings, or one request table. Required.
+    requests: LuaObject,
+    /// When requests are sent: `mb.arrival.*`, a rate in requests/s (Poisson),
+    /// "inf" (all at once, the default), "trace" (the requests' timestamps), a
+    /// list of send times in seconds, or a function `i -> seconds` (1-based `i`).
+    arrival: Option<LuaObject>,
+    /// Requests to send (default: the request set once; it is cycled when larger).
+    num_requests: Option<u64>,
+    /// Stop sending after this many seconds (requests in flight still finish).
+    duration: Option<f64>,
+    /// At most this many requests in flight at once (default: no limit).
+    max_concurrency: Option<usize>,
+    /// Requests sent first and left out of every statistic (default 0).
+    warmup: Option<usize>,
+    /// Ask the server to ignore end-of-sequence on every request, so answers are
+    /// exactly `max_tokens` long (a request set's own setting otherwise).
+    ignore_eos: Option<bool>,
+    /// `function(record)` called once per finished request (not per token); it
+    /// may return "stop" to end the run.
+    on_response: Option<LuaObject>,
+    /// Show a progress bar (default true).
+    progress: Option<bool>,
+    /// Write each request's record to this JSON-lines file as it finishes.
+    records_file: Option<String>,
+    /// Seconds to wait for the server to answer before the run (default 60).
+    ready_timeout: Option<f64>,
+    /// Seconds requests in flight may still finish after Ctrl-C or a stop (default 5).
+    grace: Option<f64>,
+    /// Open the connections before the clock starts (default true).
+    preconnect: Option<bool>,
+    /// A name for this run in the result file and in reports.
+    label: Option<String>,
+    /// Seconds between readings of the server's `/metrics` (default 1), or false.
+    server_metrics: Option<ScrapeEvery>,
+    /// Call vLLM's `/start_profile` and `/stop_profile` around the run (default false).
+    profile: Option<bool>,
+    /// See the result options.
+    #[serde(default, deserialize_with = "super::opts::seq")]
+    percentiles: Option<Vec<f64>>,
+    /// See the result options.
+    #[serde(default, deserialize_with = "super::opts::seq")]
+    metrics: Option<Vec<String>>,
+    /// See the result options.
+    slo: Option<SloOpt>,
+}
+
+impl LuaOptions for RunOpts {
+    const WHAT: &'static str = "mb.run";
 }
 
 /// The result object returned by `mb.run`.
@@ -207,39 +412,33 @@ impl UserData for LuaResult {
 
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_method("summary", |lua, r, opts: Option<Table>| {
-            let ro = match opts {
-                Some(t) => {
-                    let o = Opts::new(lua, t, "res:summary");
-                    let ro = result_options(lua, &o, &r.0.options)?;
-                    o.finish()?;
-                    ro
-                }
-                None => r.0.options.clone(),
-            };
+            let d = decode::<SummaryOpts>(lua, opts)?;
+            let ro = result_options(lua, &d, &r.0.options)?;
             to_lua(lua, &r.0.to_json(&ro, false, &[]))
         });
         m.add_method("default_filename", |_, r, ()| Ok(r.0.default_filename()));
         m.add_method(
             "save",
             |lua, r, (path, opts): (Option<String>, Option<Table>)| {
-                let (mut detailed, mut append, mut dir, mut meta) =
-                    (false, false, None::<String>, Vec::new());
-                let mut ro = r.0.options.clone();
-                if let Some(t) = opts {
-                    let o = Opts::new(lua, t, "res:save");
-                    detailed = o.get("detailed")?.unwrap_or(false);
-                    append = o.get("append")?.unwrap_or(false);
-                    dir = o.get("dir")?;
-                    if let Some(mt) = o.get::<Table>("metadata")? {
-                        for pair in mt.pairs::<String, Value>() {
-                            let (k, v) = pair?;
-                            meta.push((k, to_json(lua, v)?));
+                let d = decode::<SaveOpts>(lua, opts)?;
+                let ro = result_options(lua, &d, &r.0.options)?;
+                let (detailed, append, dir) = (
+                    d.opts.detailed.unwrap_or(false),
+                    d.opts.append.unwrap_or(false),
+                    d.opts.dir.clone(),
+                );
+                let mut meta: Vec<(String, serde_json::Value)> = match d.value("metadata") {
+                    Value::Nil => Vec::new(),
+                    v => match to_json(lua, v)? {
+                        serde_json::Value::Object(m) => m.into_iter().collect(),
+                        _ => {
+                            return Err(mlua::Error::runtime(
+                                "res:save: metadata must be a table of fields",
+                            ));
                         }
-                        meta.sort_by(|a, b| a.0.cmp(&b.0));
-                    }
-                    ro = result_options(lua, &o, &r.0.options)?;
-                    o.finish()?;
-                }
+                    },
+                };
+                meta.sort_by(|a, b| a.0.cmp(&b.0));
                 let name = path.unwrap_or_else(|| r.0.default_filename());
                 let full = match dir {
                     Some(d) if !std::path::Path::new(&name).is_absolute() => {
@@ -256,18 +455,12 @@ impl UserData for LuaResult {
         m.add_method(
             "save_pytorch",
             |lua, r, (path, opts): (String, Option<Table>)| {
-                let (mut args, mut dir) = (
-                    serde_json::Value::Object(Default::default()),
-                    None::<String>,
-                );
-                if let Some(t) = opts {
-                    let o = Opts::new(lua, t, "res:save_pytorch");
-                    if let Some(a) = o.get::<Value>("args")? {
-                        args = to_json(lua, a)?;
-                    }
-                    dir = o.get("dir")?;
-                    o.finish()?;
-                }
+                let d = decode::<SavePytorchOpts>(lua, opts)?;
+                let args = match d.value("args") {
+                    Value::Nil => serde_json::Value::Object(Default::default()),
+                    v => to_json(lua, v)?,
+                };
+                let dir = d.opts.dir.clone();
                 let full = match dir {
                     Some(d) if !std::path::Path::new(&path).is_absolute() => {
                         PathBuf::from(d).join(&path)
@@ -288,12 +481,10 @@ impl UserData for LuaResult {
             },
         );
         m.add_method("records", |lua, r, opts: Option<Table>| {
-            let mut warm = false;
-            if let Some(t) = opts {
-                let o = Opts::new(lua, t, "res:records");
-                warm = o.get("warmup")?.unwrap_or(false);
-                o.finish()?;
-            }
+            let warm = decode::<RecordsOpts>(lua, opts)?
+                .opts
+                .warmup
+                .unwrap_or(false);
             let out = lua.create_table()?;
             for rec in r.0.outcome.records.iter().filter(|x| warm || !x.warmup) {
                 out.push(to_lua(lua, &record_json(rec, r.0.outcome.t0_ns))?)?;
@@ -307,6 +498,7 @@ impl UserData for LuaResult {
             }
         });
         m.add_method("print", |lua, r, opts: Option<Table>| {
+            super::stdlib_opts::check_options(lua, "res:print", opts.clone())?;
             let summary = to_lua(lua, &r.0.to_json(&r.0.options, false, &[]))?;
             let require: Function = lua.globals().get("require")?;
             let report: Table = require.call("moonbench.report")?;
@@ -322,31 +514,36 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
             "interrupted: no further runs are started",
         ));
     }
-    let o = Opts::new(&lua, t, "mb.run");
-    let tg: mlua::UserDataRef<LuaTarget> = o.req("target").map_err(|e| {
+    let d = decode::<RunOpts>(&lua, Some(t))?;
+    let tg: mlua::UserDataRef<LuaTarget> = d.req(&lua, "target").map_err(|e| {
         mlua::Error::runtime(format!(
             "{} (make one with mb.target{{...}})",
             format_error(&e)
         ))
     })?;
-    let requests = requests_arg(&lua, o.req::<Value>("requests")?, &tg.tokenizer)?;
-    let num_requests: Option<u64> = o.get("num_requests")?;
-    let duration = secs(&o, "duration", None)?;
+    let o = &d.opts;
+    let mut requests = requests_arg(&lua, d.value("requests"), &tg.tokenizer)?;
+    if let Some(on) = o.ignore_eos {
+        requests = with_ignore_eos(&requests, on);
+    }
+    let num_requests = o.num_requests;
+    let duration = secs("mb.run", "duration", o.duration, None)?;
     let n_for_arrival = num_requests.or((duration.is_none()).then_some(requests.len() as u64));
-    let arrival = arrival_arg(&lua, o.value("arrival")?, n_for_arrival, &requests)?;
-    let max_concurrency: Option<usize> = o.get("max_concurrency")?;
-    let warmups: usize = o.get("warmup")?.unwrap_or(0);
-    let on_response: Option<Function> = o.get("on_response")?;
-    let progress: bool = o.get("progress")?.unwrap_or(true);
-    let records_path: Option<String> = o.get("records_file")?;
-    let ready_timeout = secs(&o, "ready_timeout", Some(60.0))?;
-    let grace = secs(&o, "grace", Some(5.0))?.unwrap_or(Duration::from_secs(3600));
-    let preconnect: bool = o.get("preconnect")?.unwrap_or(true);
-    let label: Option<String> = o.get("label")?;
-    let server_metrics = server_metrics_arg(&o)?;
-    let profile: bool = o.get("profile")?.unwrap_or(false);
-    let options = result_options(&lua, &o, &ResultOptions::default())?;
-    o.finish()?;
+    let arrival = arrival_arg(&lua, d.value("arrival"), n_for_arrival, &requests)?;
+    let max_concurrency = o.max_concurrency;
+    let warmups = o.warmup.unwrap_or(0);
+    let on_response: Option<Function> = d.get(&lua, "on_response")?;
+    let progress = o.progress.unwrap_or(true);
+    let records_path = o.records_file.clone();
+    let ready_timeout = secs("mb.run", "ready_timeout", o.ready_timeout, Some(60.0))?;
+    let grace = secs("mb.run", "grace", o.grace, Some(5.0))?.unwrap_or(Duration::from_secs(3600));
+    let preconnect = o.preconnect.unwrap_or(true);
+    let label = o.label.clone();
+    let server_metrics = o
+        .server_metrics
+        .map_or(Some(Duration::from_secs(1)), |s| s.0);
+    let profile = o.profile.unwrap_or(false);
+    let options = result_options(&lua, &d, &ResultOptions::default())?;
     let target = if profile {
         let mut t = (*tg.target).clone();
         t.profile = true;
@@ -440,6 +637,24 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
     }))
 }
 
+/// The requests with `ignore_eos` set (or removed) on each one that asks for a
+/// length.
+pub(super) fn with_ignore_eos(
+    reqs: &crate::dataset::RequestSet,
+    on: bool,
+) -> crate::dataset::RequestSet {
+    let mut v = reqs.as_ref().clone();
+    for r in v.iter_mut() {
+        let extra = r.extra.get_or_insert_with(Default::default);
+        if on && r.max_tokens.is_some() {
+            extra.insert("ignore_eos".into(), serde_json::Value::Bool(true));
+        } else if !on {
+            extra.remove("ignore_eos");
+        }
+    }
+    Arc::new(v)
+}
+
 /// Calls the script's `on_response` with one record; the first error stops the run
 /// (as an interruption, so what was measured is kept) and is raised after it.
 async fn call_on_response(
@@ -465,19 +680,121 @@ async fn call_on_response(
     }
 }
 
+/// Options of `mb.arrival.poisson`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoissonOpts {
+    /// Mean requests per second. Required.
+    rate: f64,
+    /// Gamma shape of the gaps: 1 is Poisson, < 1 burstier, > 1 more even
+    /// (vLLM's --burstiness; default 1).
+    burstiness: Option<f64>,
+    /// Seed of the gaps (default 0).
+    seed: Option<u64>,
+}
+
+impl LuaOptions for PoissonOpts {
+    const WHAT: &'static str = "mb.arrival.poisson";
+}
+
+/// Options of `mb.arrival.constant`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConstantOpts {
+    /// Requests per second; request i (1-based) is sent at (i-1)/rate s. Required.
+    rate: f64,
+}
+
+impl LuaOptions for ConstantOpts {
+    const WHAT: &'static str = "mb.arrival.constant";
+}
+
+/// Options of `mb.arrival.ramp`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RampOpts {
+    /// Starting rate, requests/s. Required.
+    from: f64,
+    /// Final rate, requests/s. Required.
+    to: f64,
+    /// Seconds the rate takes from `from` to `to` (the rate moves with time).
+    duration: Option<f64>,
+    /// Requests over which the rate moves (by request index, as vLLM's --ramp-up-*).
+    requests: Option<u64>,
+    /// "linear" (default) or "exponential".
+    shape: Option<String>,
+    /// Keep sending at `to` after the ramp (with duration; default false).
+    hold: Option<bool>,
+    /// Random (gamma) gaps around the curve instead of even ones (default: true
+    /// when a seed is given).
+    random: Option<bool>,
+    /// Gamma shape of random gaps (default 1, Poisson).
+    burstiness: Option<f64>,
+    /// Seed of random gaps.
+    seed: Option<u64>,
+}
+
+impl LuaOptions for RampOpts {
+    const WHAT: &'static str = "mb.arrival.ramp";
+}
+
+/// The named options of `mb.arrival.steps{ {rate=, duration=}, ..., seed = }`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepsOpts {
+    /// Random (gamma) gaps instead of even ones (default: true when a seed is given).
+    random: Option<bool>,
+    /// Gamma shape of random gaps (default 1, Poisson).
+    burstiness: Option<f64>,
+    /// Seed of random gaps.
+    seed: Option<u64>,
+}
+
+impl LuaOptions for StepsOpts {
+    const WHAT: &'static str = "mb.arrival.steps";
+}
+
+/// One step of `mb.arrival.steps`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepOpts {
+    /// Requests per second during the step (0 pauses). Required.
+    rate: f64,
+    /// Seconds the step lasts. Required.
+    duration: f64,
+}
+
+impl LuaOptions for StepOpts {
+    const WHAT: &'static str = "mb.arrival.steps";
+}
+
+/// Options of `mb.arrival.trace`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // `timestamps` is read through `Decoded`
+pub struct TraceOpts {
+    /// A request set with timestamps (a trace dataset) or a list of seconds. Required.
+    timestamps: LuaObject,
+    /// Multiplies every timestamp (0.5 replays twice as fast; default 1).
+    scale: Option<f64>,
+}
+
+impl LuaOptions for TraceOpts {
+    const WHAT: &'static str = "mb.arrival.trace";
+}
+
 /// Registers `run` and the arrival constructors.
 pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
     m.set("run", lua.create_async_function(lua_run)?)?;
     m.set(
         "arrival_poisson",
         lua.create_function(|lua, t: Table| {
-            let o = Opts::new(lua, t, "mb.arrival.poisson");
+            let o = decode::<PoissonOpts>(lua, Some(t))?.opts;
             let a = Arrival::Poisson {
-                rate: o.req("rate")?,
-                burstiness: o.get("burstiness")?.unwrap_or(1.0),
-                seed: o.get("seed")?.unwrap_or(0),
+                rate: o.rate,
+                burstiness: o.burstiness.unwrap_or(1.0),
+                seed: o.seed.unwrap_or(0),
             };
-            o.finish()?;
             a.validate()
                 .map_err(|e| mlua::Error::runtime(format!("mb.arrival.poisson: {e}")))?;
             Ok(LuaArrival(a))
@@ -486,11 +803,8 @@ pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
     m.set(
         "arrival_constant",
         lua.create_function(|lua, t: Table| {
-            let o = Opts::new(lua, t, "mb.arrival.constant");
-            let a = Arrival::Constant {
-                rate: o.req("rate")?,
-            };
-            o.finish()?;
+            let o = decode::<ConstantOpts>(lua, Some(t))?.opts;
+            let a = Arrival::Constant { rate: o.rate };
             a.validate()
                 .map_err(|e| mlua::Error::runtime(format!("mb.arrival.constant: {e}")))?;
             Ok(LuaArrival(a))
@@ -499,18 +813,15 @@ pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
     m.set(
         "arrival_ramp",
         lua.create_function(|lua, t: Table| {
-            let o = Opts::new(lua, t, "mb.arrival.ramp");
-            let from: f64 = o.req("from")?;
-            let to: f64 = o.req("to")?;
-            let shape = Shape::parse(&o.get::<String>("shape")?.unwrap_or_else(|| "linear".into()))
+            let o = decode::<RampOpts>(lua, Some(t))?.opts;
+            let (from, to) = (o.from, o.to);
+            let shape = Shape::parse(o.shape.as_deref().unwrap_or("linear"))
                 .map_err(|e| mlua::Error::runtime(format!("mb.arrival.ramp: {e}")))?;
-            let duration: Option<f64> = o.get("duration")?;
-            let requests: Option<u64> = o.get("requests")?;
-            let burstiness: f64 = o.get("burstiness")?.unwrap_or(1.0);
-            let seed: Option<u64> = o.get("seed")?;
-            let random: bool = o.get("random")?.unwrap_or(seed.is_some());
-            let hold: bool = o.get("hold")?.unwrap_or(false);
-            o.finish()?;
+            let (duration, requests) = (o.duration, o.requests);
+            let burstiness = o.burstiness.unwrap_or(1.0);
+            let seed = o.seed;
+            let random = o.random.unwrap_or(seed.is_some());
+            let hold = o.hold.unwrap_or(false);
             let a = match (duration, requests) {
                 (Some(d), None) => {
                     let mut pieces = vec![Piece {
@@ -556,30 +867,37 @@ pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
     m.set(
         "arrival_steps",
         lua.create_function(|lua, t: Table| {
-            let mut pieces = Vec::new();
-            for (i, step) in t.clone().sequence_values::<Table>().enumerate() {
-                let so = Opts::new(lua, step?, "mb.arrival.steps");
-                let rate: f64 = so.req("rate").map_err(|e| {
-                    mlua::Error::runtime(format!("mb.arrival.steps: step {}: {}", i + 1, format_error(&e)))
-                })?;
-                let secs: f64 = so.req("duration")?;
-                so.finish()?;
-                pieces.push(Piece { secs, from: rate, to: rate, shape: Shape::Linear });
-            }
-            let seed: Option<u64> = t.get("seed")?;
-            let burstiness: f64 = t.get::<Option<f64>>("burstiness")?.unwrap_or(1.0);
-            let random: bool = t.get::<Option<bool>>("random")?.unwrap_or(seed.is_some());
+            // The steps are the list part; seed, burstiness and random the named part.
+            let steps = lua.create_table()?;
+            let named = lua.create_table()?;
             for pair in t.pairs::<Value, Value>() {
-                let (k, _) = pair?;
-                if let Value::String(k) = &k {
-                    let k = k.to_string_lossy();
-                    if !["seed", "burstiness", "random"].contains(&k.as_str()) {
-                        return Err(mlua::Error::runtime(format!(
-                            "mb.arrival.steps: unknown option '{k}'; write steps as {{ {{ rate = 10, duration = 30 }}, ... }} plus seed, burstiness, random"
-                        )));
-                    }
+                let (k, v) = pair?;
+                match k {
+                    Value::Integer(_) => steps.raw_set(k, v)?,
+                    k => named.raw_set(k, v)?,
                 }
             }
+            let o = decode::<StepsOpts>(lua, Some(named))?.opts;
+            let mut pieces = Vec::new();
+            for (i, step) in steps.sequence_values::<Table>().enumerate() {
+                let st = decode::<StepOpts>(lua, Some(step?)).map_err(|e| {
+                    mlua::Error::runtime(format_error(&e).replacen(
+                        "mb.arrival.steps",
+                        &format!("mb.arrival.steps: step {}", i + 1),
+                        1,
+                    ))
+                })?;
+                let (rate, secs) = (st.opts.rate, st.opts.duration);
+                pieces.push(Piece {
+                    secs,
+                    from: rate,
+                    to: rate,
+                    shape: Shape::Linear,
+                });
+            }
+            let seed = o.seed;
+            let burstiness = o.burstiness.unwrap_or(1.0);
+            let random = o.random.unwrap_or(seed.is_some());
             let a = Arrival::Profile(Arc::new(RateProfile {
                 pieces,
                 random: random.then_some((burstiness, seed.unwrap_or(0))),
@@ -596,14 +914,14 @@ pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
     m.set(
         "arrival_trace",
         lua.create_function(|lua, t: Table| {
-            let o = Opts::new(lua, t, "mb.arrival.trace");
-            let scale: f64 = o.get("scale")?.unwrap_or(1.0);
+            let d = decode::<TraceOpts>(lua, Some(t))?;
+            let scale = d.opts.scale.unwrap_or(1.0);
             if !(scale >= 0.0 && scale.is_finite()) {
                 return Err(mlua::Error::runtime(
                     "mb.arrival.trace: scale must be a number >= 0",
                 ));
             }
-            let a = match o.value("timestamps")? {
+            let a = match d.value("timestamps") {
                 Value::UserData(ud) => {
                     trace_times(&ud.borrow::<super::data::LuaRequests>()?.0, scale)?
                 }
@@ -617,7 +935,6 @@ pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
                     ));
                 }
             };
-            o.finish()?;
             a.validate()
                 .map_err(|e| mlua::Error::runtime(format!("mb.arrival.trace: {e}")))?;
             Ok(LuaArrival(a))

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mlua::{Lua, LuaSerdeExt, Table, UserData, UserDataFields, Value};
+use mlua::{Lua, Table, UserData, UserDataFields, Value};
 
 use super::Env;
 use super::data::{LuaTokenizer, tokenizer_arg};
-use super::opts::Opts;
+use super::opts::{LuaObject, LuaOptions, decode};
 use crate::backend::{Backend, BaseUrl, Target};
 use crate::sim::{SimHandle, SimOptions};
 use crate::tokenizer::Tokenizer;
@@ -38,12 +38,40 @@ impl UserData for LuaTarget {
     }
 }
 
-fn sim_options(lua: &Lua, v: Value, model: Option<&str>) -> mlua::Result<SimOptions> {
+impl LuaOptions for SimOptions {
+    const WHAT: &'static str = "mb.sim";
+}
+
+fn sim_options(
+    lua: &Lua,
+    v: Value,
+    model: Option<&str>,
+    called_from_target: bool,
+) -> mlua::Result<SimOptions> {
     let mut o: SimOptions = match v {
         Value::Nil => SimOptions::default(),
-        v => lua
-            .from_value(v)
-            .map_err(|e| mlua::Error::runtime(format!("simulator options: {e}")))?,
+        Value::Table(t) => match decode::<SimOptions>(lua, Some(t)) {
+            Ok(d) => d.opts,
+            // Inside mb.target{ sim = {...} } the key is the target's `sim.*`.
+            Err(e) if called_from_target => {
+                return Err(mlua::Error::runtime(
+                    super::format_error(&e)
+                        .replacen(
+                            "mb.sim: unknown option '",
+                            "mb.target: unknown option 'sim.",
+                            1,
+                        )
+                        .replacen("mb.sim: option '", "mb.target: option 'sim.", 1),
+                ));
+            }
+            Err(e) => return Err(e),
+        },
+        other => {
+            return Err(mlua::Error::runtime(format!(
+                "simulator options must be a table, got a {}",
+                other.type_name()
+            )));
+        }
     };
     if let Some(m) = model {
         if o.model == SimOptions::default().model {
@@ -65,22 +93,70 @@ fn start_sim(lua: &Lua, o: &SimOptions) -> mlua::Result<Arc<SimHandle>> {
     Ok(h)
 }
 
+/// Options of `mb.target`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Lua-object fields are read through `Decoded`
+pub struct TargetOpts {
+    /// The server's URL, e.g. "http://127.0.0.1:8000" (with no base_url, host or
+    /// port, the built-in simulator is started).
+    base_url: Option<String>,
+    /// The server's host (with `port`, instead of base_url; default 127.0.0.1).
+    host: Option<String>,
+    /// The server's port (default 8000).
+    port: Option<u16>,
+    /// The API: "openai"/"vllm" (completions), "openai-chat", "sglang", "tgi",
+    /// "tensorrt-llm", "llama.cpp", "deepspeed-mii", "openai-embeddings", and
+    /// vLLM's aliases (default "openai").
+    backend: Option<String>,
+    /// The model name sent in each request (default: the simulator's, else "").
+    model: Option<String>,
+    /// The path of the API (default: the backend's, e.g. /v1/completions).
+    endpoint: Option<String>,
+    /// The model name sent instead of `model` (vLLM's --served-model-name).
+    served_model_name: Option<String>,
+    /// Bearer token (default: $OPENAI_API_KEY); never written to result files.
+    api_key: Option<String>,
+    /// Extra HTTP headers, `{ ["X-Name"] = "value" }`.
+    headers: Option<std::collections::BTreeMap<String, String>>,
+    /// Per-request timeout in seconds, > 0 (default 600; math.huge for none).
+    timeout: Option<f64>,
+    /// Skip certificate checks for HTTPS (prints a warning).
+    insecure: Option<bool>,
+    /// A PEM file of CA certificates to trust for HTTPS.
+    ca_cert: Option<String>,
+    /// Stream the answers (default: true where the backend streams).
+    stream: Option<bool>,
+    /// Ask vLLM for cumulative usage on every chunk (exact per-chunk token counts).
+    continuous_usage: Option<bool>,
+    /// Fields merged into every request body (sampling parameters, ...).
+    body: Option<LuaObject>,
+    /// Prefix of the x-request-id header, followed by the request's index
+    /// (default: a random UUID per request).
+    request_id_prefix: Option<String>,
+    /// Counts the tokens the server does not report: `mb.tokenizer(...)`, a path,
+    /// a model id or "words" (default "words").
+    tokenizer: Option<LuaObject>,
+    /// Options of the built-in simulator (see mb.sim), when it is started.
+    sim: Option<LuaObject>,
+}
+
+impl LuaOptions for TargetOpts {
+    const WHAT: &'static str = "mb.target";
+}
+
 fn target(lua: &Lua, t: Table) -> mlua::Result<LuaTarget> {
-    let o = Opts::new(lua, t, "mb.target");
-    let base_url: Option<String> = o.get("base_url")?;
-    let host: Option<String> = o.get("host")?;
-    let port: Option<u16> = o.get("port")?;
-    let backend = Backend::parse(
-        &o.get::<String>("backend")?
-            .unwrap_or_else(|| "openai".into()),
-    )
-    .map_err(|e| mlua::Error::runtime(format!("mb.target: {e}")))?;
-    let model: Option<String> = o.get("model")?;
-    let sim_v = o.value("sim")?;
+    let d = decode::<TargetOpts>(lua, Some(t))?;
+    let o = &d.opts;
+    let (base_url, host, port) = (o.base_url.clone(), o.host.clone(), o.port);
+    let backend = Backend::parse(o.backend.as_deref().unwrap_or("openai"))
+        .map_err(|e| mlua::Error::runtime(format!("mb.target: {e}")))?;
+    let model = o.model.clone();
+    let sim_v = d.value("sim");
     let (url, sim) = match (base_url, host, port) {
         (Some(u), _, _) => (BaseUrl::parse(&u).map_err(mlua::Error::runtime)?, None),
         (None, None, None) => {
-            let so = sim_options(lua, sim_v, model.as_deref())?;
+            let so = sim_options(lua, sim_v, model.as_deref(), true)?;
             let h = start_sim(lua, &so)?;
             (
                 BaseUrl::parse(&h.base_url()).map_err(mlua::Error::runtime)?,
@@ -105,20 +181,20 @@ fn target(lua: &Lua, t: Table) -> mlua::Result<LuaTarget> {
         .or_else(|| sim.as_ref().map(|s| s.model.clone()))
         .unwrap_or_default();
     let mut tg = Target::new(backend, url, model);
-    if let Some(ep) = o.get::<String>("endpoint")? {
-        tg.endpoint = ep;
+    if let Some(ep) = &o.endpoint {
+        tg.endpoint = ep.clone();
     }
-    tg.served_model_name = o.get("served_model_name")?;
+    tg.served_model_name = o.served_model_name.clone();
     tg.api_key = o
-        .get::<String>("api_key")?
+        .api_key
+        .clone()
         .or_else(|| std::env::var("OPENAI_API_KEY").ok())
         .filter(|k| !k.is_empty());
-    if let Some(h) = o.get::<Table>("headers")? {
-        for pair in h.pairs::<String, String>() {
-            tg.headers.push(pair?);
-        }
+    if let Some(h) = &o.headers {
+        tg.headers
+            .extend(h.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    let timeout = o.get::<f64>("timeout")?.unwrap_or(DEFAULT_TIMEOUT_S);
+    let timeout = o.timeout.unwrap_or(DEFAULT_TIMEOUT_S);
     if timeout.is_nan() || timeout <= 0.0 {
         return Err(mlua::Error::runtime(format!(
             "mb.target: timeout must be > 0 seconds (got {timeout}); every request has a limit \
@@ -128,8 +204,8 @@ fn target(lua: &Lua, t: Table) -> mlua::Result<LuaTarget> {
     tg.timeout = timeout
         .is_finite()
         .then(|| Duration::from_secs_f64(timeout));
-    tg.tls.insecure = o.get::<bool>("insecure")?.unwrap_or(false);
-    tg.tls.ca_cert = o.get::<String>("ca_cert")?.map(std::path::PathBuf::from);
+    tg.tls.insecure = o.insecure.unwrap_or(false);
+    tg.tls.ca_cert = o.ca_cert.clone().map(std::path::PathBuf::from);
     if tg.tls.insecure && tg.base_url.scheme == crate::backend::Scheme::Https {
         eprintln!(
             "warning: --insecure: the certificate of {} is not checked; the connection is encrypted \
@@ -137,26 +213,26 @@ fn target(lua: &Lua, t: Table) -> mlua::Result<LuaTarget> {
             tg.base_url.host
         );
     }
-    tg.stream = o.get::<bool>("stream")?.unwrap_or(tg.backend.api.streams());
-    tg.continuous_usage = o.get::<bool>("continuous_usage")?.unwrap_or(false);
-    if let Some(b) = o.get::<Table>("body")? {
-        match super::core::to_json(lua, Value::Table(b))? {
+    tg.stream = o.stream.unwrap_or(tg.backend.api.streams());
+    tg.continuous_usage = o.continuous_usage.unwrap_or(false);
+    match d.value("body") {
+        Value::Nil => {}
+        b => match super::core::to_json(lua, b)? {
             serde_json::Value::Object(m) => tg.body = m,
             _ => {
                 return Err(mlua::Error::runtime(
                     "mb.target: body must be a table of fields",
                 ));
             }
-        }
+        },
     }
-    if let Some(p) = o.get::<String>("request_id_prefix")? {
-        tg.request_id_prefix = p;
+    if let Some(p) = &o.request_id_prefix {
+        tg.request_id_prefix = p.clone();
     }
-    let tok = match o.value("tokenizer")? {
+    let tok = match d.value("tokenizer") {
         Value::Nil => Arc::new(Tokenizer::words()),
         v => tokenizer_arg(v)?,
     };
-    o.finish()?;
     Ok(LuaTarget {
         target: Arc::new(tg),
         tokenizer: tok,
@@ -173,7 +249,7 @@ pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
     m.set(
         "sim",
         lua.create_function(|lua, v: Value| {
-            let so = sim_options(lua, v, None)?;
+            let so = sim_options(lua, v, None, false)?;
             let h = start_sim(lua, &so)?;
             let t = lua.create_table()?;
             t.set("base_url", h.base_url())?;

@@ -17,8 +17,8 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::data::request_from_lua;
-use super::opts::Opts;
-use super::run::{LuaResult, result_options, secs, server_metrics_arg};
+use super::opts::{LuaObject, LuaOptions, decode};
+use super::run::{LuaResult, ScrapeEvery, SloOpt, result_options, secs};
 use super::target::LuaTarget;
 use super::{Env, format_error};
 use crate::clock;
@@ -234,34 +234,85 @@ async fn run_user(
     Ok(())
 }
 
+/// Options of `mb.users` (plus the result options).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Lua-object and shared fields are read through `Decoded`
+pub struct UsersOpts {
+    /// The server, from `mb.target{...}`. Required.
+    target: Option<LuaObject>,
+    /// Virtual users (each runs `scenario`; also the largest concurrency). Required.
+    count: usize,
+    /// `function(u)`: what one user does in one iteration; `u:chat{...}`,
+    /// `u:complete{...}`, `u:prompt(n)`, `u:sleep(s)`; `u.id` (1-based),
+    /// `u.iteration` (1-based). Required.
+    scenario: LuaObject,
+    /// Times each user runs the scenario (default 1 when no duration is given).
+    iterations: Option<u64>,
+    /// Seconds after which no user starts another request (requests in flight finish).
+    duration: Option<f64>,
+    /// Users started per second (default: all at once).
+    spawn_rate: Option<f64>,
+    /// Seconds over which all users are started, evenly (instead of spawn_rate).
+    ramp: Option<f64>,
+    /// Seed of `u:prompt` (default 0).
+    seed: Option<u64>,
+    /// Show a progress bar (default true).
+    progress: Option<bool>,
+    /// Write each request's record to this JSON-lines file as it finishes.
+    records_file: Option<String>,
+    /// Seconds to wait for the server to answer before the run (default 60).
+    ready_timeout: Option<f64>,
+    /// Seconds requests in flight may still finish after Ctrl-C or a stop (default 5).
+    grace: Option<f64>,
+    /// A name for this run in the result file and in reports.
+    label: Option<String>,
+    /// Seconds between readings of the server's `/metrics` (default 1), or false.
+    server_metrics: Option<ScrapeEvery>,
+    /// See the result options.
+    #[serde(default, deserialize_with = "super::opts::seq")]
+    percentiles: Option<Vec<f64>>,
+    /// See the result options.
+    #[serde(default, deserialize_with = "super::opts::seq")]
+    metrics: Option<Vec<String>>,
+    /// See the result options.
+    slo: Option<SloOpt>,
+}
+
+impl LuaOptions for UsersOpts {
+    const WHAT: &'static str = "mb.users";
+}
+
 async fn lua_users(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
     if cancel::level() > 0 {
         return Err(mlua::Error::runtime(
             "interrupted: no further runs are started",
         ));
     }
-    let o = Opts::new(&lua, t, "mb.users");
-    let tg: mlua::UserDataRef<LuaTarget> = o.req("target").map_err(|e| {
+    let d = decode::<UsersOpts>(&lua, Some(t))?;
+    let tg: mlua::UserDataRef<LuaTarget> = d.req(&lua, "target").map_err(|e| {
         mlua::Error::runtime(format!(
             "{} (make one with mb.target{{...}})",
             format_error(&e)
         ))
     })?;
-    let count: usize = o.req("count")?;
-    let scenario: Option<Function> = o.get("scenario")?;
-    let duration = secs(&o, "duration", None)?;
-    let mut iterations: Option<u64> = o.get("iterations")?;
-    let spawn_rate: Option<f64> = o.get("spawn_rate")?;
-    let ramp = secs(&o, "ramp", None)?;
-    let seed: u64 = o.get("seed")?.unwrap_or(0);
-    let progress: bool = o.get("progress")?.unwrap_or(true);
-    let records_path: Option<String> = o.get("records_file")?;
-    let ready_timeout = secs(&o, "ready_timeout", Some(60.0))?;
-    let grace = secs(&o, "grace", Some(5.0))?.unwrap_or(Duration::from_secs(3600));
-    let label: Option<String> = o.get("label")?;
-    let server_metrics = server_metrics_arg(&o)?;
-    let options = result_options(&lua, &o, &ResultOptions::default())?;
-    o.finish()?;
+    let o = &d.opts;
+    let count = o.count;
+    let scenario: Option<Function> = d.get(&lua, "scenario")?;
+    let duration = secs("mb.users", "duration", o.duration, None)?;
+    let mut iterations = o.iterations;
+    let spawn_rate = o.spawn_rate;
+    let ramp = secs("mb.users", "ramp", o.ramp, None)?;
+    let seed = o.seed.unwrap_or(0);
+    let progress = o.progress.unwrap_or(true);
+    let records_path = o.records_file.clone();
+    let ready_timeout = secs("mb.users", "ready_timeout", o.ready_timeout, Some(60.0))?;
+    let grace = secs("mb.users", "grace", o.grace, Some(5.0))?.unwrap_or(Duration::from_secs(3600));
+    let label = o.label.clone();
+    let server_metrics = o
+        .server_metrics
+        .map_or(Some(Duration::from_secs(1)), |s| s.0);
+    let options = result_options(&lua, &d, &ResultOptions::default())?;
     let scenario = scenario.ok_or_else(|| {
         mlua::Error::runtime(
             "mb.users: option 'scenario' is required (scenario = function(u) local r = u:chat{ messages = ... } end)",

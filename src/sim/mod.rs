@@ -26,7 +26,7 @@ use timing::{FixedTiming, TimingModel};
 use truth::TruthLog;
 
 /// Simulator settings (also accepted from Lua `mb.sim{...}` and `serve-sim` flags).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimOptions {
     /// Model id the server reports and accepts.

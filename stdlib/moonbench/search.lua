@@ -70,17 +70,8 @@ local function fmt(x) return (x == math.floor(x)) and string.format("%d", x) or 
 -- 返回 { value = 最大达标负载, low = ..., high = ..., probes = {...}, confidence = "文字说明" }
 function M.slo_search(o)
   assert(type(o) == "table", "mb.slo_search: give a table of options")
-  local known = { target = 1, requests = 1, slo = 1, goal = 1, by = 1, start = 1, max = 1, tolerance = 1,
-    max_probes = 1, probe_seconds = 1, arrival = 1, save_dir = 1, on_probe = 1, num_requests = 1, seed = 1,
-    burstiness = 1, max_concurrency = 1, warmup = 1, detailed = 1, print = 1, server_metrics = 1 }
-  for k in pairs(o) do
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      local hint = core().suggest(tostring(k), names)
-      error("mb.slo_search: unknown option '" .. tostring(k) .. "'" .. (hint and (" (did you mean '" .. hint .. "'?)") or ""), 2)
-    end
-  end
+  -- 选项表由 Rust 里的同一套机制检查（拼错的键会给出提示）。Options are checked by the one Rust mechanism.
+  core().check_options("mb.slo_search", o)
   if not o.target or not o.requests then error("mb.slo_search: target and requests are required", 2) end
   if type(o.slo) ~= "table" or next(o.slo) == nil then
     error("mb.slo_search: slo is required, e.g. slo = { ttft_ms = 500, tpot_ms = 50 }", 2)
@@ -168,6 +159,7 @@ end
 -- 返回 { points = { { kind = "synchronous"|"throughput"|"rate", rate = ..., path = ..., summary = s }, ... } }
 function M.rate_sweep(o)
   assert(type(o) == "table", "mb.rate_sweep: give a table of options")
+  core().check_options("mb.rate_sweep", o)
   if not o.target or not o.requests then error("mb.rate_sweep: target and requests are required", 2) end
   local n = o.num_requests or 100
   local k = o.rates or 8

@@ -95,7 +95,7 @@ check(sm and sm.source == "vllm" and sm.summary.samples >= 2 and #sm.series.t ==
 local res6 = mb.run{ target = chat, requests = { vision(url) }, server_metrics = false, progress = false }
 check(res6:server_metrics() == nil, "server_metrics = false skips them")
 local ok_sm, err_sm = pcall(mb.run, { target = chat, requests = { vision(url) }, server_metrics = "often" })
-check(not ok_sm and tostring(err_sm):find("server_metrics must be seconds", 1, true), tostring(err_sm))
+check(not ok_sm and tostring(err_sm):find("option 'server_metrics': must be seconds", 1, true), tostring(err_sm))
 
 -- every native backend from Lua
 for _, b in ipairs{ "sglang", "tgi", "tensorrt-llm", "llama.cpp", "deepspeed-mii", "openai-embeddings" } do
