@@ -120,7 +120,25 @@ mb.arrival = {
 -- res:server_metrics()        -- 服务器自身的指标：{ source, summary = { mean_running, max_waiting, ... },
 --                             --   series = { t = {...}, running = {...}, waiting = {...}, kv_cache_usage = {...} } }
 --                             -- 服务器没有 /metrics 时为 nil。排队（waiting）持续增长说明服务器已饱和。
-mb.run = core.run
+-- 脚本可以自己结束运行：on_response 返回 "stop"（或 false），或调用 mb.stop("原因")；
+-- 已发出的请求在 grace 秒内跑完，结果照常返回，res:summary().stopped 写着原因。
+-- 回调里出错也会结束运行：错误照常抛出，但用 pcall 时错误对象里带着结果（err.result），
+-- 给了 save = "文件.json" 时结果总会被保存。
+-- A script ends its own run with on_response returning "stop" or mb.stop(reason); an
+-- error in a callback raises an error object that carries the result (err.result).
+local function keeps_result(f)
+  return function(o)
+    local res, err = f(o)
+    if res and type(o) == "table" and o.save then res:save(o.save) end
+    if err then
+      error(setmetatable({ message = err, result = res },
+        { __tostring = function(e) return e.message end }), 2)
+    end
+    return res
+  end
+end
+mb.run = keeps_result(core.run)
+mb.stop = core.stop
 
 -- 虚拟用户 Virtual users（闭环 closed loop）---------------------------------------
 -- mb.run 是"开环"：按到达过程发请求，不管上一个是否返回。真实用户是"闭环"的：发一个问题，
@@ -146,7 +164,7 @@ mb.run = core.run
 -- u:chat / u:complete 返回这次请求的记录：text, ttft, itls, e2el, prompt_tokens, output_tokens, status, error ...
 -- 结果对象与 mb.run 相同（res:print()、res:save()、汇总、报告），另外按轮次（turn）统计 TTFT、对话总时长。
 -- 可以在 u 上存自己的状态（u.history = ...）；不要改 u.id 和 u.iteration。
-mb.users = core.users
+mb.users = keeps_result(core.users)
 
 -- 随机数 Random numbers（思考时间、长度的随机化等；调用 mb.rand.seed(n) 可复现）------------------
 -- u:sleep(mb.rand.exponential(2.0))   -- 平均 2 秒的指数分布思考时间（泊松过程的间隔就是指数分布）

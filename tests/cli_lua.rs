@@ -260,3 +260,10 @@ fn datasets_and_tokenizers_from_lua() {
 fn typos_and_lengths() {
     lua_test("typos.lua", &[], &[], "MOONBENCH_TYPOS_DIR", "TYPOS OK");
 }
+
+/// A script stops its own run (on_response "stop", mb.stop, a callback error
+/// that carries the result) and later runs still start.
+#[test]
+fn scripts_stop_their_runs() {
+    lua_test("stop.lua", &[], &[], "MOONBENCH_STOP_DIR", "STOP OK");
+}

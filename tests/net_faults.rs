@@ -121,6 +121,13 @@ fn silent_server() -> SocketAddr {
 /// A front for `upstream` that forwards everything except `GET /metrics`, which it
 /// holds without an answer.
 fn metrics_never_answer(upstream: SocketAddr) -> SocketAddr {
+    metrics_silent(upstream, usize::MAX)
+}
+
+/// A front for `upstream` that holds the first `silent` `GET /metrics` requests
+/// without an answer (a server too busy to answer them) and forwards the rest.
+fn metrics_silent(upstream: SocketAddr, silent: usize) -> SocketAddr {
+    let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     l.set_nonblocking(true).unwrap();
@@ -137,13 +144,16 @@ fn metrics_never_answer(upstream: SocketAddr) -> SocketAddr {
                 else {
                     return;
                 };
+                let held = held.clone();
                 tokio::spawn(async move {
                     let mut first = vec![0u8; 8192];
                     let Ok(n) = s.read(&mut first).await else {
                         return;
                     };
                     first.truncate(n);
-                    if first.starts_with(b"GET /metrics") {
+                    if first.starts_with(b"GET /metrics")
+                        && held.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < silent
+                    {
                         tokio::time::sleep(Duration::from_secs(60)).await;
                         return;
                     }
@@ -342,6 +352,38 @@ fn a_server_that_never_answers_ends_at_the_ready_timeout() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
     assert_eq!(r["failed"], 6, "the failures are kept as records");
     assert_eq!(r["errors_by_kind"]["timeout"], 6, "{}", r["errors_by_kind"]);
+}
+
+/// A server too busy to answer the first reading of `/metrics` in time is asked
+/// again: its metrics are read from the next one on.
+#[test]
+fn a_late_first_metrics_reading_is_retried() {
+    let sim = sim();
+    let front = metrics_silent(sim.addr, 1);
+    let dir = tmpdir("metrics-late");
+    let mut a = bench_args(&format!("http://{front}"));
+    a.extend(
+        [
+            "--num-prompts",
+            "30",
+            "--request-rate",
+            "10",
+            "--save-result",
+            "--result-dir",
+            dir.to_str().unwrap(),
+            "--result-filename",
+            "r.json",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let (out, _) = run_args(&a);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    let sm = &r["server_metrics"];
+    assert_eq!(sm["source"], "vllm", "{sm}");
+    assert!(sm["summary"]["samples"].as_u64().unwrap() >= 1, "{sm}");
 }
 
 #[test]

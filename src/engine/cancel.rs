@@ -48,6 +48,35 @@ pub fn interrupt() -> u8 {
     new
 }
 
+/// A run-local stop: a script ends its own run (`mb.stop`, `on_response`
+/// returning "stop"), as the first Ctrl-C does, without touching the process's
+/// interruption level (later runs still start).
+#[derive(Clone)]
+pub struct Stop(std::sync::Arc<watch::Sender<bool>>);
+
+impl Default for Stop {
+    fn default() -> Self {
+        Stop(std::sync::Arc::new(watch::channel(false).0))
+    }
+}
+
+impl Stop {
+    /// Asks the run to stop sending; requests in flight finish within its grace period.
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether a stop was asked.
+    pub fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// A receiver that sees the stop.
+    pub fn subscribe(&self) -> watch::Receiver<bool> {
+        self.0.subscribe()
+    }
+}
+
 /// Marks a run as in progress while it lives.
 pub struct RunGuard(());
 

@@ -74,6 +74,9 @@ pub struct RunOutcome {
     pub end_ns: u64,
     /// True if the run was interrupted and is incomplete.
     pub partial: bool,
+    /// Why the script stopped the run early (`mb.stop`, `on_response` returning
+    /// "stop", an error in a callback), if it did.
+    pub stopped: Option<String>,
     /// Connections opened before the clock started.
     pub preconnected: usize,
     /// The client-health verdict.
@@ -243,8 +246,18 @@ pub async fn connect(
 /// Runs `spec`. `on_record` receives every measured record as it finishes.
 /// Errors are returned only for problems found before any measured request was sent.
 pub async fn run(
+    spec: RunSpec,
+    on_record: Option<mpsc::UnboundedSender<RequestRecord>>,
+) -> Result<RunOutcome, String> {
+    run_with_stop(spec, on_record, cancel::Stop::default()).await
+}
+
+/// [`run`], which `stop` can end early as the first Ctrl-C does (the run is then
+/// not marked partial on its account).
+pub async fn run_with_stop(
     mut spec: RunSpec,
     on_record: Option<mpsc::UnboundedSender<RequestRecord>>,
+    stop: cancel::Stop,
 ) -> Result<RunOutcome, String> {
     validate(&spec)?;
     let _guard = cancel::RunGuard::new();
@@ -311,10 +324,12 @@ pub async fn run(
     let ctl_forward = {
         let ctl_tx = ctl_tx.clone();
         let mut lvl = cancel::subscribe();
+        let mut stop_rx = stop.subscribe();
         tokio::spawn(async move {
             let mut grace_timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
             loop {
-                let l = *lvl.borrow_and_update();
+                let stopped = *stop_rx.borrow_and_update();
+                let l = (*lvl.borrow_and_update()).max(stopped as u8);
                 if l >= 2 {
                     ctl_tx.send_replace(2);
                     return;
@@ -325,6 +340,7 @@ pub async fn run(
                 }
                 tokio::select! {
                     r = lvl.changed() => if r.is_err() { return },
+                    r = stop_rx.changed(), if !stopped => if r.is_err() { return },
                     _ = async { grace_timer.as_mut().unwrap().await }, if grace_timer.is_some() => {
                         ctl_tx.send_replace(2);
                         return;
@@ -387,7 +403,9 @@ pub async fn run(
         .await
         .map_err(|e| e.to_string())?
         .unwrap_or_else(|_| micros_histogram());
-    out.partial = *ctl_rx.borrow() > 0;
+    // A stop the script asked for ends the run as planned by it: not partial
+    // unless Ctrl-C came too.
+    out.partial = *ctl_rx.borrow() > 0 && (!stop.is_stopped() || cancel::level() > 0);
     ctl_forward.abort();
     drop(ctl_tx);
     if let Some(w) = writer.as_mut() {

@@ -24,15 +24,33 @@ pub struct Scraper {
     task: JoinHandle<()>,
 }
 
-async fn read(client: &HttpClient, headers: &[(String, String)]) -> Option<Reading> {
-    let (status, body) = tokio::time::timeout(READ_TIMEOUT, client.get("/metrics", headers))
-        .await
-        .ok()?
-        .ok()?;
+/// One attempt at the page.
+enum Read {
+    /// A page with metrics moonbench knows.
+    Page(Reading),
+    /// The server answered, without metrics moonbench knows (404, another page).
+    None,
+    /// No answer in time (a busy server): try again at the next tick.
+    Late,
+}
+
+async fn read(client: &HttpClient, headers: &[(String, String)]) -> Read {
+    let Ok(r) = tokio::time::timeout(READ_TIMEOUT, client.get("/metrics", headers)).await else {
+        return Read::Late;
+    };
+    let Ok((status, body)) = r else {
+        return Read::Late;
+    };
     if status != 200 {
-        return None;
+        return Read::None;
     }
-    read_page(std::str::from_utf8(&body).ok()?).ok()
+    match std::str::from_utf8(&body)
+        .ok()
+        .and_then(|b| read_page(b).ok())
+    {
+        Some(r) if r.source.is_some() => Read::Page(r),
+        _ => Read::None,
+    }
 }
 
 impl Scraper {
@@ -50,35 +68,34 @@ impl Scraper {
         let task = tokio::spawn(async move {
             let url = format!("{}/metrics", client.base().as_string());
             let since = |now: u64| clock::secs(now.saturating_sub(t0_ns));
-            // The first reading decides whether the server has metrics we know.
-            let Some(first) = read(&client, &headers).await else {
-                return;
-            };
-            let Some(source) = first.source else {
-                return;
-            };
-            *out.lock().unwrap() = Some(ServerSeries {
-                url,
-                interval_s: interval.as_secs_f64(),
-                source: source.to_string(),
-                samples: vec![(since(clock::now_ns()), first)],
-            });
+            // The first answer decides whether the server has metrics we know; a
+            // server too busy to answer in time is asked again at the next tick.
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
+            let mut last = false;
             loop {
-                let last = tokio::select! {
-                    _ = tick.tick() => false,
-                    _ = &mut stopped => true,
-                };
-                if let Some(r) = read(&client, &headers).await.filter(|r| r.source.is_some()) {
-                    if let Some(s) = out.lock().unwrap().as_mut() {
+                match read(&client, &headers).await {
+                    Read::Page(r) => {
+                        let mut guard = out.lock().unwrap();
+                        let s = guard.get_or_insert_with(|| ServerSeries {
+                            url: url.clone(),
+                            interval_s: interval.as_secs_f64(),
+                            source: r.source.unwrap_or_default().to_string(),
+                            samples: Vec::new(),
+                        });
                         s.samples.push((since(clock::now_ns()), r));
                     }
+                    Read::None if out.lock().unwrap().is_none() => return,
+                    Read::None | Read::Late => {}
                 }
                 if last {
                     return;
                 }
+                last = tokio::select! {
+                    _ = tick.tick() => false,
+                    _ = &mut stopped => true,
+                };
             }
         });
         Scraper { stop, series, task }

@@ -289,6 +289,9 @@ impl RunResult {
         m.extend(s.extra_map());
         let o = &self.outcome;
         m.insert("partial".into(), json!(o.partial));
+        if let Some(why) = &o.stopped {
+            m.insert("stopped".into(), json!(why));
+        }
         m.insert("preconnected_connections".into(), json!(o.preconnected));
         m.insert("num_warmups".into(), json!(i.num_warmups));
         m.insert("percentiles".into(), json!(opts.percentiles));

@@ -122,6 +122,22 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     m.set(
+        "stop",
+        lua.create_function(|lua, reason: Option<String>| {
+            let env = lua.app_data_ref::<super::Env>().expect("env");
+            let run = env.runs.borrow().last().cloned();
+            match run {
+                Some(r) => {
+                    r.ask(reason.unwrap_or_else(|| "mb.stop()".into()));
+                    Ok(())
+                }
+                None => Err(mlua::Error::runtime(
+                    "mb.stop: no run in progress (call it from on_response or a scenario)",
+                )),
+            }
+        })?,
+    )?;
+    m.set(
         "check_options",
         lua.create_function(|lua, (name, t): (String, Option<Table>)| {
             super::stdlib_opts::check_options(lua, &name, t)

@@ -17,6 +17,7 @@ pub mod target;
 pub mod users;
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use mlua::{Function, Lua, MultiValue, Table, Value};
@@ -45,6 +46,61 @@ pub struct Env {
     pub io_threads: usize,
     /// Simulators started by the script; they live as long as the script.
     pub sims: std::cell::RefCell<Vec<Arc<SimHandle>>>,
+    /// Runs in progress, innermost last: what `mb.stop` stops.
+    pub runs: std::cell::RefCell<Vec<Rc<RunStop>>>,
+}
+
+/// How a script stops a run in progress (see `mb.stop`).
+pub struct RunStop {
+    /// Why, once asked (the first reason wins).
+    pub reason: std::cell::RefCell<Option<String>>,
+    /// Stops the run: it sends nothing more; requests in flight finish.
+    pub stop: Box<dyn Fn()>,
+}
+
+impl RunStop {
+    /// Asks the run to stop for `why` (a second ask keeps the first reason).
+    pub fn ask(&self, why: String) {
+        let mut r = self.reason.borrow_mut();
+        if r.is_none() {
+            *r = Some(why);
+            (self.stop)();
+        }
+    }
+}
+
+/// Registers a run with [`Env::runs`] while it lives.
+pub struct ActiveRun<'a> {
+    lua: &'a Lua,
+    /// The run's stop.
+    pub stop: Rc<RunStop>,
+}
+
+impl<'a> ActiveRun<'a> {
+    /// Pushes `stop` as the innermost run.
+    pub fn new(lua: &'a Lua, stop: Box<dyn Fn()>) -> ActiveRun<'a> {
+        let stop = Rc::new(RunStop {
+            reason: Default::default(),
+            stop,
+        });
+        if let Some(env) = lua.app_data_ref::<Env>() {
+            env.runs.borrow_mut().push(stop.clone());
+        }
+        ActiveRun { lua, stop }
+    }
+
+    /// The reason the run was stopped, if it was.
+    pub fn reason(&self) -> Option<String> {
+        self.stop.reason.borrow().clone()
+    }
+}
+
+impl Drop for ActiveRun<'_> {
+    fn drop(&mut self) {
+        if let Some(env) = self.lua.app_data_ref::<Env>() {
+            env.runs.borrow_mut().retain(|r| !Rc::ptr_eq(r, &self.stop));
+        }
+    }
 }
 
 /// Where a script comes from.
@@ -169,6 +225,7 @@ pub fn run_script(source: Source, args: Vec<String>) -> i32 {
             io: io.handle().clone(),
             io_threads: threads,
             sims: Default::default(),
+            runs: Default::default(),
         }) {
             Ok(l) => l,
             Err(e) => {
@@ -267,6 +324,7 @@ pub fn eval_snippet(code: &str) -> Result<String, String> {
         io: io.handle().clone(),
         io_threads: 1,
         sims: Default::default(),
+        runs: Default::default(),
     })
     .map_err(|e| format_error(&e))?;
     let f = lua

@@ -15,7 +15,7 @@ use super::opts::{Decoded, LuaObject, LuaOptions, decode};
 use super::target::LuaTarget;
 use super::{Env, format_error};
 use crate::engine::schedule::{Piece, RateProfile, Shape};
-use crate::engine::{Arrival, RunSpec, cancel, run};
+use crate::engine::{Arrival, RunSpec, cancel};
 use crate::metrics::{Metric, Slo};
 use crate::output::records::record_json;
 use crate::output::result::{ResultOptions, RunInfo, RunResult};
@@ -382,6 +382,8 @@ pub struct RunOpts {
     preconnect: Option<bool>,
     /// A name for this run in the result file and in reports.
     label: Option<String>,
+    /// Save the result (vLLM's JSON) to this file when the run ends, however it ends.
+    save: Option<String>,
     /// Seconds between readings of the server's `/metrics` (default 1), or false.
     server_metrics: Option<ScrapeEvery>,
     /// Call vLLM's `/start_profile` and `/stop_profile` around the run (default false).
@@ -406,6 +408,7 @@ pub struct LuaResult(pub RunResult);
 impl UserData for LuaResult {
     fn add_fields<F: UserDataFields<Self>>(f: &mut F) {
         f.add_field_method_get("partial", |_, r| Ok(r.0.outcome.partial));
+        f.add_field_method_get("stopped", |_, r| Ok(r.0.outcome.stopped.clone()));
         f.add_field_method_get("duration", |_, r| Ok(r.0.outcome.duration()));
         f.add_field_method_get("model", |_, r| Ok(r.0.info.model_id.clone()));
     }
@@ -508,7 +511,9 @@ impl UserData for LuaResult {
     }
 }
 
-async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
+/// `mb.run`: the result, and the error of a callback that stopped it (the
+/// Lua wrapper in moonbench.lua raises it, carrying the result).
+async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)> {
     if cancel::level() > 0 {
         return Err(mlua::Error::runtime(
             "interrupted: no further runs are started",
@@ -598,7 +603,16 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
     drop(tg);
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut join = io.spawn(run(spec, on_response.as_ref().map(|_| tx)));
+    let stop = cancel::Stop::default();
+    let active = super::ActiveRun::new(&lua, {
+        let stop = stop.clone();
+        Box::new(move || stop.stop())
+    });
+    let mut join = io.spawn(crate::engine::run::run_with_stop(
+        spec,
+        on_response.as_ref().map(|_| tx),
+        stop,
+    ));
     let mut callback_error: Option<mlua::Error> = None;
     // Without on_response the channel is closed from the start: only the run is
     // awaited (a closed channel would otherwise wake this loop forever).
@@ -607,14 +621,14 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
     let outcome = loop {
         tokio::select! {
             rec = rx.recv(), if open => match (rec, on_response.as_ref()) {
-                (Some(rec), Some(f)) => call_on_response(&lua, f, &rec, &mut callback_error).await,
+                (Some(rec), Some(f)) => call_on_response(&lua, f, &rec, &active, &mut callback_error).await,
                 _ => open = false,
             },
             r = &mut join => break r,
         }
     };
     while let (Ok(rec), Some(f)) = (rx.try_recv(), on_response.as_ref()) {
-        call_on_response(&lua, f, &rec, &mut callback_error).await;
+        call_on_response(&lua, f, &rec, &active, &mut callback_error).await;
     }
     let mut outcome = outcome
         .map_err(|e| mlua::Error::runtime(format!("the run crashed: {e}")))?
@@ -622,19 +636,18 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
     let script_cpu = crate::clock::current_thread_cpu_secs() - script_cpu0;
     let duration = outcome.duration();
     outcome.health.add_script_cpu(script_cpu, duration);
-    if let Some(e) = callback_error {
-        return Err(e);
-    }
+    outcome.stopped = active.reason();
     let mut info = info;
     info.model_id = outcome.model.clone();
     if planned.is_none() {
         info.num_prompts = outcome.records.iter().filter(|r| !r.warmup).count() as u64;
     }
-    Ok(LuaResult(RunResult {
+    let res = LuaResult(RunResult {
         info,
         outcome,
         options,
-    }))
+    });
+    Ok((res, callback_error.map(|e| format_error(&e))))
 }
 
 /// The requests with `ignore_eos` set (or removed) on each one that asks for a
@@ -655,28 +668,35 @@ pub(super) fn with_ignore_eos(
     Arc::new(v)
 }
 
-/// Calls the script's `on_response` with one record; the first error stops the run
-/// (as an interruption, so what was measured is kept) and is raised after it.
+/// Calls the script's `on_response` with one record. Returning "stop" (or
+/// false) stops the run gracefully; an error stops it too and is kept, to be
+/// raised with the result once the run is over.
 async fn call_on_response(
     lua: &Lua,
     f: &Function,
     rec: &crate::metrics::RequestRecord,
+    active: &super::ActiveRun<'_>,
     err: &mut Option<mlua::Error>,
 ) {
     if err.is_some() {
         return;
     }
     let r = match to_lua(lua, &record_json(rec, rec.sent_ns)) {
-        Ok(v) => f.call_async::<()>(v).await,
+        Ok(v) => f.call_async::<Value>(v).await,
         Err(e) => Err(e),
     };
-    if let Err(e) = r {
-        eprintln!(
-            "{}\nstopping the run (what was measured is kept)",
-            format_error(&e)
-        );
-        cancel::interrupt();
-        *err = Some(e);
+    match r {
+        Ok(Value::Boolean(false)) => active.stop.ask("on_response returned false".into()),
+        Ok(Value::String(s)) if s == "stop" => {
+            active.stop.ask("on_response returned \"stop\"".into())
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let msg = format_error(&e);
+            eprintln!("{msg}\nstopping the run (what was measured is kept)");
+            active.stop.ask(format!("error in on_response: {msg}"));
+            *err = Some(e);
+        }
     }
 }
 

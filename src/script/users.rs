@@ -267,6 +267,8 @@ pub struct UsersOpts {
     grace: Option<f64>,
     /// A name for this run in the result file and in reports.
     label: Option<String>,
+    /// Save the result (vLLM's JSON) to this file when the run ends, however it ends.
+    save: Option<String>,
     /// Seconds between readings of the server's `/metrics` (default 1), or false.
     server_metrics: Option<ScrapeEvery>,
     /// See the result options.
@@ -283,7 +285,9 @@ impl LuaOptions for UsersOpts {
     const WHAT: &'static str = "mb.users";
 }
 
-async fn lua_users(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
+/// `mb.users`: the result, and the error of a scenario that stopped it (raised
+/// with the result by the Lua wrapper in moonbench.lua).
+async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)> {
     if cancel::level() > 0 {
         return Err(mlua::Error::runtime(
             "interrupted: no further runs are started",
@@ -395,6 +399,10 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
     });
     let meta = lua.create_table()?;
     meta.set("__index", methods(&lua, &sh)?)?;
+    let active = super::ActiveRun::new(&lua, {
+        let sh = sh.clone();
+        Box::new(move || sh.stop.set(true))
+    });
 
     let cpu0 = clock::current_thread_cpu_secs();
     let mut users = FuturesUnordered::new();
@@ -410,30 +418,27 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
             iterations,
         ));
     }
-    let mut script_error: Option<mlua::Error> = None;
+    let mut script_error: Option<String> = None;
     while let Some(r) = users.next().await {
         if let Err(e) = r {
             if script_error.is_none() {
-                eprintln!(
-                    "{}\nstopping the users (what was measured is kept)",
-                    format_error(&e)
-                );
-                sh.stop.set(true);
-                script_error = Some(e);
+                let msg = format_error(&e);
+                eprintln!("{msg}\nstopping the users (what was measured is kept)");
+                active.stop.ask(format!("error in the scenario: {msg}"));
+                script_error = Some(msg);
             }
         }
     }
     let script_cpu = clock::current_thread_cpu_secs() - cpu0;
     sh.progress.borrow().finish();
-    let partial = cancel::level() > 0 || script_error.is_some();
+    let partial = cancel::level() > 0;
     let model = session.model().to_string();
     let mut outcome = session.close(partial).await;
     outcome
         .health
         .add_script_cpu(script_cpu, outcome.duration());
-    if let Some(e) = script_error {
-        return Err(e);
-    }
+    outcome.stopped = active.reason();
+    drop(active);
     let n = outcome.records.len() as u64;
     let info = RunInfo {
         date: chrono::Local::now().format("%Y%m%d-%H%M%S").to_string(),
@@ -450,11 +455,14 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<LuaResult> {
         num_warmups: 0,
         ramp: None,
     };
-    Ok(LuaResult(RunResult {
-        info,
-        outcome,
-        options,
-    }))
+    Ok((
+        LuaResult(RunResult {
+            info,
+            outcome,
+            options,
+        }),
+        script_error,
+    ))
 }
 
 /// Registers `users`.

@@ -16,6 +16,7 @@ local L = {
   en = {
     title = " Serving Benchmark Result ",
     partial = "PARTIAL RESULT (interrupted; only what finished is counted)",
+    stopped = "Stopped by the script: ",
     ok = "Successful requests:",
     failed = "Failed requests:",
     cancelled = "Cancelled requests (cut off):",
@@ -63,6 +64,7 @@ local L = {
   zh = {
     title = " 服务基准测试结果 ",
     partial = "部分结果（运行被中断，只统计已完成的请求）",
+    stopped = "脚本提前结束了运行：",
     ok = "成功请求数:",
     failed = "失败请求数:",
     cancelled = "被中断切断的请求数:",
@@ -160,6 +162,7 @@ function M.format(s, opts)
   local function line(label, value) lines[#lines + 1] = pad(label, 40) .. " " .. value end
   lines[#lines + 1] = center(t.title, 50, "=")
   if s.partial then lines[#lines + 1] = t.partial end
+  if s.stopped then lines[#lines + 1] = t.stopped .. s.stopped end
   line(t.ok, tostring(s.completed))
   -- 被中断切断的请求单独列出，与结果文件中的 failed / cancelled 一致。
   -- Requests cut off by an interruption are listed apart, as failed / cancelled in the file.

@@ -13,6 +13,8 @@
 local M = {}
 
 local function core() return require("moonbench.core") end
+-- mb.run（会在回调出错时抛出带结果的错误）。The public mb.run, loaded when first used.
+local function mb_run(o) return require("moonbench").run(o) end
 
 -- 一次"探测"：在负载 x 下跑一轮，返回达标比例等信息。One probe at load x.
 local function probe(o, x, i)
@@ -34,7 +36,7 @@ local function probe(o, x, i)
     end
     run.max_concurrency = o.max_concurrency
   end
-  local res = core().run(run)
+  local res = mb_run(run)
   local s = res:summary()
   local measured = s.completed + s.failed
   local good = (s.goodput_ratio or 0) * s.completed
@@ -172,13 +174,13 @@ function M.rate_sweep(o)
   local function say(msg) if o.print ~= false then print(msg) end end
 
   -- 1) 同步：一次只发一个请求，测出"单用户"速率。Synchronous: one request at a time.
-  local sync = core().run{ target = o.target, requests = o.requests, num_requests = o.sync_requests or math.min(n, 20),
+  local sync = mb_run{ target = o.target, requests = o.requests, num_requests = o.sync_requests or math.min(n, 20),
     max_concurrency = 1, progress = false, label = "synchronous" }
   local ss = sync:summary()
   points[#points + 1] = { kind = "synchronous", rate = ss.request_throughput, summary = ss, path = save(sync, "synchronous", 1) }
   say(string.format("synchronous: %.3g req/s (one at a time)", ss.request_throughput))
   -- 2) 最大吞吐：一次全部发出。Throughput: everything at once.
-  local thr = core().run{ target = o.target, requests = o.requests, num_requests = n, max_concurrency = o.max_concurrency,
+  local thr = mb_run{ target = o.target, requests = o.requests, num_requests = n, max_concurrency = o.max_concurrency,
     progress = false, label = "throughput" }
   local ts = thr:summary()
   points[#points + 1] = { kind = "throughput", rate = ts.request_throughput, summary = ts, path = save(thr, "throughput", 2) }
@@ -192,7 +194,7 @@ function M.rate_sweep(o)
   for i = 1, k do
     if core().interrupted() then break end
     local rate = lo + (hi - lo) * i / (k + 1)
-    local res = core().run{ target = o.target, requests = o.requests, num_requests = n, progress = false,
+    local res = mb_run{ target = o.target, requests = o.requests, num_requests = n, progress = false,
       arrival = core().arrival_poisson{ rate = rate, seed = (o.seed or 0) + i }, max_concurrency = o.max_concurrency,
       label = "sweep" }
     local s = res:summary()
