@@ -11,6 +11,7 @@
 pub mod core;
 pub mod data;
 pub mod opts;
+pub mod reference;
 pub mod run;
 pub mod stdlib_opts;
 pub mod target;

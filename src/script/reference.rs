@@ -1,0 +1,688 @@
+//! The Lua API reference (`docs/lua-api.md`, `docs/zh/lua-api.md`), generated from
+//! the option structs themselves (schemars) and from one list of the API's names,
+//! so it cannot drift: `tests` fail when the files are out of date, and
+//! `MOONBENCH_BLESS=1 cargo test reference` rewrites them.
+
+use schemars::JsonSchema;
+use serde_json::Value;
+
+use super::core::AggregateOpts;
+use super::data::{ChatTemplateOpts, DatasetCommon, RequestOpts};
+use super::run::{
+    ConstantOpts, PoissonOpts, RampOpts, RecordsOpts, ResultOpts, RunOpts, SaveOpts,
+    SavePytorchOpts, StepOpts, StepsOpts, SummaryOpts, TraceOpts,
+};
+use super::stdlib_opts::{PrintOpts, RateSweepOpts, SloSearchOpts};
+use super::target::TargetOpts;
+use super::users::UsersOpts;
+use crate::dataset::{burstgpt, custom, mooncake, prefix_repetition, random, sharegpt, sonnet};
+use crate::sim::SimOptions;
+
+/// One entry of the API: its name as scripts write it, what it does (English,
+/// Chinese), and its option table, if it takes one.
+pub struct Entry {
+    /// `mb.run`, `res:save`, ...
+    pub name: &'static str,
+    /// What it does, in English.
+    pub en: &'static str,
+    /// What it does, in Chinese.
+    pub zh: &'static str,
+    /// The JSON schema of its options.
+    pub options: Option<fn() -> Value>,
+}
+
+fn schema<T: JsonSchema>() -> Value {
+    schemars::schema_for!(T).as_value().clone()
+}
+
+macro_rules! e {
+    ($name:literal, $en:literal, $zh:literal) => {
+        Entry {
+            name: $name,
+            en: $en,
+            zh: $zh,
+            options: None,
+        }
+    };
+    ($name:literal, $en:literal, $zh:literal, $t:ty) => {
+        Entry {
+            name: $name,
+            en: $en,
+            zh: $zh,
+            options: Some(schema::<$t>),
+        }
+    };
+}
+
+/// Every public name of `require "moonbench"` (functions, values and nested
+/// tables' members) and the methods of the objects it returns.
+pub fn entries() -> Vec<Entry> {
+    vec![
+        e!(
+            "mb.version",
+            "moonbench's version (a string).",
+            "moonbench 的版本号（字符串）。"
+        ),
+        e!(
+            "mb.target",
+            "mb.target{...}: where and how to send; with no base_url, host or port it starts the built-in simulator.",
+            "mb.target{...}：发到哪里、怎么发；不写 base_url/host/port 时启动内置模拟服务器。",
+            TargetOpts
+        ),
+        e!(
+            "mb.sim",
+            "mb.sim{...}: starts a simulator; returns { base_url, host, port, model }.",
+            "mb.sim{...}：单独启动一个模拟服务器，返回 { base_url, host, port, model }。",
+            SimOptions
+        ),
+        e!(
+            "mb.tokenizer",
+            "mb.tokenizer(spec): a tokenizer.json, a model directory, a cached model id, or \"words\".",
+            "mb.tokenizer(spec)：tokenizer.json、模型目录、本地缓存的模型 id，或 \"words\"。"
+        ),
+        e!(
+            "mb.dataset.random",
+            "Random-token prompts exactly input_len long (vLLM's random dataset). Also takes the common dataset options.",
+            "随机 token 提示词，长度恰为 input_len（vLLM 的 random）。另有数据集通用选项。",
+            random::RandomSpec
+        ),
+        e!(
+            "mb.dataset.sharegpt",
+            "ShareGPT conversations: the first two turns as prompt and reference answer.",
+            "ShareGPT 对话：前两轮作提示与参考回答。",
+            sharegpt::ShareGptSpec
+        ),
+        e!(
+            "mb.dataset.sonnet",
+            "vLLM's sonnet dataset (bundled): instruction + shared prefix lines + random lines.",
+            "vLLM 的 sonnet 数据集（已内置）：固定指令 + 共享前缀行 + 随机行。",
+            sonnet::SonnetSpec
+        ),
+        e!(
+            "mb.dataset.burstgpt",
+            "A BurstGPT trace CSV: each row's request and response lengths.",
+            "BurstGPT 轨迹 CSV：每行的请求/回答长度。",
+            burstgpt::BurstGptSpec
+        ),
+        e!(
+            "mb.dataset.custom",
+            "JSON lines of {\"prompt\"} or {\"messages\"}, optionally \"output_tokens\".",
+            "JSONL：每行 {\"prompt\"} 或 {\"messages\"}，可带 \"output_tokens\"。",
+            custom::CustomSpec
+        ),
+        e!(
+            "mb.dataset.prefix_repetition",
+            "num_prefixes shared prefixes, each with different suffixes (prefix caching).",
+            "若干共享前缀，每个配不同后缀（测前缀缓存）。",
+            prefix_repetition::PrefixRepetitionSpec
+        ),
+        e!(
+            "mb.dataset.mooncake",
+            "A Mooncake trace: blocks with equal hash_ids have equal content; requests carry timestamps.",
+            "Mooncake 轨迹：hash_ids 相同的块内容相同；请求带时间戳。",
+            mooncake::MooncakeSpec
+        ),
+        e!(
+            "mb.dataset.*",
+            "Options every dataset takes besides its own.",
+            "每个数据集都接受的通用选项。",
+            DatasetCommon
+        ),
+        e!(
+            "mb.dataset.from_table",
+            "mb.dataset.from_table(list [, tokenizer]): a request set from Lua tables (each as below) or strings.",
+            "mb.dataset.from_table(列表 [, 分词器])：用 Lua 表（格式见下）或字符串组成请求集。",
+            RequestOpts
+        ),
+        e!(
+            "mb.arrival.poisson",
+            "Poisson (gamma) arrivals at a mean rate.",
+            "泊松（gamma）到达，平均速率 rate。",
+            PoissonOpts
+        ),
+        e!(
+            "mb.arrival.constant",
+            "Evenly spaced arrivals.",
+            "匀速到达。",
+            ConstantOpts
+        ),
+        e!(
+            "mb.arrival.infinite",
+            "mb.arrival.infinite(): everything at time 0 (vLLM's --request-rate inf).",
+            "mb.arrival.infinite()：全部在 0 时刻发出。"
+        ),
+        e!(
+            "mb.arrival.times",
+            "mb.arrival.times{ t1, t2, ... }: send times in seconds.",
+            "mb.arrival.times{ t1, t2, ... }：直接给出发送时刻（秒）。"
+        ),
+        e!(
+            "mb.arrival.trace",
+            "Replays a trace's timestamps.",
+            "按轨迹的时间戳回放。",
+            TraceOpts
+        ),
+        e!(
+            "mb.arrival.ramp",
+            "A rate that moves from `from` to `to` over time or over requests.",
+            "速率从 from 变到 to（按时间或按请求序号）。",
+            RampOpts
+        ),
+        e!(
+            "mb.arrival.steps",
+            "mb.arrival.steps{ {rate=, duration=}, ..., seed = }: one rate per step.",
+            "mb.arrival.steps{ {rate=, duration=}, ... }：每级一个速率。",
+            StepsOpts
+        ),
+        e!(
+            "mb.arrival.steps (each step)",
+            "One step.",
+            "一级。",
+            StepOpts
+        ),
+        e!(
+            "mb.run",
+            "mb.run{...}: an open-loop run; returns the result object. Also takes the result options. An error in on_response raises an error object whose .result is the result.",
+            "mb.run{...}：开环运行，返回结果对象；另有结果选项。on_response 出错时抛出的错误对象带 .result。",
+            RunOpts
+        ),
+        e!(
+            "mb.users",
+            "mb.users{...}: closed-loop virtual users (each a coroutine); returns the result object.",
+            "mb.users{...}：闭环虚拟用户（每个是一个协程），返回结果对象。",
+            UsersOpts
+        ),
+        e!(
+            "mb.stop",
+            "mb.stop([reason]): ends the innermost run in progress gracefully (from on_response or a scenario).",
+            "mb.stop([原因])：平稳结束当前运行（在 on_response 或 scenario 里调用）。"
+        ),
+        e!(
+            "result options",
+            "Taken by mb.run, mb.users, res:summary and res:save.",
+            "mb.run、mb.users、res:summary、res:save 都接受。",
+            ResultOpts
+        ),
+        e!(
+            "res:summary",
+            "res:summary{...}: the summary (vLLM's keys and moonbench's): times in ms.",
+            "res:summary{...}：汇总（vLLM 的键与 moonbench 的键），时间单位 ms。",
+            SummaryOpts
+        ),
+        e!(
+            "res:save",
+            "res:save([path], {...}): writes vLLM's result JSON; returns the path.",
+            "res:save([路径], {...})：写 vLLM 格式的结果 JSON，返回路径。",
+            SaveOpts
+        ),
+        e!(
+            "res:save_pytorch",
+            "res:save_pytorch(path, {...}): vLLM's PyTorch benchmark format.",
+            "res:save_pytorch(路径, {...})：vLLM 的 PyTorch 基准格式。",
+            SavePytorchOpts
+        ),
+        e!(
+            "res:records",
+            "res:records{...}: one table per request (see Records), in schedule order.",
+            "res:records{...}：每个请求一条记录（见“记录”），按调度顺序。",
+            RecordsOpts
+        ),
+        e!(
+            "res:print",
+            "res:print{...}: vLLM's result table, then moonbench's sections.",
+            "res:print{...}：打印 vLLM 风格结果表与 moonbench 的各节。",
+            PrintOpts
+        ),
+        e!(
+            "res:server_metrics",
+            "res:server_metrics(): the server's own /metrics over the run, or nil.",
+            "res:server_metrics()：运行期间服务器自身的 /metrics，没有则为 nil。"
+        ),
+        e!(
+            "res:default_filename",
+            "res:default_filename(): vLLM's result file name for this run.",
+            "res:default_filename()：vLLM 风格的结果文件名。"
+        ),
+        e!(
+            "res.partial / res.stopped / res.duration / res.model",
+            "Interrupted by Ctrl-C; why the script stopped it; seconds measured; the model named.",
+            "是否被 Ctrl-C 中断；脚本结束运行的原因；测量时长（秒）；模型名。"
+        ),
+        e!(
+            "tok:encode / tok:decode / tok:count",
+            "Token ids of a text, the text of ids, the count of a text's tokens.",
+            "文本的 token id、id 对应的文本、文本的 token 数。"
+        ),
+        e!(
+            "tok:apply_chat_template",
+            "tok:apply_chat_template(messages, {...}): the prompt text a server would build.",
+            "tok:apply_chat_template(消息, {...})：服务器会生成的提示文本。",
+            ChatTemplateOpts
+        ),
+        e!(
+            "tok:has_chat_template / tok.name / tok.vocab_size",
+            "Whether it has a chat template; its name; its vocabulary size.",
+            "是否有对话模板；名字；词表大小。"
+        ),
+        e!(
+            "reqs[i] / #reqs / reqs:timestamps() / reqs:to_token_ids(tok) / reqs:apply_chat_template(tok)",
+            "A request set: 1-based like a Lua array; its timestamps; as token ids; templated.",
+            "请求集：像 Lua 数组一样从 1 开始；时间戳；转成 token id；套模板。"
+        ),
+        e!(
+            "u:chat / u:complete",
+            "u:chat{...} / u:complete{...}: one request of a virtual user (a request table); waits for the answer and returns its record.",
+            "u:chat{...} / u:complete{...}：虚拟用户发一个请求（请求表），等回答并返回记录。",
+            RequestOpts
+        ),
+        e!(
+            "u:prompt / u:sleep / u.id / u.iteration",
+            "u:prompt(n): n tokens of random text; u:sleep(s); the user's number and iteration (1-based).",
+            "u:prompt(n)：n 个 token 的随机文本；u:sleep(秒)；用户编号与第几遍（从 1 开始）。"
+        ),
+        e!(
+            "mb.slo_search",
+            "The highest load (rate or concurrency) at which `goal` of requests meet the SLOs.",
+            "找出至少 goal 比例的请求满足 SLO 的最大负载。",
+            SloSearchOpts
+        ),
+        e!(
+            "mb.rate_sweep",
+            "guidellm-style sweep: synchronous, throughput, then rates evenly in between.",
+            "像 guidellm 的扫描：同步、最大吞吐，再在两者之间均匀取速率。",
+            RateSweepOpts
+        ),
+        e!(
+            "mb.rand.seed / uniform / exponential / normal / choice",
+            "Lua-side random numbers (think times, lengths).",
+            "Lua 里的随机数（思考时间、长度）。"
+        ),
+        e!(
+            "mb.env / mb.now / mb.time / mb.date / mb.sleep / mb.log",
+            "Environment variable; monotonic seconds; Unix seconds; YYYYmmdd-HHMMSS; sleep; a log line.",
+            "环境变量；单调时钟（秒）；Unix 秒；日期串；暂停；日志。"
+        ),
+        e!(
+            "mb.mkdir / mb.exists / mb.bundled / mb.image_data_url",
+            "Make a directory; whether a path exists; a bundled file's text; an image as a data URL.",
+            "建目录；路径是否存在；内置文件内容；图片转 data URL。"
+        ),
+        e!(
+            "mb.suggest / mb.interrupted / mb.script / mb.http_get",
+            "Nearest spelling; whether Ctrl-C was pressed; run another script; a bounded HTTP GET.",
+            "最接近的拼写；是否按过 Ctrl-C；运行另一个脚本；有超时的 HTTP GET。"
+        ),
+        e!(
+            "mb.aggregate",
+            "mb.aggregate(dir [, out], {...}): result files to one table (as `moonbench aggregate`).",
+            "mb.aggregate(目录 [, 输出], {...})：把结果文件汇总成表格。",
+            AggregateOpts
+        ),
+        e!(
+            "mb.yaml.load / mb.yaml.decode / mb.json.encode / mb.json.decode / mb.json.null",
+            "YAML with line numbers; JSON both ways; JSON null.",
+            "带行号的 YAML；JSON 编解码；JSON null。"
+        ),
+    ]
+}
+
+/// The fields of a request record (`res:records()`, `records_file`,
+/// `on_response`): name, type and unit, meaning.
+pub const RECORD_FIELDS: &[(&str, &str, &str)] = &[
+    (
+        "index",
+        "integer, 0-based",
+        "position in the schedule (warm-ups first)",
+    ),
+    ("request_id", "string", "the x-request-id sent"),
+    (
+        "warmup",
+        "boolean",
+        "a warm-up request, left out of statistics",
+    ),
+    ("success", "boolean", "the request succeeded"),
+    ("status", "integer", "HTTP status (0: no answer)"),
+    (
+        "error_kind",
+        "string or nil",
+        "kind of failure (as in the summary's errors_by_kind)",
+    ),
+    ("error", "string or nil", "what went wrong"),
+    (
+        "scheduled_time",
+        "seconds from the run's start",
+        "when the schedule said to send",
+    ),
+    (
+        "dispatch_time",
+        "seconds from the run's start",
+        "when the dispatcher released it",
+    ),
+    (
+        "start_time",
+        "seconds from the run's start",
+        "when its first byte was written",
+    ),
+    (
+        "end_time",
+        "seconds from the run's start",
+        "when its last byte arrived",
+    ),
+    (
+        "ttft",
+        "seconds or nil",
+        "time to first token (reasoning included)",
+    ),
+    (
+        "ttfa",
+        "seconds or nil",
+        "time to the first answer (non-reasoning) token",
+    ),
+    ("reasoning_tokens", "integer", "tokens of reasoning content"),
+    (
+        "user / conversation / turn",
+        "integers, 1-based",
+        "virtual users only: who, which conversation, which turn",
+    ),
+    (
+        "tpot",
+        "seconds or nil",
+        "time per output token after the first",
+    ),
+    ("e2el", "seconds", "end-to-end latency"),
+    (
+        "schedule_lag",
+        "seconds",
+        "how late it was sent against the schedule",
+    ),
+    (
+        "prompt_tokens",
+        "integer",
+        "prompt length by the dataset's tokenizer",
+    ),
+    (
+        "server_prompt_tokens",
+        "integer or nil",
+        "prompt length the server reported",
+    ),
+    (
+        "output_tokens",
+        "integer",
+        "output tokens (the server's count where it gave one)",
+    ),
+    (
+        "server_output_tokens",
+        "integer or nil",
+        "output tokens the server reported",
+    ),
+    (
+        "output_tokens_source",
+        "string",
+        "where output_tokens came from",
+    ),
+    ("streamed", "boolean", "the answer was streamed"),
+    (
+        "new_connection",
+        "boolean",
+        "a new connection was opened for it",
+    ),
+    (
+        "server_timing",
+        "table or nil",
+        "the server's own timing (llama.cpp's timings)",
+    ),
+    (
+        "chunk_times",
+        "list of seconds from start_time",
+        "arrival of each token-bearing chunk",
+    ),
+    ("chunk_tokens", "list of integers", "tokens in each chunk"),
+    (
+        "itls",
+        "list of seconds",
+        "inter-token latencies (vLLM's definition)",
+    ),
+    ("text", "string", "the generated text"),
+];
+
+/// The reference page in English (`zh`: Chinese).
+pub fn markdown(zh: bool) -> String {
+    let mut out = String::new();
+    if zh {
+        out.push_str("# moonbench Lua API 参考\n\n");
+        out.push_str("本页由代码生成（`src/script/reference.rs`，选项来自 Rust 里的选项结构体），与实现保持一致。\n");
+        out.push_str("选项表里写错的键会立即报错并提示最接近的键；类型不对会说出是哪个选项。\n");
+        out.push_str("时间：记录里是秒，汇总里是毫秒（键名以 `_ms` 结尾）。下标：请求集与用户编号从 1 开始，记录的 `index` 从 0 开始。\n");
+        out.push_str("（选项的说明文字目前是英文。）\n\n");
+        out.push_str("`local mb = require \"moonbench\"`\n\n");
+    } else {
+        out.push_str("# moonbench Lua API reference\n\n");
+        out.push_str("Generated from the code (`src/script/reference.rs`; the options come from the Rust option structs), so it matches the implementation.\n");
+        out.push_str("A misspelled key in any option table is an error that suggests the nearest key; a wrong type names the option.\n");
+        out.push_str("Times: seconds in records, milliseconds in summaries (keys ending in `_ms`). Indices: request sets and user numbers are 1-based; a record's `index` is 0-based.\n\n");
+        out.push_str("`local mb = require \"moonbench\"`\n\n");
+    }
+    for e in entries() {
+        out.push_str(&format!(
+            "## `{}`\n\n{}\n\n",
+            e.name,
+            if zh { e.zh } else { e.en }
+        ));
+        if let Some(f) = e.options {
+            out.push_str(&options_table(&f(), zh));
+        }
+    }
+    out.push_str(if zh {
+        "## 记录 Records\n\n"
+    } else {
+        "## Records\n\n"
+    });
+    out.push_str(if zh {
+        "`res:records()`、`records_file` 的每一行、`on_response(r)` 的参数都是这样一条记录（按调度顺序）。\n\n| 字段 | 类型与单位 | 含义 |\n|---|---|---|\n"
+    } else {
+        "What `res:records()` lists, each line of a `records_file`, and `on_response(r)`'s argument (in schedule order).\n\n| field | type and unit | meaning |\n|---|---|---|\n"
+    });
+    for (name, ty, doc) in RECORD_FIELDS {
+        out.push_str(&format!("| `{name}` | {ty} | {doc} |\n"));
+    }
+    out
+}
+
+fn options_table(schema: &Value, zh: bool) -> String {
+    let Some(props) = schema["properties"].as_object() else {
+        return String::new();
+    };
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let defs = &schema["$defs"];
+    let mut out = String::from(if zh {
+        "| 选项 | 类型 | 默认 | 说明 |\n|---|---|---|---|\n"
+    } else {
+        "| option | type | default | description |\n|---|---|---|---|\n"
+    });
+    for (name, p) in props {
+        let ty = type_of(p, defs);
+        let default = match &p["default"] {
+            Value::Null => {
+                if required.contains(&name.as_str()) {
+                    if zh { "必填" } else { "required" }.to_string()
+                } else {
+                    String::new()
+                }
+            }
+            v => format!("`{v}`"),
+        };
+        let doc = p["description"]
+            .as_str()
+            .unwrap_or("")
+            .replace('\n', " ")
+            .replace('|', "\\|");
+        out.push_str(&format!("| `{name}` | {ty} | {default} | {doc} |\n"));
+    }
+    out.push('\n');
+    out
+}
+
+/// A property's type in Lua terms.
+fn type_of(p: &Value, defs: &Value) -> String {
+    if let Some(r) = p["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap_or(r);
+        let d = &defs[name];
+        if let Some(vs) = d["enum"].as_array() {
+            return vs
+                .iter()
+                .map(|v| format!("\"{}\"", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(" \\| ");
+        }
+        if d["oneOf"].is_array() {
+            let vs: Vec<String> = d["oneOf"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|v| v["const"].as_str().or(v["enum"][0].as_str()))
+                .map(|s| format!("\"{s}\""))
+                .collect();
+            if !vs.is_empty() {
+                return vs.join(" \\| ");
+            }
+        }
+        return match d["type"].as_str() {
+            Some("lua") => "Lua value".into(),
+            Some("object") => "table".into(),
+            _ => type_of(d, defs),
+        };
+    }
+    if let Some(any) = p["anyOf"].as_array() {
+        let parts: Vec<String> = any
+            .iter()
+            .filter(|v| v["type"] != "null")
+            .map(|v| type_of(v, defs))
+            .collect();
+        return parts.join(" or ");
+    }
+    let one = |t: &str| -> String {
+        match t {
+            "integer" => "integer".into(),
+            "number" => "number".into(),
+            "string" => "string".into(),
+            "boolean" => "boolean".into(),
+            "array" => format!("list of {}", type_of(&p["items"], defs)),
+            "object" => "table".into(),
+            "lua" => "Lua value".into(),
+            other => other.into(),
+        }
+    };
+    match &p["type"] {
+        Value::String(t) => one(t),
+        Value::Array(ts) => ts
+            .iter()
+            .filter_map(|t| t.as_str())
+            .filter(|t| *t != "null")
+            .map(one)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => "any".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// docs/lua-api.md and docs/zh/lua-api.md are what the code generates
+    /// (`MOONBENCH_BLESS=1 cargo test reference` rewrites them).
+    #[test]
+    fn reference_pages_are_up_to_date() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        for (zh, path) in [(false, "docs/lua-api.md"), (true, "docs/zh/lua-api.md")] {
+            let want = markdown(zh);
+            let full = format!("{root}/{path}");
+            if std::env::var("MOONBENCH_BLESS").is_ok() {
+                std::fs::create_dir_all(std::path::Path::new(&full).parent().unwrap()).unwrap();
+                std::fs::write(&full, &want).unwrap();
+            }
+            let have = std::fs::read_to_string(&full).unwrap_or_default();
+            assert!(
+                have == want,
+                "{path} is out of date: run MOONBENCH_BLESS=1 cargo test reference"
+            );
+        }
+    }
+
+    /// Every record field the code writes is documented, and nothing else.
+    #[test]
+    fn every_record_field_is_documented() {
+        let rec = crate::metrics::RequestRecord {
+            user: Some(Default::default()),
+            server_timing: Some(Default::default()),
+            ..Default::default()
+        };
+        let v = crate::output::records::record_json(&rec, 0);
+        let written: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let documented: Vec<&str> = RECORD_FIELDS
+            .iter()
+            .flat_map(|(n, _, _)| n.split(" / "))
+            .collect();
+        for k in &written {
+            assert!(
+                documented.contains(k),
+                "record field {k} is not in RECORD_FIELDS"
+            );
+        }
+        for k in &documented {
+            assert!(
+                written.contains(k),
+                "RECORD_FIELDS lists {k}, which records do not have"
+            );
+        }
+    }
+
+    /// The names an entry documents: `a / b / c`, where a part without a table
+    /// prefix takes the first part's (`mb.rand.seed / uniform` = mb.rand.uniform).
+    fn documented_names() -> Vec<String> {
+        let mut out = Vec::new();
+        for e in entries() {
+            let parts: Vec<&str> = e.name.split(" / ").collect();
+            let first = parts[0];
+            let prefix = first.rfind(['.', ':']).map_or("", |i| &first[..=i]);
+            for p in parts {
+                let p = p.split(['(', '[', ' ']).next().unwrap_or(p);
+                if p.starts_with("mb.") || p.contains([':', '.']) {
+                    out.push(p.to_string());
+                } else {
+                    out.push(format!("{prefix}{p}"));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every public name of `require "moonbench"` (and of its nested tables) is
+    /// in the reference.
+    #[test]
+    fn every_api_name_is_documented() {
+        let listed = super::super::eval_snippet(
+            r#"local mb = require "moonbench"
+            local out = {}
+            for k, v in pairs(mb) do
+              if type(v) == "table" then
+                for k2 in pairs(v) do out[#out + 1] = "mb." .. k .. "." .. k2 end
+              else
+                out[#out + 1] = "mb." .. k
+              end
+            end
+            table.sort(out)
+            return table.concat(out, " ")"#,
+        )
+        .unwrap();
+        let documented = documented_names();
+        let missing: Vec<&str> = listed
+            .split(' ')
+            .filter(|n| !documented.iter().any(|d| d == n))
+            .collect();
+        assert!(missing.is_empty(), "not in the reference: {missing:?}");
+    }
+}
