@@ -290,14 +290,12 @@ impl Arrival {
         Ok(())
     }
 
-    /// The nominal rate in requests per second (`None` = infinite / not a single
-    /// rate; vLLM writes `inf` for a ramp).
+    /// The configured rate in requests per second (`None` = infinite, not a
+    /// single rate, or no rate at all: send times a script gave; vLLM writes `inf`
+    /// for a ramp).
     pub fn rate(&self) -> Option<f64> {
         match self {
             Arrival::Poisson { rate, .. } | Arrival::Constant { rate } => Some(*rate),
-            Arrival::Times(t) if t.len() > 1 && t[t.len() - 1] > t[0] => {
-                Some((t.len() - 1) as f64 / (t[t.len() - 1] - t[0]))
-            }
             _ => None,
         }
     }
@@ -334,6 +332,10 @@ impl Arrival {
         match self {
             Arrival::RampByIndex { from, to, .. } => Some(from.max(*to)),
             Arrival::Profile(p) => p.pieces.iter().map(|x| x.from.max(x.to)).reduce(f64::max),
+            // Given send times: their mean rate.
+            Arrival::Times(t) if t.len() > 1 && t[t.len() - 1] > t[0] => {
+                Some((t.len() - 1) as f64 / (t[t.len() - 1] - t[0]))
+            }
             other => other.rate(),
         }
     }

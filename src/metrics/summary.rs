@@ -191,9 +191,11 @@ pub struct Summary {
     pub output_throughput: f64,
     /// (input + output tokens) / duration.
     pub total_token_throughput: f64,
-    /// Most output tokens received in any one-second bucket (vLLM, counted in tokens).
+    /// Most output tokens received within any one-second window (sliding), and
+    /// never less than the mean output throughput.
     pub max_output_tokens_per_s: f64,
-    /// Most requests overlapping any one-second bucket (vLLM's definition).
+    /// Most requests in flight at the same instant (vLLM's key; vLLM counts
+    /// requests overlapping a one-second bucket instead, which can exceed the cap).
     pub max_concurrent_requests: u64,
     /// Exact peak of requests in flight at the same instant.
     pub peak_in_flight: u64,
@@ -361,40 +363,42 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
         s.stats
             .push((*metric, describe(&values, &opts.percentiles)));
     }
-    (s.max_output_tokens_per_s, s.max_concurrent_requests) = peak_buckets(&ok);
+    s.max_output_tokens_per_s = peak_tokens_per_s(&ok, s.output_throughput);
     s.peak_in_flight = peak_in_flight(&measured);
+    // vLLM counts requests overlapping a one-second bucket, which exceeds the
+    // concurrency cap when requests follow each other within a second; this is the
+    // exact peak instead (never above the cap).
+    s.max_concurrent_requests = s.peak_in_flight;
     s.achieved_rate = achieved_rate(&measured);
     s
 }
 
-/// vLLM's one-second buckets (V11+): the most output tokens arriving in a bucket and
-/// the most requests overlapping a bucket. Counts tokens, not chunks (see README).
-fn peak_buckets(ok: &[&RequestRecord]) -> (f64, u64) {
-    let Some(t0) = ok.iter().map(|r| r.sent_ns).min() else {
-        return (0.0, 0);
-    };
-    let end = ok
+/// The most output tokens that arrived within any one-second window (sliding:
+/// each window ends at a chunk's arrival). vLLM counts whole-second buckets, which
+/// a window always contains, so this is never below vLLM's figure; and it is
+/// never below `mean` (a run shorter than a second, or tokens spread evenly over
+/// bucket edges, would otherwise show a "peak" under the average).
+fn peak_tokens_per_s(ok: &[&RequestRecord], mean: f64) -> f64 {
+    let mut ev: Vec<(u64, u32)> = ok
         .iter()
-        .map(|r| r.sent_ns + crate::clock::ns_of_secs(r.e2el()))
-        .max()
-        .unwrap();
-    let n = ((end - t0) as f64 / 1e9).ceil() as usize + 1;
-    let mut tokens = vec![0.0f64; n];
-    let mut conc = vec![0u64; n];
-    let bucket = |t: u64| (((t.saturating_sub(t0)) / 1_000_000_000) as usize).min(n - 1);
-    for r in ok {
-        for (t, k) in r.chunk_ns.iter().zip(&r.chunk_tokens) {
-            tokens[bucket(*t)] += *k as f64;
+        .flat_map(|r| {
+            r.chunk_ns
+                .iter()
+                .copied()
+                .zip(r.chunk_tokens.iter().copied())
+        })
+        .collect();
+    ev.sort_unstable_by_key(|e| e.0);
+    let (mut lo, mut sum, mut best) = (0usize, 0u64, 0u64);
+    for hi in 0..ev.len() {
+        sum += ev[hi].1 as u64;
+        while ev[hi].0 - ev[lo].0 >= 1_000_000_000 {
+            sum -= ev[lo].1 as u64;
+            lo += 1;
         }
-        let last = r.sent_ns + crate::clock::ns_of_secs(r.e2el());
-        for c in &mut conc[bucket(r.sent_ns)..=bucket(last)] {
-            *c += 1;
-        }
+        best = best.max(sum);
     }
-    (
-        tokens.iter().copied().fold(0.0, f64::max),
-        conc.iter().copied().max().unwrap_or(0),
-    )
+    (best as f64).max(mean)
 }
 
 /// Exact maximum number of requests in flight at once (send start to response end).
@@ -573,12 +577,33 @@ mod tests {
         assert_eq!(s.errors_by_kind.get("http_500"), Some(&1));
         // b overlaps a: a is in flight 0..140 ms, b 50..310 ms, failed 60..70 ms.
         assert_eq!(s.peak_in_flight, 3);
-        assert_eq!(s.max_concurrent_requests, 2);
+        assert_eq!(
+            s.max_concurrent_requests, 3,
+            "the exact peak, failures included"
+        );
         assert_eq!(s.max_output_tokens_per_s, 8.0);
         let map = s.to_map(&[Metric::Ttft, Metric::Tpot], "request_goodput");
         assert!(map.contains_key("p99_ttft_ms"));
         assert!(!map.contains_key("mean_itl_ms"));
         assert!(map.contains_key("p99_intended_ttft_ms"));
+    }
+
+    /// Tokens at both ends of a 1.3 s run: no one-second window holds more than
+    /// half, yet the peak is reported as at least the mean.
+    #[test]
+    fn peak_throughput_is_never_below_the_mean() {
+        let a = ok_rec(0, 0, 10 * MS, 10 * MS, 10, 1); // tokens at 10..100 ms
+        let b = ok_rec(1, 1_100 * MS, 100 * MS, 10 * MS, 10, 1); // 1200..1290 ms
+        let opts = SummaryOptions {
+            percentiles: vec![99.0],
+            slo: Slo::default(),
+            requested_rate: None,
+        };
+        let s = summarize(&[a, b], 1.3, &opts);
+        assert!((s.output_throughput - 20.0 / 1.3).abs() < 1e-9);
+        assert_eq!(s.max_output_tokens_per_s, s.output_throughput);
+        // One request after another at concurrency 1: the peak is 1.
+        assert_eq!(s.max_concurrent_requests, 1);
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct RunInfo {
     pub num_warmups: usize,
     /// vLLM's ramp-up (`--ramp-up-strategy`), if the run used one.
     pub ramp: Option<RampInfo>,
+    /// The requests were sent at times the script gave (a list, a function or a
+    /// trace): there was no configured rate.
+    pub custom_schedule: bool,
 }
 
 /// A ramp-up as vLLM records it.
@@ -221,10 +224,17 @@ impl RunResult {
         }
         m.insert(
             "request_rate".into(),
-            i.request_rate
-                .filter(|r| r.is_finite())
-                .map_or(json!("inf"), |r| json!(r)),
+            if i.custom_schedule {
+                Value::Null
+            } else {
+                i.request_rate
+                    .filter(|r| r.is_finite())
+                    .map_or(json!("inf"), |r| json!(r))
+            },
         );
+        if i.custom_schedule {
+            m.insert("schedule".into(), json!("custom"));
+        }
         m.insert("burstiness".into(), json!(i.burstiness));
         m.insert("max_concurrency".into(), json!(i.max_concurrency));
         if let Some(r) = &i.ramp {

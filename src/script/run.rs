@@ -599,6 +599,7 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
         endpoint: tg.target.endpoint.clone(),
         num_warmups: warmups,
         ramp: crate::output::result::RampInfo::of(&arrival),
+        custom_schedule: matches!(arrival, Arrival::Times(_)),
     };
     drop(tg);
 

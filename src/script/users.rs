@@ -454,6 +454,7 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
         endpoint,
         num_warmups: 0,
         ramp: None,
+        custom_schedule: false,
     };
     Ok((
         LuaResult(RunResult {

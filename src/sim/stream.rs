@@ -99,6 +99,8 @@ pub struct SimStream {
     text: String,
     next_ns: u64,
     sleep: Pin<Box<Sleep>>,
+    /// A reset fault has waited for the client to read what came before it.
+    reset_armed: bool,
     phase: Phase,
     truth: Truth,
 }
@@ -141,6 +143,7 @@ impl SimStream {
             text: String::new(),
             next_ns: first,
             sleep: Box::pin(tokio::time::sleep_until(clock::instant_of(first).into())),
+            reset_armed: false,
             phase: Phase::Tokens,
             truth: Truth {
                 received_ns,
@@ -343,6 +346,16 @@ impl Body for SimStream {
         if let Some((fault, after)) = this.fault {
             if this.chunks == after {
                 match fault {
+                    Fault::Reset if !this.reset_armed => {
+                        // The chunks before a reset reach the client first: a reset
+                        // discards whatever the client has not read yet, and on a
+                        // busy machine 1 ms is not enough to read it.
+                        this.reset_armed = true;
+                        let at = tokio::time::Instant::now() + std::time::Duration::from_millis(50);
+                        this.sleep.as_mut().reset(at);
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
                     Fault::Reset => {
                         this.phase = Phase::Done;
                         return Poll::Ready(Some(Err("simulated connection reset".into())));

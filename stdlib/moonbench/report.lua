@@ -22,6 +22,7 @@ local L = {
     cancelled = "Cancelled requests (cut off):",
     conc = "Maximum request concurrency:",
     rate = "Request rate configured (RPS):",
+    custom = "none (custom schedule)",
     duration = "Benchmark duration (s):",
     tin = "Total input tokens:",
     tout = "Total generated tokens:",
@@ -70,6 +71,7 @@ local L = {
     cancelled = "被中断切断的请求数:",
     conc = "最大请求并发数:",
     rate = "设定的请求速率 (RPS):",
+    custom = "无（自定义的发送时间表）",
     duration = "测试时长 (s):",
     tin = "输入 token 总数:",
     tout = "生成 token 总数:",
@@ -169,7 +171,8 @@ function M.format(s, opts)
   line(t.failed, tostring(s.failed))
   if (s.cancelled or 0) > 0 then line(t.cancelled, tostring(s.cancelled)) end
   if s.max_concurrency then line(t.conc, tostring(s.max_concurrency)) end
-  if type(s.request_rate) == "number" then line(t.rate, num(s.request_rate)) end
+  if type(s.request_rate) == "number" then line(t.rate, num(s.request_rate))
+  elseif s.schedule == "custom" then line(t.rate, t.custom) end
   line(t.duration, num(s.duration))
   line(t.tin, tostring(s.total_input_tokens))
   line(t.tout, tostring(s.total_output_tokens))

@@ -52,4 +52,13 @@ local off = mb.dataset.random{ n = 1, input_len = 5, output_len = 5, ignore_eos 
 check(off[1].body == nil or off[1].body.ignore_eos == nil, "ignore_eos = false")
 local one = mb.dataset.from_table{ { prompt = "a b", max_tokens = 3, ignore_eos = true } }
 check(one[1].body.ignore_eos == true, "a request's ignore_eos")
+-- Numbers that do not mislead: a custom schedule has no configured rate; the
+-- peak output rate is never below the mean; concurrency never above its cap.
+local cres = mb.run{ target = t, requests = reqs, num_requests = 10, progress = false,
+  arrival = function(i) return (i - 1) * 0.01 end }
+local cs = cres:summary()
+check(cs.request_rate == nil and cs.schedule == "custom", "custom schedule: " .. tostring(cs.request_rate))
+check(cs.max_output_tokens_per_s >= cs.output_throughput, "peak >= mean")
+local one_at_a_time = mb.run{ target = t, requests = reqs, num_requests = 6, max_concurrency = 1, progress = false }:summary()
+check(one_at_a_time.max_concurrent_requests == 1, "cap 1: " .. one_at_a_time.max_concurrent_requests)
 print("TYPOS OK")
