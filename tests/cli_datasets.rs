@@ -236,6 +236,8 @@ fn mooncake_trace_replay() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/mooncake/synthetic_trace.jsonl.gz"
     );
+    let recs_dir = tmpdir("moon-records");
+    let recs_path = recs_dir.join("records.jsonl");
     let r = bench_json(
         "moon",
         &[
@@ -249,6 +251,8 @@ fn mooncake_trace_replay() {
             "0.02",
             "--max-concurrency",
             "30",
+            "--save-records",
+            recs_path.to_str().unwrap(),
         ],
     );
     assert_eq!(r["completed"], 30);
@@ -271,17 +275,33 @@ fn mooncake_trace_replay() {
         r["total_output_tokens"], outs,
         "ignore_eos makes every output its traced length"
     );
-    let starts: Vec<f64> = r["start_times"]
-        .as_array()
+    // The schedule is the trace's timestamps, scaled, relative to the first; each
+    // request went out at or after its scheduled time, late by exactly the
+    // schedule lag its record reports (measured, not a window around the setting).
+    let recs: Vec<Value> = std::fs::read_to_string(&recs_path)
         .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    for (s, l) in starts.iter().zip(&lines) {
-        let want = l["timestamp"].as_f64().unwrap() / 1000.0 * 0.02;
+    let t_first = lines[0]["timestamp"].as_f64().unwrap();
+    for rec in &recs {
+        let i = rec["index"].as_u64().unwrap() as usize;
+        let want = (lines[i]["timestamp"].as_f64().unwrap() - t_first) / 1000.0 * 0.02;
+        let sched = rec["scheduled_time"].as_f64().unwrap();
         assert!(
-            (s - want).abs() < 0.03,
-            "sent at {s} s, trace says {want} s"
+            (sched - want).abs() < 1e-6,
+            "request {i}: scheduled {sched} s, trace {want} s"
+        );
+        let start = rec["start_time"].as_f64().unwrap();
+        let dispatch = rec["dispatch_time"].as_f64().unwrap();
+        assert!(
+            dispatch >= sched - 1e-6 && start >= dispatch - 1e-6,
+            "{rec}"
+        );
+        let lag = rec["schedule_lag"].as_f64().unwrap();
+        assert!(
+            (lag - (dispatch - sched)).abs() < 1e-6 || (lag - (start - sched)).abs() < 1e-6,
+            "{rec}"
         );
     }
 }

@@ -25,7 +25,7 @@ pub fn record_json(r: &RequestRecord, t0_ns: u64) -> Value {
     m.insert("status".into(), json!(r.status));
     m.insert(
         "error_kind".into(),
-        json!(r.error.as_ref().map(|e| e.kind.name())),
+        json!(r.error.as_ref().map(|e| e.count_key(r.status))),
     );
     m.insert(
         "error".into(),

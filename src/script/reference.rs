@@ -345,7 +345,7 @@ pub const RECORD_FIELDS: &[(&str, &str, &str)] = &[
     (
         "error_kind",
         "string or nil",
-        "kind of failure (as in the summary's errors_by_kind)",
+        "kind of failure, the same name as in the summary's errors_by_kind: http_STATUS (http_500, http_429, ...), timeout, connection, tls, protocol, server, cancelled, incomplete",
     ),
     ("error", "string or nil", "what went wrong"),
     (

@@ -94,7 +94,7 @@ fn answer_table(lua: &Lua, rec: &crate::metrics::RequestRecord) -> mlua::Result<
     t.raw_set("status", rec.status)?;
     if let Some(e) = &rec.error {
         t.raw_set("error", e.message.as_str())?;
-        t.raw_set("error_kind", e.kind.name())?;
+        t.raw_set("error_kind", e.count_key(rec.status))?;
     }
     t.raw_set("text", rec.text.as_str())?;
     t.raw_set("ttft", rec.ttft())?;
