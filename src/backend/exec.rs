@@ -311,6 +311,10 @@ pub async fn execute(
         dispatched_ns: d.dispatched_ns,
         prompt_tokens: req.prompt_tokens,
         streamed: target.stream,
+        expected_output_tokens: req.max_tokens.filter(|_| {
+            protocol::merged_fields(target, req).get("ignore_eos")
+                == Some(&serde_json::Value::Bool(true))
+        }),
         ..Default::default()
     };
     let mut sent_body = Bytes::new();

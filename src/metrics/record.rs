@@ -119,6 +119,10 @@ pub struct RequestRecord {
     pub server_output_tokens: Option<u32>,
     /// Where `output_tokens` came from.
     pub output_tokens_source: TokenSource,
+    /// The output length the request asked for exactly (`max_tokens` with
+    /// `ignore_eos`); `None` when the server may stop earlier.
+    #[serde(default)]
+    pub expected_output_tokens: Option<u32>,
     /// Whether this request had to open a new connection after the run's clock started.
     pub new_connection: bool,
     /// HTTP status (0 if no response head arrived).

@@ -209,6 +209,9 @@ pub struct Summary {
     pub stats: Vec<(Metric, Stats)>,
     /// Failures counted by kind (`http_500`, `timeout`, ...).
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// Successful requests that asked for an exact length (`ignore_eos`) and got
+    /// fewer tokens: the server ignored `ignore_eos`, or a limit cut them.
+    pub short_outputs: u64,
 }
 
 impl Summary {
@@ -293,6 +296,7 @@ impl Summary {
             );
         }
         m.insert("errors_by_kind".into(), json!(self.errors_by_kind));
+        m.insert("short_outputs".into(), json!(self.short_outputs));
         m
     }
 
@@ -365,6 +369,13 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
     }
     s.max_output_tokens_per_s = peak_tokens_per_s(&ok, s.output_throughput);
     s.peak_in_flight = peak_in_flight(&measured);
+    s.short_outputs = ok
+        .iter()
+        .filter(|r| {
+            r.expected_output_tokens
+                .is_some_and(|n| r.output_tokens < n)
+        })
+        .count() as u64;
     // vLLM counts requests overlapping a one-second bucket, which exceeds the
     // concurrency cap when requests follow each other within a second; this is the
     // exact peak instead (never above the cap).

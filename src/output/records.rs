@@ -51,6 +51,10 @@ pub fn record_json(r: &RequestRecord, t0_ns: u64) -> Value {
     m.insert("output_tokens".into(), json!(r.output_tokens));
     m.insert("server_output_tokens".into(), json!(r.server_output_tokens));
     m.insert("output_tokens_source".into(), json!(r.output_tokens_source));
+    m.insert(
+        "expected_output_tokens".into(),
+        json!(r.expected_output_tokens),
+    );
     m.insert("streamed".into(), json!(r.streamed));
     m.insert("new_connection".into(), json!(r.new_connection));
     if let Some(st) = &r.server_timing {

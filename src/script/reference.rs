@@ -420,6 +420,11 @@ pub const RECORD_FIELDS: &[(&str, &str, &str)] = &[
         "string",
         "where output_tokens came from",
     ),
+    (
+        "expected_output_tokens",
+        "integer or nil",
+        "the exact length asked for (max_tokens with ignore_eos); shorter answers are counted in the summary's short_outputs",
+    ),
     ("streamed", "boolean", "the answer was streamed"),
     (
         "new_connection",

@@ -63,6 +63,9 @@ pub struct SimOptions {
     /// The first this-many tokens of every chat answer are reasoning
     /// (`reasoning_content`), as a reasoning model's server sends them.
     pub reasoning_tokens: u32,
+    /// Honour `ignore_eos` (false: answer like a server that does not support it,
+    /// stopping at a random length up to `max_tokens`).
+    pub honor_ignore_eos: bool,
 }
 
 impl Default for SimOptions {
@@ -83,6 +86,7 @@ impl Default for SimOptions {
             tokenizer: None,
             reasoning_tokens: 0,
             metrics: true,
+            honor_ignore_eos: true,
         }
     }
 }
@@ -109,6 +113,8 @@ pub struct SimState {
     pub default_max_tokens: u32,
     /// Leading reasoning tokens of chat answers.
     pub reasoning_tokens: u32,
+    /// Whether `ignore_eos` is honoured.
+    pub honor_ignore_eos: bool,
     /// Whether `/metrics` and the profiler endpoints exist.
     pub metrics: bool,
     /// Admission limit.
@@ -162,6 +168,7 @@ impl SimState {
             tokens_per_chunk: o.tokens_per_chunk,
             default_max_tokens: o.default_max_tokens.max(1),
             reasoning_tokens: o.reasoning_tokens,
+            honor_ignore_eos: o.honor_ignore_eos,
             metrics: o.metrics,
             running: o
                 .max_running

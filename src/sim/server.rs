@@ -421,7 +421,7 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
     }
     let n = if route == Route::Embeddings {
         0
-    } else if a.ignore_eos || a.min_tokens >= a.max_tokens {
+    } else if (a.ignore_eos && st.honor_ignore_eos) || a.min_tokens >= a.max_tokens {
         a.max_tokens
     } else {
         let mut rng = ChaCha8Rng::seed_from_u64(

@@ -59,6 +59,8 @@ local L = {
     errors = "Errors by kind:",
     pre = "Connections opened before start:",
     health = "Client health:",
+    short = "Short answers:",
+    short_fmt = "warning: %d answers came back shorter than max_tokens although ignore_eos was on (does the server honour it?)",
     cpu = "timing error <= %.2f ms, I/O CPU %d%%",
     why = "  why: ",
   },
@@ -108,6 +110,8 @@ local L = {
     errors = "错误分类:",
     pre = "开始前预先建立的连接数:",
     health = "客户端健康度:",
+    short = "回答偏短:",
+    short_fmt = "警告：设了 ignore_eos，仍有 %d 个回答短于 max_tokens（服务器是否支持 ignore_eos？）",
     cpu = "计时误差 <= %.2f ms，I/O 线程 CPU %d%%",
     why = "  依据: ",
   },
@@ -222,6 +226,7 @@ function M.format(s, opts)
     for k, v in pairs(s.errors_by_kind or {}) do errs[#errs + 1] = k .. "=" .. tostring(v) end
     table.sort(errs)
     if #errs > 0 then line(t.errors, table.concat(errs, ", ")) end
+    if (s.short_outputs or 0) > 0 then line(t.short, string.format(t.short_fmt, s.short_outputs)) end
     line(t.pre, tostring(s.preconnected_connections or 0))
     local h = s.client_health
     if h then

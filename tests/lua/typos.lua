@@ -61,4 +61,12 @@ check(cs.request_rate == nil and cs.schedule == "custom", "custom schedule: " ..
 check(cs.max_output_tokens_per_s >= cs.output_throughput, "peak >= mean")
 local one_at_a_time = mb.run{ target = t, requests = reqs, num_requests = 6, max_concurrency = 1, progress = false }:summary()
 check(one_at_a_time.max_concurrent_requests == 1, "cap 1: " .. one_at_a_time.max_concurrent_requests)
+-- A server that does not honour ignore_eos: the short answers are counted and
+-- the table warns.
+local deaf = mb.target{ sim = { ttft_ms = 1, itl_ms = 1, honor_ignore_eos = false, seed = 3 } }
+local sres = mb.run{ target = deaf, requests = mb.dataset.random{ n = 10, input_len = 5, output_len = 40 }, progress = false }
+local ss = sres:summary()
+check(ss.short_outputs > 0 and ss.total_output_tokens < 400, "short outputs: " .. ss.short_outputs)
+check(sres:records()[1].expected_output_tokens == 40, "expected length in the record")
+check(res:summary().short_outputs == 0, "none on a server that honours it")
 print("TYPOS OK")
