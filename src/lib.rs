@@ -1,7 +1,8 @@
 //! moonbench: a load tester for LLM inference servers, driven by Lua workload
-//! scripts. See `DESIGN.md` in the docs for the map of layers:
-//! script → engine → backend → metrics → output, with datasets, tokenizers and
-//! the simulated server beside them.
+//! scripts. `ARCHITECTURE.md` at the repository's root is the map: the layers
+//! (script → engine → backend → metrics, with output reading the engine's outcome,
+//! and datasets, tokenizers and the simulated server beside them), the life of a
+//! request, and where to add a backend, a dataset or a Lua function.
 
 pub mod backend;
 pub mod calibrate;

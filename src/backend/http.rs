@@ -42,7 +42,7 @@ pub struct ReadClock {
 impl Default for ReadClock {
     fn default() -> Self {
         ReadClock {
-            lag_us: Mutex::new(crate::engine::health::micros_histogram()),
+            lag_us: Mutex::new(crate::metrics::stats::micros_histogram()),
             kernel: AtomicBool::new(false),
         }
     }

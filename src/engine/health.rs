@@ -292,10 +292,7 @@ fn truth_errors(records: &[RequestRecord], truth: &crate::sim::truth::TruthLog) 
     h
 }
 
-/// A new histogram of microseconds (1 µs .. 1 h, 3 significant digits).
-pub fn micros_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
-}
+pub use crate::metrics::stats::micros_histogram;
 
 /// Measures client health while a run goes.
 pub struct HealthMonitor {

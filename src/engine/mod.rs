@@ -1,10 +1,16 @@
-//! The engine: arrival schedules, the dispatcher and run loop, interruption,
-//! the ready check and the client-health monitor. Takes and returns plain Rust
-//! types; Lua never runs here.
+//! The engine: arrival schedules (`schedule.rs`), the open-loop run
+//! (`run.rs`) and the closed-loop session of virtual users (`users.rs`),
+//! interruption and run-local stops (`cancel.rs`), the ready check (`ready.rs`),
+//! the client-health monitor (`health.rs`), the `/metrics` scraper (`scrape.rs`)
+//! and the live consumers of records: the JSONL records file (`records.rs`) and
+//! the progress bar (`progress.rs`). Takes and returns plain Rust types; Lua
+//! never runs here.
 
 pub mod cancel;
 pub mod health;
+pub mod progress;
 pub mod ready;
+pub mod records;
 pub mod run;
 pub mod schedule;
 pub mod scrape;

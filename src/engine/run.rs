@@ -19,10 +19,10 @@ use crate::backend::exec::{Dispatch, ExecContext, execute};
 use crate::backend::http::HttpClient;
 use crate::clock;
 use crate::dataset::RequestSet;
+use crate::engine::progress::Progress;
+use crate::engine::records::RecordWriter;
 use crate::metrics::RequestRecord;
 use crate::metrics::server::ServerSeries;
-use crate::output::progress::Progress;
-use crate::output::records::RecordWriter;
 use crate::tokenizer::Tokenizer;
 
 /// Most connections opened ahead of a run.

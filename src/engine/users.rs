@@ -19,8 +19,8 @@ use crate::backend::exec::{Dispatch, ExecContext, execute};
 use crate::backend::http::HttpClient;
 use crate::clock;
 use crate::dataset::Request;
+use crate::engine::records::RecordWriter;
 use crate::metrics::{RequestRecord, UserTag};
-use crate::output::records::RecordWriter;
 use crate::tokenizer::Tokenizer;
 
 /// What a closed-loop session needs.

@@ -1,6 +1,7 @@
 //! Descriptive statistics with numpy's semantics: population standard deviation
 //! (`ddof=0`) and percentiles by linear interpolation (`np.percentile`'s default
 //! method, "type 7": rank = p/100·(n−1)).
+//! Also the microsecond histogram (HDR) that timing-error measurements share.
 
 /// Mean, median, standard deviation and the requested percentiles of a sample.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -74,6 +75,11 @@ pub fn percentile_label(p: f64) -> String {
     } else {
         format!("{p}")
     }
+}
+
+/// A new histogram of microseconds (1 µs .. 1 h, 3 significant digits).
+pub fn micros_histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds")
 }
 
 #[cfg(test)]

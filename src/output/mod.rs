@@ -1,11 +1,13 @@
-//! Result writers: the vLLM-compatible result JSON, per-request JSONL records, and
-//! the terminal progress bar.
+//! What a run leaves behind: the vLLM-compatible result JSON (`result.rs`), vLLM's
+//! PyTorch format (`pytorch.rs`), the aggregation of result files into tables
+//! (`aggregate.rs`), the HTML report with its SVG charts (`report.rs`, `svg.rs`) and
+//! the comparison of runs (`compare.rs`). Reads the engine's outcome; the engine
+//! never reads this layer (its live consumers — the records file and the progress
+//! bar — live in the engine).
 
 pub mod aggregate;
 pub mod compare;
-pub mod progress;
 pub mod pytorch;
-pub mod records;
 pub mod report;
 pub mod result;
 pub mod svg;

@@ -4,9 +4,11 @@
 //! `require` find the bundled `stdlib/` (a user's own file of the same name wins),
 //! and runs a script with its arguments.
 //!
-//! Files: `core.rs` (small utilities), `target.rs` (`mb.target`, `mb.sim`),
-//! `data.rs` (tokenizers, request sets, datasets), `run.rs` (`mb.run` and results),
-//! `opts.rs` (strict option tables).
+//! Files: `core.rs` (small utilities, `mb.stop`), `target.rs` (`mb.target`,
+//! `mb.sim`), `data.rs` (tokenizers, request sets, datasets), `run.rs` (`mb.run`,
+//! results, arrivals), `users.rs` (`mb.users`), `opts.rs` (the one typed option
+//! mechanism), `stdlib_opts.rs` (option structs of the Lua-written functions),
+//! `reference.rs` (the generated API reference).
 
 pub mod core;
 pub mod data;

@@ -625,7 +625,7 @@ mod tests {
             server_timing: Some(Default::default()),
             ..Default::default()
         };
-        let v = crate::output::records::record_json(&rec, 0);
+        let v = crate::engine::records::record_json(&rec, 0);
         let written: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
         let documented: Vec<&str> = RECORD_FIELDS
             .iter()

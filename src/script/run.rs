@@ -14,10 +14,10 @@ use super::data::requests_arg;
 use super::opts::{Decoded, LuaObject, LuaOptions, decode};
 use super::target::LuaTarget;
 use super::{Env, format_error};
+use crate::engine::records::record_json;
 use crate::engine::schedule::{Piece, RateProfile, Shape};
 use crate::engine::{Arrival, RunSpec, cancel};
 use crate::metrics::{Metric, Slo};
-use crate::output::records::record_json;
 use crate::output::result::{ResultOptions, RunInfo, RunResult};
 
 /// An arrival process in Lua.

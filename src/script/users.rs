@@ -23,9 +23,9 @@ use super::target::LuaTarget;
 use super::{Env, format_error};
 use crate::clock;
 use crate::engine::cancel;
+use crate::engine::progress::Progress;
 use crate::engine::users::{Sender, Session, SessionSpec};
 use crate::metrics::UserTag;
-use crate::output::progress::Progress;
 use crate::output::result::{ResultOptions, RunInfo, RunResult};
 use crate::tokenizer::pool::WordPool;
 
