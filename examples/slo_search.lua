@@ -29,15 +29,18 @@ local answer = mb.slo_search{
   target = target, requests = reqs,
   slo = { ttft_ms = args.ttft_ms, tpot_ms = args.tpot_ms },
   goal = args.goal,
-  start = 4,                                  -- 从 4 req/s 开始翻倍 / start at 4 req/s and double
+  start = 8,                                  -- 从 8 req/s 开始翻倍 / start at 8 req/s and double
   tolerance = ex.size(args, 0.05, 0.15),      -- 区间缩到 ±5% / stop within ±5%
   probe_seconds = ex.size(args, 10, 1),       -- 每次探测约 10 秒 / ~10 s per probe
+  -- 每次探测至少让没达标的 10%（1 - goal）里有 20 个请求，P90 才有依据（goal 0.9 时至少 200 个请求）。
+  -- 默认是 50（更稳，但每次探测更久）。Each probe's 10% tail holds at least 20 requests (default 50).
+  tail_samples = ex.size(args, 20, 10),
   arrival = "poisson",
   save_dir = args.save_dir,
 }
 
 if answer.value then
-  print(string.format("\nAnswer: about %.1f req/s (%s).", answer.value, answer.confidence))
+  print(string.format("\nAnswer: about %.1f req/s (%s).", answer.value, answer.bracket))
   if not args.base_url then
     print("The simulator's true capacity is 32 req/s: above it requests queue and TTFT grows without bound.")
   end

@@ -58,8 +58,12 @@ pub struct SloSearchOpts {
     max_probes: Option<u32>,
     /// Seconds each rate probe lasts, roughly (default 10).
     probe_seconds: Option<f64>,
-    /// Requests per probe (default: from probe_seconds).
+    /// Requests per probe (default: enough for the goal's tail, see tail_samples,
+    /// and at least rate × probe_seconds).
     num_requests: Option<u64>,
+    /// Requests each probe must have in the goal's tail: a probe sends at least
+    /// tail_samples / (1 − goal) requests (default 50: 500 at goal 0.9, 5000 at 0.99).
+    tail_samples: Option<u32>,
     /// Arrivals of a rate probe: "poisson" (default) or "constant".
     arrival: Option<String>,
     /// Gamma shape of Poisson gaps (default 1).

@@ -22,12 +22,16 @@ local function probe(o, x, i)
     target = o.target, requests = o.requests, slo = o.slo, progress = false,
     warmup = o.warmup, server_metrics = o.server_metrics,
   }
+  -- 每次探测的请求数：要让"不达标"的那一小部分（1 - goal）至少有 tail_samples 个样本，
+  -- 否则 goal = 0.99 时几十个请求根本判断不了 P99。
+  -- Enough requests that the goal's tail (1 - goal) holds at least tail_samples of them.
+  local tail = math.ceil((o.tail_samples or 50) / math.max(1 - o.goal, 0.001))
   if o.by == "concurrency" then
     run.max_concurrency = x
-    run.num_requests = o.num_requests or math.max(20, x * 10)
+    run.num_requests = o.num_requests or math.max(tail, x * 10)
     run.arrival = math.huge
   else
-    local n = o.num_requests or math.max(10, math.floor(x * o.probe_seconds + 0.5))
+    local n = o.num_requests or math.max(tail, 10, math.floor(x * o.probe_seconds + 0.5))
     run.num_requests = n
     if o.arrival == "constant" then
       run.arrival = core().arrival_constant{ rate = x }
@@ -47,7 +51,10 @@ local function probe(o, x, i)
     path = res:save(name, { dir = o.save_dir, detailed = o.detailed,
       metadata = { slo_search_probe = i, slo_search_by = o.by, slo_search_value = x } })
   end
-  return { value = x, share = share, pass = share >= o.goal, completed = s.completed, failed = s.failed,
+  -- 按实际达到的速率评判（而不是设定值）。Judged at the rate really achieved.
+  local achieved = o.by == "rate" and (s.achieved_request_rate or s.request_throughput) or x
+  return { value = x, achieved = achieved, requests = measured, share = share, pass = share >= o.goal,
+    completed = s.completed, failed = s.failed,
     goodput = s.request_goodput, throughput = s.request_throughput,
     p99_ttft_ms = s.p99_ttft_ms, p99_tpot_ms = s.p99_tpot_ms, path = path }
 end
@@ -69,7 +76,9 @@ local function fmt(x) return (x == math.floor(x)) and string.format("%d", x) or 
 --   save_dir = "results/slo",                   -- 每次探测的结果都保存（可用 aggregate/report 查看）
 --   on_probe = function(p) end,                 -- 每次探测后调用
 -- }
--- 返回 { value = 最大达标负载, low = ..., high = ..., probes = {...}, confidence = "文字说明" }
+--   tail_samples = 50,                          -- 每次探测至少让 (1 - goal) 的尾部有这么多个请求
+-- 返回 { value = 最大达标负载（实际达到的速率）, low = ..., high = ..., low_requests = ..., high_requests = ...,
+--        probes = {...}, bracket = "文字说明" }
 function M.slo_search(o)
   assert(type(o) == "table", "mb.slo_search: give a table of options")
   -- 选项表由 Rust 里的同一套机制检查（拼错的键会给出提示）。Options are checked by the one Rust mechanism.
@@ -123,19 +132,29 @@ function M.slo_search(o)
   end
 
   local unit = o.by == "rate" and "req/s" or "concurrent requests"
-  local answer = { value = low, low = low, high = high, probes = probes, by = o.by, goal = o.goal }
-  if not low then
-    answer.confidence = string.format("even %s %s missed the goal; try a lower start", fmt(probes[1].value), unit)
-  elseif not high then
-    answer.confidence = string.format("every probe passed up to %s %s (raise max or max_probes to find the limit)",
-      fmt(low), unit)
-  else
-    answer.confidence = string.format("between %s and %s %s (±%.0f%%) after %d probes", fmt(low), fmt(high), unit,
-      (high - low) / 2 / ((high + low) / 2) * 100, #probes)
+  -- 答案是一个区间：最后一次达标与第一次不达标的探测（按实际速率），附上各自的请求数。
+  -- 区间宽度不是统计意义上的置信度。The answer is a bracket of achieved loads with their sample counts.
+  local best_pass, first_fail
+  for _, p in ipairs(probes) do
+    if p.pass and (not best_pass or p.value > best_pass.value) then best_pass = p end
+    if not p.pass and (not first_fail or p.value < first_fail.value) then first_fail = p end
   end
+  local answer = { value = best_pass and best_pass.achieved, low = best_pass and best_pass.achieved,
+    high = first_fail and first_fail.achieved, low_requests = best_pass and best_pass.requests,
+    high_requests = first_fail and first_fail.requests, probes = probes, by = o.by, goal = o.goal }
+  if not best_pass then
+    answer.bracket = string.format("even %s %s missed the goal; try a lower start", fmt(probes[1].value), unit)
+  elseif not first_fail then
+    answer.bracket = string.format("every probe passed up to %s %s (raise max or max_probes to find the limit)",
+      fmt(best_pass.achieved), unit)
+  else
+    answer.bracket = string.format("passes at %s %s (%d requests), fails at %s %s (%d requests), after %d probes",
+      fmt(best_pass.achieved), unit, best_pass.requests, fmt(first_fail.achieved), unit, first_fail.requests, #probes)
+  end
+  answer.confidence = answer.bracket   -- 旧名字，保留兼容。The older name of `bracket`.
   if o.print ~= false then
     print(string.format("SLO search: %.0f%% of requests within %s at up to %s %s — %s",
-      o.goal * 100, M.describe_slo(o.slo), low and fmt(low) or "?", unit, answer.confidence))
+      o.goal * 100, M.describe_slo(o.slo), answer.value and fmt(answer.value) or "?", unit, answer.bracket))
   end
   return answer
 end

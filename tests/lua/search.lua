@@ -10,13 +10,19 @@ local target = mb.target{ backend = "openai", body = { ignore_eos = true }, sim 
 local reqs = {}
 for i = 1, 50 do reqs[i] = { prompt = "the moon " .. i, max_tokens = 8 } end
 local a = mb.slo_search{ target = target, requests = reqs, slo = { ttft_ms = 40 }, goal = 0.9, start = 10,
-  arrival = "constant", probe_seconds = 1, tolerance = 0.05, server_metrics = false, save_dir = dir .. "/slo" }
+  arrival = "constant", probe_seconds = 1, tolerance = 0.05, server_metrics = false, save_dir = dir .. "/slo",
+  tail_samples = 10 }
 -- Stated tolerance: the answer is within 80%..105% of the true capacity.
 check(a.value and a.value >= 0.8 * capacity and a.value <= 1.05 * capacity,
   string.format("found %s req/s, capacity %.1f", tostring(a.value), capacity))
 check(a.high and a.high > a.value and a.high <= 1.3 * capacity, "bracket " .. tostring(a.high))
 check(#a.probes >= 5 and a.probes[#a.probes].path ~= nil, "probes saved")
-check(a.confidence:find("probes", 1, true), a.confidence)
+check(a.bracket:find("probes", 1, true) and a.low_requests >= 100, a.bracket)
+-- Each probe is judged at the rate it achieved, and sized for the goal's tail (10 / (1 - 0.9)).
+for _, p in ipairs(a.probes) do
+  check(p.requests >= 100, "probe size " .. p.requests)
+  check(p.achieved > 0 and math.abs(p.achieved - p.value) <= 0.2 * p.value, "achieved " .. p.achieved .. " for " .. p.value)
+end
 
 local sw = mb.rate_sweep{ target = target, requests = reqs, rates = 2, num_requests = 20, save_dir = dir .. "/sweep", print = false }
 check(#sw.points == 4, "synchronous + throughput + 2 rates, got " .. #sw.points)
