@@ -271,8 +271,8 @@ pub fn entries() -> Vec<Entry> {
         ),
         e!(
             "u:chat / u:complete",
-            "u:chat{...} / u:complete{...}: one request of a virtual user (a request table); waits for the answer and returns its record.",
-            "u:chat{...} / u:complete{...}：虚拟用户发一个请求（请求表），等回答并返回记录。",
+            "u:chat{...} / u:complete{...}: one request of a virtual user (a request table); waits for the answer and returns the record's light form: success, status, error, error_kind, text, ttft, ttfa, tpot, e2el, itls, prompt_tokens, output_tokens, reasoning_tokens, request_id, user, conversation, turn (same names and units as Records; the full record is in res:records()).",
+            "u:chat{...} / u:complete{...}：虚拟用户发一个请求（请求表），等回答并返回记录的精简版：success、status、error、error_kind、text、ttft、ttfa、tpot、e2el、itls、prompt_tokens、output_tokens、reasoning_tokens、request_id、user、conversation、turn（字段名与单位同“记录”；完整记录见 res:records()）。",
             RequestOpts
         ),
         e!(
