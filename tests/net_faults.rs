@@ -354,44 +354,12 @@ fn a_server_that_never_answers_ends_at_the_ready_timeout() {
     assert_eq!(r["errors_by_kind"]["timeout"], 6, "{}", r["errors_by_kind"]);
 }
 
-/// A server too busy to answer the first reading of `/metrics` in time is asked
-/// again: its metrics are read from the next one on.
-#[test]
-fn a_late_first_metrics_reading_is_retried() {
-    let sim = sim();
-    let front = metrics_silent(sim.addr, 1);
-    let dir = tmpdir("metrics-late");
-    let mut a = bench_args(&format!("http://{front}"));
-    a.extend(
-        [
-            "--num-prompts",
-            "30",
-            "--request-rate",
-            "10",
-            "--save-result",
-            "--result-dir",
-            dir.to_str().unwrap(),
-            "--result-filename",
-            "r.json",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    let (out, _) = run_args(&a);
-    assert!(out.status.success(), "{}", text(&out).1);
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
-    let sm = &r["server_metrics"];
-    assert_eq!(sm["source"], "vllm", "{sm}");
-    assert!(sm["summary"]["samples"].as_u64().unwrap() >= 1, "{sm}");
-}
-
-#[test]
-fn a_silent_metrics_page_delays_the_end_by_at_most_a_second() {
-    let sim = sim();
-    let front = metrics_never_answer(sim.addr);
-    let dir = tmpdir("metrics-silent");
-    let mut a = bench_args(&format!("http://{front}"));
+/// Runs `bench` against `url` with `extra` flags, saving the result; returns the
+/// result JSON and how long the process took.
+fn bench_result(url: &str, name: &str, extra: &[&str]) -> (Value, Duration) {
+    let dir = tmpdir(name);
+    let mut a = bench_args(url);
+    a.extend(extra.iter().map(|s| s.to_string()));
     a.extend(
         [
             "--save-result",
@@ -405,8 +373,31 @@ fn a_silent_metrics_page_delays_the_end_by_at_most_a_second() {
     );
     let (out, took) = run_args(&a);
     assert!(out.status.success(), "{}", text(&out).1);
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    let r = serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    (r, took)
+}
+
+/// A server too busy to answer the first reading of `/metrics` in time is asked
+/// again: its metrics are read from the next one on.
+#[test]
+fn a_late_first_metrics_reading_is_retried() {
+    let sim = sim();
+    let front = metrics_silent(sim.addr, 1);
+    let (r, _) = bench_result(
+        &format!("http://{front}"),
+        "metrics-late",
+        &["--num-prompts", "30", "--request-rate", "10"],
+    );
+    let sm = &r["server_metrics"];
+    assert_eq!(sm["source"], "vllm", "{sm}");
+    assert!(sm["summary"]["samples"].as_u64().unwrap() >= 1, "{sm}");
+}
+
+#[test]
+fn a_silent_metrics_page_delays_the_end_by_at_most_a_second() {
+    let sim = sim();
+    let front = metrics_never_answer(sim.addr);
+    let (r, took) = bench_result(&format!("http://{front}"), "metrics-silent", &[]);
     let duration = r["duration"].as_f64().unwrap();
     // The run itself lasts ~50 ms; start-up (ready check, tokenizer) is well under
     // a second; the silent page may add at most 1 s at the end.

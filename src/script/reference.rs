@@ -188,8 +188,8 @@ pub fn entries() -> Vec<Entry> {
         ),
         e!(
             "mb.users",
-            "mb.users{...}: closed-loop virtual users (each a coroutine); returns the result object.",
-            "mb.users{...}：闭环虚拟用户（每个是一个协程），返回结果对象。",
+            "mb.users{...}: closed-loop virtual users (each a coroutine); returns the result object. Also takes the result options.",
+            "mb.users{...}：闭环虚拟用户（每个是一个协程），返回结果对象；另有结果选项。",
             UsersOpts
         ),
         e!(
@@ -205,14 +205,14 @@ pub fn entries() -> Vec<Entry> {
         ),
         e!(
             "res:summary",
-            "res:summary{...}: the summary (vLLM's keys and moonbench's): times in ms.",
-            "res:summary{...}：汇总（vLLM 的键与 moonbench 的键），时间单位 ms。",
+            "res:summary{...}: the summary (vLLM's keys and moonbench's): times in ms. Takes the result options.",
+            "res:summary{...}：汇总（vLLM 的键与 moonbench 的键），时间单位 ms；接受结果选项。",
             SummaryOpts
         ),
         e!(
             "res:save",
-            "res:save([path], {...}): writes vLLM's result JSON; returns the path.",
-            "res:save([路径], {...})：写 vLLM 格式的结果 JSON，返回路径。",
+            "res:save([path], {...}): writes vLLM's result JSON; returns the path. Also takes the result options.",
+            "res:save([路径], {...})：写 vLLM 格式的结果 JSON，返回路径；另有结果选项。",
             SaveOpts
         ),
         e!(

@@ -11,7 +11,7 @@ use mlua::{Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Valu
 
 use super::core::{to_json, to_lua};
 use super::data::requests_arg;
-use super::opts::{Decoded, LuaObject, LuaOptions, decode};
+use super::opts::{Decoded, LuaObject, LuaOptions, decode, decode_with};
 use super::target::LuaTarget;
 use super::{Env, format_error};
 use crate::engine::records::record_json;
@@ -206,8 +206,8 @@ impl LuaOptions for ResultOpts {
 /// The keys of [`ResultOpts`].
 pub(super) const RESULT_KEYS: &[&str] = &["percentiles", "metrics", "slo"];
 
-/// The result options found among `d`'s values (decoded with [`RESULT_KEYS`] as
-/// shared keys), defaulting to `base`.
+/// The result options found among `d`'s values (`d` decoded with [`RESULT_KEYS`]
+/// as shared keys, so its struct need not repeat them), defaulting to `base`.
 pub(super) fn result_options<T: LuaOptions>(
     lua: &Lua,
     d: &Decoded<T>,
@@ -268,20 +268,10 @@ pub(super) fn secs(
     }
 }
 
-/// Options of `res:summary` (the result options).
+/// Options of `res:summary`: only the result options.
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // Lua-object and shared fields are read through `Decoded`
-pub struct SummaryOpts {
-    /// See the result options.
-    #[serde(default, deserialize_with = "super::opts::seq")]
-    percentiles: Option<Vec<f64>>,
-    /// See the result options.
-    #[serde(default, deserialize_with = "super::opts::seq")]
-    metrics: Option<Vec<String>>,
-    /// See the result options.
-    slo: Option<SloOpt>,
-}
+pub struct SummaryOpts {}
 
 impl LuaOptions for SummaryOpts {
     const WHAT: &'static str = "res:summary";
@@ -300,14 +290,6 @@ pub struct SaveOpts {
     dir: Option<String>,
     /// Extra top-level fields, e.g. `{ tag = "a" }` (vLLM's `--metadata`).
     metadata: Option<LuaObject>,
-    /// See the result options.
-    #[serde(default, deserialize_with = "super::opts::seq")]
-    percentiles: Option<Vec<f64>>,
-    /// See the result options.
-    #[serde(default, deserialize_with = "super::opts::seq")]
-    metrics: Option<Vec<String>>,
-    /// See the result options.
-    slo: Option<SloOpt>,
 }
 
 impl LuaOptions for SaveOpts {
@@ -388,14 +370,6 @@ pub struct RunOpts {
     server_metrics: Option<ScrapeEvery>,
     /// Call vLLM's `/start_profile` and `/stop_profile` around the run (default false).
     profile: Option<bool>,
-    /// See the result options.
-    #[serde(default, deserialize_with = "super::opts::seq")]
-    percentiles: Option<Vec<f64>>,
-    /// See the result options.
-    #[serde(default, deserialize_with = "super::opts::seq")]
-    metrics: Option<Vec<String>>,
-    /// See the result options.
-    slo: Option<SloOpt>,
 }
 
 impl LuaOptions for RunOpts {
@@ -415,7 +389,7 @@ impl UserData for LuaResult {
 
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_method("summary", |lua, r, opts: Option<Table>| {
-            let d = decode::<SummaryOpts>(lua, opts)?;
+            let d = decode_with::<SummaryOpts>(lua, opts, RESULT_KEYS)?;
             let ro = result_options(lua, &d, &r.0.options)?;
             to_lua(lua, &r.0.to_json(&ro, false, &[]))
         });
@@ -423,7 +397,7 @@ impl UserData for LuaResult {
         m.add_method(
             "save",
             |lua, r, (path, opts): (Option<String>, Option<Table>)| {
-                let d = decode::<SaveOpts>(lua, opts)?;
+                let d = decode_with::<SaveOpts>(lua, opts, RESULT_KEYS)?;
                 let ro = result_options(lua, &d, &r.0.options)?;
                 let (detailed, append, dir) = (
                     d.opts.detailed.unwrap_or(false),
@@ -519,7 +493,7 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
             "interrupted: no further runs are started",
         ));
     }
-    let d = decode::<RunOpts>(&lua, Some(t))?;
+    let d = decode_with::<RunOpts>(&lua, Some(t), RESULT_KEYS)?;
     let tg: mlua::UserDataRef<LuaTarget> = d.req(&lua, "target").map_err(|e| {
         mlua::Error::runtime(format!(
             "{} (make one with mb.target{{...}})",

@@ -17,8 +17,8 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::data::request_from_lua;
-use super::opts::{LuaObject, LuaOptions, decode};
-use super::run::{LuaResult, ScrapeEvery, SloOpt, result_options, secs};
+use super::opts::{LuaObject, LuaOptions, decode_with};
+use super::run::{LuaResult, RESULT_KEYS, ScrapeEvery, result_options, secs};
 use super::target::LuaTarget;
 use super::{Env, format_error};
 use crate::clock;
@@ -271,14 +271,6 @@ pub struct UsersOpts {
     save: Option<String>,
     /// Seconds between readings of the server's `/metrics` (default 1), or false.
     server_metrics: Option<ScrapeEvery>,
-    /// See the result options.
-    #[serde(default, deserialize_with = "super::opts::seq")]
-    percentiles: Option<Vec<f64>>,
-    /// See the result options.
-    #[serde(default, deserialize_with = "super::opts::seq")]
-    metrics: Option<Vec<String>>,
-    /// See the result options.
-    slo: Option<SloOpt>,
 }
 
 impl LuaOptions for UsersOpts {
@@ -293,7 +285,7 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
             "interrupted: no further runs are started",
         ));
     }
-    let d = decode::<UsersOpts>(&lua, Some(t))?;
+    let d = decode_with::<UsersOpts>(&lua, Some(t), RESULT_KEYS)?;
     let tg: mlua::UserDataRef<LuaTarget> = d.req(&lua, "target").map_err(|e| {
         mlua::Error::runtime(format!(
             "{} (make one with mb.target{{...}})",
