@@ -1,5 +1,7 @@
 //! The engine: arrival schedules (`schedule.rs`), the open-loop run
-//! (`run.rs`) and the closed-loop session of virtual users (`users.rs`),
+//! (`run.rs`) and the closed-loop session of virtual users (`users.rs`), both
+//! measured by one `Measurement` (`measure.rs`: t0, the record sinks, health,
+//! scraper, the outcome),
 //! interruption and run-local stops (`cancel.rs`), the ready check (`ready.rs`),
 //! the client-health monitor (`health.rs`), the `/metrics` scraper (`scrape.rs`)
 //! and the live consumers of records: the JSONL records file (`records.rs`) and
@@ -8,6 +10,7 @@
 
 pub mod cancel;
 pub mod health;
+pub mod measure;
 pub mod progress;
 pub mod ready;
 pub mod records;

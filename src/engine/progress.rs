@@ -60,3 +60,22 @@ impl Progress {
         }
     }
 }
+
+/// The bar counts measured requests from the run's start.
+impl super::measure::Sink for Progress {
+    fn name(&self) -> &'static str {
+        "the progress bar"
+    }
+    fn start(&mut self, _t0_ns: u64) {
+        if let Some(b) = &self.bar {
+            b.reset_elapsed();
+        }
+    }
+    fn record(&mut self, rec: &crate::metrics::RequestRecord) -> Result<(), String> {
+        self.inc(rec.success());
+        Ok(())
+    }
+    fn finish(&mut self) {
+        Progress::finish(self);
+    }
+}

@@ -120,3 +120,22 @@ impl RecordWriter {
         self.out.flush()
     }
 }
+
+/// The records file sees warm-ups too (flagged), with times from the run's t0.
+impl super::measure::Sink for RecordWriter {
+    fn name(&self) -> &'static str {
+        "writing the records file"
+    }
+    fn wants_warmups(&self) -> bool {
+        true
+    }
+    fn start(&mut self, t0_ns: u64) {
+        self.set_t0(t0_ns);
+    }
+    fn record(&mut self, rec: &RequestRecord) -> Result<(), String> {
+        self.write(rec).map_err(|e| e.to_string())
+    }
+    fn finish(&mut self) {
+        let _ = self.flush();
+    }
+}

@@ -10,10 +10,10 @@ use hdrhistogram::Histogram;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::cancel;
-use super::health::{ClientHealth, HealthMonitor, micros_histogram};
+use super::health::{ClientHealth, micros_histogram};
+use super::measure::{Collector, Measurement, Sink};
 use super::ready;
 use super::schedule::Arrival;
-use super::scrape::Scraper;
 use crate::backend::Target;
 use crate::backend::exec::{Dispatch, ExecContext, execute};
 use crate::backend::http::HttpClient;
@@ -167,6 +167,7 @@ struct Shared {
     requests: RequestSet,
     tokenizer: Arc<Tokenizer>,
     ctl: watch::Receiver<u8>,
+    collector: Collector,
 }
 
 impl Shared {
@@ -266,11 +267,25 @@ pub async fn run_with_stop(
     }
     let planned = planned_requests(&spec);
     let want = spec.preconnect.then(|| preconnect_count(&spec, planned));
-    let (client, mut out) = connect(&mut spec.target, spec.ready_timeout, want).await?;
-    let mut writer = match &spec.records_path {
-        Some(p) => Some(RecordWriter::create(p, clock::now_ns())?),
-        None => None,
-    };
+    let (client, out) = connect(&mut spec.target, spec.ready_timeout, want).await?;
+    let headers = spec.target.plain_headers();
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if let Some(p) = &spec.records_path {
+        sinks.push(Box::new(RecordWriter::create(p, clock::now_ns())?));
+    }
+    sinks.push(Box::new(Progress::new(planned, spec.progress)));
+    if let Some(ch) = on_record {
+        sinks.push(Box::new(ch));
+    }
+    let mut m = Measurement::new(
+        client.clone(),
+        headers.clone(),
+        out,
+        sinks,
+        spec.server_metrics,
+        spec.io_threads,
+    );
+    let collector = m.collector();
     // The schedule is expanded ahead of time when its length is known (8 bytes per
     // request); a duration-bound run generates it as it goes, natively either way.
     let arrival = match planned {
@@ -286,6 +301,7 @@ pub async fn run_with_stop(
         requests: spec.requests.clone(),
         tokenizer: spec.tokenizer.clone(),
         ctl: ctl_rx.clone(),
+        collector: collector.clone(),
     });
 
     // Warm-ups: same concurrency limit, before the clock starts, never measured.
@@ -311,10 +327,7 @@ pub async fn run_with_stop(
             };
             let Some(r) = r else { break };
             if let Ok(rec) = r {
-                if let Some(w) = writer.as_mut() {
-                    let _ = w.write(&rec);
-                }
-                out.records.push(rec);
+                collector.add(rec);
             }
         }
     }
@@ -350,54 +363,26 @@ pub async fn run_with_stop(
         })
     };
 
-    let headers = spec.target.plain_headers();
     if spec.target.profile {
-        profiler(&client, &headers, "/start_profile", &mut out.notes).await;
+        profiler(&client, &headers, "/start_profile", &mut m.outcome().notes).await;
     }
-    let (tx, mut rx) = mpsc::unbounded_channel::<RequestRecord>();
+    // Every request task holds a clone of `alive`: when the dispatcher and the
+    // last task have dropped theirs, every record has been collected.
+    let (alive, mut all_done) = mpsc::channel::<()>(1);
     let sem = spec.max_concurrency.map(|c| Arc::new(Semaphore::new(c)));
-    let t0 = clock::now_ns();
-    let scraper = spec
-        .server_metrics
-        .map(|every| Scraper::start(client.clone(), headers.clone(), every, t0));
-    out.t0_ns = t0;
-    if let Some(w) = writer.as_mut() {
-        w.set_t0(t0);
-    }
-    let monitor = HealthMonitor::start(spec.io_threads);
+    let t0 = m.start();
     let handle = tokio::runtime::Handle::current();
     let dispatcher = {
         let (shared, ctl, sem) = (shared.clone(), ctl_rx.clone(), sem.clone());
         let (n, duration) = (planned, spec.duration);
         std::thread::Builder::new()
             .name("mb-dispatch".into())
-            .spawn(move || dispatch_loop(handle, arrival, n, duration, t0, sem, ctl, shared, tx))
+            .spawn(move || dispatch_loop(handle, arrival, n, duration, t0, sem, ctl, shared, alive))
             .map_err(|e| format!("cannot start the dispatcher thread: {e}"))?
     };
-
-    let mut progress = Progress::new(planned, spec.progress);
-    let mut measured = Vec::with_capacity(planned.unwrap_or(1024).min(1 << 20) as usize);
-    while let Some(rec) = rx.recv().await {
-        progress.inc(rec.success());
-        if let Some(w) = writer.as_mut() {
-            if let Err(e) = w.write(&rec) {
-                eprintln!(
-                    "warning: cannot write the records file: {e}; records are still kept in memory"
-                );
-                writer = None;
-            }
-        }
-        if let Some(ch) = &on_record {
-            let _ = ch.send(rec.clone());
-        }
-        measured.push(rec);
-    }
-    progress.finish();
-    if let Some(s) = scraper {
-        out.server_metrics = s.finish().await;
-    }
+    let _ = all_done.recv().await;
     if spec.target.profile {
-        profiler(&client, &headers, "/stop_profile", &mut out.notes).await;
+        profiler(&client, &headers, "/stop_profile", &mut m.outcome().notes).await;
     }
     let lag = tokio::task::spawn_blocking(move || dispatcher.join())
         .await
@@ -405,30 +390,10 @@ pub async fn run_with_stop(
         .unwrap_or_else(|_| micros_histogram());
     // A stop the script asked for ends the run as planned by it: not partial
     // unless Ctrl-C came too.
-    out.partial = *ctl_rx.borrow() > 0 && (!stop.is_stopped() || cancel::level() > 0);
+    let partial = *ctl_rx.borrow() > 0 && (!stop.is_stopped() || cancel::level() > 0);
     ctl_forward.abort();
     drop(ctl_tx);
-    if let Some(w) = writer.as_mut() {
-        let _ = w.flush();
-    }
-    measured.sort_by_key(|r| r.index);
-    out.end_ns = measured
-        .iter()
-        .map(|r| r.end_ns)
-        .max()
-        .unwrap_or(t0)
-        .max(t0);
-    out.health = monitor
-        .finish(
-            out.duration(),
-            &lag,
-            &client.read_clock,
-            &measured,
-            &spec.target.base_url,
-        )
-        .await;
-    out.records.extend(measured);
-    Ok(out)
+    Ok(m.finish(&lag, partial).await)
 }
 
 /// Calls vLLM's profiler endpoint `path`; a failure becomes a note, not an error.
@@ -490,7 +455,7 @@ fn dispatch_loop(
     sem: Option<Arc<Semaphore>>,
     ctl: watch::Receiver<u8>,
     shared: Arc<Shared>,
-    tx: mpsc::UnboundedSender<RequestRecord>,
+    alive: mpsc::Sender<()>,
 ) -> Histogram<u64> {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
@@ -542,11 +507,12 @@ fn dispatch_loop(
         if end_ns.is_some_and(|e| released >= e) {
             break;
         }
-        let (sh, tx) = (shared.clone(), tx.clone());
+        let (sh, alive) = (shared.clone(), alive.clone());
         handle.spawn(async move {
             let rec = sh.one(i, sched, released, false).await;
             drop(permit);
-            let _ = tx.send(rec);
+            sh.collector.add(rec);
+            drop(alive);
         });
         i += 1;
         free_since = clock::now_ns();

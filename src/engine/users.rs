@@ -2,18 +2,18 @@
 //! and send the next. The users themselves are driven elsewhere (Lua coroutines in
 //! `script/users.rs`); this is the native side they share: the connections, the
 //! request execution on the I/O runtime (where every token is timestamped, exactly
-//! as in open-loop runs), the records, and the run's outcome.
+//! as in open-loop runs) and one `Measurement` (`measure.rs`) of the whole session.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
 
 use super::cancel;
-use super::health::{HealthMonitor, micros_histogram};
+use super::health::micros_histogram;
+use super::measure::{Collector, Measurement, Sink};
 use super::run::{MAX_PRECONNECT, RunOutcome, connect};
-use super::scrape::Scraper;
 use crate::backend::Target;
 use crate::backend::exec::{Dispatch, ExecContext, execute};
 use crate::backend::http::HttpClient;
@@ -51,8 +51,7 @@ struct Inner {
     tokenizer: Arc<Tokenizer>,
     next: AtomicU64,
     t0_ns: u64,
-    records: Mutex<Vec<RequestRecord>>,
-    writer: Mutex<Option<RecordWriter>>,
+    collector: Collector,
 }
 
 /// A started closed-loop session.
@@ -60,9 +59,7 @@ pub struct Session {
     _guard: cancel::RunGuard,
     inner: Arc<Inner>,
     io: Handle,
-    out: RunOutcome,
-    monitor: HealthMonitor,
-    scraper: Option<Scraper>,
+    measurement: Measurement,
 }
 
 /// A cheap handle users send through.
@@ -74,8 +71,13 @@ pub struct Sender {
 
 impl Session {
     /// Connects (ready check, model, connections opened ahead) on the I/O runtime
-    /// `io`, then starts the clock.
-    pub async fn open(mut spec: SessionSpec, io: Handle) -> Result<Session, String> {
+    /// `io`, then starts the clock. Records go to `sinks` as they finish (and the
+    /// records file when the spec names one).
+    pub async fn open(
+        mut spec: SessionSpec,
+        io: Handle,
+        mut sinks: Vec<Box<dyn Sink>>,
+    ) -> Result<Session, String> {
         // While the session lives, Ctrl-C stops the users instead of the process.
         let guard = cancel::RunGuard::new();
         if cancel::level() > 0 {
@@ -89,25 +91,22 @@ impl Session {
             })
             .await
             .map_err(|e| format!("the setup crashed: {e}"))?;
-        let (spec, client, mut out) = setup?;
-        let writer = match &spec.records_path {
-            Some(p) => Some(RecordWriter::create(p, clock::now_ns())?),
-            None => None,
-        };
-        let t0 = clock::now_ns();
-        out.t0_ns = t0;
-        let mut writer = writer;
-        if let Some(w) = writer.as_mut() {
-            w.set_t0(t0);
+        let (spec, client, out) = setup?;
+        if let Some(p) = &spec.records_path {
+            sinks.insert(0, Box::new(RecordWriter::create(p, clock::now_ns())?));
         }
-        let monitor = {
+        let mut measurement = Measurement::new(
+            client.clone(),
+            spec.target.plain_headers(),
+            out,
+            sinks,
+            spec.server_metrics,
+            spec.io_threads,
+        );
+        let t0 = {
             let _g = io.enter();
-            HealthMonitor::start(spec.io_threads)
+            measurement.start()
         };
-        let scraper = spec.server_metrics.map(|every| {
-            let _g = io.enter();
-            Scraper::start(client.clone(), spec.target.plain_headers(), every, t0)
-        });
         Ok(Session {
             _guard: guard,
             inner: Arc::new(Inner {
@@ -117,13 +116,10 @@ impl Session {
                 tokenizer: spec.tokenizer,
                 next: AtomicU64::new(0),
                 t0_ns: t0,
-                records: Mutex::new(Vec::new()),
-                writer: Mutex::new(writer),
+                collector: measurement.collector(),
             }),
             io,
-            out,
-            monitor,
-            scraper,
+            measurement,
         })
     }
 
@@ -141,43 +137,23 @@ impl Session {
     }
 
     /// The model requests name (the server's first one when none was given).
-    pub fn model(&self) -> &str {
-        &self.out.model
+    pub fn model(&mut self) -> String {
+        self.measurement.outcome().model.clone()
     }
 
     /// Ends the session: every record so far, in send order, and the run's facts.
     /// Call it once no request is in flight.
     pub async fn close(self, partial: bool) -> RunOutcome {
-        let mut out = self.out;
-        let mut recs = std::mem::take(&mut *self.inner.records.lock().unwrap());
-        recs.sort_by_key(|r| r.index);
-        if let Some(w) = self.inner.writer.lock().unwrap().as_mut() {
-            let _ = w.flush();
-        }
-        out.end_ns = recs
-            .iter()
-            .map(|r| r.end_ns)
-            .max()
-            .unwrap_or(self.inner.t0_ns)
-            .max(self.inner.t0_ns);
-        out.partial = partial;
-        if let Some(s) = self.scraper {
-            let _g = self.io.enter();
-            out.server_metrics = self.io.spawn(s.finish()).await.ok().flatten();
-        }
         // Users have no dispatcher: its lateness histogram stays empty.
-        out.health = self
-            .monitor
-            .finish(
-                out.duration(),
-                &micros_histogram(),
-                &self.inner.client.read_clock,
-                &recs,
-                self.inner.client.base(),
-            )
-            .await;
-        out.records = recs;
-        out
+        let m = self.measurement;
+        self.io
+            .spawn(async move { m.finish(&micros_histogram(), partial).await })
+            .await
+            .unwrap_or_else(|e| RunOutcome {
+                notes: vec![format!("the end of the session crashed: {e}")],
+                partial: true,
+                ..Default::default()
+            })
     }
 }
 
@@ -215,12 +191,7 @@ impl Sender {
             };
             let mut rec = execute(&ctx, &req, d, abort).await;
             rec.user = Some(tag);
-            if let Some(w) = inner.writer.lock().unwrap().as_mut() {
-                if let Err(e) = w.write(&rec) {
-                    eprintln!("warning: cannot write the records file: {e}; records are still kept in memory");
-                }
-            }
-            inner.records.lock().unwrap().push(rec.clone());
+            inner.collector.add(rec.clone());
             rec
         });
         match task.await {

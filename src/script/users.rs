@@ -23,6 +23,7 @@ use super::target::LuaTarget;
 use super::{Env, format_error};
 use crate::clock;
 use crate::engine::cancel;
+use crate::engine::measure::Sink;
 use crate::engine::progress::Progress;
 use crate::engine::users::{Sender, Session, SessionSpec};
 use crate::metrics::UserTag;
@@ -46,7 +47,6 @@ struct Shared {
     stop: Cell<bool>,
     deadline_ns: Option<u64>,
     pool: Option<Arc<WordPool>>,
-    progress: RefCell<Progress>,
 }
 
 impl Shared {
@@ -137,7 +137,6 @@ async fn send(
         }
     };
     let rec = sh.sender.send(req, tag).await;
-    sh.progress.borrow_mut().inc(rec.success());
     answer_table(&lua, &rec)
 }
 
@@ -366,7 +365,8 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
         tg.target.endpoint.clone(),
     );
     drop(tg);
-    let session = Session::open(spec, io)
+    let sinks: Vec<Box<dyn Sink>> = vec![Box::new(Progress::new(None, progress))];
+    let mut session = Session::open(spec, io, sinks)
         .await
         .map_err(|e| mlua::Error::runtime(format!("mb.users: {e}")))?;
     let t0 = session.t0_ns();
@@ -387,7 +387,6 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
         stop: Cell::new(false),
         deadline_ns: duration.map(|d| t0 + d.as_nanos() as u64),
         pool,
-        progress: RefCell::new(Progress::new(None, progress)),
     });
     let meta = lua.create_table()?;
     meta.set("__index", methods(&lua, &sh)?)?;
@@ -422,9 +421,8 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
         }
     }
     let script_cpu = clock::current_thread_cpu_secs() - cpu0;
-    sh.progress.borrow().finish();
     let partial = cancel::level() > 0;
-    let model = session.model().to_string();
+    let model = session.model();
     let mut outcome = session.close(partial).await;
     outcome
         .health

@@ -1,0 +1,196 @@
+//! One measurement, whatever drives it: open-loop runs (`run.rs`) and closed-loop
+//! virtual users (`users.rs`) both measure through a [`Measurement`].
+//!
+//! It owns what every run has between connecting and its outcome: the clock's
+//! start (t0), the [`Collector`] every finished record goes through — to the live
+//! [`Sink`]s (the records file, the progress bar, a script's `on_response`
+//! channel) and into memory — the client-health monitor, the server-metrics
+//! scraper, and the end: records in schedule order, the end time and the verdict.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
+
+use super::health::HealthMonitor;
+use super::run::RunOutcome;
+use super::scrape::Scraper;
+use crate::backend::http::HttpClient;
+use crate::clock;
+use crate::metrics::RequestRecord;
+
+/// A live consumer of records: sees each record once, as it finishes.
+pub trait Sink: Send {
+    /// What the sink is, for its warning if it fails ("the records file").
+    fn name(&self) -> &'static str;
+    /// Whether it also sees the warm-up requests (default: no).
+    fn wants_warmups(&self) -> bool {
+        false
+    }
+    /// The measured part starts at `t0_ns` (before any measured record).
+    fn start(&mut self, _t0_ns: u64) {}
+    /// One finished record. An error detaches the sink with a warning; the record
+    /// is kept in memory either way.
+    fn record(&mut self, rec: &RequestRecord) -> Result<(), String>;
+    /// The measurement is over (flush, clear the bar).
+    fn finish(&mut self) {}
+}
+
+/// `on_response`'s channel: the script's thread receives each measured record.
+impl Sink for mpsc::UnboundedSender<RequestRecord> {
+    fn name(&self) -> &'static str {
+        "the on_response channel"
+    }
+    fn record(&mut self, rec: &RequestRecord) -> Result<(), String> {
+        // A script that stopped listening is not an error of the run.
+        let _ = self.send(rec.clone());
+        Ok(())
+    }
+}
+
+struct Collected {
+    sinks: Vec<Box<dyn Sink>>,
+    records: Vec<RequestRecord>,
+}
+
+/// Where finished records go (cheap to clone; shared by the tasks that finish
+/// requests).
+#[derive(Clone)]
+pub struct Collector(Arc<Mutex<Collected>>);
+
+impl Collector {
+    /// Hands `rec` to the sinks that want it and keeps it.
+    pub fn add(&self, rec: RequestRecord) {
+        let mut c = self.0.lock().unwrap();
+        let mut failed = None;
+        for (i, s) in c.sinks.iter_mut().enumerate() {
+            if rec.warmup && !s.wants_warmups() {
+                continue;
+            }
+            if let Err(e) = s.record(&rec) {
+                eprintln!(
+                    "warning: {} failed: {e}; records are still kept in memory",
+                    s.name()
+                );
+                failed = Some(i);
+            }
+        }
+        if let Some(i) = failed {
+            c.sinks.remove(i);
+        }
+        c.records.push(rec);
+    }
+}
+
+/// A measurement in progress (see the module docs).
+pub struct Measurement {
+    client: Arc<HttpClient>,
+    headers: Vec<(String, String)>,
+    out: RunOutcome,
+    collector: Collector,
+    server_metrics: Option<Duration>,
+    io_threads: usize,
+    running: Option<(HealthMonitor, Option<Scraper>)>,
+}
+
+impl Measurement {
+    /// A measurement through `client` (with the facts `connect` found in `out`)
+    /// whose records go to `sinks`; the server's `/metrics` is read with
+    /// `headers` every `server_metrics` once it starts. `io_threads` is the I/O
+    /// runtime's size, for the client-health CPU share.
+    pub fn new(
+        client: Arc<HttpClient>,
+        headers: Vec<(String, String)>,
+        out: RunOutcome,
+        sinks: Vec<Box<dyn Sink>>,
+        server_metrics: Option<Duration>,
+        io_threads: usize,
+    ) -> Measurement {
+        Measurement {
+            client,
+            headers,
+            out,
+            collector: Collector(Arc::new(Mutex::new(Collected {
+                sinks,
+                records: Vec::new(),
+            }))),
+            server_metrics,
+            io_threads,
+            running: None,
+        }
+    }
+
+    /// Where finished records go (warm-ups too, before [`Measurement::start`]).
+    pub fn collector(&self) -> Collector {
+        self.collector.clone()
+    }
+
+    /// The outcome so far (the ready check's facts, notes).
+    pub fn outcome(&mut self) -> &mut RunOutcome {
+        &mut self.out
+    }
+
+    /// The client requests go through.
+    pub fn client(&self) -> &Arc<HttpClient> {
+        &self.client
+    }
+
+    /// Starts the clock, the health monitor and the scraper; returns t0. Call it
+    /// on the I/O runtime (inside it or with its handle entered), once.
+    pub fn start(&mut self) -> u64 {
+        let t0 = clock::now_ns();
+        self.out.t0_ns = t0;
+        for s in self.collector.0.lock().unwrap().sinks.iter_mut() {
+            s.start(t0);
+        }
+        let monitor = HealthMonitor::start(self.io_threads);
+        let scraper = self
+            .server_metrics
+            .map(|every| Scraper::start(self.client.clone(), self.headers.clone(), every, t0));
+        self.running = Some((monitor, scraper));
+        t0
+    }
+
+    /// Ends the measurement once no request is in flight: the sinks finish, the
+    /// records are put in schedule order (warm-ups first), the end is the last
+    /// measured request's end, and the health verdict weighs `dispatch_lag_us`
+    /// (the dispatcher's lateness; empty without one). Run it on the I/O runtime.
+    pub async fn finish(self, dispatch_lag_us: &Histogram<u64>, partial: bool) -> RunOutcome {
+        let mut out = self.out;
+        let mut recs = {
+            let mut c = self.collector.0.lock().unwrap();
+            for s in c.sinks.iter_mut() {
+                s.finish();
+            }
+            c.sinks.clear();
+            std::mem::take(&mut c.records)
+        };
+        recs.sort_by_key(|r| (!r.warmup, r.index));
+        let warm = recs.iter().take_while(|r| r.warmup).count();
+        let t0 = out.t0_ns;
+        out.end_ns = recs[warm..]
+            .iter()
+            .map(|r| r.end_ns)
+            .max()
+            .unwrap_or(t0)
+            .max(t0);
+        out.partial = partial;
+        if let Some((monitor, scraper)) = self.running {
+            if let Some(s) = scraper {
+                out.server_metrics = s.finish().await;
+            }
+            out.health = monitor
+                .finish(
+                    out.duration(),
+                    dispatch_lag_us,
+                    &self.client.read_clock,
+                    &recs[warm..],
+                    self.client.base(),
+                )
+                .await;
+        }
+        out.records = recs;
+        out
+    }
+}
