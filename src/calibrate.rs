@@ -91,7 +91,8 @@ struct Measured {
 }
 
 fn client_cpu() -> f64 {
-    clock::thread_cpu_secs(IO_THREAD_PREFIX) + clock::thread_cpu_secs("mb-dispatch")
+    crate::engine::os::thread_cpu_secs(IO_THREAD_PREFIX)
+        + crate::engine::os::thread_cpu_secs("mb-dispatch")
 }
 
 fn one_run(
@@ -297,7 +298,7 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
     if a.datasets {
         return datasets_bench(&a);
     }
-    clock::raise_fd_limit();
+    crate::engine::os::raise_fd_limit();
     let streams: Vec<usize> = a
         .streams
         .split(',')

@@ -311,7 +311,7 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
             return 2;
         }
     };
-    crate::clock::raise_fd_limit();
+    crate::engine::os::raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.threads.max(1))
         .thread_name("mb-sim")

@@ -325,7 +325,7 @@ impl HealthMonitor {
         HealthMonitor {
             stop,
             delays,
-            cpu_start: clock::thread_cpu_secs(IO_THREAD_PREFIX),
+            cpu_start: super::os::thread_cpu_secs(IO_THREAD_PREFIX),
             io_threads,
             task,
             wake: WakeProbe::start(),
@@ -349,7 +349,7 @@ impl HealthMonitor {
         let _ = self.task.await;
         let wake = self.wake.finish();
         let wall = clock::secs(clock::now_ns().saturating_sub(self.started)).max(1e-9);
-        let cpu = (clock::thread_cpu_secs(IO_THREAD_PREFIX) - self.cpu_start).max(0.0);
+        let cpu = (super::os::thread_cpu_secs(IO_THREAD_PREFIX) - self.cpu_start).max(0.0);
         let d = self.delays.lock().unwrap();
         let ms = |h: &Histogram<u64>, q: f64| {
             if h.is_empty() {

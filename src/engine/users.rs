@@ -136,11 +136,6 @@ impl Session {
         self.inner.t0_ns
     }
 
-    /// The model requests name (the server's first one when none was given).
-    pub fn model(&mut self) -> String {
-        self.measurement.outcome().model.clone()
-    }
-
     /// Ends the session: every record so far, in send order, and the run's facts.
     /// Call it once no request is in flight.
     pub async fn close(self, partial: bool) -> RunOutcome {

@@ -15,6 +15,7 @@ pub mod data;
 pub mod opts;
 pub mod reference;
 pub mod run;
+pub mod session;
 pub mod stdlib_opts;
 pub mod target;
 pub mod users;
@@ -209,7 +210,7 @@ pub fn io_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
 /// 130 interrupted). Errors are printed as `file:line: message`.
 pub fn run_script(source: Source, args: Vec<String>) -> i32 {
     crate::clock::epoch();
-    crate::clock::raise_fd_limit();
+    crate::engine::os::raise_fd_limit();
     let threads = io_threads();
     let io = match io_runtime(threads) {
         Ok(rt) => rt,

@@ -183,6 +183,26 @@ pub fn decode_with<T: LuaOptions>(
     Ok(Decoded { opts, raw })
 }
 
+/// The part of `d` that belongs to a family's shared options `P` (the `keys` `d`
+/// was decoded with as shared): decoded into `P`, errors naming `T`'s function.
+pub fn decode_part<P: LuaOptions, T: LuaOptions>(
+    lua: &Lua,
+    d: &Decoded<T>,
+    keys: &[&str],
+) -> mlua::Result<Decoded<P>> {
+    let t = lua.create_table()?;
+    for k in keys {
+        t.raw_set(*k, d.value(k))?;
+    }
+    decode::<P>(lua, Some(t)).map_err(|e| {
+        let msg = match &e {
+            mlua::Error::RuntimeError(m) => m.clone(),
+            other => other.to_string(),
+        };
+        mlua::Error::runtime(msg.replacen(P::WHAT, T::WHAT, 1))
+    })
+}
+
 /// Validates a table against `T` without keeping the result (for option tables
 /// that Lua code reads itself).
 pub fn check<T: LuaOptions>(lua: &Lua, t: Option<Table>) -> mlua::Result<()> {

@@ -12,6 +12,7 @@ use super::run::{
     ConstantOpts, PoissonOpts, RampOpts, RecordsOpts, ResultOpts, RunOpts, SaveOpts,
     SavePytorchOpts, StepOpts, StepsOpts, SummaryOpts, TraceOpts,
 };
+use super::session::MeasureOpts;
 use super::stdlib_opts::{PrintOpts, RateSweepOpts, SloSearchOpts};
 use super::target::TargetOpts;
 use super::users::UsersOpts;
@@ -182,15 +183,21 @@ pub fn entries() -> Vec<Entry> {
         ),
         e!(
             "mb.run",
-            "mb.run{...}: an open-loop run; returns the result object. Also takes the result options. An error in on_response raises an error object whose .result is the result.",
-            "mb.run{...}：开环运行，返回结果对象；另有结果选项。on_response 出错时抛出的错误对象带 .result。",
+            "mb.run{...}: an open-loop run; returns the result object. Also takes the run options and the result options. An error in on_response raises an error object whose .result is the result.",
+            "mb.run{...}：开环运行，返回结果对象；另有运行通用选项与结果选项。on_response 出错时抛出的错误对象带 .result。",
             RunOpts
         ),
         e!(
             "mb.users",
-            "mb.users{...}: closed-loop virtual users (each a coroutine); returns the result object. Also takes the result options.",
-            "mb.users{...}：闭环虚拟用户（每个是一个协程），返回结果对象；另有结果选项。",
+            "mb.users{...}: closed-loop virtual users (each a coroutine); returns the result object. Also takes the run options and the result options.",
+            "mb.users{...}：闭环虚拟用户（每个是一个协程），返回结果对象；另有运行通用选项与结果选项。",
             UsersOpts
+        ),
+        e!(
+            "run options",
+            "Taken by mb.run and mb.users.",
+            "mb.run 与 mb.users 都接受。",
+            MeasureOpts
         ),
         e!(
             "mb.stop",

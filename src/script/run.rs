@@ -11,9 +11,9 @@ use mlua::{Function, Lua, Table, UserData, UserDataFields, UserDataMethods, Valu
 
 use super::core::{to_json, to_lua};
 use super::data::requests_arg;
+use super::format_error;
 use super::opts::{Decoded, LuaObject, LuaOptions, decode, decode_with};
-use super::target::LuaTarget;
-use super::{Env, format_error};
+use super::session::Common;
 use crate::engine::records::record_json;
 use crate::engine::schedule::{Piece, RateProfile, Shape};
 use crate::engine::{Arrival, RunSpec, cancel};
@@ -213,13 +213,7 @@ pub(super) fn result_options<T: LuaOptions>(
     d: &Decoded<T>,
     base: &ResultOptions,
 ) -> mlua::Result<ResultOptions> {
-    let t = lua.create_table()?;
-    for k in RESULT_KEYS {
-        t.raw_set(*k, d.value(k))?;
-    }
-    let o = decode::<ResultOpts>(lua, Some(t))
-        .map_err(|e| mlua::Error::runtime(format_error(&e).replacen("result options", T::WHAT, 1)))?
-        .opts;
+    let o = super::opts::decode_part::<ResultOpts, T>(lua, d, RESULT_KEYS)?.opts;
     let mut r = base.clone();
     if let Some(ps) = o.percentiles {
         if let Some(bad) = ps.iter().find(|p| !(0.0..=100.0).contains(*p)) {
@@ -324,13 +318,12 @@ impl LuaOptions for RecordsOpts {
     const WHAT: &'static str = "res:records";
 }
 
-/// Options of `mb.run` (plus the [`ResultOpts`]).
+/// Options of `mb.run` (plus the run options, `session::MeasureOpts`, and the
+/// [`ResultOpts`]).
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // Lua-object and shared fields are read through `Decoded`
 pub struct RunOpts {
-    /// The server, from `mb.target{...}`. Required.
-    target: Option<LuaObject>,
     /// What to send: a request set (`mb.dataset.*`, `mb.dataset.from_table`), a
     /// list of request tables or strings, or one request table. Required.
     requests: LuaObject,
@@ -352,22 +345,8 @@ pub struct RunOpts {
     /// `function(record)` called once per finished request (not per token); it
     /// may return "stop" to end the run.
     on_response: Option<LuaObject>,
-    /// Show a progress bar (default true).
-    progress: Option<bool>,
-    /// Write each request's record to this JSON-lines file as it finishes.
-    records_file: Option<String>,
-    /// Seconds to wait for the server to answer before the run (default 60).
-    ready_timeout: Option<f64>,
-    /// Seconds requests in flight may still finish after Ctrl-C or a stop (default 5).
-    grace: Option<f64>,
     /// Open the connections before the clock starts (default true).
     preconnect: Option<bool>,
-    /// A name for this run in the result file and in reports.
-    label: Option<String>,
-    /// Save the result (vLLM's JSON) to this file when the run ends, however it ends.
-    save: Option<String>,
-    /// Seconds between readings of the server's `/metrics` (default 1), or false.
-    server_metrics: Option<ScrapeEvery>,
     /// Call vLLM's `/start_profile` and `/stop_profile` around the run (default false).
     profile: Option<bool>,
 }
@@ -488,18 +467,8 @@ impl UserData for LuaResult {
 /// `mb.run`: the result, and the error of a callback that stopped it (the
 /// Lua wrapper in moonbench.lua raises it, carrying the result).
 async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)> {
-    if cancel::level() > 0 {
-        return Err(mlua::Error::runtime(
-            "interrupted: no further runs are started",
-        ));
-    }
-    let d = decode_with::<RunOpts>(&lua, Some(t), RESULT_KEYS)?;
-    let tg: mlua::UserDataRef<LuaTarget> = d.req(&lua, "target").map_err(|e| {
-        mlua::Error::runtime(format!(
-            "{} (make one with mb.target{{...}})",
-            format_error(&e)
-        ))
-    })?;
+    let (d, c) = super::session::begin::<RunOpts>(&lua, t)?;
+    let tg = &c.target;
     let o = &d.opts;
     let mut requests = requests_arg(&lua, d.value("requests"), &tg.tokenizer)?;
     if let Some(on) = o.ignore_eos {
@@ -512,28 +481,12 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
     let max_concurrency = o.max_concurrency;
     let warmups = o.warmup.unwrap_or(0);
     let on_response: Option<Function> = d.get(&lua, "on_response")?;
-    let progress = o.progress.unwrap_or(true);
-    let records_path = o.records_file.clone();
-    let ready_timeout = secs("mb.run", "ready_timeout", o.ready_timeout, Some(60.0))?;
-    let grace = secs("mb.run", "grace", o.grace, Some(5.0))?.unwrap_or(Duration::from_secs(3600));
-    let preconnect = o.preconnect.unwrap_or(true);
-    let label = o.label.clone();
-    let server_metrics = o
-        .server_metrics
-        .map_or(Some(Duration::from_secs(1)), |s| s.0);
-    let profile = o.profile.unwrap_or(false);
-    let options = result_options(&lua, &d, &ResultOptions::default())?;
-    let target = if profile {
+    let target = if o.profile.unwrap_or(false) {
         let mut t = (*tg.target).clone();
         t.profile = true;
         Arc::new(t)
     } else {
         tg.target.clone()
-    };
-
-    let (io, io_threads) = {
-        let env = lua.app_data_ref::<Env>().expect("env");
-        (env.io.clone(), env.io_threads)
     };
     let spec = RunSpec {
         target,
@@ -543,39 +496,34 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
         duration,
         max_concurrency,
         warmups,
-        ready_timeout,
-        grace,
-        preconnect,
-        progress,
-        records_path: records_path.map(PathBuf::from),
+        ready_timeout: c.ready_timeout,
+        grace: c.grace,
+        preconnect: o.preconnect.unwrap_or(true),
+        progress: c.progress,
+        records_path: c.records_path.clone(),
         tokenizer: tg.tokenizer.clone(),
-        io_threads,
-        server_metrics,
+        io_threads: c.io_threads,
+        server_metrics: c.server_metrics,
     };
     crate::engine::run::validate(&spec)
         .map_err(|e| mlua::Error::runtime(format!("mb.run: {e}")))?;
     let planned = crate::engine::run::planned_requests(&spec);
     let conns = crate::engine::run::preconnect_count(&spec, planned) as u64;
-    if let Some(e) = crate::clock::fd_budget_error(conns, tg.sim.is_some()) {
+    if let Some(e) = crate::engine::os::fd_budget_error(conns, tg.sim.is_some()) {
         return Err(mlua::Error::runtime(format!("mb.run: {e}")));
     }
     let info = RunInfo {
-        date: chrono::Local::now().format("%Y%m%d-%H%M%S").to_string(),
-        backend: tg.target.backend.name.clone(),
-        label,
-        model_id: tg.target.model.clone(),
-        tokenizer_id: tg.tokenizer.name(),
         num_prompts: planned.unwrap_or(0),
         request_rate: arrival.rate(),
         burstiness: arrival.burstiness(),
         max_concurrency,
-        base_url: tg.target.base_url.as_string(),
-        endpoint: tg.target.endpoint.clone(),
         num_warmups: warmups,
         ramp: crate::output::result::RampInfo::of(&arrival),
         custom_schedule: matches!(arrival, Arrival::Times(_)),
+        ..c.info()
     };
-    drop(tg);
+    let (io, options) = (c.io.clone(), c.options.clone());
+    drop(c);
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let stop = cancel::Stop::default();
@@ -592,7 +540,7 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
     // Without on_response the channel is closed from the start: only the run is
     // awaited (a closed channel would otherwise wake this loop forever).
     let mut open = on_response.is_some();
-    let script_cpu0 = crate::clock::current_thread_cpu_secs();
+    let script_cpu0 = crate::engine::os::current_thread_cpu_secs();
     let outcome = loop {
         tokio::select! {
             rec = rx.recv(), if open => match (rec, on_response.as_ref()) {
@@ -605,23 +553,18 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
     while let (Ok(rec), Some(f)) = (rx.try_recv(), on_response.as_ref()) {
         call_on_response(&lua, f, &rec, &active, &mut callback_error).await;
     }
-    let mut outcome = outcome
+    let outcome = outcome
         .map_err(|e| mlua::Error::runtime(format!("the run crashed: {e}")))?
         .map_err(|e| mlua::Error::runtime(format!("mb.run: {e}")))?;
-    let script_cpu = crate::clock::current_thread_cpu_secs() - script_cpu0;
-    let duration = outcome.duration();
-    outcome.health.add_script_cpu(script_cpu, duration);
-    outcome.stopped = active.reason();
-    let mut info = info;
-    info.model_id = outcome.model.clone();
-    if planned.is_none() {
-        info.num_prompts = outcome.records.iter().filter(|r| !r.warmup).count() as u64;
-    }
-    let res = LuaResult(RunResult {
+    let script_cpu = crate::engine::os::current_thread_cpu_secs() - script_cpu0;
+    let res = Common::result(
+        options,
         info,
         outcome,
-        options,
-    });
+        script_cpu,
+        &active,
+        planned.is_some(),
+    );
     Ok((res, callback_error.map(|e| format_error(&e))))
 }
 

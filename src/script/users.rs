@@ -17,17 +17,17 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::data::request_from_lua;
-use super::opts::{LuaObject, LuaOptions, decode_with};
-use super::run::{LuaResult, RESULT_KEYS, ScrapeEvery, result_options, secs};
-use super::target::LuaTarget;
-use super::{Env, format_error};
+use super::format_error;
+use super::opts::{LuaObject, LuaOptions};
+use super::run::{LuaResult, secs};
+use super::session::Common;
 use crate::clock;
 use crate::engine::cancel;
 use crate::engine::measure::Sink;
 use crate::engine::progress::Progress;
 use crate::engine::users::{Sender, Session, SessionSpec};
 use crate::metrics::UserTag;
-use crate::output::result::{ResultOptions, RunInfo, RunResult};
+use crate::output::result::RunInfo;
 use crate::tokenizer::pool::WordPool;
 
 /// The error a user's calls raise once the run is over (duration reached, Ctrl-C,
@@ -238,8 +238,6 @@ async fn run_user(
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)] // Lua-object and shared fields are read through `Decoded`
 pub struct UsersOpts {
-    /// The server, from `mb.target{...}`. Required.
-    target: Option<LuaObject>,
     /// Virtual users (each runs `scenario`; also the largest concurrency). Required.
     count: usize,
     /// `function(u)`: what one user does in one iteration; `u:chat{...}`,
@@ -256,20 +254,6 @@ pub struct UsersOpts {
     ramp: Option<f64>,
     /// Seed of `u:prompt` (default 0).
     seed: Option<u64>,
-    /// Show a progress bar (default true).
-    progress: Option<bool>,
-    /// Write each request's record to this JSON-lines file as it finishes.
-    records_file: Option<String>,
-    /// Seconds to wait for the server to answer before the run (default 60).
-    ready_timeout: Option<f64>,
-    /// Seconds requests in flight may still finish after Ctrl-C or a stop (default 5).
-    grace: Option<f64>,
-    /// A name for this run in the result file and in reports.
-    label: Option<String>,
-    /// Save the result (vLLM's JSON) to this file when the run ends, however it ends.
-    save: Option<String>,
-    /// Seconds between readings of the server's `/metrics` (default 1), or false.
-    server_metrics: Option<ScrapeEvery>,
 }
 
 impl LuaOptions for UsersOpts {
@@ -279,18 +263,7 @@ impl LuaOptions for UsersOpts {
 /// `mb.users`: the result, and the error of a scenario that stopped it (raised
 /// with the result by the Lua wrapper in moonbench.lua).
 async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)> {
-    if cancel::level() > 0 {
-        return Err(mlua::Error::runtime(
-            "interrupted: no further runs are started",
-        ));
-    }
-    let d = decode_with::<UsersOpts>(&lua, Some(t), RESULT_KEYS)?;
-    let tg: mlua::UserDataRef<LuaTarget> = d.req(&lua, "target").map_err(|e| {
-        mlua::Error::runtime(format!(
-            "{} (make one with mb.target{{...}})",
-            format_error(&e)
-        ))
-    })?;
+    let (d, c) = super::session::begin::<UsersOpts>(&lua, t)?;
     let o = &d.opts;
     let count = o.count;
     let scenario: Option<Function> = d.get(&lua, "scenario")?;
@@ -299,15 +272,6 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
     let spawn_rate = o.spawn_rate;
     let ramp = secs("mb.users", "ramp", o.ramp, None)?;
     let seed = o.seed.unwrap_or(0);
-    let progress = o.progress.unwrap_or(true);
-    let records_path = o.records_file.clone();
-    let ready_timeout = secs("mb.users", "ready_timeout", o.ready_timeout, Some(60.0))?;
-    let grace = secs("mb.users", "grace", o.grace, Some(5.0))?.unwrap_or(Duration::from_secs(3600));
-    let label = o.label.clone();
-    let server_metrics = o
-        .server_metrics
-        .map_or(Some(Duration::from_secs(1)), |s| s.0);
-    let options = result_options(&lua, &d, &ResultOptions::default())?;
     let scenario = scenario.ok_or_else(|| {
         mlua::Error::runtime(
             "mb.users: option 'scenario' is required (scenario = function(u) local r = u:chat{ messages = ... } end)",
@@ -338,35 +302,31 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
         }
     };
 
-    let (io, io_threads) = {
-        let env = lua.app_data_ref::<Env>().expect("env");
-        (env.io.clone(), env.io_threads)
-    };
+    let tg = &c.target;
     let spec = SessionSpec {
         target: tg.target.clone(),
         tokenizer: tg.tokenizer.clone(),
         users: count,
-        ready_timeout,
-        records_path: records_path.map(std::path::PathBuf::from),
-        server_metrics,
-        io_threads,
-        grace,
+        ready_timeout: c.ready_timeout,
+        records_path: c.records_path.clone(),
+        server_metrics: c.server_metrics,
+        io_threads: c.io_threads,
+        grace: c.grace,
     };
-    if let Some(e) = clock::fd_budget_error(count as u64, tg.sim.is_some()) {
+    if let Some(e) = crate::engine::os::fd_budget_error(count as u64, tg.sim.is_some()) {
         return Err(mlua::Error::runtime(format!(
             "mb.users: {count} users: {e}"
         )));
     }
     let pool = tg.tokenizer.word_pool().ok();
-    let tokenizer_id = tg.tokenizer.name();
-    let (backend, base_url, endpoint) = (
-        tg.target.backend.name.clone(),
-        tg.target.base_url.as_string(),
-        tg.target.endpoint.clone(),
-    );
-    drop(tg);
+    let info = RunInfo {
+        max_concurrency: Some(count),
+        ..c.info()
+    };
+    let (io, options, progress) = (c.io.clone(), c.options.clone(), c.progress);
+    drop(c);
     let sinks: Vec<Box<dyn Sink>> = vec![Box::new(Progress::new(None, progress))];
-    let mut session = Session::open(spec, io, sinks)
+    let session = Session::open(spec, io, sinks)
         .await
         .map_err(|e| mlua::Error::runtime(format!("mb.users: {e}")))?;
     let t0 = session.t0_ns();
@@ -395,7 +355,7 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
         Box::new(move || sh.stop.set(true))
     });
 
-    let cpu0 = clock::current_thread_cpu_secs();
+    let cpu0 = crate::engine::os::current_thread_cpu_secs();
     let mut users = FuturesUnordered::new();
     for i in 0..count {
         let start = t0 + clock::ns_of_secs(offset(i));
@@ -420,40 +380,12 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
             }
         }
     }
-    let script_cpu = clock::current_thread_cpu_secs() - cpu0;
+    let script_cpu = crate::engine::os::current_thread_cpu_secs() - cpu0;
     let partial = cancel::level() > 0;
-    let model = session.model();
-    let mut outcome = session.close(partial).await;
-    outcome
-        .health
-        .add_script_cpu(script_cpu, outcome.duration());
-    outcome.stopped = active.reason();
+    let outcome = session.close(partial).await;
+    let res = Common::result(options, info, outcome, script_cpu, &active, false);
     drop(active);
-    let n = outcome.records.len() as u64;
-    let info = RunInfo {
-        date: chrono::Local::now().format("%Y%m%d-%H%M%S").to_string(),
-        backend,
-        label,
-        model_id: model,
-        tokenizer_id,
-        num_prompts: n,
-        request_rate: None,
-        burstiness: 1.0,
-        max_concurrency: Some(count),
-        base_url,
-        endpoint,
-        num_warmups: 0,
-        ramp: None,
-        custom_schedule: false,
-    };
-    Ok((
-        LuaResult(RunResult {
-            info,
-            outcome,
-            options,
-        }),
-        script_error,
-    ))
+    Ok((res, script_error))
 }
 
 /// Registers `users`.
