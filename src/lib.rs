@@ -5,7 +5,6 @@
 //! request, and where to add a backend, a dataset or a Lua function.
 
 pub mod backend;
-pub mod calibrate;
 pub mod cli;
 pub mod clock;
 pub mod dataset;
@@ -15,4 +14,3 @@ pub mod output;
 pub mod script;
 pub mod sim;
 pub mod tokenizer;
-pub mod yaml;

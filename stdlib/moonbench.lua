@@ -13,9 +13,16 @@
 
 local core = require "moonbench.core"
 
+-- Rust 写的函数已经按命名空间放在 core 里，名字与 mb 里一样（mb.target、mb.dataset.random、
+-- mb.arrival.poisson、mb.json.encode …）；本文件只把它们放进 mb，再加上用 Lua 写的部分：
+-- mb.run / mb.users 的包装、mb.rand、mb.slo_search、mb.rate_sweep。下面的注释是各函数的用法；
+-- 完整参考（每个选项的类型、默认值、单位）见 docs/zh/lua-api.md（英文 docs/lua-api.md）。
+-- The native functions come from core, already in their namespaces; this file adds
+-- the Lua-written ones. The full reference is docs/lua-api.md.
 local mb = {}
-
-mb.version = core.version
+for name, value in pairs(core) do
+  if name ~= "check_options" then mb[name] = value end   -- check_options 只供内部使用
+end
 
 -- 目标服务器 Target ---------------------------------------------------------
 -- mb.target{ base_url = "http://127.0.0.1:8000", backend = "openai-chat", model = "Qwen/Qwen3-8B" }
@@ -32,11 +39,8 @@ mb.version = core.version
 --   request_id_prefix（x-request-id 头的前缀，后接请求序号，方便在服务器日志里找请求；
 --   不设时每个请求用一个随机 UUID，有的服务器（如 llama-cpp-python）只接受 UUID）。
 --   sim 里还可以写 reasoning_tokens = N：每个对话回答的前 N 个 token 作为"思考"（reasoning_content）发送。
-mb.target = core.target
-
--- 单独启动一个模拟服务器，返回 { base_url, host, port, model }。
--- Start a simulator yourself, e.g. to point two targets at it.
-mb.sim = core.sim
+-- mb.sim{...}：单独启动一个模拟服务器，返回 { base_url, host, port, model }。
+--   Start a simulator yourself, e.g. to point two targets at it.
 
 -- 分词器 Tokenizer ----------------------------------------------------------
 -- mb.tokenizer("path/to/tokenizer.json" 或 模型目录 或 "Org/Model"（只在本地 HF 缓存里找，不会下载）)
@@ -44,60 +48,48 @@ mb.sim = core.sim
 -- 用法: tok:encode(text) -> {ids}, tok:decode(ids) -> text, tok:count(text) -> 数量,
 --       tok:apply_chat_template(messages, { add_generation_prompt = true }) -> 套用对话模板后的文本
 --       （对话模板 chat template 读自模型目录里的 tokenizer_config.json 或 chat_template.jinja）
-mb.tokenizer = core.tokenizer
 
--- 数据集 Datasets -----------------------------------------------------------
+-- 数据集 Datasets（mb.dataset.*）---------------------------------------------
 -- 返回的是"原生请求集"（native request set）：像 Lua 数组一样用 reqs[1]、#reqs，
 -- 但数据留在 Rust 里，十万条提示词也不会复制进 Lua。
-mb.dataset = {
-  -- vLLM 的 random 数据集：随机 token 组成的提示词，长度精确等于 input_len（按所给分词器计）。
-  -- mb.dataset.random{ tokenizer = tok, n = 500, input_len = 1024, output_len = 128,
-  --                    range_ratio = 0.0, prefix_len = 0, seed = 0 }
-  random = core.dataset_random,
-  -- ShareGPT 对话数据（需自行下载 ShareGPT_V3_unfiltered_cleaned_split.json）：取前两轮作提示与参考回答。
-  -- mb.dataset.sharegpt{ path = "...json", tokenizer = tok, n = 1000, output_len = nil, seed = 0 }
-  sharegpt = core.dataset_sharegpt,
-  -- 莎士比亚十四行诗（vLLM 的 sonnet.txt 已内置）：固定指令 + 共享前缀行 + 随机行。
-  -- mb.dataset.sonnet{ tokenizer = tok, n = 100, input_len = 550, output_len = 150, prefix_len = 200, chat = false }
-  sonnet = core.dataset_sonnet,
-  -- BurstGPT 轨迹 CSV：每行的请求/回答 token 数；use_timestamps = true 时按原始时间戳回放。
-  burstgpt = core.dataset_burstgpt,
-  -- 自定义 JSONL：每行 {"prompt": "..."} 或 {"messages": [...]}，可带 "output_tokens"。
-  custom = core.dataset_custom,
-  -- 前缀重复：num_prefixes 个共享前缀，每个前缀配若干不同后缀（测试前缀缓存 prefix caching）。
-  prefix_repetition = core.dataset_prefix_repetition,
-  -- Mooncake 轨迹回放：hash_ids 相同的 512-token 块内容完全相同，所以前缀缓存的命中与线上一致；
-  -- 每个请求带有时间戳，配合 arrival = "trace"（或 mb.arrival.trace{...}）按原始节奏发送。
-  mooncake = core.dataset_mooncake,
-  -- 把 Lua 表列表变成请求集: { {prompt = "...", max_tokens = 64}, {messages = {...}}, ... }
-  -- 每条请求可写: prompt / messages / prompt_token_ids（三选一）, max_tokens, prompt_tokens, body = {额外字段}
-  from_table = core.requests,
-}
+-- mb.dataset.random{ tokenizer = tok, n = 500, input_len = 1024, output_len = 128,
+--                    range_ratio = 0.0, prefix_len = 0, seed = 0 }
+--   vLLM 的 random 数据集：随机 token 组成的提示词，长度精确等于 input_len（按所给分词器计）。
+-- mb.dataset.sharegpt{ path = "...json", tokenizer = tok, n = 1000, output_len = nil, seed = 0 }
+--   ShareGPT 对话数据（需自行下载 ShareGPT_V3_unfiltered_cleaned_split.json）：取前两轮作提示与参考回答。
+-- mb.dataset.sonnet{ tokenizer = tok, n = 100, input_len = 550, output_len = 150, prefix_len = 200, chat = false }
+--   莎士比亚十四行诗（vLLM 的 sonnet.txt 已内置）：固定指令 + 共享前缀行 + 随机行。
+-- mb.dataset.burstgpt{ path = "...csv", ... }
+--   BurstGPT 轨迹 CSV：每行的请求/回答 token 数；use_timestamps = true 时按原始时间戳回放。
+-- mb.dataset.custom{ path = "...jsonl", ... }
+--   自定义 JSONL：每行 {"prompt": "..."} 或 {"messages": [...]}，可带 "output_tokens"。
+-- mb.dataset.prefix_repetition{ num_prefixes = 10, ... }
+--   前缀重复：num_prefixes 个共享前缀，每个前缀配若干不同后缀（测试前缀缓存 prefix caching）。
+-- mb.dataset.mooncake{ path = "...jsonl", ... }
+--   Mooncake 轨迹回放：hash_ids 相同的 512-token 块内容完全相同，所以前缀缓存的命中与线上一致；
+--   每个请求带有时间戳，配合 arrival = "trace"（或 mb.arrival.trace{...}）按原始节奏发送。
+-- mb.dataset.from_table(列表 [, 分词器])
+--   把 Lua 表列表变成请求集: { {prompt = "...", max_tokens = 64}, {messages = {...}}, ... }
+--   每条请求可写: prompt / messages / prompt_token_ids（三选一）, max_tokens, prompt_tokens, body = {额外字段}
 
--- 到达过程 Arrival processes（请求"什么时候"发出） ---------------------------------
-mb.arrival = {
-  -- 泊松到达（Poisson arrivals）：平均每秒 rate 个请求，间隔随机。
-  -- burstiness = 1 就是泊松过程；< 1 更"扎堆"（突发），> 1 更均匀。与 vLLM 的 --burstiness 完全一致。
-  poisson = core.arrival_poisson,
-  -- 匀速：第 i 个请求在 (i-1)/rate 秒发出。
-  constant = core.arrival_constant,
-  -- 无限速率：所有请求在 0 时刻同时发出（由 max_concurrency 限制同时在途的数量）。vLLM 的 --request-rate inf。
-  infinite = core.arrival_infinite,
-  -- 直接给出每个请求的发送时刻（秒），例如回放线上日志。
-  times = core.arrival_times,
-  -- 轨迹回放：用请求集自带的时间戳（或一个秒数列表），scale 缩放（0.5 = 两倍速回放）。
-  -- mb.arrival.trace{ timestamps = reqs, scale = 1.0 }；在 mb.run 里写 arrival = "trace" 也可以。
-  trace = core.arrival_trace,
-  -- 斜坡（ramp）：速率从 from 逐渐变到 to，用来找服务器"开始变慢"的那个负载点。
-  -- mb.arrival.ramp{ from = 1, to = 20, duration = 60 }            -- 60 秒内线性升到 20 req/s，然后结束
-  --   shape = "exponential"（按比例增长）, hold = true（到顶后保持 to 的速率）,
-  --   random = true / seed = 1（在曲线上按泊松过程随机到达；默认严格按曲线等间隔）
-  -- mb.arrival.ramp{ from = 1, to = 20, requests = 500 }           -- 按请求序号升速率（= vLLM 的 --ramp-up-*）
-  ramp = core.arrival_ramp,
-  -- 阶梯（steps）：每一级一个固定速率，持续若干秒；rate = 0 表示暂停。
-  -- mb.arrival.steps{ { rate = 5, duration = 30 }, { rate = 10, duration = 30 }, { rate = 20, duration = 30 } }
-  steps = core.arrival_steps,
-}
+-- 到达过程 Arrival processes（请求"什么时候"发出；mb.arrival.*）--------------------
+-- mb.arrival.poisson{ rate = 8, burstiness = 1, seed = 0 }
+--   泊松到达（Poisson arrivals）：平均每秒 rate 个请求，间隔随机。
+--   burstiness = 1 就是泊松过程；< 1 更"扎堆"（突发），> 1 更均匀。与 vLLM 的 --burstiness 完全一致。
+-- mb.arrival.constant{ rate = 8 }：匀速，第 i 个请求在 (i-1)/rate 秒发出。
+-- mb.arrival.infinite()：无限速率，所有请求在 0 时刻同时发出（由 max_concurrency 限制同时在途的数量）。
+--   即 vLLM 的 --request-rate inf。
+-- mb.arrival.times{ 0, 0.5, 2.0 }：直接给出每个请求的发送时刻（秒），例如回放线上日志。
+-- mb.arrival.trace{ timestamps = reqs, scale = 1.0 }
+--   轨迹回放：用请求集自带的时间戳（或一个秒数列表），scale 缩放（0.5 = 两倍速回放）。
+--   在 mb.run 里写 arrival = "trace" 也可以。
+-- mb.arrival.ramp{ from = 1, to = 20, duration = 60 }   -- 60 秒内线性升到 20 req/s，然后结束
+--   斜坡（ramp）：速率从 from 逐渐变到 to，用来找服务器"开始变慢"的那个负载点。
+--   shape = "exponential"（按比例增长）, hold = true（到顶后保持 to 的速率）,
+--   random = true / seed = 1（在曲线上按泊松过程随机到达；默认严格按曲线等间隔）
+-- mb.arrival.ramp{ from = 1, to = 20, requests = 500 }  -- 按请求序号升速率（= vLLM 的 --ramp-up-*）
+-- mb.arrival.steps{ { rate = 5, duration = 30 }, { rate = 10, duration = 30 }, { rate = 20, duration = 30 } }
+--   阶梯（steps）：每一级一个固定速率，持续若干秒；rate = 0 表示暂停。
 
 -- 运行 Run ------------------------------------------------------------------
 -- local res = mb.run{
@@ -138,7 +130,6 @@ local function keeps_result(f)
   end
 end
 mb.run = keeps_result(core.run)
-mb.stop = core.stop
 
 -- 虚拟用户 Virtual users（闭环 closed loop）---------------------------------------
 -- mb.run 是"开环"：按到达过程发请求，不管上一个是否返回。真实用户是"闭环"的：发一个问题，
@@ -194,38 +185,29 @@ mb.slo_search = search.slo_search
 mb.rate_sweep = search.rate_sweep
 
 -- 小工具 Utilities ------------------------------------------------------------
-mb.env = core.env          -- mb.env("NAME", 默认值)：读环境变量
-mb.now = core.now          -- 单调时钟（秒），适合计时
-mb.time = core.time        -- 墙上时钟（Unix 秒）
-mb.date = core.date        -- "YYYYmmdd-HHMMSS"，与 vLLM 结果文件名里的时间格式相同
-mb.sleep = core.sleep      -- mb.sleep(0.5)：暂停（不阻塞正在进行的请求）
-mb.log = core.log          -- 打印带时间戳的日志到 stderr
-mb.mkdir = core.mkdir      -- 创建目录（含上级目录）
-mb.exists = core.exists    -- 文件或目录是否存在
--- 多模态（图片）：把本地图片变成 data URL，放进对话消息的 image_url 部分。
--- Multimodal: a local image as a data URL for a chat message's image_url part:
+-- mb.env("NAME", 默认值)：读环境变量
+-- mb.now()：单调时钟（秒），适合计时；mb.time()：墙上时钟（Unix 秒）
+-- mb.date()："YYYYmmdd-HHMMSS"，与 vLLM 结果文件名里的时间格式相同
+-- mb.sleep(0.5)：暂停（不阻塞正在进行的请求）
+-- mb.log(...)：打印带时间戳的日志到 stderr
+-- mb.mkdir(路径)：创建目录（含上级目录）；mb.exists(路径)：文件或目录是否存在
+-- mb.image_data_url("cat.png")：多模态（图片）——把本地图片变成 data URL，放进对话消息的 image_url 部分。
+--   Multimodal: a local image as a data URL for a chat message's image_url part:
 --   { role = "user", content = {
 --       { type = "text", text = "图里是什么？" },
 --       { type = "image_url", image_url = { url = mb.image_data_url("cat.png") } } } }
-mb.image_data_url = core.image_data_url
-mb.bundled = core.bundled  -- 内置文件的内容（如 "scripts/config.yaml"），没有则为 nil
-mb.suggest = core.suggest  -- mb.suggest("max_concurency", {"max_concurrency"}) -> 最接近的拼写
--- 把一个目录里的结果 JSON 汇总成表格（同 `moonbench aggregate`）：
--- local path, rows = mb.aggregate("results", nil, { format = "csv", header = "both" })
-mb.aggregate = core.aggregate
-mb.interrupted = core.interrupted  -- 用户是否按过 Ctrl-C（长脚本可以据此提前收尾）
--- 运行另一个脚本（本地文件或内置脚本），传入命令行参数，返回它的返回值。参数扫描就是这样调用基准脚本的：
--- local res, path = mb.script("scripts/benchmark_serving.lua", { "--num-prompts", "10" })
-mb.script = core.script
--- 简单的 HTTP GET：local status, body = mb.http_get("http://127.0.0.1:8000/health", 5)；失败时 status 为 nil、body 为原因。
-mb.http_get = core.http_get
--- YAML：local t, lines = mb.yaml.load("config.yaml")；lines["input_output.2"] 是该项所在的行号（用来报错）。
-mb.yaml = { load = core.yaml_load, decode = core.yaml_decode }
-mb.json = {
-  encode = core.json_encode,   -- mb.json.encode(t [, pretty])
-  decode = core.json_decode,   -- mb.json.decode(s)：JSON null 变成 nil
-  null = core.null,
-}
+-- mb.bundled("scripts/config.yaml")：内置文件的内容，没有则为 nil
+-- mb.suggest("max_concurency", {"max_concurrency"}) -> 最接近的拼写
+-- mb.aggregate：把一个目录里的结果 JSON 汇总成表格（同 `moonbench aggregate`）：
+--   local path, rows = mb.aggregate("results", nil, { format = "csv", header = "both" })
+-- mb.interrupted()：用户是否按过 Ctrl-C（长脚本可以据此提前收尾）
+-- mb.script：运行另一个脚本（本地文件或内置脚本），传入命令行参数，返回它的返回值。参数扫描就是这样调用基准脚本的：
+--   local res, path = mb.script("scripts/benchmark_serving.lua", { "--num-prompts", "10" })
+-- mb.http_get：简单的 HTTP GET：local status, body = mb.http_get("http://127.0.0.1:8000/health", 5)；
+--   失败时 status 为 nil、body 为原因。
+-- mb.yaml.load("config.yaml") / mb.yaml.decode(文本)：返回 t, lines；lines["input_output.2"] 是该项所在的行号（用来报错）。
+-- mb.json.encode(t [, pretty]) / mb.json.decode(s)（JSON null 变成 nil）/ mb.json.null
+-- mb.version：moonbench 的版本号；mb.stop(原因)：见上面"运行 Run"。
 
 -- 拼错的名字立即报错（而不是 "attempt to call a nil value"）：mb.runn → 提示 mb.run。
 -- A name that is not part of the API is an error that suggests the nearest one.

@@ -401,47 +401,54 @@ where
     m.set(name, f)
 }
 
-/// Registers `tokenizer`, `requests` and the `dataset_*` constructors.
-pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
-    m.set(
-        "tokenizer",
-        lua.create_function(|_, v: Value| Ok(LuaTokenizer(tokenizer_arg(v)?)))?,
-    )?;
-    m.set(
-        "requests",
-        lua.create_function(|lua, (v, tok): (Value, Option<Value>)| {
-            let tok = match tok {
-                None | Some(Value::Nil) => Arc::new(Tokenizer::words()),
-                Some(t) => tokenizer_arg(t)?,
-            };
-            Ok(LuaRequests(requests_arg(lua, v, &tok)?))
-        })?,
-    )?;
-    dataset::<RandomSpec>(lua, m, "dataset_random", Path_::None, |tok, _, s| {
+/// `mb.tokenizer(spec)`: a tokenizer object.
+fn tokenizer(_: &Lua, v: Value) -> mlua::Result<LuaTokenizer> {
+    Ok(LuaTokenizer(tokenizer_arg(v)?))
+}
+
+/// `mb.dataset.from_table(list [, tokenizer])`: a request set from Lua tables or
+/// strings.
+fn from_table(lua: &Lua, (v, tok): (Value, Option<Value>)) -> mlua::Result<LuaRequests> {
+    let tok = match tok {
+        None | Some(Value::Nil) => Arc::new(Tokenizer::words()),
+        Some(t) => tokenizer_arg(t)?,
+    };
+    Ok(LuaRequests(requests_arg(lua, v, &tok)?))
+}
+
+/// Registers `tokenizer` and the `dataset` namespace: one line per dataset (its
+/// options struct, whether it reads a file, its generator).
+pub fn register(lua: &Lua, outer: &Table) -> mlua::Result<()> {
+    functions!(lua, outer, { "tokenizer" => sync tokenizer });
+    let ds = lua.create_table()?;
+    functions!(lua, ds, { "from_table" => sync from_table });
+    let m = &ds;
+    dataset::<RandomSpec>(lua, m, "random", Path_::None, |tok, _, s| {
         if s.n == 0 {
             return Err("`n` must be at least 1".into());
         }
         random::generate(tok, s)
     })?;
-    dataset::<sharegpt::ShareGptSpec>(lua, m, "dataset_sharegpt", Path_::Required, |tok, p, s| {
+    dataset::<sharegpt::ShareGptSpec>(lua, m, "sharegpt", Path_::Required, |tok, p, s| {
         sharegpt::generate(tok, p.expect("path"), s)
     })?;
-    dataset::<sonnet::SonnetSpec>(lua, m, "dataset_sonnet", Path_::Optional, sonnet::generate)?;
-    dataset::<burstgpt::BurstGptSpec>(lua, m, "dataset_burstgpt", Path_::Required, |tok, p, s| {
+    dataset::<sonnet::SonnetSpec>(lua, m, "sonnet", Path_::Optional, sonnet::generate)?;
+    dataset::<burstgpt::BurstGptSpec>(lua, m, "burstgpt", Path_::Required, |tok, p, s| {
         burstgpt::generate(tok, p.expect("path"), s)
     })?;
-    dataset::<custom::CustomSpec>(lua, m, "dataset_custom", Path_::Required, |tok, p, s| {
+    dataset::<custom::CustomSpec>(lua, m, "custom", Path_::Required, |tok, p, s| {
         custom::generate(tok, p.expect("path"), s)
     })?;
     dataset::<prefix_repetition::PrefixRepetitionSpec>(
         lua,
         m,
-        "dataset_prefix_repetition",
+        "prefix_repetition",
         Path_::None,
         |tok, _, s| prefix_repetition::generate(tok, s),
     )?;
-    dataset::<mooncake::MooncakeSpec>(lua, m, "dataset_mooncake", Path_::Required, |tok, p, s| {
+    dataset::<mooncake::MooncakeSpec>(lua, m, "mooncake", Path_::Required, |tok, p, s| {
         mooncake::generate(tok, p.expect("path"), s)
     })?;
+    outer.set("dataset", ds)?;
     Ok(())
 }

@@ -4,11 +4,24 @@
 //! `require` find the bundled `stdlib/` (a user's own file of the same name wins),
 //! and runs a script with its arguments.
 //!
-//! Files: `core.rs` (small utilities, `mb.stop`), `target.rs` (`mb.target`,
-//! `mb.sim`), `data.rs` (tokenizers, request sets, datasets), `run.rs` (`mb.run`,
-//! results, arrivals), `users.rs` (`mb.users`), `opts.rs` (the one typed option
-//! mechanism), `stdlib_opts.rs` (option structs of the Lua-written functions),
-//! `reference.rs` (the generated API reference).
+//! Files: `core.rs` (the module's registration lists; small utilities, `mb.json`,
+//! `mb.yaml`, `mb.stop`), `target.rs` (`mb.target`, `mb.sim`), `data.rs`
+//! (tokenizers, request sets, `mb.dataset`), `run.rs` (`mb.run`, results,
+//! `mb.arrival`), `users.rs` (`mb.users`), `session.rs` (what `mb.run` and
+//! `mb.users` share), `opts.rs` (the one typed option mechanism),
+//! `stdlib_opts.rs` (option structs of the Lua-written functions), `reference.rs`
+//! (the generated API reference), `yaml.rs` (YAML with line numbers, for `mb.yaml`).
+
+/// Sets named Rust functions into a Lua table under their Lua names: one
+/// namespace's registration list, `functions!(lua, table, { "name" => sync f,
+/// "other" => async g })`.
+macro_rules! functions {
+    ($lua:expr, $t:expr, { $($name:literal => $kind:ident $f:path),* $(,)? }) => {
+        $( $t.set($name, functions!(@make $lua, $kind, $f))?; )*
+    };
+    (@make $lua:expr, sync, $f:path) => { $lua.create_function($f)? };
+    (@make $lua:expr, async, $f:path) => { $lua.create_async_function($f)? };
+}
 
 pub mod core;
 pub mod data;
@@ -19,6 +32,7 @@ pub mod session;
 pub mod stdlib_opts;
 pub mod target;
 pub mod users;
+pub mod yaml;
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;

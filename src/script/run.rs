@@ -721,171 +721,175 @@ impl LuaOptions for TraceOpts {
     const WHAT: &'static str = "mb.arrival.trace";
 }
 
-/// Registers `run` and the arrival constructors.
+/// Registers `run` and the `arrival` namespace.
 pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
-    m.set("run", lua.create_async_function(lua_run)?)?;
-    m.set(
-        "arrival_poisson",
-        lua.create_function(|lua, t: Table| {
-            let o = decode::<PoissonOpts>(lua, Some(t))?.opts;
-            let a = Arrival::Poisson {
-                rate: o.rate,
-                burstiness: o.burstiness.unwrap_or(1.0),
-                seed: o.seed.unwrap_or(0),
-            };
-            a.validate()
-                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.poisson: {e}")))?;
-            Ok(LuaArrival(a))
-        })?,
-    )?;
-    m.set(
-        "arrival_constant",
-        lua.create_function(|lua, t: Table| {
-            let o = decode::<ConstantOpts>(lua, Some(t))?.opts;
-            let a = Arrival::Constant { rate: o.rate };
-            a.validate()
-                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.constant: {e}")))?;
-            Ok(LuaArrival(a))
-        })?,
-    )?;
-    m.set(
-        "arrival_ramp",
-        lua.create_function(|lua, t: Table| {
-            let o = decode::<RampOpts>(lua, Some(t))?.opts;
-            let (from, to) = (o.from, o.to);
-            let shape = Shape::parse(o.shape.as_deref().unwrap_or("linear"))
-                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.ramp: {e}")))?;
-            let (duration, requests) = (o.duration, o.requests);
-            let burstiness = o.burstiness.unwrap_or(1.0);
-            let seed = o.seed;
-            let random = o.random.unwrap_or(seed.is_some());
-            let hold = o.hold.unwrap_or(false);
-            let a = match (duration, requests) {
-                (Some(d), None) => {
-                    let mut pieces = vec![Piece {
-                        secs: d,
-                        from,
-                        to,
-                        shape,
-                    }];
-                    if hold {
-                        pieces.push(Piece {
-                            secs: f64::INFINITY,
-                            from: to,
-                            to,
-                            shape: Shape::Linear,
-                        });
-                    }
-                    Arrival::Profile(Arc::new(RateProfile {
-                        pieces,
-                        random: random.then_some((burstiness, seed.unwrap_or(0))),
-                    }))
-                }
-                // vLLM's --ramp-up-*: the rate moves with the request index.
-                (None, Some(n)) => Arrival::RampByIndex {
-                    from,
-                    to,
-                    n,
-                    shape,
-                    burstiness: if random { burstiness } else { f64::INFINITY },
-                    seed: seed.unwrap_or(0),
-                },
-                _ => {
-                    return Err(mlua::Error::runtime(
-                        "mb.arrival.ramp: give duration = seconds (the rate moves with time) \
-                         or requests = N (it moves with the request index, as vLLM's --ramp-up-*)",
-                    ));
-                }
-            };
-            a.validate()
-                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.ramp: {e}")))?;
-            Ok(LuaArrival(a))
-        })?,
-    )?;
-    m.set(
-        "arrival_steps",
-        lua.create_function(|lua, t: Table| {
-            // The steps are the list part; seed, burstiness and random the named part.
-            let steps = lua.create_table()?;
-            let named = lua.create_table()?;
-            for pair in t.pairs::<Value, Value>() {
-                let (k, v) = pair?;
-                match k {
-                    Value::Integer(_) => steps.raw_set(k, v)?,
-                    k => named.raw_set(k, v)?,
-                }
-            }
-            let o = decode::<StepsOpts>(lua, Some(named))?.opts;
-            let mut pieces = Vec::new();
-            for (i, step) in steps.sequence_values::<Table>().enumerate() {
-                let st = decode::<StepOpts>(lua, Some(step?)).map_err(|e| {
-                    mlua::Error::runtime(format_error(&e).replacen(
-                        "mb.arrival.steps",
-                        &format!("mb.arrival.steps: step {}", i + 1),
-                        1,
-                    ))
-                })?;
-                let (rate, secs) = (st.opts.rate, st.opts.duration);
+    functions!(lua, m, { "run" => async lua_run });
+    let arrival = lua.create_table()?;
+    functions!(lua, arrival, {
+        "poisson" => sync arrival_poisson,
+        "constant" => sync arrival_constant,
+        "ramp" => sync arrival_ramp,
+        "steps" => sync arrival_steps,
+        "infinite" => sync arrival_infinite,
+        "trace" => sync arrival_trace,
+        "times" => sync arrival_times,
+    });
+    m.set("arrival", arrival)?;
+    Ok(())
+}
+
+/// `mb.arrival.poisson{...}`: Poisson (gamma) arrivals at a mean rate.
+fn arrival_poisson(lua: &Lua, t: Table) -> mlua::Result<LuaArrival> {
+    let o = decode::<PoissonOpts>(lua, Some(t))?.opts;
+    let a = Arrival::Poisson {
+        rate: o.rate,
+        burstiness: o.burstiness.unwrap_or(1.0),
+        seed: o.seed.unwrap_or(0),
+    };
+    a.validate()
+        .map_err(|e| mlua::Error::runtime(format!("mb.arrival.poisson: {e}")))?;
+    Ok(LuaArrival(a))
+}
+
+/// `mb.arrival.constant{ rate }`: evenly spaced arrivals.
+fn arrival_constant(lua: &Lua, t: Table) -> mlua::Result<LuaArrival> {
+    let o = decode::<ConstantOpts>(lua, Some(t))?.opts;
+    let a = Arrival::Constant { rate: o.rate };
+    a.validate()
+        .map_err(|e| mlua::Error::runtime(format!("mb.arrival.constant: {e}")))?;
+    Ok(LuaArrival(a))
+}
+
+/// `mb.arrival.ramp{...}`: a rate that moves from `from` to `to` over time or requests.
+fn arrival_ramp(lua: &Lua, t: Table) -> mlua::Result<LuaArrival> {
+    let o = decode::<RampOpts>(lua, Some(t))?.opts;
+    let (from, to) = (o.from, o.to);
+    let shape = Shape::parse(o.shape.as_deref().unwrap_or("linear"))
+        .map_err(|e| mlua::Error::runtime(format!("mb.arrival.ramp: {e}")))?;
+    let (duration, requests) = (o.duration, o.requests);
+    let burstiness = o.burstiness.unwrap_or(1.0);
+    let seed = o.seed;
+    let random = o.random.unwrap_or(seed.is_some());
+    let hold = o.hold.unwrap_or(false);
+    let a = match (duration, requests) {
+        (Some(d), None) => {
+            let mut pieces = vec![Piece {
+                secs: d,
+                from,
+                to,
+                shape,
+            }];
+            if hold {
                 pieces.push(Piece {
-                    secs,
-                    from: rate,
-                    to: rate,
+                    secs: f64::INFINITY,
+                    from: to,
+                    to,
                     shape: Shape::Linear,
                 });
             }
-            let seed = o.seed;
-            let burstiness = o.burstiness.unwrap_or(1.0);
-            let random = o.random.unwrap_or(seed.is_some());
-            let a = Arrival::Profile(Arc::new(RateProfile {
+            Arrival::Profile(Arc::new(RateProfile {
                 pieces,
                 random: random.then_some((burstiness, seed.unwrap_or(0))),
-            }));
-            a.validate()
-                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.steps: {e}")))?;
-            Ok(LuaArrival(a))
-        })?,
-    )?;
-    m.set(
-        "arrival_infinite",
-        lua.create_function(|_, ()| Ok(LuaArrival(Arrival::Infinite)))?,
-    )?;
-    m.set(
-        "arrival_trace",
-        lua.create_function(|lua, t: Table| {
-            let d = decode::<TraceOpts>(lua, Some(t))?;
-            let scale = d.opts.scale.unwrap_or(1.0);
-            if !(scale >= 0.0 && scale.is_finite()) {
-                return Err(mlua::Error::runtime(
-                    "mb.arrival.trace: scale must be a number >= 0",
-                ));
-            }
-            let a = match d.value("timestamps") {
-                Value::UserData(ud) => {
-                    trace_times(&ud.borrow::<super::data::LuaRequests>()?.0, scale)?
-                }
-                Value::Table(tt) => {
-                    let ts: Vec<f64> = lua.unpack(Value::Table(tt))?;
-                    Arrival::Times(Arc::new(ts.into_iter().map(|x| x * scale).collect()))
-                }
-                _ => {
-                    return Err(mlua::Error::runtime(
-                        "mb.arrival.trace: timestamps must be a request set or a list of seconds",
-                    ));
-                }
-            };
-            a.validate()
-                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.trace: {e}")))?;
-            Ok(LuaArrival(a))
-        })?,
-    )?;
-    m.set(
-        "arrival_times",
-        lua.create_function(|_, times: Vec<f64>| {
-            let a = Arrival::Times(Arc::new(times));
-            a.validate()
-                .map_err(|e| mlua::Error::runtime(format!("mb.arrival.times: {e}")))?;
-            Ok(LuaArrival(a))
-        })?,
-    )?;
-    Ok(())
+            }))
+        }
+        // vLLM's --ramp-up-*: the rate moves with the request index.
+        (None, Some(n)) => Arrival::RampByIndex {
+            from,
+            to,
+            n,
+            shape,
+            burstiness: if random { burstiness } else { f64::INFINITY },
+            seed: seed.unwrap_or(0),
+        },
+        _ => {
+            return Err(mlua::Error::runtime(
+                "mb.arrival.ramp: give duration = seconds (the rate moves with time) \
+                 or requests = N (it moves with the request index, as vLLM's --ramp-up-*)",
+            ));
+        }
+    };
+    a.validate()
+        .map_err(|e| mlua::Error::runtime(format!("mb.arrival.ramp: {e}")))?;
+    Ok(LuaArrival(a))
+}
+
+/// `mb.arrival.steps{ {rate, duration}, ... }`: a constant rate per step.
+fn arrival_steps(lua: &Lua, t: Table) -> mlua::Result<LuaArrival> {
+    // The steps are the list part; seed, burstiness and random the named part.
+    let steps = lua.create_table()?;
+    let named = lua.create_table()?;
+    for pair in t.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        match k {
+            Value::Integer(_) => steps.raw_set(k, v)?,
+            k => named.raw_set(k, v)?,
+        }
+    }
+    let o = decode::<StepsOpts>(lua, Some(named))?.opts;
+    let mut pieces = Vec::new();
+    for (i, step) in steps.sequence_values::<Table>().enumerate() {
+        let st = decode::<StepOpts>(lua, Some(step?)).map_err(|e| {
+            mlua::Error::runtime(format_error(&e).replacen(
+                "mb.arrival.steps",
+                &format!("mb.arrival.steps: step {}", i + 1),
+                1,
+            ))
+        })?;
+        let (rate, secs) = (st.opts.rate, st.opts.duration);
+        pieces.push(Piece {
+            secs,
+            from: rate,
+            to: rate,
+            shape: Shape::Linear,
+        });
+    }
+    let seed = o.seed;
+    let burstiness = o.burstiness.unwrap_or(1.0);
+    let random = o.random.unwrap_or(seed.is_some());
+    let a = Arrival::Profile(Arc::new(RateProfile {
+        pieces,
+        random: random.then_some((burstiness, seed.unwrap_or(0))),
+    }));
+    a.validate()
+        .map_err(|e| mlua::Error::runtime(format!("mb.arrival.steps: {e}")))?;
+    Ok(LuaArrival(a))
+}
+
+/// `mb.arrival.infinite()`: everything at once (vLLM's `--request-rate inf`).
+fn arrival_infinite(_: &Lua, _: ()) -> mlua::Result<LuaArrival> {
+    Ok(LuaArrival(Arrival::Infinite))
+}
+
+/// `mb.arrival.trace{ timestamps, scale }`: a trace's own send times.
+fn arrival_trace(lua: &Lua, t: Table) -> mlua::Result<LuaArrival> {
+    let d = decode::<TraceOpts>(lua, Some(t))?;
+    let scale = d.opts.scale.unwrap_or(1.0);
+    if !(scale >= 0.0 && scale.is_finite()) {
+        return Err(mlua::Error::runtime(
+            "mb.arrival.trace: scale must be a number >= 0",
+        ));
+    }
+    let a = match d.value("timestamps") {
+        Value::UserData(ud) => trace_times(&ud.borrow::<super::data::LuaRequests>()?.0, scale)?,
+        Value::Table(tt) => {
+            let ts: Vec<f64> = lua.unpack(Value::Table(tt))?;
+            Arrival::Times(Arc::new(ts.into_iter().map(|x| x * scale).collect()))
+        }
+        _ => {
+            return Err(mlua::Error::runtime(
+                "mb.arrival.trace: timestamps must be a request set or a list of seconds",
+            ));
+        }
+    };
+    a.validate()
+        .map_err(|e| mlua::Error::runtime(format!("mb.arrival.trace: {e}")))?;
+    Ok(LuaArrival(a))
+}
+
+/// `mb.arrival.times(list)`: send times given in seconds.
+fn arrival_times(_: &Lua, times: Vec<f64>) -> mlua::Result<LuaArrival> {
+    let a = Arrival::Times(Arc::new(times));
+    a.validate()
+        .map_err(|e| mlua::Error::runtime(format!("mb.arrival.times: {e}")))?;
+    Ok(LuaArrival(a))
 }

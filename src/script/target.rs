@@ -240,24 +240,23 @@ fn target(lua: &Lua, t: Table) -> mlua::Result<LuaTarget> {
     })
 }
 
+/// `mb.sim{...}`: starts a simulator; returns `{ base_url, host, port, model }`.
+fn sim(lua: &Lua, v: Value) -> mlua::Result<Table> {
+    let so = sim_options(lua, v, None, false)?;
+    let h = start_sim(lua, &so)?;
+    let t = lua.create_table()?;
+    t.set("base_url", h.base_url())?;
+    t.set("host", h.addr.ip().to_string())?;
+    t.set("port", h.addr.port())?;
+    t.set("model", h.model.clone())?;
+    Ok(t)
+}
+
 /// Registers `target` and `sim` in the core module.
 pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
-    m.set(
-        "target",
-        lua.create_function(|lua, t: Table| target(lua, t))?,
-    )?;
-    m.set(
-        "sim",
-        lua.create_function(|lua, v: Value| {
-            let so = sim_options(lua, v, None, false)?;
-            let h = start_sim(lua, &so)?;
-            let t = lua.create_table()?;
-            t.set("base_url", h.base_url())?;
-            t.set("host", h.addr.ip().to_string())?;
-            t.set("port", h.addr.port())?;
-            t.set("model", h.model.clone())?;
-            Ok(t)
-        })?,
-    )?;
+    functions!(lua, m, {
+        "target" => sync target,
+        "sim" => sync sim,
+    });
     Ok(())
 }

@@ -390,6 +390,6 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
 
 /// Registers `users`.
 pub fn register(lua: &Lua, m: &Table) -> mlua::Result<()> {
-    m.set("users", lua.create_async_function(lua_users)?)?;
+    functions!(lua, m, { "users" => async lua_users });
     Ok(())
 }

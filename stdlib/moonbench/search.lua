@@ -34,9 +34,9 @@ local function probe(o, x, i)
     local n = o.num_requests or math.max(tail, 10, math.floor(x * o.probe_seconds + 0.5))
     run.num_requests = n
     if o.arrival == "constant" then
-      run.arrival = core().arrival_constant{ rate = x }
+      run.arrival = core().arrival.constant{ rate = x }
     else
-      run.arrival = core().arrival_poisson{ rate = x, burstiness = o.burstiness or 1, seed = (o.seed or 0) + i }
+      run.arrival = core().arrival.poisson{ rate = x, burstiness = o.burstiness or 1, seed = (o.seed or 0) + i }
     end
     run.max_concurrency = o.max_concurrency
   end
@@ -214,7 +214,7 @@ function M.rate_sweep(o)
     if core().interrupted() then break end
     local rate = lo + (hi - lo) * i / (k + 1)
     local res = mb_run{ target = o.target, requests = o.requests, num_requests = n, progress = false,
-      arrival = core().arrival_poisson{ rate = rate, seed = (o.seed or 0) + i }, max_concurrency = o.max_concurrency,
+      arrival = core().arrival.poisson{ rate = rate, seed = (o.seed or 0) + i }, max_concurrency = o.max_concurrency,
       label = "sweep" }
     local s = res:summary()
     points[#points + 1] = { kind = "rate", rate = rate, summary = s, path = save(res, "rate", 2 + i, rate) }

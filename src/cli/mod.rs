@@ -1,5 +1,8 @@
 //! The command line: each subcommand is a few lines that run a bundled script or
-//! call the library.
+//! call the library; `calibrate.rs` holds `moonbench calibrate` (a benchmark of
+//! the client itself against the in-process simulator).
+
+pub mod calibrate;
 
 use clap::{Parser, Subcommand};
 
@@ -59,7 +62,7 @@ pub enum Command {
     /// Run the built-in simulated OpenAI-compatible server.
     ServeSim(ServeSimArgs),
     /// Measure the client's own cost and timing error against the in-process simulator.
-    Calibrate(crate::calibrate::CalibrateArgs),
+    Calibrate(calibrate::CalibrateArgs),
     /// List the bundled scripts and examples, or print one (`moonbench scripts examples/quickstart.lua`).
     Scripts {
         /// A bundled file to print.
@@ -377,7 +380,7 @@ pub fn main() -> i32 {
             }
         }
         Command::ServeSim(a) => serve_sim(a),
-        Command::Calibrate(a) => crate::calibrate::main(a),
+        Command::Calibrate(a) => calibrate::main(a),
         Command::Scripts { name } => match name {
             Some(n) => match script::embedded(&n) {
                 Some(text) => {
