@@ -200,6 +200,7 @@ mb.rate_sweep = search.rate_sweep
 -- mb.suggest("max_concurency", {"max_concurrency"}) -> 最接近的拼写
 -- mb.aggregate：把一个目录里的结果 JSON 汇总成表格（同 `moonbench aggregate`）：
 --   local path, rows = mb.aggregate("results", nil, { format = "csv", header = "both" })
+-- mb.read_result(路径)：读回一个结果 JSON（与 aggregate/report 同一个读法），不是结果文件时返回 nil 和原因
 -- mb.interrupted()：用户是否按过 Ctrl-C（长脚本可以据此提前收尾）
 -- mb.script：运行另一个脚本（本地文件或内置脚本），传入命令行参数，返回它的返回值。参数扫描就是这样调用基准脚本的：
 --   local res, path = mb.script("scripts/benchmark_serving.lua", { "--num-prompts", "10" })

@@ -125,16 +125,9 @@ pub struct CompareArgs {
 fn read_result(
     path: &std::path::Path,
 ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    match serde_json::from_str(&text) {
-        Ok(serde_json::Value::Object(o)) => Ok(o),
-        Ok(_) => Err(format!(
-            "{} is not a result (not a JSON object)",
-            path.display()
-        )),
-        Err(e) => Err(format!("{} is not valid JSON: {e}", path.display())),
-    }
+    crate::output::files::read(path)
+        .map(|r| r.data)
+        .map_err(|why| format!("{}: {why}", path.display()))
 }
 
 fn aggregate(a: AggregateArgs) -> i32 {
@@ -174,7 +167,7 @@ fn aggregate(a: AggregateArgs) -> i32 {
 }
 
 fn report(a: ReportArgs) -> i32 {
-    let (rs, skipped) = crate::output::report::load(&a.results);
+    let (rs, skipped) = crate::output::files::read_all(&a.results);
     for (p, why) in &skipped {
         eprintln!("warning: skipped {}: {why}", p.display());
     }

@@ -191,70 +191,22 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     }
 }
 
-/// Numbers that follow `tag` in a file name (`io1024x128` → [1024, 128]).
-fn numbers_after(name: &str, tag: &str) -> Option<Vec<u64>> {
-    let i = name.find(tag)? + tag.len();
-    let rest = &name[i..];
-    let first: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    if first.is_empty() {
-        return None;
-    }
-    let mut v = vec![first.parse().ok()?];
-    let after = &rest[first.len()..];
-    if let Some(r) = after.strip_prefix('x') {
-        let second: String = r.chars().take_while(|c| c.is_ascii_digit()).collect();
-        v.push(second.parse().ok()?);
-    }
-    Some(v)
-}
-
-fn is_result(o: &Map<String, Value>) -> bool {
-    o.contains_key("completed") && o.contains_key("duration")
-}
-
 /// Reads every `*.json` result in `dir` (not recursive).
 pub fn collect(dir: &Path) -> Result<Table, String> {
-    let rd = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?;
-    let mut files: Vec<PathBuf> = rd
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
+    let files = super::files::json_files(dir)?;
     let mut t = Table::default();
     let mut tail_cols = Vec::new();
     for path in files {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(s) => s,
-            Err(e) => {
-                t.skipped.push((path, format!("cannot read it: {e}")));
-                continue;
-            }
-        };
-        let obj = match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Object(o)) if is_result(&o) => o,
-            Ok(Value::Object(_)) => {
-                t.skipped.push((
-                    path,
-                    "not a benchmark result (no completed/duration keys)".into(),
-                ));
-                continue;
-            }
-            Ok(_) => {
-                t.skipped
-                    .push((path, "not a benchmark result (not a JSON object)".into()));
-                continue;
-            }
-            Err(e) => {
-                t.skipped.push((path, format!("not valid JSON ({e})")));
+        let (name, obj) = match super::files::read(&path) {
+            Ok(r) => (r.name, r.data),
+            Err(why) => {
+                t.skipped.push((path, why));
                 continue;
             }
         };
         let mut cells = Vec::new();
         flatten("", &Value::Object(obj), &mut cells);
-        let io = numbers_after(&name, "io").filter(|v| v.len() == 2);
+        let io = super::files::io_lengths(&name);
         let mut row = Map::new();
         for (k, v) in cells {
             if !t.columns.contains(&k) {
@@ -263,14 +215,8 @@ pub fn collect(dir: &Path) -> Result<Table, String> {
             row.insert(k, v);
         }
         for (k, v) in [
-            (
-                "input_len",
-                io.as_ref().map_or(Value::Null, |v| Value::from(v[0])),
-            ),
-            (
-                "output_len",
-                io.as_ref().map_or(Value::Null, |v| Value::from(v[1])),
-            ),
+            ("input_len", io.map_or(Value::Null, |v| Value::from(v.0))),
+            ("output_len", io.map_or(Value::Null, |v| Value::from(v.1))),
             ("filename", Value::from(name.clone())),
         ] {
             if !tail_cols.contains(&k.to_string()) {
@@ -281,7 +227,7 @@ pub fn collect(dir: &Path) -> Result<Table, String> {
         // Concurrency and prompts from the file name when the file lacks them.
         for (key, tag) in [("max_concurrency", "mc"), ("num_prompts", "np")] {
             if row.get(key).is_none_or(|v| v.is_null()) {
-                if let Some(v) = numbers_after(&name, &format!("_{tag}")) {
+                if let Some(v) = super::files::numbers_after(&name, &format!("_{tag}")) {
                     row.insert(key.into(), Value::from(v[0]));
                     if !t.columns.iter().any(|c| c == key) {
                         t.columns.push(key.into());
@@ -293,13 +239,7 @@ pub fn collect(dir: &Path) -> Result<Table, String> {
     }
     t.columns.retain(|c| !tail_cols.contains(c));
     t.columns.extend(tail_cols);
-    let num = |r: &Map<String, Value>, k: &str| -> f64 {
-        match r.get(k) {
-            Some(Value::Number(n)) => n.as_f64().unwrap_or(f64::MAX),
-            Some(Value::String(s)) if s == "inf" => f64::INFINITY,
-            _ => f64::MAX,
-        }
-    };
+    let num = |r: &Map<String, Value>, k: &str| super::files::number(r, k).unwrap_or(f64::MAX);
     t.rows.sort_by(|a, b| {
         for k in [
             "input_len",
@@ -441,18 +381,5 @@ mod tests {
             zh_name("server_metrics.summary.max_waiting"),
             "服务器指标.max_waiting"
         );
-    }
-
-    #[test]
-    fn numbers_in_file_names() {
-        assert_eq!(
-            numbers_after("bench_io1024x128_mc8_np80.json", "io"),
-            Some(vec![1024, 128])
-        );
-        assert_eq!(
-            numbers_after("bench_io1024x128_mc8_np80.json", "_mc"),
-            Some(vec![8])
-        );
-        assert_eq!(numbers_after("vllm-8.0qps.json", "io"), None);
     }
 }

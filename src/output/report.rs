@@ -4,80 +4,16 @@
 //! `--save-detailed`, and a table of the runs. Charts are inline SVG; no network.
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Map, Value};
 
 use super::svg::{Chart, Series, Span, timeline};
 
-/// One loaded result file.
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    /// File name.
-    pub name: String,
-    /// Its JSON object.
-    pub data: Map<String, Value>,
-}
+use super::files::{ResultFile, io_lengths, number};
 
-/// Loads result files; directories contribute their `*.json` files. Files that are
-/// not results are returned with the reason, to warn about.
-pub fn load(paths: &[PathBuf]) -> (Vec<Loaded>, Vec<(PathBuf, String)>) {
-    let mut files = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            if let Ok(rd) = std::fs::read_dir(p) {
-                let mut v: Vec<PathBuf> = rd
-                    .flatten()
-                    .map(|e| e.path())
-                    .filter(|x| x.extension().is_some_and(|e| e == "json"))
-                    .collect();
-                v.sort();
-                files.extend(v);
-            }
-        } else {
-            files.push(p.clone());
-        }
-    }
-    let mut ok = Vec::new();
-    let mut skipped = Vec::new();
-    for f in files {
-        match std::fs::read_to_string(&f)
-            .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
-        {
-            Ok(Value::Object(o)) if o.contains_key("completed") && o.contains_key("duration") => ok
-                .push(Loaded {
-                    name: f.file_name().map_or(f.display().to_string(), |n| {
-                        n.to_string_lossy().into_owned()
-                    }),
-                    data: o,
-                }),
-            Ok(_) => skipped.push((f, "not a benchmark result".into())),
-            Err(e) => skipped.push((f, e)),
-        }
-    }
-    (ok, skipped)
-}
-
-fn num(o: &Map<String, Value>, k: &str) -> Option<f64> {
-    match o.get(k)? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) if s == "inf" => Some(f64::INFINITY),
-        _ => None,
-    }
-}
-
-fn io_of(name: &str) -> Option<(u64, u64)> {
-    let i = name.find("io")? + 2;
-    let rest = &name[i..];
-    let a: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let rest = rest[a.len()..].strip_prefix('x')?;
-    let b: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    Some((a.parse().ok()?, b.parse().ok()?))
-}
-
-fn group_of(r: &Loaded) -> String {
-    if let Some((i, o)) = io_of(&r.name) {
+fn group_of(r: &ResultFile) -> String {
+    if let Some((i, o)) = io_lengths(&r.name) {
         return format!("io=({i},{o})");
     }
     let label = r
@@ -112,10 +48,10 @@ enum XAxis {
 
 impl XAxis {
     /// Concurrency if it varies between the runs, else the rate, else the run index.
-    fn choose(rs: &[Loaded]) -> XAxis {
+    fn choose(rs: &[ResultFile]) -> XAxis {
         let values = |k: &str| -> Option<Vec<f64>> {
             rs.iter()
-                .map(|r| num(&r.data, k).filter(|x| x.is_finite()))
+                .map(|r| number(&r.data, k).filter(|x| x.is_finite()))
                 .collect()
         };
         let varies = |v: &[f64]| v.windows(2).any(|w| w[0] != w[1]);
@@ -146,10 +82,10 @@ impl XAxis {
         matches!(self, XAxis::Concurrency { log: true })
     }
 
-    fn value(&self, i: usize, r: &Loaded) -> Option<f64> {
+    fn value(&self, i: usize, r: &ResultFile) -> Option<f64> {
         match self {
-            XAxis::Concurrency { .. } => num(&r.data, "max_concurrency"),
-            XAxis::Rate => num(&r.data, "request_rate"),
+            XAxis::Concurrency { .. } => number(&r.data, "max_concurrency"),
+            XAxis::Rate => number(&r.data, "request_rate"),
             XAxis::Index => Some(i as f64 + 1.0),
         }
     }
@@ -191,7 +127,7 @@ fn cdf(values: &[f64]) -> Vec<(f64, f64)> {
 /// A short legend label for a run: `io128x64 mc8` for grid files, else the name.
 fn short_name(name: &str) -> String {
     let stem = name.trim_end_matches(".json");
-    if let Some((i, o)) = io_of(stem) {
+    if let Some((i, o)) = io_lengths(stem) {
         let mc = stem.find("_mc").map(|p| {
             stem[p + 3..]
                 .chars()
@@ -218,7 +154,7 @@ fn floats(o: &Map<String, Value>, k: &str) -> Option<Vec<f64>> {
 
 /// Builds the HTML page. `timeline_of` picks the run shown in the timeline (its
 /// file name); by default the first run with per-request data.
-pub fn build(rs: &[Loaded], title: &str, timeline_of: Option<&str>) -> String {
+pub fn build(rs: &[ResultFile], title: &str, timeline_of: Option<&str>) -> String {
     let mut groups: Vec<String> = Vec::new();
     for r in rs {
         let g = group_of(r);
@@ -230,7 +166,7 @@ pub fn build(rs: &[Loaded], title: &str, timeline_of: Option<&str>) -> String {
     let (x_label, x_log) = (axis.label(), axis.log());
     let mut charts = Vec::new();
     let series_for =
-        |key: &dyn Fn(&Loaded) -> Option<f64>, suffix: &str, dashed: bool| -> Vec<Series> {
+        |key: &dyn Fn(&ResultFile) -> Option<f64>, suffix: &str, dashed: bool| -> Vec<Series> {
             groups
                 .iter()
                 .enumerate()
@@ -257,14 +193,14 @@ pub fn build(rs: &[Loaded], title: &str, timeline_of: Option<&str>) -> String {
         title: "Output token throughput".into(),
         x_label: x_label.clone(),
         y_label: "output tokens/s".into(),
-        series: series_for(&|r| num(&r.data, "output_throughput"), "", false),
+        series: series_for(&|r| number(&r.data, "output_throughput"), "", false),
         x_log,
     });
     charts.push(Chart {
         title: "Request throughput".into(),
         x_label: x_label.clone(),
         y_label: "requests/s".into(),
-        series: series_for(&|r| num(&r.data, "request_throughput"), "", false),
+        series: series_for(&|r| number(&r.data, "request_throughput"), "", false),
         x_log,
     });
     for (m, name) in [
@@ -274,11 +210,11 @@ pub fn build(rs: &[Loaded], title: &str, timeline_of: Option<&str>) -> String {
         ("e2el", "End-to-end latency (E2EL)"),
     ] {
         let median = format!("median_{m}_ms");
-        let mut series = series_for(&|r| num(&r.data, &median), " p50", false);
+        let mut series = series_for(&|r| number(&r.data, &median), " p50", false);
         let hp = rs.iter().find_map(|r| highest_percentile(&r.data, m));
         if let Some(hp) = &hp {
             let label = format!(" {}", hp.split('_').next().unwrap_or("p99"));
-            series.extend(series_for(&|r| num(&r.data, hp), &label, true));
+            series.extend(series_for(&|r| number(&r.data, hp), &label, true));
         }
         if !series.is_empty() {
             charts.push(Chart {
@@ -296,7 +232,7 @@ pub fn build(rs: &[Loaded], title: &str, timeline_of: Option<&str>) -> String {
         }
     }
     // CDFs from per-request data.
-    let detailed: Vec<&Loaded> = rs.iter().filter(|r| r.data.contains_key("ttfts")).collect();
+    let detailed: Vec<&ResultFile> = rs.iter().filter(|r| r.data.contains_key("ttfts")).collect();
     let mut cdfs = Vec::new();
     for (key, name, ms) in [("ttfts", "TTFT", true), ("latencies", "E2EL", true)] {
         let series: Vec<Series> = detailed
@@ -329,7 +265,7 @@ pub fn build(rs: &[Loaded], title: &str, timeline_of: Option<&str>) -> String {
     }
     // The server's own metrics over time (results that have them).
     let mut server_charts = Vec::new();
-    let with_server: Vec<&Loaded> = rs
+    let with_server: Vec<&ResultFile> = rs
         .iter()
         .filter(|r| {
             r.data
@@ -339,7 +275,7 @@ pub fn build(rs: &[Loaded], title: &str, timeline_of: Option<&str>) -> String {
         })
         .take(8)
         .collect();
-    let column = |r: &Loaded, key: &str| -> Option<Vec<(f64, f64)>> {
+    let column = |r: &ResultFile, key: &str| -> Option<Vec<(f64, f64)>> {
         let series = r.data.get("server_metrics")?.get("series")?;
         let t = series.get("t")?.as_array()?;
         let v = series.get(key)?.as_array()?;
@@ -499,7 +435,7 @@ pub fn build(rs: &[Loaded], title: &str, timeline_of: Option<&str>) -> String {
                 })
                 .unwrap_or("-".into())
         };
-        let f = |k: &str| num(&r.data, k).map_or("-".into(), |v| format!("{v:.2}"));
+        let f = |k: &str| number(&r.data, k).map_or("-".into(), |v| format!("{v:.2}"));
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -533,13 +469,14 @@ pub fn write(out: &Path, html: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    fn result(name: &str, mc: u64, tput: f64, ttft: f64) -> Loaded {
+    fn result(name: &str, mc: u64, tput: f64, ttft: f64) -> ResultFile {
         let data: Map<String, Value> = serde_json::from_value(serde_json::json!({
             "completed": 10, "duration": 1.0, "max_concurrency": mc, "request_rate": "inf", "output_throughput": tput,
             "request_throughput": 1.0, "median_ttft_ms": ttft, "p99_ttft_ms": ttft * 2.0, "backend": "vllm", "model_id": "m",
             "ttfts": [0.01, 0.02, 0.03], "latencies": [0.1, 0.2, 0.3], "start_times": [0.0, 0.01, 0.02], "errors": ["", "", "boom"]
         })).unwrap();
-        Loaded {
+        ResultFile {
+            path: name.into(),
             name: name.into(),
             data,
         }

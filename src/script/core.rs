@@ -63,6 +63,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "http_get" => async http_get,
         "interrupted" => sync interrupted,
         "aggregate" => sync aggregate,
+        "read_result" => sync read_result,
     });
     let json = lua.create_table()?;
     functions!(lua, json, {
@@ -280,6 +281,15 @@ async fn http_get(lua: Lua, (url, timeout): (String, Option<f64>)) -> mlua::Resu
 /// `mb.interrupted()`: whether Ctrl-C was pressed.
 fn interrupted(_: &Lua, _: ()) -> mlua::Result<bool> {
     Ok(crate::engine::cancel::level() > 0)
+}
+
+/// `mb.read_result(path)`: a result file as a table, or nil and why it is not one
+/// (the reader `aggregate`, `report` and `compare` use).
+fn read_result(lua: &Lua, path: String) -> mlua::Result<(Value, Option<String>)> {
+    match crate::output::files::read(std::path::Path::new(&path)) {
+        Ok(r) => Ok((to_lua(lua, &serde_json::Value::Object(r.data))?, None)),
+        Err(why) => Ok((Value::Nil, Some(format!("{path}: {why}")))),
+    }
 }
 
 /// `mb.aggregate(dir [, out, opts])`: the result files of `dir` as a table file; returns its path and rows.

@@ -326,6 +326,11 @@ pub fn entries() -> Vec<Entry> {
             AggregateOpts
         ),
         e!(
+            "mb.read_result",
+            "mb.read_result(path): a result file as a table, or nil and why it is not one (read as aggregate, report and compare read it).",
+            "mb.read_result(路径)：把结果文件读成表；不是结果文件时返回 nil 和原因（与 aggregate、report、compare 同一个读法）。"
+        ),
+        e!(
             "mb.yaml.load / mb.yaml.decode / mb.json.encode / mb.json.decode / mb.json.null",
             "YAML with line numbers; JSON both ways; JSON null.",
             "带行号的 YAML；JSON 编解码；JSON null。"

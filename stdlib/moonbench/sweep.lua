@@ -216,15 +216,12 @@ function M.describe(p)
   return s
 end
 
---- Whether `file` holds a complete result (for --resume): valid JSON with
---- completed > 0 and not marked partial.
+--- Whether `file` holds a complete result (for --resume): a result file
+--- (read as aggregate and report read it) with completed > 0, not marked partial.
+--- 断点续跑（--resume）时判断结果文件是否完整：是结果文件、completed > 0、且不是 partial。
 function M.valid_result(file)
-  local f = io.open(file, "r")
-  if not f then return false end
-  local text = f:read("a")
-  f:close()
-  local ok, r = pcall(mb.json.decode, text)
-  return ok and type(r) == "table" and type(r.completed) == "number" and r.completed > 0 and r.partial ~= true
+  local r = mb.read_result(file)
+  return r ~= nil and type(r.completed) == "number" and r.completed > 0 and r.partial ~= true
 end
 
 return M

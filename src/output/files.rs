@@ -1,0 +1,165 @@
+//! Reading result files back: the one reader behind `aggregate`, `report`,
+//! `compare` and `mb.aggregate` — a file (or every `*.json` of a folder) that is
+//! a benchmark result (a JSON object with `completed` and `duration`), or the
+//! reason it is not — and the two facts read the same way everywhere: numbers
+//! (vLLM writes an infinite rate as `"inf"`) and the lengths in a seed-style file
+//! name (`..._io1024x128_mc8.json`).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+/// One result file read back.
+#[derive(Debug, Clone)]
+pub struct ResultFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// Its file name.
+    pub name: String,
+    /// Its JSON object.
+    pub data: Map<String, Value>,
+}
+
+/// Whether a JSON object is a benchmark result.
+pub fn is_result(o: &Map<String, Value>) -> bool {
+    o.contains_key("completed") && o.contains_key("duration")
+}
+
+/// Reads one result file; the error says why it is not one (without the path).
+pub fn read(path: &Path) -> Result<ResultFile, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    let data = match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(o)) if is_result(&o) => o,
+        Ok(Value::Object(_)) => {
+            return Err("not a benchmark result (no completed/duration keys)".into());
+        }
+        Ok(_) => return Err("not a benchmark result (not a JSON object)".into()),
+        Err(e) => return Err(format!("not valid JSON ({e})")),
+    };
+    Ok(ResultFile {
+        path: path.to_path_buf(),
+        name: path.file_name().map_or(path.display().to_string(), |n| {
+            n.to_string_lossy().into_owned()
+        }),
+        data,
+    })
+}
+
+/// The `*.json` files of `dir`, sorted by name (not recursive).
+pub fn json_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?;
+    let mut v: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Reads result files; a folder contributes its `*.json` files. Returns the
+/// results and, to warn about, every file (or folder) that is not one, with why.
+pub fn read_all(paths: &[PathBuf]) -> (Vec<ResultFile>, Vec<(PathBuf, String)>) {
+    let mut ok = Vec::new();
+    let mut skipped = Vec::new();
+    for p in paths {
+        let files = if p.is_dir() {
+            match json_files(p) {
+                Ok(v) => v,
+                Err(e) => {
+                    skipped.push((p.clone(), e));
+                    continue;
+                }
+            }
+        } else {
+            vec![p.clone()]
+        };
+        for f in files {
+            match read(&f) {
+                Ok(r) => ok.push(r),
+                Err(e) => skipped.push((f, e)),
+            }
+        }
+    }
+    (ok, skipped)
+}
+
+/// A number of a result (`"inf"` is infinity); `None` when absent or not one.
+pub fn number(o: &Map<String, Value>, key: &str) -> Option<f64> {
+    match o.get(key)? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) if s == "inf" => Some(f64::INFINITY),
+        _ => None,
+    }
+}
+
+/// Numbers that follow `tag` in a file name (`io1024x128` → [1024, 128]).
+pub fn numbers_after(name: &str, tag: &str) -> Option<Vec<u64>> {
+    let i = name.find(tag)? + tag.len();
+    let rest = &name[i..];
+    let first: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    if first.is_empty() {
+        return None;
+    }
+    let mut v = vec![first.parse().ok()?];
+    let after = &rest[first.len()..];
+    if let Some(r) = after.strip_prefix('x') {
+        let second: String = r.chars().take_while(|c| c.is_ascii_digit()).collect();
+        v.push(second.parse().ok()?);
+    }
+    Some(v)
+}
+
+/// The input and output lengths a seed-style name carries (`io1024x128`).
+pub fn io_lengths(name: &str) -> Option<(u64, u64)> {
+    match numbers_after(name, "io")?.as_slice() {
+        [i, o] => Some((*i, *o)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_numbers() {
+        assert_eq!(
+            numbers_after("bench_io1024x128_mc8_np80.json", "io"),
+            Some(vec![1024, 128])
+        );
+        assert_eq!(
+            numbers_after("bench_io1024x128_mc8_np80.json", "_mc"),
+            Some(vec![8])
+        );
+        assert_eq!(numbers_after("vllm-8.0qps.json", "io"), None);
+        assert_eq!(io_lengths("x_io512x64.json"), Some((512, 64)));
+        assert_eq!(io_lengths("x_io512.json"), None);
+        let o: Map<String, Value> =
+            serde_json::from_str(r#"{"request_rate": "inf", "completed": 3}"#).unwrap();
+        assert_eq!(number(&o, "request_rate"), Some(f64::INFINITY));
+        assert_eq!(number(&o, "completed"), Some(3.0));
+        assert_eq!(number(&o, "x"), None);
+    }
+
+    #[test]
+    fn reads_results_and_says_why_others_are_not() {
+        let dir = std::env::temp_dir().join(format!("mb-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a.json"), r#"{"completed": 1, "duration": 2.0}"#).unwrap();
+        std::fs::write(dir.join("b.json"), r#"{"x": 1}"#).unwrap();
+        std::fs::write(dir.join("c.json"), "[1]").unwrap();
+        std::fs::write(dir.join("d.json"), "{").unwrap();
+        std::fs::write(dir.join("e.txt"), "ignored").unwrap();
+        let (ok, skipped) = read_all(std::slice::from_ref(&dir));
+        assert_eq!(ok.len(), 1);
+        assert_eq!(ok[0].name, "a.json");
+        let why: Vec<&str> = skipped.iter().map(|(_, w)| w.as_str()).collect();
+        assert_eq!(why.len(), 3, "{why:?}");
+        assert!(why[0].contains("no completed/duration"), "{why:?}");
+        assert!(why[1].contains("not a JSON object"), "{why:?}");
+        assert!(why[2].contains("not valid JSON"), "{why:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
