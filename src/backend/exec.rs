@@ -494,7 +494,9 @@ async fn send(
     conn.io.drive(fut).await
 }
 
-/// Sends the request and reads the whole response into `acc`.
+/// Sends the request and reads the whole response into `acc`: a connection and
+/// the response head ([`send_on_pool`]), then an error body, an event stream or a
+/// whole body.
 async fn transfer(
     ctx: &ExecContext<'_>,
     req: hyper::Request<Full<Bytes>>,
@@ -506,38 +508,8 @@ async fn transfer(
 ) -> Result<(), RequestError> {
     let client = ctx.client;
     let api = ctx.target.backend.api;
-    // A pooled connection the server closed while idle fails before the request is
-    // sent; then the request goes out once more on a fresh connection.
-    let retry_copy = {
-        let (parts, body) = (req.uri().clone(), req.headers().clone());
-        (parts, body, req.body().clone())
-    };
-    let (mut conn, resp) = match client.checkout() {
-        Some(mut c) => match send(&mut c, req).await {
-            Ok(r) => (c, r),
-            Err(e) if e.is_canceled() || e.is_incomplete_message() || e.is_closed() => {
-                *new_conn = true;
-                let mut c = client.connect().await?;
-                let mut again = hyper::Request::post(retry_copy.0)
-                    .body(retry_copy.2.clone())
-                    .unwrap();
-                *again.headers_mut() = retry_copy.1.clone();
-                let r = send(&mut c, again)
-                    .await
-                    .map_err(|e| hyper_error("sending the request failed", &e))?;
-                (c, r)
-            }
-            Err(e) => return Err(hyper_error("sending the request failed", &e)),
-        },
-        None => {
-            *new_conn = true;
-            let mut c = client.connect().await?;
-            let r = send(&mut c, req)
-                .await
-                .map_err(|e| hyper_error("sending the request failed", &e))?;
-            (c, r)
-        }
-    };
+    let sent_headers = req.headers().clone();
+    let (mut conn, resp) = send_on_pool(client, req, new_conn).await?;
     *status = resp.status().as_u16();
     let is_json = resp
         .headers()
@@ -546,90 +518,12 @@ async fn transfer(
         .is_some_and(|v| v.starts_with("application/json"));
     let mut body = resp.into_body();
     if *status != 200 {
-        let mut buf = Vec::new();
-        while let Some(frame) = conn.io.drive(body.frame()).await {
-            let Ok(frame) = frame else { break };
-            if let Ok(data) = frame.into_data() {
-                buf.extend_from_slice(&data[..data.len().min(4096 - buf.len().min(4096))]);
-            }
-        }
+        let buf = read_capped(&mut conn, &mut body, 4096).await;
         client.checkin(conn);
-        let reason = hyper::StatusCode::from_u16(*status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("");
-        let detail = serde_json::from_slice::<serde_json::Value>(&buf)
-            .ok()
-            .and_then(|v| {
-                v.get("error")
-                    .map(protocol::error_message)
-                    .or_else(|| v.get("message").map(|m| m.to_string()))
-            })
-            .unwrap_or_else(|| {
-                String::from_utf8_lossy(&buf[..buf.len().min(300)])
-                    .trim()
-                    .to_string()
-            });
-        let mut msg = format!("HTTP {status} {reason}");
-        if !detail.is_empty() {
-            msg.push_str(": ");
-            msg.push_str(&detail);
-        } else if (400..500).contains(status) {
-            msg.push_str(&format!(
-                " with an empty body; {}",
-                protocol::what_was_sent(ctx.target, &retry_copy.1, sent_body)
-            ));
-        }
-        if *status == 404 {
-            msg.push_str(&format!(
-                " (is {} the right --endpoint for this server?)",
-                ctx.target.request_path()
-            ));
-        }
-        return Err(RequestError::new(ErrorKind::Http, msg));
+        return Err(http_error(ctx, *status, &buf, &sent_headers, sent_body));
     }
     if *streamed && !is_json {
-        let mut sse = SseDecoder::new();
-        let mut events = 0u32;
-        loop {
-            let frame = conn.io.drive(body.frame()).await;
-            let t = conn.io.last_read_ns();
-            match frame {
-                None => break,
-                Some(Err(e)) => {
-                    let why = conn.io.error.clone().unwrap_or_else(|| e.to_string());
-                    return Err(RequestError::new(
-                        ErrorKind::Connection,
-                        format!(
-                            "the connection broke mid-stream after {} chunks: {why}",
-                            acc.chunk_ns.len()
-                        ),
-                    ));
-                }
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        sse.feed(&data, &mut |ev| {
-                            events += 1;
-                            protocol::on_event(api, ev.data, t, acc)
-                        })?;
-                    }
-                }
-            }
-        }
-        let t = conn.io.last_read_ns();
-        sse.finish(&mut |ev| {
-            events += 1;
-            protocol::on_event(api, ev.data, t, acc)
-        })?;
-        if events == 0 && sse.junk_lines > 0 {
-            return Err(RequestError::new(
-                ErrorKind::Protocol,
-                format!(
-                    "expected a server-sent event stream (data: ... lines), got: {}",
-                    sse.first_junk.unwrap_or_default()
-                ),
-            ));
-        }
+        read_stream(&mut conn, &mut body, api, acc).await?;
     } else {
         *streamed = false;
         let collected = conn
@@ -641,6 +535,145 @@ async fn transfer(
         protocol::on_body(api, &collected.to_bytes(), t, acc)?;
     }
     client.checkin(conn);
+    Ok(())
+}
+
+/// Sends `req` on a pooled connection, or a new one when the pool has none. A
+/// pooled connection the server closed while idle fails before the request is
+/// sent; then the request goes out once more on a fresh connection.
+async fn send_on_pool(
+    client: &HttpClient,
+    req: hyper::Request<Full<Bytes>>,
+    new_conn: &mut bool,
+) -> Result<(Conn, hyper::Response<hyper::body::Incoming>), RequestError> {
+    let sending = |e: hyper::Error| hyper_error("sending the request failed", &e);
+    let Some(mut c) = client.checkout() else {
+        *new_conn = true;
+        let mut c = client.connect().await?;
+        let r = send(&mut c, req).await.map_err(sending)?;
+        return Ok((c, r));
+    };
+    let (uri, headers, body) = (req.uri().clone(), req.headers().clone(), req.body().clone());
+    match send(&mut c, req).await {
+        Ok(r) => Ok((c, r)),
+        Err(e) if e.is_canceled() || e.is_incomplete_message() || e.is_closed() => {
+            *new_conn = true;
+            let mut c = client.connect().await?;
+            let mut again = hyper::Request::post(uri).body(body).unwrap();
+            *again.headers_mut() = headers;
+            let r = send(&mut c, again).await.map_err(sending)?;
+            Ok((c, r))
+        }
+        Err(e) => Err(sending(e)),
+    }
+}
+
+/// The first `cap` bytes of a body (the rest is read and dropped, so the
+/// connection can be reused).
+async fn read_capped(conn: &mut Conn, body: &mut hyper::body::Incoming, cap: usize) -> Vec<u8> {
+    let mut buf = Vec::new();
+    while let Some(frame) = conn.io.drive(body.frame()).await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data[..data.len().min(cap - buf.len().min(cap))]);
+        }
+    }
+    buf
+}
+
+/// The error of a non-200 answer: status, reason and the server's message (or
+/// what was sent, for an empty 4xx; the endpoint in question, for a 404).
+fn http_error(
+    ctx: &ExecContext<'_>,
+    status: u16,
+    buf: &[u8],
+    sent_headers: &hyper::HeaderMap,
+    sent_body: &[u8],
+) -> RequestError {
+    let reason = hyper::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let detail = serde_json::from_slice::<serde_json::Value>(buf)
+        .ok()
+        .and_then(|v| {
+            v.get("error")
+                .map(protocol::error_message)
+                .or_else(|| v.get("message").map(|m| m.to_string()))
+        })
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(&buf[..buf.len().min(300)])
+                .trim()
+                .to_string()
+        });
+    let mut msg = format!("HTTP {status} {reason}");
+    if !detail.is_empty() {
+        msg.push_str(": ");
+        msg.push_str(&detail);
+    } else if (400..500).contains(&status) {
+        msg.push_str(&format!(
+            " with an empty body; {}",
+            protocol::what_was_sent(ctx.target, sent_headers, sent_body)
+        ));
+    }
+    if status == 404 {
+        msg.push_str(&format!(
+            " (is {} the right --endpoint for this server?)",
+            ctx.target.request_path()
+        ));
+    }
+    RequestError::new(ErrorKind::Http, msg)
+}
+
+/// Reads an event stream: each event goes to the API's `on_event` with the time
+/// its bytes were read from the socket.
+async fn read_stream(
+    conn: &mut Conn,
+    body: &mut hyper::body::Incoming,
+    api: super::Api,
+    acc: &mut Accum,
+) -> Result<(), RequestError> {
+    let mut sse = SseDecoder::new();
+    let mut events = 0u32;
+    loop {
+        let frame = conn.io.drive(body.frame()).await;
+        let t = conn.io.last_read_ns();
+        match frame {
+            None => break,
+            Some(Err(e)) => {
+                let why = conn.io.error.clone().unwrap_or_else(|| e.to_string());
+                return Err(RequestError::new(
+                    ErrorKind::Connection,
+                    format!(
+                        "the connection broke mid-stream after {} chunks: {why}",
+                        acc.chunk_ns.len()
+                    ),
+                ));
+            }
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    sse.feed(&data, &mut |ev| {
+                        events += 1;
+                        protocol::on_event(api, ev.data, t, acc)
+                    })?;
+                }
+            }
+        }
+    }
+    let t = conn.io.last_read_ns();
+    sse.finish(&mut |ev| {
+        events += 1;
+        protocol::on_event(api, ev.data, t, acc)
+    })?;
+    if events == 0 && sse.junk_lines > 0 {
+        return Err(RequestError::new(
+            ErrorKind::Protocol,
+            format!(
+                "expected a server-sent event stream (data: ... lines), got: {}",
+                sse.first_junk.unwrap_or_default()
+            ),
+        ));
+    }
     Ok(())
 }
 

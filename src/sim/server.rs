@@ -335,101 +335,27 @@ fn stream_format(route: Route, body: &Value) -> Format {
     }
 }
 
+/// A generation request, from its body to the simulated answer: read and check
+/// the request, pick its fault, its output length and its prefill, then stream
+/// the tokens or answer at once when the last would have been generated.
 async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Response<SimBody> {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let request_id = header("x-request-id").unwrap_or_default();
-    let fault_header = header("x-moonbench-fault");
-    let bytes = match req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("cannot read the body: {e}"),
-                "BadRequestError",
-            );
-        }
-    };
-    let received_ns = clock::now_ns();
-    let body: Value = match serde_json::from_slice(&bytes) {
-        Ok(v @ Value::Object(_)) => v,
-        Ok(_) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                "the body must be a JSON object",
-                "BadRequestError",
-            );
-        }
-        Err(e) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("invalid JSON body: {e}"),
-                "BadRequestError",
-            );
-        }
+    let (body, request_id, fault_header, received_ns) = match read_request(req).await {
+        Ok(r) => r,
+        Err(r) => return r.response(),
     };
     let seq = st.seq.fetch_add(1, Ordering::Relaxed);
-    let fault_name = body["moonbench_fault"]
-        .as_str()
-        .map(str::to_string)
-        .or(fault_header);
-    let fault = match fault_name {
-        Some(name) => match Fault::parse(&name) {
-            Ok(f) => Some(f),
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, &e, "BadRequestError"),
-        },
-        None => st.faults.pick(st.seed, seq),
+    let fault = match pick_fault(&st, &body, fault_header, seq) {
+        Ok(f) => f,
+        Err(r) => return r.response(),
     };
-    match fault {
-        Some(Fault::Http500) => {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "simulated internal error",
-                "InternalServerError",
-            );
-        }
-        Some(Fault::Http429) => {
-            return error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                "simulated rate limit",
-                "RateLimitError",
-            );
-        }
-        _ => {}
-    }
-    if matches!(route, Route::Completions | Route::Chat | Route::Embeddings) {
-        if let Some(m) = body["model"].as_str() {
-            if m != st.model {
-                return error_response(
-                    StatusCode::NOT_FOUND,
-                    &format!(
-                        "The model `{m}` does not exist. This server serves `{}`.",
-                        st.model
-                    ),
-                    "NotFoundError",
-                );
-            }
-        }
+    if let Some(r) = check_model(&st, &body, route) {
+        return r.response();
     }
     let a = ask(&st, &body, route);
     if let Some(why) = &a.invalid {
         return error_response(StatusCode::BAD_REQUEST, why, "BadRequestError");
     }
-    let n = if route == Route::Embeddings {
-        0
-    } else if (a.ignore_eos && st.honor_ignore_eos) || a.min_tokens >= a.max_tokens {
-        a.max_tokens
-    } else {
-        let mut rng = ChaCha8Rng::seed_from_u64(
-            st.seed
-                .wrapping_add(seq.wrapping_mul(0x2545_F491_4F6C_DD1D)),
-        );
-        rng.random_range(a.min_tokens.max(1)..=a.max_tokens)
-    };
+    let n = output_len(&st, &a, route, seq);
     st.stats.start_waiting();
     let permit = match &st.running {
         Some(sem) => sem.clone().acquire_owned().await.ok(),
@@ -443,15 +369,7 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
     let created = chrono::Utc::now().timestamp();
     let format = stream_format(route, &body);
     if a.stream && route != Route::Embeddings && route != Route::Mii {
-        let model_json = serde_json::to_string(&st.model).unwrap();
-        let (id, object) = match format {
-            Format::Chat => (format!("chatcmpl-{seq}"), "chat.completion.chunk"),
-            _ => (format!("cmpl-{seq}"), "text_completion"),
-        };
-        let head = format!(
-            "data: {{\"id\":\"{id}\",\"object\":\"{object}\",\"created\":{created},\"model\":{model_json},"
-        );
-        let prefix = format!("{head}\"choices\":[{{\"index\":0,");
+        let (prefix, head) = stream_heads(&st, format, seq, created);
         let mut s = SimStream::new(
             st.clone(),
             seq,
@@ -500,8 +418,6 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
     tokio::time::sleep_until(clock::instant_of(t).into()).await;
     drop(permit);
     st.stats.finish_generating();
-    let text: String = (0..n).map(|k| token_text(seq, k)).collect();
-    let finish = if n >= a.max_tokens { "length" } else { "stop" };
     st.truth.insert(
         request_id,
         Truth {
@@ -510,8 +426,169 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
             chunk_tokens: vec![n],
         },
     );
+    json_response(
+        StatusCode::OK,
+        &unary_answer(&st, &a, route, format, seq, n, created),
+    )
+}
+
+/// An answer refusing a request: its status, message and error type.
+struct Refusal(StatusCode, String, &'static str);
+
+impl Refusal {
+    fn new(status: StatusCode, message: &str, kind: &'static str) -> Refusal {
+        Refusal(status, message.to_string(), kind)
+    }
+
+    fn response(self) -> Response<SimBody> {
+        error_response(self.0, &self.1, self.2)
+    }
+}
+
+/// The request's JSON body, its `x-request-id`, its `x-moonbench-fault` and when
+/// it was received; or the error response for a body that is not a JSON object.
+async fn read_request(
+    req: Request<Incoming>,
+) -> Result<(Value, String, Option<String>, u64), Refusal> {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let request_id = header("x-request-id").unwrap_or_default();
+    let fault_header = header("x-moonbench-fault");
+    let bytes = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                &format!("cannot read the body: {e}"),
+                "BadRequestError",
+            ));
+        }
+    };
+    let received_ns = clock::now_ns();
+    let body: Value = match serde_json::from_slice(&bytes) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "the body must be a JSON object",
+                "BadRequestError",
+            ));
+        }
+        Err(e) => {
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid JSON body: {e}"),
+                "BadRequestError",
+            ));
+        }
+    };
+    Ok((body, request_id, fault_header, received_ns))
+}
+
+/// The fault this request plays: the one it names (body `moonbench_fault` or
+/// the header), else one drawn from `--faults`; HTTP faults answer at once.
+fn pick_fault(
+    st: &SimState,
+    body: &Value,
+    fault_header: Option<String>,
+    seq: u64,
+) -> Result<Option<Fault>, Refusal> {
+    let fault_name = body["moonbench_fault"]
+        .as_str()
+        .map(str::to_string)
+        .or(fault_header);
+    let fault = match fault_name {
+        Some(name) => match Fault::parse(&name) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                return Err(Refusal::new(StatusCode::BAD_REQUEST, &e, "BadRequestError"));
+            }
+        },
+        None => st.faults.pick(st.seed, seq),
+    };
+    match fault {
+        Some(Fault::Http500) => Err(Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "simulated internal error",
+            "InternalServerError",
+        )),
+        Some(Fault::Http429) => Err(Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "simulated rate limit",
+            "RateLimitError",
+        )),
+        f => Ok(f),
+    }
+}
+
+/// A 404 for a model the simulator does not serve (OpenAI routes), as vLLM answers.
+fn check_model(st: &SimState, body: &Value, route: Route) -> Option<Refusal> {
+    if matches!(route, Route::Completions | Route::Chat | Route::Embeddings) {
+        if let Some(m) = body["model"].as_str() {
+            if m != st.model {
+                return Some(Refusal::new(
+                    StatusCode::NOT_FOUND,
+                    &format!(
+                        "The model `{m}` does not exist. This server serves `{}`.",
+                        st.model
+                    ),
+                    "NotFoundError",
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// How many tokens the answer has: `max_tokens` when end-of-sequence is ignored
+/// (and honoured) or `min_tokens` reaches it, else a seeded draw up to it.
+fn output_len(st: &SimState, a: &Ask, route: Route, seq: u64) -> u32 {
+    if route == Route::Embeddings {
+        0
+    } else if (a.ignore_eos && st.honor_ignore_eos) || a.min_tokens >= a.max_tokens {
+        a.max_tokens
+    } else {
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            st.seed
+                .wrapping_add(seq.wrapping_mul(0x2545_F491_4F6C_DD1D)),
+        );
+        rng.random_range(a.min_tokens.max(1)..=a.max_tokens)
+    }
+}
+
+/// The fixed heads of the stream's chunks (OpenAI formats carry id, object,
+/// created and model in each).
+fn stream_heads(st: &SimState, format: Format, seq: u64, created: i64) -> (String, String) {
+    let model_json = serde_json::to_string(&st.model).unwrap();
+    let (id, object) = match format {
+        Format::Chat => (format!("chatcmpl-{seq}"), "chat.completion.chunk"),
+        _ => (format!("cmpl-{seq}"), "text_completion"),
+    };
+    let head = format!(
+        "data: {{\"id\":\"{id}\",\"object\":\"{object}\",\"created\":{created},\"model\":{model_json},"
+    );
+    let prefix = format!("{head}\"choices\":[{{\"index\":0,");
+    (prefix, head)
+}
+
+/// The whole answer of a request that is not streamed, in its API's format.
+fn unary_answer(
+    st: &SimState,
+    a: &Ask,
+    route: Route,
+    format: Format,
+    seq: u64,
+    n: u32,
+    created: i64,
+) -> Value {
+    let text: String = (0..n).map(|k| token_text(seq, k)).collect();
+    let finish = if n >= a.max_tokens { "length" } else { "stop" };
     let usage = json!({"prompt_tokens": a.prompt_tokens, "total_tokens": a.prompt_tokens + n, "completion_tokens": n});
-    let answer = match (route, format) {
+    match (route, format) {
         (Route::Embeddings, _) => {
             json!({"object": "list", "model": st.model, "usage": {"prompt_tokens": a.prompt_tokens, "total_tokens": a.prompt_tokens},
             "data": [{"object": "embedding", "index": 0, "embedding": [0.125, -0.25, 0.5, 0.0625, -0.5, 0.25, 0.75, -0.125]}]})
@@ -546,6 +623,5 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
             json!({"id": format!("cmpl-{seq}"), "object": "text_completion", "created": created, "model": st.model,
             "choices": [{"index": 0, "text": text, "logprobs": null, "finish_reason": finish, "stop_reason": null}], "usage": usage})
         }
-    };
-    json_response(StatusCode::OK, &answer)
+    }
 }
