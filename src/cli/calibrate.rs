@@ -24,8 +24,8 @@ use crate::tokenizer::Tokenizer;
 #[derive(clap::Args, Debug, Clone)]
 pub struct CalibrateArgs {
     /// Concurrent streams for the accuracy runs (comma-separated).
-    #[arg(long, default_value = "100,1000")]
-    pub streams: String,
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    pub streams: Vec<usize>,
     /// Simulated TTFT for the accuracy runs (ms).
     #[arg(long, default_value_t = 50.0)]
     pub ttft_ms: f64,
@@ -299,15 +299,7 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
         return datasets_bench(&a);
     }
     crate::engine::os::raise_fd_limit();
-    let streams: Vec<usize> = a
-        .streams
-        .split(',')
-        .map(|s| {
-            s.trim()
-                .parse()
-                .map_err(|_| format!("--streams: '{s}' is not a number"))
-        })
-        .collect::<Result<_, _>>()?;
+    let streams = a.streams.clone();
     let rt = crate::script::io_runtime(a.client_threads.max(1)).map_err(|e| e.to_string())?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let waves = if a.quick { 3 } else { a.waves.max(1) };
