@@ -7,6 +7,7 @@
 //! channel) and into memory — the client-health monitor, the server-metrics
 //! scraper, and the end: records in schedule order, the end time and the verdict.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 
 use super::health::HealthMonitor;
+use super::records::RecordWriter;
 use super::run::RunOutcome;
 use super::scrape::Scraper;
 use crate::backend::http::HttpClient;
@@ -63,22 +65,21 @@ impl Collector {
     /// Hands `rec` to the sinks that want it and keeps it.
     pub fn add(&self, rec: RequestRecord) {
         let mut c = self.0.lock().unwrap();
-        let mut failed = None;
-        for (i, s) in c.sinks.iter_mut().enumerate() {
+        c.sinks.retain_mut(|s| {
             if rec.warmup && !s.wants_warmups() {
-                continue;
+                return true;
             }
-            if let Err(e) = s.record(&rec) {
-                eprintln!(
-                    "warning: {} failed: {e}; records are still kept in memory",
-                    s.name()
-                );
-                failed = Some(i);
+            match s.record(&rec) {
+                Ok(()) => true,
+                Err(e) => {
+                    eprintln!(
+                        "warning: {} failed: {e}; records are still kept in memory",
+                        s.name()
+                    );
+                    false
+                }
             }
-        }
-        if let Some(i) = failed {
-            c.sinks.remove(i);
-        }
+        });
         c.records.push(rec);
     }
 }
@@ -96,18 +97,23 @@ pub struct Measurement {
 
 impl Measurement {
     /// A measurement through `client` (with the facts `connect` found in `out`)
-    /// whose records go to `sinks`; the server's `/metrics` is read with
-    /// `headers` every `server_metrics` once it starts. `io_threads` is the I/O
-    /// runtime's size, for the client-health CPU share.
+    /// whose records go to the records file at `records_path`, if any, then to
+    /// `sinks`; the server's `/metrics` is read with `headers` every
+    /// `server_metrics` once it starts. `io_threads` is the I/O runtime's size,
+    /// for the client-health CPU share.
     pub fn new(
         client: Arc<HttpClient>,
         headers: Vec<(String, String)>,
         out: RunOutcome,
-        sinks: Vec<Box<dyn Sink>>,
+        records_path: Option<&Path>,
+        mut sinks: Vec<Box<dyn Sink>>,
         server_metrics: Option<Duration>,
         io_threads: usize,
-    ) -> Measurement {
-        Measurement {
+    ) -> Result<Measurement, String> {
+        if let Some(p) = records_path {
+            sinks.insert(0, Box::new(RecordWriter::create(p, clock::now_ns())?));
+        }
+        Ok(Measurement {
             client,
             headers,
             out,
@@ -118,7 +124,7 @@ impl Measurement {
             server_metrics,
             io_threads,
             running: None,
-        }
+        })
     }
 
     /// Where finished records go (warm-ups too, before [`Measurement::start`]).
@@ -129,11 +135,6 @@ impl Measurement {
     /// The outcome so far (the ready check's facts, notes).
     pub fn outcome(&mut self) -> &mut RunOutcome {
         &mut self.out
-    }
-
-    /// The client requests go through.
-    pub fn client(&self) -> &Arc<HttpClient> {
-        &self.client
     }
 
     /// Starts the clock, the health monitor and the scraper; returns t0. Call it

@@ -20,7 +20,6 @@ use crate::backend::http::HttpClient;
 use crate::clock;
 use crate::dataset::RequestSet;
 use crate::engine::progress::Progress;
-use crate::engine::records::RecordWriter;
 use crate::metrics::RequestRecord;
 use crate::metrics::server::ServerSeries;
 use crate::tokenizer::Tokenizer;
@@ -269,11 +268,7 @@ pub async fn run_with_stop(
     let want = spec.preconnect.then(|| preconnect_count(&spec, planned));
     let (client, out) = connect(&mut spec.target, spec.ready_timeout, want).await?;
     let headers = spec.target.plain_headers();
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-    if let Some(p) = &spec.records_path {
-        sinks.push(Box::new(RecordWriter::create(p, clock::now_ns())?));
-    }
-    sinks.push(Box::new(Progress::new(planned, spec.progress)));
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(Progress::new(planned, spec.progress))];
     if let Some(ch) = on_record {
         sinks.push(Box::new(ch));
     }
@@ -281,10 +276,11 @@ pub async fn run_with_stop(
         client.clone(),
         headers.clone(),
         out,
+        spec.records_path.as_deref(),
         sinks,
         spec.server_metrics,
         spec.io_threads,
-    );
+    )?;
     let collector = m.collector();
     // The schedule is expanded ahead of time when its length is known (8 bytes per
     // request); a duration-bound run generates it as it goes, natively either way.

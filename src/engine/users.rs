@@ -19,7 +19,6 @@ use crate::backend::exec::{Dispatch, ExecContext, execute};
 use crate::backend::http::HttpClient;
 use crate::clock;
 use crate::dataset::Request;
-use crate::engine::records::RecordWriter;
 use crate::metrics::{RequestRecord, UserTag};
 use crate::tokenizer::Tokenizer;
 
@@ -71,12 +70,12 @@ pub struct Sender {
 
 impl Session {
     /// Connects (ready check, model, connections opened ahead) on the I/O runtime
-    /// `io`, then starts the clock. Records go to `sinks` as they finish (and the
-    /// records file when the spec names one).
+    /// `io`, then starts the clock. Records go to the spec's records file, if
+    /// any, and to `sinks` as they finish.
     pub async fn open(
         mut spec: SessionSpec,
         io: Handle,
-        mut sinks: Vec<Box<dyn Sink>>,
+        sinks: Vec<Box<dyn Sink>>,
     ) -> Result<Session, String> {
         // While the session lives, Ctrl-C stops the users instead of the process.
         let guard = cancel::RunGuard::new();
@@ -92,17 +91,15 @@ impl Session {
             .await
             .map_err(|e| format!("the setup crashed: {e}"))?;
         let (spec, client, out) = setup?;
-        if let Some(p) = &spec.records_path {
-            sinks.insert(0, Box::new(RecordWriter::create(p, clock::now_ns())?));
-        }
         let mut measurement = Measurement::new(
             client.clone(),
             spec.target.plain_headers(),
             out,
+            spec.records_path.as_deref(),
             sinks,
             spec.server_metrics,
             spec.io_threads,
-        );
+        )?;
         let t0 = {
             let _g = io.enter();
             measurement.start()

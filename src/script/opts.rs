@@ -194,13 +194,8 @@ pub fn decode_part<P: LuaOptions, T: LuaOptions>(
     for k in keys {
         t.raw_set(*k, d.value(k))?;
     }
-    decode::<P>(lua, Some(t)).map_err(|e| {
-        let msg = match &e {
-            mlua::Error::RuntimeError(m) => m.clone(),
-            other => other.to_string(),
-        };
-        mlua::Error::runtime(msg.replacen(P::WHAT, T::WHAT, 1))
-    })
+    decode::<P>(lua, Some(t))
+        .map_err(|e| mlua::Error::runtime(super::format_error(&e).replacen(P::WHAT, T::WHAT, 1)))
 }
 
 /// Validates a table against `T` without keeping the result (for option tables
