@@ -509,7 +509,7 @@ async fn transfer(
     let client = ctx.client;
     let api = ctx.target.backend.api;
     let sent_headers = req.headers().clone();
-    let (mut conn, resp) = send_on_pool(client, req, new_conn).await?;
+    let (mut conn, resp) = send_on_pool(client, req, &sent_headers, new_conn).await?;
     *status = resp.status().as_u16();
     let is_json = resp
         .headers()
@@ -540,10 +540,12 @@ async fn transfer(
 
 /// Sends `req` on a pooled connection, or a new one when the pool has none. A
 /// pooled connection the server closed while idle fails before the request is
-/// sent; then the request goes out once more on a fresh connection.
+/// sent; then the request goes out once more (with `headers`, its own) on a
+/// fresh connection.
 async fn send_on_pool(
     client: &HttpClient,
     req: hyper::Request<Full<Bytes>>,
+    headers: &hyper::HeaderMap,
     new_conn: &mut bool,
 ) -> Result<(Conn, hyper::Response<hyper::body::Incoming>), RequestError> {
     let sending = |e: hyper::Error| hyper_error("sending the request failed", &e);
@@ -553,14 +555,14 @@ async fn send_on_pool(
         let r = send(&mut c, req).await.map_err(sending)?;
         return Ok((c, r));
     };
-    let (uri, headers, body) = (req.uri().clone(), req.headers().clone(), req.body().clone());
+    let (uri, body) = (req.uri().clone(), req.body().clone());
     match send(&mut c, req).await {
         Ok(r) => Ok((c, r)),
         Err(e) if e.is_canceled() || e.is_incomplete_message() || e.is_closed() => {
             *new_conn = true;
             let mut c = client.connect().await?;
             let mut again = hyper::Request::post(uri).body(body).unwrap();
-            *again.headers_mut() = headers;
+            *again.headers_mut() = headers.clone();
             let r = send(&mut c, again).await.map_err(sending)?;
             Ok((c, r))
         }
