@@ -45,9 +45,13 @@ pub struct Accum {
     pub usage_completion: Option<u32>,
     /// The last cumulative token count seen on a chunk (for deltas).
     last_cumulative: Option<u32>,
-    /// Whether the protocol's finish signal arrived (`finish_reason`, `[DONE]`,
+    /// Whether the protocol's finish signal arrived (a choice's `finish_reason`,
     /// TGI's final `generated_text`, llama.cpp's `stop: true`, ...).
     pub done: bool,
+    /// Whether an OpenAI stream's closing `data: [DONE]` arrived. Alone it does not
+    /// finish an answer: llama-cpp-python sends it when it cuts a stream for the
+    /// next request (`--interrupt_requests`), with no choice's `finish_reason`.
+    pub done_marker: bool,
     /// Whether this protocol has no finish signal at all (Triton's generate_stream),
     /// so a stream's end cannot be told from a cut.
     pub no_finish_signal: bool,
@@ -369,10 +373,15 @@ pub async fn execute(
     rec.streamed = streamed;
     let mut result = result;
     if result.is_ok() && streamed && !acc.done && !acc.no_finish_signal {
+        let how = if acc.done_marker {
+            "came to data: [DONE] with no choice's finish_reason"
+        } else {
+            "ended"
+        };
         result = Err(RequestError::new(
             ErrorKind::Incomplete,
             format!(
-                "the stream ended after {} chunks without the protocol's finish signal ({}); \
+                "the stream {how} after {} chunks, without the protocol's finish signal ({}); \
                  the server cut the answer short (kept what arrived)",
                 acc.chunk_ns.len(),
                 target.backend.api.finish_signal()

@@ -78,7 +78,7 @@ impl Api {
     /// The signal that marks a complete streamed answer in this protocol.
     pub fn finish_signal(self) -> &'static str {
         match self {
-            Api::Completions | Api::Chat => "a choice's finish_reason or data: [DONE]",
+            Api::Completions | Api::Chat => "a choice's finish_reason",
             Api::Sglang => "meta_info.finish_reason or data: [DONE]",
             Api::Tgi => "a final event with generated_text",
             Api::LlamaCpp => "an event with \"stop\": true",

@@ -210,7 +210,7 @@ fn parse_chunk<'a>(api: Api, data: &'a [u8]) -> Result<Chunk<'a>, RequestError> 
 pub fn on_event(api: Api, data: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError> {
     let trimmed = data.trim_ascii();
     if trimmed == b"[DONE]" {
-        acc.done = true;
+        acc.done_marker = true;
         return Ok(());
     }
     if trimmed.is_empty() {
@@ -377,6 +377,15 @@ mod tests {
         assert_eq!(acc.text, "hm yes\n");
         assert_eq!(acc.usage_completion, Some(3));
         assert_eq!(acc.usage_prompt, Some(7));
+        // [DONE] without any choice's finish_reason: llama-cpp-python's cut stream.
+        assert!(acc.done_marker && !acc.done);
+        on_event(
+            Api::Chat,
+            br#"{"choices":[{"delta":{},"finish_reason":"length"}]}"#,
+            6,
+            &mut acc,
+        )
+        .unwrap();
         assert!(acc.done);
 
         let e = on_event(Api::Completions, b"{\"choices\": [", 1, &mut acc).unwrap_err();
