@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod dataset;
 pub mod engine;
+pub mod i18n;
 pub mod metrics;
 pub mod output;
 pub mod script;

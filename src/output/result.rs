@@ -352,6 +352,359 @@ impl RunResult {
     }
 }
 
+/// The top-level keys of a result (`res:summary()`, `res:save`, `bench`'s result
+/// file): key (`M` stands for a metric of [`METRIC_DOCS`], `P` for a percentile
+/// label such as `99` or `99.9`), type or unit, meaning in English and Chinese.
+/// The API reference prints it; a test checks it against what [`RunResult::to_json`]
+/// writes.
+pub const RESULT_FIELDS: &[(&str, &str, &str, &str)] = &[
+    (
+        "date",
+        "string",
+        "start time, YYYYmmdd-HHMMSS, local time (vLLM)",
+        "开始时间，YYYYmmdd-HHMMSS，本地时间（vLLM）",
+    ),
+    (
+        "endpoint_type / backend",
+        "string",
+        "the backend name (vLLM writes both)",
+        "backend 名（vLLM 两个键都写）",
+    ),
+    (
+        "label",
+        "string or null",
+        "the run's label",
+        "这次运行的标签",
+    ),
+    (
+        "model_id",
+        "string",
+        "the model named in requests",
+        "请求里的模型名",
+    ),
+    (
+        "tokenizer_id",
+        "string",
+        "the tokenizer prompts were counted with",
+        "统计提示长度所用的分词器",
+    ),
+    (
+        "num_prompts",
+        "integer",
+        "requests planned",
+        "计划发送的请求数",
+    ),
+    (
+        "request_rate",
+        "req/s, \"inf\" or null",
+        "the configured rate (null when the script gave the send times)",
+        "设定的速率（脚本自己给出发送时刻时为 null）",
+    ),
+    (
+        "schedule",
+        "string",
+        "\"custom\" when the script gave the send times (no configured rate)",
+        "脚本自己给出发送时刻时为 \"custom\"（没有设定速率）",
+    ),
+    (
+        "burstiness",
+        "number",
+        "gamma shape of the arrival gaps (1: Poisson)",
+        "到达间隔的 gamma 形状参数（1：泊松）",
+    ),
+    (
+        "max_concurrency",
+        "integer or null",
+        "the concurrency cap",
+        "并发上限",
+    ),
+    (
+        "ramp_up_strategy / ramp_up_start_rps / ramp_up_end_rps",
+        "string / req/s / req/s",
+        "vLLM's ramp-up, when the run used one",
+        "vLLM 的速率爬升（用了才有）",
+    ),
+    (
+        "rps_change_events",
+        "list of tables",
+        "vLLM's ramp-up: each integer rate and when its first request was scheduled",
+        "vLLM 的速率爬升：每个整数速率及其第一个请求的调度时刻",
+    ),
+    (
+        "duration",
+        "s",
+        "from the first send to the end of the last measured request",
+        "从第一次发送到最后一个被测请求结束",
+    ),
+    (
+        "completed",
+        "integer",
+        "successful requests",
+        "成功的请求数",
+    ),
+    (
+        "failed",
+        "integer",
+        "failed requests (not counting those cut by Ctrl-C)",
+        "失败的请求数（不含被 Ctrl-C 打断的）",
+    ),
+    (
+        "total_input_tokens",
+        "tokens",
+        "prompt tokens of successful requests (by the dataset's tokenizer)",
+        "成功请求的提示 token 总数（按数据集的分词器）",
+    ),
+    (
+        "total_output_tokens",
+        "tokens",
+        "output tokens of successful requests",
+        "成功请求的输出 token 总数",
+    ),
+    (
+        "request_throughput",
+        "req/s",
+        "completed / duration",
+        "completed / duration",
+    ),
+    (
+        "request_goodput",
+        "req/s or null",
+        "requests meeting every SLO / duration (null without an SLO)",
+        "满足全部 SLO 的请求数 / duration（没有 SLO 时为 null）",
+    ),
+    (
+        "output_throughput",
+        "tok/s",
+        "output tokens / duration",
+        "输出 token 数 / duration",
+    ),
+    (
+        "total_token_throughput",
+        "tok/s",
+        "(input + output tokens) / duration",
+        "（输入 + 输出 token 数）/ duration",
+    ),
+    (
+        "max_output_tokens_per_s",
+        "tok/s",
+        "most output tokens received in any one-second window (never below the mean)",
+        "任意一秒窗口内收到的最多输出 token 数（不低于平均值）",
+    ),
+    (
+        "max_concurrent_requests",
+        "integer",
+        "most requests in flight at one instant",
+        "同一时刻在途请求的最大数",
+    ),
+    (
+        "mean_M_ms / median_M_ms / std_M_ms / pP_M_ms",
+        "ms",
+        "the distribution of metric M over successful requests; vLLM's metrics only those chosen by `metrics`, moonbench's always",
+        "指标 M 在成功请求上的分布；vLLM 的指标只给 `metrics` 选中的，moonbench 的总是给出",
+    ),
+    (
+        "max_M_ms",
+        "ms",
+        "the largest value of moonbench's metric M",
+        "moonbench 指标 M 的最大值",
+    ),
+    (
+        "input_lens / output_lens",
+        "list of tokens",
+        "per request (with detailed), as vLLM's --save-detailed",
+        "逐请求（detailed 时），同 vLLM 的 --save-detailed",
+    ),
+    (
+        "ttfts / latencies / start_times",
+        "list of s",
+        "per request (with detailed): TTFT, E2EL, send time from the start",
+        "逐请求（detailed 时）：TTFT、E2EL、从开始算起的发送时刻",
+    ),
+    (
+        "itls",
+        "list of lists of s",
+        "per request (with detailed): its inter-token latencies",
+        "逐请求（detailed 时）：它的 token 间隔",
+    ),
+    (
+        "generated_texts / errors",
+        "list of strings",
+        "per request (with detailed): the answer, the error (\"\" if none)",
+        "逐请求（detailed 时）：回答、错误（没有则为 \"\"）",
+    ),
+    (
+        "cancelled",
+        "integer",
+        "requests cut off by Ctrl-C or SIGTERM",
+        "被 Ctrl-C 或 SIGTERM 打断的请求数",
+    ),
+    (
+        "total_server_input_tokens",
+        "tokens or null",
+        "prompt tokens the server reported (usage.prompt_tokens)",
+        "服务器报告的提示 token 总数（usage.prompt_tokens）",
+    ),
+    (
+        "total_reasoning_tokens / total_answer_tokens",
+        "tokens",
+        "output tokens of reasoning, and of the answer after it",
+        "输出中推理部分与其后回答部分的 token 数",
+    ),
+    (
+        "goodput_ratio",
+        "0–1 or null",
+        "share of successful requests meeting every SLO",
+        "满足全部 SLO 的成功请求比例",
+    ),
+    (
+        "peak_in_flight",
+        "integer",
+        "exact peak of requests in flight",
+        "在途请求数的精确峰值",
+    ),
+    (
+        "new_connections",
+        "integer",
+        "requests that opened a new connection after the clock started",
+        "计时开始后新建连接的请求数",
+    ),
+    (
+        "achieved_request_rate",
+        "req/s or null",
+        "the send rate reached: (n − 1) / (last send − first send)",
+        "实际达到的发送速率：(n − 1) / (最后发送 − 最先发送)",
+    ),
+    (
+        "errors_by_kind",
+        "table",
+        "failures counted by error_kind (http_500, timeout, ...)",
+        "按 error_kind 统计的失败数（http_500、timeout 等）",
+    ),
+    (
+        "short_outputs",
+        "integer",
+        "answers shorter than an exact length asked for (ignore_eos)",
+        "比要求的确切长度（ignore_eos）短的回答数",
+    ),
+    (
+        "partial",
+        "boolean",
+        "the run was interrupted (Ctrl-C, an error)",
+        "运行被中断（Ctrl-C、出错）",
+    ),
+    (
+        "stopped",
+        "string",
+        "why the script stopped the run (mb.stop or on_response), when it did",
+        "脚本结束运行的原因（mb.stop 或 on_response），有才写",
+    ),
+    (
+        "preconnected_connections",
+        "integer",
+        "connections opened before the clock started",
+        "计时开始前建立的连接数",
+    ),
+    (
+        "num_warmups",
+        "integer",
+        "warm-up requests sent (left out of every statistic)",
+        "发送的预热请求数（不计入任何统计）",
+    ),
+    (
+        "percentiles",
+        "list of numbers",
+        "the percentiles reported",
+        "报告的百分位",
+    ),
+    (
+        "slo",
+        "table",
+        "the SLOs in ms: ttft_ms, tpot_ms, e2el_ms (null when unset)",
+        "SLO（毫秒）：ttft_ms、tpot_ms、e2el_ms（未设为 null）",
+    ),
+    (
+        "base_url / endpoint",
+        "string",
+        "the server (no credentials) and the path",
+        "服务器地址（不含凭据）与路径",
+    ),
+    (
+        "client_health",
+        "table",
+        "whether moonbench's own timing can be trusted: verdict (ok or warning), reason, timing_error_bound_ms, warnings, collapsed_chunk_share, wake-up lateness, CPU pressure, the error against the simulator's truth",
+        "moonbench 自身计时是否可信：verdict（ok 或 warning）、reason、timing_error_bound_ms、warnings、collapsed_chunk_share、唤醒延迟、CPU 压力、相对模拟服务器真值的误差",
+    ),
+    (
+        "users",
+        "table",
+        "mb.users runs: users, conversations, requests_per_user, by_turn (TTFT, E2EL and prompt length per turn), conversation_latency",
+        "mb.users 运行：users、conversations、requests_per_user、by_turn（每轮的 TTFT、E2EL 与提示长度）、conversation_latency",
+    ),
+    (
+        "server_metrics",
+        "table",
+        "the server's /metrics during the run: source, url, interval_s, summary, series",
+        "运行期间服务器的 /metrics：source、url、interval_s、summary、series",
+    ),
+    (
+        "notes",
+        "list of strings",
+        "what the run noticed (a refused option, a capped concurrency, ...)",
+        "运行中注意到的情况（被拒的选项、受限的并发等）",
+    ),
+    (
+        "moonbench_version",
+        "string",
+        "the moonbench that wrote it",
+        "写出它的 moonbench 版本",
+    ),
+];
+
+/// The metrics `M` of [`RESULT_FIELDS`]: key, meaning in English and Chinese.
+pub const METRIC_DOCS: &[(&str, &str, &str)] = &[
+    (
+        "ttft",
+        "time to first token (vLLM)",
+        "首 token 延迟（vLLM）",
+    ),
+    (
+        "tpot",
+        "time per output token after the first (vLLM)",
+        "首 token 之后每个输出 token 的平均时间（vLLM）",
+    ),
+    (
+        "itl",
+        "inter-token latency, multi-token chunks spread over their tokens (vLLM)",
+        "token 间延迟，多 token 分块均摊到各 token（vLLM）",
+    ),
+    ("e2el", "end-to-end latency (vLLM)", "端到端延迟（vLLM）"),
+    (
+        "chunk_itl",
+        "raw gap between token-bearing chunks (moonbench)",
+        "含 token 分块之间的原始间隔（moonbench）",
+    ),
+    (
+        "schedule_lag",
+        "actual send minus scheduled send (moonbench)",
+        "实际发送减去计划发送（moonbench）",
+    ),
+    (
+        "intended_ttft",
+        "TTFT from the scheduled send (corrects coordinated omission; moonbench)",
+        "从计划发送时刻算起的 TTFT（修正协同遗漏；moonbench）",
+    ),
+    (
+        "intended_e2el",
+        "E2EL from the scheduled send (moonbench)",
+        "从计划发送时刻算起的 E2EL（moonbench）",
+    ),
+    (
+        "ttfa",
+        "time to the first answer token after any reasoning (moonbench)",
+        "推理之后第一个回答 token 的时间（moonbench）",
+    ),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +714,92 @@ mod tests {
         assert_eq!(py_float(None), "inf");
         assert_eq!(py_float(Some(10.0)), "10.0");
         assert_eq!(py_float(Some(2.5)), "2.5");
+    }
+
+    /// RESULT_FIELDS lists exactly the keys results have (every metric, every
+    /// optional key), and METRIC_DOCS exactly the metrics.
+    #[test]
+    fn every_result_key_is_documented() {
+        let metrics: Vec<&str> = Metric::VLLM
+            .iter()
+            .chain(Metric::EXTRA.iter())
+            .map(|m| m.key())
+            .collect();
+        let docs: Vec<&str> = METRIC_DOCS.iter().map(|d| d.0).collect();
+        assert_eq!(metrics, docs, "METRIC_DOCS and Metric differ");
+        let rec = crate::metrics::RequestRecord {
+            user: Some(Default::default()),
+            ..Default::default()
+        };
+        let results = [
+            RunResult {
+                info: RunInfo {
+                    ramp: Some(RampInfo {
+                        strategy: Shape::Linear,
+                        start: 1.0,
+                        end: 2.0,
+                        n: 2,
+                    }),
+                    ..Default::default()
+                },
+                outcome: RunOutcome {
+                    records: vec![rec.clone()],
+                    stopped: Some("done".into()),
+                    notes: vec!["n".into()],
+                    server_metrics: Some(Default::default()),
+                    ..Default::default()
+                },
+                options: ResultOptions::default(),
+            },
+            RunResult {
+                info: RunInfo {
+                    custom_schedule: true,
+                    ..Default::default()
+                },
+                outcome: RunOutcome::default(),
+                options: ResultOptions::default(),
+            },
+        ];
+        let mut written = std::collections::BTreeSet::new();
+        for r in &results {
+            let opts = ResultOptions {
+                metrics: Metric::VLLM.to_vec(),
+                percentiles: vec![99.0, 99.9],
+                ..Default::default()
+            };
+            written.extend(r.to_json(&opts, true, &[]).keys().cloned());
+        }
+        let mut documented = std::collections::BTreeSet::new();
+        for (names, ..) in RESULT_FIELDS {
+            for name in names.split(" / ") {
+                if name.contains('M') && name.ends_with("_ms") {
+                    for m in &metrics {
+                        for p in ["99", "99.9"] {
+                            documented.insert(
+                                name.replace("_M_", &format!("_{m}_"))
+                                    .replace("pP_", &format!("p{p}_")),
+                            );
+                        }
+                    }
+                } else {
+                    documented.insert(name.to_string());
+                }
+            }
+        }
+        // max_M_ms is written for moonbench's metrics only.
+        for m in Metric::VLLM {
+            documented.remove(&format!("max_{}_ms", m.key()));
+        }
+        let undocumented: Vec<_> = written.difference(&documented).collect();
+        assert!(
+            undocumented.is_empty(),
+            "not in RESULT_FIELDS: {undocumented:?}"
+        );
+        let unwritten: Vec<_> = documented.difference(&written).collect();
+        assert!(
+            unwritten.is_empty(),
+            "RESULT_FIELDS lists keys results lack: {unwritten:?}"
+        );
     }
 
     #[test]

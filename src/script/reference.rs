@@ -17,6 +17,7 @@ use super::stdlib_opts::{PrintOpts, RateSweepOpts, SloSearchOpts};
 use super::target::TargetOpts;
 use super::users::UsersOpts;
 use crate::dataset::{burstgpt, custom, mooncake, prefix_repetition, random, sharegpt, sonnet};
+use crate::output::result::{METRIC_DOCS, RESULT_FIELDS};
 use crate::sim::SimOptions;
 
 /// One entry of the API: its name as scripts write it, what it does (English,
@@ -340,126 +341,218 @@ pub fn entries() -> Vec<Entry> {
 
 /// The fields of a request record (`res:records()`, `records_file`,
 /// `on_response`): name, type and unit, meaning.
-pub const RECORD_FIELDS: &[(&str, &str, &str)] = &[
+pub const RECORD_FIELDS: &[(&str, &str, &str, &str, &str)] = &[
     (
         "index",
         "integer, 0-based",
         "position in the schedule (warm-ups first)",
+        "整数，从 0 开始",
+        "在调度中的位置（预热请求在前）",
     ),
-    ("request_id", "string", "the x-request-id sent"),
+    (
+        "request_id",
+        "string",
+        "the x-request-id sent",
+        "字符串",
+        "发送的 x-request-id",
+    ),
     (
         "warmup",
         "boolean",
         "a warm-up request, left out of statistics",
+        "布尔",
+        "预热请求，不计入统计",
     ),
-    ("success", "boolean", "the request succeeded"),
-    ("status", "integer", "HTTP status (0: no answer)"),
+    (
+        "success",
+        "boolean",
+        "the request succeeded",
+        "布尔",
+        "请求成功",
+    ),
+    (
+        "status",
+        "integer",
+        "HTTP status (0: no answer)",
+        "整数",
+        "HTTP 状态码（0：没有应答）",
+    ),
     (
         "error_kind",
         "string or nil",
         "kind of failure, the same name as in the summary's errors_by_kind: http_STATUS (http_500, http_429, ...), timeout, connection, tls, protocol, server, cancelled, incomplete",
+        "字符串或 nil",
+        "失败的类别，与汇总里 errors_by_kind 的名字相同：http_状态码（http_500、http_429 等）、timeout、connection、tls、protocol、server、cancelled、incomplete",
     ),
-    ("error", "string or nil", "what went wrong"),
+    (
+        "error",
+        "string or nil",
+        "what went wrong",
+        "字符串或 nil",
+        "出了什么错",
+    ),
     (
         "scheduled_time",
         "seconds from the run's start",
         "when the schedule said to send",
+        "从运行开始算起的秒数",
+        "调度计划的发送时刻",
     ),
     (
         "dispatch_time",
         "seconds from the run's start",
         "when the dispatcher released it",
+        "从运行开始算起的秒数",
+        "调度器放行它的时刻",
     ),
     (
         "start_time",
         "seconds from the run's start",
         "when its first byte was written",
+        "从运行开始算起的秒数",
+        "写出第一个字节的时刻",
     ),
     (
         "end_time",
         "seconds from the run's start",
         "when its last byte arrived",
+        "从运行开始算起的秒数",
+        "最后一个字节到达的时刻",
     ),
     (
         "ttft",
         "seconds or nil",
         "time to first token (reasoning included)",
+        "秒或 nil",
+        "首 token 延迟（含推理内容）",
     ),
     (
         "ttfa",
         "seconds or nil",
         "time to the first answer (non-reasoning) token",
+        "秒或 nil",
+        "到第一个回答（非推理）token 的时间",
     ),
-    ("reasoning_tokens", "integer", "tokens of reasoning content"),
+    (
+        "reasoning_tokens",
+        "integer",
+        "tokens of reasoning content",
+        "整数",
+        "推理内容的 token 数",
+    ),
     (
         "user / conversation / turn",
         "integers, 1-based",
         "virtual users only: who, which conversation, which turn",
+        "整数，从 1 开始",
+        "仅虚拟用户：哪个用户、哪段对话、第几轮",
     ),
     (
         "tpot",
         "seconds or nil",
         "time per output token after the first",
+        "秒或 nil",
+        "首 token 之后每个输出 token 的时间",
     ),
-    ("e2el", "seconds", "end-to-end latency"),
+    ("e2el", "seconds", "end-to-end latency", "秒", "端到端延迟"),
     (
         "schedule_lag",
         "seconds",
         "how late it was sent against the schedule",
+        "秒",
+        "相对调度计划晚发了多久",
     ),
     (
         "prompt_tokens",
         "integer",
         "prompt length by the dataset's tokenizer",
+        "整数",
+        "按数据集分词器统计的提示长度",
     ),
     (
         "server_prompt_tokens",
         "integer or nil",
         "prompt length the server reported",
+        "整数或 nil",
+        "服务器报告的提示长度",
     ),
     (
         "output_tokens",
         "integer",
         "output tokens (the server's count where it gave one)",
+        "整数",
+        "输出 token 数（服务器给出计数时用它的）",
     ),
     (
         "server_output_tokens",
         "integer or nil",
         "output tokens the server reported",
+        "整数或 nil",
+        "服务器报告的输出 token 数",
     ),
     (
         "output_tokens_source",
         "string",
         "where output_tokens came from",
+        "字符串",
+        "output_tokens 的来源",
     ),
     (
         "expected_output_tokens",
         "integer or nil",
         "the exact length asked for (max_tokens with ignore_eos); shorter answers are counted in the summary's short_outputs",
+        "整数或 nil",
+        "要求的确切长度（带 ignore_eos 的 max_tokens）；更短的回答计入汇总的 short_outputs",
     ),
-    ("streamed", "boolean", "the answer was streamed"),
+    (
+        "streamed",
+        "boolean",
+        "the answer was streamed",
+        "布尔",
+        "回答是流式的",
+    ),
     (
         "new_connection",
         "boolean",
         "a new connection was opened for it",
+        "布尔",
+        "为它新建了连接",
     ),
     (
         "server_timing",
         "table or nil",
         "the server's own timing (llama.cpp's timings)",
+        "表或 nil",
+        "服务器自己的计时（llama.cpp 的 timings）",
     ),
     (
         "chunk_times",
         "list of seconds from start_time",
         "arrival of each token-bearing chunk",
+        "秒的列表，从 start_time 算起",
+        "每个含 token 分块的到达时刻",
     ),
-    ("chunk_tokens", "list of integers", "tokens in each chunk"),
+    (
+        "chunk_tokens",
+        "list of integers",
+        "tokens in each chunk",
+        "整数列表",
+        "每个分块里的 token 数",
+    ),
     (
         "itls",
         "list of seconds",
         "inter-token latencies (vLLM's definition)",
+        "秒的列表",
+        "token 间延迟（vLLM 的定义）",
     ),
-    ("text", "string", "the generated text"),
+    (
+        "text",
+        "string",
+        "the generated text",
+        "字符串",
+        "生成的文本",
+    ),
 ];
 
 /// The reference page in English (`zh`: Chinese).
@@ -470,7 +563,7 @@ pub fn markdown(zh: bool) -> String {
         out.push_str("本页由代码生成（`src/script/reference.rs`，选项来自 Rust 里的选项结构体），与实现保持一致。\n");
         out.push_str("选项表里写错的键会立即报错并提示最接近的键；类型不对会说出是哪个选项。\n");
         out.push_str("时间：记录里是秒，汇总里是毫秒（键名以 `_ms` 结尾）。下标：请求集与用户编号从 1 开始，记录的 `index` 从 0 开始。\n");
-        out.push_str("（选项的说明文字目前是英文。）\n\n");
+        out.push('\n');
         out.push_str("`local mb = require \"moonbench\"`\n\n");
     } else {
         out.push_str("# moonbench Lua API reference\n\n");
@@ -499,8 +592,37 @@ pub fn markdown(zh: bool) -> String {
     } else {
         "What `res:records()` lists, each line of a `records_file`, and `on_response(r)`'s argument (in schedule order).\n\n| field | type and unit | meaning |\n|---|---|---|\n"
     });
-    for (name, ty, doc) in RECORD_FIELDS {
+    for (name, ty, doc, ty_zh, doc_zh) in RECORD_FIELDS {
+        let (ty, doc) = if zh { (ty_zh, doc_zh) } else { (ty, doc) };
         out.push_str(&format!("| `{name}` | {ty} | {doc} |\n"));
+    }
+    out.push_str(&result_section(zh));
+    out
+}
+
+/// The summary and result-file keys ([`RESULT_FIELDS`]) and the metrics they name.
+fn result_section(zh: bool) -> String {
+    let mut out = String::from(if zh {
+        "\n## 汇总与结果文件 Summary and result file\n\n`res:summary()` 返回、`res:save` 与 `moonbench bench` 写出的键（结果文件是一行 JSON）。`M` 代表下表的某个指标，`P` 代表百分位（如 `99`、`99.9`）。时间单位毫秒（`_ms`）或秒（`s`）。\n\n| 键 | 类型或单位 | 含义 |\n|---|---|---|\n"
+    } else {
+        "\n## Summary and result file\n\nThe keys `res:summary()` returns and `res:save` and `moonbench bench` write (a result file is one line of JSON). `M` stands for a metric of the table below, `P` for a percentile label (`99`, `99.9`). Times in milliseconds (`_ms`) or seconds (`s`).\n\n| key | type or unit | meaning |\n|---|---|---|\n"
+    });
+    for (key, unit, en, zh_text) in RESULT_FIELDS {
+        let unit = if zh { type_zh(unit) } else { unit.to_string() };
+        let doc = if zh { zh_text } else { en };
+        let keys: Vec<String> = key.split(" / ").map(|k| format!("`{k}`")).collect();
+        out.push_str(&format!("| {} | {unit} | {doc} |\n", keys.join(" / ")));
+    }
+    out.push_str(if zh {
+        "\n| 指标 M | 含义 |\n|---|---|\n"
+    } else {
+        "\n| metric M | meaning |\n|---|---|\n"
+    });
+    for (key, en, zh_text) in METRIC_DOCS {
+        out.push_str(&format!(
+            "| `{key}` | {} |\n",
+            if zh { zh_text } else { en }
+        ));
     }
     out
 }
@@ -521,6 +643,7 @@ fn options_table(schema: &Value, zh: bool) -> String {
     });
     for (name, p) in props {
         let ty = type_of(p, defs);
+        let ty = if zh { type_zh(&ty) } else { ty };
         let default = match &p["default"] {
             Value::Null => {
                 if required.contains(&name.as_str()) {
@@ -531,15 +654,56 @@ fn options_table(schema: &Value, zh: bool) -> String {
             }
             v => format!("`{v}`"),
         };
-        let doc = p["description"]
-            .as_str()
-            .unwrap_or("")
-            .replace('\n', " ")
-            .replace('|', "\\|");
+        let en = description(p);
+        let doc = if zh {
+            crate::i18n::options_zh()
+                .get(en.as_str())
+                .map(|z| z.to_string())
+                .unwrap_or(en)
+        } else {
+            en
+        }
+        .replace('|', "\\|");
         out.push_str(&format!("| `{name}` | {ty} | {default} | {doc} |\n"));
     }
     out.push('\n');
     out
+}
+
+/// An option's English description, on one line (as the catalogue keys it).
+fn description(p: &Value) -> String {
+    p["description"].as_str().unwrap_or("").replace('\n', " ")
+}
+
+/// A type from [`type_of`] in Chinese (quoted enum values stay as they are).
+fn type_zh(ty: &str) -> String {
+    const WORDS: [(&str, &str); 14] = [
+        ("list of lists of ", "列表的列表："),
+        ("list of ", "列表："),
+        ("tokens", "token 数"),
+        (" or null", " 或 null"),
+        (" or ", " 或 "),
+        ("integer", "整数"),
+        ("numbers", "数值"),
+        ("number", "数值"),
+        ("strings", "字符串"),
+        ("string", "字符串"),
+        ("boolean", "布尔"),
+        ("tables", "表"),
+        ("table", "表"),
+        ("Lua value", "Lua 值"),
+    ];
+    ty.split('"')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                return format!("\"{part}\"");
+            }
+            WORDS
+                .iter()
+                .fold(part.to_string(), |acc, (en, zh)| acc.replace(en, zh))
+        })
+        .collect()
 }
 
 /// A property's type in Lua terms.
@@ -629,6 +793,40 @@ mod tests {
         }
     }
 
+    /// Every option has its Chinese in `src/i18n/options.zh.tsv`, and every line
+    /// there is an option's current English.
+    #[test]
+    fn every_option_has_its_chinese() {
+        let cat = crate::i18n::options_zh();
+        let mut used = std::collections::BTreeSet::new();
+        let mut missing = Vec::new();
+        for e in entries() {
+            let Some(f) = e.options else { continue };
+            let s = f();
+            for (name, p) in s["properties"].as_object().into_iter().flatten() {
+                let en = description(p);
+                assert!(
+                    !en.is_empty(),
+                    "{}: option {name} has no doc comment",
+                    e.name
+                );
+                match cat.get_key_value(en.as_str()) {
+                    Some((k, _)) => {
+                        used.insert(*k);
+                    }
+                    None => missing.push(format!("{}.{name}: {en}", e.name)),
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "no Chinese in src/i18n/options.zh.tsv for:\n{}",
+            missing.join("\n")
+        );
+        let stale: Vec<_> = cat.keys().filter(|k| !used.contains(*k)).collect();
+        assert!(stale.is_empty(), "lines no option uses any more: {stale:?}");
+    }
+
     /// Every record field the code writes is documented, and nothing else.
     #[test]
     fn every_record_field_is_documented() {
@@ -641,7 +839,7 @@ mod tests {
         let written: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
         let documented: Vec<&str> = RECORD_FIELDS
             .iter()
-            .flat_map(|(n, _, _)| n.split(" / "))
+            .flat_map(|(n, ..)| n.split(" / "))
             .collect();
         for k in &written {
             assert!(
