@@ -56,12 +56,12 @@ fn virtual_users() {
     lua_test("users.lua", &[], &[], "MOONBENCH_USERS_DIR", "USERS OK");
 }
 
-/// slo_search finds the simulator's known capacity; rate_sweep writes its points.
 #[test]
 fn every_example_runs_quick() {
     every_example_runs(&["--quick"]);
 }
 
+/// slo_search's decisions match the simulator's own record; rate_sweep writes its points.
 #[test]
 fn slo_search_and_rate_sweep() {
     lua_test("search.lua", &[], &[], "MOONBENCH_SEARCH_DIR", "SEARCH OK");

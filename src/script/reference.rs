@@ -72,6 +72,11 @@ pub fn entries() -> Vec<Entry> {
             TargetOpts
         ),
         e!(
+            "t:sim_truth",
+            "t:sim_truth(request_id): what the built-in simulator recorded it sent for one request: received (seconds on mb.now()'s clock), ttft (s), chunk_times (s after received), chunk_tokens; nil if it kept nothing. Compare measurements with it in tests.",
+            "t:sim_truth(request_id)：内置模拟服务器为这个请求记录的真实发送情况：received（mb.now() 时钟上的秒数）、ttft（秒）、chunk_times（received 之后的秒数）、chunk_tokens；没有记录则为 nil。测试里用它对照测量值。"
+        ),
+        e!(
             "mb.sim",
             "mb.sim{...}: starts a simulator; returns { base_url, host, port, model }.",
             "mb.sim{...}：单独启动一个模拟服务器，返回 { base_url, host, port, model }。",

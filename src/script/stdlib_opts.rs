@@ -78,7 +78,7 @@ pub struct SloSearchOpts {
     save_dir: Option<String>,
     /// Save per-request lists with each probe (needs save_dir).
     detailed: Option<bool>,
-    /// `function(probe)` called after each probe.
+    /// `function(probe, result)` called after each probe, with the probe's result object.
     on_probe: Option<LuaObject>,
     /// Print a line per probe (default true).
     print: Option<bool>,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mlua::{Lua, Table, UserData, UserDataFields, Value};
+use mlua::{Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
 
 use super::Env;
 use super::data::{LuaTokenizer, tokenizer_arg};
@@ -36,6 +36,40 @@ impl UserData for LuaTarget {
         f.add_field_method_get("is_sim", |_, t| Ok(t.sim.is_some()));
         f.add_field_method_get("tokenizer", |_, t| Ok(LuaTokenizer(t.tokenizer.clone())));
     }
+
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method("sim_truth", sim_truth);
+    }
+}
+
+/// `t:sim_truth(request_id)`: what the built-in simulator recorded for one request
+/// — `received` (seconds on `mb.now()`'s clock), `ttft` (first chunk written minus
+/// received, s), `chunk_times` (s after received) and `chunk_tokens` — or nil when
+/// it kept nothing for that id. An error for a target that is not the simulator.
+fn sim_truth(lua: &Lua, t: &LuaTarget, id: String) -> mlua::Result<Value> {
+    let Some(sim) = &t.sim else {
+        return Err(mlua::Error::runtime(
+            "t:sim_truth: this target is not the built-in simulator (only it records what it sent)",
+        ));
+    };
+    let Some(truth) = sim.truth.get(&id) else {
+        return Ok(Value::Nil);
+    };
+    let secs = |ns: u64| ns.saturating_sub(truth.received_ns) as f64 / 1e9;
+    let out = lua.create_table()?;
+    out.set("received", truth.received_ns as f64 / 1e9)?;
+    if let Some(first) = truth.chunk_ns.first() {
+        out.set("ttft", secs(*first))?;
+    }
+    out.set(
+        "chunk_times",
+        lua.create_sequence_from(truth.chunk_ns.iter().map(|&n| secs(n)))?,
+    )?;
+    out.set(
+        "chunk_tokens",
+        lua.create_sequence_from(truth.chunk_tokens.iter().copied())?,
+    )?;
+    Ok(Value::Table(out))
 }
 
 impl LuaOptions for SimOptions {

@@ -56,7 +56,7 @@ local function probe(o, x, i)
   return { value = x, achieved = achieved, requests = measured, share = share, pass = share >= o.goal,
     completed = s.completed, failed = s.failed,
     goodput = s.request_goodput, throughput = s.request_throughput,
-    p99_ttft_ms = s.p99_ttft_ms, p99_tpot_ms = s.p99_tpot_ms, path = path }
+    p99_ttft_ms = s.p99_ttft_ms, p99_tpot_ms = s.p99_tpot_ms, path = path }, res
 end
 
 local function fmt(x) return (x == math.floor(x)) and string.format("%d", x) or string.format("%.3g", x) end
@@ -74,7 +74,7 @@ local function fmt(x) return (x == math.floor(x)) and string.format("%d", x) or 
 --   probe_seconds = 10,                         -- 按速率搜索时，每次探测大约持续多少秒
 --   arrival = "poisson",                        -- 或 "constant"（匀速，结果更稳定）
 --   save_dir = "results/slo",                   -- 每次探测的结果都保存（可用 aggregate/report 查看）
---   on_probe = function(p) end,                 -- 每次探测后调用
+--   on_probe = function(p, res) end,            -- 每次探测后调用（res：这次探测的结果对象）
 -- }
 --   tail_samples = 50,                          -- 每次探测至少让 (1 - goal) 的尾部有这么多个请求
 -- 返回 { value = 最大达标负载（实际达到的速率）, low = ..., high = ..., low_requests = ..., high_requests = ...,
@@ -97,9 +97,11 @@ function M.slo_search(o)
   local probes = {}
   local function run_probe(x)
     if integer then x = math.max(1, math.floor(x + 0.5)) end
-    local p = probe(o, x, #probes + 1)
+    local p, res = probe(o, x, #probes + 1)
     probes[#probes + 1] = p
-    if o.on_probe then o.on_probe(p) end
+    -- 第二个参数是这次探测的结果对象（res:records() 可看每个请求），用完即丢，不占内存。
+    -- The probe's result object goes to on_probe only, so probes do not pile up records.
+    if o.on_probe then o.on_probe(p, res) end
     if o.print ~= false then
       print(string.format("probe %2d: %s %-8s -> %5.1f%% of requests within the SLOs (%s)", #probes, o.by, fmt(x),
         p.share * 100, p.pass and "pass" or "fail"))
