@@ -464,8 +464,11 @@ fn judge(h: &mut ClientHealth, ev: &RecordEvidence) {
         )
     };
     h.timing_error_bound_ms = bound;
-    h.reference_ms = ev.median_itl_ms.or(ev.median_ttft_ms).unwrap_or(0.0);
-    let what = if ev.median_itl_ms.is_some() {
+    // An ITL of zero (every chunk collapsed into the read before it) is no scale to
+    // judge an error by: the TTFT is then the reference.
+    let itl = ev.median_itl_ms.filter(|v| *v > 0.0);
+    h.reference_ms = itl.or(ev.median_ttft_ms).unwrap_or(0.0);
+    let what = if itl.is_some() {
         "mean ITL"
     } else {
         "median TTFT"
@@ -473,11 +476,18 @@ fn judge(h: &mut ClientHealth, ev: &RecordEvidence) {
     let limit = (h.reference_ms * ERROR_SHARE_WARN).max(ERROR_FLOOR_MS);
     let mut reason = None;
     if bound > limit {
+        let share = if h.reference_ms > 0.0 {
+            format!(
+                "{:.0}% of the {what} ({:.2} ms)",
+                bound / h.reference_ms * 100.0,
+                h.reference_ms
+            )
+        } else {
+            "with nothing measured to compare it with".to_string()
+        };
         let w = format!(
-            "timing error may reach {bound:.2} ms, {:.0}% of the {what} ({:.2} ms): {why}; quiet the machine \
-             (other processes, MOONBENCH_IO_THREADS) and run again",
-            bound / h.reference_ms.max(1e-9) * 100.0,
-            h.reference_ms
+            "timing error may reach {bound:.2} ms, {share}: {why}; quiet the machine \
+             (other processes, MOONBENCH_IO_THREADS) and run again"
         );
         reason = Some(w.clone());
         h.warnings.push(w);
