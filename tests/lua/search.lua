@@ -13,17 +13,23 @@ local slo_s, goal = 0.040, 0.9
 local truths = {}
 local function on_probe(p, res)
   -- The server's account: when it received each request and when it wrote the first token.
-  local within, n, first, last = 0, 0, math.huge, -math.huge
+  local within, n, first, last, diffs = 0, 0, math.huge, -math.huge, {}
   for _, r in ipairs(res:records()) do
     local t = target:sim_truth(r.request_id)
     check(t ~= nil, "the simulator kept the truth of " .. r.request_id)
     n = n + 1
     if r.success and t.ttft and t.ttft <= slo_s then within = within + 1 end
     first, last = math.min(first, t.received), math.max(last, t.received)
-    -- The client's TTFT contains the server's (plus loopback and client delays, well under 10 ms here).
-    check(not r.ttft or (r.ttft >= t.ttft - 0.001 and r.ttft <= t.ttft + 0.010),
-      string.format("client TTFT %.4f s vs server %.4f s", r.ttft or -1, t.ttft))
+    -- The client's TTFT contains the server's (plus loopback and client delays).
+    if r.ttft then
+      check(r.ttft >= t.ttft - 0.001, string.format("client TTFT %.4f s vs server %.4f s", r.ttft, t.ttft))
+      diffs[#diffs + 1] = r.ttft - t.ttft
+    end
   end
+  -- Typically those delays are small, even on a busy machine (a single request may be late).
+  table.sort(diffs)
+  check(#diffs > 0 and diffs[(#diffs + 1) // 2] < 0.005,
+    string.format("median client - server TTFT %.4f s", diffs[(#diffs + 1) // 2] or -1))
   truths[#truths + 1] = { share = within / n, rate = (n - 1) / (last - first), n = n }
 end
 local a = mb.slo_search{ target = target, requests = reqs, slo = { ttft_ms = slo_s * 1000 }, goal = goal, start = 10,
