@@ -22,14 +22,64 @@ local zh = args.lang == "zh"
 local function say(en, cn) print(zh and cn or en) end
 
 -- 参数检查 Check the flags -------------------------------------------------------
-if args.input_len then args.random_input_len = args.input_len end
-if args.output_len then args.random_output_len = args.output_len end
-if args.dataset_name == "timed_trace" then args.dataset_name = "mooncake" end
-if args.timed_trace_sec_multiplier then args.trace_time_scale = args.timed_trace_sec_multiplier end
+-- --input-len / --output-len 是通用写法，对应到各数据集自己的长度参数（与 vLLM 相同）。
+-- The general lengths map to every dataset's own, as in vLLM.
+if args.input_len then
+  args.random_input_len = args.input_len
+  args.sonnet_input_len = args.input_len
+end
 if args.output_len then
-  args.sharegpt_output_len = args.output_len
-  args.custom_output_len = args.output_len
-  args.prefix_repetition_output_len = args.output_len
+  for _, k in ipairs({ "random", "sonnet", "sharegpt", "custom", "spec_bench", "prefix_repetition", "hf" }) do
+    args[k .. "_output_len"] = args.output_len
+  end
+end
+-- 只属于某个数据集的参数，和别的数据集一起给出时提醒一句（vLLM 会悄悄忽略）。
+-- A dataset's own flag given with another dataset is reported, never silently ignored.
+local own_flags = {
+  random = { "random_input_len", "random_output_len", "random_range_ratio", "random_prefix_len", "random_batch_size" },
+  sharegpt = { "sharegpt_output_len", "no_oversample" },
+  sonnet = { "sonnet_input_len", "sonnet_output_len", "sonnet_prefix_len" },
+  custom = { "custom_output_len", "skip_chat_template", "no_oversample" },
+  spec_bench = { "spec_bench_output_len", "spec_bench_category", "skip_chat_template", "no_oversample" },
+  prefix_repetition = { "prefix_repetition_prefix_len", "prefix_repetition_suffix_len",
+    "prefix_repetition_num_prefixes", "prefix_repetition_output_len" },
+  burstgpt = { "burstgpt_model", "use_trace_timestamps", "trace_time_scale", "self_timed" },
+  mooncake = { "trace_block_size", "trace_time_scale", "self_timed" },
+  timed_trace = { "timed_trace_chunk_hash_size", "timed_trace_sec_multiplier", "timed_trace_label_timestamp",
+    "timed_trace_label_input_length", "timed_trace_label_output_length", "timed_trace_label_hash_ids",
+    "trace_time_scale", "self_timed" },
+  -- vLLM 的这些数据集 moonbench 还没有。Datasets moonbench does not have yet.
+  hf = { "hf_name", "hf_subset", "hf_split", "hf_output_len", "enable_multimodal_chat", "blazedit_min_distance",
+    "blazedit_max_distance", "bfcl_categories", "asr_min_audio_len_sec", "asr_max_audio_len_sec" },
+  speed_bench = { "speed_bench_dataset_subset", "speed_bench_output_len", "speed_bench_category" },
+  ["random-mm"] = { "random_mm_base_items_per_request", "random_mm_num_mm_items_range_ratio",
+    "random_mm_limit_mm_per_prompt", "random_mm_bucket_config" },
+  ["random-rerank"] = { "no_reranker" },
+  custom_image = { "custom_ensure_client_side_data" },
+}
+local mine = {}
+for _, k in ipairs(own_flags[args.dataset_name] or {}) do mine[k] = true end
+local unused = {}
+for ds, keys in pairs(own_flags) do
+  for _, k in ipairs(keys) do
+    if args._given[k] and not mine[k] and not (k:match("_output_len$") and args._given.output_len)
+      and not (k:match("_input_len$") and args._given.input_len) then
+      unused[#unused + 1] = "--" .. k:gsub("_", "-") .. " (" .. ds .. ")"
+    end
+  end
+end
+table.sort(unused)
+local seen_unused = {}
+for _, u in ipairs(unused) do
+  if not seen_unused[u] then
+    seen_unused[u] = true
+    say("note: " .. u .. " does nothing with --dataset-name " .. args.dataset_name,
+        "提示：" .. u .. " 对 --dataset-name " .. args.dataset_name .. " 没有作用")
+  end
+end
+if args.random_batch_size ~= 1 then
+  error("moonbench bench: --random-batch-size " .. args.random_batch_size
+    .. ": only 1 (one prompt per request) is supported so far", 0)
 end
 if args.num_prompts < 1 and not args.duration then
   error("moonbench bench: --num-prompts must be at least 1", 0)
@@ -55,6 +105,14 @@ for _, p in ipairs(argparse.split(args.metric_percentiles)) do
   percentiles[#percentiles + 1] = v
 end
 local metrics = argparse.split(args.percentile_metrics)
+-- 时间线的两个 ITL 阈值（毫秒），在发送前就检查。The timeline's thresholds, checked before sending.
+local itl_thresholds = {}
+for _, v in ipairs(argparse.split(args.timeline_itl_thresholds)) do itl_thresholds[#itl_thresholds + 1] = tonumber(v) end
+if #itl_thresholds ~= 2 or not itl_thresholds[1] or not itl_thresholds[2]
+    or not (itl_thresholds[1] > 0 and itl_thresholds[2] > itl_thresholds[1]) then
+  error("moonbench bench: --timeline-itl-thresholds takes two rising numbers in ms, like 25,50; got '"
+    .. args.timeline_itl_thresholds .. "'", 0)
+end
 
 -- 目标服务器 Target ---------------------------------------------------------------
 local use_sim = args.base_url == nil and args.host == nil and args.port == nil
@@ -66,20 +124,47 @@ if args.extra_body then
   end
   for k, v in pairs(extra) do body[k] = v end
 end
--- vLLM 的基准脚本在没给温度时会注入 temperature = 0.0（贪心解码），这里保持一致。
--- vLLM's benchmark sends temperature 0.0 when none is given; so do we.
-body.temperature = args.temperature or body.temperature or 0.0
-if args.top_p then body.top_p = args.top_p end
-if args.top_k then body.top_k = args.top_k end
-if args.min_p then body.min_p = args.min_p end
+-- 采样参数写进每个请求体（各后端按自己的字段名发送，例如 TGI 放进 parameters）。与今天的 vLLM 相同：
+-- 没给 --temperature 时不发送温度，由服务器决定（旧版 vLLM 会发送 0.0）。
+-- Sampling flags go into every body (each backend puts them where its API reads them). As today's
+-- vLLM, no temperature is sent unless given: the server's default applies.
+local sampling = { temperature = args.temperature, top_p = args.top_p, top_k = args.top_k, min_p = args.min_p,
+  frequency_penalty = args.frequency_penalty, presence_penalty = args.presence_penalty,
+  repetition_penalty = args.repetition_penalty, logprobs = args.logprobs }
+for k, v in pairs(sampling) do body[k] = v end
+if args.use_beam_search then body.use_beam_search = true end
+if body.temperature == nil and not use_sim then
+  say("note: no --temperature: the server's default sampling applies (as today's vllm bench serve; "
+      .. "--temperature 0 for greedy decoding)",
+      "提示：未给 --temperature，由服务器决定采样温度（与今天的 vllm bench serve 相同；贪心解码请加 --temperature 0）")
+end
+local template_vars = {}
+if args.chat_template_kwargs then
+  local ok, v = pcall(mb.json.decode, args.chat_template_kwargs)
+  if not ok or type(v) ~= "table" then
+    error("moonbench bench: --chat-template-kwargs must be a JSON object, e.g. '{\"enable_thinking\": false}'", 0)
+  end
+  template_vars = v
+end
 -- 合成的提示词（random、prefix_repetition、burstgpt、mooncake）由数据集自己给每个请求设 ignore_eos
 -- （vLLM 新版对 random 同样如此），这样每个请求都输出满指定的 token 数；--ignore-eos 对其它数据集也打开它。
 -- Synthetic datasets set ignore_eos on each request themselves (as in Lua); --ignore-eos turns it on for all.
 local ignore_eos = nil
 if args._given.ignore_eos then ignore_eos = args.ignore_eos end
 
+-- 分词器模式：moonbench 只读 tokenizer.json（Rust 的 tokenizers 库）。Tokenizer modes.
+local mode = args.tokenizer_mode
+if mode == "mistral" or mode == "deepseek_v32" then
+  error("moonbench bench: --tokenizer-mode " .. mode .. " reads a Python-only tokenizer format; moonbench reads "
+    .. "tokenizer.json: pass --tokenizer with the model's Hugging Face tokenizer.json (or its directory), "
+    .. "or --tokenizer-mode auto", 0)
+elseif mode ~= "auto" and mode ~= "hf" and mode ~= "slow" then
+  error("moonbench bench: --tokenizer-mode '" .. mode .. "' is not one moonbench knows (auto, hf, slow; mistral and "
+    .. "deepseek_v32 are Python-only)", 0)
+end
 local tokenizer_spec = args.tokenizer or args.model
 if use_sim and not args.tokenizer then tokenizer_spec = "words" end
+if args.skip_tokenizer_init then tokenizer_spec = "words" end
 if not tokenizer_spec then
   error("moonbench bench: pass --tokenizer (a tokenizer.json or model directory) or --model, "
     .. "or --tokenizer words to count one token per word", 0)
@@ -144,7 +229,12 @@ elseif name == "burstgpt" then
   requests = mb.dataset.burstgpt{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n, seed = args.seed,
     model = args.burstgpt_model, use_timestamps = args.use_trace_timestamps, token_ids = args.prompt_token_ids }
 elseif name == "custom" then
-  requests = mb.dataset.custom{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n, output_len = args.custom_output_len,
+  requests = mb.dataset.custom{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n,
+    output_len = args.custom_output_len, shuffle = not args.disable_shuffle, seed = args.seed }
+elseif name == "spec_bench" then
+  -- spec_bench 是 Spec-Bench 的 question.jsonl：取每行 turns 的第一轮，可按 category 过滤。
+  requests = mb.dataset.custom{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n,
+    output_len = args.spec_bench_output_len, category = args.spec_bench_category,
     shuffle = not args.disable_shuffle, seed = args.seed }
 elseif name == "prefix_repetition" then
   requests = mb.dataset.prefix_repetition{ ignore_eos = ignore_eos, tokenizer = tok, n = n, prefix_len = args.prefix_repetition_prefix_len,
@@ -154,9 +244,34 @@ elseif name == "mooncake" then
   requests = mb.dataset.mooncake{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok,
     n = args._given.num_prompts and n or nil, block_size = args.trace_block_size, seed = args.seed,
     token_ids = args.prompt_token_ids }
+elseif name == "timed_trace" then
+  -- vLLM 的 timed_trace：发送 token id（所以只能用文本补全接口），字段名与时间单位可配置。
+  -- vLLM's timed_trace sends token ids, so it needs a completions backend.
+  if target.api ~= "completions" then
+    error("moonbench bench: --dataset-name timed_trace sends token ids, which only a completions backend "
+      .. "(vllm, openai) accepts; got --backend " .. args.backend .. " (for text prompts use --dataset-name mooncake)", 0)
+  end
+  requests = mb.dataset.mooncake{ ignore_eos = true, path = dataset_path(), tokenizer = tok,
+    n = args._given.num_prompts and n or nil, block_size = args.timed_trace_chunk_hash_size, seed = args.seed,
+    timestamp_unit = args.timed_trace_sec_multiplier, token_ids = true,
+    timestamp_key = args.timed_trace_label_timestamp, input_length_key = args.timed_trace_label_input_length,
+    output_length_key = args.timed_trace_label_output_length, hash_ids_key = args.timed_trace_label_hash_ids }
 end
 if args.apply_chat_template and not is_chat then
-  requests = requests:apply_chat_template(tok)
+  requests = requests:apply_chat_template(tok, { vars = template_vars })
+elseif (name == "custom" or name == "spec_bench") and not is_chat and not args.skip_chat_template
+    and tok:has_chat_template() then
+  -- 与 vLLM 相同：对文本补全接口，先用分词器的对话模板渲染提示（--skip-chat-template 关闭）。
+  -- As vLLM: for a completions backend the prompt is rendered with the chat template first.
+  requests = requests:apply_chat_template(tok, { vars = template_vars })
+end
+if args.lora_modules then
+  -- 每个请求用一个 LoRA 适配器名作为 model（与 vLLM 的 --lora-modules 相同）。
+  if target.api ~= "completions" and target.api ~= "chat" then
+    error("moonbench bench: --lora-modules names the model of OpenAI-compatible requests; backend "
+      .. args.backend .. " has no model field for it", 0)
+  end
+  requests = requests:assign_models{ models = args.lora_modules, assignment = args.lora_assignment, seed = args.seed }
 end
 if args.prompt_token_ids and (name == "sharegpt" or name == "custom" or name == "sonnet") then
   requests = requests:to_token_ids(tok)
@@ -165,7 +280,16 @@ end
 -- 到达过程 Arrivals ---------------------------------------------------------------
 -- 轨迹数据（mooncake；burstgpt 加 --use-trace-timestamps）按记录的时间戳发送，除非显式给了 --request-rate。
 local arrival
-local replay = requests:timestamps() ~= nil and not args._given.request_rate
+-- 按时间戳回放（--self-timed）：有时间戳的数据默认回放，除非给了 --request-rate 或 --no-self-timed。
+local has_times = requests:timestamps() ~= nil
+local replay = has_times and not args._given.request_rate
+if args._given.self_timed then
+  if args.self_timed and not has_times then
+    error("moonbench bench: --self-timed needs requests with timestamps (timed_trace, mooncake, burstgpt with "
+      .. "--use-trace-timestamps); --dataset-name " .. name .. " has none", 0)
+  end
+  replay = args.self_timed
+end
 if args.ramp_up_strategy then
   -- 斜坡（ramp-up）：第 i 个请求的速率从 start 升到 end，与 vLLM 的 --ramp-up-* 相同。
   local s, e = args.ramp_up_start_rps, args.ramp_up_end_rps
@@ -210,12 +334,17 @@ end
 say("Maximum request concurrency: " .. tostring(args.max_concurrency or "None"),
     "最大请求并发数: " .. tostring(args.max_concurrency or "无限制"))
 
+-- 与 vLLM 相同：custom/spec_bench 的行数不够 --num-prompts 时重复使用（--no-oversample 关闭）。
+-- As vLLM, custom and spec_bench lines are reused to reach --num-prompts unless --no-oversample.
+local send_n = #requests
+if (name == "custom" or name == "spec_bench") and not args.no_oversample and #requests < n then send_n = n end
+
 -- 运行 Run ------------------------------------------------------------------------
 local res = mb.run{
   target = target,
   requests = requests,
   arrival = arrival,
-  num_requests = (args._given.num_prompts or not args.duration) and #requests or nil,
+  num_requests = (args._given.num_prompts or not args.duration) and send_n or nil,
   duration = args.duration,
   max_concurrency = args.max_concurrency,
   warmup = args.num_warmups,
@@ -230,6 +359,7 @@ local res = mb.run{
   -- 服务器自身的指标（运行中/排队请求数、KV cache 占用、前缀缓存命中率）。
   server_metrics = (not args.no_server_metrics) and args.server_metrics_interval or false,
   profile = args.profile,
+  probe_rate = args.probe_request_rate,
 }
 
 res:print{ lang = args.lang }
@@ -259,6 +389,25 @@ if args.save_pytorch_format or (mb.env("SAVE_TO_PYTORCH_BENCHMARK_FORMAT", "") ~
   local pt = res:save_pytorch((path or res:default_filename()):gsub("%.json$", "") .. ".pytorch.json",
     { args = recorded_args, dir = pt_dir })
   say("PyTorch-format records saved to " .. pt, "PyTorch 格式记录已保存到 " .. pt)
+end
+
+-- 图：与 vLLM 相同，放在结果文件旁边（没保存结果时用默认文件名）。
+-- Plots go beside the result file (vLLM's naming), saved or not.
+if args.plot_timeline or args.plot_dataset_stats then
+  local base = path
+  if not base then
+    base = args.result_filename or res:default_filename()
+    if args.result_dir then base = args.result_dir .. "/" .. base end
+  end
+  base = base:gsub("%.json$", "")
+  if args.plot_timeline then
+    say("Timeline plot saved to " .. res:plot_timeline(base .. ".timeline.html", { itl_thresholds = itl_thresholds }),
+        "请求时间线已保存到 " .. base .. ".timeline.html")
+  end
+  if args.plot_dataset_stats then
+    say("Dataset statistics saved to " .. res:plot_dataset_stats(base .. ".dataset.html"),
+        "数据集统计已保存到 " .. base .. ".dataset.html")
+  end
 end
 
 local s = res:summary()

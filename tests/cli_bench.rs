@@ -504,3 +504,243 @@ fn calibrate_reports_its_numbers() {
         );
     }
 }
+
+/// Every flag of today's `vllm bench serve` (vLLM's own list) is a flag of `bench`,
+/// documented in its `--help`, and parses the way vLLM's parser takes it.
+#[test]
+fn every_vllm_bench_serve_flag_is_documented() {
+    let list = include_str!("fixtures/vllm_serve_flags.txt");
+    let flags: Vec<&str> = list
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("--"))
+        .collect();
+    assert!(flags.len() > 100, "the list has {} flags", flags.len());
+    let out = run(&["bench", "--help"], Duration::from_secs(30));
+    let (help, _) = text(&out);
+    let documented: std::collections::HashSet<&str> = help
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| w.starts_with("--"))
+        .collect();
+    let missing: Vec<&&str> = flags.iter().filter(|f| !documented.contains(**f)).collect();
+    assert!(missing.is_empty(), "bench --help lacks {missing:?}");
+}
+
+/// A server on 127.0.0.1 that keeps the body of every POST it gets and answers it
+/// as a completions server would (whole JSON answers); `/v1/models` lists model `m`.
+fn capturing_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let keep = bodies.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming().take(64) {
+            let Ok(conn) = conn else { break };
+            let keep = keep.clone();
+            std::thread::spawn(move || {
+                conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let post = line.starts_with("POST");
+                    let mut len = 0;
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if h == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let answer = if post {
+                        keep.lock()
+                            .unwrap()
+                            .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                        r#"{"choices":[{"index":0,"text":" a b","finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#
+                    } else {
+                        r#"{"object":"list","data":[{"id":"m","object":"model"}]}"#
+                    };
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        answer.len()
+                    );
+                    if w.write_all(head.as_bytes())
+                        .and_then(|_| w.write_all(answer.as_bytes()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (url, bodies)
+}
+
+/// vLLM's sampling flags reach the request body as vLLM sends them, in either
+/// spelling vLLM's parser takes (`--flag value`, `--flag_name=value`); LoRA modules
+/// take turns as the model; no temperature is sent unless one is given.
+#[test]
+fn sampling_flags_and_lora_modules_reach_the_body() {
+    let (url, bodies) = capturing_server();
+    let out = run(
+        &[
+            "bench",
+            "--base-url",
+            &url,
+            "--model",
+            "m",
+            "--tokenizer",
+            "words",
+            "--num-prompts",
+            "4",
+            "--random-input-len",
+            "3",
+            "--random-output-len",
+            "2",
+            "--disable-streaming",
+            "--ready-check-timeout-sec",
+            "0",
+            "--no-server-metrics",
+            "--frequency_penalty=0.25",
+            "--presence-penalty",
+            "0.5",
+            "--repetition-penalty",
+            "1.1",
+            "--logprobs",
+            "3",
+            "--use-beam-search",
+            "--top-k",
+            "7",
+            "--lora-modules",
+            "lora-a",
+            "lora-b",
+            "--lora-assignment",
+            "round-robin",
+        ],
+        Duration::from_secs(60),
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("no --temperature"), "{stdout}");
+    let b = bodies.lock().unwrap().clone();
+    assert_eq!(b.len(), 4, "{b:?}");
+    for v in &b {
+        for (k, want) in [
+            ("frequency_penalty", json!(0.25)),
+            ("presence_penalty", json!(0.5)),
+            ("repetition_penalty", json!(1.1)),
+            ("logprobs", json!(3)),
+            ("use_beam_search", json!(true)),
+            ("top_k", json!(7)),
+            ("ignore_eos", json!(true)),
+        ] {
+            assert_eq!(v[k], want, "{k} in {v}");
+        }
+        assert!(v.get("temperature").is_none(), "{v}");
+    }
+    let mut models: Vec<&str> = b.iter().map(|v| v["model"].as_str().unwrap()).collect();
+    models.sort();
+    assert_eq!(models, ["lora-a", "lora-a", "lora-b", "lora-b"]);
+}
+
+/// --plot-timeline and --plot-dataset-stats write their pages beside the result;
+/// --probe-request-rate probes are reported apart and left out of the run's numbers.
+#[test]
+fn plots_and_probes_beside_the_result() {
+    let dir = tmpdir("plots-probes");
+    let d = dir.to_str().unwrap();
+    let out = run(
+        &[
+            "bench",
+            "--sim-ttft-ms",
+            "5",
+            "--sim-itl-ms",
+            "2",
+            "--num-prompts",
+            "20",
+            "--request-rate",
+            "40",
+            "--random-input-len",
+            "8",
+            "--random-output-len",
+            "6",
+            "--probe-request-rate",
+            "50",
+            "--plot-timeline",
+            "--timeline-itl-thresholds",
+            "1.5,3",
+            "--plot-dataset-stats",
+            "--save-result",
+            "--result-dir",
+            d,
+            "--result-filename",
+            "r.json",
+            "--disable-tqdm",
+        ],
+        Duration::from_secs(60),
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["completed"], 20);
+    assert_eq!(r["total_output_tokens"], 120, "probes are not counted");
+    let probes = r["probe_completed"].as_u64().unwrap();
+    assert!(
+        probes >= 3 && r["probe_failed"] == 0,
+        "{probes} probes, {}",
+        r["probe_failed"]
+    );
+    let (med, p99, max) = (
+        r["probe_median_e2el_ms"].as_f64().unwrap(),
+        r["probe_p99_e2el_ms"].as_f64().unwrap(),
+        r["probe_max_e2el_ms"].as_f64().unwrap(),
+    );
+    assert!(med > 0.0 && med <= p99 && p99 <= max, "{med} {p99} {max}");
+    assert!(
+        stdout.contains("Probe Requests") && stdout.contains("Probe requests completed:"),
+        "{stdout}"
+    );
+    let tl = std::fs::read_to_string(dir.join("r.timeline.html")).unwrap();
+    assert!(
+        tl.matches("<title>request ").count() >= 40,
+        "a TTFT bar and token bars per request"
+    );
+    for i in 0..20 {
+        assert!(
+            tl.contains(&format!("<title>request {i}: TTFT ")),
+            "request {i}"
+        );
+    }
+    assert!(tl.contains("1.5 ≤ ITL &lt; 3 ms"), "the thresholds given");
+    let ds = std::fs::read_to_string(dir.join("r.dataset.html")).unwrap();
+    assert!(
+        ds.contains("Prompt tokens") && ds.matches("n = 20").count() == 3,
+        "{ds}"
+    );
+    // A bad threshold list is an error naming the flag.
+    let out = run(
+        &[
+            "bench",
+            "--plot-timeline",
+            "--timeline-itl-thresholds",
+            "25",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(!out.status.success() && text(&out).1.contains("--timeline-itl-thresholds"));
+}

@@ -146,10 +146,13 @@ fn custom_jsonl_with_chat_messages() {
             "--custom-output-len",
             "-1",
             "--disable-shuffle",
+            "--num-prompts",
+            "5",
         ],
     );
-    assert_eq!(r["completed"], 2);
-    assert_eq!(lens(&r, "input_lens"), vec![5, 2]);
+    // As vLLM, the two lines are reused to reach --num-prompts.
+    assert_eq!(r["completed"], 5);
+    assert_eq!(lens(&r, "input_lens"), vec![5, 2, 5, 2, 5]);
 }
 
 #[test]
@@ -177,6 +180,8 @@ fn custom_jsonl_with_images_sends_multimodal_chat() {
             p.to_str().unwrap(),
             "--custom-output-len",
             "-1",
+            "--num-prompts",
+            "1",
         ],
     );
     assert_eq!(r["completed"], 1, "{r}");
@@ -401,4 +406,138 @@ fn dataset_errors_stop_before_sending() {
             "a Lua API the user never called: {stderr}"
         );
     }
+}
+
+/// vLLM's timed_trace: its own field names, timestamps in the unit
+/// --timed-trace-sec-multiplier gives, 16-token hash blocks, token ids sent; the
+/// schedule is the trace's (or --request-rate's with --no-self-timed).
+#[test]
+fn timed_trace_as_vllm_reads_it() {
+    let dir = tmpdir("timed-trace");
+    let trace = dir.join("trace.jsonl");
+    // Two requests sharing their first 16-token block, timestamps in seconds x 10.
+    std::fs::write(
+        &trace,
+        "{\"ts\": 100, \"in\": 20, \"out\": 3, \"h\": [7, 8]}\n{\"ts\": 103, \"in\": 16, \"out\": 2, \"h\": [7]}\n",
+    )
+    .unwrap();
+    let recs = dir.join("records.jsonl");
+    let r = bench_json(
+        "timed-trace-run",
+        &[
+            "--dataset-name",
+            "timed_trace",
+            "--dataset-path",
+            trace.to_str().unwrap(),
+            "--timed-trace-label-timestamp",
+            "ts",
+            "--timed-trace-label-input-length",
+            "in",
+            "--timed-trace-label-output-length",
+            "out",
+            "--timed-trace-label-hash-ids",
+            "h",
+            "--timed-trace-sec-multiplier",
+            "0.1",
+            "--save-records",
+            recs.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(lens(&r, "input_lens"), [20, 16]);
+    assert_eq!(
+        r["total_output_tokens"], 5,
+        "ignore_eos: the traced lengths"
+    );
+    let sched: Vec<f64> = std::fs::read_to_string(&recs)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|v| v["scheduled_time"].as_f64().unwrap())
+        .collect();
+    assert!(
+        (sched[0] - 0.0).abs() < 1e-9 && (sched[1] - 0.3).abs() < 1e-9,
+        "{sched:?}"
+    );
+    // --no-self-timed: the rate decides, not the trace (inf: both at once).
+    let r = bench_json(
+        "timed-trace-rate",
+        &[
+            "--dataset-name",
+            "timed_trace",
+            "--dataset-path",
+            trace.to_str().unwrap(),
+            "--timed-trace-label-timestamp",
+            "ts",
+            "--timed-trace-label-input-length",
+            "in",
+            "--timed-trace-label-output-length",
+            "out",
+            "--timed-trace-label-hash-ids",
+            "h",
+            "--no-self-timed",
+        ],
+    );
+    assert!(r["duration"].as_f64().unwrap() < 0.25, "{}", r["duration"]);
+    // Token ids go to a completions backend only; a missing label names what the line has.
+    for (extra, want) in [
+        (
+            vec!["--backend", "openai-chat"],
+            "only a completions backend",
+        ),
+        (
+            vec![],
+            "no field \"timestamp\" (the line has: h, in, out, ts)",
+        ),
+    ] {
+        let mut args = vec![
+            "bench",
+            "--dataset-name",
+            "timed_trace",
+            "--dataset-path",
+            trace.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let out = run(&args, LIMIT);
+        let (stdout, stderr) = text(&out);
+        assert!(
+            !out.status.success() && stderr.contains(want),
+            "{stdout}{stderr}"
+        );
+    }
+}
+
+/// Spec-Bench's question.jsonl layout (question_id, category, turns — the layout of
+/// hemingkx/Spec-Bench data/spec_bench/question.jsonl, inherited from FastChat's
+/// MT-Bench), filtered by category; the first turn is the prompt.
+#[test]
+fn spec_bench_by_category() {
+    let dir = tmpdir("spec-bench");
+    let q = dir.join("question.jsonl");
+    std::fs::write(
+        &q,
+        "{\"question_id\": 81, \"category\": \"writing\", \"turns\": [\"one two three four\", \"again\"]}\n\
+         {\"question_id\": 101, \"category\": \"reasoning\", \"turns\": [\"five six\", \"more\"]}\n\
+         {\"question_id\": 82, \"category\": \"writing\", \"turns\": [\"seven eight nine\", \"x\"]}\n",
+    )
+    .unwrap();
+    let r = bench_json(
+        "spec-bench-run",
+        &[
+            "--dataset-name",
+            "spec_bench",
+            "--dataset-path",
+            q.to_str().unwrap(),
+            "--spec-bench-category",
+            "writing",
+            "--spec-bench-output-len",
+            "3",
+            "--num-prompts",
+            "2",
+            "--ignore-eos",
+        ],
+    );
+    let mut l = lens(&r, "input_lens");
+    l.sort();
+    assert_eq!(l, [3, 4], "the writing questions' first turns");
+    assert_eq!(lens(&r, "output_lens"), [3, 3]);
 }

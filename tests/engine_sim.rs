@@ -45,6 +45,7 @@ fn spec(sim: &SimHandle, backend: &str, reqs: Vec<Request>) -> RunSpec {
         tokenizer: Arc::new(Tokenizer::words()),
         io_threads: 2,
         server_metrics: None,
+        probe_interval: None,
     }
 }
 

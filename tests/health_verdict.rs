@@ -42,6 +42,7 @@ fn spec(sim: &SimHandle, n: usize) -> RunSpec {
         tokenizer: Arc::new(Tokenizer::words()),
         io_threads: 1,
         server_metrics: None,
+        probe_interval: None,
     }
 }
 

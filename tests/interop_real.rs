@@ -322,7 +322,7 @@ fn llama_server_matches_its_own_account() {
                     "24",
                 ];
                 if !stream {
-                    args.push("--no-stream");
+                    args.push("--disable-streaming");
                 }
                 let run = bench(&url, &what.replace([' ', '='], "_"), &args);
                 let mut c = check_against_timings(&run, &what, stream);
@@ -488,7 +488,7 @@ fn llama_cpp_python_server_same_tokens_other_framing() {
         let mut args = vec!["--backend", backend, "--max-concurrency", "2"];
         args.extend(common);
         if !stream {
-            args.push("--no-stream");
+            args.push("--disable-streaming");
         }
         let run = bench(&py.url(), &format!("py-{backend}-{stream}"), &args);
         assert_eq!(run.result["completed"], 4, "{}", run.stdout);
@@ -566,7 +566,7 @@ fn llama_cpp_python_server_same_tokens_other_framing() {
         "openai",
         "--max-concurrency",
         "1",
-        "--no-stream",
+        "--disable-streaming",
     ];
     args.extend(common);
     let run = bench(&ls.url(), "ls-same", &args);

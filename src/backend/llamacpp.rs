@@ -20,14 +20,14 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
     }
     m.insert("stream".into(), json!(target.stream));
     for (k, v) in merged_fields(target, req) {
-        m.insert(
-            if k == "max_tokens" {
-                "n_predict".to_string()
-            } else {
-                k
-            },
-            v,
-        );
+        // llama.cpp's own names for vLLM's fields.
+        let name = match k.as_str() {
+            "max_tokens" => "n_predict".to_string(),
+            "logprobs" => "n_probs".to_string(),
+            "repetition_penalty" => "repeat_penalty".to_string(),
+            _ => k,
+        };
+        m.insert(name, v);
     }
     Ok(Value::Object(m))
 }

@@ -84,6 +84,13 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
         }
     }
     for (k, v) in super::protocol::merged_fields(target, req) {
+        // vLLM's `--logprobs N` is the completions API's form; the chat API asks
+        // for the same with `logprobs: true, top_logprobs: N`.
+        if api == Api::Chat && k == "logprobs" && v.is_u64() {
+            m.insert("logprobs".into(), json!(true));
+            m.insert("top_logprobs".into(), v);
+            continue;
+        }
         m.insert(k, v);
     }
     Ok(Value::Object(m))

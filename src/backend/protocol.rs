@@ -253,3 +253,54 @@ pub fn text_prompt(target: &Target, req: &Request) -> Result<Value, String> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Backend, BaseUrl};
+    use serde_json::json;
+
+    /// vLLM's sampling flags (`--logprobs`, `--repetition-penalty`, a LoRA module as
+    /// the request's model) land where each API reads them.
+    #[test]
+    fn sampling_fields_go_where_each_api_reads_them() {
+        let body = |backend: &str| -> Value {
+            let mut t = Target::new(
+                Backend::parse(backend).unwrap(),
+                BaseUrl::parse("http://h:1").unwrap(),
+                "base",
+            );
+            t.body.insert("logprobs".into(), json!(5));
+            t.body.insert("repetition_penalty".into(), json!(1.1));
+            let mut r = Request::text("hi", 1, Some(4));
+            r.extra = Some(serde_json::from_str(r#"{"model": "lora-a"}"#).unwrap());
+            serde_json::from_slice(&build_body(&t, &r).unwrap()).unwrap()
+        };
+        let v = body("vllm");
+        assert_eq!(
+            (v["logprobs"].clone(), v["model"].clone()),
+            (json!(5), json!("lora-a"))
+        );
+        assert_eq!(v["repetition_penalty"], 1.1);
+        let v = body("openai-chat");
+        assert_eq!(
+            (v["logprobs"].clone(), v["top_logprobs"].clone()),
+            (json!(true), json!(5))
+        );
+        assert_eq!(v["model"], "lora-a");
+        let v = body("tgi");
+        assert_eq!(v["parameters"]["top_n_tokens"], 5);
+        assert_eq!(v["parameters"]["repetition_penalty"], 1.1);
+        let v = body("sglang");
+        assert_eq!(
+            (v["return_logprob"].clone(), v["top_logprobs_num"].clone()),
+            (json!(true), json!(5))
+        );
+        assert_eq!(v["sampling_params"]["repetition_penalty"], 1.1);
+        let v = body("llama.cpp");
+        assert_eq!(
+            (v["n_probs"].clone(), v["repeat_penalty"].clone()),
+            (json!(5), json!(1.1))
+        );
+    }
+}

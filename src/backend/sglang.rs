@@ -55,6 +55,11 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
             "min_tokens" => {
                 sp.insert("min_new_tokens".into(), v);
             }
+            // vLLM's `--logprobs N`: SGLang's native form.
+            "logprobs" => {
+                top.insert("return_logprob".into(), json!(true));
+                top.insert("top_logprobs_num".into(), v);
+            }
             k2 if SAMPLING.contains(&k2) => {
                 sp.insert(k, v);
             }

@@ -34,6 +34,10 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
             "max_tokens" => {
                 params.insert("max_new_tokens".into(), v);
             }
+            // vLLM's `--logprobs N`: TGI returns the N most likely tokens per step.
+            "logprobs" => {
+                params.insert("top_n_tokens".into(), v);
+            }
             _ => {
                 params.insert(k, v);
             }

@@ -119,6 +119,7 @@ fn one_run(
         .collect();
     let spec = RunSpec {
         server_metrics: None,
+        probe_interval: None,
         target: Arc::new(t),
         requests: Arc::new(reqs),
         arrival: Arrival::Infinite,

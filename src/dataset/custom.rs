@@ -1,7 +1,8 @@
 //! vLLM's `custom` dataset: a JSONL file, one request per line, with `"prompt"`
 //! (text) or `"messages"` (a chat message list) and an optional `"output_tokens"`;
 //! `"images"` (files or URLs) turns a text prompt into a multimodal chat message.
-//! Lines are shuffled with the seed unless shuffling is off.
+//! Lines are shuffled with the seed unless shuffling is off. Spec-Bench's
+//! `question.jsonl` (vLLM's `spec_bench`: `"turns"`, `"category"`) reads the same way.
 
 use std::path::Path;
 
@@ -25,6 +26,8 @@ pub struct CustomSpec {
     pub shuffle: bool,
     /// Seed of the shuffle.
     pub seed: u64,
+    /// Keep only lines whose "category" equals this (vLLM's spec_bench --spec-bench-category).
+    pub category: Option<String>,
 }
 
 impl Default for CustomSpec {
@@ -34,6 +37,7 @@ impl Default for CustomSpec {
             output_len: Some(256),
             shuffle: true,
             seed: 0,
+            category: None,
         }
     }
 }
@@ -113,7 +117,14 @@ pub fn generate(tok: &Tokenizer, path: &Path, spec: &CustomSpec) -> Result<Vec<R
                 at(path, line_no)
             ));
         };
-        let prompt = match (o.get("prompt"), o.get("messages")) {
+        if let Some(c) = &spec.category {
+            if o.get("category").and_then(|v| v.as_str()) != Some(c.as_str()) {
+                continue;
+            }
+        }
+        // Spec-Bench's question.jsonl: the first of a line's "turns" is its prompt.
+        let turn = o.get("turns").and_then(|t| t.get(0)).cloned();
+        let prompt = match (o.get("prompt").or(turn.as_ref()), o.get("messages")) {
             (Some(Value::String(p)), None) => Prompt::Text(p.clone()),
             (None, Some(m @ Value::Array(_))) => Prompt::Messages(m.clone()),
             (Some(_), None) => {
@@ -130,7 +141,7 @@ pub fn generate(tok: &Tokenizer, path: &Path, spec: &CustomSpec) -> Result<Vec<R
             }
             _ => {
                 return Err(format!(
-                    "{}: needs exactly one of \"prompt\" (text) or \"messages\" (chat)",
+                    "{}: needs exactly one of \"prompt\" (text), \"messages\" (chat) or \"turns\" (Spec-Bench)",
                     at(path, line_no)
                 ));
             }
@@ -158,10 +169,10 @@ pub fn generate(tok: &Tokenizer, path: &Path, spec: &CustomSpec) -> Result<Vec<R
         items.push((prompt, out));
     }
     if items.is_empty() {
-        return Err(format!(
-            "{}: no requests (the file is empty)",
-            path.display()
-        ));
+        return Err(match &spec.category {
+            Some(c) => format!("{}: no line has \"category\": \"{c}\"", path.display()),
+            None => format!("{}: no requests (the file is empty)", path.display()),
+        });
     }
     if spec.shuffle {
         shuffle(&mut items, spec.seed);

@@ -188,15 +188,21 @@ pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync)
 /// Renders every text prompt through the tokenizer's chat template as one user
 /// message (and message lists as they are), recounting tokens: for sending
 /// templated prompts to a completions endpoint (`--apply-chat-template`).
-pub fn apply_chat_template(reqs: &mut [Request], tok: &Tokenizer) -> Result<(), String> {
+pub fn apply_chat_template(
+    reqs: &mut [Request],
+    tok: &Tokenizer,
+    add_generation_prompt: bool,
+    vars: &Map<String, Value>,
+) -> Result<(), String> {
     let out: Vec<Result<(String, u32), String>> = par_map(reqs, |_, r| {
-        let text = match &r.prompt {
-            Prompt::Messages(m) => tok.apply_chat_template(m, true, &Default::default())?,
+        let msgs = match &r.prompt {
+            Prompt::Messages(m) => m.clone(),
             Prompt::TokenIds(_) => {
                 return Err("token-id prompts cannot take a chat template".into());
             }
-            p => tok.template_user_prompt(&p.text().unwrap_or_default())?,
+            p => serde_json::json!([{"role": "user", "content": p.text().unwrap_or_default()}]),
         };
+        let text = tok.apply_chat_template(&msgs, add_generation_prompt, vars)?;
         let n = tok.count(&text) as u32;
         Ok((text, n))
     });
@@ -204,6 +210,42 @@ pub fn apply_chat_template(reqs: &mut [Request], tok: &Tokenizer) -> Result<(), 
         let (text, n) = o?;
         r.prompt = Prompt::Text(text);
         r.prompt_tokens = n;
+    }
+    Ok(())
+}
+
+/// How [`assign_models`] picks each request's model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Assignment {
+    /// A seeded random choice per request (vLLM's default).
+    #[default]
+    Random,
+    /// Request i takes model i mod n.
+    RoundRobin,
+}
+
+/// Sends each request with one of `models` as its `model` (vLLM's
+/// `--lora-modules` with `--lora-assignment`): the name goes into the request's
+/// own body fields, so it overrides the target's model.
+pub fn assign_models(
+    reqs: &mut [Request],
+    models: &[String],
+    how: Assignment,
+    seed: u64,
+) -> Result<(), String> {
+    if models.is_empty() || models.iter().any(|m| m.trim().is_empty()) {
+        return Err("assign_models: give at least one model name, and no empty ones".into());
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for (i, r) in reqs.iter_mut().enumerate() {
+        let m = match how {
+            Assignment::RoundRobin => &models[i % models.len()],
+            Assignment::Random => &models[rng.random_range(0..models.len())],
+        };
+        r.extra
+            .get_or_insert_with(Map::new)
+            .insert("model".into(), Value::String(m.clone()));
     }
     Ok(())
 }

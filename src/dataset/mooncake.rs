@@ -1,6 +1,8 @@
 //! Mooncake trace replay (vLLM's `timed_trace` format): a JSONL trace with
-//! `timestamp` (ms), `input_length`, `output_length` and `hash_ids` (one id per
-//! block of 512 prompt tokens; equal ids mean the same prefix block).
+//! `timestamp` (Mooncake: ms), `input_length`, `output_length` and `hash_ids` (one
+//! id per block of prompt tokens, 512 in Mooncake's traces; equal ids mean the same
+//! prefix block). The field names and the timestamp unit are options, as vLLM's
+//! `--timed-trace-label-*` and `--timed-trace-sec-multiplier`.
 //!
 //! Every distinct block is built once — `block_size` word-pool tokens drawn from a
 //! generator seeded by its hash id — and prompts share the blocks by reference, so
@@ -15,7 +17,6 @@ use std::sync::Arc;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
 
 use super::random::spot_check;
 use super::{Prompt, Request, at, par_map, read_text};
@@ -36,6 +37,16 @@ pub struct MooncakeSpec {
     pub seed: u64,
     /// Send token ids instead of text.
     pub token_ids: bool,
+    /// Seconds per unit of the trace's timestamps (Mooncake: 0.001, milliseconds; vLLM's timed_trace: --timed-trace-sec-multiplier, default 1).
+    pub timestamp_unit: f64,
+    /// The field holding each line's timestamp (vLLM's --timed-trace-label-timestamp).
+    pub timestamp_key: String,
+    /// The field holding each line's prompt length (--timed-trace-label-input-length).
+    pub input_length_key: String,
+    /// The field holding each line's output length (--timed-trace-label-output-length).
+    pub output_length_key: String,
+    /// The field holding each line's block hash ids (--timed-trace-label-hash-ids).
+    pub hash_ids_key: String,
 }
 
 impl Default for MooncakeSpec {
@@ -46,16 +57,56 @@ impl Default for MooncakeSpec {
             time_scale: 1.0,
             seed: 0,
             token_ids: false,
+            timestamp_unit: 0.001,
+            timestamp_key: "timestamp".into(),
+            input_length_key: "input_length".into(),
+            output_length_key: "output_length".into(),
+            hash_ids_key: "hash_ids".into(),
         }
     }
 }
 
-#[derive(Deserialize)]
+/// One trace line, read through the spec's field names.
 struct Line {
     timestamp: f64,
     input_length: u32,
     output_length: u32,
     hash_ids: Vec<u64>,
+}
+
+impl Line {
+    fn read(raw: &str, spec: &MooncakeSpec) -> Result<Line, String> {
+        let v: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(raw).map_err(|e| e.to_string())?;
+        let field = |k: &str| {
+            v.get(k).ok_or_else(|| {
+                let mut have: Vec<&str> = v.keys().map(|s| s.as_str()).collect();
+                have.sort_unstable();
+                format!("no field \"{k}\" (the line has: {})", have.join(", "))
+            })
+        };
+        let count = |k: &str| -> Result<u32, String> {
+            field(k)?
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| format!("\"{k}\" must be a whole number of tokens"))
+        };
+        let timestamp = field(&spec.timestamp_key)?
+            .as_f64()
+            .ok_or_else(|| format!("\"{}\" must be a number", spec.timestamp_key))?;
+        let input_length = count(&spec.input_length_key)?;
+        let output_length = count(&spec.output_length_key)?;
+        let hash_ids = field(&spec.hash_ids_key)?
+            .as_array()
+            .and_then(|a| a.iter().map(|h| h.as_u64()).collect::<Option<Vec<u64>>>())
+            .ok_or_else(|| format!("\"{}\" must be a list of whole numbers", spec.hash_ids_key))?;
+        Ok(Line {
+            timestamp,
+            input_length,
+            output_length,
+            hash_ids,
+        })
+    }
 }
 
 fn block_tokens(
@@ -74,6 +125,11 @@ pub fn generate(tok: &Tokenizer, path: &Path, spec: &MooncakeSpec) -> Result<Vec
     if spec.block_size == 0 || !(spec.time_scale >= 0.0 && spec.time_scale.is_finite()) {
         return Err("`block_size` must be > 0 and `time_scale` a number >= 0".into());
     }
+    if !(spec.timestamp_unit > 0.0 && spec.timestamp_unit.is_finite()) {
+        return Err(
+            "`timestamp_unit` must be a number of seconds > 0 (0.001 for milliseconds)".into(),
+        );
+    }
     let text = read_text(path)?;
     let mut lines = Vec::new();
     for (i, raw) in text.lines().enumerate() {
@@ -83,10 +139,14 @@ pub fn generate(tok: &Tokenizer, path: &Path, spec: &MooncakeSpec) -> Result<Vec
         if spec.n.is_some_and(|n| lines.len() >= n) {
             break;
         }
-        let l: Line = serde_json::from_str(raw).map_err(|e| {
+        let l = Line::read(raw, spec).map_err(|e| {
             format!(
-                "{}: {e}; each line needs timestamp (ms), input_length, output_length and hash_ids",
-                at(path, i + 1)
+                "{}: {e}; each line needs {}, {}, {} and {}",
+                at(path, i + 1),
+                spec.timestamp_key,
+                spec.input_length_key,
+                spec.output_length_key,
+                spec.hash_ids_key
             )
         })?;
         let need = l.input_length.div_ceil(spec.block_size) as usize;
@@ -166,7 +226,7 @@ pub fn generate(tok: &Tokenizer, path: &Path, spec: &MooncakeSpec) -> Result<Vec
             prompt_tokens: l.input_length,
             max_tokens: Some(l.output_length.max(1)),
             extra: None,
-            timestamp: Some((l.timestamp - t0) / 1000.0 * spec.time_scale),
+            timestamp: Some((l.timestamp - t0) * spec.timestamp_unit * spec.time_scale),
         }
     });
     spot_check(tok, &reqs[..reqs.len().min(2)])?;
@@ -219,6 +279,42 @@ mod tests {
         assert_eq!(tok.decode(t), a.trim_start());
     }
 
+    /// vLLM's timed_trace options: other field names, timestamps in seconds, small blocks.
+    #[test]
+    fn field_names_and_unit_are_options() {
+        let tok = Tokenizer::words();
+        let p = write(
+            "labels.jsonl",
+            "{\"t\": 10, \"in\": 20, \"out\": 3, \"h\": [1, 2]}\n{\"t\": 12.5, \"in\": 16, \"out\": 5, \"h\": [1]}\n",
+        );
+        let spec = MooncakeSpec {
+            block_size: 16,
+            timestamp_unit: 1.0,
+            timestamp_key: "t".into(),
+            input_length_key: "in".into(),
+            output_length_key: "out".into(),
+            hash_ids_key: "h".into(),
+            ..Default::default()
+        };
+        let r = generate(&tok, &p, &spec).unwrap();
+        assert_eq!(
+            r.iter().map(|x| x.timestamp).collect::<Vec<_>>(),
+            [Some(0.0), Some(2.5)]
+        );
+        assert_eq!((r[0].prompt_tokens, r[1].max_tokens), (20, Some(5)));
+        assert!(
+            r[0].prompt
+                .text()
+                .unwrap()
+                .starts_with(r[1].prompt.text().unwrap().as_ref())
+        );
+        let e = generate(&tok, &p, &MooncakeSpec::default()).unwrap_err();
+        assert!(
+            e.contains("labels.jsonl:1: no field \"timestamp\" (the line has: h, in, out, t)"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn bad_lines_name_file_line_and_field() {
         let tok = Tokenizer::words();
@@ -227,7 +323,10 @@ mod tests {
             "{\"timestamp\": 0, \"input_length\": 10, \"output_length\": 3, \"hash_ids\": [1, 2]}\n{\"timestamp\": 1}\n",
         );
         let e = generate(&tok, &p, &MooncakeSpec::default()).unwrap_err();
-        assert!(e.contains("bad.jsonl:2: missing field"), "{e}");
+        assert!(
+            e.contains("bad.jsonl:2: no field \"input_length\" (the line has: timestamp)"),
+            "{e}"
+        );
         let p = write(
             "short.jsonl",
             "{\"timestamp\": 0, \"input_length\": 2000, \"output_length\": 3, \"hash_ids\": [1, 2]}\n",

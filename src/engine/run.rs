@@ -18,7 +18,7 @@ use crate::backend::Target;
 use crate::backend::exec::{Dispatch, ExecContext, execute};
 use crate::backend::http::HttpClient;
 use crate::clock;
-use crate::dataset::RequestSet;
+use crate::dataset::{Request, RequestSet};
 use crate::engine::progress::Progress;
 use crate::metrics::RequestRecord;
 use crate::metrics::server::ServerSeries;
@@ -60,6 +60,9 @@ pub struct RunSpec {
     pub io_threads: usize,
     /// Read the server's `/metrics` this often during the run (`None`: don't).
     pub server_metrics: Option<Duration>,
+    /// Send one-token probe requests this long apart beside the run (vLLM's
+    /// `--probe-request-rate`; `None`: none).
+    pub probe_interval: Option<Duration>,
 }
 
 /// What a run measured.
@@ -88,6 +91,9 @@ pub struct RunOutcome {
     pub server_metrics: Option<ServerSeries>,
     /// Problems worth telling the user that did not stop the run (profiler calls).
     pub notes: Vec<String>,
+    /// The probe requests sent beside the run (`--probe-request-rate`), apart from
+    /// `records` and from every statistic of the run.
+    pub probes: Vec<RequestRecord>,
 }
 
 impl RunOutcome {
@@ -178,6 +184,20 @@ impl Shared {
         warmup: bool,
     ) -> RequestRecord {
         let req = &self.requests[(index as usize) % self.requests.len()];
+        self.send(
+            req,
+            Dispatch {
+                index,
+                scheduled_ns,
+                dispatched_ns,
+                warmup,
+            },
+        )
+        .await
+    }
+
+    /// Sends `req` now; a second interruption cuts it off.
+    async fn send(&self, req: &Request, d: Dispatch) -> RequestRecord {
         let ctx = ExecContext {
             client: &self.client,
             target: &self.target,
@@ -189,19 +209,37 @@ impl Shared {
                 std::future::pending::<()>().await;
             }
         };
-        execute(
-            &ctx,
-            req,
-            Dispatch {
-                index,
-                scheduled_ns,
-                dispatched_ns,
-                warmup,
-            },
-            abort,
-        )
-        .await
+        execute(&ctx, req, d, abort).await
     }
+}
+
+/// vLLM's `--probe-request-rate`: one-token "Hi" requests, one at a time, each
+/// `every` after the previous ended, outside the concurrency limit, until `stop`;
+/// their records stay apart from the run's.
+fn spawn_probes(
+    shared: Arc<Shared>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Vec<RequestRecord>> {
+    tokio::spawn(async move {
+        let req = Request::text("Hi", 1, Some(1));
+        let mut out = Vec::new();
+        while !*stop.borrow() {
+            let now = clock::now_ns();
+            let d = Dispatch {
+                index: out.len() as u64,
+                scheduled_ns: now,
+                dispatched_ns: now,
+                warmup: false,
+            };
+            out.push(shared.send(&req, d).await);
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        out
+    })
 }
 
 /// The setup every run shares: the HTTP client, the ready check, the model (the
@@ -367,6 +405,10 @@ pub async fn run_with_stop(
     let (alive, mut all_done) = mpsc::channel::<()>(1);
     let sem = spec.max_concurrency.map(|c| Arc::new(Semaphore::new(c)));
     let t0 = m.start();
+    let (probe_stop, probe_rx) = watch::channel(false);
+    let probes = spec
+        .probe_interval
+        .map(|every| spawn_probes(shared.clone(), every, probe_rx));
     let handle = tokio::runtime::Handle::current();
     let dispatcher = {
         let (shared, ctl, sem) = (shared.clone(), ctl_rx.clone(), sem.clone());
@@ -377,6 +419,21 @@ pub async fn run_with_stop(
             .map_err(|e| format!("cannot start the dispatcher thread: {e}"))?
     };
     let _ = all_done.recv().await;
+    if let Some(task) = probes {
+        // The probe in flight may finish within the grace period; then it is cut.
+        probe_stop.send_replace(true);
+        let abort = task.abort_handle();
+        match tokio::time::timeout(grace, task).await {
+            Ok(Ok(recs)) => m.outcome().probes = recs,
+            _ => {
+                abort.abort();
+                m.outcome().notes.push(
+                    "the last probe request did not end within the grace period; probes are not reported"
+                        .into(),
+                );
+            }
+        }
+    }
     if spec.target.profile {
         profiler(&client, &headers, "/stop_profile", &mut m.outcome().notes).await;
     }

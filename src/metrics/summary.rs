@@ -452,6 +452,28 @@ fn ms_stats(values_s: &[f64], percentiles: &[f64]) -> Value {
     Value::Object(m)
 }
 
+/// vLLM's probe statistics (`--probe-request-rate`): probes completed and failed,
+/// and the median, p99 and largest E2EL of the successful ones in ms; `None` when
+/// no probe succeeded (vLLM then writes none of these keys).
+pub fn probes_map(probes: &[RequestRecord]) -> Option<Map<String, Value>> {
+    let lats: Vec<f64> = probes
+        .iter()
+        .filter(|r| r.success())
+        .map(|r| r.e2el() * 1000.0)
+        .collect();
+    if lats.is_empty() {
+        return None;
+    }
+    let s = describe(&lats, &[99.0]);
+    let mut m = Map::new();
+    m.insert("probe_completed".into(), json!(lats.len()));
+    m.insert("probe_failed".into(), json!(probes.len() - lats.len()));
+    m.insert("probe_median_e2el_ms".into(), json!(s.median));
+    m.insert("probe_p99_e2el_ms".into(), json!(s.percentiles[0].1));
+    m.insert("probe_max_e2el_ms".into(), json!(s.max));
+    Some(m)
+}
+
 /// The virtual-users view of a run (`None` unless its records come from
 /// `mb.users`): users and conversations, requests per user, TTFT and prompt
 /// length by turn (how multi-turn history grows), and conversation latency (first

@@ -431,10 +431,12 @@ fn request_timeline(detailed: &[&ResultFile], timeline_of: Option<&str>) -> Opti
             .unwrap_or_default();
         let mut spans: Vec<Span> = (0..starts.len().min(ttfts.len()).min(lats.len()))
             .map(|i| Span {
+                index: i as u64,
                 start: starts[i],
                 first: (ttfts[i] > 0.0).then(|| starts[i] + ttfts[i]),
                 end: starts[i] + lats[i],
                 ok: errs.get(i).copied().unwrap_or(true),
+                gaps: Vec::new(),
             })
             .collect();
         spans.sort_by(|a, b| a.start.total_cmp(&b.start));
@@ -446,6 +448,7 @@ fn request_timeline(detailed: &[&ResultFile], timeline_of: Option<&str>) -> Opti
                 spans.len()
             ),
             &spans,
+            None,
         ))
     })
 }

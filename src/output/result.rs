@@ -315,6 +315,9 @@ impl RunResult {
             "client_health".into(),
             serde_json::to_value(&o.health).unwrap_or(Value::Null),
         );
+        if let Some(p) = crate::metrics::summary::probes_map(&o.probes) {
+            m.extend(p);
+        }
         if let Some(u) = crate::metrics::summary::users_map(&o.records, &opts.percentiles) {
             m.insert("users".into(), Value::Object(u));
         }
@@ -635,6 +638,18 @@ pub const RESULT_FIELDS: &[(&str, &str, &str, &str)] = &[
         "moonbench 自身计时是否可信：verdict（ok 或 warning）、reason、timing_error_bound_ms、warnings、collapsed_chunk_share、唤醒延迟、CPU 压力、相对模拟服务器真值的误差",
     ),
     (
+        "probe_completed / probe_failed",
+        "integer",
+        "probe requests that succeeded and failed (--probe-request-rate; only when one succeeded)",
+        "成功与失败的探针请求数（--probe-request-rate；有成功的探针才写）",
+    ),
+    (
+        "probe_median_e2el_ms / probe_p99_e2el_ms / probe_max_e2el_ms",
+        "ms",
+        "E2EL of the successful probes: median, p99, largest",
+        "成功探针请求的 E2EL：中位数、P99、最大值",
+    ),
+    (
         "users",
         "table",
         "mb.users runs: users, conversations, requests_per_user, by_turn (TTFT, E2EL and prompt length per turn), conversation_latency",
@@ -747,6 +762,14 @@ mod tests {
                     stopped: Some("done".into()),
                     notes: vec!["n".into()],
                     server_metrics: Some(Default::default()),
+                    probes: vec![crate::metrics::RequestRecord {
+                        status: 200,
+                        chunk_ns: vec![1],
+                        chunk_tokens: vec![1],
+                        output_tokens: 1,
+                        end_ns: 2,
+                        ..Default::default()
+                    }],
                     ..Default::default()
                 },
                 options: ResultOptions::default(),

@@ -233,9 +233,12 @@ impl Chart {
     }
 }
 
-/// One request in a timeline: start, first token (if any) and end, in seconds.
-#[derive(Debug, Clone, Copy)]
+/// One request in a timeline: start, first token (if any) and end, in seconds,
+/// and the gaps between its tokens after the first (empty: drawn as one bar).
+#[derive(Debug, Clone)]
 pub struct Span {
+    /// The request's index in the schedule (shown when hovering).
+    pub index: u64,
     /// Send start.
     pub start: f64,
     /// First token.
@@ -244,11 +247,18 @@ pub struct Span {
     pub end: f64,
     /// Whether it succeeded.
     pub ok: bool,
+    /// Inter-token latencies after the first token (s), in order.
+    pub gaps: Vec<f64>,
 }
 
+/// Colours of the ITL classes of [`timeline`]: below, between and above the thresholds.
+const ITL_COLORS: [&str; 3] = ["#109618", "#ff7f0e", "#d62728"];
+
 /// A per-request timeline: one row per request, grey while waiting for the first
-/// token, coloured while streaming, red if it failed.
-pub fn timeline(title: &str, spans: &[Span]) -> String {
+/// token, then coloured while streaming — by ITL class (green, orange, red around
+/// `itl_thresholds_ms`) when given and the span has its gaps — red if it failed.
+/// Each bar names its request and duration on hover.
+pub fn timeline(title: &str, spans: &[Span], itl_thresholds_ms: Option<(f64, f64)>) -> String {
     let mut s = String::new();
     let rows = spans.len().max(1) as f64;
     let h = (T + B + (rows * 3.0).clamp(120.0, 600.0)).round();
@@ -283,23 +293,59 @@ pub fn timeline(title: &str, spans: &[Span]) -> String {
             fmt_num(t)
         );
     }
+    let class = |g: f64| match itl_thresholds_ms {
+        Some((a, _)) if g * 1000.0 < a => 0,
+        Some((_, b)) if g * 1000.0 < b => 1,
+        _ => 2,
+    };
     for (i, sp) in spans.iter().enumerate() {
         let y = T + i as f64 * row_h;
         let hh = (row_h * 0.8).max(0.5);
         let first = sp.first.unwrap_or(sp.end);
-        let _ = write!(
-            s,
-            r##"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{hh:.2}" fill="#bbbbbb"/>"##,
-            px(sp.start),
-            (px(first) - px(sp.start)).max(0.5)
+        let mut bar = |from: f64, to: f64, color: &str, what: String| {
+            let _ = write!(
+                s,
+                r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{hh:.2}" fill="{color}"><title>request {}: {what}</title></rect>"#,
+                px(from),
+                (px(to) - px(from)).max(0.5),
+                sp.index
+            );
+        };
+        bar(
+            sp.start,
+            first,
+            "#bbbbbb",
+            format!("TTFT {:.1} ms", (first - sp.start) * 1000.0),
         );
-        let color = if sp.ok { PALETTE[0] } else { "#d62728" };
-        let _ = write!(
-            s,
-            r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{hh:.2}" fill="{color}"/>"#,
-            px(first),
-            (px(sp.end) - px(first)).max(0.5)
-        );
+        if !sp.ok {
+            bar(first, sp.end, "#e88a8b", "failed".into());
+        } else if itl_thresholds_ms.is_some() && !sp.gaps.is_empty() {
+            // Runs of tokens in the same ITL class become one bar.
+            let mut t = first;
+            let mut k = 0;
+            while k < sp.gaps.len() {
+                let c = class(sp.gaps[k]);
+                let (from, mut n) = (t, 0);
+                while k < sp.gaps.len() && class(sp.gaps[k]) == c {
+                    t += sp.gaps[k];
+                    k += 1;
+                    n += 1;
+                }
+                bar(
+                    from,
+                    t,
+                    ITL_COLORS[c],
+                    format!("{n} token(s) over {:.1} ms", (t - from) * 1000.0),
+                );
+            }
+        } else {
+            bar(
+                first,
+                sp.end,
+                PALETTE[0],
+                format!("streaming {:.1} ms", (sp.end - first) * 1000.0),
+            );
+        }
     }
     let _ = write!(
         s,
@@ -320,20 +366,121 @@ pub fn timeline(title: &str, spans: &[Span]) -> String {
         lx + 24.0,
         T + 13.0
     );
+    let classes: Vec<(String, &str)> = match itl_thresholds_ms {
+        Some((a, b)) => vec![
+            (format!("ITL < {a} ms"), ITL_COLORS[0]),
+            (format!("{a} ≤ ITL < {b} ms"), ITL_COLORS[1]),
+            (format!("ITL ≥ {b} ms"), ITL_COLORS[2]),
+        ],
+        None => vec![("streaming".into(), PALETTE[0])],
+    };
+    for (k, (name, color)) in classes.iter().enumerate() {
+        let y = T + 22.0 + 18.0 * k as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{lx}" y="{y}" width="18" height="10" fill="{color}"/><text x="{}" y="{}">{}</text>"#,
+            lx + 24.0,
+            y + 9.0,
+            esc(name)
+        );
+    }
+    let y = T + 22.0 + 18.0 * classes.len() as f64;
     let _ = write!(
         s,
-        r#"<rect x="{lx}" y="{}" width="18" height="10" fill="{}"/><text x="{}" y="{}">streaming</text>"#,
-        T + 22.0,
-        PALETTE[0],
+        r##"<rect x="{lx}" y="{y}" width="18" height="10" fill="#e88a8b"/><text x="{}" y="{}">failed</text>"##,
         lx + 24.0,
-        T + 31.0
+        y + 9.0
     );
+    s.push_str("</svg>");
+    s
+}
+
+/// A histogram of `values` in about `bins` equal-width bins (bar heights are
+/// counts), with the mean and the range in the title line below.
+pub fn histogram(title: &str, x_label: &str, values: &[f64], bins: usize) -> String {
+    let mut s = String::new();
     let _ = write!(
         s,
-        r##"<rect x="{lx}" y="{}" width="18" height="10" fill="#d62728"/><text x="{}" y="{}">failed</text>"##,
-        T + 40.0,
-        lx + 24.0,
-        T + 49.0
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" font-family="sans-serif" font-size="12"><rect width="{W}" height="{H}" fill="white"/><text x="{}" y="22" font-size="15" font-weight="bold" text-anchor="middle">{}</text>"#,
+        (L + W - R) / 2.0,
+        esc(title)
+    );
+    let vals: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let (lo, hi) = vals
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+    if vals.is_empty() {
+        s.push_str("</svg>");
+        return s;
+    }
+    let bins = bins.max(1);
+    let width = ((hi - lo) / bins as f64).max(1.0);
+    let mut counts = vec![0u64; bins];
+    for v in &vals {
+        let k = (((v - lo) / width) as usize).min(bins - 1);
+        counts[k] += 1;
+    }
+    let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64;
+    let x_hi = lo + width * bins as f64;
+    let px = |x: f64| L + (x - lo) / (x_hi - lo) * (W - L - R);
+    let py = |c: f64| H - B - c / top * (H - T - B);
+    for t in nice_ticks(0.0, top, 5) {
+        let y = py(t);
+        let _ = write!(
+            s,
+            r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"##,
+            W - R,
+            L - 6.0,
+            y + 4.0,
+            fmt_num(t)
+        );
+    }
+    for t in nice_ticks(lo, x_hi, 6)
+        .into_iter()
+        .filter(|t| *t >= lo && *t <= x_hi)
+    {
+        let _ = write!(
+            s,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            px(t),
+            H - B + 18.0,
+            fmt_num(t)
+        );
+    }
+    for (k, c) in counts.iter().enumerate() {
+        let x0 = lo + width * k as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{}"><title>{}–{}: {c}</title></rect>"#,
+            px(x0),
+            py(*c as f64),
+            (px(x0 + width) - px(x0) - 1.0).max(0.5),
+            H - B - py(*c as f64),
+            PALETTE[0],
+            fmt_num(x0),
+            fmt_num(x0 + width)
+        );
+    }
+    let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+    let _ = write!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text><text transform="translate(16 {}) rotate(-90)" text-anchor="middle">requests</text><text x="{}" y="{}">n = {}</text><text x="{}" y="{}">mean {}</text><text x="{}" y="{}">min {}</text><text x="{}" y="{}">max {}</text>"#,
+        (L + W - R) / 2.0,
+        H - 14.0,
+        esc(x_label),
+        (T + H - B) / 2.0,
+        W - R + 12.0,
+        T + 12.0,
+        vals.len(),
+        W - R + 12.0,
+        T + 30.0,
+        fmt_num((mean * 10.0).round() / 10.0),
+        W - R + 12.0,
+        T + 48.0,
+        fmt_num(lo),
+        W - R + 12.0,
+        T + 66.0,
+        fmt_num(hi)
     );
     s.push_str("</svg>");
     s
@@ -383,15 +530,29 @@ mod tests {
         ] {
             assert!(svg.contains(needle), "{needle}");
         }
-        let t = timeline(
-            "Timeline",
-            &[Span {
-                start: 0.0,
-                first: Some(0.05),
-                end: 0.3,
-                ok: true,
-            }],
-        );
-        assert!(t.contains("waiting (TTFT)"));
+        let span = Span {
+            index: 7,
+            start: 0.0,
+            first: Some(0.05),
+            end: 0.3,
+            ok: true,
+            gaps: vec![0.01, 0.01, 0.03, 0.06, 0.06, 0.01],
+        };
+        let t = timeline("Timeline", std::slice::from_ref(&span), None);
+        assert!(t.contains("waiting (TTFT)") && t.contains("request 7: streaming 250.0 ms"));
+        // With thresholds, runs of tokens in one ITL class are one bar each.
+        let t = timeline("Timeline", &[span], Some((25.0, 50.0)));
+        for want in [
+            "request 7: TTFT 50.0 ms",
+            "request 7: 2 token(s) over 20.0 ms",
+            "request 7: 1 token(s) over 30.0 ms",
+            "request 7: 2 token(s) over 120.0 ms",
+            "25 ≤ ITL &lt; 50 ms",
+        ] {
+            assert!(t.contains(want), "{want} in {t}");
+        }
+        assert_eq!(t.matches("<title>request 7").count(), 5);
+        let h = histogram("Prompt tokens", "tokens", &[1.0, 2.0, 2.0, 9.0], 4);
+        assert!(h.contains("n = 4") && h.contains(": 3</title>"), "{h}");
     }
 }

@@ -31,29 +31,7 @@ impl UserData for LuaTokenizer {
             "apply_chat_template",
             |lua, t, (messages, opts): (Value, Option<Table>)| {
                 let msgs = to_json(lua, messages)?;
-                let d = decode::<ChatTemplateOpts>(lua, opts)?;
-                let add = d.opts.add_generation_prompt.unwrap_or(true);
-                let mut extra = serde_json::Map::new();
-                if let Some(b) = d.opts.enable_thinking {
-                    extra.insert("enable_thinking".into(), serde_json::Value::Bool(b));
-                }
-                for k in ["tools", "documents"] {
-                    let v = d.value(k);
-                    if !v.is_nil() {
-                        extra.insert(k.into(), to_json(lua, v)?);
-                    }
-                }
-                match d.value("vars") {
-                    Value::Nil => {}
-                    v => match to_json(lua, v)? {
-                        serde_json::Value::Object(m) => extra.extend(m),
-                        _ => {
-                            return Err(mlua::Error::runtime(
-                                "tok:apply_chat_template: vars must be a table of template variables",
-                            ));
-                        }
-                    },
-                }
+                let (add, extra) = chat_template_opts(lua, opts)?;
                 t.0.apply_chat_template(&msgs, add, &extra)
                     .map_err(mlua::Error::runtime)
             },
@@ -81,6 +59,56 @@ pub struct ChatTemplateOpts {
 
 impl LuaOptions for ChatTemplateOpts {
     const WHAT: &'static str = "tok:apply_chat_template";
+}
+
+/// Options of `reqs:assign_models{...}` (vLLM's `--lora-modules`, `--lora-assignment`).
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignModelsOpts {
+    /// Model (LoRA adapter) names; each request is sent with one of them as its `model`. Required.
+    models: Vec<String>,
+    /// "random" (default: a seeded random choice per request) or "round-robin" (request i takes models[i mod n]).
+    #[serde(default)]
+    assignment: crate::dataset::Assignment,
+    /// Seed of the random choice (default 0).
+    #[serde(default)]
+    seed: u64,
+}
+
+impl LuaOptions for AssignModelsOpts {
+    const WHAT: &'static str = "reqs:assign_models";
+}
+
+/// Decodes a [`ChatTemplateOpts`] table: whether to add the generation prompt,
+/// and the template variables (`enable_thinking`, `tools`, `documents`, `vars`).
+pub fn chat_template_opts(
+    lua: &Lua,
+    opts: Option<Table>,
+) -> mlua::Result<(bool, serde_json::Map<String, serde_json::Value>)> {
+    let d = decode::<ChatTemplateOpts>(lua, opts)?;
+    let add = d.opts.add_generation_prompt.unwrap_or(true);
+    let mut extra = serde_json::Map::new();
+    if let Some(b) = d.opts.enable_thinking {
+        extra.insert("enable_thinking".into(), serde_json::Value::Bool(b));
+    }
+    for k in ["tools", "documents"] {
+        let v = d.value(k);
+        if !v.is_nil() {
+            extra.insert(k.into(), to_json(lua, v)?);
+        }
+    }
+    match d.value("vars") {
+        Value::Nil => {}
+        v => match to_json(lua, v)? {
+            serde_json::Value::Object(m) => extra.extend(m),
+            _ => {
+                return Err(mlua::Error::runtime(
+                    "apply_chat_template: vars must be a table of template variables",
+                ));
+            }
+        },
+    }
+    Ok((add, extra))
 }
 
 /// A tokenizer argument: a `mb.tokenizer` object or a spec string.
@@ -140,10 +168,27 @@ impl UserData for LuaRequests {
             crate::dataset::to_token_ids(&mut reqs, &tok).map_err(mlua::Error::runtime)?;
             Ok(LuaRequests(Arc::new(reqs)))
         });
-        m.add_method("apply_chat_template", |_, s, tok: Value| {
-            let tok = tokenizer_arg(tok)?;
+        m.add_method(
+            "apply_chat_template",
+            |lua, s, (tok, opts): (Value, Option<Table>)| {
+                let tok = tokenizer_arg(tok)?;
+                let (add, extra) = chat_template_opts(lua, opts)?;
+                let mut reqs = s.0.as_ref().clone();
+                crate::dataset::apply_chat_template(&mut reqs, &tok, add, &extra)
+                    .map_err(mlua::Error::runtime)?;
+                Ok(LuaRequests(Arc::new(reqs)))
+            },
+        );
+        m.add_method("assign_models", |lua, s, opts: Option<Table>| {
+            let d = decode::<AssignModelsOpts>(lua, opts)?;
             let mut reqs = s.0.as_ref().clone();
-            crate::dataset::apply_chat_template(&mut reqs, &tok).map_err(mlua::Error::runtime)?;
+            crate::dataset::assign_models(
+                &mut reqs,
+                &d.opts.models,
+                d.opts.assignment,
+                d.opts.seed,
+            )
+            .map_err(mlua::Error::runtime)?;
             Ok(LuaRequests(Arc::new(reqs)))
         });
     }

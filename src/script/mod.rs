@@ -460,7 +460,9 @@ pub const DATASET_FLAGS: &[(&str, &str, &str)] = &[
         "output_len",
         "--prefix-repetition-output-len",
     ),
+    ("spec_bench", "output_len", "--spec-bench-output-len"),
     ("mooncake", "block_size", "--trace-block-size"),
+    ("timed_trace", "block_size", "--timed-trace-chunk-hash-size"),
 ];
 
 /// `msg` without a leading `file:line: ` of a bundled script.

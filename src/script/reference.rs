@@ -7,10 +7,10 @@ use schemars::JsonSchema;
 use serde_json::Value;
 
 use super::core::AggregateOpts;
-use super::data::{ChatTemplateOpts, DatasetCommon, RequestOpts};
+use super::data::{AssignModelsOpts, ChatTemplateOpts, DatasetCommon, RequestOpts};
 use super::run::{
-    ConstantOpts, PoissonOpts, RampOpts, RecordsOpts, ResultOpts, RunOpts, SaveOpts,
-    SavePytorchOpts, StepOpts, StepsOpts, SummaryOpts, TraceOpts,
+    ConstantOpts, PlotTimelineOpts, PoissonOpts, RampOpts, RecordsOpts, ResultOpts, RunOpts,
+    SaveOpts, SavePytorchOpts, StepOpts, StepsOpts, SummaryOpts, TraceOpts,
 };
 use super::session::MeasureOpts;
 use super::stdlib_opts::{PrintOpts, RateSweepOpts, SloSearchOpts};
@@ -235,6 +235,17 @@ pub fn entries() -> Vec<Entry> {
             SavePytorchOpts
         ),
         e!(
+            "res:plot_timeline",
+            "res:plot_timeline(path, {...}): an HTML page of every request on one time axis, its tokens coloured by ITL (vLLM's --plot-timeline); returns the path.",
+            "res:plot_timeline(路径, {...})：把所有请求画在同一时间轴上的 HTML 页面，token 按 ITL 着色（vLLM 的 --plot-timeline）；返回路径。",
+            PlotTimelineOpts
+        ),
+        e!(
+            "res:plot_dataset_stats",
+            "res:plot_dataset_stats(path): an HTML page of histograms of the prompt, output and total tokens sent (vLLM's --plot-dataset-stats); returns the path.",
+            "res:plot_dataset_stats(路径)：所发请求的输入、输出与总 token 数直方图 HTML 页面（vLLM 的 --plot-dataset-stats）；返回路径。"
+        ),
+        e!(
             "res:records",
             "res:records{...}: one table per request (see Records), in schedule order.",
             "res:records{...}：每个请求一条记录（见“记录”），按调度顺序。",
@@ -281,6 +292,12 @@ pub fn entries() -> Vec<Entry> {
             "reqs[i] / #reqs / reqs:timestamps() / reqs:to_token_ids(tok) / reqs:apply_chat_template(tok)",
             "A request set: 1-based like a Lua array; its timestamps; as token ids; templated.",
             "请求集：像 Lua 数组一样从 1 开始；时间戳；转成 token id；套模板。"
+        ),
+        e!(
+            "reqs:assign_models",
+            "reqs:assign_models{...}: a copy of the request set in which each request names one of `models` as its model (vLLM's --lora-modules); reqs:apply_chat_template(tok, opts) takes the options of tok:apply_chat_template.",
+            "reqs:assign_models{...}：返回请求集的副本，每个请求以 models 中的一个作为 model（vLLM 的 --lora-modules）；reqs:apply_chat_template(tok, 选项) 的选项同 tok:apply_chat_template。",
+            AssignModelsOpts
         ),
         e!(
             "u:chat / u:complete",

@@ -305,6 +305,18 @@ impl LuaOptions for SavePytorchOpts {
     const WHAT: &'static str = "res:save_pytorch";
 }
 
+/// Options of `res:plot_timeline(path, {...})`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlotTimelineOpts {
+    /// Two ITL thresholds in ms for the colours: green below the first, orange below the second, red above (default { 25, 50 }, vLLM's --timeline-itl-thresholds).
+    itl_thresholds: Option<Vec<f64>>,
+}
+
+impl LuaOptions for PlotTimelineOpts {
+    const WHAT: &'static str = "res:plot_timeline";
+}
+
 /// Options of `res:records{...}`.
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -349,6 +361,8 @@ pub struct RunOpts {
     preconnect: Option<bool>,
     /// Call vLLM's `/start_profile` and `/stop_profile` around the run (default false).
     profile: Option<bool>,
+    /// Also send one-token "Hi" probe requests at this rate (req/s), one at a time and outside max_concurrency, reported apart as probe_* (vLLM's --probe-request-rate; default 0: none).
+    probe_rate: Option<f64>,
 }
 
 impl LuaOptions for RunOpts {
@@ -408,6 +422,34 @@ impl UserData for LuaResult {
                 Ok(full.display().to_string())
             },
         );
+        m.add_method(
+            "plot_timeline",
+            |lua, r, (path, opts): (String, Option<Table>)| {
+                let d = decode::<PlotTimelineOpts>(lua, opts)?;
+                let th = d.opts.itl_thresholds.unwrap_or_else(|| vec![25.0, 50.0]);
+                let [a, b] = th[..] else {
+                    return Err(mlua::Error::runtime(format!(
+                        "res:plot_timeline: itl_thresholds needs two values in ms, like {{ 25, 50 }}; got {}",
+                        th.len()
+                    )));
+                };
+                if !(a > 0.0 && b > a) {
+                    return Err(mlua::Error::runtime(format!(
+                        "res:plot_timeline: itl_thresholds must rise above 0, like {{ 25, 50 }}; got {{ {a}, {b} }}"
+                    )));
+                }
+                let html = crate::output::plots::timeline_page(&r.0, (a, b));
+                crate::output::report::write(std::path::Path::new(&path), &html)
+                    .map_err(mlua::Error::runtime)?;
+                Ok(path)
+            },
+        );
+        m.add_method("plot_dataset_stats", |_, r, path: String| {
+            let html = crate::output::plots::dataset_page(&r.0);
+            crate::output::report::write(std::path::Path::new(&path), &html)
+                .map_err(mlua::Error::runtime)?;
+            Ok(path)
+        });
         m.add_method(
             "save_pytorch",
             |lua, r, (path, opts): (String, Option<Table>)| {
@@ -504,6 +546,16 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
         tokenizer: tg.tokenizer.clone(),
         io_threads: c.io_threads,
         server_metrics: c.server_metrics,
+        probe_interval: match o.probe_rate {
+            None => None,
+            Some(0.0) => None,
+            Some(r) if r > 0.0 && r.is_finite() => Some(Duration::from_secs_f64(1.0 / r)),
+            Some(r) => {
+                return Err(mlua::Error::runtime(format!(
+                    "mb.run: probe_rate must be a number of requests per second > 0 (or 0 for none), got {r}"
+                )));
+            }
+        },
     };
     crate::engine::run::validate(&spec)
         .map_err(|e| mlua::Error::runtime(format!("mb.run: {e}")))?;

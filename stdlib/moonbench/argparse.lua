@@ -71,6 +71,8 @@ function M.help(spec, lang)
       add((lang == "zh" and f.group_zh or f.group) .. ":")
     else
       local name = "--" .. norm(f[1])
+      -- 可取反的开关同时列出 --no- 形式（如 --self-timed, --no-self-timed）。
+      if f.type == "bool" and f.negatable then name = name .. ", --no-" .. norm(f[1]) end
       local meta = ""
       if f.type == "bool" then meta = ""
       elseif f.type == "list" then meta = " V [V ...]"

@@ -56,6 +56,12 @@ local L = {
     shit = "Prefix-cache hit rate (%):",
     spre = "Preemptions during the run:",
     ttfa = "Time to first answer mean/P%s (ms):",
+    probe = "Probe Requests",
+    probe_ok = "Probe requests completed:",
+    probe_failed = "Probe requests failed:",
+    probe_median = "Median probe E2EL (ms):",
+    probe_p99 = "P99 probe E2EL (ms):",
+    probe_max = "Max probe E2EL (ms):",
     errors = "Errors by kind:",
     pre = "Connections opened before start:",
     health = "Client health:",
@@ -107,6 +113,12 @@ local L = {
     shit = "前缀缓存命中率 (%):",
     spre = "运行期间的抢占次数:",
     ttfa = "首个回答 token 时间 平均/P%s (ms):",
+    probe = "探针请求",
+    probe_ok = "成功的探针请求数:",
+    probe_failed = "失败的探针请求数:",
+    probe_median = "探针 E2EL 中位数 (ms):",
+    probe_p99 = "探针 E2EL P99 (ms):",
+    probe_max = "探针 E2EL 最大值 (ms):",
     errors = "错误分类:",
     pre = "开始前预先建立的连接数:",
     health = "客户端健康度:",
@@ -202,6 +214,15 @@ function M.format(s, opts)
         if v ~= nil then line("P" .. plabel(p) .. " " .. short .. " (ms):", num(v)) end
       end
     end
+  end
+  -- 探针请求（--probe-request-rate）：与 vLLM 相同的一节。Probe requests, as vLLM prints them.
+  if s.probe_completed then
+    lines[#lines + 1] = center(t.probe, 50, "-")
+    line(t.probe_ok, tostring(s.probe_completed))
+    line(t.probe_failed, tostring(s.probe_failed))
+    line(t.probe_median, num(s.probe_median_e2el_ms))
+    line(t.probe_p99, num(s.probe_p99_e2el_ms))
+    line(t.probe_max, num(s.probe_max_e2el_ms))
   end
   if not opts.vllm_only then
     lines[#lines + 1] = center(t.extra, 50, "-")
