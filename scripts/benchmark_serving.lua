@@ -77,6 +77,7 @@ for _, u in ipairs(unused) do
         "提示：" .. u .. " 对 --dataset-name " .. args.dataset_name .. " 没有作用")
   end
 end
+if args.num_runs < 1 then error("moonbench bench: --num-runs must be at least 1", 0) end
 if args.random_batch_size ~= 1 then
   error("moonbench bench: --random-batch-size " .. args.random_batch_size
     .. ": only 1 (one prompt per request) is supported so far", 0)
@@ -277,6 +278,29 @@ if args.prompt_token_ids and (name == "sharegpt" or name == "custom" or name == 
   requests = requests:to_token_ids(tok)
 end
 
+-- 与 vLLM 相同：custom/spec_bench 的行数不够 --num-prompts 时重复使用（--no-oversample 关闭）。
+-- As vLLM, custom and spec_bench lines are reused to reach --num-prompts unless --no-oversample.
+local send_n = #requests
+if (name == "custom" or name == "spec_bench") and not args.no_oversample and #requests < n then send_n = n end
+
+-- 只看数据集（--dry-run）：打印形状，不发送。Dry run: the dataset's shape, nothing sent.
+if args.dry_run then
+  local st = requests:stats()
+  local function row(label, d)
+    if d.count == 0 then return string.format("%-34s %s", label, zh and "（由服务器决定）" or "(left to the server)") end
+    return string.format("%-34s %d / %.0f / %.1f / %.0f / %.0f / %.0f", label, d.count, d.total, d.mean, d.median,
+      d.p99, d.max)
+  end
+  say("Dry run: nothing was sent.", "试运行：没有发送任何请求。")
+  say(string.format("%-34s %s (%d requests built, %d to send)", "Dataset:", name, st.requests, send_n),
+      string.format("%-34s %s（构建了 %d 个请求，将发送 %d 个）", "数据集：", name, st.requests, send_n))
+  say("Per request: count / total / mean / median / p99 / max", "每个请求：个数 / 总和 / 平均 / 中位数 / p99 / 最大")
+  print(row(zh and "输入 token 数：" or "Prompt tokens:", st.prompt_tokens))
+  print(row(zh and "要求的输出 token 数（max_tokens）：" or "Output tokens asked (max_tokens):", st.max_tokens))
+  say("Tokenizer: " .. tok.name, "分词器：" .. tok.name)
+  return nil
+end
+
 -- 到达过程 Arrivals ---------------------------------------------------------------
 -- 轨迹数据（mooncake；burstgpt 加 --use-trace-timestamps）按记录的时间戳发送，除非显式给了 --request-rate。
 local arrival
@@ -334,12 +358,18 @@ end
 say("Maximum request concurrency: " .. tostring(args.max_concurrency or "None"),
     "最大请求并发数: " .. tostring(args.max_concurrency or "无限制"))
 
--- 与 vLLM 相同：custom/spec_bench 的行数不够 --num-prompts 时重复使用（--no-oversample 关闭）。
--- As vLLM, custom and spec_bench lines are reused to reach --num-prompts unless --no-oversample.
-local send_n = #requests
-if (name == "custom" or name == "spec_bench") and not args.no_oversample and #requests < n then send_n = n end
 
 -- 运行 Run ------------------------------------------------------------------------
+-- 一次运行：发送、打印、保存、画图。--num-runs N 时重复 N 次，文件名加 -run1、-run2 ……
+-- One run: send, print, save, plot. With --num-runs N it repeats, files named -run1, -run2, ...
+local function suffixed(file, i)
+  if args.num_runs <= 1 then return file end
+  return (file:gsub("%.json$", "")) .. "-run" .. i .. ".json"
+end
+local function one_run(run_i)
+if args.num_runs > 1 then
+  say(string.format("== run %d of %d ==", run_i, args.num_runs), string.format("== 第 %d 次（共 %d 次）==", run_i, args.num_runs))
+end
 local res = mb.run{
   target = target,
   requests = requests,
@@ -367,7 +397,7 @@ res:print{ lang = args.lang }
 -- 保存结果 Save -------------------------------------------------------------------
 local path
 if args.save_result or args.save_detailed or args.append_result or args.save_pytorch_format then
-  path = res:save(args.result_filename, {
+  path = res:save(suffixed(args.result_filename or res:default_filename(), run_i), {
     dir = args.result_dir,
     detailed = args.save_detailed,
     append = args.append_result,
@@ -386,7 +416,7 @@ if args.save_pytorch_format or (mb.env("SAVE_TO_PYTORCH_BENCHMARK_FORMAT", "") ~
   -- `path` already includes --result-dir; only without it does the directory apply.
   local pt_dir = nil
   if not path then pt_dir = args.result_dir end
-  local pt = res:save_pytorch((path or res:default_filename()):gsub("%.json$", "") .. ".pytorch.json",
+  local pt = res:save_pytorch((path or suffixed(res:default_filename(), run_i)):gsub("%.json$", "") .. ".pytorch.json",
     { args = recorded_args, dir = pt_dir })
   say("PyTorch-format records saved to " .. pt, "PyTorch 格式记录已保存到 " .. pt)
 end
@@ -396,7 +426,7 @@ end
 if args.plot_timeline or args.plot_dataset_stats then
   local base = path
   if not base then
-    base = args.result_filename or res:default_filename()
+    base = suffixed(args.result_filename or res:default_filename(), run_i)
     if args.result_dir then base = args.result_dir .. "/" .. base end
   end
   base = base:gsub("%.json$", "")
@@ -409,7 +439,57 @@ if args.plot_timeline or args.plot_dataset_stats then
         "数据集统计已保存到 " .. base .. ".dataset.html")
   end
 end
+return res, path
+end
 
+local res, path
+local summaries, paths = {}, {}
+for run_i = 1, args.num_runs do
+  res, path = one_run(run_i)
+  summaries[run_i] = res:summary()
+  paths[run_i] = path
+  if res.partial or res.stopped then break end
+end
+
+-- 多次运行的汇总：每个指标的平均值、标准差、最小、最大与变异系数（CV = std / mean）。
+-- Across runs: mean, std, min, max and coefficient of variation of each metric.
+if #summaries > 1 then
+  local keys = { "request_throughput", "output_throughput", "total_token_throughput" }
+  for _, m in ipairs(metrics) do
+    for _, st in ipairs({ "mean", "median" }) do keys[#keys + 1] = st .. "_" .. m .. "_ms" end
+    for _, p in ipairs(percentiles) do
+      keys[#keys + 1] = "p" .. (p == math.floor(p) and string.format("%d", p) or tostring(p)) .. "_" .. m .. "_ms"
+    end
+  end
+  local across = {}
+  print(string.rep("=", 16) .. (zh and " 多次运行汇总 " or " Across runs ") .. string.rep("=", 16))
+  print(string.format("%-28s %10s %10s %10s %10s %7s", zh and "指标" or "metric", "mean", "std", "min", "max", "CV %"))
+  for _, k in ipairs(keys) do
+    local vals = {}
+    for _, sm in ipairs(summaries) do
+      if type(sm[k]) == "number" then vals[#vals + 1] = sm[k] end
+    end
+    if #vals == #summaries then
+      local sum, lo, hi = 0, math.huge, -math.huge
+      for _, v in ipairs(vals) do sum = sum + v; lo = math.min(lo, v); hi = math.max(hi, v) end
+      local mean = sum / #vals
+      local var = 0
+      for _, v in ipairs(vals) do var = var + (v - mean) ^ 2 end
+      local std = math.sqrt(var / (#vals - 1))   -- 样本标准差 sample std (n - 1)
+      local cv = mean ~= 0 and std / mean * 100 or 0
+      across[k] = { mean = mean, std = std, min = lo, max = hi, cv_percent = cv, values = vals }
+      print(string.format("%-28s %10.2f %10.2f %10.2f %10.2f %7.2f", k, mean, std, lo, hi, cv))
+    end
+  end
+  print(string.rep("=", 45))
+  if paths[1] then
+    local out = (paths[1]:gsub("%-run1%.json$", "")) .. ".runs.json"
+    local f = assert(io.open(out, "w"))
+    f:write(mb.json.encode({ num_runs = #summaries, results = paths, metrics = across }))
+    f:close()
+    say("Summary of the runs saved to " .. out, "多次运行汇总已保存到 " .. out)
+  end
+end
 local s = res:summary()
 if s.completed == 0 then
   local first

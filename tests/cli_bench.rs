@@ -744,3 +744,91 @@ fn plots_and_probes_beside_the_result() {
     );
     assert!(!out.status.success() && text(&out).1.contains("--timeline-itl-thresholds"));
 }
+
+/// --dry-run builds the dataset and prints its shape without sending anything;
+/// --num-runs N repeats the run and its summary is what the N result files hold.
+#[test]
+fn dry_run_sends_nothing_and_num_runs_summarizes_the_runs() {
+    let (url, bodies) = capturing_server();
+    let out = run(
+        &[
+            "bench",
+            "--base-url",
+            &url,
+            "--model",
+            "m",
+            "--tokenizer",
+            "words",
+            "--num-prompts",
+            "7",
+            "--random-input-len",
+            "10",
+            "--random-output-len",
+            "4",
+            "--dry-run",
+        ],
+        Duration::from_secs(60),
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("Prompt tokens:") && stdout.contains("7 / 70 / 10.0"),
+        "{stdout}"
+    );
+    assert!(bodies.lock().unwrap().is_empty(), "a dry run sent requests");
+
+    let dir = tmpdir("num-runs");
+    let d = dir.to_str().unwrap();
+    let out = run(
+        &[
+            "bench",
+            "--sim-ttft-ms",
+            "3",
+            "--sim-itl-ms",
+            "1",
+            "--num-prompts",
+            "10",
+            "--random-output-len",
+            "5",
+            "--num-runs",
+            "3",
+            "--save-result",
+            "--result-dir",
+            d,
+            "--result-filename",
+            "r.json",
+            "--disable-tqdm",
+        ],
+        Duration::from_secs(60),
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let runs: Vec<Value> = (1..=3)
+        .map(|i| {
+            serde_json::from_str(
+                &std::fs::read_to_string(dir.join(format!("r-run{i}.json"))).unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let s: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.runs.json")).unwrap()).unwrap();
+    assert_eq!(s["num_runs"], 3);
+    for key in ["request_throughput", "mean_ttft_ms", "p99_itl_ms"] {
+        let vals: Vec<f64> = runs.iter().map(|r| r[key].as_f64().unwrap()).collect();
+        let mean = vals.iter().sum::<f64>() / 3.0;
+        let std = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 2.0).sqrt();
+        let m = &s["metrics"][key];
+        assert!(
+            (m["mean"].as_f64().unwrap() - mean).abs() < 1e-9 * mean.abs().max(1.0),
+            "{key}: {m}"
+        );
+        assert!(
+            (m["std"].as_f64().unwrap() - std).abs() < 1e-9 * std.max(1.0),
+            "{key}: {m}"
+        );
+        let lo = vals.iter().cloned().fold(f64::MAX, f64::min);
+        assert_eq!(m["min"].as_f64().unwrap(), lo, "{key}");
+    }
+    assert!(stdout.contains("Across runs"), "{stdout}");
+}

@@ -158,6 +158,37 @@ impl UserData for LuaRequests {
         m.add_meta_method(MetaMethod::ToString, |_, s, ()| {
             Ok(format!("requests({})", s.0.len()))
         });
+        m.add_method("stats", |lua, s, ()| {
+            // The shape of the set (`bench --dry-run`): prompt and asked-for output lengths.
+            let t = lua.create_table()?;
+            t.set("requests", s.0.len())?;
+            let describe = |vals: Vec<f64>| -> mlua::Result<Table> {
+                let d = crate::metrics::describe(&vals, &[99.0]);
+                let o = lua.create_table()?;
+                o.set("count", d.count)?;
+                o.set("total", vals.iter().sum::<f64>())?;
+                o.set("min", d.min)?;
+                o.set("mean", d.mean)?;
+                o.set("median", d.median)?;
+                o.set("p99", d.percentiles[0].1)?;
+                o.set("max", d.max)?;
+                Ok(o)
+            };
+            t.set(
+                "prompt_tokens",
+                describe(s.0.iter().map(|r| r.prompt_tokens as f64).collect())?,
+            )?;
+            t.set(
+                "max_tokens",
+                describe(
+                    s.0.iter()
+                        .filter_map(|r| r.max_tokens)
+                        .map(f64::from)
+                        .collect(),
+                )?,
+            )?;
+            Ok(t)
+        });
         m.add_method("timestamps", |_, s, ()| {
             let ts: Option<Vec<f64>> = s.0.iter().map(|r| r.timestamp).collect();
             Ok(ts)

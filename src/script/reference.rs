@@ -289,9 +289,9 @@ pub fn entries() -> Vec<Entry> {
             "是否有对话模板；名字；词表大小。"
         ),
         e!(
-            "reqs[i] / #reqs / reqs:timestamps() / reqs:to_token_ids(tok) / reqs:apply_chat_template(tok)",
-            "A request set: 1-based like a Lua array; its timestamps; as token ids; templated.",
-            "请求集：像 Lua 数组一样从 1 开始；时间戳；转成 token id；套模板。"
+            "reqs[i] / #reqs / reqs:timestamps() / reqs:to_token_ids(tok) / reqs:apply_chat_template(tok) / reqs:stats()",
+            "A request set: 1-based like a Lua array; its timestamps; as token ids; templated; its shape: { requests, prompt_tokens = { count, total, min, mean, median, p99, max }, max_tokens = {...} }.",
+            "请求集：像 Lua 数组一样从 1 开始；时间戳；转成 token id；套模板；形状统计：{ requests, prompt_tokens = { count, total, min, mean, median, p99, max }, max_tokens = {...} }。"
         ),
         e!(
             "reqs:assign_models",

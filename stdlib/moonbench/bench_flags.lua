@@ -207,6 +207,13 @@ local spec = {
       help = "also send one-token \"Hi\" probes at this rate (one at a time, outside --max-concurrency) and report "
         .. "their latency apart: how the workload stalls unrelated requests",
       help_zh = "同时以该速率发送只要 1 个 token 的 \"Hi\" 探针请求（一次一个，不受 --max-concurrency 限制），单独报告其延迟" },
+    { "--num-runs", type = "int", default = 1,
+      help = "run the benchmark N times (files -run1, -run2, ...) and report each metric's mean, std, min, max and "
+        .. "coefficient of variation across the runs (<result>.runs.json with --save-result)",
+      help_zh = "重复运行 N 次（文件名加 -run1、-run2 ……），并报告每个指标在各次之间的平均值、标准差、最小、最大与变异系数" },
+    { "--dry-run", type = "bool",
+      help = "build the dataset, print its statistics and send nothing",
+      help_zh = "只构建数据集并打印其统计，不发送任何请求" },
     { "--grace-period", type = "number", default = 5,
       help = "after Ctrl-C, seconds to let requests in flight finish", help_zh = "按 Ctrl-C 后等待在途请求完成的秒数" },
 
