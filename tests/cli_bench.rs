@@ -832,3 +832,55 @@ fn dry_run_sends_nothing_and_num_runs_summarizes_the_runs() {
     }
     assert!(stdout.contains("Across runs"), "{stdout}");
 }
+
+/// vLLM's queue metrics: with a concurrency cap and a finite rate they are reported
+/// (the schedule lag and the E2EL from the intended send under vLLM's names); the
+/// per-request latencies, start and queue times are written without --save-detailed.
+#[test]
+fn client_queue_metrics_as_vllm() {
+    let dir = tmpdir("queue-metrics");
+    let d = dir.to_str().unwrap();
+    let json = |extra: &[&str]| -> Value {
+        let mut args = vec![
+            "bench",
+            "--sim-ttft-ms",
+            "5",
+            "--sim-itl-ms",
+            "2",
+            "--num-prompts",
+            "12",
+            "--random-output-len",
+            "5",
+            "--request-rate",
+            "200",
+            "--percentile-metrics",
+            "ttft,client_queue_time,e2el_including_client_queue",
+            "--save-result",
+            "--result-dir",
+            d,
+            "--result-filename",
+            "q.json",
+            "--disable-tqdm",
+        ];
+        args.extend_from_slice(extra);
+        let out = run(&args, Duration::from_secs(60));
+        assert!(out.status.success(), "{}", text(&out).1);
+        serde_json::from_str(&std::fs::read_to_string(dir.join("q.json")).unwrap()).unwrap()
+    };
+    let r = json(&["--max-concurrency", "2"]);
+    assert_eq!(r["mean_client_queue_time_ms"], r["mean_schedule_lag_ms"]);
+    assert_eq!(
+        r["p99_e2el_including_client_queue_ms"],
+        r["p99_intended_e2el_ms"]
+    );
+    assert!(
+        r["mean_client_queue_time_ms"].as_f64().unwrap() > 0.0,
+        "2 slots for 12 requests: some waited"
+    );
+    for k in ["latencies", "start_times", "queue_times"] {
+        assert_eq!(r[k].as_array().map(|a| a.len()), Some(12), "{k}");
+    }
+    assert!(r.get("ttfts").is_none() && r["rtfx"] == 0.0);
+    let r = json(&[]);
+    assert!(r.get("mean_client_queue_time_ms").is_none() && r.get("mean_ttft_ms").is_some());
+}

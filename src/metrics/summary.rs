@@ -30,11 +30,20 @@ pub enum Metric {
     IntendedE2el,
     /// Time to the first answer token, after any reasoning (moonbench).
     Ttfa,
+    /// vLLM's client-side queueing: actual send minus intended send, the wait for
+    /// a concurrency slot (the values of `ScheduleLag`, under vLLM's name).
+    ClientQueueTime,
+    /// vLLM's E2EL including the client queue: from the intended send (the values
+    /// of `IntendedE2el`, under vLLM's name).
+    E2elIncludingClientQueue,
 }
 
 impl Metric {
     /// vLLM's four metrics, in vLLM's order (the order of `--percentile-metrics`).
     pub const VLLM: [Metric; 4] = [Metric::Ttft, Metric::Tpot, Metric::Itl, Metric::E2el];
+    /// vLLM's queue metrics, reported when `--percentile-metrics` names them and the
+    /// run had a concurrency cap (the second also needs a finite rate), as vLLM.
+    pub const VLLM_QUEUE: [Metric; 2] = [Metric::ClientQueueTime, Metric::E2elIncludingClientQueue];
     /// Metrics moonbench adds, always reported.
     pub const EXTRA: [Metric; 5] = [
         Metric::ChunkItl,
@@ -56,6 +65,8 @@ impl Metric {
             Metric::IntendedTtft => "intended_ttft",
             Metric::IntendedE2el => "intended_e2el",
             Metric::Ttfa => "ttfa",
+            Metric::ClientQueueTime => "client_queue_time",
+            Metric::E2elIncludingClientQueue => "e2el_including_client_queue",
         }
     }
 
@@ -63,6 +74,7 @@ impl Metric {
     pub fn parse(s: &str) -> Option<Metric> {
         Self::VLLM
             .iter()
+            .chain(Self::VLLM_QUEUE.iter())
             .chain(Self::EXTRA.iter())
             .copied()
             .find(|m| m.key() == s.trim())
@@ -81,6 +93,8 @@ impl Metric {
             Metric::IntendedTtft => ok.iter().filter_map(|r| r.intended_ttft()).collect(),
             Metric::IntendedE2el => ok.iter().map(|r| r.intended_e2el()).collect(),
             Metric::Ttfa => ok.iter().filter_map(|r| r.ttfa()).collect(),
+            Metric::ClientQueueTime => Metric::ScheduleLag.values(ok),
+            Metric::E2elIncludingClientQueue => Metric::IntendedE2el.values(ok),
         }
     }
 }
@@ -259,7 +273,11 @@ impl Summary {
             "max_concurrent_requests".into(),
             json!(self.max_concurrent_requests),
         );
-        for metric in Metric::VLLM.iter().filter(|m| selected.contains(m)) {
+        for metric in Metric::VLLM
+            .iter()
+            .chain(Metric::VLLM_QUEUE.iter())
+            .filter(|m| selected.contains(m))
+        {
             self.insert_stats(&mut m, *metric);
         }
         m
@@ -362,7 +380,11 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
             good as f64 / ok.len() as f64
         });
     }
-    for metric in Metric::VLLM.iter().chain(Metric::EXTRA.iter()) {
+    for metric in Metric::VLLM
+        .iter()
+        .chain(Metric::VLLM_QUEUE.iter())
+        .chain(Metric::EXTRA.iter())
+    {
         let values: Vec<f64> = metric.values(&ok).into_iter().map(|v| v * 1000.0).collect();
         s.stats
             .push((*metric, describe(&values, &opts.percentiles)));

@@ -243,10 +243,42 @@ impl RunResult {
             m.insert("ramp_up_end_rps".into(), int_or_float(r.end));
             m.insert("rps_change_events".into(), self.rps_change_events(r));
         }
-        m.extend(s.vllm_map(&opts.metrics, "request_goodput"));
+        // vLLM reports its queue metrics only with a concurrency cap (the queue-
+        // inclusive E2EL also needs a finite rate).
+        let finite_rate = i.request_rate.is_some_and(|r| r.is_finite()) && !i.custom_schedule;
+        let selected: Vec<Metric> = opts
+            .metrics
+            .iter()
+            .copied()
+            .filter(|m| match m {
+                Metric::ClientQueueTime => i.max_concurrency.is_some(),
+                Metric::E2elIncludingClientQueue => i.max_concurrency.is_some() && finite_rate,
+                _ => true,
+            })
+            .collect();
+        m.extend(s.vllm_map(&selected, "request_goodput"));
+        // vLLM writes these per-request lists even without --save-detailed.
+        let recs: Vec<_> = self.outcome.records.iter().filter(|r| !r.warmup).collect();
+        let t0 = self.outcome.t0_ns;
+        m.insert(
+            "latencies".into(),
+            json!(recs.iter().map(|r| r.e2el()).collect::<Vec<_>>()),
+        );
+        m.insert(
+            "start_times".into(),
+            json!(
+                recs.iter()
+                    .map(|r| (r.sent_ns as f64 - t0 as f64) / 1e9)
+                    .collect::<Vec<_>>()
+            ),
+        );
+        m.insert(
+            "queue_times".into(),
+            json!(recs.iter().map(|r| r.schedule_lag()).collect::<Vec<_>>()),
+        );
+        // Inverse real-time factor of audio benchmarks (no audio here yet: 0, as vLLM writes it).
+        m.insert("rtfx".into(), json!(0.0));
         if detailed {
-            let recs: Vec<_> = self.outcome.records.iter().filter(|r| !r.warmup).collect();
-            let t0 = self.outcome.t0_ns;
             m.insert(
                 "input_lens".into(),
                 json!(recs.iter().map(|r| r.prompt_tokens).collect::<Vec<_>>()),
@@ -268,20 +300,8 @@ impl RunResult {
                 ),
             );
             m.insert(
-                "latencies".into(),
-                json!(recs.iter().map(|r| r.e2el()).collect::<Vec<_>>()),
-            );
-            m.insert(
                 "itls".into(),
                 json!(recs.iter().map(|r| r.itls()).collect::<Vec<_>>()),
-            );
-            m.insert(
-                "start_times".into(),
-                json!(
-                    recs.iter()
-                        .map(|r| (r.sent_ns as f64 - t0 as f64) / 1e9)
-                        .collect::<Vec<_>>()
-                ),
             );
             m.insert(
                 "generated_texts".into(),
@@ -512,16 +532,28 @@ pub const RESULT_FIELDS: &[(&str, &str, &str, &str)] = &[
         "moonbench 指标 M 的最大值",
     ),
     (
+        "latencies / start_times / queue_times",
+        "list of s",
+        "per request, always (as vLLM): E2EL, send time from the start, client queue time (sent minus scheduled)",
+        "逐请求（总是写出，同 vLLM）：E2EL、从开始算起的发送时刻、客户端排队时间（实际发送减计划发送）",
+    ),
+    (
+        "rtfx",
+        "number",
+        "vLLM's inverse real-time factor of audio benchmarks (0 without audio)",
+        "vLLM 语音基准的逆实时因子（没有音频时为 0）",
+    ),
+    (
         "input_lens / output_lens",
         "list of tokens",
         "per request (with detailed), as vLLM's --save-detailed",
         "逐请求（detailed 时），同 vLLM 的 --save-detailed",
     ),
     (
-        "ttfts / latencies / start_times",
+        "ttfts",
         "list of s",
-        "per request (with detailed): TTFT, E2EL, send time from the start",
-        "逐请求（detailed 时）：TTFT、E2EL、从开始算起的发送时刻",
+        "per request (with detailed): TTFT",
+        "逐请求（detailed 时）：TTFT",
     ),
     (
         "itls",
@@ -694,6 +726,16 @@ pub const METRIC_DOCS: &[(&str, &str, &str)] = &[
     ),
     ("e2el", "end-to-end latency (vLLM)", "端到端延迟（vLLM）"),
     (
+        "client_queue_time",
+        "vLLM's client-side queueing: actual minus intended send, the wait for a concurrency slot (with a concurrency cap; the values of schedule_lag)",
+        "vLLM 的客户端排队时间：实际发送减计划发送，即等待并发名额的时间（有并发上限时；数值同 schedule_lag）",
+    ),
+    (
+        "e2el_including_client_queue",
+        "vLLM's E2EL including the client queue (with a concurrency cap and a finite rate; the values of intended_e2el)",
+        "vLLM 含客户端排队的 E2EL（有并发上限且速率有限时；数值同 intended_e2el）",
+    ),
+    (
         "chunk_itl",
         "raw gap between token-bearing chunks (moonbench)",
         "含 token 分块之间的原始间隔（moonbench）",
@@ -737,6 +779,7 @@ mod tests {
     fn every_result_key_is_documented() {
         let metrics: Vec<&str> = Metric::VLLM
             .iter()
+            .chain(Metric::VLLM_QUEUE.iter())
             .chain(Metric::EXTRA.iter())
             .map(|m| m.key())
             .collect();
@@ -755,6 +798,8 @@ mod tests {
                         end: 2.0,
                         n: 2,
                     }),
+                    max_concurrency: Some(2),
+                    request_rate: Some(5.0),
                     ..Default::default()
                 },
                 outcome: RunOutcome {
@@ -786,7 +831,7 @@ mod tests {
         let mut written = std::collections::BTreeSet::new();
         for r in &results {
             let opts = ResultOptions {
-                metrics: Metric::VLLM.to_vec(),
+                metrics: [&Metric::VLLM[..], &Metric::VLLM_QUEUE[..]].concat(),
                 percentiles: vec![99.0, 99.9],
                 ..Default::default()
             };
@@ -810,7 +855,7 @@ mod tests {
             }
         }
         // max_M_ms is written for moonbench's metrics only.
-        for m in Metric::VLLM {
+        for m in Metric::VLLM.iter().chain(Metric::VLLM_QUEUE.iter()) {
             documented.remove(&format!("max_{}_ms", m.key()));
         }
         let undocumented: Vec<_> = written.difference(&documented).collect();

@@ -190,8 +190,9 @@ pub struct ResultOpts {
     /// Percentiles to report, each within 0..100 (default 99).
     #[serde(default, deserialize_with = "super::opts::seq")]
     percentiles: Option<Vec<f64>>,
-    /// Metrics that get percentiles: any of "ttft", "tpot", "itl", "e2el"
-    /// (default "ttft", "tpot", "itl").
+    /// Metrics that get percentiles: any of "ttft", "tpot", "itl", "e2el", and vLLM's
+    /// "client_queue_time" and "e2el_including_client_queue" (reported with a
+    /// concurrency cap) (default "ttft", "tpot", "itl").
     #[serde(default, deserialize_with = "super::opts::seq")]
     metrics: Option<Vec<String>>,
     /// Service-level objectives for goodput: `{ ttft_ms = 500, tpot_ms = 50,
@@ -229,10 +230,11 @@ pub(super) fn result_options<T: LuaOptions>(
             .iter()
             .map(|m| {
                 Metric::parse(m)
-                    .filter(|m| Metric::VLLM.contains(m))
+                    .filter(|m| Metric::VLLM.contains(m) || Metric::VLLM_QUEUE.contains(m))
                     .ok_or_else(|| {
                         mlua::Error::runtime(format!(
-                            "{}: unknown metric '{m}'; valid metrics: ttft, tpot, itl, e2el",
+                            "{}: unknown metric '{m}'; valid metrics: ttft, tpot, itl, e2el, client_queue_time, \
+                             e2el_including_client_queue",
                             T::WHAT
                         ))
                     })

@@ -261,7 +261,9 @@ local spec = {
     { "--profile", type = "bool",
       help = "call vLLM's /start_profile and /stop_profile around the measured part (server needs VLLM_TORCH_PROFILER_DIR)",
       help_zh = "在正式测量前后调用 vLLM 的 /start_profile 与 /stop_profile（服务器需设置 VLLM_TORCH_PROFILER_DIR）" },
-    { "--percentile-metrics", default = "ttft,tpot,itl", help = "metrics to report: ttft,tpot,itl,e2el",
+    { "--percentile-metrics", default = "ttft,tpot,itl",
+      help = "metrics to report: ttft,tpot,itl,e2el and vLLM's client_queue_time,e2el_including_client_queue "
+        .. "(shown with --max-concurrency; the second also needs a finite --request-rate)",
       help_zh = "要报告的指标" },
     { "--metric-percentiles", default = "99", help = "percentiles to report, e.g. 50,90,99", help_zh = "要报告的分位数" },
     { "--goodput", type = "list", metavar = "KEY:MS", help = "SLOs for goodput, e.g. ttft:500 tpot:50",

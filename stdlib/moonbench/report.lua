@@ -36,6 +36,8 @@ local L = {
     tpot = "Time per Output Token (excl. 1st token)",
     itl = "Inter-token Latency",
     e2el = "End-to-end Latency",
+    client_queue_time = "Client-side Queueing",
+    e2el_including_client_queue = "Queue-inclusive End-to-end Latency",
     mean = "Mean", median = "Median",
     extra = " moonbench ",
     lag = "Schedule lag P50/P99/max (ms):",
@@ -93,6 +95,8 @@ local L = {
     tpot = "每输出 token 时间 TPOT（不含首 token）",
     itl = "token 间延迟 ITL",
     e2el = "端到端延迟 E2EL",
+    client_queue_time = "客户端排队时间",
+    e2el_including_client_queue = "含客户端排队的端到端延迟",
     mean = "平均", median = "中位数",
     extra = " moonbench 附加指标 ",
     lag = "调度滞后 P50/P99/最大 (ms):",
@@ -203,7 +207,8 @@ function M.format(s, opts)
   line(t.peak_conc, num((s.peak_in_flight or s.max_concurrent_requests) + 0.0))
   line(t.tthr, num(s.total_token_throughput))
   local percentiles = s.percentiles or { 99 }
-  for _, m in ipairs({ { "ttft", "TTFT" }, { "tpot", "TPOT" }, { "itl", "ITL" }, { "e2el", "E2EL" } }) do
+  for _, m in ipairs({ { "ttft", "TTFT" }, { "tpot", "TPOT" }, { "itl", "ITL" }, { "e2el", "E2EL" },
+      { "client_queue_time", "Client Queue Time" }, { "e2el_including_client_queue", "E2EL incl. Client Queue" } }) do
     local key, short = m[1], m[2]
     if s["mean_" .. key .. "_ms"] ~= nil then
       lines[#lines + 1] = center(t[key], 50, "-")
