@@ -163,12 +163,25 @@ elseif mode ~= "auto" and mode ~= "hf" and mode ~= "slow" then
   error("moonbench bench: --tokenizer-mode '" .. mode .. "' is not one moonbench knows (auto, hf, slow; mistral and "
     .. "deepseek_v32 are Python-only)", 0)
 end
+-- 分词器的来源与 vLLM 相同：--tokenizer，否则 --model，否则服务器 /v1/models 报告的模型；
+-- 本地缓存里没有时从 Hugging Face Hub 下载（HF_ENDPOINT、HF_TOKEN、HF_HUB_OFFLINE）。
+-- The tokenizer as vLLM finds it: --tokenizer, else --model, else the model /v1/models reports.
 local tokenizer_spec = args.tokenizer or args.model
-if use_sim and not args.tokenizer then tokenizer_spec = "words" end
+if use_sim and not args.tokenizer and not args.model then tokenizer_spec = "words" end
 if args.skip_tokenizer_init then tokenizer_spec = "words" end
 if not tokenizer_spec then
-  error("moonbench bench: pass --tokenizer (a tokenizer.json or model directory) or --model, "
-    .. "or --tokenizer words to count one token per word", 0)
+  local base = args.base_url or ("http://" .. (args.host or "127.0.0.1") .. ":" .. tostring(args.port or 8000))
+  local status, body = mb.http_get(base:gsub("/+$", "") .. "/v1/models", args.request_timeout)
+  local ok, models = pcall(mb.json.decode, body or "")
+  local first = ok and status == 200 and type(models) == "table" and type(models.data) == "table" and models.data[1]
+  if not first then
+    error("moonbench bench: no --tokenizer or --model, and " .. base .. "/v1/models did not name a model ("
+      .. (status and ("HTTP " .. status) or tostring(body)) .. "); pass --tokenizer (a tokenizer.json, a model "
+      .. "directory or a Hub model id) or --model, or --tokenizer words to count one token per word", 0)
+  end
+  tokenizer_spec = first.root or first.id
+  say("Tokenizer: " .. tokenizer_spec .. " (the model " .. base .. "/v1/models reports)",
+      "分词器：" .. tokenizer_spec .. "（服务器 /v1/models 报告的模型）")
 end
 local tok = mb.tokenizer(tokenizer_spec)
 

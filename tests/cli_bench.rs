@@ -884,3 +884,147 @@ fn client_queue_metrics_as_vllm() {
     let r = json(&[]);
     assert!(r.get("mean_client_queue_time_ms").is_none() && r.get("mean_ttft_ms").is_some());
 }
+
+/// A Hugging Face Hub stand-in on 127.0.0.1 (reached through HF_ENDPOINT) that
+/// serves `files` of one repository the way the Hub answers `resolve` requests:
+/// an etag, the commit, and byte ranges; anything else is a 404.
+fn hub_stand_in(repo: &'static str, files: Vec<(&'static str, Vec<u8>)>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let files = std::sync::Arc::new(files);
+    std::thread::spawn(move || {
+        for conn in l.incoming().take(64) {
+            let Ok(conn) = conn else { break };
+            let files = files.clone();
+            std::thread::spawn(move || {
+                conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let mut range: Option<(usize, Option<usize>)> = None;
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                            let (a, b) = v.trim().split_once('-').unwrap();
+                            range = Some((a.parse().unwrap(), b.parse().ok()));
+                        }
+                    }
+                    let prefix = format!("/{repo}/resolve/main/");
+                    let found = path
+                        .strip_prefix(&prefix)
+                        .and_then(|f| files.iter().find(|(n, _)| *n == f));
+                    let head = match found {
+                        None => {
+                            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nx-error-code: EntryNotFound\r\n\r\n".to_string()
+                        }
+                        Some((name, data)) => {
+                            let (a, b) = range.unwrap_or((0, None));
+                            let b = b.unwrap_or(data.len() - 1).min(data.len() - 1);
+                            let body = &data[a..=b];
+                            let h = format!(
+                                "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {a}-{b}/{}\r\n\
+                                 ETag: \"etag-{name}\"\r\nx-repo-commit: 0123456789abcdef0123456789abcdef01234567\r\n\r\n",
+                                body.len(),
+                                data.len()
+                            );
+                            let _ = w.write_all(h.as_bytes());
+                            if w.write_all(body).is_err() {
+                                return;
+                            }
+                            continue;
+                        }
+                    };
+                    if w.write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// A model id missing from the local cache is downloaded from the Hub (here a
+/// stand-in through HF_ENDPOINT) into the standard cache layout, then found there
+/// offline; a missing id and an offline miss say what was tried and where.
+#[test]
+fn tokenizer_by_model_id_from_the_hub() {
+    let gz = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/qwen3/tokenizer.json.gz"
+    ))
+    .unwrap();
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json).unwrap();
+    let hub = hub_stand_in("Qwen/Qwen3-0.6B", vec![("tokenizer.json", json)]);
+    let home = tmpdir("hf-home");
+    let bench = |model: &str, offline: bool| {
+        let mut c = bin();
+        c.args([
+            "bench",
+            "--model",
+            model,
+            "--num-prompts",
+            "3",
+            "--random-input-len",
+            "40",
+            "--random-output-len",
+            "2",
+            "--disable-tqdm",
+            "--save-result",
+            "--result-filename",
+        ])
+        .arg(home.join("r.json"))
+        .env("HF_HOME", &home)
+        .env("HF_ENDPOINT", &hub)
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HUGGINGFACE_HUB_CACHE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        if !offline {
+            c.env_remove("HF_HUB_OFFLINE");
+        }
+        wait(c.spawn().unwrap(), Duration::from_secs(120))
+    };
+    let out = bench("Qwen/Qwen3-0.6B", false);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let snap = home
+        .join("hub/models--Qwen--Qwen3-0.6B/snapshots/0123456789abcdef0123456789abcdef01234567");
+    assert!(snap.join("tokenizer.json").is_file(), "{stderr}");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.join("r.json")).unwrap()).unwrap();
+    assert_eq!(r["tokenizer_id"], "Qwen/Qwen3-0.6B");
+    assert_eq!(
+        r["total_input_tokens"], 120,
+        "exact lengths by the downloaded tokenizer"
+    );
+    // Now cached: found offline.
+    let out = bench("Qwen/Qwen3-0.6B", true);
+    assert!(out.status.success(), "{}", text(&out).1);
+    // Not on the Hub: the URL tried; offline with nothing cached: the variable and the cache.
+    let out = bench("Nobody/no-such-model", false);
+    let e = text(&out).1;
+    assert!(
+        !out.status.success()
+            && e.contains(&format!(
+                "{hub}/Nobody/no-such-model/resolve/main/tokenizer.json"
+            )),
+        "{e}"
+    );
+    let out = bench("Nobody/no-such-model", true);
+    let e = text(&out).1;
+    assert!(
+        e.contains("HF_HUB_OFFLINE") && e.contains(home.join("hub").to_str().unwrap()),
+        "{e}"
+    );
+}

@@ -5,6 +5,7 @@
 //! whitespace-separated word.
 
 pub mod chat;
+pub mod hub;
 pub mod pool;
 pub mod words;
 
@@ -54,6 +55,16 @@ pub fn hf_cache_dirs() -> Vec<PathBuf> {
     v
 }
 
+/// Whether `spec` reads as a Hub model id (`Org/Name`), not a path.
+fn is_model_id(spec: &str) -> bool {
+    spec.matches('/').count() == 1
+        && !spec.starts_with('.')
+        && !spec.starts_with('/')
+        && !spec.ends_with(".json")
+        && !spec.ends_with(".gz")
+        && !Path::new(spec).exists()
+}
+
 /// Reads a `tokenizer.json` (or a gzip'd one, by its `.gz` name).
 fn read_tokenizer_file(path: &Path) -> Result<tokenizers::Tokenizer, String> {
     let bytes = std::fs::read(path)
@@ -85,7 +96,8 @@ impl Tokenizer {
     }
 
     /// Loads a tokenizer: `words`, a `tokenizer.json` path, a directory holding one,
-    /// or a Hugging Face model id (`Org/Name`) from the local cache. The chat template
+    /// or a Hugging Face model id (`Org/Name`) from the local cache, else from the
+    /// Hub ([`hub::fetch`]). The chat template
     /// is read from `chat_template.jinja` or `tokenizer_config.json` beside it. An
     /// error lists every place that was looked in and how to fix it.
     pub fn load(spec: &str) -> Result<Tokenizer, String> {
@@ -100,7 +112,7 @@ impl Tokenizer {
             vec![p.join("tokenizer.json"), p.join("tokenizer.json.gz")]
         } else {
             let mut c = vec![p.to_path_buf()];
-            if spec.contains('/') && !spec.starts_with('.') && !spec.starts_with('/') {
+            if is_model_id(spec) {
                 let folder = format!("models--{}", spec.replace('/', "--"));
                 for cache in hf_cache_dirs() {
                     let snaps = cache.join(&folder).join("snapshots");
@@ -136,9 +148,30 @@ impl Tokenizer {
             }
             looked.insert(0, path.display().to_string());
         }
+        // A model id not in the cache: from the Hub, as vLLM would.
+        if is_model_id(spec) {
+            let cache = hf_cache_dirs()
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| PathBuf::from(".cache/huggingface/hub"));
+            match hub::fetch(spec, cache.clone()) {
+                Ok(path) => {
+                    eprintln!("tokenizer of {spec} downloaded to {}", path.display());
+                    return Tokenizer::load(&path.display().to_string()).map(|mut t| {
+                        t.name = spec.to_string();
+                        t
+                    });
+                }
+                Err(e) => looked.push(format!(
+                    "the Hub: {e} (HF_ENDPOINT={}, HF_HUB_OFFLINE to stay offline, HF_TOKEN for gated models; cache {})",
+                    hub::endpoint(),
+                    cache.display()
+                )),
+            }
+        }
         Err(format!(
-            "tokenizer '{spec}' not found; looked in:\n  {}\nPass --tokenizer with a tokenizer.json file or a model directory \
-             (nothing is downloaded), or --tokenizer words to count one token per word.",
+            "tokenizer '{spec}' not found; looked in:\n  {}\nPass --tokenizer with a tokenizer.json file or a model directory, \
+             or --tokenizer words to count one token per word.",
             looked.join("\n  ")
         ))
     }

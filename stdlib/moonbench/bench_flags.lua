@@ -32,8 +32,12 @@ local spec = {
       help_zh = "请求里的模型名（默认取服务器的第一个模型）" },
     { "--served-model-name", help = "model name for the payload if different from --model",
       help_zh = "请求里使用的模型名（若与 --model 不同）" },
-    { "--tokenizer", help = "tokenizer.json, model directory, HF id in the local cache, or 'words' (default: --model)",
-      help_zh = "分词器：tokenizer.json、模型目录、本地 HF 缓存中的模型名，或 words（默认同 --model）" },
+    { "--tokenizer", help = "tokenizer.json, model directory, Hugging Face model id (from the local cache, else "
+        .. "downloaded from the Hub: HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE), or 'words' (default: --model, else the "
+        .. "model /v1/models reports; with the built-in simulator and no --model, words)",
+      help_zh = "分词器：tokenizer.json、模型目录、Hugging Face 模型 id（先查本地缓存，没有则从 Hub 下载："
+        .. "HF_ENDPOINT、HF_TOKEN、HF_HUB_OFFLINE），或 words（默认同 --model，否则用 /v1/models 报告的模型；"
+        .. "内置模拟服务器且未给 --model 时为 words）" },
     { "--tokenizer-mode", default = "auto",
       help = "vLLM's tokenizer modes: auto, hf and slow all read the model's tokenizer.json with the Rust "
         .. "tokenizers library (there is no slow tokenizer here); mistral and deepseek_v32 (Python-only formats) "
