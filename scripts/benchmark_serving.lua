@@ -187,7 +187,7 @@ local tok = mb.tokenizer(tokenizer_spec)
 
 -- 不加 --disable-streaming 时用后端的默认值（DeepSpeed-MII 与 embeddings 不支持流式）。
 local stream = nil
-if args.disable_streaming or args.no_stream then stream = false end
+if args.disable_streaming then stream = false end
 
 local target = mb.target{
   base_url = args.base_url,

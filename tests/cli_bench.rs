@@ -651,6 +651,7 @@ fn sampling_flags_and_lora_modules_reach_the_body() {
             assert_eq!(v[k], want, "{k} in {v}");
         }
         assert!(v.get("temperature").is_none(), "{v}");
+        assert_eq!(v["stream"], false, "--disable-streaming");
     }
     let mut models: Vec<&str> = b.iter().map(|v| v["model"].as_str().unwrap()).collect();
     models.sort();
@@ -1027,4 +1028,38 @@ fn tokenizer_by_model_id_from_the_hub() {
         e.contains("HF_HUB_OFFLINE") && e.contains(home.join("hub").to_str().unwrap()),
         "{e}"
     );
+}
+
+/// vLLM's --no-stream is about loading a Hugging Face dataset: the answers are
+/// still streamed (only --disable-streaming turns that off).
+#[test]
+fn no_stream_keeps_answers_streamed() {
+    let (url, bodies) = capturing_server();
+    let out = run(
+        &[
+            "bench",
+            "--base-url",
+            &url,
+            "--model",
+            "m",
+            "--tokenizer",
+            "words",
+            "--num-prompts",
+            "1",
+            "--random-input-len",
+            "3",
+            "--random-output-len",
+            "2",
+            "--ready-check-timeout-sec",
+            "0",
+            "--no-server-metrics",
+            "--no-stream",
+        ],
+        Duration::from_secs(60),
+    );
+    // The capturing server answers with whole JSON, so the streamed request fails; what counts is what was asked.
+    let _ = out;
+    let b = bodies.lock().unwrap().clone();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["stream"], true, "{}", b[0]);
 }
