@@ -117,14 +117,17 @@ end
 
 -- 目标服务器 Target ---------------------------------------------------------------
 local use_sim = args.base_url == nil and args.host == nil and args.port == nil
-local body = {}
-if args.extra_body then
-  local ok, extra = pcall(mb.json.decode, args.extra_body)
-  if not ok or type(extra) ~= "table" then
-    error("moonbench bench: --extra-body must be a JSON object, e.g. '{\"top_k\": 20}'", 0)
+-- 一个必须是 JSON 对象的参数（--extra-body、--chat-template-kwargs）。A flag holding a JSON object.
+local function json_object(flag, text, example)
+  if text == nil then return {} end
+  local ok, v = pcall(mb.json.decode, text)
+  if not ok or type(v) ~= "table" then
+    error("moonbench bench: " .. flag .. " must be a JSON object, e.g. '" .. example .. "'", 0)
   end
-  for k, v in pairs(extra) do body[k] = v end
+  return v
 end
+local body = {}
+for k, v in pairs(json_object("--extra-body", args.extra_body, '{"top_k": 20}')) do body[k] = v end
 -- 采样参数写进每个请求体（各后端按自己的字段名发送，例如 TGI 放进 parameters）。与今天的 vLLM 相同：
 -- 没给 --temperature 时不发送温度，由服务器决定（旧版 vLLM 会发送 0.0）。
 -- Sampling flags go into every body (each backend puts them where its API reads them). As today's
@@ -139,14 +142,7 @@ if body.temperature == nil and not use_sim then
       .. "--temperature 0 for greedy decoding)",
       "提示：未给 --temperature，由服务器决定采样温度（与今天的 vllm bench serve 相同；贪心解码请加 --temperature 0）")
 end
-local template_vars = {}
-if args.chat_template_kwargs then
-  local ok, v = pcall(mb.json.decode, args.chat_template_kwargs)
-  if not ok or type(v) ~= "table" then
-    error("moonbench bench: --chat-template-kwargs must be a JSON object, e.g. '{\"enable_thinking\": false}'", 0)
-  end
-  template_vars = v
-end
+local template_vars = json_object("--chat-template-kwargs", args.chat_template_kwargs, '{"enable_thinking": false}')
 -- 合成的提示词（random、prefix_repetition、burstgpt、mooncake）由数据集自己给每个请求设 ignore_eos
 -- （vLLM 新版对 random 同样如此），这样每个请求都输出满指定的 token 数；--ignore-eos 对其它数据集也打开它。
 -- Synthetic datasets set ignore_eos on each request themselves (as in Lua); --ignore-eos turns it on for all.

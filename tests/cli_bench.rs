@@ -526,10 +526,41 @@ fn every_vllm_bench_serve_flag_is_documented() {
     assert!(missing.is_empty(), "bench --help lacks {missing:?}");
 }
 
+/// Reads one HTTP/1.1 request from a test server's connection: its request line,
+/// its header lines (lower-cased) and its body (by Content-Length); `None` at the
+/// end of the connection.
+fn read_request(
+    r: &mut std::io::BufReader<std::net::TcpStream>,
+) -> Option<(String, Vec<String>, Vec<u8>)> {
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        if h == "\r\n" {
+            break;
+        }
+        headers.push(h.to_ascii_lowercase());
+    }
+    let len = headers
+        .iter()
+        .find_map(|h| h.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap_or(0));
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some((line, headers, body))
+}
+
 /// A server on 127.0.0.1 that keeps the body of every POST it gets and answers it
 /// as a completions server would (whole JSON answers); `/v1/models` lists model `m`.
 fn capturing_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Write};
     let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
@@ -542,30 +573,8 @@ fn capturing_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) 
                 conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
                 let mut w = conn.try_clone().unwrap();
                 let mut r = BufReader::new(conn);
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let post = line.starts_with("POST");
-                    let mut len = 0;
-                    loop {
-                        let mut h = String::new();
-                        if r.read_line(&mut h).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if h == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                    }
-                    let mut body = vec![0; len];
-                    if r.read_exact(&mut body).is_err() {
-                        return;
-                    }
-                    let answer = if post {
+                while let Some((line, _, body)) = read_request(&mut r) {
+                    let answer = if line.starts_with("POST") {
                         keep.lock()
                             .unwrap()
                             .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
@@ -890,7 +899,7 @@ fn client_queue_metrics_as_vllm() {
 /// serves `files` of one repository the way the Hub answers `resolve` requests:
 /// an etag, the commit, and byte ranges; anything else is a 404.
 fn hub_stand_in(repo: &'static str, files: Vec<(&'static str, Vec<u8>)>) -> String {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufReader, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let files = std::sync::Arc::new(files);
@@ -902,23 +911,12 @@ fn hub_stand_in(repo: &'static str, files: Vec<(&'static str, Vec<u8>)>) -> Stri
                 conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
                 let mut w = conn.try_clone().unwrap();
                 let mut r = BufReader::new(conn);
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
+                while let Some((line, headers, _)) = read_request(&mut r) {
                     let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                    let mut range: Option<(usize, Option<usize>)> = None;
-                    loop {
-                        let mut h = String::new();
-                        if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("range: bytes=") {
-                            let (a, b) = v.trim().split_once('-').unwrap();
-                            range = Some((a.parse().unwrap(), b.parse().ok()));
-                        }
-                    }
+                    let range: Option<(usize, Option<usize>)> = headers.iter().find_map(|h| {
+                        let (a, b) = h.strip_prefix("range: bytes=")?.trim().split_once('-')?;
+                        Some((a.parse().unwrap(), b.parse().ok()))
+                    });
                     let prefix = format!("/{repo}/resolve/main/");
                     let found = path
                         .strip_prefix(&prefix)
