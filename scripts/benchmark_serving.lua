@@ -37,6 +37,7 @@ end
 -- A dataset's own flag given with another dataset is reported, never silently ignored.
 local own_flags = {
   random = { "random_input_len", "random_output_len", "random_range_ratio", "random_prefix_len", "random_batch_size" },
+  ["random-rerank"] = { "random_input_len", "random_range_ratio", "random_batch_size", "no_reranker" },
   sharegpt = { "sharegpt_output_len", "no_oversample" },
   sonnet = { "sonnet_input_len", "sonnet_output_len", "sonnet_prefix_len" },
   custom = { "custom_output_len", "skip_chat_template", "no_oversample" },
@@ -54,7 +55,6 @@ local own_flags = {
   speed_bench = { "speed_bench_dataset_subset", "speed_bench_output_len", "speed_bench_category" },
   ["random-mm"] = { "random_mm_base_items_per_request", "random_mm_num_mm_items_range_ratio",
     "random_mm_limit_mm_per_prompt", "random_mm_bucket_config" },
-  ["random-rerank"] = { "no_reranker" },
   custom_image = { "custom_ensure_client_side_data" },
 }
 local mine = {}
@@ -78,9 +78,8 @@ for _, u in ipairs(unused) do
   end
 end
 if args.num_runs < 1 then error("moonbench bench: --num-runs must be at least 1", 0) end
-if args.random_batch_size ~= 1 then
-  error("moonbench bench: --random-batch-size " .. args.random_batch_size
-    .. ": only 1 (one prompt per request) is supported so far", 0)
+if args.random_batch_size < 1 then
+  error("moonbench bench: --random-batch-size must be at least 1", 0)
 end
 if args.num_prompts < 1 and not args.duration then
   error("moonbench bench: --num-prompts must be at least 1", 0)
@@ -105,7 +104,12 @@ for _, p in ipairs(argparse.split(args.metric_percentiles)) do
   end
   percentiles[#percentiles + 1] = v
 end
-local metrics = argparse.split(args.percentile_metrics)
+-- 池化类后端（embeddings、pooling、rerank）没有输出 token，默认只报告 E2EL（与 vLLM 相同）。
+-- Pooling backends have no output tokens: E2EL by default, as vLLM.
+local pooling_backends = { ["openai-embeddings"] = true, ["openai-embeddings-chat"] = true,
+  ["infinity-embeddings"] = true, ["vllm-pooling"] = true, ["vllm-rerank"] = true }
+local is_pooling = pooling_backends[args.backend] == true
+local metrics = argparse.split(args.percentile_metrics or (is_pooling and "e2el" or "ttft,tpot,itl"))
 -- 时间线的两个 ITL 阈值（毫秒），在发送前就检查。The timeline's thresholds, checked before sending.
 local itl_thresholds = {}
 for _, v in ipairs(argparse.split(args.timeline_itl_thresholds)) do itl_thresholds[#itl_thresholds + 1] = tonumber(v) end
@@ -226,8 +230,14 @@ if name == "random" then
   requests = mb.dataset.random{ ignore_eos = ignore_eos,
     tokenizer = tok, n = n, input_len = args.random_input_len, output_len = args.random_output_len,
     range_ratio = args.random_range_ratio, prefix_len = args.random_prefix_len, seed = args.seed,
-    token_ids = args.prompt_token_ids,
+    token_ids = args.prompt_token_ids, batch_size = args.random_batch_size,
   }
+elseif name == "random-rerank" then
+  -- 重排序：一个随机查询 + --num-prompts 个随机文档，每个请求带 --random-batch-size 个文档（与 vLLM 相同）。
+  -- One query and --num-prompts documents, --random-batch-size documents per request, as vLLM.
+  requests = mb.dataset.random_rerank{ tokenizer = tok, n = n, input_len = args.random_input_len,
+    range_ratio = args.random_range_ratio, batch_size = args.random_batch_size, reranker = not args.no_reranker,
+    seed = args.seed }
 elseif name == "sharegpt" then
   requests = mb.dataset.sharegpt{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n, output_len = args.sharegpt_output_len,
     seed = args.seed, oversample = not args.no_oversample }

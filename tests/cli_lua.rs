@@ -67,6 +67,18 @@ fn slo_search_and_rate_sweep() {
     lua_test("search.lua", &[], &[], "MOONBENCH_SEARCH_DIR", "SEARCH OK");
 }
 
+/// openai-responses, vllm-rerank and batched embeddings, judged by the simulator's record.
+#[test]
+fn responses_and_pooling_backends() {
+    lua_test(
+        "pooling_responses.lua",
+        &[],
+        &[],
+        "MOONBENCH_POOLING_DIR",
+        "POOLING OK",
+    );
+}
+
 /// A user's own module next to the script wins over the bundled one.
 #[test]
 fn user_module_overrides_the_stdlib() {

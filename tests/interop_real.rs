@@ -258,7 +258,25 @@ fn check_against_timings(run: &Run, what: &str, streamed: bool) -> Check {
             "{what}: TTFT {ttft:.2} ms before the server finished the prompt ({prompt_ms:.2} ms)"
         );
         c.ttft_above_prompt_ms.push(ttft - prompt_ms);
-        if streamed {
+        if streamed && what.starts_with("openai-responses") {
+            // The Responses stream sends a delta when the parsed message grows: tokens
+            // that add no text yet (a partial character, a held-back stop word) come
+            // out together with the next, so a chunk may carry several tokens. The
+            // chunks' counts still sum to the server's output tokens.
+            let counts = r["chunk_tokens"].as_array().unwrap();
+            let sum: u64 = counts.iter().map(|t| t.as_u64().unwrap()).sum();
+            assert_eq!(sum, out, "{what}: chunk tokens sum to the output tokens");
+            assert!(counts.iter().all(|t| t.as_u64().unwrap() >= 1), "{what}");
+            assert_eq!(
+                r["itls"].as_array().unwrap().len() as u64,
+                out - 1,
+                "{what}: ITL entries = output tokens - 1"
+            );
+            if out > 2 {
+                c.tpot_vs_server
+                    .push((f(r, "tpot") * 1e3, f(st, "predicted_per_token_ms")));
+            }
+        } else if streamed {
             let chunks = r["chunk_times"].as_array().unwrap().len() as u64;
             assert_eq!(
                 chunks, out,
@@ -305,9 +323,13 @@ fn llama_server_matches_its_own_account() {
     let srv = llama_server(&dir, &["-np", "4", "--metrics"], "main");
     let url = srv.url();
     let mut report = Vec::new();
-    for backend in ["openai", "openai-chat", "llama.cpp"] {
+    for backend in ["openai", "openai-chat", "llama.cpp", "openai-responses"] {
         for conc in ["1", "8"] {
             for stream in [true, false] {
+                // llama-server's whole (non-streamed) Responses answer has no timings.
+                if backend == "openai-responses" && !stream {
+                    continue;
+                }
                 let what = format!("{backend} c={conc} stream={stream}");
                 let mut args = vec![
                     "--backend",
@@ -460,6 +482,43 @@ fn llama_server_embeddings() {
             assert_eq!(r["output_tokens"], 0);
         }
     }
+    // Batches of 4 prompts as one `input` list: the server's token count for the
+    // batch is the sum of what it counts for each prompt alone.
+    let single = bench(
+        &srv.url(),
+        "emb-single",
+        &[
+            "--backend",
+            "openai-embeddings",
+            "--num-prompts",
+            "8",
+            "--random-input-len",
+            "16",
+        ],
+    );
+    let batched = bench(
+        &srv.url(),
+        "emb-batch",
+        &[
+            "--backend",
+            "openai-embeddings",
+            "--num-prompts",
+            "8",
+            "--random-input-len",
+            "16",
+            "--random-batch-size",
+            "4",
+        ],
+    );
+    assert_eq!(batched.result["completed"], 2, "{}", batched.stdout);
+    assert_eq!(batched.result["total_input_sequences"], 8);
+    let server_total = |r: &Run| -> u64 {
+        r.records
+            .iter()
+            .map(|x| x["server_prompt_tokens"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(server_total(&batched), server_total(&single));
 }
 
 /// llama-cpp-python's own server (FastAPI, uvicorn, sse-starlette): different

@@ -316,6 +316,33 @@ fn recorded_whole_answers_of_mii_and_embeddings() {
     );
 }
 
+/// vLLM's own documented `/v1/rerank` answer: a rerank decoder takes it, counting
+/// `usage.total_tokens` (vLLM's rerank usage has no `prompt_tokens`); the
+/// embeddings decoder refuses it and says what it looks like.
+#[test]
+fn real_vllm_rerank_answer() {
+    use moonbench::backend::protocol::on_body;
+    let bytes = std::fs::read(format!(
+        "{}/tests/fixtures/real/vllm_rerank_answer_docs.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut acc = Accum::default();
+    on_body(Api::Rerank, &bytes, 9, &mut acc).unwrap();
+    assert_eq!(
+        (acc.usage_prompt, acc.usage_completion),
+        (Some(56), Some(0))
+    );
+    assert_eq!(acc.settle(&Tokenizer::words()).chunk_tokens, vec![0]);
+    let mut acc = Accum::default();
+    let e = on_body(Api::Embeddings, &bytes, 9, &mut acc).unwrap_err();
+    assert!(
+        e.message.contains("use --backend vllm-rerank"),
+        "{}",
+        e.message
+    );
+}
+
 /// A stream recorded from a real server (tests/fixtures/real/, provenance in
 /// tests/fixtures/README.md): split at every byte, it always decodes to the text,
 /// token-bearing chunk count, usage and finish signal read off the file, and a
@@ -371,6 +398,14 @@ fn real_llama_server_streams() {
         5,
         Some((3, 5)),
     );
+    // The Responses API: typed events, usage on response.completed.
+    check_real(
+        "llamacpp_server_responses_stream.sse",
+        Api::Responses,
+        "I'm glad you're here",
+        6,
+        Some((32, 6)),
+    );
 }
 
 #[test]
@@ -405,6 +440,7 @@ fn real_llama_server_timings_are_kept() {
         ("llamacpp_server_completions_stream.sse", Api::Completions),
         ("llamacpp_server_chat_stream.sse", Api::Chat),
         ("llamacpp_server_native_stream.sse", Api::LlamaCpp),
+        ("llamacpp_server_responses_stream.sse", Api::Responses),
     ] {
         let bytes = std::fs::read(format!(
             "{}/tests/fixtures/real/{path}",

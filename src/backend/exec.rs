@@ -314,10 +314,12 @@ pub async fn execute(
         scheduled_ns: d.scheduled_ns,
         dispatched_ns: d.dispatched_ns,
         prompt_tokens: req.prompt_tokens,
+        input_sequences: target.backend.api.input_sequences(&req.prompt),
         streamed: target.stream,
         expected_output_tokens: req.max_tokens.filter(|_| {
-            protocol::merged_fields(target, req).get("ignore_eos")
-                == Some(&serde_json::Value::Bool(true))
+            !target.backend.api.pooling()
+                && protocol::merged_fields(target, req).get("ignore_eos")
+                    == Some(&serde_json::Value::Bool(true))
         }),
         ..Default::default()
     };

@@ -3,14 +3,18 @@
 //!
 //! `exec.rs` runs one request end to end and is where every token's arrival is
 //! timestamped; `http.rs` is the connection layer; `sse.rs` the event-stream
-//! decoder; `openai.rs` the OpenAI completions/chat formats.
+//! decoder; `openai.rs` the OpenAI completions/chat formats, `responses.rs` the
+//! Responses API, `pooling.rs` the pooling APIs (embeddings, `/pooling`, `/rerank`);
+//! one file per native API (`sglang.rs`, `tgi.rs`, `trtllm.rs`, `llamacpp.rs`, `mii.rs`).
 
 pub mod exec;
 pub mod http;
 pub mod llamacpp;
 pub mod mii;
 pub mod openai;
+pub mod pooling;
 pub mod protocol;
+pub mod responses;
 pub mod sglang;
 pub mod sse;
 pub mod tgi;
@@ -27,8 +31,18 @@ pub enum Api {
     Completions,
     /// OpenAI `/v1/chat/completions`.
     Chat,
-    /// OpenAI `/v1/embeddings` (latency and throughput only).
+    /// OpenAI `/v1/embeddings` with `input` (latency and throughput only).
     Embeddings,
+    /// vLLM's `/v1/embeddings` with chat `messages` (rendered by the server's template).
+    EmbeddingsChat,
+    /// Infinity's `/embeddings` (`input`, no vLLM-only fields).
+    Infinity,
+    /// vLLM's `/pooling` (the raw pooler output: `data[].data`).
+    Pooling,
+    /// vLLM's `/rerank` (Jina/Cohere-compatible: a query and its documents).
+    Rerank,
+    /// OpenAI Responses `/v1/responses` (typed streaming events).
+    Responses,
     /// SGLang's native `/generate` (cumulative text with `meta_info`).
     Sglang,
     /// Text Generation Inference's `/generate_stream`.
@@ -44,7 +58,29 @@ pub enum Api {
 impl Api {
     /// Whether this API streams its answers.
     pub fn streams(self) -> bool {
-        !matches!(self, Api::Mii | Api::Embeddings)
+        !matches!(self, Api::Mii) && !self.pooling()
+    }
+
+    /// Whether this is a pooling API (embeddings, pooling, rerank): one JSON answer,
+    /// no output tokens, measured by E2EL and input throughput as vLLM's
+    /// `POOLING_BACKENDS`.
+    pub fn pooling(self) -> bool {
+        matches!(
+            self,
+            Api::Embeddings | Api::EmbeddingsChat | Api::Infinity | Api::Pooling | Api::Rerank
+        )
+    }
+
+    /// How many input sequences this API receives from `prompt`: a batch's size, a
+    /// rerank request's documents, otherwise 1 (vLLM's `num_input_sequences`).
+    pub fn input_sequences(self, prompt: &crate::dataset::Prompt) -> u32 {
+        match prompt {
+            crate::dataset::Prompt::Texts(t) if self == Api::Rerank => {
+                t.len().saturating_sub(1).max(1) as u32
+            }
+            crate::dataset::Prompt::Texts(t) => t.len().max(1) as u32,
+            _ => 1,
+        }
     }
 
     /// The API's short name, as Lua scripts see it (`target.api`).
@@ -53,6 +89,11 @@ impl Api {
             Api::Completions => "completions",
             Api::Chat => "chat",
             Api::Embeddings => "embeddings",
+            Api::EmbeddingsChat => "embeddings-chat",
+            Api::Infinity => "infinity",
+            Api::Pooling => "pooling",
+            Api::Rerank => "rerank",
+            Api::Responses => "responses",
             Api::Sglang => "sglang",
             Api::Tgi => "tgi",
             Api::TrtLlm => "tensorrt-llm",
@@ -67,6 +108,13 @@ impl Api {
             Api::Completions => "OpenAI completions (choices[].text)",
             Api::Chat => "OpenAI chat completions (choices[].delta)",
             Api::Embeddings => "OpenAI embeddings (data[].embedding)",
+            Api::EmbeddingsChat => "embeddings of chat messages (data[].embedding)",
+            Api::Infinity => "Infinity embeddings (data[].embedding)",
+            Api::Pooling => "vLLM pooling (data[].data)",
+            Api::Rerank => "a rerank answer (results[].relevance_score)",
+            Api::Responses => {
+                "OpenAI Responses events (response.output_text.delta, response.completed)"
+            }
             Api::Sglang => "SGLang's native /generate (text + meta_info)",
             Api::Tgi => "TGI's /generate_stream (token, generated_text)",
             Api::TrtLlm => "TensorRT-LLM's generate_stream (text_output)",
@@ -83,7 +131,13 @@ impl Api {
             Api::Tgi => "a final event with generated_text",
             Api::LlamaCpp => "an event with \"stop\": true",
             Api::TrtLlm => "none (the stream's end)",
-            Api::Embeddings | Api::Mii => "a complete JSON answer",
+            Api::Responses => "a response.completed or response.incomplete event",
+            Api::Embeddings
+            | Api::EmbeddingsChat
+            | Api::Infinity
+            | Api::Pooling
+            | Api::Rerank
+            | Api::Mii => "a complete JSON answer",
         }
     }
 }
@@ -109,6 +163,11 @@ pub const BACKENDS: &[(&str, Api)] = &[
     ("lmdeploy-chat", Api::Chat),
     ("sglang-oai-chat", Api::Chat),
     ("openai-embeddings", Api::Embeddings),
+    ("openai-embeddings-chat", Api::EmbeddingsChat),
+    ("infinity-embeddings", Api::Infinity),
+    ("vllm-pooling", Api::Pooling),
+    ("vllm-rerank", Api::Rerank),
+    ("openai-responses", Api::Responses),
     ("sglang", Api::Sglang),
     ("tgi", Api::Tgi),
     ("tensorrt-llm", Api::TrtLlm),
@@ -141,7 +200,11 @@ impl Backend {
         match self.api {
             Api::Completions => "/v1/completions",
             Api::Chat => "/v1/chat/completions",
-            Api::Embeddings => "/v1/embeddings",
+            Api::Embeddings | Api::EmbeddingsChat => "/v1/embeddings",
+            Api::Infinity => "/embeddings",
+            Api::Pooling => "/pooling",
+            Api::Rerank => "/rerank",
+            Api::Responses => "/v1/responses",
             Api::Sglang => "/generate",
             Api::Tgi => "/generate_stream",
             Api::TrtLlm => "/v2/models/ensemble/generate_stream",

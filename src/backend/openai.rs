@@ -21,24 +21,20 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
     m.insert("model".into(), json!(target.payload_model()));
     let api = target.backend.api;
     match (api, &req.prompt) {
-        (
-            Api::Completions | Api::Embeddings,
-            p @ (Prompt::Text(_) | Prompt::Parts(_) | Prompt::TokenIds(_)),
-        ) => {
-            let key = if api == Api::Embeddings {
-                "input"
-            } else {
-                "prompt"
-            };
-            let v = match p {
-                Prompt::Text(t) => json!(t),
-                Prompt::Parts(parts) => json!(parts.concat()),
-                Prompt::TokenIds(ids) => json!(ids),
-                Prompt::Messages(_) => unreachable!(),
-            };
-            m.insert(key.into(), v);
+        (Api::Completions, Prompt::Text(t)) => {
+            m.insert("prompt".into(), json!(t));
         }
-        (Api::Completions | Api::Embeddings, Prompt::Messages(_)) => {
+        (Api::Completions, Prompt::Parts(parts)) => {
+            m.insert("prompt".into(), json!(parts.concat()));
+        }
+        (Api::Completions, Prompt::TokenIds(ids)) => {
+            m.insert("prompt".into(), json!(ids));
+        }
+        (Api::Completions, Prompt::Texts(t)) => {
+            // The completions API takes a list of prompts (one choice each).
+            m.insert("prompt".into(), json!(t));
+        }
+        (Api::Completions, Prompt::Messages(_)) => {
             return Err(format!(
                 "a request has chat messages, but backend '{}' sends plain prompts to {}; use --backend openai-chat, \
                  or --apply-chat-template to render them with the model's chat template",
@@ -63,25 +59,30 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
                 target.backend.name
             ));
         }
+        (_, Prompt::Texts(_)) => {
+            return Err(format!(
+                "a request has several texts (a batch or a rerank query), which a chat backend ('{}') cannot send \
+                 as one conversation",
+                target.backend.name
+            ));
+        }
     }
-    if api != Api::Embeddings {
-        if let Some(n) = req.max_tokens {
-            let key = if api == Api::Chat {
-                "max_completion_tokens"
-            } else {
-                "max_tokens"
-            };
-            m.insert(key.into(), json!(n));
+    if let Some(n) = req.max_tokens {
+        let key = if api == Api::Chat {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        m.insert(key.into(), json!(n));
+    }
+    m.insert("stream".into(), json!(target.stream));
+    if target.stream {
+        let mut so = Map::new();
+        so.insert("include_usage".into(), json!(true));
+        if target.continuous_usage {
+            so.insert("continuous_usage_stats".into(), json!(true));
         }
-        m.insert("stream".into(), json!(target.stream));
-        if target.stream {
-            let mut so = Map::new();
-            so.insert("include_usage".into(), json!(true));
-            if target.continuous_usage {
-                so.insert("continuous_usage_stats".into(), json!(true));
-            }
-            m.insert("stream_options".into(), Value::Object(so));
-        }
+        m.insert("stream_options".into(), Value::Object(so));
     }
     for (k, v) in super::protocol::merged_fields(target, req) {
         // vLLM's `--logprobs N` is the completions API's form; the chat API asks
@@ -258,27 +259,6 @@ pub fn on_event(api: Api, data: &[u8], t: u64, acc: &mut Accum) -> Result<(), Re
 
 /// Decodes a complete (non-streamed) JSON answer that arrived at `t`.
 pub fn on_body(api: Api, body: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError> {
-    if api == Api::Embeddings {
-        let o = object(body, api)?;
-        if let Some(e) = super::protocol::server_error(&o) {
-            return Err(e);
-        }
-        let n = o
-            .get("data")
-            .and_then(|d| d.as_array())
-            .filter(|d| d.iter().any(|x| x.get("embedding").is_some()));
-        if n.is_none() {
-            return Err(unexpected(api, &o, body));
-        }
-        acc.usage_prompt = o
-            .get("usage")
-            .and_then(|u| u.get("prompt_tokens"))
-            .and_then(|v| v.as_u64())
-            .map(|v| v as u32);
-        acc.usage_completion = Some(0);
-        acc.push_empty_answer(t);
-        return Ok(());
-    }
     let chunk = parse_chunk(api, body)?;
     let Some(choices) = chunk.choices.as_deref().filter(|c| !c.is_empty()) else {
         return Err(match object(body, api) {

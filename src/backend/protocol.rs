@@ -1,6 +1,6 @@
 //! One entry point per step of a request — build the body, decode a streamed event,
 //! decode a whole answer — dispatched to the backend's own file (`openai.rs`,
-//! `sglang.rs`, `tgi.rs`, `trtllm.rs`, `llamacpp.rs`, `mii.rs`), plus the helpers
+//! `responses.rs`, `pooling.rs`, `sglang.rs`, `tgi.rs`, `trtllm.rs`, `llamacpp.rs`, `mii.rs`), plus the helpers
 //! they share for clear protocol errors.
 
 use serde_json::{Map, Value};
@@ -13,12 +13,15 @@ use crate::metrics::{ErrorKind, RequestError};
 /// Builds the JSON body of `req` for `target`'s backend.
 pub fn build_body(target: &Target, req: &Request) -> Result<Vec<u8>, String> {
     let v = match target.backend.api {
-        Api::Completions | Api::Chat | Api::Embeddings => super::openai::body(target, req)?,
+        Api::Completions | Api::Chat => super::openai::body(target, req)?,
+        Api::Responses => super::responses::body(target, req)?,
+        api if api.pooling() => super::pooling::body(target, req)?,
         Api::Sglang => super::sglang::body(target, req)?,
         Api::Tgi => super::tgi::body(target, req)?,
         Api::TrtLlm => super::trtllm::body(target, req)?,
         Api::LlamaCpp => super::llamacpp::body(target, req)?,
         Api::Mii => super::mii::body(target, req)?,
+        _ => unreachable!("every API is matched above"),
     };
     serde_json::to_vec(&v).map_err(|e| e.to_string())
 }
@@ -31,19 +34,23 @@ pub fn on_event(api: Api, data: &[u8], t: u64, acc: &mut Accum) -> Result<(), Re
         Api::Tgi => super::tgi::on_event(data, t, acc),
         Api::TrtLlm => super::trtllm::on_event(data, t, acc),
         Api::LlamaCpp => super::llamacpp::on_event(data, t, acc),
-        Api::Mii | Api::Embeddings => on_body(api, data, t, acc),
+        Api::Responses => super::responses::on_event(data, t, acc),
+        _ => on_body(api, data, t, acc),
     }
 }
 
 /// Decodes a complete (non-streamed) answer that arrived at `t`.
 pub fn on_body(api: Api, body: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError> {
     match api {
-        Api::Completions | Api::Chat | Api::Embeddings => super::openai::on_body(api, body, t, acc),
+        Api::Completions | Api::Chat => super::openai::on_body(api, body, t, acc),
+        Api::Responses => super::responses::on_body(body, t, acc),
+        api if api.pooling() => super::pooling::on_body(api, body, t, acc),
         Api::Sglang => super::sglang::on_body(body, t, acc),
         Api::Tgi => super::tgi::on_body(body, t, acc),
         Api::TrtLlm => super::trtllm::on_event(body, t, acc),
         Api::LlamaCpp => super::llamacpp::on_event(body, t, acc),
         Api::Mii => super::mii::on_body(body, t, acc),
+        _ => unreachable!("every API is matched above"),
     }
 }
 
@@ -59,7 +66,10 @@ pub fn core_fields(api: Api) -> &'static [&'static str] {
             "max_tokens",
             "stream",
         ],
-        Api::Embeddings => &["model", "input"],
+        Api::Embeddings | Api::Infinity | Api::Pooling => &["model", "input"],
+        Api::EmbeddingsChat => &["model", "messages"],
+        Api::Rerank => &["model", "query", "documents"],
+        Api::Responses => &["model", "input", "max_output_tokens", "stream"],
         Api::Sglang => &["text", "input_ids", "sampling_params", "stream"],
         Api::Tgi => &["inputs", "parameters", "stream"],
         Api::TrtLlm => &["text_input", "max_tokens", "stream"],
@@ -192,6 +202,27 @@ pub fn looks_like(o: &Map<String, Value>) -> Option<(&'static str, &'static str)
         .is_some_and(|x| x.get("embedding").is_some())
     {
         Some(("OpenAI embeddings", "openai-embeddings"))
+    } else if o
+        .get("data")
+        .and_then(|d| d.as_array())
+        .and_then(|d| d.first())
+        .is_some_and(|x| x.get("object").and_then(|v| v.as_str()) == Some("pooling"))
+    {
+        Some(("vLLM's /pooling", "vllm-pooling"))
+    } else if o
+        .get("results")
+        .and_then(|d| d.as_array())
+        .and_then(|d| d.first())
+        .is_some_and(|x| x.get("relevance_score").is_some())
+    {
+        Some(("a rerank answer", "vllm-rerank"))
+    } else if has("type")
+        && o["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("response."))
+        || o.get("object").and_then(|v| v.as_str()) == Some("response")
+    {
+        Some(("the OpenAI Responses API", "openai-responses"))
     } else {
         None
     }
@@ -246,6 +277,11 @@ pub fn text_prompt(target: &Target, req: &Request) -> Result<Value, String> {
         Prompt::Text(t) => Ok(Value::String(t.clone())),
         Prompt::Parts(p) => Ok(Value::String(p.concat())),
         Prompt::TokenIds(ids) => Ok(serde_json::json!(ids)),
+        Prompt::Texts(_) => Err(format!(
+            "backend '{}' takes one prompt per request, but a request has several texts (a batch or a rerank \
+             query); use a pooling backend (openai-embeddings, vllm-rerank)",
+            target.backend.name
+        )),
         Prompt::Messages(_) => Err(format!(
             "backend '{}' takes text prompts, but a request has chat messages; use --apply-chat-template \
              (or a chat backend such as openai-chat)",

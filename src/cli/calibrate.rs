@@ -219,6 +219,11 @@ fn text_bytes(reqs: &[Request]) -> (u64, u64) {
                 total += 4 * ids.len() as u64;
                 unique += 4 * ids.len() as u64;
             }
+            Prompt::Texts(v) => {
+                let n: u64 = v.iter().map(|t| t.len() as u64).sum();
+                total += n;
+                unique += n;
+            }
             Prompt::Messages(_) => {}
         }
     }

@@ -12,6 +12,7 @@ pub mod custom;
 pub mod mooncake;
 pub mod prefix_repetition;
 pub mod random;
+pub mod random_rerank;
 pub mod sharegpt;
 pub mod sonnet;
 
@@ -36,6 +37,9 @@ pub enum Prompt {
     Messages(Value),
     /// Token ids, for servers that accept them instead of text.
     TokenIds(Vec<u32>),
+    /// Several texts in one request: a batch of embeddings inputs (vLLM's
+    /// `--random-batch-size`), or a rerank query followed by its documents.
+    Texts(Vec<String>),
 }
 
 impl Prompt {
@@ -248,6 +252,38 @@ pub fn assign_models(
             .insert("model".into(), Value::String(m.clone()));
     }
     Ok(())
+}
+
+/// Joins every `size` consecutive text requests into one request of several
+/// inputs (vLLM's `--random-batch-size`, for embeddings servers that take a list):
+/// its prompt tokens are the sum, it asks for no output.
+pub fn batch(reqs: &[Request], size: usize) -> Result<Vec<Request>, String> {
+    if size == 0 {
+        return Err("a batch size must be at least 1".into());
+    }
+    if size == 1 {
+        return Ok(reqs.to_vec());
+    }
+    reqs.chunks(size)
+        .map(|group| {
+            let texts = group
+                .iter()
+                .map(|r| {
+                    r.prompt.text().map(|t| t.into_owned()).ok_or_else(|| {
+                        "only text prompts can be batched (chat messages, token ids and batches cannot)"
+                            .to_string()
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Request {
+                prompt: Prompt::Texts(texts),
+                prompt_tokens: group.iter().map(|r| r.prompt_tokens).sum(),
+                max_tokens: None,
+                extra: group[0].extra.clone(),
+                timestamp: group[0].timestamp,
+            })
+        })
+        .collect()
 }
 
 /// Turns text prompts into token ids (`--prompt-token-ids` for text datasets),

@@ -34,6 +34,9 @@ pub struct RandomSpec {
     pub seed: u64,
     /// Send token ids instead of text (`--prompt-token-ids`).
     pub token_ids: bool,
+    /// Prompts per request, sent together as one list to an embeddings or pooling
+    /// server (vLLM's `--random-batch-size`); `n` prompts make ⌈n/batch_size⌉ requests.
+    pub batch_size: usize,
 }
 
 impl Default for RandomSpec {
@@ -46,6 +49,7 @@ impl Default for RandomSpec {
             prefix_len: 0,
             seed: 0,
             token_ids: false,
+            batch_size: 1,
         }
     }
 }
@@ -95,8 +99,21 @@ pub fn spot_check(tok: &Tokenizer, reqs: &[Request]) -> Result<(), String> {
     Ok(())
 }
 
-/// Builds the prompts; an error names the bad parameter.
+/// Builds the prompts (batched by `batch_size`); an error names the bad parameter.
 pub fn generate(tok: &Tokenizer, spec: &RandomSpec) -> Result<Vec<Request>, String> {
+    if spec.batch_size == 0 {
+        return Err("`batch_size` must be at least 1".into());
+    }
+    if spec.batch_size > 1 && spec.token_ids {
+        return Err(
+            "`batch_size` above 1 batches text prompts; it cannot be used with `token_ids`".into(),
+        );
+    }
+    let reqs = generate_prompts(tok, spec)?;
+    super::batch(&reqs, spec.batch_size)
+}
+
+fn generate_prompts(tok: &Tokenizer, spec: &RandomSpec) -> Result<Vec<Request>, String> {
     if !(0.0..1.0).contains(&spec.range_ratio) {
         return Err(format!(
             "`range_ratio` must be in [0, 1), got {}",
@@ -235,6 +252,7 @@ mod tests {
             prefix_len: 10,
             seed: 3,
             token_ids: false,
+            batch_size: 1,
         };
         let a = generate(&tok, &spec).unwrap();
         let b = generate(&tok, &spec).unwrap();
@@ -280,6 +298,7 @@ mod tests {
             prefix_len: 32,
             seed: 1,
             token_ids: false,
+            batch_size: 1,
         };
         let reqs = generate(&tok, &spec).unwrap();
         assert_eq!(

@@ -113,6 +113,10 @@ pub struct RequestRecord {
     pub prompt_tokens: u32,
     /// `usage.prompt_tokens` as reported by the server, if it was.
     pub server_prompt_tokens: Option<u32>,
+    /// Input sequences the request carried (a pooling batch's size, a rerank's
+    /// documents); 0 is read as 1 (see [`RequestRecord::inputs`]).
+    #[serde(default)]
+    pub input_sequences: u32,
     /// Output tokens used for every metric.
     pub output_tokens: u32,
     /// `usage.completion_tokens` as reported by the server, if it was.
@@ -185,6 +189,12 @@ pub struct UserTag {
 }
 
 impl RequestRecord {
+    /// Input sequences this request carried (vLLM's `num_input_sequences`, 1 for
+    /// anything but a batch or a rerank).
+    pub fn inputs(&self) -> u32 {
+        self.input_sequences.max(1)
+    }
+
     /// A request succeeded when it got a 200 and a complete, well-formed answer.
     pub fn success(&self) -> bool {
         self.error.is_none()

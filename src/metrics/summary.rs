@@ -164,6 +164,8 @@ pub struct SummaryOptions {
     pub slo: Slo,
     /// The requested send rate (req/s); `None` for an infinite rate.
     pub requested_rate: Option<f64>,
+    /// A pooling run (embeddings, pooling, rerank): vLLM's pooling result keys.
+    pub pooling: bool,
 }
 
 impl Default for SummaryOptions {
@@ -172,6 +174,7 @@ impl Default for SummaryOptions {
             percentiles: vec![50.0, 90.0, 95.0, 99.0],
             slo: Slo::default(),
             requested_rate: None,
+            pooling: false,
         }
     }
 }
@@ -226,6 +229,13 @@ pub struct Summary {
     /// Successful requests that asked for an exact length (`ignore_eos`) and got
     /// fewer tokens: the server ignored `ignore_eos`, or a limit cut them.
     pub short_outputs: u64,
+    /// Σ input sequences over successful requests (a batch counts its size, a
+    /// rerank its documents).
+    pub total_input_sequences: u64,
+    /// total_input_sequences / duration.
+    pub input_sequence_throughput: f64,
+    /// Whether this is a pooling run (vLLM's `EmbedBenchmarkMetrics` keys).
+    pub pooling: bool,
 }
 
 impl Summary {
@@ -250,6 +260,34 @@ impl Summary {
     /// the metric blocks limited to `selected`.
     pub fn vllm_map(&self, selected: &[Metric], goodput_key: &str) -> Map<String, Value> {
         let mut m = Map::new();
+        if self.pooling {
+            // vLLM's pooling result: inputs only, E2EL.
+            m.insert("duration".into(), json!(self.duration));
+            m.insert("completed".into(), json!(self.completed));
+            m.insert("failed".into(), json!(self.failed));
+            m.insert("total_input_tokens".into(), json!(self.total_input_tokens));
+            m.insert(
+                "total_input_sequences".into(),
+                json!(self.total_input_sequences),
+            );
+            m.insert("request_throughput".into(), json!(self.request_throughput));
+            m.insert(
+                "input_sequence_throughput".into(),
+                json!(self.input_sequence_throughput),
+            );
+            m.insert(
+                "total_token_throughput".into(),
+                json!(self.total_token_throughput),
+            );
+            for metric in [Metric::E2el]
+                .iter()
+                .chain(Metric::VLLM_QUEUE.iter())
+                .filter(|m| selected.contains(m))
+            {
+                self.insert_stats(&mut m, *metric);
+            }
+            return m;
+        }
         m.insert("duration".into(), json!(self.duration));
         m.insert("completed".into(), json!(self.completed));
         m.insert("failed".into(), json!(self.failed));
@@ -338,6 +376,7 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
     let mut s = Summary {
         duration,
         requested_rate: opts.requested_rate,
+        pooling: opts.pooling,
         ..Default::default()
     };
     s.completed = ok.len() as u64;
@@ -355,6 +394,7 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
     s.total_input_tokens = ok.iter().map(|r| r.prompt_tokens as u64).sum();
     s.total_output_tokens = ok.iter().map(|r| r.output_tokens as u64).sum();
     s.total_reasoning_tokens = ok.iter().map(|r| r.reasoning_tokens as u64).sum();
+    s.total_input_sequences = ok.iter().map(|r| r.inputs() as u64).sum();
     let server_in: Vec<u64> = ok
         .iter()
         .filter_map(|r| r.server_prompt_tokens.map(u64::from))
@@ -366,6 +406,7 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
         s.request_throughput = s.completed as f64 / duration;
         s.output_throughput = s.total_output_tokens as f64 / duration;
         s.total_token_throughput = (s.total_input_tokens + s.total_output_tokens) as f64 / duration;
+        s.input_sequence_throughput = s.total_input_sequences as f64 / duration;
     }
     if opts.slo.is_set() {
         let good = ok.iter().filter(|r| opts.slo.is_good(r)).count();
@@ -605,6 +646,7 @@ mod tests {
                 ..Default::default()
             },
             requested_rate: None,
+            pooling: false,
         };
         let s = summarize(&recs, 2.0, &opts);
         assert_eq!(s.completed, 2);
@@ -653,6 +695,7 @@ mod tests {
             percentiles: vec![99.0],
             slo: Slo::default(),
             requested_rate: None,
+            pooling: false,
         };
         let s = summarize(&[a, b], 1.3, &opts);
         assert!((s.output_throughput - 20.0 / 1.3).abs() < 1e-9);

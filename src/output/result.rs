@@ -138,8 +138,14 @@ impl RunResult {
             percentiles: opts.percentiles.clone(),
             slo: opts.slo.clone(),
             requested_rate: self.info.request_rate,
+            pooling: self.pooling(),
         };
         summarize(&self.outcome.records, self.outcome.duration(), &so)
+    }
+
+    /// Whether the run used a pooling backend (embeddings, pooling, rerank).
+    pub fn pooling(&self) -> bool {
+        crate::backend::Backend::parse(&self.info.backend).is_ok_and(|b| b.api.pooling())
     }
 
     /// vLLM's default result file name:
@@ -278,11 +284,22 @@ impl RunResult {
         );
         // Inverse real-time factor of audio benchmarks (no audio here yet: 0, as vLLM writes it).
         m.insert("rtfx".into(), json!(0.0));
-        if detailed {
+        if detailed || self.pooling() {
+            // vLLM's pooling result keeps these two even without --save-detailed.
             m.insert(
                 "input_lens".into(),
                 json!(recs.iter().map(|r| r.prompt_tokens).collect::<Vec<_>>()),
             );
+            m.insert(
+                "errors".into(),
+                json!(
+                    recs.iter()
+                        .map(|r| r.error.as_ref().map_or("", |e| e.message.as_str()))
+                        .collect::<Vec<_>>()
+                ),
+            );
+        }
+        if detailed {
             m.insert(
                 "output_lens".into(),
                 json!(
@@ -306,14 +323,6 @@ impl RunResult {
             m.insert(
                 "generated_texts".into(),
                 json!(recs.iter().map(|r| r.text.as_str()).collect::<Vec<_>>()),
-            );
-            m.insert(
-                "errors".into(),
-                json!(
-                    recs.iter()
-                        .map(|r| r.error.as_ref().map_or("", |e| e.message.as_str()))
-                        .collect::<Vec<_>>()
-                ),
             );
         }
         m.extend(s.extra_map());
@@ -482,6 +491,18 @@ pub const RESULT_FIELDS: &[(&str, &str, &str, &str)] = &[
         "tokens",
         "output tokens of successful requests",
         "成功请求的输出 token 总数",
+    ),
+    (
+        "total_input_sequences",
+        "sequences",
+        "pooling backends: input sequences of successful requests (a batch counts its prompts, a rerank its documents)",
+        "池化类后端：成功请求的输入序列总数（一批按其中的提示数计，重排序按文档数计）",
+    ),
+    (
+        "input_sequence_throughput",
+        "sequences/s",
+        "pooling backends: total_input_sequences / duration",
+        "池化类后端：total_input_sequences / duration",
     ),
     (
         "request_throughput",
@@ -822,6 +843,15 @@ mod tests {
             RunResult {
                 info: RunInfo {
                     custom_schedule: true,
+                    ..Default::default()
+                },
+                outcome: RunOutcome::default(),
+                options: ResultOptions::default(),
+            },
+            // A pooling run writes vLLM's pooling keys.
+            RunResult {
+                info: RunInfo {
+                    backend: "vllm-rerank".into(),
                     ..Default::default()
                 },
                 outcome: RunOutcome::default(),

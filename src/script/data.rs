@@ -10,6 +10,7 @@ use super::opts::{LuaObject, LuaOptions, decode, decode_with};
 use std::path::Path;
 
 use crate::dataset::random::{self, RandomSpec};
+use crate::dataset::random_rerank;
 use crate::dataset::{Prompt, Request, RequestSet};
 use crate::dataset::{burstgpt, custom, mooncake, prefix_repetition, sharegpt, sonnet};
 use crate::tokenizer::Tokenizer;
@@ -136,6 +137,7 @@ fn request_to_lua(lua: &Lua, r: &Request) -> mlua::Result<Table> {
         Prompt::Parts(p) => t.set("prompt", p.concat())?,
         Prompt::Messages(m) => t.set("messages", to_lua(lua, m)?)?,
         Prompt::TokenIds(ids) => t.set("prompt_token_ids", ids.clone())?,
+        Prompt::Texts(v) => t.set("texts", v.clone())?,
     }
     t.set("prompt_tokens", r.prompt_tokens)?;
     t.set("max_tokens", r.max_tokens)?;
@@ -237,6 +239,9 @@ pub struct RequestOpts {
     messages: Option<LuaObject>,
     /// The prompt as token ids (completions only).
     prompt_token_ids: Option<Vec<u32>>,
+    /// Several texts in one request: a batch of embeddings inputs, or a rerank
+    /// query followed by its documents (`{ query, doc1, doc2, ... }`).
+    texts: Option<Vec<String>>,
     /// The prompt's length in tokens (default: counted with the tokenizer).
     prompt_tokens: Option<u32>,
     /// Output tokens to ask for (default: the server's).
@@ -260,19 +265,24 @@ pub fn request_from_lua(lua: &Lua, t: Table, what: &str, tok: &Tokenizer) -> mlu
     let d = decode::<RequestOpts>(lua, Some(t))
         .map_err(|e| mlua::Error::runtime(super::format_error(&e).replacen("request", what, 1)))?;
     let o = &d.opts;
-    let (prompt, messages, ids) = (
+    let (prompt, messages, ids, texts) = (
         o.prompt.clone(),
         d.value("messages"),
         o.prompt_token_ids.clone(),
+        o.texts.clone(),
     );
     let (prompt_tokens, max_tokens, timestamp) = (o.prompt_tokens, o.max_tokens, o.timestamp);
     let body = d.value("body");
-    let (prompt, counted) = match (prompt, messages, ids) {
-        (Some(p), Value::Nil, None) => {
+    let (prompt, counted) = match (prompt, messages, ids, texts) {
+        (None, Value::Nil, None, Some(t)) if !t.is_empty() => {
+            let n = t.iter().map(|s| tok.count(s)).sum::<usize>() as u32;
+            (Prompt::Texts(t), n)
+        }
+        (Some(p), Value::Nil, None, None) => {
             let n = tok.count(&p) as u32;
             (Prompt::Text(p), n)
         }
-        (None, m @ Value::Table(_), None) => {
+        (None, m @ Value::Table(_), None, None) => {
             let j = to_json(lua, m)?;
             let serde_json::Value::Array(list) = &j else {
                 return Err(mlua::Error::runtime(format!(
@@ -293,13 +303,13 @@ pub fn request_from_lua(lua: &Lua, t: Table, what: &str, tok: &Tokenizer) -> mlu
                 .sum::<usize>() as u32;
             (Prompt::Messages(j), n)
         }
-        (None, Value::Nil, Some(ids)) => {
+        (None, Value::Nil, Some(ids), None) => {
             let n = ids.len() as u32;
             (Prompt::TokenIds(ids), n)
         }
         _ => {
             return Err(mlua::Error::runtime(format!(
-                "{what}: give exactly one of prompt, messages or prompt_token_ids"
+                "{what}: give exactly one of prompt, messages, prompt_token_ids or texts (a non-empty list)"
             )));
         }
     };
@@ -397,6 +407,7 @@ trait Synthetic {
 
 dataset_options! {
     RandomSpec => "mb.dataset.random", synthetic: true;
+    random_rerank::RandomRerankSpec => "mb.dataset.random_rerank", synthetic: false;
     sharegpt::ShareGptSpec => "mb.dataset.sharegpt", synthetic: false;
     sonnet::SonnetSpec => "mb.dataset.sonnet", synthetic: false;
     burstgpt::BurstGptSpec => "mb.dataset.burstgpt", synthetic: true;
@@ -505,6 +516,13 @@ pub fn register(lua: &Lua, outer: &Table) -> mlua::Result<()> {
         }
         random::generate(tok, s)
     })?;
+    dataset::<random_rerank::RandomRerankSpec>(
+        lua,
+        m,
+        "random_rerank",
+        Path_::None,
+        |tok, _, s| random_rerank::generate(tok, s),
+    )?;
     dataset::<sharegpt::ShareGptSpec>(lua, m, "sharegpt", Path_::Required, |tok, p, s| {
         sharegpt::generate(tok, p.expect("path"), s)
     })?;

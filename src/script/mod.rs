@@ -422,7 +422,13 @@ fn api_to_flags(msg: &str) -> String {
             tail = tail.replace(&format!("`{opt}`"), flag);
         }
     }
-    format!("--dataset-name {name}: {tail}")
+    // The Lua function's name, as the flag spells the dataset.
+    let shown = if name == "random_rerank" {
+        "random-rerank"
+    } else {
+        name
+    };
+    format!("--dataset-name {shown}: {tail}")
 }
 
 /// Which `bench` flag feeds which option of `mb.dataset.*` in
@@ -435,6 +441,10 @@ pub const DATASET_FLAGS: &[(&str, &str, &str)] = &[
     ("random", "output_len", "--random-output-len"),
     ("random", "range_ratio", "--random-range-ratio"),
     ("random", "prefix_len", "--random-prefix-len"),
+    ("random", "batch_size", "--random-batch-size"),
+    ("random_rerank", "input_len", "--random-input-len"),
+    ("random_rerank", "range_ratio", "--random-range-ratio"),
+    ("random_rerank", "batch_size", "--random-batch-size"),
     ("sonnet", "input_len", "--sonnet-input-len"),
     ("sonnet", "output_len", "--sonnet-output-len"),
     ("sonnet", "prefix_len", "--sonnet-prefix-len"),

@@ -25,8 +25,11 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     candidates
         .into_iter()
         .map(|c| {
+            // A truncated or extended name is near its full one, but never nearer
+            // than a name one typo away ("vllm-rerenk" is vllm-rerank, not vllm).
             let prefix = word.len() >= 3 && (c.starts_with(word) || word.starts_with(c));
-            (if prefix { 1 } else { edit_distance(word, c) }, c)
+            let d = edit_distance(word, c);
+            (if prefix { d.min(2) } else { d }, c)
         })
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
@@ -276,6 +279,10 @@ mod tests {
         );
         assert_eq!(suggest("zzz", ["max_concurrency", "warmup"]), None);
         assert_eq!(suggest("ttft", ["ttft_ms", "itl_ms"]), Some("ttft_ms"));
+        assert_eq!(
+            suggest("vllm-rerenk", ["vllm", "vllm-rerank"]),
+            Some("vllm-rerank")
+        );
     }
 
     #[derive(serde::Deserialize, schemars::JsonSchema)]

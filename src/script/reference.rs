@@ -16,7 +16,9 @@ use super::session::MeasureOpts;
 use super::stdlib_opts::{PrintOpts, RateSweepOpts, SloSearchOpts};
 use super::target::TargetOpts;
 use super::users::UsersOpts;
-use crate::dataset::{burstgpt, custom, mooncake, prefix_repetition, random, sharegpt, sonnet};
+use crate::dataset::{
+    burstgpt, custom, mooncake, prefix_repetition, random, random_rerank, sharegpt, sonnet,
+};
 use crate::output::result::{METRIC_DOCS, RESULT_FIELDS};
 use crate::sim::SimOptions;
 
@@ -92,6 +94,12 @@ pub fn entries() -> Vec<Entry> {
             "Random-token prompts exactly input_len long (vLLM's random dataset). Also takes the common dataset options.",
             "随机 token 提示词，长度恰为 input_len（vLLM 的 random）。另有数据集通用选项。",
             random::RandomSpec
+        ),
+        e!(
+            "mb.dataset.random_rerank",
+            "One random query and n random documents, batch_size documents per request, for a reranker (vLLM's random-rerank). Requests carry texts = { query, doc1, ... }.",
+            "一个随机查询和 n 个随机文档，每个请求 batch_size 个文档，用于重排序模型（vLLM 的 random-rerank）。请求的 texts = { 查询, 文档1, ... }。",
+            random_rerank::RandomRerankSpec
         ),
         e!(
             "mb.dataset.sharegpt",

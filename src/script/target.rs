@@ -139,9 +139,10 @@ pub struct TargetOpts {
     host: Option<String>,
     /// The server's port (default 8000).
     port: Option<u16>,
-    /// The API: "openai"/"vllm" (completions), "openai-chat", "sglang", "tgi",
-    /// "tensorrt-llm", "llama.cpp", "deepspeed-mii", "openai-embeddings", and
-    /// vLLM's aliases (default "openai").
+    /// The API: "openai"/"vllm" (completions), "openai-chat", "openai-responses",
+    /// "sglang", "tgi", "tensorrt-llm", "llama.cpp", "deepspeed-mii", the pooling
+    /// APIs "openai-embeddings", "openai-embeddings-chat", "infinity-embeddings",
+    /// "vllm-pooling", "vllm-rerank", and vLLM's aliases (default "openai").
     backend: Option<String>,
     /// The model name sent in each request (default: the simulator's, else "").
     model: Option<String>,

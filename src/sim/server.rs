@@ -134,7 +134,14 @@ pub async fn handle(
         }
         (&Method::POST, "/v1/completions") => generate(req, st, Route::Completions).await,
         (&Method::POST, "/v1/chat/completions") => generate(req, st, Route::Chat).await,
-        (&Method::POST, "/v1/embeddings") => generate(req, st, Route::Embeddings).await,
+        (&Method::POST, "/v1/embeddings" | "/embeddings") => {
+            generate(req, st, Route::Pool(Pool::Embeddings)).await
+        }
+        (&Method::POST, "/pooling") => generate(req, st, Route::Pool(Pool::Pooling)).await,
+        (&Method::POST, "/rerank" | "/v1/rerank" | "/v2/rerank") => {
+            generate(req, st, Route::Pool(Pool::Rerank)).await
+        }
+        (&Method::POST, "/v1/responses") => generate(req, st, Route::Responses).await,
         (&Method::POST, "/generate") => generate(req, st, Route::Generate).await,
         (&Method::POST, "/generate_stream") => generate(req, st, Route::TgiStream).await,
         (&Method::POST, "/completion" | "/completions") => generate(req, st, Route::LlamaCpp).await,
@@ -155,7 +162,10 @@ pub async fn handle(
 enum Route {
     Completions,
     Chat,
-    Embeddings,
+    /// A pooling API: one JSON answer, no output tokens.
+    Pool(Pool),
+    /// OpenAI Responses (`input`, typed events).
+    Responses,
     /// SGLang's `/generate` (`text`/`input_ids`) or TGI's (`inputs`).
     Generate,
     TgiStream,
@@ -164,6 +174,17 @@ enum Route {
     },
     LlamaCpp,
     Mii,
+}
+
+/// Which pooling answer a request gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pool {
+    /// `data[].embedding` (OpenAI embeddings, with `input` or `messages`).
+    Embeddings,
+    /// `data[].data` (vLLM's `/pooling`).
+    Pooling,
+    /// `results[].relevance_score` (vLLM's `/rerank`).
+    Rerank,
 }
 
 /// What a request asks for, whatever its protocol.
@@ -178,6 +199,8 @@ struct Ask {
     stream: bool,
     include_usage: bool,
     continuous: bool,
+    /// Inputs of a pooling request (texts, or a rerank's documents).
+    inputs: u32,
 }
 
 /// Prompt tokens the simulator charges for each image (a vision encoder's patches).
@@ -236,6 +259,7 @@ fn ask(st: &SimState, body: &Value, route: Route) -> Ask {
         stream: b(&body["stream"]),
         include_usage: b(&body["stream_options"]["include_usage"]),
         continuous: b(&body["stream_options"]["continuous_usage_stats"]),
+        inputs: 1,
     };
     match route {
         Route::Completions | Route::Mii => {
@@ -245,38 +269,63 @@ fn ask(st: &SimState, body: &Value, route: Route) -> Ask {
             a.ignore_eos = b(&body["ignore_eos"]);
         }
         Route::Chat => {
-            let mut text = String::new();
-            let mut images = 0u32;
-            for m in body["messages"].as_array().into_iter().flatten() {
-                match &m["content"] {
-                    Value::String(s) => text.push_str(s),
-                    Value::Array(parts) => {
-                        for p in parts {
-                            match (p["type"].as_str(), p["text"].as_str()) {
-                                (_, Some(t)) => text.push_str(t),
-                                (Some("image_url"), _) => match check_image(&p["image_url"]["url"])
-                                {
-                                    Ok(()) => images += 1,
-                                    Err(e) => a.invalid = Some(e),
-                                },
-                                _ => {}
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-                text.push(' ');
-            }
-            a.prompt_tokens = st.tokenizer.count(&text) as u32 + images * IMAGE_TOKENS;
-            a.prompt_text = text;
+            messages_prompt(st, &body["messages"], &mut a);
             a.max_tokens = u(&body["max_completion_tokens"])
                 .or(u(&body["max_tokens"]))
                 .unwrap_or(st.default_max_tokens);
             a.min_tokens = u(&body["min_tokens"]).unwrap_or(0);
             a.ignore_eos = b(&body["ignore_eos"]);
         }
-        Route::Embeddings => {
-            (a.prompt_text, a.prompt_tokens) = prompt_of(st, &body["input"]);
+        Route::Responses => {
+            match &body["input"] {
+                Value::String(t) => {
+                    a.prompt_tokens = st.tokenizer.count(t) as u32;
+                    a.prompt_text = t.clone();
+                }
+                m @ Value::Array(_) => messages_prompt(st, m, &mut a),
+                _ => a.invalid = Some("`input` must be a string or a list of messages".into()),
+            }
+            a.max_tokens = u(&body["max_output_tokens"]).unwrap_or(st.default_max_tokens);
+            a.ignore_eos = b(&body["ignore_eos"]);
+        }
+        Route::Pool(kind) => {
+            let texts = |v: &Value| -> Vec<String> {
+                match v {
+                    Value::String(t) => vec![t.clone()],
+                    Value::Array(a) if a.iter().all(|x| x.is_string()) => a
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect(),
+                    other => vec![prompt_of(st, other).0],
+                }
+            };
+            if kind == Pool::Rerank {
+                let (q, docs) = (texts(&body["query"]), texts(&body["documents"]));
+                if q.len() != 1 || docs.is_empty() {
+                    a.invalid = Some(
+                        "a rerank request needs a `query` text and a list of `documents`".into(),
+                    );
+                }
+                let q_tokens = st.tokenizer.count(q.first().map_or("", |s| s)) as u32;
+                a.inputs = docs.len() as u32;
+                a.prompt_tokens = docs
+                    .iter()
+                    .map(|d| q_tokens + st.tokenizer.count(d) as u32)
+                    .sum();
+                a.prompt_text = q.concat();
+            } else if body.get("messages").is_some() {
+                messages_prompt(st, &body["messages"], &mut a);
+            } else if body["input"]
+                .as_array()
+                .is_some_and(|x| x.iter().all(|t| t.is_u64()))
+            {
+                (a.prompt_text, a.prompt_tokens) = prompt_of(st, &body["input"]);
+            } else {
+                let t = texts(&body["input"]);
+                a.inputs = t.len() as u32;
+                a.prompt_tokens = t.iter().map(|x| st.tokenizer.count(x) as u32).sum();
+                a.prompt_text = t.concat();
+            }
             a.max_tokens = 1;
         }
         Route::Generate if body.get("inputs").is_some() => {
@@ -322,6 +371,33 @@ fn ask(st: &SimState, body: &Value, route: Route) -> Ask {
     a
 }
 
+/// Reads chat `messages` (text parts and checked images) into `a`'s prompt.
+fn messages_prompt(st: &SimState, messages: &Value, a: &mut Ask) {
+    let mut text = String::new();
+    let mut images = 0u32;
+    for m in messages.as_array().into_iter().flatten() {
+        match &m["content"] {
+            Value::String(s) => text.push_str(s),
+            Value::Array(parts) => {
+                for p in parts {
+                    match (p["type"].as_str(), p["text"].as_str()) {
+                        (_, Some(t)) => text.push_str(t),
+                        (Some("image_url"), _) => match check_image(&p["image_url"]["url"]) {
+                            Ok(()) => images += 1,
+                            Err(e) => a.invalid = Some(e),
+                        },
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        text.push(' ');
+    }
+    a.prompt_tokens = st.tokenizer.count(&text) as u32 + images * IMAGE_TOKENS;
+    a.prompt_text = text;
+}
+
 fn stream_format(route: Route, body: &Value) -> Format {
     match route {
         Route::Completions => Format::Completions,
@@ -331,7 +407,8 @@ fn stream_format(route: Route, body: &Value) -> Format {
         Route::TgiStream => Format::Tgi,
         Route::TrtLlm { .. } => Format::TrtLlm,
         Route::LlamaCpp => Format::LlamaCpp,
-        Route::Embeddings | Route::Mii => Format::Completions,
+        Route::Responses => Format::Responses,
+        Route::Pool(_) | Route::Mii => Format::Completions,
     }
 }
 
@@ -368,7 +445,7 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
     let start_ns = clock::now_ns();
     let created = chrono::Utc::now().timestamp();
     let format = stream_format(route, &body);
-    if a.stream && route != Route::Embeddings && route != Route::Mii {
+    if a.stream && !matches!(route, Route::Pool(_) | Route::Mii) {
         let (prefix, head) = stream_heads(&st, format, seq, created);
         let mut s = SimStream::new(
             st.clone(),
@@ -527,7 +604,10 @@ fn pick_fault(
 
 /// A 404 for a model the simulator does not serve (OpenAI routes), as vLLM answers.
 fn check_model(st: &SimState, body: &Value, route: Route) -> Option<Refusal> {
-    if matches!(route, Route::Completions | Route::Chat | Route::Embeddings) {
+    if matches!(
+        route,
+        Route::Completions | Route::Chat | Route::Pool(_) | Route::Responses
+    ) {
         if let Some(m) = body["model"].as_str() {
             if m != st.model {
                 return Some(Refusal::new(
@@ -547,7 +627,7 @@ fn check_model(st: &SimState, body: &Value, route: Route) -> Option<Refusal> {
 /// How many tokens the answer has: `max_tokens` when end-of-sequence is ignored
 /// (and honoured) or `min_tokens` reaches it, else a seeded draw up to it.
 fn output_len(st: &SimState, a: &Ask, route: Route, seq: u64) -> u32 {
-    if route == Route::Embeddings {
+    if matches!(route, Route::Pool(_)) {
         0
     } else if (a.ignore_eos && st.honor_ignore_eos) || a.min_tokens >= a.max_tokens {
         a.max_tokens
@@ -575,6 +655,42 @@ fn stream_heads(st: &SimState, format: Format, seq: u64, created: i64) -> (Strin
     (prefix, head)
 }
 
+/// A pooling answer, shaped as vLLM's: one embedding (or pooler output) per input,
+/// or one score per document sorted by relevance; `usage` as vLLM reports it
+/// (a rerank answer has `total_tokens` only).
+fn pool_answer(st: &SimState, a: &Ask, kind: Pool, seq: u64, created: i64) -> Value {
+    const VECTOR: [f64; 8] = [0.125, -0.25, 0.5, 0.0625, -0.5, 0.25, 0.75, -0.125];
+    let usage = json!({"prompt_tokens": a.prompt_tokens, "total_tokens": a.prompt_tokens});
+    match kind {
+        Pool::Embeddings => {
+            let data: Vec<Value> = (0..a.inputs)
+                .map(|i| json!({"object": "embedding", "index": i, "embedding": VECTOR}))
+                .collect();
+            json!({"object": "list", "model": st.model, "usage": usage, "data": data})
+        }
+        Pool::Pooling => {
+            let data: Vec<Value> = (0..a.inputs)
+                .map(|i| json!({"index": i, "object": "pooling", "data": VECTOR}))
+                .collect();
+            json!({"id": format!("pool-{seq}"), "object": "list", "created": created, "model": st.model,
+                "data": data, "usage": usage})
+        }
+        Pool::Rerank => {
+            let mut results: Vec<Value> = (0..a.inputs)
+                .map(|i| json!({"index": i, "relevance_score": 1.0 / (1.0 + i as f64)}))
+                .collect();
+            results.sort_by(|x, y| {
+                y["relevance_score"]
+                    .as_f64()
+                    .partial_cmp(&x["relevance_score"].as_f64())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            json!({"id": format!("rerank-{seq}"), "model": st.model, "usage": {"total_tokens": a.prompt_tokens},
+                "results": results})
+        }
+    }
+}
+
 /// The whole answer of a request that is not streamed, in its API's format.
 fn unary_answer(
     st: &SimState,
@@ -589,9 +705,22 @@ fn unary_answer(
     let finish = if n >= a.max_tokens { "length" } else { "stop" };
     let usage = json!({"prompt_tokens": a.prompt_tokens, "total_tokens": a.prompt_tokens + n, "completion_tokens": n});
     match (route, format) {
-        (Route::Embeddings, _) => {
-            json!({"object": "list", "model": st.model, "usage": {"prompt_tokens": a.prompt_tokens, "total_tokens": a.prompt_tokens},
-            "data": [{"object": "embedding", "index": 0, "embedding": [0.125, -0.25, 0.5, 0.0625, -0.5, 0.25, 0.75, -0.125]}]})
+        (Route::Pool(kind), _) => pool_answer(st, a, kind, seq, created),
+        (Route::Responses, _) => {
+            let (think, answer) =
+                super::stream::split_tokens(seq, 0, st.reasoning_tokens.min(n), n);
+            let mut output = Vec::new();
+            if !think.is_empty() {
+                output.push(
+                    json!({"id": format!("rs_{seq}"), "type": "reasoning", "summary": [],
+                    "content": [{"type": "reasoning_text", "text": think}]}),
+                );
+            }
+            output.push(json!({"id": format!("msg_{seq}"), "type": "message", "role": "assistant", "status": "completed",
+                "content": [{"type": "output_text", "text": answer, "annotations": []}]}));
+            json!({"id": format!("resp_{seq}"), "object": "response", "created_at": created, "model": st.model,
+                "status": if finish == "length" { "incomplete" } else { "completed" }, "output": output,
+                "usage": {"input_tokens": a.prompt_tokens, "output_tokens": n, "total_tokens": a.prompt_tokens + n}})
         }
         (Route::Mii, _) => json!({"text": [text]}),
         (_, Format::Chat) => {

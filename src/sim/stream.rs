@@ -56,6 +56,8 @@ pub enum Format {
     TrtLlm,
     /// llama.cpp `/completion`: `content`, then `stop: true` with counts.
     LlamaCpp,
+    /// OpenAI Responses: `event:` + `data:` typed events, `response.completed` last.
+    Responses,
 }
 
 enum Phase {
@@ -275,6 +277,26 @@ impl SimStream {
                     "data: {{\"model_name\":\"ensemble\",\"model_version\":\"1\",\"sequence_end\":false,\"sequence_id\":0,\"sequence_start\":false,\"text_output\":\"{text}\"}}\n\n"
                 ));
             }
+            Format::Responses => {
+                if self.chunks == 0 {
+                    out.push_str(&format!(
+                        "event: response.created\ndata: {{\"type\":\"response.created\",\"sequence_number\":0,\"response\":{{\"id\":\"resp_{}\",\"object\":\"response\",\"status\":\"in_progress\",\"model\":{},\"output\":[],\"usage\":null}}}}\n\n",
+                        self.seq,
+                        serde_json::to_string(&self.st.model).unwrap()
+                    ));
+                }
+                let r = self.st.reasoning_tokens.clamp(first_index, self.sent) - first_index;
+                let (think, answer) = split_tokens(self.seq, first_index, r, tokens);
+                for (kind, delta) in [("reasoning_text", think), ("output_text", answer)] {
+                    if !delta.is_empty() {
+                        out.push_str(&format!(
+                            "event: response.{kind}.delta\ndata: {{\"type\":\"response.{kind}.delta\",\"sequence_number\":{},\"item_id\":\"msg_{}\",\"output_index\":0,\"content_index\":0,\"delta\":\"{delta}\"}}\n\n",
+                            first_index + 1,
+                            self.seq
+                        ));
+                    }
+                }
+            }
             Format::LlamaCpp => {
                 let ids: Vec<String> = (first_index..self.sent)
                     .map(|i| (1000 + i).to_string())
@@ -302,6 +324,22 @@ impl SimStream {
             }
             Format::Sglang => out.push_str("data: [DONE]\n\n"),
             Format::Tgi | Format::TrtLlm => {}
+            Format::Responses => {
+                let (event, status) = if self.finish_reason() == "length" {
+                    ("response.incomplete", "incomplete")
+                } else {
+                    ("response.completed", "completed")
+                };
+                out.push_str(&format!(
+                    "event: {event}\ndata: {{\"type\":\"{event}\",\"sequence_number\":{},\"response\":{{\"id\":\"resp_{}\",\"object\":\"response\",\"status\":\"{status}\",\"model\":{},\"usage\":{{\"input_tokens\":{},\"output_tokens\":{},\"total_tokens\":{}}}}}}}\n\n",
+                    self.sent + 1,
+                    self.seq,
+                    serde_json::to_string(&self.st.model).unwrap(),
+                    self.prompt_tokens,
+                    self.sent,
+                    self.prompt_tokens + self.sent
+                ));
+            }
             Format::LlamaCpp => out.push_str(&format!(
                 "data: {{\"index\":0,\"content\":\"\",\"tokens\":[],\"stop\":true,\"id_slot\":0,\"stop_type\":\"{}\",\"tokens_predicted\":{},\"tokens_evaluated\":{},\"timings\":{{\"prompt_n\":{},\"predicted_n\":{}}}}}\n\n",
                 if self.finish_reason() == "length" { "limit" } else { "eos" }, self.sent, self.prompt_tokens, self.prompt_tokens, self.sent

@@ -15,14 +15,20 @@ local spec = {
     { group = "Target", group_zh = "目标服务器" },
     { "--backend", default = "vllm",
       choices = { "vllm", "openai", "lmdeploy", "scalellm", "sglang-oai", "openai-chat", "vllm-chat",
-                  "lmdeploy-chat", "sglang-oai-chat", "openai-embeddings", "sglang", "tgi", "tensorrt-llm",
+                  "lmdeploy-chat", "sglang-oai-chat", "openai-responses", "openai-embeddings", "openai-embeddings-chat",
+                  "infinity-embeddings", "vllm-pooling", "vllm-rerank", "sglang", "tgi", "tensorrt-llm",
                   "llama.cpp", "deepspeed-mii" },
       help = "server API: vllm/openai/lmdeploy/scalellm/sglang-oai = /v1/completions; *-chat = "
-        .. "/v1/chat/completions; openai-embeddings = /v1/embeddings; sglang = SGLang's /generate; "
+        .. "/v1/chat/completions; openai-responses = /v1/responses (the Responses API's events); "
+        .. "openai-embeddings = /v1/embeddings with input, openai-embeddings-chat with chat messages, "
+        .. "infinity-embeddings = Infinity's /embeddings; vllm-pooling = /pooling; vllm-rerank = /rerank (a query and "
+        .. "its documents: --dataset-name random-rerank); sglang = SGLang's /generate; "
         .. "tgi = /generate_stream; tensorrt-llm = /v2/models/ensemble/generate_stream; "
         .. "llama.cpp = /completion; deepspeed-mii = /mii/{model}",
-      help_zh = "服务器接口：vllm/openai 等为文本补全（/v1/completions），*-chat 为对话，"
-        .. "openai-embeddings 为向量；sglang、tgi、tensorrt-llm、llama.cpp、deepspeed-mii 为各自的原生接口" },
+      help_zh = "服务器接口：vllm/openai 等为文本补全（/v1/completions），*-chat 为对话，openai-responses 为 Responses 接口，"
+        .. "openai-embeddings / openai-embeddings-chat / infinity-embeddings 为向量，vllm-pooling 为 /pooling，"
+        .. "vllm-rerank 为重排序（/rerank，配合 --dataset-name random-rerank）；"
+        .. "sglang、tgi、tensorrt-llm、llama.cpp、deepspeed-mii 为各自的原生接口" },
     { "--base-url", help = "server URL, e.g. http://127.0.0.1:8000", help_zh = "服务器地址，如 http://127.0.0.1:8000" },
     { "--host", help = "server host (used when --base-url is not given)", help_zh = "服务器主机名（未给 --base-url 时）" },
     { "--port", type = "int", help = "server port (used when --base-url is not given)", help_zh = "服务器端口" },
@@ -73,11 +79,14 @@ local spec = {
 
     { group = "Dataset", group_zh = "数据集" },
     { "--dataset-name", default = "random",
-      choices = { "random", "sharegpt", "sonnet", "burstgpt", "custom", "prefix_repetition", "spec_bench", "mooncake",
-                  "timed_trace" },
-      help = "prompt source; mooncake replays a Mooncake trace (ms timestamps, 512-token blocks) and timed_trace "
+      choices = { "random", "random-rerank", "sharegpt", "sonnet", "burstgpt", "custom", "prefix_repetition",
+                  "spec_bench", "mooncake", "timed_trace" },
+      help = "prompt source; random-rerank makes one query and --num-prompts documents for --backend vllm-rerank "
+        .. "(--random-input-len tokens per query-document pair, --random-batch-size documents per request); "
+        .. "mooncake replays a Mooncake trace (ms timestamps, 512-token blocks) and timed_trace "
         .. "vLLM's timed-trace format (--timed-trace-* options), both at their timestamps",
-      help_zh = "提示词来源；mooncake 回放 Mooncake 轨迹（毫秒时间戳，512 token 一块），timed_trace 为 vLLM 的"
+      help_zh = "提示词来源；random-rerank 生成一个查询和 --num-prompts 个文档，用于 --backend vllm-rerank；"
+        .. "mooncake 回放 Mooncake 轨迹（毫秒时间戳，512 token 一块），timed_trace 为 vLLM 的"
         .. "时间轨迹格式（见 --timed-trace-*），都按时间戳发送" },
     { "--dataset-path", help = "dataset file (ShareGPT JSON, BurstGPT CSV, custom or trace JSONL; .gz allowed)",
       help_zh = "数据文件（ShareGPT JSON、BurstGPT CSV、自定义或轨迹 JSONL，可为 .gz）" },
@@ -95,8 +104,10 @@ local spec = {
         .. "sonnet, sharegpt, custom, spec_bench, prefix_repetition, hf)",
       help_zh = "所有带输出长度的数据集的输出 token 数（random、sonnet、sharegpt、custom、spec_bench、prefix_repetition、hf）" },
     { "--random-batch-size", type = "int", default = 1,
-      help = "prompts per request for the embeddings benchmark (only 1 is supported so far)",
-      help_zh = "向量（embeddings）基准中每个请求的提示数（目前只支持 1）" },
+      help = "random: prompts per request, sent as one list to a pooling backend (embeddings, vllm-pooling); "
+        .. "random-rerank: documents per request",
+      help_zh = "random：每个请求包含的提示数，作为一个列表发给池化类后端（embeddings、vllm-pooling）；"
+        .. "random-rerank：每个请求的文档数" },
     { "--sharegpt-output-len", type = "int", help = "fixed output length instead of each conversation's answer length",
       help_zh = "固定输出长度（代替参考回答的长度）" },
     { "--sonnet-input-len", type = "int", default = 550, help = "sonnet: input tokens", help_zh = "sonnet：输入 token 数" },
@@ -104,6 +115,10 @@ local spec = {
     { "--sonnet-prefix-len", type = "int", default = 200, help = "sonnet: shared prefix tokens", help_zh = "sonnet：共享前缀 token 数" },
     { "--custom-output-len", type = "int", default = 256, help = "custom: output tokens (-1: each line's output_tokens)",
       help_zh = "custom：输出 token 数（-1 表示用每行的 output_tokens）" },
+    { "--no-reranker", type = "bool",
+      help = "random-rerank: the model is an embeddings model, not a reranker: the query is one of each "
+        .. "request's --random-batch-size texts and every text is --random-input-len tokens",
+      help_zh = "random-rerank：模型是向量模型而不是重排序模型：查询算作每个请求的文本之一，每段文本 --random-input-len 个 token" },
     { "--skip-chat-template", type = "bool",
       help = "custom and spec_bench: send each prompt as written; by default, as vLLM does, a completions backend "
         .. "gets it rendered with the tokenizer's chat template (when the tokenizer has one)",
@@ -188,8 +203,6 @@ local spec = {
       help = "random-mm: caps per modality", help_zh = "random-mm：每种模态的上限" },
     { "--random-mm-bucket-config", metavar = "DICT", default = "{(256, 256, 1): 0.5, (720, 1280, 1): 0.5, (720, 1280, 16): 0.0}",
       help = "random-mm: (height, width, frames) -> probability", help_zh = "random-mm：(高, 宽, 帧数) -> 概率" },
-    { "--no-reranker", type = "bool", help = "random-rerank: the model does not rerank natively",
-      help_zh = "random-rerank：模型本身不支持重排序" },
     { "--custom-ensure-client-side-data", type = "bool", help = "custom_image: send images as data URLs made on the client",
       help_zh = "custom_image：在客户端把图片编码成 data URL 发送" },
 
@@ -265,10 +278,11 @@ local spec = {
     { "--profile", type = "bool",
       help = "call vLLM's /start_profile and /stop_profile around the measured part (server needs VLLM_TORCH_PROFILER_DIR)",
       help_zh = "在正式测量前后调用 vLLM 的 /start_profile 与 /stop_profile（服务器需设置 VLLM_TORCH_PROFILER_DIR）" },
-    { "--percentile-metrics", default = "ttft,tpot,itl",
+    { "--percentile-metrics",
       help = "metrics to report: ttft,tpot,itl,e2el and vLLM's client_queue_time,e2el_including_client_queue "
-        .. "(shown with --max-concurrency; the second also needs a finite --request-rate)",
-      help_zh = "要报告的指标" },
+        .. "(shown with --max-concurrency; the second also needs a finite --request-rate); default ttft,tpot,itl, "
+        .. "and e2el for pooling backends (embeddings, pooling, rerank), as vLLM",
+      help_zh = "要报告的指标；默认 ttft,tpot,itl，池化类后端（embeddings、pooling、rerank）默认 e2el，与 vLLM 相同" },
     { "--metric-percentiles", default = "99", help = "percentiles to report, e.g. 50,90,99", help_zh = "要报告的分位数" },
     { "--goodput", type = "list", metavar = "KEY:MS", help = "SLOs for goodput, e.g. ttft:500 tpot:50",
       help_zh = "goodput 的 SLO，例如 ttft:500 tpot:50" },

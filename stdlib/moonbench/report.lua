@@ -26,6 +26,8 @@ local L = {
     duration = "Benchmark duration (s):",
     tin = "Total input tokens:",
     tout = "Total generated tokens:",
+    tseq = "Total input sequences:",
+    sthr = "Input sequence throughput (seq/s):",
     rthr = "Request throughput (req/s):",
     good = "Request goodput (req/s):",
     othr = "Output token throughput (tok/s):",
@@ -85,6 +87,8 @@ local L = {
     duration = "测试时长 (s):",
     tin = "输入 token 总数:",
     tout = "生成 token 总数:",
+    tseq = "输入序列总数:",
+    sthr = "输入序列吞吐量 (seq/s):",
     rthr = "请求吞吐量 (req/s):",
     good = "有效请求吞吐量 goodput (req/s):",
     othr = "输出 token 吞吐量 (tok/s):",
@@ -195,16 +199,22 @@ function M.format(s, opts)
   elseif s.schedule == "custom" then line(t.rate, t.custom) end
   line(t.duration, num(s.duration))
   line(t.tin, tostring(s.total_input_tokens))
-  line(t.tout, tostring(s.total_output_tokens))
+  -- 池化类结果（embeddings、rerank）没有输出 token，改为输入序列数。Pooling results count input sequences.
+  local pooling = s.total_input_sequences ~= nil
+  if pooling then line(t.tseq, tostring(s.total_input_sequences))
+  else line(t.tout, tostring(s.total_output_tokens)) end
   line(t.rthr, num(s.request_throughput))
+  if pooling then line(t.sthr, num(s.input_sequence_throughput)) end
   if s.request_goodput ~= nil then line(t.good, num(s.request_goodput)) end
-  line(t.othr, num(s.output_throughput))
-  line(t.peak_out, num(s.max_output_tokens_per_s))
+  if not pooling then
+    line(t.othr, num(s.output_throughput))
+    line(t.peak_out, num(s.max_output_tokens_per_s))
+  end
   -- vLLM 的 max_concurrent_requests 按 1 秒分桶计数，会把先后发生的请求也算作"同时"；
   -- 这里打印精确的同时在途峰值 peak_in_flight（JSON 里两者都有）。
   -- vLLM's max_concurrent_requests counts requests per 1-second bucket and overcounts;
   -- the table shows the exact peak in flight (both are in the JSON).
-  line(t.peak_conc, num((s.peak_in_flight or s.max_concurrent_requests) + 0.0))
+  line(t.peak_conc, num((s.peak_in_flight or s.max_concurrent_requests or 0) + 0.0))
   line(t.tthr, num(s.total_token_throughput))
   local percentiles = s.percentiles or { 99 }
   for _, m in ipairs({ { "ttft", "TTFT" }, { "tpot", "TPOT" }, { "itl", "ITL" }, { "e2el", "E2EL" },
