@@ -223,7 +223,41 @@ local function dataset_path()
   end
   return args.dataset_path
 end
+-- 扫描（--sweep-*，与 vLLM 的 Rust 客户端相同）：每个并发上限 / 请求速率各跑一次。
+-- Sweeps: one run per concurrency cap and/or request rate.
+local sweep_conc, sweep_rate = {}, {}
+for _, v in ipairs(argparse.split(args.sweep_max_concurrency or "")) do
+  local c = math.tointeger(tonumber(v))
+  if not c or c < 1 then
+    error("moonbench bench: --sweep-max-concurrency takes whole numbers >= 1, like 1,2,4,8; got '" .. v .. "'", 0)
+  end
+  sweep_conc[#sweep_conc + 1] = c
+end
+for _, v in ipairs(argparse.split(args.sweep_request_rate or "")) do
+  local r = (v:lower() == "inf") and math.huge or tonumber(v)
+  if not r or r <= 0 then
+    error("moonbench bench: --sweep-request-rate takes rates > 0 (or inf), like 1,2,4,inf; got '" .. v .. "'", 0)
+  end
+  sweep_rate[#sweep_rate + 1] = r
+end
+if args.sweep_num_prompts_factor and (#sweep_conc == 0 or not (args.sweep_num_prompts_factor > 0)) then
+  error("moonbench bench: --sweep-num-prompts-factor needs --sweep-max-concurrency and a factor > 0", 0)
+end
+if #sweep_rate > 0 and (args.ramp_up_strategy or args.self_timed) then
+  error("moonbench bench: --sweep-request-rate sets the rate of each run; it cannot be combined with "
+    .. "--ramp-up-strategy or --self-timed", 0)
+end
+local points = {}
+for _, c in ipairs(#sweep_conc > 0 and sweep_conc or { args.max_concurrency or false }) do
+  for _, r in ipairs(#sweep_rate > 0 and sweep_rate or { false }) do
+    points[#points + 1] = { conc = c or nil, rate = r or nil,
+      n = args.sweep_num_prompts_factor and math.ceil(args.sweep_num_prompts_factor * c) or nil }
+  end
+end
+local sweeping = #points > 1 or #sweep_conc > 0 or #sweep_rate > 0
+
 local n = math.max(args.num_prompts, 1)
+for _, pt in ipairs(points) do if pt.n and pt.n > n then n = pt.n end end
 local requests
 local name = args.dataset_name
 if name == "random" then
@@ -352,11 +386,13 @@ elseif args.ramp_up_start_rps or args.ramp_up_end_rps then
   error("moonbench bench: --ramp-up-start-rps/--ramp-up-end-rps need --ramp-up-strategy linear|exponential", 0)
 elseif replay then
   arrival = mb.arrival.trace{ timestamps = requests, scale = args.trace_time_scale }
-elseif args.request_rate == math.huge then
-  arrival = mb.arrival.infinite()
-else
-  arrival = mb.arrival.poisson{ rate = args.request_rate, burstiness = args.burstiness, seed = args.seed }
 end
+-- 固定速率的到达过程（扫描时每个点重新生成）。Arrivals at a fixed rate (made again per sweep point).
+local function rate_arrival(rate)
+  if rate == math.huge then return mb.arrival.infinite() end
+  return mb.arrival.poisson{ rate = rate, burstiness = args.burstiness, seed = args.seed }
+end
+if not arrival then arrival = rate_arrival(args.request_rate) end
 
 if use_sim then
   say(string.format("Target: built-in simulator at %s (TTFT %s ms, ITL %s ms)", target.base_url, args.sim_ttft_ms, args.sim_itl_ms),
@@ -381,7 +417,9 @@ say("Maximum request concurrency: " .. tostring(args.max_concurrency or "None"),
 -- 运行 Run ------------------------------------------------------------------------
 -- 一次运行：发送、打印、保存、画图。--num-runs N 时重复 N 次，文件名加 -run1、-run2 ……
 -- One run: send, print, save, plot. With --num-runs N it repeats, files named -run1, -run2, ...
+local point_tag = nil   -- 扫描点的文件名后缀 the sweep point's file-name suffix
 local function suffixed(file, i)
+  if point_tag and args.result_filename then file = (file:gsub("%.json$", "")) .. point_tag .. ".json" end
   if args.num_runs <= 1 then return file end
   return (file:gsub("%.json$", "")) .. "-run" .. i .. ".json"
 end
@@ -463,11 +501,57 @@ end
 
 local res, path
 local summaries, paths = {}, {}
-for run_i = 1, args.num_runs do
-  res, path = one_run(run_i)
-  summaries[run_i] = res:summary()
-  paths[run_i] = path
-  if res.partial or res.stopped then break end
+local sweep_rows = {}
+for k, pt in ipairs(points) do
+  if sweeping then
+    args.max_concurrency = pt.conc
+    if pt.rate then
+      args.request_rate = pt.rate
+      arrival = rate_arrival(pt.rate)
+    end
+    if pt.n then send_n = pt.n end
+    point_tag = (pt.conc and ("-c" .. pt.conc) or "") .. (pt.rate and ("-r" .. (pt.rate == math.huge and "inf"
+      or tostring(pt.rate))) or "")
+    say(string.format("== sweep point %d of %d: max concurrency %s, request rate %s, %d requests ==", k, #points,
+      tostring(pt.conc or "None"), pt.rate == math.huge and "inf" or tostring(pt.rate or args.request_rate), send_n),
+      string.format("== 扫描点 %d / %d：最大并发 %s，请求速率 %s，%d 个请求 ==", k, #points,
+      tostring(pt.conc or "无限制"), pt.rate == math.huge and "inf" or tostring(pt.rate or args.request_rate), send_n))
+    summaries, paths = {}, {}
+  end
+  for run_i = 1, args.num_runs do
+    res, path = one_run(run_i)
+    summaries[run_i] = res:summary()
+    paths[run_i] = path
+    if res.partial or res.stopped then break end
+  end
+  if sweeping then
+    local sm = summaries[#summaries]
+    sweep_rows[#sweep_rows + 1] = { max_concurrency = pt.conc, request_rate = args.request_rate == math.huge and "inf"
+      or args.request_rate, num_prompts = send_n, result = paths[#paths], completed = sm.completed,
+      failed = sm.failed, request_throughput = sm.request_throughput, output_throughput = sm.output_throughput,
+      mean_ttft_ms = sm.mean_ttft_ms, mean_tpot_ms = sm.mean_tpot_ms, mean_e2el_ms = sm.mean_e2el_ms }
+    if res.partial or res.stopped then break end
+  end
+end
+-- 扫描结果对比表。The sweep's points side by side.
+if sweeping then
+  local function f(v) return type(v) == "number" and string.format("%.2f", v) or "-" end
+  print(string.rep("=", 22) .. (zh and " 扫描汇总 " or " Sweep ") .. string.rep("=", 22))
+  print(string.format("%-6s %-6s %7s %9s %11s %10s %10s", zh and "并发" or "conc", zh and "速率" or "rate",
+    zh and "成功" or "ok", "req/s", "out tok/s", "TTFT ms", "TPOT ms"))
+  for _, row in ipairs(sweep_rows) do
+    print(string.format("%-6s %-6s %7d %9s %11s %10s %10s", tostring(row.max_concurrency or "-"),
+      tostring(row.request_rate), row.completed, f(row.request_throughput), f(row.output_throughput),
+      f(row.mean_ttft_ms), f(row.mean_tpot_ms)))
+  end
+  print(string.rep("=", 51))
+  if sweep_rows[1] and sweep_rows[1].result then
+    local out = (sweep_rows[1].result:gsub("%.json$", "")) .. ".sweep.json"
+    local fh = assert(io.open(out, "w"))
+    fh:write(mb.json.encode({ points = sweep_rows }))
+    fh:close()
+    say("Sweep summary saved to " .. out, "扫描汇总已保存到 " .. out)
+  end
 end
 
 -- 多次运行的汇总：每个指标的平均值、标准差、最小、最大与变异系数（CV = std / mean）。

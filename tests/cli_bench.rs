@@ -1061,3 +1061,56 @@ fn no_stream_keeps_answers_streamed() {
     assert_eq!(b.len(), 1);
     assert_eq!(b[0]["stream"], true, "{}", b[0]);
 }
+
+/// --sweep-max-concurrency with --sweep-num-prompts-factor: one run per cap, each
+/// sending factor x cap requests and never exceeding its cap, then one sweep file
+/// naming every point's result.
+#[test]
+fn sweep_over_concurrency_as_vllms_rust_client() {
+    let dir = tmpdir("sweep");
+    let out = run(
+        &[
+            "bench",
+            "--sweep-max-concurrency",
+            "1,3",
+            "--sweep-num-prompts-factor",
+            "2",
+            "--random-input-len",
+            "8",
+            "--random-output-len",
+            "4",
+            "--sim-ttft-ms",
+            "5",
+            "--sim-itl-ms",
+            "1",
+            "--disable-tqdm",
+            "--save-result",
+            "--result-dir",
+            dir.to_str().unwrap(),
+            "--result-filename",
+            "s.json",
+        ],
+        Duration::from_secs(60),
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let sweep: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("s-c1.sweep.json")).unwrap())
+            .unwrap();
+    let points = sweep["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "{sweep}");
+    for (p, cap) in points.iter().zip([1u64, 3]) {
+        assert_eq!(p["max_concurrency"], cap);
+        let file = p["result"].as_str().unwrap();
+        let r: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+        assert_eq!(r["max_concurrency"], cap, "{file}");
+        assert_eq!(r["completed"], 2 * cap, "{file}: factor x cap requests");
+        assert!(r["peak_in_flight"].as_u64().unwrap() <= cap, "{file}");
+    }
+    let bad = run(
+        &["bench", "--sweep-request-rate", "2,fast"],
+        Duration::from_secs(20),
+    );
+    assert!(!bad.status.success());
+    assert!(text(&bad).1.contains("got 'fast'"), "{}", text(&bad).1);
+}

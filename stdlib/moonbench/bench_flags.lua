@@ -228,6 +228,18 @@ local spec = {
       help = "run the benchmark N times (files -run1, -run2, ...) and report each metric's mean, std, min, max and "
         .. "coefficient of variation across the runs (<result>.runs.json with --save-result)",
       help_zh = "重复运行 N 次（文件名加 -run1、-run2 ……），并报告每个指标在各次之间的平均值、标准差、最小、最大与变异系数" },
+    { "--sweep-max-concurrency", metavar = "N,N,...",
+      help = "run the benchmark once per concurrency cap in the list (e.g. 1,2,4,8), as vLLM's Rust client; "
+        .. "each point is its own result file, and a table compares them (<result>.sweep.json with --save-result)",
+      help_zh = "对列表中的每个并发上限各运行一次（如 1,2,4,8），每个点一个结果文件，最后打印对比表" },
+    { "--sweep-request-rate", metavar = "R,R,...",
+      help = "run the benchmark once per request rate in the list (e.g. 1,2,4,inf); with --sweep-max-concurrency, "
+        .. "every pair",
+      help_zh = "对列表中的每个请求速率各运行一次（如 1,2,4,inf）；与 --sweep-max-concurrency 同用时遍历每一对组合" },
+    { "--sweep-num-prompts-factor", type = "number",
+      help = "with --sweep-max-concurrency: send factor x concurrency requests at each point (instead of "
+        .. "--num-prompts), so every point runs about as long",
+      help_zh = "与 --sweep-max-concurrency 同用：每个点发送 factor × 并发数 个请求（代替 --num-prompts），使各点时长相近" },
     { "--dry-run", type = "bool",
       help = "build the dataset, print its statistics and send nothing",
       help_zh = "只构建数据集并打印其统计，不发送任何请求" },
