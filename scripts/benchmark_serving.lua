@@ -104,12 +104,6 @@ for _, p in ipairs(argparse.split(args.metric_percentiles)) do
   end
   percentiles[#percentiles + 1] = v
 end
--- 池化类后端（embeddings、pooling、rerank）没有输出 token，默认只报告 E2EL（与 vLLM 相同）。
--- Pooling backends have no output tokens: E2EL by default, as vLLM.
-local pooling_backends = { ["openai-embeddings"] = true, ["openai-embeddings-chat"] = true,
-  ["infinity-embeddings"] = true, ["vllm-pooling"] = true, ["vllm-rerank"] = true }
-local is_pooling = pooling_backends[args.backend] == true
-local metrics = argparse.split(args.percentile_metrics or (is_pooling and "e2el" or "ttft,tpot,itl"))
 -- 时间线的两个 ITL 阈值（毫秒），在发送前就检查。The timeline's thresholds, checked before sending.
 local itl_thresholds = {}
 for _, v in ipairs(argparse.split(args.timeline_itl_thresholds)) do itl_thresholds[#itl_thresholds + 1] = tonumber(v) end
@@ -214,6 +208,10 @@ local target = mb.target{
     faults = args.sim_faults, seed = args.seed,
   } or nil,
 }
+
+-- 池化类后端（embeddings、pooling、rerank；target.pooling）没有输出 token，默认只报告 E2EL（与 vLLM 相同）。
+-- Pooling backends (target.pooling) have no output tokens: E2EL by default, as vLLM.
+local metrics = argparse.split(args.percentile_metrics or (target.pooling and "e2el" or "ttft,tpot,itl"))
 
 -- 提示词 Prompts ------------------------------------------------------------------
 local is_chat = target.api == "chat"

@@ -484,32 +484,23 @@ fn llama_server_embeddings() {
     }
     // Batches of 4 prompts as one `input` list: the server's token count for the
     // batch is the sum of what it counts for each prompt alone.
-    let single = bench(
-        &srv.url(),
-        "emb-single",
-        &[
-            "--backend",
-            "openai-embeddings",
-            "--num-prompts",
-            "8",
-            "--random-input-len",
-            "16",
-        ],
-    );
-    let batched = bench(
-        &srv.url(),
-        "emb-batch",
-        &[
-            "--backend",
-            "openai-embeddings",
-            "--num-prompts",
-            "8",
-            "--random-input-len",
-            "16",
-            "--random-batch-size",
-            "4",
-        ],
-    );
+    let embed = |tag: &str, batch: &str| {
+        bench(
+            &srv.url(),
+            tag,
+            &[
+                "--backend",
+                "openai-embeddings",
+                "--num-prompts",
+                "8",
+                "--random-input-len",
+                "16",
+                "--random-batch-size",
+                batch,
+            ],
+        )
+    };
+    let (single, batched) = (embed("emb-single", "1"), embed("emb-batch", "4"));
     assert_eq!(batched.result["completed"], 2, "{}", batched.stdout);
     assert_eq!(batched.result["total_input_sequences"], 8);
     let server_total = |r: &Run| -> u64 {

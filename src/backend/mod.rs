@@ -214,6 +214,17 @@ impl Backend {
     }
 }
 
+/// A target for `backend` at a placeholder address, sending `model` (unit tests
+/// of request bodies and decoders).
+#[cfg(test)]
+pub fn test_target(backend: &str, model: &str) -> Target {
+    Target::new(
+        Backend::parse(backend).unwrap(),
+        BaseUrl::parse("http://h:1").unwrap(),
+        model,
+    )
+}
+
 /// `http` or `https`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {

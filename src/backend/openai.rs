@@ -282,14 +282,9 @@ pub fn on_body(api: Api, body: &[u8], t: u64, acc: &mut Accum) -> Result<(), Req
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{Backend, BaseUrl};
 
     fn target(backend: &str) -> Target {
-        Target::new(
-            Backend::parse(backend).unwrap(),
-            BaseUrl::parse("http://h:1").unwrap(),
-            "m",
-        )
+        crate::backend::test_target(backend, "m")
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use super::exec::Accum;
-use super::protocol::{object, protocol, server_error, unexpected};
+use super::protocol::{object, protocol, server_error, unexpected, usage_count};
 use super::{Api, Target};
 use crate::dataset::{Prompt, Request};
 use crate::metrics::RequestError;
@@ -115,13 +115,8 @@ pub fn on_body(api: Api, body: &[u8], t: u64, acc: &mut Accum) -> Result<(), Req
         return Err(unexpected(api, &o, body));
     }
     let usage = o.get("usage");
-    let count = |k: &str| {
-        usage
-            .and_then(|u| u.get(k))
-            .and_then(|v| v.as_u64())
-            .map(|v| v as u32)
-    };
-    acc.usage_prompt = count("prompt_tokens").or_else(|| count("total_tokens"));
+    acc.usage_prompt =
+        usage_count(usage, "prompt_tokens").or_else(|| usage_count(usage, "total_tokens"));
     acc.usage_completion = Some(0);
     acc.push_empty_answer(t);
     Ok(())
@@ -130,14 +125,9 @@ pub fn on_body(api: Api, body: &[u8], t: u64, acc: &mut Accum) -> Result<(), Req
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{Backend, BaseUrl};
 
     fn target(backend: &str) -> Target {
-        Target::new(
-            Backend::parse(backend).unwrap(),
-            BaseUrl::parse("http://h:1").unwrap(),
-            "m",
-        )
+        crate::backend::test_target(backend, "m")
     }
 
     fn texts(t: &[&str]) -> Request {

@@ -258,6 +258,14 @@ pub fn str_field<'a>(
     }
 }
 
+/// A token count `key` of a `usage` object, if the server reported one.
+pub fn usage_count(usage: Option<&Value>, key: &str) -> Option<u32> {
+    usage
+        .and_then(|u| u.get(key))
+        .and_then(|v| v.as_u64())
+        .map(|v| v as u32)
+}
+
 /// Moves the sampling fields of `target.body` and `req.extra` into `out` (optionally
 /// renamed), for backends whose sampling parameters live in a nested object.
 pub fn merged_fields(target: &Target, req: &Request) -> Map<String, Value> {
@@ -293,7 +301,6 @@ pub fn text_prompt(target: &Target, req: &Request) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{Backend, BaseUrl};
     use serde_json::json;
 
     /// vLLM's sampling flags (`--logprobs`, `--repetition-penalty`, a LoRA module as
@@ -301,11 +308,7 @@ mod tests {
     #[test]
     fn sampling_fields_go_where_each_api_reads_them() {
         let body = |backend: &str| -> Value {
-            let mut t = Target::new(
-                Backend::parse(backend).unwrap(),
-                BaseUrl::parse("http://h:1").unwrap(),
-                "base",
-            );
+            let mut t = crate::backend::test_target(backend, "base");
             t.body.insert("logprobs".into(), json!(5));
             t.body.insert("repetition_penalty".into(), json!(1.1));
             let mut r = Request::text("hi", 1, Some(4));

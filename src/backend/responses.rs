@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::exec::{Accum, ServerTiming};
-use super::protocol::{error_message, object, protocol, snippet, unexpected};
+use super::protocol::{error_message, object, protocol, snippet, unexpected, usage_count};
 use super::{Api, Target};
 use crate::dataset::{Prompt, Request};
 use crate::metrics::{ErrorKind, RequestError};
@@ -141,16 +141,10 @@ fn server_err(e: Option<&Value>) -> RequestError {
 /// The end of an answer: its usage, and the finish.
 fn finish(response: Option<&Value>, acc: &mut Accum) {
     let usage = response.and_then(|r| r.get("usage"));
-    let count = |k: &str| {
-        usage
-            .and_then(|u| u.get(k))
-            .and_then(|v| v.as_u64())
-            .map(|v| v as u32)
-    };
-    if let Some(n) = count("input_tokens") {
+    if let Some(n) = usage_count(usage, "input_tokens") {
         acc.usage_prompt = Some(n);
     }
-    if let Some(n) = count("output_tokens") {
+    if let Some(n) = usage_count(usage, "output_tokens") {
         acc.usage_completion = Some(n);
     }
     acc.done = true;
@@ -189,15 +183,10 @@ pub fn on_body(body: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{Backend, BaseUrl};
 
     #[test]
     fn body_as_vllm_sends_it() {
-        let mut t = Target::new(
-            Backend::parse("openai-responses").unwrap(),
-            BaseUrl::parse("http://h:1").unwrap(),
-            "m",
-        );
+        let mut t = crate::backend::test_target("openai-responses", "m");
         t.body.insert("logprobs".into(), json!(2));
         let v = body(&t, &Request::text("hi", 1, Some(16))).unwrap();
         assert_eq!(

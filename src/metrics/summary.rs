@@ -259,59 +259,56 @@ impl Summary {
     /// vLLM's scalar results with vLLM's key names (`completed`, `mean_ttft_ms`, ...),
     /// the metric blocks limited to `selected`.
     pub fn vllm_map(&self, selected: &[Metric], goodput_key: &str) -> Map<String, Value> {
+        // One layout for both of vLLM's results, in vLLM's key order: a pooling run
+        // (embeddings, rerank) reports input sequences where a generation run reports
+        // output tokens, and only E2EL among the per-request metrics.
+        let pooling = self.pooling;
         let mut m = Map::new();
-        if self.pooling {
-            // vLLM's pooling result: inputs only, E2EL.
-            m.insert("duration".into(), json!(self.duration));
-            m.insert("completed".into(), json!(self.completed));
-            m.insert("failed".into(), json!(self.failed));
-            m.insert("total_input_tokens".into(), json!(self.total_input_tokens));
-            m.insert(
-                "total_input_sequences".into(),
-                json!(self.total_input_sequences),
-            );
-            m.insert("request_throughput".into(), json!(self.request_throughput));
-            m.insert(
-                "input_sequence_throughput".into(),
-                json!(self.input_sequence_throughput),
-            );
-            m.insert(
-                "total_token_throughput".into(),
-                json!(self.total_token_throughput),
-            );
-            for metric in [Metric::E2el]
-                .iter()
-                .chain(Metric::VLLM_QUEUE.iter())
-                .filter(|m| selected.contains(m))
-            {
-                self.insert_stats(&mut m, *metric);
-            }
-            return m;
-        }
         m.insert("duration".into(), json!(self.duration));
         m.insert("completed".into(), json!(self.completed));
         m.insert("failed".into(), json!(self.failed));
         m.insert("total_input_tokens".into(), json!(self.total_input_tokens));
-        m.insert(
-            "total_output_tokens".into(),
-            json!(self.total_output_tokens),
-        );
+        if pooling {
+            m.insert(
+                "total_input_sequences".into(),
+                json!(self.total_input_sequences),
+            );
+        } else {
+            m.insert(
+                "total_output_tokens".into(),
+                json!(self.total_output_tokens),
+            );
+        }
         m.insert("request_throughput".into(), json!(self.request_throughput));
-        m.insert(goodput_key.into(), json!(self.request_goodput));
-        m.insert("output_throughput".into(), json!(self.output_throughput));
+        if pooling {
+            m.insert(
+                "input_sequence_throughput".into(),
+                json!(self.input_sequence_throughput),
+            );
+        } else {
+            m.insert(goodput_key.into(), json!(self.request_goodput));
+            m.insert("output_throughput".into(), json!(self.output_throughput));
+        }
         m.insert(
             "total_token_throughput".into(),
             json!(self.total_token_throughput),
         );
-        m.insert(
-            "max_output_tokens_per_s".into(),
-            json!(self.max_output_tokens_per_s),
-        );
-        m.insert(
-            "max_concurrent_requests".into(),
-            json!(self.max_concurrent_requests),
-        );
-        for metric in Metric::VLLM
+        if !pooling {
+            m.insert(
+                "max_output_tokens_per_s".into(),
+                json!(self.max_output_tokens_per_s),
+            );
+            m.insert(
+                "max_concurrent_requests".into(),
+                json!(self.max_concurrent_requests),
+            );
+        }
+        let per_request: &[Metric] = if pooling {
+            &[Metric::E2el]
+        } else {
+            &Metric::VLLM
+        };
+        for metric in per_request
             .iter()
             .chain(Metric::VLLM_QUEUE.iter())
             .filter(|m| selected.contains(m))

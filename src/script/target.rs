@@ -32,6 +32,7 @@ impl UserData for LuaTarget {
         f.add_field_method_get("backend", |_, t| Ok(t.target.backend.name.clone()));
         f.add_field_method_get("endpoint", |_, t| Ok(t.target.endpoint.clone()));
         f.add_field_method_get("api", |_, t| Ok(t.target.backend.api.name()));
+        f.add_field_method_get("pooling", |_, t| Ok(t.target.backend.api.pooling()));
         f.add_field_method_get("stream", |_, t| Ok(t.target.stream));
         f.add_field_method_get("is_sim", |_, t| Ok(t.sim.is_some()));
         f.add_field_method_get("tokenizer", |_, t| Ok(LuaTokenizer(t.tokenizer.clone())));
