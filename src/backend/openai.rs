@@ -30,10 +30,6 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
         (Api::Completions, Prompt::TokenIds(ids)) => {
             m.insert("prompt".into(), json!(ids));
         }
-        (Api::Completions, Prompt::Texts(t)) => {
-            // The completions API takes a list of prompts (one choice each).
-            m.insert("prompt".into(), json!(t));
-        }
         (Api::Completions, Prompt::Messages(_)) => {
             return Err(format!(
                 "a request has chat messages, but backend '{}' sends plain prompts to {}; use --backend openai-chat, \
@@ -60,9 +56,11 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
             ));
         }
         (_, Prompt::Texts(_)) => {
+            // A list of prompts would come back as several choices, and each
+            // request is measured as one answer: batches are for pooling backends.
             return Err(format!(
-                "a request has several texts (a batch or a rerank query), which a chat backend ('{}') cannot send \
-                 as one conversation",
+                "a request has several texts (a batch or a rerank query), but backend '{}' measures one answer \
+                 per request; send batches to a pooling backend (openai-embeddings, vllm-pooling, vllm-rerank)",
                 target.backend.name
             ));
         }
@@ -285,6 +283,18 @@ mod tests {
 
     fn target(backend: &str) -> Target {
         crate::backend::test_target(backend, "m")
+    }
+
+    /// A batch of texts is refused by the generation APIs (their answer would be
+    /// several choices, measured as one).
+    #[test]
+    fn batches_are_for_pooling_backends() {
+        let mut r = Request::text("", 2, Some(4));
+        r.prompt = Prompt::Texts(vec!["a".into(), "b".into()]);
+        for b in ["vllm", "openai-chat"] {
+            let e = body(&target(b), &r).unwrap_err();
+            assert!(e.contains("pooling backend"), "{b}: {e}");
+        }
     }
 
     #[test]
