@@ -43,7 +43,8 @@ end
 --   Start a simulator yourself, e.g. to point two targets at it.
 
 -- 分词器 Tokenizer ----------------------------------------------------------
--- mb.tokenizer("path/to/tokenizer.json" 或 模型目录 或 "Org/Model"（只在本地 HF 缓存里找，不会下载）)
+-- mb.tokenizer("path/to/tokenizer.json" 或 模型目录 或 "model.gguf"（llama.cpp 的模型文件，读其中的分词器）
+--   或 "Org/Model"（先查本地 HF 缓存，没有则从 Hub 下载）)
 -- mb.tokenizer("words") 是"按空格数词"的简易分词器：一个词 = 一个 token（内置模拟器就这样数）。
 -- 用法: tok:encode(text) -> {ids}, tok:decode(ids) -> text, tok:count(text) -> 数量,
 --       tok:apply_chat_template(messages, { add_generation_prompt = true }) -> 套用对话模板后的文本

@@ -174,12 +174,15 @@ struct Run {
 fn bench(url: &str, tag: &str, args: &[&str]) -> Run {
     let dir = tmpdir(&format!("interop-{tag}"));
     let records = dir.join("records.jsonl");
+    let tokenizer = if args.contains(&"--tokenizer") {
+        &[][..]
+    } else {
+        &["--tokenizer", "words"][..]
+    };
     let mut all: Vec<String> = [
         "bench",
         "--base-url",
         url,
-        "--tokenizer",
-        "words",
         "--disable-tqdm",
         "--save-result",
         "--result-dir",
@@ -192,6 +195,7 @@ fn bench(url: &str, tag: &str, args: &[&str]) -> Run {
         "0.2",
     ]
     .iter()
+    .chain(tokenizer)
     .map(|s| s.to_string())
     .collect();
     all.extend(args.iter().map(|s| s.to_string()));
@@ -447,6 +451,108 @@ fn llama_server_prompt_tokens_match_its_tokenizer() {
     }
     want.sort();
     assert_eq!(seen, want, "usage.prompt_tokens vs /tokenize");
+}
+
+/// The tokenizer moonbench reads from the model's GGUF file (`--tokenizer
+/// model.gguf`) is llama-server's: `/tokenize` gives the same ids for every text
+/// of llama.cpp's own tokenizer test set and a few more (code, Chinese, emoji,
+/// special tokens), `/apply-template` renders the same chat prompt, and a random
+/// dataset built with it is exactly as long as the server's usage says.
+#[test]
+#[ignore = "needs the real servers: tests/realservers/run.sh"]
+fn llama_server_tokenizes_as_the_gguf_tokenizer() {
+    let dir = servers_dir();
+    let srv = llama_server(&dir, &["-np", "2", "--metrics"], "gguf-tokenizer");
+    let gguf = dir.join("model/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let tok = moonbench::tokenizer::Tokenizer::load(gguf.to_str().unwrap()).unwrap();
+    let inp = std::fs::read_to_string(dir.join("vocab/ggml-vocab-gpt-2.gguf.inp")).unwrap();
+    let mut texts: Vec<String> = inp
+        .split("\n__ggml_vocab_test__\n")
+        .map(String::from)
+        .collect();
+    texts.extend(
+        [
+            "你好，世界！今天的月亮很亮。",
+            "fn main() {\n    println!(\"{}\", 1234567);\n}\n",
+            "<|im_start|>user\nhello<|im_end|>\n<|im_start|>assistant\n",
+            "emoji 🚀🌕 and tabs\t\tend",
+        ]
+        .map(String::from),
+    );
+    let mut differ = Vec::new();
+    for t in &texts {
+        let body = serde_json::json!({ "content": t }).to_string();
+        let (status, answer) = http(srv.port, "POST", "/tokenize", &body).unwrap();
+        assert_eq!(status, 200, "{answer}");
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        let theirs: Vec<u32> = v["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect();
+        if tok.encode(t) != theirs {
+            differ.push(format!(
+                "{t:?}: ours {:?}, server {theirs:?}",
+                tok.encode(t)
+            ));
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    let msgs = serde_json::json!([
+        {"role": "user", "content": "What is the moon?"},
+        {"role": "assistant", "content": "A rock."},
+        {"role": "user", "content": "How far?"},
+    ]);
+    let (status, answer) = http(
+        srv.port,
+        "POST",
+        "/apply-template",
+        &serde_json::json!({ "messages": msgs }).to_string(),
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let theirs: Value = serde_json::from_str(&answer).unwrap();
+    let ours = tok
+        .apply_chat_template(&msgs, true, &Default::default())
+        .unwrap();
+    assert_eq!(ours, theirs["prompt"].as_str().unwrap(), "chat template");
+    let run = bench(
+        &srv.url(),
+        "gguf-tokenizer",
+        &[
+            "--tokenizer",
+            gguf.to_str().unwrap(),
+            "--backend",
+            "openai",
+            "--num-prompts",
+            "8",
+            "--max-concurrency",
+            "2",
+            "--random-input-len",
+            "48",
+            "--random-output-len",
+            "4",
+        ],
+    );
+    for r in &run.records {
+        assert_eq!(r["success"], true, "{}", r["error"]);
+        let ours = r["prompt_tokens"].as_u64().unwrap();
+        assert!(
+            (44..=52).contains(&ours),
+            "prompt of {ours} tokens for 48: {r}"
+        );
+        assert_eq!(
+            Some(ours),
+            r["server_prompt_tokens"].as_u64(),
+            "random prompt length vs the server's usage: {r}"
+        );
+    }
+    eprintln!(
+        "{} texts tokenized alike; chat template alike; {} random prompts of the server's length",
+        texts.len(),
+        run.records.len()
+    );
 }
 
 /// A second llama-server with `--embeddings`: the embeddings backend succeeds and

@@ -86,8 +86,8 @@ pub fn entries() -> Vec<Entry> {
         ),
         e!(
             "mb.tokenizer",
-            "mb.tokenizer(spec): a tokenizer.json, a model directory, a cached model id, or \"words\".",
-            "mb.tokenizer(spec)：tokenizer.json、模型目录、本地缓存的模型 id，或 \"words\"。"
+            "mb.tokenizer(spec): a tokenizer.json, a model directory, a GGUF model file, a model id (local cache, else the Hub), or \"words\".",
+            "mb.tokenizer(spec)：tokenizer.json、模型目录、GGUF 模型文件、模型 id（先查本地缓存，没有则从 Hub 下载），或 \"words\"。"
         ),
         e!(
             "mb.dataset.random",

@@ -1,10 +1,11 @@
 //! Tokenizers: a Hugging Face `tokenizer.json` (a file — also gzip'd as
-//! `tokenizer.json.gz` —, a model directory, or a model id found in the local
-//! Hugging Face cache; nothing is downloaded) with its chat template, or the
-//! documented word-count fallback `words`, where one token is one
-//! whitespace-separated word.
+//! `tokenizer.json.gz` —, a model directory, or a model id from the local Hugging
+//! Face cache or the Hub) with its chat template, the tokenizer inside a GGUF model
+//! file ([`gguf`]), or the documented word-count fallback `words`, where one token
+//! is one whitespace-separated word.
 
 pub mod chat;
+pub mod gguf;
 pub mod hub;
 pub mod pool;
 pub mod words;
@@ -62,6 +63,7 @@ fn is_model_id(spec: &str) -> bool {
         && !spec.starts_with('/')
         && !spec.ends_with(".json")
         && !spec.ends_with(".gz")
+        && !spec.to_ascii_lowercase().ends_with(".gguf")
         && !Path::new(spec).exists()
 }
 
@@ -95,8 +97,8 @@ impl Tokenizer {
         }
     }
 
-    /// Loads a tokenizer: `words`, a `tokenizer.json` path, a directory holding one,
-    /// or a Hugging Face model id (`Org/Name`) from the local cache, else from the
+    /// Loads a tokenizer: `words`, a `tokenizer.json` path, a GGUF model file, a
+    /// directory holding a `tokenizer.json`, or a Hugging Face model id (`Org/Name`) from the local cache, else from the
     /// Hub ([`hub::fetch`]). The chat template
     /// is read from `chat_template.jinja` or `tokenizer_config.json` beside it. An
     /// error lists every place that was looked in and how to fix it.
@@ -133,6 +135,22 @@ impl Tokenizer {
             c
         };
         for path in candidates {
+            if path.is_file() && gguf::is_gguf(&path) {
+                let g = gguf::load(&path)?;
+                let chat = match &g.chat_template {
+                    Some(t) => Some(Box::new(ChatTemplate::new(t, g.bos, g.eos, path.clone())?)),
+                    None => None,
+                };
+                return Ok(Tokenizer {
+                    kind: Kind::Hf {
+                        inner: Box::new(g.tokenizer),
+                        path,
+                        chat,
+                    },
+                    name: spec.to_string(),
+                    pool: OnceLock::new(),
+                });
+            }
             if path.is_file() {
                 let inner = read_tokenizer_file(&path)?;
                 let chat = ChatTemplate::find_beside(&path)?.map(Box::new);
@@ -170,7 +188,7 @@ impl Tokenizer {
             }
         }
         Err(format!(
-            "tokenizer '{spec}' not found; looked in:\n  {}\nPass --tokenizer with a tokenizer.json file or a model directory, \
+            "tokenizer '{spec}' not found; looked in:\n  {}\nPass --tokenizer with a tokenizer.json file, a model directory or a GGUF model file, \
              or --tokenizer words to count one token per word.",
             looked.join("\n  ")
         ))

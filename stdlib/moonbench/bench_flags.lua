@@ -38,17 +38,17 @@ local spec = {
       help_zh = "请求里的模型名（默认取服务器的第一个模型）" },
     { "--served-model-name", help = "model name for the payload if different from --model",
       help_zh = "请求里使用的模型名（若与 --model 不同）" },
-    { "--tokenizer", help = "tokenizer.json, model directory, Hugging Face model id (from the local cache, else "
+    { "--tokenizer", help = "tokenizer.json, model directory, GGUF model file (llama.cpp's), Hugging Face model id (from the local cache, else "
         .. "downloaded from the Hub: HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE), or 'words' (default: --model, else the "
         .. "model /v1/models reports; with the built-in simulator and no --model, words)",
-      help_zh = "分词器：tokenizer.json、模型目录、Hugging Face 模型 id（先查本地缓存，没有则从 Hub 下载："
+      help_zh = "分词器：tokenizer.json、模型目录、GGUF 模型文件（llama.cpp 的）、Hugging Face 模型 id（先查本地缓存，没有则从 Hub 下载："
         .. "HF_ENDPOINT、HF_TOKEN、HF_HUB_OFFLINE），或 words（默认同 --model，否则用 /v1/models 报告的模型；"
         .. "内置模拟服务器且未给 --model 时为 words）" },
     { "--tokenizer-mode", default = "auto",
-      help = "vLLM's tokenizer modes: auto, hf and slow all read the model's tokenizer.json with the Rust "
-        .. "tokenizers library (there is no slow tokenizer here); mistral and deepseek_v32 (Python-only formats) "
+      help = "vLLM's tokenizer modes: auto, hf and slow all read the model's tokenizer.json (or GGUF file) with the "
+        .. "Rust tokenizers library (there is no slow tokenizer here); mistral and deepseek_v32 (Python-only formats) "
         .. "are refused with how to get a tokenizer.json",
-      help_zh = "vLLM 的分词器模式：auto、hf、slow 都读取模型的 tokenizer.json（这里没有 slow 分词器）；"
+      help_zh = "vLLM 的分词器模式：auto、hf、slow 都读取模型的 tokenizer.json（或 GGUF 文件）（这里没有 slow 分词器）；"
         .. "mistral、deepseek_v32 是 Python 专有格式，会报错并说明如何拿到 tokenizer.json" },
     { "--trust-remote-code", type = "bool",
       help = "accepted for vLLM compatibility; moonbench runs no Python or model code, so it changes nothing",

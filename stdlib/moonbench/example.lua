@@ -17,7 +17,7 @@ function M.args(prog, description, extra)
       help_zh = "服务器地址；不写则使用内置模拟服务器" },
     { "--model", help = "model name (default: the server's first model)", help_zh = "模型名（默认取服务器的第一个模型）" },
     { "--backend", default = "openai-chat", help = "server API, as for `moonbench bench`", help_zh = "服务器接口" },
-    { "--tokenizer", help = "tokenizer.json or model directory (default: one word = one token)",
+    { "--tokenizer", help = "tokenizer.json, model directory or GGUF file (default: one word = one token)",
       help_zh = "分词器（默认：一个词算一个 token）" },
     { "--api-key", help = "bearer token (default: $OPENAI_API_KEY)", help_zh = "API 密钥" },
     { "--quick", type = "bool", help = "tiny sizes, a few seconds (what CI runs)", help_zh = "极小规模，几秒跑完（CI 用）" },

@@ -17,6 +17,7 @@
 #   DIR/llama-server/bin/llama-server        (run with LD_LIBRARY_PATH=DIR/llama-server/bin)
 #   DIR/llama-cpp-python/venv/bin/python     (python -m llama_cpp.server --model ...)
 #   DIR/model/SmolLM2-135M-Instruct.Q4_1.gguf
+#   DIR/vocab/ggml-vocab-*.gguf{,.inp,.out}  (llama.cpp's tokenizer test vectors)
 # The interop tests (tests/interop_real.rs) find them through MOONBENCH_REALSERVERS=DIR.
 set -euo pipefail
 
@@ -85,6 +86,23 @@ if [ ! -x "$dir/llama-server/bin/llama-server" ]; then
     mv "$dir/llama-server.part" "$dir/llama-server"
 else
     echo "== llama-server: cached in $dir/llama-server"
+fi
+
+# --- llama.cpp's tokenizer test vocabularies -------------------------------------------------
+# models/ggml-vocab-*.gguf with .inp/.out: texts and the token ids llama.cpp's tokenizer gives them
+# (tests/gguf_tokenizers.rs checks moonbench's GGUF tokenizers against every one).
+if [ ! -f "$dir/vocab/ok" ]; then
+    echo "== llama.cpp tokenizer test vocabularies (from llama-cpp-python==$LLAMA_CPP_PYTHON)"
+    fetch_sources
+    rm -rf "$dir/vocab" "$dl/vocab"
+    mkdir -p "$dl/vocab"
+    tar -xzf "$dl/llama_cpp_python-$LLAMA_CPP_PYTHON.tar.gz" -C "$dl/vocab" --wildcards \
+        '*/vendor/llama.cpp/models/ggml-vocab-*'
+    mkdir -p "$dir/vocab"
+    mv "$dl"/vocab/*/vendor/llama.cpp/models/ggml-vocab-* "$dir/vocab/"
+    touch "$dir/vocab/ok"
+else
+    echo "== tokenizer test vocabularies: cached in $dir/vocab"
 fi
 
 # --- llama-cpp-python's OpenAI server ----------------------------------------------------------
