@@ -334,6 +334,40 @@ end
 local send_n = #requests
 if (name == "custom" or name == "spec_bench") and not args.no_oversample and #requests < n then send_n = n end
 
+-- 核对提示长度（--verify-prompt-lengths）：问服务器的 /tokenize 每个提示有多少 token。
+-- Ask the server's /tokenize how long each prompt really is, before anything is measured.
+local length_check = nil
+if args.verify_prompt_lengths then
+  local c = target:verify_prompt_lengths(requests)
+  length_check = c
+  local differ = c.checked - c.equal
+  say(string.format("Prompt lengths (%s, %s form): %d checked, %d counted alike, %d differ; %d not checked",
+      c.url, c.dialect or "-", c.checked, c.equal, differ, c.skipped),
+    string.format("提示长度（%s，%s 格式）：核对 %d 个，%d 个一致，%d 个不同；%d 个未核对",
+      c.url, c.dialect or "-", c.checked, c.equal, differ, c.skipped))
+  if differ > 0 then
+    local parts = {}
+    for d, count in pairs(c.differences) do parts[#parts + 1] = { tonumber(d), count } end
+    table.sort(parts, function(a, b) return a[1] < b[1] end)
+    local text = {}
+    for _, p in ipairs(parts) do text[#text + 1] = string.format("%+d: %d", p[1], p[2]) end
+    say("  server minus moonbench (tokens: prompts): " .. table.concat(text, ", "),
+        "  服务器减 moonbench（token 差：提示个数）：" .. table.concat(text, "，"))
+    for _, e in ipairs(c.examples) do
+      say(string.format("  prompt %d: %d tokens here, %d by the server", e.index, e.ours, e.server),
+          string.format("  第 %d 个提示：这里 %d 个 token，服务器 %d 个", e.index, e.ours, e.server))
+    end
+    say("  (the tokenizer here is not the server's: pass --tokenizer with the served model's)",
+        "  （这里的分词器与服务器的不同：用 --tokenizer 指定服务器所用模型的分词器）")
+  end
+  if c.over_max_model_len > 0 then
+    say(string.format("  %d prompts plus max_tokens exceed the server's max_model_len %d: the server will refuse them",
+        c.over_max_model_len, c.max_model_len),
+      string.format("  %d 个提示加上 max_tokens 超过服务器的 max_model_len %d：服务器会拒绝它们",
+        c.over_max_model_len, c.max_model_len))
+  end
+end
+
 -- 只看数据集（--dry-run）：打印形状，不发送。Dry run: the dataset's shape, nothing sent.
 if args.dry_run then
   local st = requests:stats()
@@ -421,6 +455,14 @@ local function suffixed(file, i)
   if args.num_runs <= 1 then return file end
   return (file:gsub("%.json$", "")) .. "-run" .. i .. ".json"
 end
+-- 结果文件里附上提示长度的核对结果（--verify-prompt-lengths）。
+local function with_length_check(meta)
+  if length_check then
+    meta = meta or {}
+    meta.prompt_length_check = length_check
+  end
+  return meta
+end
 local function one_run(run_i)
 if args.num_runs > 1 then
   say(string.format("== run %d of %d ==", run_i, args.num_runs), string.format("== 第 %d 次（共 %d 次）==", run_i, args.num_runs))
@@ -456,7 +498,7 @@ if args.save_result or args.save_detailed or args.append_result or args.save_pyt
     dir = args.result_dir,
     detailed = args.save_detailed,
     append = args.append_result,
-    metadata = argparse.pairs_of(args.metadata, "--metadata"),
+    metadata = with_length_check(argparse.pairs_of(args.metadata, "--metadata")),
   })
   say("Result saved to " .. path, "结果已保存到 " .. path)
 end

@@ -517,7 +517,7 @@ fn llama_server_tokenizes_as_the_gguf_tokenizer() {
         .apply_chat_template(&msgs, true, &Default::default())
         .unwrap();
     assert_eq!(ours, theirs["prompt"].as_str().unwrap(), "chat template");
-    let run = bench(
+    let measured = bench(
         &srv.url(),
         "gguf-tokenizer",
         &[
@@ -535,7 +535,7 @@ fn llama_server_tokenizes_as_the_gguf_tokenizer() {
             "4",
         ],
     );
-    for r in &run.records {
+    for r in &measured.records {
         assert_eq!(r["success"], true, "{}", r["error"]);
         let ours = r["prompt_tokens"].as_u64().unwrap();
         assert!(
@@ -548,10 +548,44 @@ fn llama_server_tokenizes_as_the_gguf_tokenizer() {
             "random prompt length vs the server's usage: {r}"
         );
     }
+    // --verify-prompt-lengths asks llama-server's /tokenize: all alike with the GGUF
+    // tokenizer, not with another model's.
+    let qwen = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/qwen3/tokenizer.json.gz"
+    );
+    for (tk, alike) in [(gguf.to_str().unwrap(), true), (qwen, false)] {
+        let out = run(
+            &[
+                "bench",
+                "--base-url",
+                &srv.url(),
+                "--tokenizer",
+                tk,
+                "--num-prompts",
+                "6",
+                "--random-input-len",
+                "40",
+                "--random-output-len",
+                "2",
+                "--verify-prompt-lengths",
+                "--dry-run",
+            ],
+            LIMIT,
+        );
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert!(stdout.contains("llama.cpp form): 6 checked, "), "{stdout}");
+        assert_eq!(
+            stdout.contains("6 checked, 6 counted alike, 0 differ"),
+            alike,
+            "{tk}: {stdout}"
+        );
+    }
     eprintln!(
         "{} texts tokenized alike; chat template alike; {} random prompts of the server's length",
         texts.len(),
-        run.records.len()
+        measured.records.len()
     );
 }
 

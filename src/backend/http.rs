@@ -820,11 +820,33 @@ impl HttpClient {
         self.simple(hyper::Method::POST, path, headers).await
     }
 
+    /// A POST of a JSON body on a fresh connection (side requests such as
+    /// `/tokenize`); returns the status and body.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<(u16, Bytes), RequestError> {
+        self.send(hyper::Method::POST, path, headers, Some(body))
+            .await
+    }
+
     async fn simple(
         &self,
         method: hyper::Method,
         path: &str,
         headers: &[(String, String)],
+    ) -> Result<(u16, Bytes), RequestError> {
+        self.send(method, path, headers, None).await
+    }
+
+    async fn send(
+        &self,
+        method: hyper::Method,
+        path: &str,
+        headers: &[(String, String)],
+        body: Option<Vec<u8>>,
     ) -> Result<(u16, Bytes), RequestError> {
         let mut conn = self.connect().await?;
         let mut b = hyper::Request::builder()
@@ -834,8 +856,11 @@ impl HttpClient {
         for (k, v) in headers {
             b = b.header(k.as_str(), v.as_str());
         }
+        if body.is_some() {
+            b = b.header("content-type", "application/json");
+        }
         let req = b
-            .body(Full::new(Bytes::new()))
+            .body(Full::new(body.map(Bytes::from).unwrap_or_default()))
             .map_err(|e| RequestError::new(ErrorKind::Protocol, e.to_string()))?;
         let resp = conn
             .io

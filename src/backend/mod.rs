@@ -18,6 +18,7 @@ pub mod responses;
 pub mod sglang;
 pub mod sse;
 pub mod tgi;
+pub mod tokenize;
 pub mod trtllm;
 
 use std::time::Duration;

@@ -40,6 +40,27 @@ impl UserData for LuaTarget {
 
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_method("sim_truth", sim_truth);
+        m.add_async_method(
+            "verify_prompt_lengths",
+            |lua, t, (requests, limit): (Value, Option<usize>)| async move {
+                let set = super::data::requests_arg(&lua, requests, &t.tokenizer)?;
+                let target = t.target.clone();
+                let io = lua.app_data_ref::<Env>().expect("env").io.clone();
+                let check = io
+                    .spawn(async move {
+                        let client = crate::backend::http::HttpClient::with_tls(
+                            &target.base_url,
+                            &target.tls,
+                        )
+                        .await?;
+                        crate::backend::tokenize::verify(&client, &target, &set, limit).await
+                    })
+                    .await
+                    .map_err(|e| mlua::Error::runtime(e.to_string()))?
+                    .map_err(mlua::Error::runtime)?;
+                super::core::to_lua(&lua, &check.to_json())
+            },
+        );
     }
 }
 

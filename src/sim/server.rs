@@ -142,6 +142,7 @@ pub async fn handle(
             generate(req, st, Route::Pool(Pool::Rerank)).await
         }
         (&Method::POST, "/v1/responses") => generate(req, st, Route::Responses).await,
+        (&Method::POST, "/tokenize") => tokenize(req, &st).await,
         (&Method::POST, "/generate") => generate(req, st, Route::Generate).await,
         (&Method::POST, "/generate_stream") => generate(req, st, Route::TgiStream).await,
         (&Method::POST, "/completion" | "/completions") => generate(req, st, Route::LlamaCpp).await,
@@ -155,6 +156,35 @@ pub async fn handle(
         _ => json_response(StatusCode::NOT_FOUND, &json!({"detail": "Not Found"})),
     };
     Ok(resp)
+}
+
+/// `/tokenize` as vLLM answers it (`{prompt}` → `{count, tokens}`; the simulator
+/// has no context limit, so no `max_model_len`) or, for llama.cpp's `{content}`, as
+/// llama-server does (`{tokens}`); counted with the simulator's tokenizer.
+async fn tokenize(req: Request<Incoming>, st: &SimState) -> Response<SimBody> {
+    let body: Value = match req.into_body().collect().await {
+        Ok(b) => serde_json::from_slice(&b.to_bytes()).unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    };
+    if let Some(text) = body["content"].as_str() {
+        return json_response(
+            StatusCode::OK,
+            &json!({"tokens": st.tokenizer.encode(text)}),
+        );
+    }
+    match body["prompt"].as_str() {
+        Some(text) => {
+            let ids = st.tokenizer.encode(text);
+            json_response(
+                StatusCode::OK,
+                &json!({"count": ids.len(), "tokens": ids, "token_strs": null}),
+            )
+        }
+        None => json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"object": "error", "message": "prompt: Field required", "type": "BadRequestError", "code": 400}),
+        ),
+    }
 }
 
 /// The protocol of a request, from its route (and, for `/generate`, its body).

@@ -243,6 +243,14 @@ local spec = {
     { "--dry-run", type = "bool",
       help = "build the dataset, print its statistics and send nothing",
       help_zh = "只构建数据集并打印其统计，不发送任何请求" },
+    { "--verify-prompt-lengths", type = "bool",
+      help = "before the run, ask the server's /tokenize (vLLM, SGLang, llama.cpp and TGI have one) how many tokens "
+        .. "each text prompt really has, without special tokens as here; print how many differ and by how much, and "
+        .. "the prompts longer than the server's max_model_len, and save it as prompt_length_check in the result "
+        .. "(chat message lists and token ids are not checked)",
+      help_zh = "运行前向服务器的 /tokenize（vLLM、SGLang、llama.cpp、TGI 都有）询问每个文本提示实际有多少 token"
+        .. "（与这里一样不含特殊 token）；打印有多少个不同、差多少，以及超过服务器 max_model_len 的提示，"
+        .. "并以 prompt_length_check 存入结果（对话消息列表和 token id 不检查）" },
     { "--grace-period", type = "number", default = 5,
       help = "after Ctrl-C, seconds to let requests in flight finish", help_zh = "按 Ctrl-C 后等待在途请求完成的秒数" },
 

@@ -44,4 +44,33 @@ local ok, err = pcall(mb.dataset.custom, { path = "/nonexistent.jsonl" })
 check(not ok and tostring(err):find("cannot read /nonexistent.jsonl", 1, true), "custom error: " .. tostring(err))
 local ok2, err2 = pcall(mb.arrival.trace, { timestamps = reqs })
 check(not ok2 and tostring(err2):find("no timestamps", 1, true), "trace arrival needs timestamps")
+
+-- the server's own count of each prompt (target:verify_prompt_lengths, --verify-prompt-lengths): a
+-- simulator counting words against prompts built with Qwen3; the truth is the words tokenizer's count.
+local words = mb.tokenizer("words")
+local sim = mb.sim{ tokenizer = "words" }
+local wt = mb.target{ base_url = sim.base_url, tokenizer = tok }
+local texts = { "Hello, moonbench! How long is this?", "one two three", "你好，世界。月亮很亮。" }
+local mixed = { texts[1], texts[2], texts[3], { messages = { { role = "user", content = "hi" } } } }
+local c = wt:verify_prompt_lengths(mixed)
+check(c.dialect == "vllm/sglang" and c.url == sim.base_url .. "/tokenize", "dialect and url: " .. tostring(c.url))
+check(c.checked == 3 and c.skipped == 1, string.format("checked %d, skipped %d", c.checked, c.skipped))
+local want_equal, want = 0, {}
+for i = 1, 3 do
+  local d = words:count(texts[i]) - tok:count(texts[i])
+  if d == 0 then want_equal = want_equal + 1 else want[tostring(d)] = (want[tostring(d)] or 0) + 1 end
+end
+check(want_equal == 1, "the texts: one counted alike, two not")
+check(c.equal == want_equal, string.format("%d equal, words say %d", c.equal, want_equal))
+for d, n in pairs(want) do check(c.differences[d] == n, "difference " .. d) end
+check(#c.examples == 3 - c.equal, "mismatch examples")
+local e = c.examples[1]
+check(e.server == words:count(texts[e.index + 1]) and e.ours == tok:count(texts[e.index + 1]), "example counts")
+local vr = mb.dataset.random{ tokenizer = tok, n = 9, input_len = 30, output_len = 4, seed = 3 }
+local all = wt:verify_prompt_lengths(vr, 4)
+check(all.checked == 4, "limit: " .. all.checked)
+local same = mb.target{ base_url = sim.base_url, tokenizer = words }
+local wr = mb.dataset.random{ tokenizer = words, n = 5, input_len = 20, output_len = 4, seed = 3 }
+local s2 = same:verify_prompt_lengths(wr)
+check(s2.checked == 5 and s2.equal == 5 and next(s2.differences) == nil, "same tokenizer: all equal")
 print("DATASETS OK")
