@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod output;
 pub mod script;
 pub mod sim;
+pub mod suggest;
 pub mod tokenizer;

@@ -67,6 +67,19 @@ fn slo_search_and_rate_sweep() {
     lua_test("search.lua", &[], &[], "MOONBENCH_SEARCH_DIR", "SEARCH OK");
 }
 
+/// The simulator's step engine: TPOT rises with concurrency, preemption stalls, prefix
+/// hits, the step log reconciled with every chunk, impossible configurations refused.
+#[test]
+fn sim_step_engine() {
+    lua_test(
+        "sim_engine.lua",
+        &[],
+        &[],
+        "MOONBENCH_ENGINE_DIR",
+        "ENGINE OK",
+    );
+}
+
 /// openai-responses, vllm-rerank and batched embeddings, judged by the simulator's record.
 #[test]
 fn responses_and_pooling_backends() {

@@ -281,9 +281,72 @@ pub struct ServeSimArgs {
     /// Do not serve `/metrics` or the profiler endpoints.
     #[arg(long)]
     pub no_metrics: bool,
+    /// `fixed` (the same TTFT and ITL for every request) or `step` (a vLLM-like
+    /// engine: continuous batching, KV cache, preemption, prefix cache, chunked
+    /// prefill). Default: `step` when a step-engine flag is given, else `fixed`.
+    #[arg(long)]
+    pub engine: Option<String>,
+    /// Step engine: the model and GPU to simulate; `--preset list` lists them.
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Step engine: most sequences per step (default the preset's).
+    #[arg(long)]
+    pub max_num_seqs: Option<usize>,
+    /// Step engine: most tokens per step (default the preset's).
+    #[arg(long)]
+    pub max_num_batched_tokens: Option<u32>,
+    /// Step engine: tokens per KV block (default 16).
+    #[arg(long)]
+    pub block_size: Option<u32>,
+    /// Step engine: KV-cache blocks (default: what fits the preset's GPU).
+    #[arg(long)]
+    pub num_gpu_blocks: Option<u32>,
+    /// Step engine: KV-cache size in tokens (instead of --num-gpu-blocks).
+    #[arg(long)]
+    pub kv_cache_tokens: Option<u64>,
+    /// Step engine: longest prompt + max_tokens accepted (default 32768, or the cache size).
+    #[arg(long)]
+    pub max_model_len: Option<u32>,
+    /// Step engine: prefill long prompts over several steps (the default).
+    #[arg(long, overrides_with = "no_enable_chunked_prefill")]
+    pub enable_chunked_prefill: bool,
+    /// Step engine: prefill each prompt in one step.
+    #[arg(long)]
+    pub no_enable_chunked_prefill: bool,
+    /// Step engine: reuse KV blocks of identical prefixes (the default).
+    #[arg(long, overrides_with = "no_enable_prefix_caching")]
+    pub enable_prefix_caching: bool,
+    /// Step engine: no prefix cache.
+    #[arg(long)]
+    pub no_enable_prefix_caching: bool,
+    /// Step engine: fixed time of every step (ms; default the preset's).
+    #[arg(long)]
+    pub step_ms: Option<f64>,
+    /// Step engine: time per prompt token prefilled (µs; default the preset's).
+    #[arg(long)]
+    pub step_prefill_us: Option<f64>,
+    /// Step engine: time per sequence decoded (µs; default the preset's).
+    #[arg(long)]
+    pub step_decode_us: Option<f64>,
+    /// Step engine: time per KV-cache token read (ns; default the preset's).
+    #[arg(long)]
+    pub step_kv_ns: Option<f64>,
+}
+
+/// `Some(true)` / `Some(false)` for a `--x` / `--no-x` pair, `None` for neither.
+fn flag_pair(yes: bool, no: bool) -> Option<bool> {
+    match (yes, no) {
+        (_, true) => Some(false),
+        (true, false) => Some(true),
+        (false, false) => None,
+    }
 }
 
 fn serve_sim(a: ServeSimArgs) -> i32 {
+    if a.preset.as_deref() == Some("list") {
+        print!("{}", crate::sim::preset::list());
+        return 0;
+    }
     let opts = SimOptions {
         model: a.model,
         ttft_ms: a.ttft_ms,
@@ -298,6 +361,20 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
         tokenizer: a.tokenizer,
         reasoning_tokens: a.reasoning_tokens,
         metrics: !a.no_metrics,
+        engine: a.engine,
+        preset: a.preset,
+        max_num_seqs: a.max_num_seqs,
+        max_num_batched_tokens: a.max_num_batched_tokens,
+        block_size: a.block_size,
+        num_gpu_blocks: a.num_gpu_blocks,
+        kv_cache_tokens: a.kv_cache_tokens,
+        max_model_len: a.max_model_len,
+        enable_chunked_prefill: flag_pair(a.enable_chunked_prefill, a.no_enable_chunked_prefill),
+        enable_prefix_caching: flag_pair(a.enable_prefix_caching, a.no_enable_prefix_caching),
+        step_ms: a.step_ms,
+        step_prefill_us: a.step_prefill_us,
+        step_decode_us: a.step_decode_us,
+        step_kv_ns: a.step_kv_ns,
         ..Default::default()
     };
     let state = match crate::sim::SimState::new(&opts) {
@@ -327,7 +404,19 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
             }
         };
         let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or(bind);
-        println!("moonbench simulated server on http://{addr} (model {}, TTFT {} ms, ITL {} ms); Ctrl-C to stop", opts.model, opts.ttft_ms, opts.itl_ms);
+        let timing = match &state.engine {
+            Some(e) => {
+                let c = &e.config;
+                format!(
+                    "step engine: preset {}, {} KV blocks of {}, max {} seqs and {} tokens per step, step {:.2} ms + {:.1} µs/prefill token + {:.1} µs/seq + {:.1} ns/KV token",
+                    c.preset,
+                    c.num_blocks, c.block_size, c.max_num_seqs, c.max_num_batched_tokens,
+                    c.cost.step_ms, c.cost.prefill_us, c.cost.decode_us, c.cost.kv_ns
+                )
+            }
+            None => format!("TTFT {} ms, ITL {} ms", opts.ttft_ms, opts.itl_ms),
+        };
+        println!("moonbench simulated server on http://{addr} (model {}, {timing}); Ctrl-C to stop", opts.model);
         server::serve(listener, state, async {
             let _ = tokio::signal::ctrl_c().await;
         })

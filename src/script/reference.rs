@@ -75,8 +75,13 @@ pub fn entries() -> Vec<Entry> {
         ),
         e!(
             "t:sim_truth",
-            "t:sim_truth(request_id): what the built-in simulator recorded it sent for one request: received (seconds on mb.now()'s clock), ttft (s), chunk_times (s after received), chunk_tokens; nil if it kept nothing. Compare measurements with it in tests.",
-            "t:sim_truth(request_id)：内置模拟服务器为这个请求记录的真实发送情况：received（mb.now() 时钟上的秒数）、ttft（秒）、chunk_times（received 之后的秒数）、chunk_tokens；没有记录则为 nil。测试里用它对照测量值。"
+            "t:sim_truth(request_id): what the built-in simulator recorded it sent for one request: received (seconds on mb.now()'s clock), ttft (s), chunk_times (s after received), chunk_tokens, and with the step engine step_ends (when the step that made each chunk ended, on mb.now()'s clock); nil if it kept nothing. Compare measurements with it in tests.",
+            "t:sim_truth(request_id)：内置模拟服务器为这个请求记录的真实发送情况：received（mb.now() 时钟上的秒数）、ttft（秒）、chunk_times（received 之后的秒数）、chunk_tokens，step 引擎下还有 step_ends（生成每个块的那一步结束的时刻，mb.now() 时钟）；没有记录则为 nil。测试里用它对照测量值。"
+        ),
+        e!(
+            "t:sim_steps",
+            "t:sim_steps(): every step the simulator's step engine ran, oldest first: start and end (seconds on mb.now()'s clock), seqs, prefill_tokens, decode_seqs, kv_tokens, tokens_out, waiting, preempted, cached_tokens, kv_blocks_used. The ground truth of the schedule. t.sim_engine is the engine's configuration (preset, num_blocks, block_size, max_num_seqs, max_num_batched_tokens, max_model_len, chunked_prefill, prefix_caching), nil for the fixed engine.",
+            "t:sim_steps()：模拟服务器的 step 引擎跑过的每一步（从早到晚）：start 和 end（mb.now() 时钟上的秒数）、seqs、prefill_tokens、decode_seqs、kv_tokens、tokens_out、waiting、preempted、cached_tokens、kv_blocks_used。这是调度的真实记录。t.sim_engine 是引擎的配置（preset、num_blocks、block_size、max_num_seqs、max_num_batched_tokens、max_model_len、chunked_prefill、prefix_caching），fixed 引擎时为 nil。"
         ),
         e!(
             "mb.sim",

@@ -35,11 +35,28 @@ impl UserData for LuaTarget {
         f.add_field_method_get("pooling", |_, t| Ok(t.target.backend.api.pooling()));
         f.add_field_method_get("stream", |_, t| Ok(t.target.stream));
         f.add_field_method_get("is_sim", |_, t| Ok(t.sim.is_some()));
+        f.add_field_method_get("sim_engine", |lua, t| {
+            let Some(e) = t.sim.as_ref().and_then(|s| s.state.engine.as_ref()) else {
+                return Ok(Value::Nil);
+            };
+            let c = &e.config;
+            let out = lua.create_table()?;
+            out.set("preset", c.preset)?;
+            out.set("num_blocks", c.num_blocks)?;
+            out.set("block_size", c.block_size)?;
+            out.set("max_num_seqs", c.max_num_seqs)?;
+            out.set("max_num_batched_tokens", c.max_num_batched_tokens)?;
+            out.set("max_model_len", c.max_model_len)?;
+            out.set("chunked_prefill", c.chunked_prefill)?;
+            out.set("prefix_caching", c.prefix_caching)?;
+            Ok(Value::Table(out))
+        });
         f.add_field_method_get("tokenizer", |_, t| Ok(LuaTokenizer(t.tokenizer.clone())));
     }
 
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
         m.add_method("sim_truth", sim_truth);
+        m.add_method("sim_steps", sim_steps);
         m.add_async_method(
             "verify_prompt_lengths",
             |lua, t, (requests, limit): (Value, Option<usize>)| async move {
@@ -91,7 +108,43 @@ fn sim_truth(lua: &Lua, t: &LuaTarget, id: String) -> mlua::Result<Value> {
         "chunk_tokens",
         lua.create_sequence_from(truth.chunk_tokens.iter().copied())?,
     )?;
+    if !truth.step_end_ns.is_empty() {
+        out.set(
+            "step_ends",
+            lua.create_sequence_from(truth.step_end_ns.iter().map(|&n| n as f64 / 1e9))?,
+        )?;
+    }
     Ok(Value::Table(out))
+}
+
+/// `t:sim_steps()`: every step the simulator's step engine ran (kept with its
+/// truth), oldest first: `start` and `end` (seconds on `mb.now()`'s clock), `seqs`,
+/// `prefill_tokens`, `decode_seqs`, `kv_tokens`, `tokens_out`, `waiting`,
+/// `preempted`, `cached_tokens`, `kv_blocks_used`. An error for a target that is
+/// not the simulator or whose simulator runs the fixed engine.
+fn sim_steps(lua: &Lua, t: &LuaTarget, (): ()) -> mlua::Result<Table> {
+    let engine = t.sim.as_ref().and_then(|s| s.state.engine.as_ref()).ok_or_else(|| {
+        mlua::Error::runtime(
+            "t:sim_steps: this target is not the built-in simulator running the step engine (mb.sim{ engine = 'step' })",
+        )
+    })?;
+    let out = lua.create_table()?;
+    for (i, s) in engine.steps.steps().iter().enumerate() {
+        let row = lua.create_table()?;
+        row.set("start", s.start_ns as f64 / 1e9)?;
+        row.set("end", s.end_ns as f64 / 1e9)?;
+        row.set("seqs", s.seqs)?;
+        row.set("prefill_tokens", s.prefill_tokens)?;
+        row.set("decode_seqs", s.decode_seqs)?;
+        row.set("kv_tokens", s.kv_tokens)?;
+        row.set("tokens_out", s.tokens_out)?;
+        row.set("waiting", s.waiting)?;
+        row.set("preempted", s.preempted)?;
+        row.set("cached_tokens", s.cached_tokens)?;
+        row.set("kv_blocks_used", s.kv_blocks_used)?;
+        out.raw_set(i + 1, row)?;
+    }
+    Ok(out)
 }
 
 impl LuaOptions for SimOptions {

@@ -25,6 +25,10 @@ pub struct SimStats {
     blocks: Mutex<HashSet<u64>>,
     profile_starts: AtomicU64,
     profile_stops: AtomicU64,
+    preemptions: AtomicU64,
+    /// KV blocks in use and in the pool, when a step engine reports them.
+    kv_used: AtomicU64,
+    kv_total: AtomicU64,
 }
 
 impl SimStats {
@@ -44,6 +48,34 @@ impl SimStats {
             self.profile_starts.load(Ordering::Relaxed),
             self.profile_stops.load(Ordering::Relaxed),
         )
+    }
+
+    /// The step engine's gauges after scheduling a step.
+    pub fn engine_gauges(&self, running: usize, waiting: usize, kv_used: u32, kv_total: u32) {
+        self.running.store(running as i64, Ordering::Relaxed);
+        self.waiting.store(waiting as i64, Ordering::Relaxed);
+        self.kv_used.store(kv_used as u64, Ordering::Relaxed);
+        self.kv_total.store(kv_total as u64, Ordering::Relaxed);
+    }
+
+    /// The step engine's prefix-cache queries and hits (tokens) and preemptions.
+    pub fn add_engine_counts(&self, queries: u64, hits: u64, preemptions: u64) {
+        self.prefix_queries.fetch_add(queries, Ordering::Relaxed);
+        self.prefix_hits.fetch_add(hits, Ordering::Relaxed);
+        self.prompt_tokens.fetch_add(queries, Ordering::Relaxed);
+        self.preemptions.fetch_add(preemptions, Ordering::Relaxed);
+    }
+
+    /// A request the step engine will serve, with `tokens` to generate.
+    pub fn count_request(&self, tokens: u32) {
+        self.generation_tokens
+            .fetch_add(tokens as u64, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Preemptions so far (step engine).
+    pub fn preemptions(&self) -> u64 {
+        self.preemptions.load(Ordering::Relaxed)
     }
 
     /// A request starts waiting for a slot.
@@ -101,7 +133,12 @@ impl SimStats {
     pub fn render(&self, model: &str, capacity: Option<usize>) -> String {
         let running = self.running.load(Ordering::Relaxed).max(0) as f64;
         let waiting = self.waiting.load(Ordering::Relaxed).max(0) as f64;
-        let kv = running / capacity.unwrap_or(256).max(1) as f64;
+        let kv_total = self.kv_total.load(Ordering::Relaxed);
+        let kv = if kv_total > 0 {
+            self.kv_used.load(Ordering::Relaxed) as f64 / kv_total as f64
+        } else {
+            running / capacity.unwrap_or(256).max(1) as f64
+        };
         let l = format!("{{engine=\"0\",model_name=\"{model}\"}}");
         let mut s = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, v: f64| {
@@ -143,7 +180,7 @@ impl SimStats {
             "vllm:num_preemptions_total",
             "counter",
             "Cumulative number of preemption from the engine.",
-            0.0,
+            self.preemptions.load(Ordering::Relaxed) as f64,
         );
         metric(
             "vllm:prompt_tokens_total",

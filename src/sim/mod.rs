@@ -4,10 +4,14 @@
 //! chunk was really sent.
 //!
 //! `server.rs` answers requests; `stream.rs` is where the simulator decides when to
-//! send the next token; `timing.rs` holds the timing models.
+//! send the next token; `timing.rs` holds the fixed timing model and `engine.rs`
+//! the step engine (continuous batching, KV cache, preemption, prefix cache,
+//! chunked prefill), whose step costs and presets are in `preset.rs`.
 
+pub mod engine;
 pub mod faults;
 pub mod metrics;
+pub mod preset;
 pub mod server;
 pub mod stream;
 pub mod timing;
@@ -21,6 +25,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::tokenizer::Tokenizer;
+use engine::{Engine, EngineConfig};
 use faults::FaultRates;
 use timing::{FixedTiming, TimingModel};
 use truth::TruthLog;
@@ -66,6 +71,41 @@ pub struct SimOptions {
     /// Honour `ignore_eos` (false: answer like a server that does not support it,
     /// stopping at a random length up to `max_tokens`).
     pub honor_ignore_eos: bool,
+    /// `fixed` (every request gets `ttft_ms` and `itl_ms` whatever else runs) or
+    /// `step` (a vLLM-like engine: continuous batching, a KV cache with preemption,
+    /// prefix caching, chunked prefill; step times from `preset`). Default: `step`
+    /// when a step-engine option is given, else `fixed`.
+    pub engine: Option<String>,
+    /// Step engine: the model and GPU to simulate (`moonbench serve-sim --preset
+    /// list`; default `llama3-8b-h100`).
+    pub preset: Option<String>,
+    /// Step engine: most sequences in one step (vLLM's `--max-num-seqs`; default the
+    /// preset's).
+    pub max_num_seqs: Option<usize>,
+    /// Step engine: most tokens in one step (vLLM's `--max-num-batched-tokens`;
+    /// default the preset's).
+    pub max_num_batched_tokens: Option<u32>,
+    /// Step engine: tokens per KV-cache block (default 16).
+    pub block_size: Option<u32>,
+    /// Step engine: KV-cache blocks (default: what fits the preset's GPU).
+    pub num_gpu_blocks: Option<u32>,
+    /// Step engine: KV-cache size in tokens (instead of `num_gpu_blocks`).
+    pub kv_cache_tokens: Option<u64>,
+    /// Step engine: longest prompt plus `max_tokens` accepted (default 32768, or
+    /// the KV cache's size if smaller).
+    pub max_model_len: Option<u32>,
+    /// Step engine: prefill long prompts over several steps (default true).
+    pub enable_chunked_prefill: Option<bool>,
+    /// Step engine: reuse the KV blocks of identical prefixes (default true).
+    pub enable_prefix_caching: Option<bool>,
+    /// Step engine: fixed time of every step (ms; default the preset's).
+    pub step_ms: Option<f64>,
+    /// Step engine: time per prompt token prefilled (µs; default the preset's).
+    pub step_prefill_us: Option<f64>,
+    /// Step engine: time per sequence decoded (µs; default the preset's).
+    pub step_decode_us: Option<f64>,
+    /// Step engine: time per KV-cache token read (ns; default the preset's).
+    pub step_kv_ns: Option<f64>,
 }
 
 impl Default for SimOptions {
@@ -87,7 +127,119 @@ impl Default for SimOptions {
             reasoning_tokens: 0,
             metrics: true,
             honor_ignore_eos: true,
+            engine: None,
+            preset: None,
+            max_num_seqs: None,
+            max_num_batched_tokens: None,
+            block_size: None,
+            num_gpu_blocks: None,
+            kv_cache_tokens: None,
+            max_model_len: None,
+            enable_chunked_prefill: None,
+            enable_prefix_caching: None,
+            step_ms: None,
+            step_prefill_us: None,
+            step_decode_us: None,
+            step_kv_ns: None,
         }
+    }
+}
+
+impl SimOptions {
+    /// The step engine's configuration, or `None` for the fixed engine; an error
+    /// names the option that cannot work.
+    pub fn engine_config(&self) -> Result<Option<EngineConfig>, String> {
+        let given: Vec<&str> = [
+            ("preset", self.preset.is_some()),
+            ("max_num_seqs", self.max_num_seqs.is_some()),
+            (
+                "max_num_batched_tokens",
+                self.max_num_batched_tokens.is_some(),
+            ),
+            ("block_size", self.block_size.is_some()),
+            ("num_gpu_blocks", self.num_gpu_blocks.is_some()),
+            ("kv_cache_tokens", self.kv_cache_tokens.is_some()),
+            ("max_model_len", self.max_model_len.is_some()),
+            (
+                "enable_chunked_prefill",
+                self.enable_chunked_prefill.is_some(),
+            ),
+            (
+                "enable_prefix_caching",
+                self.enable_prefix_caching.is_some(),
+            ),
+            ("step_ms", self.step_ms.is_some()),
+            ("step_prefill_us", self.step_prefill_us.is_some()),
+            ("step_decode_us", self.step_decode_us.is_some()),
+            ("step_kv_ns", self.step_kv_ns.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, set)| set.then_some(n))
+        .collect();
+        let engine =
+            self.engine
+                .as_deref()
+                .unwrap_or(if given.is_empty() { "fixed" } else { "step" });
+        match engine {
+            "fixed" => {
+                if let Some(name) = given.first() {
+                    return Err(format!(
+                        "{name} is an option of the step engine, but engine is 'fixed'; drop engine = 'fixed' (--engine fixed) or the option"
+                    ));
+                }
+                return Ok(None);
+            }
+            "step" => {}
+            other => {
+                let near = crate::suggest::suggest(other, ["fixed", "step"])
+                    .map(|s| format!(" (did you mean '{s}'?)"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "unknown simulator engine '{other}'{near}; engines: fixed, step"
+                ));
+            }
+        }
+        if self.max_running.is_some() {
+            return Err("max_running (--max-running) limits the fixed engine; the step engine takes max_num_seqs (--max-num-seqs)".into());
+        }
+        let p = preset::find(self.preset.as_deref().unwrap_or(preset::DEFAULT_PRESET))?;
+        let base = p.cost();
+        let cost = preset::CostModel {
+            step_ms: self.step_ms.unwrap_or(base.step_ms),
+            prefill_us: self.step_prefill_us.unwrap_or(base.prefill_us),
+            decode_us: self.step_decode_us.unwrap_or(base.decode_us),
+            kv_ns: self.step_kv_ns.unwrap_or(base.kv_ns),
+        };
+        let block_size = self.block_size.unwrap_or(16);
+        if block_size == 0 {
+            return Err("block_size (--block-size) must be at least 1 (vLLM uses 16)".into());
+        }
+        let num_blocks = match (self.num_gpu_blocks, self.kv_cache_tokens) {
+            (Some(_), Some(_)) => {
+                return Err("give num_gpu_blocks (--num-gpu-blocks) or kv_cache_tokens (--kv-cache-tokens), not both".into());
+            }
+            (Some(b), None) => b,
+            (None, Some(t)) => (t / block_size as u64).min(u32::MAX as u64) as u32,
+            (None, None) => (p.kv_cache_tokens() / block_size as u64).min(u32::MAX as u64) as u32,
+        };
+        let capacity = (num_blocks as u64 * block_size as u64).min(u32::MAX as u64) as u32;
+        let cfg = EngineConfig {
+            preset: p.name,
+            max_num_seqs: self.max_num_seqs.unwrap_or(p.max_num_seqs),
+            max_num_batched_tokens: self
+                .max_num_batched_tokens
+                .unwrap_or(p.max_num_batched_tokens),
+            block_size,
+            num_blocks,
+            chunked_prefill: self.enable_chunked_prefill.unwrap_or(true),
+            prefix_caching: self.enable_prefix_caching.unwrap_or(true),
+            max_model_len: self.max_model_len.unwrap_or(32768.min(capacity)),
+            cost,
+            jitter: self.jitter,
+            seed: self.seed,
+        };
+        cfg.check()?;
+        Ok(Some(cfg))
     }
 }
 
@@ -130,7 +282,9 @@ pub struct SimState {
     /// Request sequence number.
     pub seq: AtomicU64,
     /// Live counters for `/metrics`.
-    pub stats: metrics::SimStats,
+    pub stats: Arc<metrics::SimStats>,
+    /// The step engine, when the simulator runs one (else the fixed timing model).
+    pub engine: Option<Engine>,
     /// The admission limit (for KV-usage reporting).
     pub max_running: Option<usize>,
 }
@@ -152,6 +306,11 @@ impl SimState {
         if o.tokens_per_chunk == 0 {
             return Err("simulator tokens_per_chunk must be at least 1".into());
         }
+        let stats = Arc::new(metrics::SimStats::default());
+        let engine = match o.engine_config()? {
+            Some(cfg) => Some(Engine::start(cfg, stats.clone(), o.record_truth)?),
+            None => None,
+        };
         let tokenizer = Arc::new(match &o.tokenizer {
             Some(t) => Tokenizer::load(t)?,
             None => Tokenizer::words(),
@@ -178,7 +337,8 @@ impl SimState {
             truth: Arc::new(TruthLog::new(o.record_truth)),
             tokenizer,
             seq: AtomicU64::new(0),
-            stats: Default::default(),
+            stats,
+            engine,
             max_running: o.max_running,
         })
     }

@@ -463,18 +463,45 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
         return error_response(StatusCode::BAD_REQUEST, why, "BadRequestError");
     }
     let n = output_len(&st, &a, route, seq);
-    st.stats.start_waiting();
-    let permit = match &st.running {
-        Some(sem) => sem.clone().acquire_owned().await.ok(),
-        None => None,
-    };
-    st.stats.start_generating(n);
-    // Prefill costs only the prompt tokens the prefix cache does not already hold.
-    let cached = st.stats.prefix_lookup(&a.prompt_text) as u32;
-    let prefill_tokens = a.prompt_tokens.saturating_sub(cached);
-    let start_ns = clock::now_ns();
     let created = chrono::Utc::now().timestamp();
     let format = stream_format(route, &body);
+    // When each token is ready: the step engine says so as it runs, the fixed
+    // model computes it from the start and the uncached prefill.
+    let mut permit = None;
+    let mut tokens = None;
+    let mut prefill_tokens = a.prompt_tokens;
+    if let Some(engine) = &st.engine {
+        if let Err(e) = engine.admissible(a.prompt_tokens, a.max_tokens) {
+            return error_response(StatusCode::BAD_REQUEST, &e, "BadRequestError");
+        }
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        st.stats.count_request(n);
+        let submitted = engine.submit(super::engine::Submission {
+            prompt_tokens: a.prompt_tokens,
+            output_tokens: n.max(1),
+            block_hashes: block_hashes(&st, &a, seq, n, engine.config.block_size),
+            tx,
+        });
+        if let Err(e) = submitted {
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &e,
+                "ServiceUnavailableError",
+            );
+        }
+        tokens = Some(rx);
+    } else {
+        st.stats.start_waiting();
+        permit = match &st.running {
+            Some(sem) => sem.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        st.stats.start_generating(n);
+        // Prefill costs only the prompt tokens the prefix cache does not already hold.
+        let cached = st.stats.prefix_lookup(&a.prompt_text) as u32;
+        prefill_tokens = a.prompt_tokens.saturating_sub(cached);
+    }
+    let start_ns = clock::now_ns();
     if a.stream && !matches!(route, Route::Pool(_) | Route::Mii) {
         let (prefix, head) = stream_heads(&st, format, seq, created);
         let mut s = SimStream::new(
@@ -494,6 +521,7 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
         s.continuous_usage = a.continuous;
         s.request_id = request_id;
         s.permit = permit;
+        s.tokens = tokens;
         s.fault = fault.map(|f| {
             (
                 f,
@@ -512,31 +540,91 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
             .unwrap();
     }
     // Not streamed: wait until the last token would have been generated, then answer.
-    let t = token_ready_ns(
-        st.timing.as_ref(),
-        seq,
-        prefill_tokens,
-        start_ns,
-        n.saturating_sub(1),
-    );
     if fault == Some(Fault::Stall) {
         std::future::pending::<()>().await;
     }
-    tokio::time::sleep_until(clock::instant_of(t).into()).await;
-    drop(permit);
-    st.stats.finish_generating();
+    let mut step_end_ns = Vec::new();
+    match tokens.as_mut() {
+        Some(rx) => {
+            for _ in 0..n.max(1) {
+                if let Some(t) = rx.recv().await {
+                    step_end_ns = vec![t];
+                } else {
+                    return error_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the simulated engine stopped",
+                        "InternalServerError",
+                    );
+                }
+            }
+        }
+        None => {
+            let t = token_ready_ns(
+                st.timing.as_ref(),
+                seq,
+                prefill_tokens,
+                start_ns,
+                n.saturating_sub(1),
+            );
+            tokio::time::sleep_until(clock::instant_of(t).into()).await;
+            drop(permit);
+            st.stats.finish_generating();
+        }
+    }
     st.truth.insert(
         request_id,
         Truth {
             received_ns,
             chunk_ns: vec![clock::now_ns()],
             chunk_tokens: vec![n],
+            step_end_ns,
         },
     );
     json_response(
         StatusCode::OK,
         &unary_answer(&st, &a, route, format, seq, n, created),
     )
+}
+
+/// The chained hashes of a request's full KV blocks for the step engine's prefix
+/// cache: its prompt's tokens, then its answer's (so a later turn that repeats the
+/// answer finds it cached, as vLLM caches generated blocks). With the word-count
+/// tokenizer the words themselves are hashed.
+fn block_hashes(st: &SimState, a: &Ask, seq: u64, n: u32, block_size: u32) -> Vec<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let keys = |text: &str| -> Vec<u64> {
+        if st.tokenizer.is_words() {
+            text.split_whitespace()
+                .map(|w| {
+                    let mut h = DefaultHasher::new();
+                    w.hash(&mut h);
+                    h.finish()
+                })
+                .collect()
+        } else {
+            st.tokenizer
+                .encode(text)
+                .into_iter()
+                .map(u64::from)
+                .collect()
+        }
+    };
+    let mut ids = keys(&a.prompt_text);
+    // Images (or ids the text does not show) shift positions: hash the prompt only.
+    if ids.len() == a.prompt_tokens as usize {
+        let answer: String = (0..n).map(|k| token_text(seq, k)).collect();
+        ids.extend(keys(&answer));
+    }
+    let mut chain = 0u64;
+    ids.chunks_exact(block_size.max(1) as usize)
+        .map(|block| {
+            let mut h = DefaultHasher::new();
+            chain.hash(&mut h);
+            block.hash(&mut h);
+            chain = h.finish();
+            chain
+        })
+        .collect()
 }
 
 /// An answer refusing a request: its status, message and error type.

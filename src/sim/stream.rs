@@ -10,6 +10,7 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::Sleep;
 
 use super::SimState;
@@ -95,6 +96,13 @@ pub struct SimStream {
     pub request_id: String,
     /// Admission slot held while generating.
     pub permit: Option<OwnedSemaphorePermit>,
+    /// With the step engine: one message per token generated (its step's end);
+    /// the stream sends a chunk once its tokens have arrived, instead of sleeping.
+    pub tokens: Option<UnboundedReceiver<u64>>,
+    /// Tokens the engine has generated so far.
+    ready: u32,
+    /// When the step of the latest of them ended.
+    ready_ns: u64,
     start_ns: u64,
     sent: u32,
     chunks: u32,
@@ -139,6 +147,9 @@ impl SimStream {
             fault: None,
             request_id: String::new(),
             permit: None,
+            tokens: None,
+            ready: 0,
+            ready_ns: 0,
             start_ns,
             sent: 0,
             chunks: 0,
@@ -380,7 +391,28 @@ impl Body for SimStream {
             }
             Phase::Tokens => {}
         }
-        ready!(this.sleep.as_mut().poll(cx));
+        match this.tokens.as_mut() {
+            Some(rx) => {
+                let want = this.sent + this.st.tokens_per_chunk.min(this.n - this.sent);
+                while this.ready < want {
+                    match rx.poll_recv(cx) {
+                        Poll::Ready(Some(t)) => {
+                            this.ready += 1;
+                            this.ready_ns = t;
+                        }
+                        Poll::Ready(None) => {
+                            this.phase = Phase::Done;
+                            return Poll::Ready(Some(Err("the simulated engine stopped".into())));
+                        }
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                if this.reset_armed {
+                    ready!(this.sleep.as_mut().poll(cx));
+                }
+            }
+            None => ready!(this.sleep.as_mut().poll(cx)),
+        }
         if let Some((fault, after)) = this.fault {
             if this.chunks == after {
                 match fault {
@@ -431,10 +463,13 @@ impl Body for SimStream {
         this.chunks += 1;
         this.truth.chunk_ns.push(clock::now_ns());
         this.truth.chunk_tokens.push(k);
+        if this.tokens.is_some() {
+            this.truth.step_end_ns.push(this.ready_ns);
+        }
         if this.sent >= this.n {
             this.phase = Phase::Tail;
             this.permit = None;
-        } else {
+        } else if this.tokens.is_none() {
             let next_k = this.st.tokens_per_chunk.min(this.n - this.sent);
             this.schedule_next(next_k);
         }
@@ -452,7 +487,9 @@ impl Body for SimStream {
 
 impl Drop for SimStream {
     fn drop(&mut self) {
-        self.st.stats.finish_generating();
+        if self.tokens.is_none() {
+            self.st.stats.finish_generating();
+        }
         if self.st.truth.enabled() && !self.request_id.is_empty() {
             self.st.truth.insert(
                 std::mem::take(&mut self.request_id),

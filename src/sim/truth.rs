@@ -38,6 +38,9 @@ pub struct Truth {
     pub chunk_ns: Vec<u64>,
     /// Tokens in each chunk.
     pub chunk_tokens: Vec<u32>,
+    /// With the step engine: when the step that generated each chunk's last token
+    /// ended (an `end_ns` of the engine's step log).
+    pub step_end_ns: Vec<u64>,
 }
 
 /// Truths by request id (the `x-request-id` header), kept only when enabled.

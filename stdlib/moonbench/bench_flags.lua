@@ -347,6 +347,23 @@ local spec = {
       help_zh = "同时生成的请求数上限，其余排队" },
     { "--sim-faults", default = "", help = "random faults, e.g. reset=0.01,http500=0.01",
       help_zh = "随机故障注入，例如 reset=0.01,http500=0.01" },
+    { "--sim-engine", choices = { "fixed", "step" },
+      help = "fixed: the same TTFT/ITL for every request; step: a vLLM-like engine (continuous batching, KV cache, "
+        .. "preemption, prefix cache), so concurrency slows tokens as on a GPU (default: step if a step flag is given)",
+      help_zh = "fixed：每个请求相同的 TTFT/ITL；step：类似 vLLM 的引擎（连续批处理、KV 缓存、抢占、前缀缓存），"
+        .. "并发越高 token 越慢，和真 GPU 一样（默认：给了 step 相关参数时为 step）" },
+    { "--sim-preset", help = "step engine: model and GPU to simulate (moonbench serve-sim --preset list)",
+      help_zh = "step 引擎：要模拟的模型和 GPU（见 moonbench serve-sim --preset list）" },
+    { "--sim-max-num-seqs", type = "int", help = "step engine: most sequences per step",
+      help_zh = "step 引擎：每步最多的序列数" },
+    { "--sim-max-num-batched-tokens", type = "int", help = "step engine: most tokens per step",
+      help_zh = "step 引擎：每步最多的 token 数" },
+    { "--sim-kv-cache-tokens", type = "int", help = "step engine: KV-cache size in tokens (small: preemptions)",
+      help_zh = "step 引擎：KV 缓存大小（token 数；设小会发生抢占）" },
+    { "--sim-max-model-len", type = "int", help = "step engine: longest prompt + max_tokens accepted",
+      help_zh = "step 引擎：可接受的最长“提示 + max_tokens”" },
+    { "--sim-no-prefix-caching", type = "bool", help = "step engine: no prefix cache",
+      help_zh = "step 引擎：关闭前缀缓存" },
   },
 }
 

@@ -1,0 +1,302 @@
+//! The step engine's cost model ([`CostModel`]: how long one engine step takes)
+//! and its presets: a model on a GPU, with the cost terms derived from the model's
+//! published configuration and the GPU's datasheet (a roofline estimate, not a
+//! fitted measurement; see [`Preset::cost`]).
+
+use serde::Deserialize;
+
+/// How long one engine step takes: a fixed overhead plus a term per prefill
+/// token (compute-bound), per decoding sequence and per KV-cache token read
+/// (memory-bound attention).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CostModel {
+    /// Fixed time of every step (ms): reading the weights once, plus launch overhead.
+    pub step_ms: f64,
+    /// Time per prompt token prefilled in the step (µs).
+    pub prefill_us: f64,
+    /// Time per sequence decoding one token in the step (µs).
+    pub decode_us: f64,
+    /// Time per token of KV cache the step's attention reads (ns).
+    pub kv_ns: f64,
+}
+
+impl CostModel {
+    /// The step's duration in ns, before jitter.
+    pub fn step_ns(&self, prefill_tokens: u64, decode_seqs: u64, kv_tokens: u64) -> f64 {
+        self.step_ms * 1e6
+            + self.prefill_us * 1e3 * prefill_tokens as f64
+            + self.decode_us * 1e3 * decode_seqs as f64
+            + self.kv_ns * kv_tokens as f64
+    }
+
+    /// Checks every term is finite and non-negative, and a step takes some time.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("step_ms", self.step_ms),
+            ("prefill_us", self.prefill_us),
+            ("decode_us", self.decode_us),
+            ("kv_ns", self.kv_ns),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("cost model: {name} must be a number >= 0, got {v}"));
+            }
+        }
+        if self.step_ms <= 0.0 && self.decode_us <= 0.0 {
+            return Err("cost model: step_ms or decode_us must be above 0, or a decoding step would take no time".into());
+        }
+        Ok(())
+    }
+}
+
+/// A transformer's shape, as its `config.json` on the Hugging Face Hub gives it.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelShape {
+    /// Parameters.
+    pub params: f64,
+    /// `num_hidden_layers`.
+    pub layers: u32,
+    /// `num_key_value_heads`.
+    pub kv_heads: u32,
+    /// `head_dim` (or hidden_size / num_attention_heads).
+    pub head_dim: u32,
+    /// Bytes per weight and per KV element (2 for bf16).
+    pub bytes: f64,
+}
+
+impl ModelShape {
+    /// Bytes of KV cache per token: K and V for every layer.
+    pub fn kv_bytes_per_token(&self) -> f64 {
+        2.0 * self.layers as f64 * self.kv_heads as f64 * self.head_dim as f64 * self.bytes
+    }
+}
+
+/// A GPU's datasheet numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct Gpu {
+    /// Memory (bytes).
+    pub memory: f64,
+    /// Memory bandwidth (bytes/s).
+    pub bandwidth: f64,
+    /// Dense bf16 tensor throughput (FLOP/s), without sparsity.
+    pub flops: f64,
+}
+
+/// A model on a GPU, with vLLM's default batch limits for that GPU.
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    /// Name for `--preset`.
+    pub name: &'static str,
+    /// One line for `--preset list`.
+    pub about: &'static str,
+    /// The model.
+    pub model: ModelShape,
+    /// The GPU.
+    pub gpu: Gpu,
+    /// vLLM's default `max_num_seqs` for the API server on this GPU.
+    pub max_num_seqs: usize,
+    /// vLLM's default `max_num_batched_tokens` for the API server on this GPU.
+    pub max_num_batched_tokens: u32,
+}
+
+/// Share of peak bandwidth a decode step achieves reading weights and KV cache.
+pub const BANDWIDTH_EFFICIENCY: f64 = 0.8;
+/// Share of peak tensor throughput prefill achieves (model FLOPs utilisation).
+pub const MFU: f64 = 0.5;
+/// Launch and scheduling overhead of a step (ms), on top of reading the weights.
+pub const STEP_OVERHEAD_MS: f64 = 0.5;
+/// vLLM's default `--gpu-memory-utilization`.
+pub const GPU_MEMORY_UTILIZATION: f64 = 0.9;
+/// Memory kept for activations and CUDA graphs (bytes), outside the KV cache.
+pub const ACTIVATION_RESERVE: f64 = 2e9;
+
+impl Preset {
+    /// The cost model by roofline: a step reads every weight once
+    /// (`params × bytes / (bandwidth × 0.8)`, plus 0.5 ms of overhead); each token
+    /// computed costs `2 × params` FLOPs at 50% of peak (prefill and decode alike);
+    /// each KV token read costs its bytes at 80% of peak bandwidth.
+    pub fn cost(&self) -> CostModel {
+        let bw = self.gpu.bandwidth * BANDWIDTH_EFFICIENCY;
+        let per_token_s = 2.0 * self.model.params / (self.gpu.flops * MFU);
+        CostModel {
+            step_ms: self.model.params * self.model.bytes / bw * 1e3 + STEP_OVERHEAD_MS,
+            prefill_us: per_token_s * 1e6,
+            decode_us: per_token_s * 1e6,
+            kv_ns: self.model.kv_bytes_per_token() / bw * 1e9,
+        }
+    }
+
+    /// KV-cache tokens that fit: 90% of memory, less the weights and 2 GB of
+    /// activations, divided by the KV bytes per token (vLLM sizes it the same way).
+    pub fn kv_cache_tokens(&self) -> u64 {
+        let free = self.gpu.memory * GPU_MEMORY_UTILIZATION
+            - self.model.params * self.model.bytes
+            - ACTIVATION_RESERVE;
+        (free.max(0.0) / self.model.kv_bytes_per_token()) as u64
+    }
+}
+
+/// Llama-3-8B (`meta-llama/Meta-Llama-3-8B` config.json: 32 layers, 8 KV heads,
+/// head dim 128; 8.03 B parameters).
+const LLAMA3_8B: ModelShape = ModelShape {
+    params: 8.03e9,
+    layers: 32,
+    kv_heads: 8,
+    head_dim: 128,
+    bytes: 2.0,
+};
+/// Qwen3-8B (`Qwen/Qwen3-8B` config.json: 36 layers, 8 KV heads, head dim 128;
+/// 8.19 B parameters).
+const QWEN3_8B: ModelShape = ModelShape {
+    params: 8.19e9,
+    layers: 36,
+    kv_heads: 8,
+    head_dim: 128,
+    bytes: 2.0,
+};
+/// Qwen3-32B (`Qwen/Qwen3-32B` config.json: 64 layers, 8 KV heads, head dim 128;
+/// 32.8 B parameters).
+const QWEN3_32B: ModelShape = ModelShape {
+    params: 32.8e9,
+    layers: 64,
+    kv_heads: 8,
+    head_dim: 128,
+    bytes: 2.0,
+};
+/// Qwen3-0.6B (`Qwen/Qwen3-0.6B` config.json: 28 layers, 8 KV heads, head dim 128;
+/// 0.6 B parameters).
+const QWEN3_0_6B: ModelShape = ModelShape {
+    params: 0.6e9,
+    layers: 28,
+    kv_heads: 8,
+    head_dim: 128,
+    bytes: 2.0,
+};
+/// NVIDIA H100 SXM datasheet: 80 GB HBM3, 3.35 TB/s, 989 TFLOPS bf16 dense.
+const H100: Gpu = Gpu {
+    memory: 80e9,
+    bandwidth: 3.35e12,
+    flops: 989e12,
+};
+/// NVIDIA H200 datasheet: 141 GB HBM3e, 4.8 TB/s, 989 TFLOPS bf16 dense.
+const H200: Gpu = Gpu {
+    memory: 141e9,
+    bandwidth: 4.8e12,
+    flops: 989e12,
+};
+/// NVIDIA L40S datasheet: 48 GB GDDR6, 864 GB/s, 362 TFLOPS bf16 dense.
+const L40S: Gpu = Gpu {
+    memory: 48e9,
+    bandwidth: 864e9,
+    flops: 362e12,
+};
+/// NVIDIA A10 datasheet: 24 GB GDDR6, 600 GB/s, 125 TFLOPS bf16 dense.
+const A10: Gpu = Gpu {
+    memory: 24e9,
+    bandwidth: 600e9,
+    flops: 125e12,
+};
+
+/// Every preset. vLLM's defaults for the API server (`EngineArgs.get_batch_defaults`):
+/// 8192 batched tokens and 1024 sequences on GPUs of 70 GiB or more (not A100),
+/// else 2048 and 256.
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "llama3-8b-h100",
+        about: "Llama-3-8B, bf16, one H100 SXM",
+        model: LLAMA3_8B,
+        gpu: H100,
+        max_num_seqs: 1024,
+        max_num_batched_tokens: 8192,
+    },
+    Preset {
+        name: "qwen3-8b-l40s",
+        about: "Qwen3-8B, bf16, one L40S",
+        model: QWEN3_8B,
+        gpu: L40S,
+        max_num_seqs: 256,
+        max_num_batched_tokens: 2048,
+    },
+    Preset {
+        name: "qwen3-32b-h200",
+        about: "Qwen3-32B, bf16, one H200",
+        model: QWEN3_32B,
+        gpu: H200,
+        max_num_seqs: 1024,
+        max_num_batched_tokens: 8192,
+    },
+    Preset {
+        name: "qwen3-0.6b-a10",
+        about: "Qwen3-0.6B, bf16, one A10 (a small card)",
+        model: QWEN3_0_6B,
+        gpu: A10,
+        max_num_seqs: 256,
+        max_num_batched_tokens: 2048,
+    },
+];
+
+/// The preset used when none is named.
+pub const DEFAULT_PRESET: &str = "llama3-8b-h100";
+
+/// The preset called `name`, or an error listing them (with the nearest name).
+pub fn find(name: &str) -> Result<&'static Preset, String> {
+    PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {
+        let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+        let near = crate::suggest::suggest(name, names.iter().copied())
+            .map(|s| format!(" (did you mean '{s}'?)"))
+            .unwrap_or_default();
+        format!(
+            "unknown simulator preset '{name}'{near}; presets: {}",
+            names.join(", ")
+        )
+    })
+}
+
+/// The table `serve-sim --preset list` prints.
+pub fn list() -> String {
+    let mut s = String::from(
+        "preset            step_ms  prefill_us  decode_us  kv_ns  kv_cache_tokens  max_num_seqs  max_num_batched_tokens  about\n",
+    );
+    for p in PRESETS {
+        let c = p.cost();
+        s.push_str(&format!(
+            "{:<17} {:>7.2}  {:>10.1}  {:>9.1}  {:>5.1}  {:>15}  {:>12}  {:>22}  {}\n",
+            p.name,
+            c.step_ms,
+            c.prefill_us,
+            c.decode_us,
+            c.kv_ns,
+            p.kv_cache_tokens(),
+            p.max_num_seqs,
+            p.max_num_batched_tokens,
+            p.about
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llama3_8b_on_h100_is_as_the_roofline_says() {
+        let p = find("llama3-8b-h100").unwrap();
+        let c = p.cost();
+        // 16.06 GB of weights at 2.68 TB/s = 5.99 ms, plus 0.5 ms.
+        assert!((c.step_ms - 6.49).abs() < 0.01, "{c:?}");
+        // 16.06 GFLOP per token at 494.5 TFLOP/s = 32.5 µs.
+        assert!((c.prefill_us - 32.48).abs() < 0.01, "{c:?}");
+        // 128 KiB of KV per token at 2.68 TB/s = 48.9 ns.
+        assert!((c.kv_ns - 48.91).abs() < 0.01, "{c:?}");
+        assert_eq!(p.model.kv_bytes_per_token(), 131072.0);
+        assert!((400_000..420_000).contains(&p.kv_cache_tokens()));
+    }
+
+    #[test]
+    fn unknown_presets_are_named_with_a_suggestion() {
+        let e = find("llama3-8b-h10").unwrap_err();
+        assert!(e.contains("did you mean 'llama3-8b-h100'"), "{e}");
+        assert!(list().contains("qwen3-32b-h200"));
+    }
+}

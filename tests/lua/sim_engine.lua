@@ -1,0 +1,118 @@
+-- The simulator's step engine (mb.sim{ engine = "step" }), judged by what it recorded:
+-- its step log (t:sim_steps()) and the send times of every chunk (t:sim_truth()).
+local mb = require "moonbench"
+local function check(c, msg) if not c then error(msg, 2) end end
+
+local function run(t, reqs, c)
+  local res = mb.run{ target = t, requests = reqs, max_concurrency = c, progress = false }
+  for _, r in ipairs(res:records()) do check(r.success, "request failed: " .. tostring(r.error)) end
+  return res
+end
+
+-- 1. More concurrency slows every token: median TPOT rises strictly from 1 to 8 to 32
+-- streams, and output throughput grows less than the concurrency does.
+local t = mb.target{ sim = { preset = "llama3-8b-h100" } }
+local s = {}
+for _, c in ipairs{ 1, 8, 32 } do
+  local reqs = mb.dataset.random{ n = 4 * c, input_len = 512, output_len = 64, seed = c }
+  s[c] = run(t, reqs, c):summary()
+end
+check(s[1].median_tpot_ms < s[8].median_tpot_ms and s[8].median_tpot_ms < s[32].median_tpot_ms,
+  string.format("median TPOT at 1, 8, 32 streams: %.2f, %.2f, %.2f ms", s[1].median_tpot_ms,
+    s[8].median_tpot_ms, s[32].median_tpot_ms))
+check(s[32].output_throughput < 32 * s[1].output_throughput and s[8].output_throughput < 8 * s[1].output_throughput,
+  string.format("output throughput at 1, 8, 32 streams: %.0f, %.0f, %.0f tok/s", s[1].output_throughput,
+    s[8].output_throughput, s[32].output_throughput))
+
+-- 2. The step record reconciles with every request: each chunk's token came from a step
+-- the engine ran, the chunk was written after that step ended, and the steps handed out
+-- exactly the tokens the client counted.
+local steps = t:sim_steps()
+local ends, out = {}, 0
+for _, st in ipairs(steps) do
+  check(st["end"] >= st.start, "a step ends after it starts")
+  check(st.seqs <= 1024 and st.prefill_tokens + st.decode_seqs <= 8192, "a step within the preset's limits")
+  ends[st["end"]] = true
+  out = out + st.tokens_out
+end
+check(out == (4 + 32 + 128) * 64, string.format("the steps handed out %d tokens, the runs asked for %d", out,
+  (4 + 32 + 128) * 64))
+local reqs = mb.dataset.random{ n = 16, input_len = 200, output_len = 20, seed = 99 }
+local res = run(t, reqs, 8)
+for _, r in ipairs(res:records()) do
+  local tr = t:sim_truth(r.request_id)
+  check(tr and tr.step_ends and #tr.step_ends == #tr.chunk_times, "the truth names each chunk's step")
+  check(#r.chunk_times == #tr.chunk_times, string.format("%d chunks measured, %d sent", #r.chunk_times, #tr.chunk_times))
+  for i, e in ipairs(tr.step_ends) do
+    check(ends[e] == nil, "steps of the earlier runs are not this run's")
+    local written = tr.received + tr.chunk_times[i]
+    check(written >= e - 1e-6, string.format("chunk %d written %.6f s before its step ended", i, e - written))
+  end
+end
+local later = t:sim_steps()
+local ends2 = {}
+for i = #steps + 1, #later do ends2[later[i]["end"]] = true end
+for _, r in ipairs(res:records()) do
+  for _, e in ipairs(t:sim_truth(r.request_id).step_ends) do
+    check(ends2[e], "every chunk's step is in the step log")
+  end
+end
+
+-- 3. A KV cache too small for the batch preempts: the server's /metrics counts the
+-- preemptions, the step log shows them, and the client sees the stalls in ITL.
+local small = mb.target{ sim = { preset = "llama3-8b-h100", kv_cache_tokens = 4096, max_model_len = 1024 } }
+local r3 = mb.run{ target = small, requests = mb.dataset.random{ n = 32, input_len = 256, output_len = 128, seed = 5 },
+  max_concurrency = 32, progress = false, server_metrics = 0.1 }
+local preempted = 0
+for _, st in ipairs(small:sim_steps()) do preempted = preempted + st.preempted end
+check(preempted > 0, "32 requests of 384 tokens in a 4096-token cache are preempted")
+local sm = r3:server_metrics()
+check(sm and sm.summary.preemptions and sm.summary.preemptions > 0,
+  "/metrics counts the preemptions: " .. mb.json.encode(sm and sm.summary or {}))
+local max_gap, gaps = 0, {}
+for _, r in ipairs(r3:records()) do
+  check(r.success, "a preempted request still finishes: " .. tostring(r.error))
+  for i = 2, #r.chunk_times do
+    local g = r.chunk_times[i] - r.chunk_times[i - 1]
+    gaps[#gaps + 1] = g
+    if g > max_gap then max_gap = g end
+  end
+end
+table.sort(gaps)
+local med = gaps[(#gaps + 1) // 2]
+check(max_gap > 5 * med, string.format("the longest ITL %.1f ms is a stall (median %.1f ms)", max_gap * 1e3, med * 1e3))
+
+-- 4. Prefix caching: a prefix_repetition workload's hit rate is within 5 points of the
+-- share of its prompt blocks that are shared, and its TTFT is well below a random
+-- workload of the same lengths.
+local pc = mb.target{ sim = { preset = "llama3-8b-h100" } }
+local n, plen, slen = 32, 1024, 64
+local pr = run(pc, mb.dataset.prefix_repetition{ n = n, num_prefixes = 2, prefix_len = plen, suffix_len = slen,
+  output_len = 16, seed = 3 }, 2)
+local cached = 0
+for _, st in ipairs(pc:sim_steps()) do cached = cached + st.cached_tokens end
+local rate = cached / (n * (plen + slen))
+-- Every request but the first of each prefix (and one admitted beside it) finds the
+-- prefix's full blocks.
+local expected = (n - 2) * plen / (n * (plen + slen))
+check(math.abs(rate - expected) <= 0.05, string.format("prefix hit rate %.3f, shared blocks %.3f", rate, expected))
+local rnd = run(mb.target{ sim = { preset = "llama3-8b-h100" } },
+  mb.dataset.random{ n = n, input_len = plen + slen, output_len = 16, seed = 3 }, 2)
+local ttft_p, ttft_r = pr:summary().median_ttft_ms, rnd:summary().median_ttft_ms
+check(ttft_p < 0.6 * ttft_r, string.format("median TTFT %.1f ms with a shared prefix, %.1f ms without", ttft_p, ttft_r))
+
+-- 5. Impossible configurations stop at start, naming the option.
+local function refuses(opts, needle)
+  local ok, err = pcall(mb.target, { sim = opts })
+  check(not ok and tostring(err):find(needle, 1, true), "expected '" .. needle .. "', got " .. tostring(err))
+end
+refuses({ block_size = 0 }, "block_size")
+refuses({ preset = "llama3-8b-h10" }, "did you mean 'llama3-8b-h100'")
+refuses({ kv_cache_tokens = 1000, max_model_len = 4096 }, "kv_cache_tokens")
+refuses({ enable_chunked_prefill = false, max_num_batched_tokens = 512, max_model_len = 4096 }, "max_num_batched_tokens")
+refuses({ engine = "fixed", max_num_seqs = 4 }, "max_num_seqs is an option of the step engine")
+refuses({ engine = "stepp" }, "did you mean 'step'")
+
+print(string.format("TPOT %.2f/%.2f/%.2f ms; preemptions %d; prefix hit rate %.3f; TTFT %.1f vs %.1f ms",
+  s[1].median_tpot_ms, s[8].median_tpot_ms, s[32].median_tpot_ms, preempted, rate, ttft_p, ttft_r))
+print("ENGINE OK")
