@@ -105,6 +105,25 @@ pub struct Submission {
     /// Receives, for each token generated, the clock time (ns) its step ended.
     /// A closed receiver (the client left) aborts the request.
     pub tx: UnboundedSender<u64>,
+    /// When the server received the request (clock ns).
+    pub arrived_ns: u64,
+}
+
+/// Which of vLLM's per-request histograms an observation goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timing {
+    /// Arrival to first token (`vllm:time_to_first_token_seconds`).
+    Ttft,
+    /// Between two tokens of a request (`vllm:inter_token_latency_seconds`).
+    Itl,
+    /// Arrival to last token (`vllm:e2e_request_latency_seconds`).
+    E2e,
+    /// Arrival to first scheduled (`vllm:request_queue_time_seconds`).
+    Queue,
+    /// First scheduled to first token (`vllm:request_prefill_time_seconds`).
+    Prefill,
+    /// First to last token (`vllm:request_decode_time_seconds`).
+    Decode,
 }
 
 /// One engine step, as the engine ran it.
@@ -309,6 +328,10 @@ struct Req {
     hashes: Vec<u64>,
     registered: usize,
     tx: UnboundedSender<u64>,
+    arrived_ns: u64,
+    scheduled_ns: Option<u64>,
+    first_ns: u64,
+    last_ns: u64,
 }
 
 impl Req {
@@ -345,6 +368,8 @@ pub struct Core {
     pub prefix_queries: u64,
     /// Of those, tokens found.
     pub prefix_hits: u64,
+    /// Per-request timings observed since last taken (seconds).
+    pub timings: Vec<(Timing, f64)>,
 }
 
 impl Core {
@@ -359,6 +384,7 @@ impl Core {
             preemptions: 0,
             prefix_queries: 0,
             prefix_hits: 0,
+            timings: Vec::new(),
         }
     }
 
@@ -373,6 +399,10 @@ impl Core {
             hashes: s.block_hashes,
             registered: 0,
             tx: s.tx,
+            arrived_ns: s.arrived_ns,
+            scheduled_ns: None,
+            first_ns: 0,
+            last_ns: 0,
         });
     }
 
@@ -529,9 +559,15 @@ impl Core {
     /// with `end_ns`), and finished or abandoned requests free their blocks.
     pub fn finish_step(&mut self, plan: &mut Plan, end_ns: u64) {
         let bs = self.cfg.block_size as usize;
+        let secs = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1e9;
         let mut done = Vec::new();
         for &(i, new) in &plan.items {
             let r = &mut self.running[i];
+            if r.scheduled_ns.is_none() {
+                r.scheduled_ns = Some(plan.step.start_ns);
+                self.timings
+                    .push((Timing::Queue, secs(r.arrived_ns, plan.step.start_ns)));
+            }
             r.computed += new;
             let full = (r.computed as usize / bs)
                 .min(r.hashes.len())
@@ -545,7 +581,23 @@ impl Core {
             if r.computed >= r.num_tokens() {
                 r.generated += 1;
                 plan.step.tokens_out += 1;
-                if r.tx.send(end_ns).is_err() || r.generated >= r.n {
+                if r.generated == 1 {
+                    r.first_ns = end_ns;
+                    self.timings
+                        .push((Timing::Ttft, secs(r.arrived_ns, end_ns)));
+                    let start = r.scheduled_ns.unwrap_or(end_ns);
+                    self.timings.push((Timing::Prefill, secs(start, end_ns)));
+                } else {
+                    self.timings.push((Timing::Itl, secs(r.last_ns, end_ns)));
+                }
+                r.last_ns = end_ns;
+                let gone = r.tx.send(end_ns).is_err();
+                if gone || r.generated >= r.n {
+                    if !gone {
+                        self.timings.push((Timing::E2e, secs(r.arrived_ns, end_ns)));
+                        self.timings
+                            .push((Timing::Decode, secs(r.first_ns, end_ns)));
+                    }
                     done.push(i);
                 }
             }
@@ -655,6 +707,8 @@ fn run(mut core: Core, rx: mpsc::Receiver<Submission>, stats: &SimStats, log: &S
             std::thread::sleep(until - now);
         }
         core.finish_step(&mut plan, clock::now_ns());
+        stats.observe(&core.timings);
+        core.timings.clear();
         log.push(plan.step);
     }
 }
@@ -696,6 +750,7 @@ mod tests {
             output_tokens: n,
             block_hashes: hashes,
             tx,
+            arrived_ns: 0,
         });
         rx
     }

@@ -6,6 +6,8 @@
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
+
+use super::engine::Timing;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// Tokens per prefix-cache block.
@@ -29,6 +31,68 @@ pub struct SimStats {
     /// KV blocks in use and in the pool, when a step engine reports them.
     kv_used: AtomicU64,
     kv_total: AtomicU64,
+    /// The step engine's per-request histograms, in [`HISTOGRAMS`] order.
+    hists: Mutex<Vec<Hist>>,
+}
+
+/// vLLM's per-request histograms (names, help, bucket bounds in seconds, as
+/// `vllm/v1/metrics/loggers.py` declares them), in [`Timing`] order.
+pub const HISTOGRAMS: [(Timing, &str, &str, &[f64]); 6] = [
+    (
+        Timing::Ttft,
+        "vllm:time_to_first_token_seconds",
+        "Histogram of time to first token in seconds.",
+        &[
+            0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+            10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0,
+        ],
+    ),
+    (
+        Timing::Itl,
+        "vllm:inter_token_latency_seconds",
+        "Histogram of inter-token latency in seconds.",
+        &[
+            0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+            10.0, 20.0, 40.0, 80.0,
+        ],
+    ),
+    (
+        Timing::E2e,
+        "vllm:e2e_request_latency_seconds",
+        "Histogram of e2e request latency in seconds.",
+        REQUEST_BUCKETS,
+    ),
+    (
+        Timing::Queue,
+        "vllm:request_queue_time_seconds",
+        "Histogram of time spent in WAITING phase for request.",
+        REQUEST_BUCKETS,
+    ),
+    (
+        Timing::Prefill,
+        "vllm:request_prefill_time_seconds",
+        "Histogram of time spent in PREFILL phase for request.",
+        REQUEST_BUCKETS,
+    ),
+    (
+        Timing::Decode,
+        "vllm:request_decode_time_seconds",
+        "Histogram of time spent in DECODE phase for request.",
+        REQUEST_BUCKETS,
+    ),
+];
+
+const REQUEST_BUCKETS: &[f64] = &[
+    0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
+    480.0, 960.0, 1920.0, 7680.0,
+];
+
+/// One Prometheus histogram: counts per bucket (not cumulative), sum and count.
+#[derive(Debug, Clone, Default)]
+struct Hist {
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
 }
 
 impl SimStats {
@@ -64,6 +128,33 @@ impl SimStats {
         self.prefix_hits.fetch_add(hits, Ordering::Relaxed);
         self.prompt_tokens.fetch_add(queries, Ordering::Relaxed);
         self.preemptions.fetch_add(preemptions, Ordering::Relaxed);
+    }
+
+    /// Adds the step engine's per-request timings (seconds) to the histograms.
+    pub fn observe(&self, timings: &[(Timing, f64)]) {
+        if timings.is_empty() {
+            return;
+        }
+        let mut h = self.hists.lock().unwrap();
+        if h.is_empty() {
+            *h = HISTOGRAMS
+                .iter()
+                .map(|(_, _, _, b)| Hist {
+                    buckets: vec![0; b.len()],
+                    ..Default::default()
+                })
+                .collect();
+        }
+        for &(kind, v) in timings {
+            let i = HISTOGRAMS.iter().position(|(k, ..)| *k == kind).unwrap();
+            let bounds = HISTOGRAMS[i].3;
+            let hist = &mut h[i];
+            if let Some(b) = bounds.iter().position(|&le| v <= le) {
+                hist.buckets[b] += 1;
+            }
+            hist.sum += v;
+            hist.count += 1;
+        }
     }
 
     /// A request the step engine will serve, with `tokens` to generate.
@@ -200,6 +291,25 @@ impl SimStats {
             "Count of successfully processed requests.",
             self.requests.load(Ordering::Relaxed) as f64,
         );
+        let hists = self.hists.lock().unwrap();
+        for (i, hist) in hists.iter().enumerate() {
+            let (_, name, help, bounds) = HISTOGRAMS[i];
+            let lab = |le: &str| format!("{{engine=\"0\",le=\"{le}\",model_name=\"{model}\"}}");
+            s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+            let mut cum = 0;
+            for (b, le) in bounds.iter().enumerate() {
+                cum += hist.buckets[b];
+                s.push_str(&format!(
+                    "{name}_bucket{} {cum}.0\n",
+                    lab(&format!("{le:?}"))
+                ));
+            }
+            s.push_str(&format!("{name}_bucket{} {}.0\n", lab("+Inf"), hist.count));
+            s.push_str(&format!(
+                "{name}_sum{l} {:?}\n{name}_count{l} {}.0\n",
+                hist.sum, hist.count
+            ));
+        }
         s
     }
 }

@@ -481,6 +481,7 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
             output_tokens: n.max(1),
             block_hashes: block_hashes(&st, &a, seq, n, engine.config.block_size),
             tx,
+            arrived_ns: received_ns,
         });
         if let Err(e) = submitted {
             return error_response(

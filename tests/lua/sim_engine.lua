@@ -3,9 +3,13 @@
 local mb = require "moonbench"
 local function check(c, msg) if not c then error(msg, 2) end end
 
+local client_ttft = 0 -- every TTFT the client measured so far (s)
 local function run(t, reqs, c)
   local res = mb.run{ target = t, requests = reqs, max_concurrency = c, progress = false }
-  for _, r in ipairs(res:records()) do check(r.success, "request failed: " .. tostring(r.error)) end
+  for _, r in ipairs(res:records()) do
+    check(r.success, "request failed: " .. tostring(r.error))
+    client_ttft = client_ttft + r.ttft
+  end
   return res
 end
 
@@ -57,6 +61,24 @@ for _, r in ipairs(res:records()) do
     check(ends2[e], "every chunk's step is in the step log")
   end
 end
+
+-- The engine's /metrics histograms count every request and token the client saw, and
+-- the server's TTFT (from receiving the request) is within the client's (from sending it).
+local status, page = mb.http_get(t.base_url .. "/metrics", 5)
+check(status == 200, "/metrics: " .. tostring(status))
+local function metric(name)
+  local v = page:match("\n" .. name:gsub("[:%_]", "%%%0") .. "{[^}]*} ([%d%.e%-+]+)")
+  check(v, "no " .. name .. " on /metrics")
+  return tonumber(v)
+end
+local all_reqs = 4 + 32 + 128 + 16
+check(metric("vllm:time_to_first_token_seconds_count") == all_reqs, "TTFT count " .. metric("vllm:time_to_first_token_seconds_count"))
+check(metric("vllm:e2e_request_latency_seconds_count") == all_reqs, "E2E count")
+check(metric("vllm:inter_token_latency_seconds_count") == (4 + 32 + 128) * 63 + 16 * 19, "ITL count")
+local server_ttft = metric("vllm:time_to_first_token_seconds_sum")
+check(server_ttft <= client_ttft and server_ttft > 0.8 * client_ttft,
+  string.format("the server's TTFTs add up to %.4f s, the client's to %.4f s", server_ttft, client_ttft))
+check(metric("vllm:request_queue_time_seconds_count") == all_reqs, "queue-time histogram")
 
 -- 3. A KV cache too small for the batch preempts: the server's /metrics counts the
 -- preemptions, the step log shows them, and the client sees the stalls in ITL.
