@@ -210,6 +210,7 @@ local target = mb.target{
     engine = args.sim_engine, preset = args.sim_preset, max_num_seqs = args.sim_max_num_seqs,
     max_num_batched_tokens = args.sim_max_num_batched_tokens, kv_cache_tokens = args.sim_kv_cache_tokens,
     max_model_len = args.sim_max_model_len, enable_prefix_caching = args.sim_no_prefix_caching and false or nil,
+    data_parallel = args.sim_data_parallel, router = args.sim_router,
   } or nil,
 }
 
@@ -432,10 +433,10 @@ if not arrival then arrival = rate_arrival(args.request_rate) end
 
 if use_sim and target.sim_engine then
   local e = target.sim_engine
-  say(string.format("Target: built-in simulator at %s (step engine, preset %s: %d KV blocks of %d, %d seqs and %d tokens per step)",
-        target.base_url, e.preset, e.num_blocks, e.block_size, e.max_num_seqs, e.max_num_batched_tokens),
-      string.format("目标：内置模拟服务器 %s（step 引擎，预设 %s：%d 个 KV 块 × %d，每步最多 %d 个序列、%d 个 token）",
-        target.base_url, e.preset, e.num_blocks, e.block_size, e.max_num_seqs, e.max_num_batched_tokens))
+  say(string.format("Target: built-in simulator at %s (step engine x%d, preset %s: %d KV blocks of %d, %d seqs and %d tokens per step)",
+        target.base_url, e.data_parallel, e.preset, e.num_blocks, e.block_size, e.max_num_seqs, e.max_num_batched_tokens),
+      string.format("目标：内置模拟服务器 %s（step 引擎 ×%d，预设 %s：%d 个 KV 块 × %d，每步最多 %d 个序列、%d 个 token）",
+        target.base_url, e.data_parallel, e.preset, e.num_blocks, e.block_size, e.max_num_seqs, e.max_num_batched_tokens))
 elseif use_sim then
   say(string.format("Target: built-in simulator at %s (TTFT %s ms, ITL %s ms)", target.base_url, args.sim_ttft_ms, args.sim_itl_ms),
       string.format("目标：内置模拟服务器 %s（TTFT %s ms，ITL %s ms）", target.base_url, args.sim_ttft_ms, args.sim_itl_ms))

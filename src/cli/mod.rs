@@ -60,7 +60,7 @@ pub enum Command {
         args: Vec<String>,
     },
     /// Run the built-in simulated OpenAI-compatible server.
-    ServeSim(ServeSimArgs),
+    ServeSim(Box<ServeSimArgs>),
     /// Measure the client's own cost and timing error against the in-process simulator.
     Calibrate(calibrate::CalibrateArgs),
     /// List the bundled scripts and examples, or print one (`moonbench scripts examples/quickstart.lua`).
@@ -331,6 +331,12 @@ pub struct ServeSimArgs {
     /// Step engine: time per KV-cache token read (ns; default the preset's).
     #[arg(long)]
     pub step_kv_ns: Option<f64>,
+    /// Step engine: N engines behind a router, like vLLM's data parallelism (default 1).
+    #[arg(long)]
+    pub data_parallel: Option<usize>,
+    /// Step engine: round-robin, least-loaded (default) or prefix-aware.
+    #[arg(long)]
+    pub router: Option<String>,
 }
 
 /// `Some(true)` / `Some(false)` for a `--x` / `--no-x` pair, `None` for neither.
@@ -375,6 +381,8 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
         step_prefill_us: a.step_prefill_us,
         step_decode_us: a.step_decode_us,
         step_kv_ns: a.step_kv_ns,
+        data_parallel: a.data_parallel,
+        router: a.router,
         ..Default::default()
     };
     let state = match crate::sim::SimState::new(&opts) {
@@ -408,7 +416,9 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
             Some(e) => {
                 let c = &e.config;
                 format!(
-                    "step engine: preset {}, {} KV blocks of {}, max {} seqs and {} tokens per step, step {:.2} ms + {:.1} µs/prefill token + {:.1} µs/seq + {:.1} ns/KV token",
+                    "step engine x{} ({} router): preset {}, {} KV blocks of {}, max {} seqs and {} tokens per step, step {:.2} ms + {:.1} µs/prefill token + {:.1} µs/seq + {:.1} ns/KV token",
+                    e.list.len(),
+                    e.router.name(),
                     c.preset,
                     c.num_blocks, c.block_size, c.max_num_seqs, c.max_num_batched_tokens,
                     c.cost.step_ms, c.cost.prefill_us, c.cost.decode_us, c.cost.kv_ns
@@ -461,7 +471,7 @@ pub fn main() -> i32 {
                 }
             }
         }
-        Command::ServeSim(a) => serve_sim(a),
+        Command::ServeSim(a) => serve_sim(*a),
         Command::Calibrate(a) => calibrate::main(a),
         Command::Scripts { name } => match name {
             Some(n) => match script::embedded(&n) {

@@ -80,8 +80,8 @@ pub fn entries() -> Vec<Entry> {
         ),
         e!(
             "t:sim_steps",
-            "t:sim_steps(): every step the simulator's step engine ran, oldest first: start and end (seconds on mb.now()'s clock), seqs, prefill_tokens, decode_seqs, kv_tokens, tokens_out, waiting, preempted, cached_tokens, kv_blocks_used. The ground truth of the schedule. t.sim_engine is the engine's configuration (preset, num_blocks, block_size, max_num_seqs, max_num_batched_tokens, max_model_len, chunked_prefill, prefix_caching), nil for the fixed engine.",
-            "t:sim_steps()：模拟服务器的 step 引擎跑过的每一步（从早到晚）：start 和 end（mb.now() 时钟上的秒数）、seqs、prefill_tokens、decode_seqs、kv_tokens、tokens_out、waiting、preempted、cached_tokens、kv_blocks_used。这是调度的真实记录。t.sim_engine 是引擎的配置（preset、num_blocks、block_size、max_num_seqs、max_num_batched_tokens、max_model_len、chunked_prefill、prefix_caching），fixed 引擎时为 nil。"
+            "t:sim_steps(): every step the simulator's step engines ran, oldest first: engine (0-based, with data_parallel), start and end (seconds on mb.now()'s clock), seqs, prefill_tokens, decode_seqs, kv_tokens, tokens_out, waiting, preempted, cached_tokens, kv_blocks_used. The ground truth of the schedule. t.sim_engine is the engine's configuration (preset, num_blocks, block_size, max_num_seqs, max_num_batched_tokens, max_model_len, chunked_prefill, prefix_caching, data_parallel, router), nil for the fixed engine.",
+            "t:sim_steps()：模拟服务器的 step 引擎跑过的每一步（从早到晚）：engine（引擎编号，从 0 开始，data_parallel 时有多个）、start 和 end（mb.now() 时钟上的秒数）、seqs、prefill_tokens、decode_seqs、kv_tokens、tokens_out、waiting、preempted、cached_tokens、kv_blocks_used。这是调度的真实记录。t.sim_engine 是引擎的配置（preset、num_blocks、block_size、max_num_seqs、max_num_batched_tokens、max_model_len、chunked_prefill、prefix_caching、data_parallel、router），fixed 引擎时为 nil。"
         ),
         e!(
             "mb.sim",

@@ -49,6 +49,8 @@ impl UserData for LuaTarget {
             out.set("max_model_len", c.max_model_len)?;
             out.set("chunked_prefill", c.chunked_prefill)?;
             out.set("prefix_caching", c.prefix_caching)?;
+            out.set("data_parallel", e.list.len())?;
+            out.set("router", e.router.name())?;
             Ok(Value::Table(out))
         });
         f.add_field_method_get("tokenizer", |_, t| Ok(LuaTokenizer(t.tokenizer.clone())));
@@ -129,8 +131,9 @@ fn sim_steps(lua: &Lua, t: &LuaTarget, (): ()) -> mlua::Result<Table> {
         )
     })?;
     let out = lua.create_table()?;
-    for (i, s) in engine.steps.steps().iter().enumerate() {
+    for (i, (engine, s)) in engine.steps().iter().enumerate() {
         let row = lua.create_table()?;
+        row.set("engine", *engine)?;
         row.set("start", s.start_ns as f64 / 1e9)?;
         row.set("end", s.end_ns as f64 / 1e9)?;
         row.set("seqs", s.seqs)?;

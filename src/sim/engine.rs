@@ -13,6 +13,7 @@
 //! Every step can be kept in a [`StepLog`], the ground truth of the schedule.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
@@ -370,6 +371,8 @@ pub struct Core {
     pub prefix_hits: u64,
     /// Per-request timings observed since last taken (seconds).
     pub timings: Vec<(Timing, f64)>,
+    /// Requests that left the engine (finished or abandoned) so far.
+    pub left: u64,
 }
 
 impl Core {
@@ -385,6 +388,7 @@ impl Core {
             prefix_queries: 0,
             prefix_hits: 0,
             timings: Vec::new(),
+            left: 0,
         }
     }
 
@@ -451,11 +455,14 @@ impl Core {
             if self.running[i].tx.is_closed() {
                 let r = self.running.remove(i);
                 self.kv.release(&r.blocks);
+                self.left += 1;
             } else {
                 i += 1;
             }
         }
+        let before = self.waiting.len();
         self.waiting.retain(|r| !r.tx.is_closed());
+        self.left += (before - self.waiting.len()) as u64;
         let mut i = 0;
         while i < self.running.len() && budget > 0 {
             let r = &self.running[i];
@@ -605,6 +612,7 @@ impl Core {
         for &i in done.iter().rev() {
             let r = self.running.remove(i);
             self.kv.release(&r.blocks);
+            self.left += 1;
         }
         plan.step.end_ns = end_ns;
         plan.step.kv_blocks_used = self.kv.total() - self.kv.free();
@@ -614,32 +622,121 @@ impl Core {
 /// A running step engine: its thread takes submissions until the engine is dropped.
 pub struct Engine {
     tx: Mutex<mpsc::Sender<Submission>>,
-    /// Its configuration.
-    pub config: EngineConfig,
     /// The steps it ran (kept when the simulator keeps its truth).
     pub steps: Arc<StepLog>,
+    /// Its own counters and histograms for `/metrics`.
+    pub stats: Arc<SimStats>,
+    /// Requests handed to it that have not left it yet (for routing).
+    pub in_flight: Arc<AtomicU64>,
 }
 
 impl Engine {
-    /// Checks `cfg` and starts the engine's thread (named `mb-sim-engine`).
-    pub fn start(
-        cfg: EngineConfig,
-        stats: Arc<SimStats>,
-        keep_steps: bool,
-    ) -> Result<Engine, String> {
-        cfg.check()?;
+    /// Starts an engine's thread (named `mb-sim-engine`); `cfg` is checked.
+    pub fn start(cfg: &EngineConfig, keep_steps: bool) -> Result<Engine, String> {
         let (tx, rx) = mpsc::channel();
         let steps = Arc::new(StepLog::new(keep_steps));
-        let log = steps.clone();
+        let stats = Arc::new(SimStats::default());
+        let in_flight = Arc::new(AtomicU64::new(0));
+        let (log, st, fl) = (steps.clone(), stats.clone(), in_flight.clone());
         let core = Core::new(cfg.clone());
         std::thread::Builder::new()
             .name("mb-sim-engine".into())
-            .spawn(move || run(core, rx, &stats, &log))
+            .spawn(move || run(core, rx, &st, &log, &fl))
             .map_err(|e| format!("cannot start the simulated engine: {e}"))?;
         Ok(Engine {
             tx: Mutex::new(tx),
-            config: cfg,
             steps,
+            stats,
+            in_flight,
+        })
+    }
+
+    /// Hands a request to the engine.
+    pub fn submit(&self, s: Submission) -> Result<(), String> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.tx
+            .lock()
+            .unwrap()
+            .send(s)
+            .map_err(|_| "the simulated engine has stopped".to_string())
+    }
+}
+
+/// How requests are spread over data-parallel engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Router {
+    /// Each engine in turn.
+    RoundRobin,
+    /// The engine with the fewest requests in flight.
+    LeastLoaded,
+    /// The engine chosen by the request's first KV block (so requests sharing a
+    /// prefix share an engine and its cache), unless that engine has more than
+    /// twice the least loaded one's requests plus 8; then the least loaded.
+    PrefixAware,
+}
+
+impl Router {
+    /// Parses `round-robin`, `least-loaded` or `prefix-aware`.
+    pub fn parse(s: &str) -> Result<Router, String> {
+        const NAMES: [&str; 3] = ["round-robin", "least-loaded", "prefix-aware"];
+        match s {
+            "round-robin" => Ok(Router::RoundRobin),
+            "least-loaded" => Ok(Router::LeastLoaded),
+            "prefix-aware" => Ok(Router::PrefixAware),
+            other => {
+                let near = crate::suggest::suggest(other, NAMES)
+                    .map(|n| format!(" (did you mean '{n}'?)"))
+                    .unwrap_or_default();
+                Err(format!(
+                    "unknown router '{other}'{near} (router, --router); routers: {}",
+                    NAMES.join(", ")
+                ))
+            }
+        }
+    }
+
+    /// The router's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Router::RoundRobin => "round-robin",
+            Router::LeastLoaded => "least-loaded",
+            Router::PrefixAware => "prefix-aware",
+        }
+    }
+}
+
+/// One or more engines behind a router (`data_parallel` replicas), all with the
+/// same configuration.
+pub struct Engines {
+    /// The engines.
+    pub list: Vec<Engine>,
+    /// Their configuration.
+    pub config: EngineConfig,
+    /// How requests are spread.
+    pub router: Router,
+    next: AtomicU64,
+}
+
+impl Engines {
+    /// Checks `cfg` and starts `replicas` engines.
+    pub fn start(
+        cfg: EngineConfig,
+        replicas: usize,
+        router: Router,
+        keep_steps: bool,
+    ) -> Result<Engines, String> {
+        cfg.check()?;
+        if replicas == 0 {
+            return Err("data_parallel (--data-parallel) must be at least 1".into());
+        }
+        let list = (0..replicas)
+            .map(|_| Engine::start(&cfg, keep_steps))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Engines {
+            list,
+            config: cfg,
+            router,
+            next: AtomicU64::new(0),
         })
     }
 
@@ -655,17 +752,64 @@ impl Engine {
         Ok(())
     }
 
-    /// Hands a request to the engine.
-    pub fn submit(&self, s: Submission) -> Result<(), String> {
-        self.tx
-            .lock()
-            .unwrap()
-            .send(s)
-            .map_err(|_| "the simulated engine has stopped".to_string())
+    /// The engine the router picks for a request with these block hashes.
+    pub fn pick(&self, block_hashes: &[u64]) -> usize {
+        let n = self.list.len();
+        if n == 1 {
+            return 0;
+        }
+        let load = |i: usize| self.list[i].in_flight.load(Ordering::Relaxed);
+        let least = || (0..n).min_by_key(|&i| load(i)).unwrap_or(0);
+        match self.router {
+            Router::RoundRobin => (self.next.fetch_add(1, Ordering::Relaxed) % n as u64) as usize,
+            Router::LeastLoaded => least(),
+            Router::PrefixAware => match block_hashes.first() {
+                Some(h) => {
+                    let home = (h % n as u64) as usize;
+                    let l = least();
+                    if load(home) > 2 * load(l) + 8 {
+                        l
+                    } else {
+                        home
+                    }
+                }
+                None => least(),
+            },
+        }
+    }
+
+    /// Routes a request to an engine; returns the engine's index.
+    pub fn submit(&self, s: Submission) -> Result<usize, String> {
+        let i = self.pick(&s.block_hashes);
+        self.list[i].submit(s)?;
+        Ok(i)
+    }
+
+    /// Every engine's steps, `(engine, step)`, in order of their start.
+    pub fn steps(&self) -> Vec<(usize, Step)> {
+        let mut all: Vec<(usize, Step)> = self
+            .list
+            .iter()
+            .enumerate()
+            .flat_map(|(i, e)| e.steps.steps().into_iter().map(move |s| (i, s)))
+            .collect();
+        all.sort_by_key(|(_, s)| s.start_ns);
+        all
+    }
+
+    /// Every engine's counters, in engine order.
+    pub fn stats(&self) -> Vec<&SimStats> {
+        self.list.iter().map(|e| e.stats.as_ref()).collect()
     }
 }
 
-fn run(mut core: Core, rx: mpsc::Receiver<Submission>, stats: &SimStats, log: &StepLog) {
+fn run(
+    mut core: Core,
+    rx: mpsc::Receiver<Submission>,
+    stats: &SimStats,
+    log: &StepLog,
+    in_flight: &AtomicU64,
+) {
     let (_, total) = core.kv_usage();
     loop {
         if core.idle() {
@@ -685,6 +829,7 @@ fn run(mut core: Core, rx: mpsc::Receiver<Submission>, stats: &SimStats, log: &S
         let start = clock::now_ns();
         let (q0, h0, p0) = (core.prefix_queries, core.prefix_hits, core.preemptions);
         let mut plan = core.schedule();
+        in_flight.fetch_sub(std::mem::take(&mut core.left), Ordering::Relaxed);
         stats.add_engine_counts(
             core.prefix_queries - q0,
             core.prefix_hits - h0,
@@ -709,6 +854,7 @@ fn run(mut core: Core, rx: mpsc::Receiver<Submission>, stats: &SimStats, log: &S
         core.finish_step(&mut plan, clock::now_ns());
         stats.observe(&core.timings);
         core.timings.clear();
+        in_flight.fetch_sub(std::mem::take(&mut core.left), Ordering::Relaxed);
         log.push(plan.step);
     }
 }
@@ -840,6 +986,29 @@ mod tests {
         drop(rx);
         drain(&mut core);
         assert_eq!(core.kv_usage().0, 0);
+    }
+
+    #[test]
+    fn routers_spread_requests_as_named() {
+        let rr = Engines::start(cfg(64), 3, Router::RoundRobin, false).unwrap();
+        let picks: Vec<usize> = (0..6).map(|_| rr.pick(&[7])).collect();
+        assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
+        let pa = Engines::start(cfg(64), 3, Router::PrefixAware, false).unwrap();
+        assert_eq!(pa.pick(&[7, 1]), pa.pick(&[7, 2]), "one prefix, one engine");
+        assert_eq!(pa.pick(&[7]), 1);
+        // An engine far busier than the others loses its prefix's requests.
+        pa.list[1].in_flight.store(20, Ordering::Relaxed);
+        assert_ne!(pa.pick(&[7]), 1);
+        let ll = Engines::start(cfg(64), 3, Router::LeastLoaded, false).unwrap();
+        ll.list[0].in_flight.store(2, Ordering::Relaxed);
+        ll.list[1].in_flight.store(1, Ordering::Relaxed);
+        ll.list[2].in_flight.store(3, Ordering::Relaxed);
+        assert_eq!(ll.pick(&[]), 1);
+        assert!(
+            Router::parse("least-loadd")
+                .unwrap_err()
+                .contains("did you mean 'least-loaded'")
+        );
     }
 
     #[test]

@@ -220,95 +220,119 @@ impl SimStats {
         hits
     }
 
-    /// The Prometheus text page (vLLM v1 names). `capacity` is the admission limit.
-    pub fn render(&self, model: &str, capacity: Option<usize>) -> String {
-        let running = self.running.load(Ordering::Relaxed).max(0) as f64;
-        let waiting = self.waiting.load(Ordering::Relaxed).max(0) as f64;
+    fn kv_usage(&self, capacity: Option<usize>) -> f64 {
         let kv_total = self.kv_total.load(Ordering::Relaxed);
-        let kv = if kv_total > 0 {
+        if kv_total > 0 {
             self.kv_used.load(Ordering::Relaxed) as f64 / kv_total as f64
         } else {
+            let running = self.running.load(Ordering::Relaxed).max(0) as f64;
             running / capacity.unwrap_or(256).max(1) as f64
-        };
-        let l = format!("{{engine=\"0\",model_name=\"{model}\"}}");
+        }
+    }
+
+    /// The Prometheus text page (vLLM v1 names). `capacity` is the fixed engine's
+    /// admission limit; `engines` are the step engines' own counters (one series per
+    /// engine, labelled `engine="i"`, as vLLM labels data-parallel engines), or empty
+    /// when these counters are the only engine's. Requests and generated tokens are
+    /// the server's, on engine 0.
+    pub fn render(&self, model: &str, capacity: Option<usize>, engines: &[&SimStats]) -> String {
+        let own = [self];
+        let src: &[&SimStats] = if engines.is_empty() { &own } else { engines };
+        let label = |i: usize| format!("{{engine=\"{i}\",model_name=\"{model}\"}}");
         let mut s = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, v: f64| {
-            s.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{l} {v:?}\n"
-            ));
+        let mut family = |name: &str, kind: &str, help: &str, values: &[f64]| {
+            s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            for (i, v) in values.iter().enumerate() {
+                s.push_str(&format!("{name}{} {v:?}\n", label(i)));
+            }
         };
-        metric(
+        let per = |f: &dyn Fn(&SimStats) -> f64| -> Vec<f64> { src.iter().map(|e| f(e)).collect() };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
+        family(
             "vllm:num_requests_running",
             "gauge",
             "Number of requests in model execution batches.",
-            running,
+            &per(&|e| e.running.load(Ordering::Relaxed).max(0) as f64),
         );
-        metric(
+        family(
             "vllm:num_requests_waiting",
             "gauge",
             "Number of requests waiting to be processed.",
-            waiting,
+            &per(&|e| e.waiting.load(Ordering::Relaxed).max(0) as f64),
         );
-        metric(
+        family(
             "vllm:kv_cache_usage_perc",
             "gauge",
             "KV-cache usage. 1 means 100 percent usage.",
-            kv.min(1.0),
+            &per(&|e| e.kv_usage(capacity).min(1.0)),
         );
-        metric(
+        family(
             "vllm:prefix_cache_queries_total",
             "counter",
             "Prefix cache queries, in terms of number of queried tokens.",
-            self.prefix_queries.load(Ordering::Relaxed) as f64,
+            &per(&|e| load(&e.prefix_queries)),
         );
-        metric(
+        family(
             "vllm:prefix_cache_hits_total",
             "counter",
             "Prefix cache hits, in terms of number of cached tokens.",
-            self.prefix_hits.load(Ordering::Relaxed) as f64,
+            &per(&|e| load(&e.prefix_hits)),
         );
-        metric(
+        family(
             "vllm:num_preemptions_total",
             "counter",
             "Cumulative number of preemption from the engine.",
-            self.preemptions.load(Ordering::Relaxed) as f64,
+            &per(&|e| load(&e.preemptions)),
         );
-        metric(
+        family(
             "vllm:prompt_tokens_total",
             "counter",
             "Number of prefill tokens processed.",
-            self.prompt_tokens.load(Ordering::Relaxed) as f64,
+            &per(&|e| load(&e.prompt_tokens)),
         );
-        metric(
+        family(
             "vllm:generation_tokens_total",
             "counter",
             "Number of generation tokens processed.",
-            self.generation_tokens.load(Ordering::Relaxed) as f64,
+            &[load(&self.generation_tokens)],
         );
-        metric(
+        family(
             "vllm:request_success_total",
             "counter",
             "Count of successfully processed requests.",
-            self.requests.load(Ordering::Relaxed) as f64,
+            &[load(&self.requests)],
         );
-        let hists = self.hists.lock().unwrap();
-        for (i, hist) in hists.iter().enumerate() {
-            let (_, name, help, bounds) = HISTOGRAMS[i];
-            let lab = |le: &str| format!("{{engine=\"0\",le=\"{le}\",model_name=\"{model}\"}}");
-            s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
-            let mut cum = 0;
-            for (b, le) in bounds.iter().enumerate() {
-                cum += hist.buckets[b];
-                s.push_str(&format!(
-                    "{name}_bucket{} {cum}.0\n",
-                    lab(&format!("{le:?}"))
-                ));
+        let hists: Vec<Vec<Hist>> = src
+            .iter()
+            .map(|e| e.hists.lock().unwrap().clone())
+            .collect();
+        if hists.iter().any(|h| !h.is_empty()) {
+            for (k, (_, name, help, bounds)) in HISTOGRAMS.iter().enumerate() {
+                s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+                for (i, h) in hists.iter().enumerate() {
+                    let empty = Hist {
+                        buckets: vec![0; bounds.len()],
+                        ..Default::default()
+                    };
+                    let hist = h.get(k).unwrap_or(&empty);
+                    let lab =
+                        |le: &str| format!("{{engine=\"{i}\",le=\"{le}\",model_name=\"{model}\"}}");
+                    let mut cum = 0;
+                    for (b, le) in bounds.iter().enumerate() {
+                        cum += hist.buckets[b];
+                        s.push_str(&format!(
+                            "{name}_bucket{} {cum}.0\n",
+                            lab(&format!("{le:?}"))
+                        ));
+                    }
+                    s.push_str(&format!("{name}_bucket{} {}.0\n", lab("+Inf"), hist.count));
+                    let l = label(i);
+                    s.push_str(&format!(
+                        "{name}_sum{l} {:?}\n{name}_count{l} {}.0\n",
+                        hist.sum, hist.count
+                    ));
+                }
             }
-            s.push_str(&format!("{name}_bucket{} {}.0\n", lab("+Inf"), hist.count));
-            s.push_str(&format!(
-                "{name}_sum{l} {:?}\n{name}_count{l} {}.0\n",
-                hist.sum, hist.count
-            ));
         }
         s
     }
@@ -329,7 +353,7 @@ mod tests {
         assert_eq!(s.prefix_lookup(&a), 0);
         assert_eq!(s.prefix_lookup(&b), 32, "two shared blocks");
         assert!(
-            s.render("m", Some(4))
+            s.render("m", Some(4), &[])
                 .contains("vllm:prefix_cache_hits_total{engine=\"0\",model_name=\"m\"} 32.0")
         );
     }

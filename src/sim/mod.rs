@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::tokenizer::Tokenizer;
-use engine::{Engine, EngineConfig};
+use engine::{EngineConfig, Engines, Router};
 use faults::FaultRates;
 use timing::{FixedTiming, TimingModel};
 use truth::TruthLog;
@@ -106,6 +106,12 @@ pub struct SimOptions {
     pub step_decode_us: Option<f64>,
     /// Step engine: time per KV-cache token read (ns; default the preset's).
     pub step_kv_ns: Option<f64>,
+    /// Step engine: this many engines in one process behind a router (default 1),
+    /// to rehearse a data-parallel deployment.
+    pub data_parallel: Option<usize>,
+    /// Step engine: how requests are spread over the engines: `round-robin`,
+    /// `least-loaded` (default) or `prefix-aware`.
+    pub router: Option<String>,
 }
 
 impl Default for SimOptions {
@@ -141,6 +147,8 @@ impl Default for SimOptions {
             step_prefill_us: None,
             step_decode_us: None,
             step_kv_ns: None,
+            data_parallel: None,
+            router: None,
         }
     }
 }
@@ -148,7 +156,7 @@ impl Default for SimOptions {
 impl SimOptions {
     /// The step engine's configuration, or `None` for the fixed engine; an error
     /// names the option that cannot work.
-    pub fn engine_config(&self) -> Result<Option<EngineConfig>, String> {
+    pub fn engine_config(&self) -> Result<Option<(EngineConfig, usize, Router)>, String> {
         let given: Vec<&str> = [
             ("preset", self.preset.is_some()),
             ("max_num_seqs", self.max_num_seqs.is_some()),
@@ -172,6 +180,8 @@ impl SimOptions {
             ("step_prefill_us", self.step_prefill_us.is_some()),
             ("step_decode_us", self.step_decode_us.is_some()),
             ("step_kv_ns", self.step_kv_ns.is_some()),
+            ("data_parallel", self.data_parallel.is_some()),
+            ("router", self.router.is_some()),
         ]
         .into_iter()
         .filter_map(|(n, set)| set.then_some(n))
@@ -239,7 +249,12 @@ impl SimOptions {
             seed: self.seed,
         };
         cfg.check()?;
-        Ok(Some(cfg))
+        let router = Router::parse(self.router.as_deref().unwrap_or("least-loaded"))?;
+        let replicas = self.data_parallel.unwrap_or(1);
+        if replicas == 0 {
+            return Err("data_parallel (--data-parallel) must be at least 1".into());
+        }
+        Ok(Some((cfg, replicas, router)))
     }
 }
 
@@ -283,8 +298,9 @@ pub struct SimState {
     pub seq: AtomicU64,
     /// Live counters for `/metrics`.
     pub stats: Arc<metrics::SimStats>,
-    /// The step engine, when the simulator runs one (else the fixed timing model).
-    pub engine: Option<Engine>,
+    /// The step engines (one, or `data_parallel` behind a router), when the
+    /// simulator runs them (else the fixed timing model).
+    pub engine: Option<Engines>,
     /// The admission limit (for KV-usage reporting).
     pub max_running: Option<usize>,
 }
@@ -308,7 +324,9 @@ impl SimState {
         }
         let stats = Arc::new(metrics::SimStats::default());
         let engine = match o.engine_config()? {
-            Some(cfg) => Some(Engine::start(cfg, stats.clone(), o.record_truth)?),
+            Some((cfg, replicas, router)) => {
+                Some(Engines::start(cfg, replicas, router, o.record_truth)?)
+            }
             None => None,
         };
         let tokenizer = Arc::new(match &o.tokenizer {

@@ -124,9 +124,11 @@ pub async fn handle(
         ),
         (&Method::GET, "/metrics") if st.metrics => Response::builder()
             .header("content-type", "text/plain; version=0.0.4")
-            .body(SimBody::Full(Some(Bytes::from(
-                st.stats.render(&st.model, st.max_running),
-            ))))
+            .body(SimBody::Full(Some(Bytes::from(st.stats.render(
+                &st.model,
+                st.max_running,
+                &st.engine.as_ref().map(|e| e.stats()).unwrap_or_default(),
+            )))))
             .unwrap(),
         (&Method::POST, "/start_profile" | "/stop_profile") if st.metrics => {
             st.stats.profile_call(path == "/start_profile");
@@ -483,6 +485,7 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
             tx,
             arrived_ns: received_ns,
         });
+        let submitted = submitted.map(|_| ());
         if let Err(e) = submitted {
             return error_response(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -364,6 +364,11 @@ local spec = {
       help_zh = "step 引擎：可接受的最长“提示 + max_tokens”" },
     { "--sim-no-prefix-caching", type = "bool", help = "step engine: no prefix cache",
       help_zh = "step 引擎：关闭前缀缓存" },
+    { "--sim-data-parallel", type = "int", help = "step engine: N engines behind a router (a data-parallel deployment)",
+      help_zh = "step 引擎：N 个引擎副本，前面有路由（模拟数据并行部署）" },
+    { "--sim-router", choices = { "round-robin", "least-loaded", "prefix-aware" },
+      help = "step engine: how requests are spread over the engines (default least-loaded)",
+      help_zh = "step 引擎：请求如何分给各个引擎（默认 least-loaded）" },
   },
 }
 

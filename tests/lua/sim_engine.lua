@@ -123,7 +123,33 @@ local rnd = run(mb.target{ sim = { preset = "llama3-8b-h100" } },
 local ttft_p, ttft_r = pr:summary().median_ttft_ms, rnd:summary().median_ttft_ms
 check(ttft_p < 0.6 * ttft_r, string.format("median TTFT %.1f ms with a shared prefix, %.1f ms without", ttft_p, ttft_r))
 
--- 5. Impossible configurations stop at start, naming the option.
+-- 5. Replicas: two engines behind a router carry more than one at high concurrency, and
+-- the prefix-aware router keeps each prefix on one engine, so it hits the cache more
+-- than round-robin does.
+local function load_run(opts, reqs, c)
+  local tt = mb.target{ sim = opts }
+  local r = run(tt, reqs, c)
+  local cached, engines = 0, {}
+  for _, st in ipairs(tt:sim_steps()) do
+    cached = cached + st.cached_tokens
+    engines[st.engine] = true
+  end
+  return r:summary(), cached, engines, tt
+end
+local heavy = mb.dataset.random{ n = 128, input_len = 256, output_len = 32, seed = 11 }
+local one = load_run({ preset = "qwen3-0.6b-a10" }, heavy, 64)
+local two, _, used, t2 = load_run({ preset = "qwen3-0.6b-a10", data_parallel = 2 }, heavy, 64)
+check(used[0] and used[1] and t2.sim_engine.data_parallel == 2, "both engines ran steps")
+check(two.output_throughput > 1.3 * one.output_throughput,
+  string.format("output throughput with 2 engines %.0f tok/s, with 1 %.0f tok/s", two.output_throughput,
+    one.output_throughput))
+local shared = mb.dataset.prefix_repetition{ n = 64, num_prefixes = 4, prefix_len = 512, suffix_len = 32,
+  output_len = 8, seed = 4 }
+local _, rr_cached = load_run({ preset = "qwen3-0.6b-a10", data_parallel = 4, router = "round-robin" }, shared, 4)
+local _, pa_cached = load_run({ preset = "qwen3-0.6b-a10", data_parallel = 4, router = "prefix-aware" }, shared, 4)
+check(pa_cached > rr_cached, string.format("prefix-aware cached %d tokens, round-robin %d", pa_cached, rr_cached))
+
+-- 6. Impossible configurations stop at start, naming the option.
 local function refuses(opts, needle)
   local ok, err = pcall(mb.target, { sim = opts })
   check(not ok and tostring(err):find(needle, 1, true), "expected '" .. needle .. "', got " .. tostring(err))
@@ -134,7 +160,11 @@ refuses({ kv_cache_tokens = 1000, max_model_len = 4096 }, "kv_cache_tokens")
 refuses({ enable_chunked_prefill = false, max_num_batched_tokens = 512, max_model_len = 4096 }, "max_num_batched_tokens")
 refuses({ engine = "fixed", max_num_seqs = 4 }, "max_num_seqs is an option of the step engine")
 refuses({ engine = "stepp" }, "did you mean 'step'")
+refuses({ data_parallel = 0 }, "data_parallel")
+refuses({ router = "round-robbin" }, "did you mean 'round-robin'")
 
-print(string.format("TPOT %.2f/%.2f/%.2f ms; preemptions %d; prefix hit rate %.3f; TTFT %.1f vs %.1f ms",
-  s[1].median_tpot_ms, s[8].median_tpot_ms, s[32].median_tpot_ms, preempted, rate, ttft_p, ttft_r))
+print(string.format("TPOT %.2f/%.2f/%.2f ms; preemptions %d; prefix hit rate %.3f; TTFT %.1f vs %.1f ms; "
+  .. "1 vs 2 engines %.0f vs %.0f tok/s; cached round-robin %d, prefix-aware %d",
+  s[1].median_tpot_ms, s[8].median_tpot_ms, s[32].median_tpot_ms, preempted, rate, ttft_p, ttft_r,
+  one.output_throughput, two.output_throughput, rr_cached, pa_cached))
 print("ENGINE OK")
