@@ -9,7 +9,7 @@ use moonbench::sim::preset;
 fn main() {
     let p = preset::find("llama3-8b-h100").unwrap();
     let cfg = EngineConfig {
-        preset: p.name,
+        preset: p.name.into(),
         max_num_seqs: 1024,
         max_num_batched_tokens: 8192,
         block_size: 16,

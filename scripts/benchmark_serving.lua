@@ -207,7 +207,8 @@ local target = mb.target{
     reasoning_tokens = args.sim_reasoning_tokens,
     faults = args.sim_faults, seed = args.seed,
     -- step 引擎（--sim-engine step）：并发、KV 缓存、前缀缓存都会影响耗时 · the step engine
-    engine = args.sim_engine, preset = args.sim_preset, max_num_seqs = args.sim_max_num_seqs,
+    engine = args.sim_engine, preset = args.sim_preset, preset_file = args.sim_preset_file,
+    max_num_seqs = args.sim_max_num_seqs,
     max_num_batched_tokens = args.sim_max_num_batched_tokens, kv_cache_tokens = args.sim_kv_cache_tokens,
     max_model_len = args.sim_max_model_len, enable_prefix_caching = args.sim_no_prefix_caching and false or nil,
     data_parallel = args.sim_data_parallel, router = args.sim_router,

@@ -289,6 +289,9 @@ pub struct ServeSimArgs {
     /// Step engine: the model and GPU to simulate; `--preset list` lists them.
     #[arg(long)]
     pub preset: Option<String>,
+    /// Step engine: your own costs and limits, a JSON file (see docs/simulator.md).
+    #[arg(long)]
+    pub preset_file: Option<String>,
     /// Step engine: most sequences per step (default the preset's).
     #[arg(long)]
     pub max_num_seqs: Option<usize>,
@@ -369,6 +372,7 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
         metrics: !a.no_metrics,
         engine: a.engine,
         preset: a.preset,
+        preset_file: a.preset_file,
         max_num_seqs: a.max_num_seqs,
         max_num_batched_tokens: a.max_num_batched_tokens,
         block_size: a.block_size,

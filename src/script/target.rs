@@ -41,7 +41,7 @@ impl UserData for LuaTarget {
             };
             let c = &e.config;
             let out = lua.create_table()?;
-            out.set("preset", c.preset)?;
+            out.set("preset", c.preset.as_str())?;
             out.set("num_blocks", c.num_blocks)?;
             out.set("block_size", c.block_size)?;
             out.set("max_num_seqs", c.max_num_seqs)?;

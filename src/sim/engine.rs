@@ -30,7 +30,7 @@ use crate::clock;
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// The preset the costs and limits started from.
-    pub preset: &'static str,
+    pub preset: String,
     /// Most sequences in one step.
     pub max_num_seqs: usize,
     /// Most tokens (prefill and decode) in one step.
@@ -865,7 +865,7 @@ mod tests {
 
     fn cfg(blocks: u32) -> EngineConfig {
         EngineConfig {
-            preset: "test",
+            preset: "test".into(),
             max_num_seqs: 8,
             max_num_batched_tokens: 64,
             block_size: 4,

@@ -79,6 +79,10 @@ pub struct SimOptions {
     /// Step engine: the model and GPU to simulate (`moonbench serve-sim --preset
     /// list`; default `llama3-8b-h100`).
     pub preset: Option<String>,
+    /// Step engine: a JSON file with your own costs and limits instead of a preset
+    /// (`step_ms`, `prefill_us`, `decode_us`, `kv_ns`, `kv_cache_tokens`,
+    /// `max_num_seqs`, `max_num_batched_tokens`, `name`).
+    pub preset_file: Option<String>,
     /// Step engine: most sequences in one step (vLLM's `--max-num-seqs`; default the
     /// preset's).
     pub max_num_seqs: Option<usize>,
@@ -135,6 +139,7 @@ impl Default for SimOptions {
             honor_ignore_eos: true,
             engine: None,
             preset: None,
+            preset_file: None,
             max_num_seqs: None,
             max_num_batched_tokens: None,
             block_size: None,
@@ -159,6 +164,7 @@ impl SimOptions {
     pub fn engine_config(&self) -> Result<Option<(EngineConfig, usize, Router)>, String> {
         let given: Vec<&str> = [
             ("preset", self.preset.is_some()),
+            ("preset_file", self.preset_file.is_some()),
             ("max_num_seqs", self.max_num_seqs.is_some()),
             (
                 "max_num_batched_tokens",
@@ -212,7 +218,15 @@ impl SimOptions {
         if self.max_running.is_some() {
             return Err("max_running (--max-running) limits the fixed engine; the step engine takes max_num_seqs (--max-num-seqs)".into());
         }
-        let p = preset::find(self.preset.as_deref().unwrap_or(preset::DEFAULT_PRESET))?;
+        let p = match (&self.preset, &self.preset_file) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "give preset (--preset) or preset_file (--preset-file), not both".into(),
+                );
+            }
+            (_, Some(f)) => preset::load_file(f)?,
+            (p, None) => preset::find(p.as_deref().unwrap_or(preset::DEFAULT_PRESET))?.values(),
+        };
         let base = p.cost();
         let cost = preset::CostModel {
             step_ms: self.step_ms.unwrap_or(base.step_ms),
@@ -230,11 +244,11 @@ impl SimOptions {
             }
             (Some(b), None) => b,
             (None, Some(t)) => (t / block_size as u64).min(u32::MAX as u64) as u32,
-            (None, None) => (p.kv_cache_tokens() / block_size as u64).min(u32::MAX as u64) as u32,
+            (None, None) => (p.kv_cache_tokens / block_size as u64).min(u32::MAX as u64) as u32,
         };
         let capacity = (num_blocks as u64 * block_size as u64).min(u32::MAX as u64) as u32;
         let cfg = EngineConfig {
-            preset: p.name,
+            preset: p.name.clone(),
             max_num_seqs: self.max_num_seqs.unwrap_or(p.max_num_seqs),
             max_num_batched_tokens: self
                 .max_num_batched_tokens

@@ -235,6 +235,82 @@ pub const PRESETS: &[Preset] = &[
     },
 ];
 
+/// What the engine takes from a preset: its costs and limits. A `--preset-file`
+/// is this as JSON, e.g. `{"name": "my-gpu", "step_ms": 12, "prefill_us": 60,
+/// "decode_us": 60, "kv_ns": 120, "kv_cache_tokens": 200000, "max_num_seqs": 256,
+/// "max_num_batched_tokens": 2048}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresetValues {
+    /// A name for the printed configuration.
+    pub name: String,
+    /// One line about it.
+    #[serde(default)]
+    pub about: String,
+    /// Fixed time of every step (ms).
+    pub step_ms: f64,
+    /// Time per prompt token prefilled (µs).
+    pub prefill_us: f64,
+    /// Time per sequence decoded (µs).
+    pub decode_us: f64,
+    /// Time per KV-cache token read (ns).
+    pub kv_ns: f64,
+    /// KV-cache size in tokens.
+    pub kv_cache_tokens: u64,
+    /// Most sequences per step.
+    pub max_num_seqs: usize,
+    /// Most tokens per step.
+    pub max_num_batched_tokens: u32,
+}
+
+impl PresetValues {
+    /// The cost model part.
+    pub fn cost(&self) -> CostModel {
+        CostModel {
+            step_ms: self.step_ms,
+            prefill_us: self.prefill_us,
+            decode_us: self.decode_us,
+            kv_ns: self.kv_ns,
+        }
+    }
+}
+
+impl Preset {
+    /// This preset's costs and limits.
+    pub fn values(&self) -> PresetValues {
+        let c = self.cost();
+        PresetValues {
+            name: self.name.into(),
+            about: self.about.into(),
+            step_ms: c.step_ms,
+            prefill_us: c.prefill_us,
+            decode_us: c.decode_us,
+            kv_ns: c.kv_ns,
+            kv_cache_tokens: self.kv_cache_tokens(),
+            max_num_seqs: self.max_num_seqs,
+            max_num_batched_tokens: self.max_num_batched_tokens,
+        }
+    }
+}
+
+/// Reads a preset file (JSON of [`PresetValues`]); errors name the file, the line
+/// and the field.
+pub fn load_file(path: &str) -> Result<PresetValues, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("preset file {path} (--preset-file): {e}"))?;
+    let v: PresetValues = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "preset file {path}:{}:{}: {e} (fields: name, about, step_ms, prefill_us, decode_us, kv_ns, kv_cache_tokens, max_num_seqs, max_num_batched_tokens)",
+            e.line(),
+            e.column()
+        )
+    })?;
+    v.cost()
+        .check()
+        .map_err(|e| format!("preset file {path}: {e}"))?;
+    Ok(v)
+}
+
 /// The preset used when none is named.
 pub const DEFAULT_PRESET: &str = "llama3-8b-h100";
 
@@ -291,6 +367,38 @@ mod tests {
         assert!((c.kv_ns - 48.91).abs() < 0.01, "{c:?}");
         assert_eq!(p.model.kv_bytes_per_token(), 131072.0);
         assert!((400_000..420_000).contains(&p.kv_cache_tokens()));
+    }
+
+    #[test]
+    fn preset_files_are_read_and_checked() {
+        let dir = std::env::temp_dir().join(format!("mb-preset-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.json");
+        std::fs::write(
+            &good,
+            r#"{"name": "mine", "step_ms": 12.5, "prefill_us": 60, "decode_us": 55.25, "kv_ns": 120,
+               "kv_cache_tokens": 200000, "max_num_seqs": 128, "max_num_batched_tokens": 4096}"#,
+        )
+        .unwrap();
+        let v = load_file(good.to_str().unwrap()).unwrap();
+        assert_eq!(
+            (v.name.as_str(), v.max_num_seqs, v.kv_cache_tokens),
+            ("mine", 128, 200000)
+        );
+        assert_eq!(
+            v.cost(),
+            CostModel {
+                step_ms: 12.5,
+                prefill_us: 60.0,
+                decode_us: 55.25,
+                kv_ns: 120.0
+            }
+        );
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, "{\"name\": \"x\",\n \"step_msec\": 3}").unwrap();
+        let e = load_file(bad.to_str().unwrap()).unwrap_err();
+        assert!(e.contains("bad.json:2:") && e.contains("step_msec"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

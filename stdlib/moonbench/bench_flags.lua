@@ -354,6 +354,8 @@ local spec = {
         .. "并发越高 token 越慢，和真 GPU 一样（默认：给了 step 相关参数时为 step）" },
     { "--sim-preset", help = "step engine: model and GPU to simulate (moonbench serve-sim --preset list)",
       help_zh = "step 引擎：要模拟的模型和 GPU（见 moonbench serve-sim --preset list）" },
+    { "--sim-preset-file", help = "step engine: a JSON file of your own costs and limits (docs/simulator.md)",
+      help_zh = "step 引擎：自己的耗时和上限（JSON 文件，见 docs/zh/simulator.md）" },
     { "--sim-max-num-seqs", type = "int", help = "step engine: most sequences per step",
       help_zh = "step 引擎：每步最多的序列数" },
     { "--sim-max-num-batched-tokens", type = "int", help = "step engine: most tokens per step",

@@ -161,6 +161,8 @@ refuses({ enable_chunked_prefill = false, max_num_batched_tokens = 512, max_mode
 refuses({ engine = "fixed", max_num_seqs = 4 }, "max_num_seqs is an option of the step engine")
 refuses({ engine = "stepp" }, "did you mean 'step'")
 refuses({ data_parallel = 0 }, "data_parallel")
+refuses({ preset = "qwen3-8b-l40s", preset_file = "x.json" }, "not both")
+refuses({ preset_file = "/nonexistent/my-gpu.json" }, "/nonexistent/my-gpu.json")
 refuses({ router = "round-robbin" }, "did you mean 'round-robin'")
 
 print(string.format("TPOT %.2f/%.2f/%.2f ms; preemptions %d; prefix hit rate %.3f; TTFT %.1f vs %.1f ms; "
