@@ -5,7 +5,7 @@
 -- 一万个连接两端都在同一进程里会超过常见的文件数上限，所以模拟器单独起一个进程：
 -- The simulator runs as its own process (both ends of 10k sockets in one process
 -- exceed the usual open-file limit):
---   moonbench serve-sim --port 18300 --threads 1 &
+--   moonbench serve-sim --port 18300 --threads 1 --engine fixed &
 --   moonbench run benches/users_10k.lua -- http://127.0.0.1:18300 10000
 -- 两次运行之间等一分钟，让上一轮的 TIME_WAIT 连接释放（否则新建连接变慢）。
 -- Wait a minute between runs so the previous run's TIME_WAIT sockets are gone.

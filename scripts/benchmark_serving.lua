@@ -439,8 +439,9 @@ if use_sim and target.sim_engine then
       string.format("目标：内置模拟服务器 %s（step 引擎 ×%d，预设 %s：%d 个 KV 块 × %d，每步最多 %d 个序列、%d 个 token）",
         target.base_url, e.data_parallel, e.preset, e.num_blocks, e.block_size, e.max_num_seqs, e.max_num_batched_tokens))
 elseif use_sim then
-  say(string.format("Target: built-in simulator at %s (TTFT %s ms, ITL %s ms)", target.base_url, args.sim_ttft_ms, args.sim_itl_ms),
-      string.format("目标：内置模拟服务器 %s（TTFT %s ms，ITL %s ms）", target.base_url, args.sim_ttft_ms, args.sim_itl_ms))
+  local ttft, itl = args.sim_ttft_ms or 50, args.sim_itl_ms or 10
+  say(string.format("Target: built-in simulator at %s (fixed engine: TTFT %s ms, ITL %s ms)", target.base_url, ttft, itl),
+      string.format("目标：内置模拟服务器 %s（fixed 引擎：TTFT %s ms，ITL %s ms）", target.base_url, ttft, itl))
 else
   say("Target: " .. target.base_url .. target.endpoint .. " (backend " .. args.backend .. ")",
       "目标：" .. target.base_url .. target.endpoint .. "（backend " .. args.backend .. "）")

@@ -32,7 +32,9 @@ end
 --             "deepspeed-mii"（不流式）, "openai-embeddings"（/v1/embeddings，只测延迟与吞吐）,
 --             以及 vLLM 的别名 "lmdeploy", "scalellm", "sglang-oai", "*-chat"。
 --   不写 base_url（也不写 host/port）时，自动在本机启动内置的模拟服务器（simulated server），
---   没有 GPU 也能把每个例子跑起来。sim = { ttft_ms = 50, itl_ms = 10 } 可调模拟器的速度。
+--   没有 GPU 也能把每个例子跑起来。它默认是类似 vLLM 的 step 引擎（并发越高 token 越慢）：
+--   sim = { preset = "qwen3-8b-l40s", kv_cache_tokens = 8192 } 换模型/GPU、调 KV 缓存；
+--   sim = { ttft_ms = 50, itl_ms = 10 } 则改用固定耗时（见 docs/zh/simulator.md）。
 --   其它可选项: endpoint, served_model_name, api_key（默认读 OPENAI_API_KEY，且绝不写进结果文件）,
 --   headers = {K = "V"}, timeout（秒，默认 600）, stream（默认 true）, body = {额外请求字段},
 --   tokenizer（统计服务器没报告的 token 数用）, continuous_usage（让 vLLM 每个 chunk 都报 token 数）,

@@ -13,8 +13,8 @@ use moonbench::tokenizer::Tokenizer;
 
 fn sim(ttft: f64, itl: f64) -> SimHandle {
     let o = SimOptions {
-        ttft_ms: ttft,
-        itl_ms: itl,
+        ttft_ms: Some(ttft),
+        itl_ms: Some(itl),
         record_truth: true,
         ..Default::default()
     };
@@ -169,8 +169,8 @@ async fn faults_become_error_records_and_the_run_completes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_token_chunks_keep_itl_and_tpot_right() {
     let o = SimOptions {
-        ttft_ms: 20.0,
-        itl_ms: 5.0,
+        ttft_ms: Some(20.0),
+        itl_ms: Some(5.0),
         tokens_per_chunk: 4,
         record_truth: true,
         ..Default::default()
@@ -390,8 +390,8 @@ async fn wrong_backend_for_the_endpoint_says_which_fits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reasoning_tokens_are_output_and_ttfa_is_measured() {
     let o = SimOptions {
-        ttft_ms: 20.0,
-        itl_ms: 5.0,
+        ttft_ms: Some(20.0),
+        itl_ms: Some(5.0),
         reasoning_tokens: 4,
         tokens_per_chunk: 3,
         record_truth: true,
@@ -432,8 +432,8 @@ async fn reasoning_tokens_are_output_and_ttfa_is_measured() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_metrics_are_read_during_the_run_and_the_profiler_wraps_it() {
     let o = SimOptions {
-        ttft_ms: 5.0,
-        itl_ms: 5.0,
+        ttft_ms: Some(5.0),
+        itl_ms: Some(5.0),
         max_running: Some(4),
         ..Default::default()
     };
@@ -459,8 +459,8 @@ async fn server_metrics_are_read_during_the_run_and_the_profiler_wraps_it() {
 
     // A server without /metrics or a profiler: no series, a note, the run goes on.
     let o = SimOptions {
-        ttft_ms: 1.0,
-        itl_ms: 1.0,
+        ttft_ms: Some(1.0),
+        itl_ms: Some(1.0),
         metrics: false,
         ..Default::default()
     };

@@ -82,8 +82,8 @@ fn hog(n: usize, stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn the_verdict_warns_whenever_the_numbers_are_off() {
     let o = SimOptions {
-        ttft_ms: 20.0,
-        itl_ms: 5.0,
+        ttft_ms: Some(20.0),
+        itl_ms: Some(5.0),
         record_truth: true,
         ..Default::default()
     };

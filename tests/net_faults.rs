@@ -21,8 +21,8 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 fn sim() -> SimHandle {
     let o = SimOptions {
-        ttft_ms: 5.0,
-        itl_ms: 1.0,
+        ttft_ms: Some(5.0),
+        itl_ms: Some(1.0),
         ..Default::default()
     };
     SimHandle::start(&o, "127.0.0.1:0").unwrap()

@@ -330,8 +330,8 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
         Some(_) => None,
         None => Some(SimHandle::start(
             &SimOptions {
-                ttft_ms: 1.0,
-                itl_ms: 1.0,
+                ttft_ms: Some(1.0),
+                itl_ms: Some(1.0),
                 record_truth: false,
                 threads: a.sim_threads,
                 ..Default::default()
@@ -406,8 +406,8 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
     // 2. Accuracy at each concurrency.
     let sim = SimHandle::start(
         &SimOptions {
-            ttft_ms: a.ttft_ms,
-            itl_ms: a.itl_ms,
+            ttft_ms: Some(a.ttft_ms),
+            itl_ms: Some(a.itl_ms),
             record_truth: true,
             threads: a.sim_threads,
             ..Default::default()

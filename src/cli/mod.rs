@@ -245,22 +245,22 @@ pub struct ServeSimArgs {
     /// Model id to serve.
     #[arg(long, default_value = "moonbench-sim")]
     pub model: String,
-    /// Time to first token (ms).
-    #[arg(long, default_value_t = 50.0)]
-    pub ttft_ms: f64,
-    /// Time between tokens (ms).
-    #[arg(long, default_value_t = 10.0)]
-    pub itl_ms: f64,
-    /// Extra TTFT per prompt token (µs).
-    #[arg(long, default_value_t = 0.0)]
-    pub prefill_us_per_token: f64,
+    /// Fixed engine: time to first token (ms; default 50).
+    #[arg(long)]
+    pub ttft_ms: Option<f64>,
+    /// Fixed engine: time between tokens (ms; default 10).
+    #[arg(long)]
+    pub itl_ms: Option<f64>,
+    /// Fixed engine: extra TTFT per prompt token (µs).
+    #[arg(long)]
+    pub prefill_us_per_token: Option<f64>,
     /// Relative jitter of TTFT and ITL (0.1 = ±10%).
     #[arg(long, default_value_t = 0.0)]
     pub jitter: f64,
     /// Tokens packed into each SSE chunk.
     #[arg(long, default_value_t = 1)]
     pub tokens_per_chunk: u32,
-    /// At most this many requests generate at once; others wait.
+    /// Fixed engine: at most this many requests generate at once; others wait.
     #[arg(long)]
     pub max_running: Option<usize>,
     /// Random faults, e.g. `reset=0.01,http500=0.02,stall=0.001`.
@@ -281,9 +281,9 @@ pub struct ServeSimArgs {
     /// Do not serve `/metrics` or the profiler endpoints.
     #[arg(long)]
     pub no_metrics: bool,
-    /// `fixed` (the same TTFT and ITL for every request) or `step` (a vLLM-like
-    /// engine: continuous batching, KV cache, preemption, prefix cache, chunked
-    /// prefill). Default: `step` when a step-engine flag is given, else `fixed`.
+    /// `step` (a vLLM-like engine: continuous batching, KV cache, preemption, prefix
+    /// cache, chunked prefill) or `fixed` (the same TTFT and ITL for every request).
+    /// Default: `fixed` when a fixed-engine flag is given, else `step`.
     #[arg(long)]
     pub engine: Option<String>,
     /// Step engine: the model and GPU to simulate; `--preset list` lists them.
@@ -428,7 +428,11 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
                     c.cost.step_ms, c.cost.prefill_us, c.cost.decode_us, c.cost.kv_ns
                 )
             }
-            None => format!("TTFT {} ms, ITL {} ms", opts.ttft_ms, opts.itl_ms),
+            None => format!(
+                "fixed engine: TTFT {} ms, ITL {} ms",
+                opts.ttft_ms.unwrap_or(50.0),
+                opts.itl_ms.unwrap_or(10.0)
+            ),
         };
         println!("moonbench simulated server on http://{addr} (model {}, {timing}); Ctrl-C to stop", opts.model);
         server::serve(listener, state, async {

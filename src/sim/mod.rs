@@ -36,19 +36,20 @@ use truth::TruthLog;
 pub struct SimOptions {
     /// Model id the server reports and accepts.
     pub model: String,
-    /// Time to first token (ms).
-    pub ttft_ms: f64,
-    /// Time between tokens (ms).
-    pub itl_ms: f64,
-    /// Extra TTFT per prompt token (µs), a crude prefill cost.
-    pub prefill_us_per_token: f64,
+    /// Fixed engine: time to first token (ms; default 50).
+    pub ttft_ms: Option<f64>,
+    /// Fixed engine: time between tokens (ms; default 10).
+    pub itl_ms: Option<f64>,
+    /// Fixed engine: extra TTFT per prompt token (µs), a crude prefill cost.
+    pub prefill_us_per_token: Option<f64>,
     /// Relative jitter of TTFT and ITL (0.1 = ±10%).
     pub jitter: f64,
     /// Tokens packed into each SSE chunk.
     pub tokens_per_chunk: u32,
     /// `max_tokens` used when a chat request sets none.
     pub default_max_tokens: u32,
-    /// At most this many requests generate at once; others wait (adds to TTFT).
+    /// Fixed engine: at most this many requests generate at once; others wait
+    /// (adds to TTFT).
     pub max_running: Option<usize>,
     /// Random faults, `name=probability,...` (see `sim::faults`).
     pub faults: String,
@@ -71,10 +72,11 @@ pub struct SimOptions {
     /// Honour `ignore_eos` (false: answer like a server that does not support it,
     /// stopping at a random length up to `max_tokens`).
     pub honor_ignore_eos: bool,
-    /// `fixed` (every request gets `ttft_ms` and `itl_ms` whatever else runs) or
     /// `step` (a vLLM-like engine: continuous batching, a KV cache with preemption,
-    /// prefix caching, chunked prefill; step times from `preset`). Default: `step`
-    /// when a step-engine option is given, else `fixed`.
+    /// prefix caching, chunked prefill; step times from `preset`) or `fixed` (every
+    /// request gets `ttft_ms` and `itl_ms` whatever else runs). Default: `fixed` when
+    /// a fixed-engine option (`ttft_ms`, `itl_ms`, `prefill_us_per_token`,
+    /// `max_running`) is given, else `step`.
     pub engine: Option<String>,
     /// Step engine: the model and GPU to simulate (`moonbench serve-sim --preset
     /// list`; default `llama3-8b-h100`).
@@ -122,9 +124,9 @@ impl Default for SimOptions {
     fn default() -> Self {
         SimOptions {
             model: "moonbench-sim".into(),
-            ttft_ms: 50.0,
-            itl_ms: 10.0,
-            prefill_us_per_token: 0.0,
+            ttft_ms: None,
+            itl_ms: None,
+            prefill_us_per_token: None,
             jitter: 0.0,
             tokens_per_chunk: 1,
             default_max_tokens: 256,
@@ -192,10 +194,27 @@ impl SimOptions {
         .into_iter()
         .filter_map(|(n, set)| set.then_some(n))
         .collect();
-        let engine =
-            self.engine
-                .as_deref()
-                .unwrap_or(if given.is_empty() { "fixed" } else { "step" });
+        let fixed: Vec<&str> = [
+            ("ttft_ms", self.ttft_ms.is_some()),
+            ("itl_ms", self.itl_ms.is_some()),
+            ("prefill_us_per_token", self.prefill_us_per_token.is_some()),
+            ("max_running", self.max_running.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(n, set)| set.then_some(n))
+        .collect();
+        let engine = match self.engine.as_deref() {
+            Some(e) => e,
+            None if given.is_empty() && !fixed.is_empty() => "fixed",
+            None => "step",
+        };
+        if engine == "step" {
+            if let (Some(f), Some(g)) = (fixed.first(), given.first().or(Some(&"engine"))) {
+                return Err(format!(
+                    "{f} is an option of the fixed engine, but {g} chooses the step engine; give one engine's options (the step engine's limit on concurrent requests is max_num_seqs)"
+                ));
+            }
+        }
         match engine {
             "fixed" => {
                 if let Some(name) = given.first() {
@@ -214,9 +233,6 @@ impl SimOptions {
                     "unknown simulator engine '{other}'{near}; engines: fixed, step"
                 ));
             }
-        }
-        if self.max_running.is_some() {
-            return Err("max_running (--max-running) limits the fixed engine; the step engine takes max_num_seqs (--max-num-seqs)".into());
         }
         let p = match (&self.preset, &self.preset_file) {
             (Some(_), Some(_)) => {
@@ -322,7 +338,12 @@ pub struct SimState {
 impl SimState {
     /// Builds the state from options, checking them.
     pub fn new(o: &SimOptions) -> Result<SimState, String> {
-        if !(o.ttft_ms >= 0.0 && o.itl_ms >= 0.0 && o.prefill_us_per_token >= 0.0) {
+        let (ttft_ms, itl_ms, prefill_us) = (
+            o.ttft_ms.unwrap_or(50.0),
+            o.itl_ms.unwrap_or(10.0),
+            o.prefill_us_per_token.unwrap_or(0.0),
+        );
+        if !(ttft_ms >= 0.0 && itl_ms >= 0.0 && prefill_us >= 0.0) {
             return Err(
                 "simulator times (ttft_ms, itl_ms, prefill_us_per_token) must be >= 0".into(),
             );
@@ -350,9 +371,9 @@ impl SimState {
         Ok(SimState {
             model: o.model.clone(),
             timing: Box::new(FixedTiming {
-                ttft: Duration::from_secs_f64(o.ttft_ms / 1000.0),
-                itl: Duration::from_secs_f64(o.itl_ms / 1000.0),
-                prefill_per_token: Duration::from_secs_f64(o.prefill_us_per_token / 1e6),
+                ttft: Duration::from_secs_f64(ttft_ms / 1000.0),
+                itl: Duration::from_secs_f64(itl_ms / 1000.0),
+                prefill_per_token: Duration::from_secs_f64(prefill_us / 1e6),
                 jitter: o.jitter,
                 seed: o.seed,
             }),

@@ -334,8 +334,10 @@ local spec = {
     { "--lang", default = "en", choices = { "en", "zh" }, help = "language of the printed table", help_zh = "结果表的语言" },
 
     { group = "Built-in simulator (when no server is given)", group_zh = "内置模拟服务器（未指定服务器时）" },
-    { "--sim-ttft-ms", type = "number", default = 50, help = "simulated time to first token", help_zh = "模拟的首 token 时间" },
-    { "--sim-itl-ms", type = "number", default = 10, help = "simulated time between tokens", help_zh = "模拟的 token 间隔" },
+    { "--sim-ttft-ms", type = "number", help = "fixed engine: simulated time to first token (default 50; chooses the fixed engine)",
+      help_zh = "fixed 引擎：模拟的首 token 时间（默认 50；给出即使用 fixed 引擎）" },
+    { "--sim-itl-ms", type = "number", help = "fixed engine: simulated time between tokens (default 10; chooses the fixed engine)",
+      help_zh = "fixed 引擎：模拟的 token 间隔（默认 10；给出即使用 fixed 引擎）" },
     { "--sim-jitter", type = "number", default = 0, help = "relative jitter of simulated times (0.1 = ±10%)",
       help_zh = "模拟时间的相对抖动（0.1 = ±10%）" },
     { "--sim-tokens-per-chunk", type = "int", default = 1, help = "tokens packed in each SSE chunk",
@@ -343,15 +345,16 @@ local spec = {
     { "--sim-reasoning-tokens", type = "int", default = 0,
       help = "the first N tokens of each chat answer are reasoning (reasoning_content), like a reasoning model",
       help_zh = "每个对话回答的前 N 个 token 作为思考内容（reasoning_content），模拟推理模型" },
-    { "--sim-max-running", type = "int", help = "requests generated at once; others queue",
-      help_zh = "同时生成的请求数上限，其余排队" },
+    { "--sim-max-running", type = "int", help = "fixed engine: requests generated at once; others queue",
+      help_zh = "fixed 引擎：同时生成的请求数上限，其余排队" },
     { "--sim-faults", default = "", help = "random faults, e.g. reset=0.01,http500=0.01",
       help_zh = "随机故障注入，例如 reset=0.01,http500=0.01" },
     { "--sim-engine", choices = { "fixed", "step" },
-      help = "fixed: the same TTFT/ITL for every request; step: a vLLM-like engine (continuous batching, KV cache, "
-        .. "preemption, prefix cache), so concurrency slows tokens as on a GPU (default: step if a step flag is given)",
-      help_zh = "fixed：每个请求相同的 TTFT/ITL；step：类似 vLLM 的引擎（连续批处理、KV 缓存、抢占、前缀缓存），"
-        .. "并发越高 token 越慢，和真 GPU 一样（默认：给了 step 相关参数时为 step）" },
+      help = "step: a vLLM-like engine (continuous batching, KV cache, preemption, prefix cache), so concurrency "
+        .. "slows tokens as on a GPU; fixed: the same TTFT/ITL for every request (default: fixed if --sim-ttft-ms, "
+        .. "--sim-itl-ms or --sim-max-running is given, else step)",
+      help_zh = "step：类似 vLLM 的引擎（连续批处理、KV 缓存、抢占、前缀缓存），并发越高 token 越慢，和真 GPU 一样；"
+        .. "fixed：每个请求相同的 TTFT/ITL（默认：给了 --sim-ttft-ms、--sim-itl-ms 或 --sim-max-running 时为 fixed，否则为 step）" },
     { "--sim-preset", help = "step engine: model and GPU to simulate (moonbench serve-sim --preset list)",
       help_zh = "step 引擎：要模拟的模型和 GPU（见 moonbench serve-sim --preset list）" },
     { "--sim-preset-file", help = "step engine: a JSON file of your own costs and limits (docs/simulator.md)",

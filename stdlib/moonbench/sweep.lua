@@ -27,12 +27,16 @@ M.KEYS = {
   result_dir = "where result files go (default: results)",
   label = "label of every run",
   defaults = "any `moonbench bench` flags for every run, e.g. {num-warmups: 2}",
-  sim = "simulator settings when base_url is left out: ttft_ms, itl_ms, jitter, tokens_per_chunk, max_running, faults",
+  sim = "simulator settings when base_url is left out: preset, max_num_seqs, kv_cache_tokens, data_parallel, router, ... (the step engine) or ttft_ms, itl_ms, max_running (the fixed engine); jitter, tokens_per_chunk, faults",
   bench_script = "benchmark script to run for each point (default: scripts/benchmark_serving.lua)",
 }
 
 local SIM_KEYS = { ttft_ms = "number", itl_ms = "number", jitter = "number", tokens_per_chunk = "int",
-  max_running = "int", faults = "string" }
+  max_running = "int", faults = "string",
+  -- step 引擎（类似 vLLM 的批处理引擎）· the step engine
+  engine = "string", preset = "string", preset_file = "string", max_num_seqs = "int",
+  max_num_batched_tokens = "int", kv_cache_tokens = "int", max_model_len = "int", data_parallel = "int",
+  router = "string" }
 
 local function norm_flag(k)
   return (tostring(k):gsub("^%-%-", ""):gsub("_", "-"))

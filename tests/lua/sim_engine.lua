@@ -161,6 +161,11 @@ refuses({ enable_chunked_prefill = false, max_num_batched_tokens = 512, max_mode
 refuses({ engine = "fixed", max_num_seqs = 4 }, "max_num_seqs is an option of the step engine")
 refuses({ engine = "stepp" }, "did you mean 'step'")
 refuses({ data_parallel = 0 }, "data_parallel")
+refuses({ preset = "qwen3-8b-l40s", ttft_ms = 5 }, "ttft_ms is an option of the fixed engine")
+refuses({ engine = "step", max_running = 4 }, "max_running is an option of the fixed engine")
+-- The step engine is the default; a fixed-engine option chooses the fixed engine.
+check(mb.target{}.sim_engine.preset == "llama3-8b-h100", "the default simulator runs the step engine")
+check(mb.target{ sim = { ttft_ms = 5 } }.sim_engine == nil, "ttft_ms chooses the fixed engine")
 refuses({ preset = "qwen3-8b-l40s", preset_file = "x.json" }, "not both")
 refuses({ preset_file = "/nonexistent/my-gpu.json" }, "/nonexistent/my-gpu.json")
 refuses({ router = "round-robbin" }, "did you mean 'round-robin'")
