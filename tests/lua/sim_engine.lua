@@ -149,6 +149,25 @@ local _, rr_cached = load_run({ preset = "qwen3-0.6b-a10", data_parallel = 4, ro
 local _, pa_cached = load_run({ preset = "qwen3-0.6b-a10", data_parallel = 4, router = "prefix-aware" }, shared, 4)
 check(pa_cached > rr_cached, string.format("prefix-aware cached %d tokens, round-robin %d", pa_cached, rr_cached))
 
+-- Faults, multi-token chunks and reasoning tokens work on the step engine as on the fixed one.
+local ft = mb.target{ backend = "openai-chat", timeout = 3,
+  sim = { preset = "qwen3-0.6b-a10", tokens_per_chunk = 4, reasoning_tokens = 3, faults = "reset=0.2,http500=0.2" } }
+local fr = mb.run{ target = ft, requests = mb.dataset.random{ n = 30, input_len = 64, output_len = 16, seed = 2 },
+  max_concurrency = 6, progress = false }
+local ok_n, failed_n = 0, 0
+for _, r in ipairs(fr:records()) do
+  if r.success then
+    ok_n = ok_n + 1
+    check(#r.chunk_times == 4 and r.output_tokens == 16 and r.reasoning_tokens == 3,
+      string.format("4 chunks of 4 tokens, 3 reasoning: %d chunks, %d tokens, %d reasoning", #r.chunk_times,
+        r.output_tokens, r.reasoning_tokens))
+    check(#ft:sim_truth(r.request_id).step_ends == 4, "one step per chunk in the truth")
+  else
+    failed_n = failed_n + 1
+  end
+end
+check(ok_n > 0 and failed_n > 0 and ok_n + failed_n == 30, string.format("%d ok, %d failed", ok_n, failed_n))
+
 -- 6. Impossible configurations stop at start, naming the option.
 local function refuses(opts, needle)
   local ok, err = pcall(mb.target, { sim = opts })
