@@ -161,8 +161,9 @@ impl Default for SimOptions {
 }
 
 impl SimOptions {
-    /// The step engine's configuration, or `None` for the fixed engine; an error
-    /// names the option that cannot work.
+    /// The step engine's configuration, engine count and router, or `None` for the
+    /// fixed engine; an error names the option that cannot work. The configuration
+    /// and the count are checked where the engines start (`Engines::start`).
     pub fn engine_config(&self) -> Result<Option<(EngineConfig, usize, Router)>, String> {
         let given: Vec<&str> = [
             ("preset", self.preset.is_some()),
@@ -209,7 +210,8 @@ impl SimOptions {
             None => "step",
         };
         if engine == "step" {
-            if let (Some(f), Some(g)) = (fixed.first(), given.first().or(Some(&"engine"))) {
+            if let Some(f) = fixed.first() {
+                let g = given.first().copied().unwrap_or("engine");
                 return Err(format!(
                     "{f} is an option of the fixed engine, but {g} chooses the step engine; give one engine's options (the step engine's limit on concurrent requests is max_num_seqs)"
                 ));
@@ -251,16 +253,15 @@ impl SimOptions {
             kv_ns: self.step_kv_ns.unwrap_or(base.kv_ns),
         };
         let block_size = self.block_size.unwrap_or(16);
-        if block_size == 0 {
-            return Err("block_size (--block-size) must be at least 1 (vLLM uses 16)".into());
-        }
+        // A block size of 0 is refused by `EngineConfig::check` (in `Engines::start`).
+        let per_block = block_size.max(1) as u64;
         let num_blocks = match (self.num_gpu_blocks, self.kv_cache_tokens) {
             (Some(_), Some(_)) => {
                 return Err("give num_gpu_blocks (--num-gpu-blocks) or kv_cache_tokens (--kv-cache-tokens), not both".into());
             }
             (Some(b), None) => b,
-            (None, Some(t)) => (t / block_size as u64).min(u32::MAX as u64) as u32,
-            (None, None) => (p.kv_cache_tokens / block_size as u64).min(u32::MAX as u64) as u32,
+            (None, Some(t)) => (t / per_block).min(u32::MAX as u64) as u32,
+            (None, None) => (p.kv_cache_tokens / per_block).min(u32::MAX as u64) as u32,
         };
         let capacity = (num_blocks as u64 * block_size as u64).min(u32::MAX as u64) as u32;
         let cfg = EngineConfig {
@@ -278,13 +279,8 @@ impl SimOptions {
             jitter: self.jitter,
             seed: self.seed,
         };
-        cfg.check()?;
         let router = Router::parse(self.router.as_deref().unwrap_or("least-loaded"))?;
-        let replicas = self.data_parallel.unwrap_or(1);
-        if replicas == 0 {
-            return Err("data_parallel (--data-parallel) must be at least 1".into());
-        }
-        Ok(Some((cfg, replicas, router)))
+        Ok(Some((cfg, self.data_parallel.unwrap_or(1), router)))
     }
 }
 
