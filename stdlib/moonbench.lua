@@ -41,8 +41,9 @@ end
 --   request_id_prefix（x-request-id 头的前缀，后接请求序号，方便在服务器日志里找请求；
 --   不设时每个请求用一个随机 UUID，有的服务器（如 llama-cpp-python）只接受 UUID）。
 --   sim 里还可以写 reasoning_tokens = N：每个对话回答的前 N 个 token 作为"思考"（reasoning_content）发送。
--- mb.sim{...}：单独启动一个模拟服务器，返回 { base_url, host, port, model }。
---   Start a simulator yourself, e.g. to point two targets at it.
+-- mb.sim{...}：单独启动一个模拟服务器，返回一个对象：sim.base_url / host / port / model / engine，
+--   sim:steps()（每一步的真实记录）和 sim:truth(request_id)（每个请求各块的真实发送时刻）。
+--   Start a simulator yourself, e.g. to point two targets at it; mb.target{ base_url = sim.base_url }.
 
 -- 分词器 Tokenizer ----------------------------------------------------------
 -- mb.tokenizer("path/to/tokenizer.json" 或 模型目录 或 "model.gguf"（llama.cpp 的模型文件，读其中的分词器）

@@ -520,3 +520,62 @@ async fn ramp_send_times_follow_the_curve() {
         out.health
     );
 }
+
+/// With two step engines, `/metrics` has each engine's series (`engine="0"`,
+/// `engine="1"`) and their total (`engine="total"`) in vLLM's names; the totals
+/// equal the engines' sums and the requests the client sent, and moonbench's own
+/// reader of the page does not count the total as a third engine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_parallel_metrics_are_per_engine_and_summed() {
+    let o = SimOptions {
+        preset: Some("qwen3-0.6b-a10".into()),
+        data_parallel: Some(2),
+        router: Some("round-robin".into()),
+        ..Default::default()
+    };
+    let sim = SimHandle::start(&o, "127.0.0.1:0").unwrap();
+    let out = run(spec(&sim, "openai", reqs(12, 6)), None).await.unwrap();
+    assert_eq!(out.records.iter().filter(|r| r.success()).count(), 12);
+    let client =
+        moonbench::backend::http::HttpClient::new(&BaseUrl::parse(&sim.base_url()).unwrap())
+            .await
+            .unwrap();
+    let (status, body) = client.get("/metrics", &[]).await.unwrap();
+    assert_eq!(status, 200);
+    let page = String::from_utf8(body.to_vec()).unwrap();
+    let value = |name: &str, engine: &str| -> f64 {
+        let key = format!(
+            "{name}{{engine=\"{engine}\",model_name=\"{}\"}} ",
+            sim.model
+        );
+        let line = page
+            .lines()
+            .find(|l| l.starts_with(&key))
+            .unwrap_or_else(|| panic!("no {key} in\n{page}"));
+        line[key.len()..].parse().unwrap()
+    };
+    for name in [
+        "vllm:request_success_total",
+        "vllm:generation_tokens_total",
+        "vllm:prompt_tokens_total",
+        "vllm:time_to_first_token_seconds_count",
+        "vllm:e2e_request_latency_seconds_count",
+        "vllm:num_requests_running",
+    ] {
+        let (a, b, t) = (value(name, "0"), value(name, "1"), value(name, "total"));
+        assert_eq!(a + b, t, "{name}: {a} + {b}");
+    }
+    assert_eq!(value("vllm:request_success_total", "total"), 12.0);
+    assert_eq!(value("vllm:request_success_total", "0"), 6.0, "round-robin");
+    assert_eq!(value("vllm:generation_tokens_total", "total"), 72.0);
+    assert_eq!(
+        value("vllm:time_to_first_token_seconds_count", "total"),
+        12.0
+    );
+    // The page parses as Prometheus text, and the total is not a third engine.
+    let r = moonbench::metrics::server::read_page(&page).unwrap();
+    assert_eq!(
+        r.values[&moonbench::metrics::server::Quantity::PrefixQueries],
+        value("vllm:prefix_cache_queries_total", "total")
+    );
+}

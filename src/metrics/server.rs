@@ -231,6 +231,13 @@ pub fn read_page(page: &str) -> Result<Reading, String> {
         }
         let mut acc: Option<f64> = None;
         for s in fam.iter_samples() {
+            // engine="total" is the sum of the engines beside it (moonbench's
+            // simulator writes it with data_parallel), not another engine.
+            if s.get_labelset()
+                .is_ok_and(|ls| ls.get_label_value("engine") == Some("total"))
+            {
+                continue;
+            }
             if let Some((lk, lv)) = label {
                 let Ok(ls) = s.get_labelset() else { continue };
                 if ls.get_label_value(lk) != Some(*lv) {
@@ -369,6 +376,7 @@ mod tests {
 # TYPE vllm:num_requests_running gauge
 vllm:num_requests_running{engine=\"0\",model_name=\"Qwen/Qwen3-8B\"} 12.0
 vllm:num_requests_running{engine=\"1\",model_name=\"Qwen/Qwen3-8B\"} 10.0
+vllm:num_requests_running{engine=\"total\",model_name=\"Qwen/Qwen3-8B\"} 22.0
 # HELP vllm:num_requests_waiting Number of requests waiting to be processed.
 # TYPE vllm:num_requests_waiting gauge
 vllm:num_requests_waiting{engine=\"0\",model_name=\"Qwen/Qwen3-8B\"} 3.0
@@ -398,7 +406,11 @@ weird line the grammar would reject {{{
     fn reads_vllm_names_and_adds_engines() {
         let r = read_page(VLLM).unwrap();
         assert_eq!(r.source, Some("vllm"));
-        assert_eq!(r.values[&Quantity::Running], 22.0);
+        assert_eq!(
+            r.values[&Quantity::Running],
+            22.0,
+            "engines add up; their total beside them is not added again"
+        );
         assert_eq!(r.values[&Quantity::Waiting], 3.0);
         assert_eq!(
             r.values[&Quantity::KvCacheUsage],

@@ -85,9 +85,19 @@ pub fn entries() -> Vec<Entry> {
         ),
         e!(
             "mb.sim",
-            "mb.sim{...}: starts a simulator; returns { base_url, host, port, model }.",
-            "mb.sim{...}：单独启动一个模拟服务器，返回 { base_url, host, port, model }。",
+            "mb.sim{...}: starts a simulator; returns it as an object with base_url, host, port, model, engine (the step engine's configuration, as t.sim_engine; nil for the fixed engine) and the methods sim:steps() and sim:truth(id). A target given its base_url (mb.target{ base_url = sim.base_url }) is linked to it, so t:sim_truth works there too.",
+            "mb.sim{...}：单独启动一个模拟服务器，返回一个对象：base_url、host、port、model、engine（step 引擎的配置，同 t.sim_engine；fixed 引擎时为 nil），以及方法 sim:steps() 和 sim:truth(id)。用它的 base_url 建的目标（mb.target{ base_url = sim.base_url }）会与它关联，t:sim_truth 在那里同样可用。",
             SimOptions
+        ),
+        e!(
+            "sim:steps",
+            "sim:steps(): every step this simulator's step engines ran, as t:sim_steps() (an error for the fixed engine, which keeps no steps).",
+            "sim:steps()：这个模拟服务器的 step 引擎跑过的每一步，同 t:sim_steps()（fixed 引擎不记步骤，调用会报错）。"
+        ),
+        e!(
+            "sim:truth",
+            "sim:truth(request_id): what this simulator recorded it sent for one request, as t:sim_truth(); nil if it kept nothing.",
+            "sim:truth(request_id)：这个模拟服务器为一个请求记录的真实发送情况，同 t:sim_truth()；没有记录则为 nil。"
         ),
         e!(
             "mb.tokenizer",

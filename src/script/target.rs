@@ -35,30 +35,17 @@ impl UserData for LuaTarget {
         f.add_field_method_get("pooling", |_, t| Ok(t.target.backend.api.pooling()));
         f.add_field_method_get("stream", |_, t| Ok(t.target.stream));
         f.add_field_method_get("is_sim", |_, t| Ok(t.sim.is_some()));
-        f.add_field_method_get("sim_engine", |lua, t| {
-            let Some(e) = t.sim.as_ref().and_then(|s| s.state.engine.as_ref()) else {
-                return Ok(Value::Nil);
-            };
-            let c = &e.config;
-            let out = lua.create_table()?;
-            out.set("preset", c.preset.as_str())?;
-            out.set("num_blocks", c.num_blocks)?;
-            out.set("block_size", c.block_size)?;
-            out.set("max_num_seqs", c.max_num_seqs)?;
-            out.set("max_num_batched_tokens", c.max_num_batched_tokens)?;
-            out.set("max_model_len", c.max_model_len)?;
-            out.set("chunked_prefill", c.chunked_prefill)?;
-            out.set("prefix_caching", c.prefix_caching)?;
-            out.set("data_parallel", e.list.len())?;
-            out.set("router", e.router.name())?;
-            Ok(Value::Table(out))
-        });
+        f.add_field_method_get("sim_engine", |lua, t| engine_table(lua, t.sim.as_ref()));
         f.add_field_method_get("tokenizer", |_, t| Ok(LuaTokenizer(t.tokenizer.clone())));
     }
 
     fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_method("sim_truth", sim_truth);
-        m.add_method("sim_steps", sim_steps);
+        m.add_method("sim_truth", |lua, t, id: String| {
+            truth_table(lua, t.sim.as_ref(), id, "t:sim_truth")
+        });
+        m.add_method("sim_steps", |lua, t, ()| {
+            steps_table(lua, t.sim.as_ref(), "t:sim_steps")
+        });
         m.add_async_method(
             "verify_prompt_lengths",
             |lua, t, (requests, limit): (Value, Option<usize>)| async move {
@@ -83,15 +70,71 @@ impl UserData for LuaTarget {
     }
 }
 
-/// `t:sim_truth(request_id)`: what the built-in simulator recorded for one request
-/// — `received` (seconds on `mb.now()`'s clock), `ttft` (first chunk written minus
-/// received, s), `chunk_times` (s after received) and `chunk_tokens` — or nil when
-/// it kept nothing for that id. An error for a target that is not the simulator.
-fn sim_truth(lua: &Lua, t: &LuaTarget, id: String) -> mlua::Result<Value> {
-    let Some(sim) = &t.sim else {
-        return Err(mlua::Error::runtime(
-            "t:sim_truth: this target is not the built-in simulator (only it records what it sent)",
-        ));
+/// A simulator started by `mb.sim{...}`, as Lua sees it: `base_url`, `host`,
+/// `port`, `model`, `engine` (the step engine's configuration, nil for the fixed
+/// engine) and the methods `steps()` and `truth(request_id)`.
+pub struct LuaSim(pub Arc<SimHandle>);
+
+impl UserData for LuaSim {
+    fn add_fields<F: UserDataFields<Self>>(f: &mut F) {
+        f.add_field_method_get("base_url", |_, s| Ok(s.0.base_url()));
+        f.add_field_method_get("host", |_, s| Ok(s.0.addr.ip().to_string()));
+        f.add_field_method_get("port", |_, s| Ok(s.0.addr.port()));
+        f.add_field_method_get("model", |_, s| Ok(s.0.model.clone()));
+        f.add_field_method_get("engine", |lua, s| engine_table(lua, Some(&s.0)));
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
+        m.add_method("truth", |lua, s, id: String| {
+            truth_table(lua, Some(&s.0), id, "sim:truth")
+        });
+        m.add_method("steps", |lua, s, ()| {
+            steps_table(lua, Some(&s.0), "sim:steps")
+        });
+        m.add_meta_method(mlua::MetaMethod::ToString, |_, s, ()| {
+            Ok(format!("mb.sim({})", s.0.base_url()))
+        });
+    }
+}
+
+/// The step engine's configuration as a table (`preset`, `num_blocks`,
+/// `block_size`, `max_num_seqs`, `max_num_batched_tokens`, `max_model_len`,
+/// `chunked_prefill`, `prefix_caching`, `data_parallel`, `router`), nil when there
+/// is no simulator or it runs the fixed engine.
+fn engine_table(lua: &Lua, sim: Option<&Arc<SimHandle>>) -> mlua::Result<Value> {
+    let Some(e) = sim.and_then(|s| s.state.engine.as_ref()) else {
+        return Ok(Value::Nil);
+    };
+    let c = &e.config;
+    let out = lua.create_table()?;
+    out.set("preset", c.preset.as_str())?;
+    out.set("num_blocks", c.num_blocks)?;
+    out.set("block_size", c.block_size)?;
+    out.set("max_num_seqs", c.max_num_seqs)?;
+    out.set("max_num_batched_tokens", c.max_num_batched_tokens)?;
+    out.set("max_model_len", c.max_model_len)?;
+    out.set("chunked_prefill", c.chunked_prefill)?;
+    out.set("prefix_caching", c.prefix_caching)?;
+    out.set("data_parallel", e.list.len())?;
+    out.set("router", e.router.name())?;
+    Ok(Value::Table(out))
+}
+
+/// What the built-in simulator recorded for one request — `received` (seconds
+/// on `mb.now()`'s clock), `ttft` (first chunk written minus received, s),
+/// `chunk_times` (s after received), `chunk_tokens` and, with the step engine,
+/// `step_ends` — or nil when it kept nothing for that id. An error naming `what`
+/// when there is no simulator.
+fn truth_table(
+    lua: &Lua,
+    sim: Option<&Arc<SimHandle>>,
+    id: String,
+    what: &str,
+) -> mlua::Result<Value> {
+    let Some(sim) = sim else {
+        return Err(mlua::Error::runtime(format!(
+            "{what}: this target is not the built-in simulator (only it records what it sent)"
+        )));
     };
     let Some(truth) = sim.truth.get(&id) else {
         return Ok(Value::Nil);
@@ -119,16 +162,17 @@ fn sim_truth(lua: &Lua, t: &LuaTarget, id: String) -> mlua::Result<Value> {
     Ok(Value::Table(out))
 }
 
-/// `t:sim_steps()`: every step the simulator's step engine ran (kept with its
-/// truth), oldest first: `start` and `end` (seconds on `mb.now()`'s clock), `seqs`,
-/// `prefill_tokens`, `decode_seqs`, `kv_tokens`, `tokens_out`, `waiting`,
-/// `preempted`, `cached_tokens`, `kv_blocks_used`. An error for a target that is
-/// not the simulator or whose simulator runs the fixed engine.
-fn sim_steps(lua: &Lua, t: &LuaTarget, (): ()) -> mlua::Result<Table> {
-    let engine = t.sim.as_ref().and_then(|s| s.state.engine.as_ref()).ok_or_else(|| {
-        mlua::Error::runtime(
-            "t:sim_steps: this target is not the built-in simulator running the step engine (mb.sim{ engine = 'step' })",
-        )
+/// Every step the simulator's step engines ran, oldest first: `engine`, `start`
+/// and `end` (seconds on `mb.now()`'s clock), `seqs`, `prefill_tokens`,
+/// `decode_seqs`, `kv_tokens`, `tokens_out`, `waiting`, `preempted`,
+/// `cached_tokens`, `kv_blocks_used`. An error naming `what` when there is no
+/// simulator or it runs the fixed engine.
+fn steps_table(lua: &Lua, sim: Option<&Arc<SimHandle>>, what: &str) -> mlua::Result<Table> {
+    let engine = sim.and_then(|s| s.state.engine.as_ref()).ok_or_else(|| {
+        mlua::Error::runtime(format!(
+            "{what}: this is not the built-in simulator running the step engine (the fixed engine, \
+             chosen by ttft_ms/itl_ms/prefill_us_per_token/max_running or engine = 'fixed', keeps no steps)"
+        ))
     })?;
     let out = lua.create_table()?;
     for (i, (engine, s)) in engine.steps().iter().enumerate() {
@@ -267,7 +311,23 @@ fn target(lua: &Lua, t: Table) -> mlua::Result<LuaTarget> {
     let model = o.model.clone();
     let sim_v = d.value("sim");
     let (url, sim) = match (base_url, host, port) {
-        (Some(u), _, _) => (BaseUrl::parse(&u).map_err(mlua::Error::runtime)?, None),
+        (Some(u), _, _) => {
+            let url = BaseUrl::parse(&u).map_err(mlua::Error::runtime)?;
+            // A simulator this script started (mb.sim) keeps its truth for the target.
+            let started = lua.app_data_ref::<Env>().and_then(|env| {
+                env.sims
+                    .borrow()
+                    .iter()
+                    .find(|h| {
+                        url.scheme == crate::backend::Scheme::Http
+                            && url.port == h.addr.port()
+                            && (url.host.parse::<std::net::IpAddr>().ok() == Some(h.addr.ip())
+                                || url.host == "localhost" && h.addr.ip().is_loopback())
+                    })
+                    .cloned()
+            });
+            (url, started)
+        }
         (None, None, None) => {
             let so = sim_options(lua, sim_v, model.as_deref(), true)?;
             let h = start_sim(lua, &so)?;
@@ -353,16 +413,10 @@ fn target(lua: &Lua, t: Table) -> mlua::Result<LuaTarget> {
     })
 }
 
-/// `mb.sim{...}`: starts a simulator; returns `{ base_url, host, port, model }`.
-fn sim(lua: &Lua, v: Value) -> mlua::Result<Table> {
+/// `mb.sim{...}`: starts a simulator; returns it as a [`LuaSim`].
+fn sim(lua: &Lua, v: Value) -> mlua::Result<LuaSim> {
     let so = sim_options(lua, v, None, false)?;
-    let h = start_sim(lua, &so)?;
-    let t = lua.create_table()?;
-    t.set("base_url", h.base_url())?;
-    t.set("host", h.addr.ip().to_string())?;
-    t.set("port", h.addr.port())?;
-    t.set("model", h.model.clone())?;
-    Ok(t)
+    Ok(LuaSim(start_sim(lua, &so)?))
 }
 
 /// Registers `target` and `sim` in the core module.

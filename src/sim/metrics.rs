@@ -238,12 +238,17 @@ impl SimStats {
     pub fn render(&self, model: &str, capacity: Option<usize>, engines: &[&SimStats]) -> String {
         let own = [self];
         let src: &[&SimStats] = if engines.is_empty() { &own } else { engines };
-        let label = |i: usize| format!("{{engine=\"{i}\",model_name=\"{model}\"}}");
+        let label =
+            |i: &dyn std::fmt::Display| format!("{{engine=\"{i}\",model_name=\"{model}\"}}");
         let mut s = String::new();
         let mut family = |name: &str, kind: &str, help: &str, values: &[f64]| {
             s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
             for (i, v) in values.iter().enumerate() {
-                s.push_str(&format!("{name}{} {v:?}\n", label(i)));
+                s.push_str(&format!("{name}{} {v:?}\n", label(&i)));
+            }
+            if values.len() > 1 {
+                let total: f64 = values.iter().sum();
+                s.push_str(&format!("{name}{} {total:?}\n", label(&"total")));
             }
         };
         let per = |f: &dyn Fn(&SimStats) -> f64| -> Vec<f64> { src.iter().map(|e| f(e)).collect() };
@@ -294,13 +299,13 @@ impl SimStats {
             "vllm:generation_tokens_total",
             "counter",
             "Number of generation tokens processed.",
-            &[load(&self.generation_tokens)],
+            &per(&|e| load(&e.generation_tokens)),
         );
         family(
             "vllm:request_success_total",
             "counter",
             "Count of successfully processed requests.",
-            &[load(&self.requests)],
+            &per(&|e| load(&e.requests)),
         );
         let hists: Vec<Vec<Hist>> = src
             .iter()
@@ -309,14 +314,33 @@ impl SimStats {
         if hists.iter().any(|h| !h.is_empty()) {
             for (k, (_, name, help, bounds)) in HISTOGRAMS.iter().enumerate() {
                 s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
-                for (i, h) in hists.iter().enumerate() {
-                    let empty = Hist {
-                        buckets: vec![0; bounds.len()],
-                        ..Default::default()
-                    };
-                    let hist = h.get(k).unwrap_or(&empty);
-                    let lab =
-                        |le: &str| format!("{{engine=\"{i}\",le=\"{le}\",model_name=\"{model}\"}}");
+                let empty = Hist {
+                    buckets: vec![0; bounds.len()],
+                    ..Default::default()
+                };
+                let mut per: Vec<(String, Hist)> = hists
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        (
+                            format!("engine=\"{i}\","),
+                            h.get(k).unwrap_or(&empty).clone(),
+                        )
+                    })
+                    .collect();
+                if per.len() > 1 {
+                    let mut total = empty.clone();
+                    for (_, h) in &per {
+                        for (t, b) in total.buckets.iter_mut().zip(&h.buckets) {
+                            *t += b;
+                        }
+                        total.sum += h.sum;
+                        total.count += h.count;
+                    }
+                    per.push(("engine=\"total\",".to_string(), total));
+                }
+                for (engine, hist) in &per {
+                    let lab = |le: &str| format!("{{{engine}le=\"{le}\",model_name=\"{model}\"}}");
                     let mut cum = 0;
                     for (b, le) in bounds.iter().enumerate() {
                         cum += hist.buckets[b];
@@ -326,7 +350,7 @@ impl SimStats {
                         ));
                     }
                     s.push_str(&format!("{name}_bucket{} {}.0\n", lab("+Inf"), hist.count));
-                    let l = label(i);
+                    let l = format!("{{{engine}model_name=\"{model}\"}}");
                     s.push_str(&format!(
                         "{name}_sum{l} {:?}\n{name}_count{l} {}.0\n",
                         hist.sum, hist.count

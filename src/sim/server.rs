@@ -477,7 +477,6 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
             return error_response(StatusCode::BAD_REQUEST, &e, "BadRequestError");
         }
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        st.stats.count_request(n);
         let submitted = engine.submit(super::engine::Submission {
             prompt_tokens: a.prompt_tokens,
             output_tokens: n.max(1),
@@ -485,7 +484,9 @@ async fn generate(req: Request<Incoming>, st: Arc<SimState>, route: Route) -> Re
             tx,
             arrived_ns: received_ns,
         });
-        let submitted = submitted.map(|_| ());
+        if let Ok(i) = submitted {
+            engine.list[i].stats.count_request(n);
+        }
         if let Err(e) = submitted {
             return error_response(
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -1,5 +1,6 @@
 -- The simulator's step engine (mb.sim{ engine = "step" }), judged by what it recorded:
--- its step log (t:sim_steps()) and the send times of every chunk (t:sim_truth()).
+-- its step log (t:sim_steps(), sim:steps()) and the send times of every chunk
+-- (t:sim_truth(), sim:truth()).
 local mb = require "moonbench"
 local function check(c, msg) if not c then error(msg, 2) end end
 
@@ -167,6 +168,29 @@ for _, r in ipairs(fr:records()) do
   end
 end
 check(ok_n > 0 and failed_n > 0 and ok_n + failed_n == 30, string.format("%d ok, %d failed", ok_n, failed_n))
+
+-- mb.sim{...} started by hand: sim:steps() and sim:truth() are the same record a target
+-- on it sees, and a target given its base_url is linked to it.
+local own = mb.sim{ preset = "qwen3-0.6b-a10", max_num_seqs = 4 }
+check(own.engine.preset == "qwen3-0.6b-a10" and own.engine.max_num_seqs == 4, "sim.engine")
+check(tostring(own):find(own.base_url, 1, true), "tostring names the URL")
+local ot = mb.target{ base_url = own.base_url }
+local orun = run(ot, mb.dataset.random{ n = 6, input_len = 32, output_len = 8, seed = 5 }, 6)
+local osteps = own:steps()
+check(#osteps > 0 and #osteps == #ot:sim_steps(), "sim:steps() and t:sim_steps() are one record")
+local most = 0
+for _, st in ipairs(osteps) do most = math.max(most, st.seqs) end
+check(most == 4, "max_num_seqs = 4 holds 6 streams to 4 at a time: " .. most)
+for _, r in ipairs(orun:records()) do
+  local a, b = own:truth(r.request_id), ot:sim_truth(r.request_id)
+  check(a and b and a.received == b.received and #a.chunk_times == #r.chunk_times, "sim:truth()")
+end
+check(own:truth("no-such-id") == nil, "an unknown id has no truth")
+local fixed = mb.sim{ ttft_ms = 1 }
+local okf, errf = pcall(fixed.steps, fixed)
+check(not okf and tostring(errf):find("sim:steps: ", 1, true) and tostring(errf):find("fixed engine", 1, true),
+  "sim:steps on the fixed engine: " .. tostring(errf))
+check(fixed.engine == nil, "the fixed engine has no engine table")
 
 -- 6. Impossible configurations stop at start, naming the option.
 local function refuses(opts, needle)
