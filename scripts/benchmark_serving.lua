@@ -499,6 +499,7 @@ local res = mb.run{
   -- 服务器自身的指标（运行中/排队请求数、KV cache 占用、前缀缓存命中率）。
   server_metrics = (not args.no_server_metrics) and args.server_metrics_interval or false,
   profile = args.profile,
+  reset_prefix_cache = args.reset_prefix_cache,
   probe_rate = args.probe_request_rate,
 }
 

@@ -368,6 +368,9 @@ pub struct Target {
     pub continuous_usage: bool,
     /// POST `/start_profile` and `/stop_profile` around the measured part (vLLM's `--profile`).
     pub profile: bool,
+    /// POST `/reset_prefix_cache` (vLLM) or `/flush_cache` (SGLang) before the
+    /// measured part, so no earlier run's prompts are served from the cache.
+    pub reset_prefix_cache: bool,
     /// Fields merged into every request body (sampling parameters, `ignore_eos`, ...).
     pub body: Map<String, Value>,
     /// Prefix of the `x-request-id` header, followed by the request index. Empty:
@@ -406,6 +409,7 @@ impl Target {
             stream,
             continuous_usage: false,
             profile: false,
+            reset_prefix_cache: false,
             body: Map::new(),
             request_id_prefix: String::new(),
             tls: TlsOptions::default(),

@@ -278,7 +278,8 @@ pub struct ServeSimArgs {
     /// The first N tokens of every chat answer are reasoning (`reasoning_content`).
     #[arg(long, default_value_t = 0)]
     pub reasoning_tokens: u32,
-    /// Do not serve `/metrics` or the profiler endpoints.
+    /// Do not serve `/metrics`, the profiler endpoints or `/reset_prefix_cache`
+    /// (as a vLLM started without them).
     #[arg(long)]
     pub no_metrics: bool,
     /// `step` (a vLLM-like engine: continuous batching, KV cache, preemption, prefix

@@ -21,5 +21,5 @@ pub mod schedule;
 pub mod scrape;
 pub mod users;
 
-pub use run::{RunOutcome, RunSpec, run};
+pub use run::{RunOutcome, RunSpec, reset_prefix_cache, run};
 pub use schedule::Arrival;

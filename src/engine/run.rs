@@ -397,6 +397,10 @@ pub async fn run_with_stop(
         })
     };
 
+    if spec.target.reset_prefix_cache {
+        let path = reset_prefix_cache(&client, &headers).await?;
+        eprintln!("Reset the server's prefix cache ({path})");
+    }
     if spec.target.profile {
         profiler(&client, &headers, "/start_profile", &mut m.outcome().notes).await;
     }
@@ -450,6 +454,43 @@ pub async fn run_with_stop(
 }
 
 /// Calls vLLM's profiler endpoint `path`; a failure becomes a note, not an error.
+/// Asks the server to drop its prefix cache: POST `/reset_prefix_cache` (vLLM,
+/// served when it runs with `VLLM_SERVER_DEV_MODE=1`), else POST `/flush_cache`
+/// (SGLang). Returns the path that answered 2xx, or an error naming both answers
+/// and the fix.
+pub async fn reset_prefix_cache(
+    client: &HttpClient,
+    headers: &[(String, String)],
+) -> Result<&'static str, String> {
+    let mut answers = Vec::new();
+    for path in ["/reset_prefix_cache", "/flush_cache"] {
+        let answer =
+            tokio::time::timeout(Duration::from_secs(30), client.post_empty(path, headers));
+        let Ok(answer) = answer.await else {
+            answers.push(format!("POST {path} had no answer within 30 s"));
+            continue;
+        };
+        match answer {
+            Ok((s, _)) if (200..300).contains(&s) => return Ok(path),
+            Ok((s, body)) => answers.push(format!(
+                "POST {path} answered HTTP {s}{}",
+                match String::from_utf8_lossy(&body[..body.len().min(160)]).trim() {
+                    "" => String::new(),
+                    b => format!(" ({b})"),
+                }
+            )),
+            Err(e) => answers.push(format!("POST {path} failed: {}", e.message)),
+        }
+    }
+    Err(format!(
+        "cannot reset the server's prefix cache (--reset-prefix-cache / reset_prefix_cache): {}. \
+         vLLM serves /reset_prefix_cache only when started with VLLM_SERVER_DEV_MODE=1; SGLang \
+         serves /flush_cache; other servers cannot be asked, so run without the option (or restart \
+         the server between runs)",
+        answers.join("; ")
+    ))
+}
+
 async fn profiler(
     client: &HttpClient,
     headers: &[(String, String)],

@@ -363,6 +363,11 @@ pub struct RunOpts {
     preconnect: Option<bool>,
     /// Call vLLM's `/start_profile` and `/stop_profile` around the run (default false).
     profile: Option<bool>,
+    /// Ask the server to drop its prefix cache before the measured part (POST
+    /// /reset_prefix_cache, vLLM with VLLM_SERVER_DEV_MODE=1; or SGLang's
+    /// /flush_cache), so prompts an earlier run sent are not served from it; an
+    /// error when the server cannot (default false).
+    reset_prefix_cache: Option<bool>,
     /// Also send one-token "Hi" probe requests at this rate (req/s), one at a time and outside max_concurrency, reported apart as probe_* (vLLM's --probe-request-rate; default 0: none).
     probe_rate: Option<f64>,
 }
@@ -525,9 +530,14 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
     let max_concurrency = o.max_concurrency;
     let warmups = o.warmup.unwrap_or(0);
     let on_response: Option<Function> = d.get(&lua, "on_response")?;
-    let target = if o.profile.unwrap_or(false) {
+    let (profile, reset) = (
+        o.profile.unwrap_or(false),
+        o.reset_prefix_cache.unwrap_or(false),
+    );
+    let target = if profile || reset {
         let mut t = (*tg.target).clone();
-        t.profile = true;
+        t.profile = profile;
+        t.reset_prefix_cache = reset;
         Arc::new(t)
     } else {
         tg.target.clone()

@@ -84,6 +84,9 @@ pub struct SloSearchOpts {
     print: Option<bool>,
     /// Seconds between readings of the server's `/metrics`, or false.
     server_metrics: Option<ScrapeEvery>,
+    /// Drop the server's prefix cache before each probe (as mb.run's
+    /// reset_prefix_cache), so no probe is served from an earlier probe's prompts.
+    reset_prefix_cache: Option<bool>,
 }
 
 impl LuaOptions for SloSearchOpts {
@@ -115,6 +118,9 @@ pub struct RateSweepOpts {
     detailed: Option<bool>,
     /// Print a line per point (default true).
     print: Option<bool>,
+    /// Drop the server's prefix cache before each point (as mb.run's
+    /// reset_prefix_cache), so no point is served from an earlier point's prompts.
+    reset_prefix_cache: Option<bool>,
 }
 
 impl LuaOptions for RateSweepOpts {

@@ -46,6 +46,21 @@ impl UserData for LuaTarget {
         m.add_method("sim_steps", |lua, t, ()| {
             steps_table(lua, t.sim.as_ref(), "t:sim_steps")
         });
+        m.add_async_method("reset_prefix_cache", |lua, t, ()| async move {
+            let target = t.target.clone();
+            let io = lua.app_data_ref::<Env>().expect("env").io.clone();
+            let path = io
+                .spawn(async move {
+                    let client =
+                        crate::backend::http::HttpClient::with_tls(&target.base_url, &target.tls)
+                            .await?;
+                    crate::engine::reset_prefix_cache(&client, &target.plain_headers()).await
+                })
+                .await
+                .map_err(|e| mlua::Error::runtime(e.to_string()))?
+                .map_err(|e| mlua::Error::runtime(format!("t:reset_prefix_cache: {e}")))?;
+            Ok(path)
+        });
         m.add_async_method(
             "verify_prompt_lengths",
             |lua, t, (requests, limit): (Value, Option<usize>)| async move {

@@ -311,6 +311,17 @@ impl Kv {
         }
     }
 
+    /// Forgets every cached block's content (vLLM's `reset_prefix_cache`): done
+    /// only when no block is in use, as vLLM refuses otherwise; says whether it was.
+    fn reset(&mut self) -> bool {
+        if self.free != self.total() {
+            return false;
+        }
+        self.cached.clear();
+        self.hash.iter_mut().for_each(|h| *h = None);
+        true
+    }
+
     /// Records that block `b` holds the content hashed `h`.
     fn register(&mut self, b: u32, h: u64) {
         if self.hash[b as usize].is_none() && !self.cached.contains_key(&h) {
@@ -410,7 +421,12 @@ impl Core {
         });
     }
 
-    /// Whether no request is waiting or running.
+    /// Drops the prefix cache when no request holds a block; says whether it did.
+    pub fn reset_prefix_cache(&mut self) -> bool {
+        self.idle() && self.kv.reset()
+    }
+
+    /// No request is waiting or running.
     pub fn idle(&self) -> bool {
         self.waiting.is_empty() && self.running.is_empty()
     }
@@ -619,9 +635,17 @@ impl Core {
     }
 }
 
+/// What an engine's thread is sent.
+enum Msg {
+    /// A request to serve.
+    Submit(Submission),
+    /// Drop the prefix cache; the answer says whether it was dropped.
+    ResetPrefixCache(tokio::sync::oneshot::Sender<bool>),
+}
+
 /// A running step engine: its thread takes submissions until the engine is dropped.
 pub struct Engine {
-    tx: Mutex<mpsc::Sender<Submission>>,
+    tx: Mutex<mpsc::Sender<Msg>>,
     /// The steps it ran (kept when the simulator keeps its truth).
     pub steps: Arc<StepLog>,
     /// Its own counters and histograms for `/metrics`.
@@ -657,8 +681,16 @@ impl Engine {
         self.tx
             .lock()
             .unwrap()
-            .send(s)
+            .send(Msg::Submit(s))
             .map_err(|_| "the simulated engine has stopped".to_string())
+    }
+
+    /// Asks the engine to drop its prefix cache; true when it did (it refuses,
+    /// as vLLM does, while a request holds blocks).
+    pub async fn reset_prefix_cache(&self) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let sent = self.tx.lock().unwrap().send(Msg::ResetPrefixCache(tx));
+        sent.is_ok() && rx.await.unwrap_or(false)
     }
 }
 
@@ -785,6 +817,15 @@ impl Engines {
         Ok(i)
     }
 
+    /// Asks every engine to drop its prefix cache; true when all did.
+    pub async fn reset_prefix_cache(&self) -> bool {
+        let mut all = true;
+        for e in &self.list {
+            all &= e.reset_prefix_cache().await;
+        }
+        all
+    }
+
     /// Every engine's steps, `(engine, step)`, in order of their start.
     pub fn steps(&self) -> Vec<(usize, Step)> {
         let mut all: Vec<(usize, Step)> = self
@@ -805,23 +846,29 @@ impl Engines {
 
 fn run(
     mut core: Core,
-    rx: mpsc::Receiver<Submission>,
+    rx: mpsc::Receiver<Msg>,
     stats: &SimStats,
     log: &StepLog,
     in_flight: &AtomicU64,
 ) {
     let (_, total) = core.kv_usage();
+    let take = |core: &mut Core, m: Msg| match m {
+        Msg::Submit(s) => core.add(s),
+        Msg::ResetPrefixCache(answer) => {
+            let _ = answer.send(core.reset_prefix_cache());
+        }
+    };
     loop {
         if core.idle() {
             stats.engine_gauges(0, 0, 0, total);
             match rx.recv() {
-                Ok(s) => core.add(s),
+                Ok(m) => take(&mut core, m),
                 Err(_) => return,
             }
         }
         loop {
             match rx.try_recv() {
-                Ok(s) => core.add(s),
+                Ok(m) => take(&mut core, m),
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => return,
             }

@@ -220,6 +220,11 @@ impl SimStats {
         hits
     }
 
+    /// Forgets the fixed engine's prefix cache (`/reset_prefix_cache`).
+    pub fn reset_prefix_cache(&self) {
+        self.blocks.lock().unwrap().clear();
+    }
+
     fn kv_usage(&self, capacity: Option<usize>) -> f64 {
         let kv_total = self.kv_total.load(Ordering::Relaxed);
         if kv_total > 0 {

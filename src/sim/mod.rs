@@ -63,8 +63,8 @@ pub struct SimOptions {
     pub threads: usize,
     /// Tokenizer for counting prompt tokens (default: words).
     pub tokenizer: Option<String>,
-    /// Serve `/metrics` and the profiler endpoints (off: answer 404, like a server
-    /// started without them).
+    /// Serve `/metrics`, the profiler endpoints and `/reset_prefix_cache` (off:
+    /// answer 404, like a server started without them).
     pub metrics: bool,
     /// The first this-many tokens of every chat answer are reasoning
     /// (`reasoning_content`), as a reasoning model's server sends them.
@@ -308,7 +308,7 @@ pub struct SimState {
     pub reasoning_tokens: u32,
     /// Whether `ignore_eos` is honoured.
     pub honor_ignore_eos: bool,
-    /// Whether `/metrics` and the profiler endpoints exist.
+    /// Whether `/metrics`, the profiler endpoints and `/reset_prefix_cache` exist.
     pub metrics: bool,
     /// Admission limit.
     pub running: Option<Arc<tokio::sync::Semaphore>>,

@@ -130,6 +130,17 @@ pub async fn handle(
                 &st.engine.as_ref().map(|e| e.stats()).unwrap_or_default(),
             )))))
             .unwrap(),
+        // vLLM's dev-mode endpoint: 200 whether or not the engine could drop the
+        // cache (it cannot while requests hold blocks), as vLLM answers.
+        (&Method::POST, "/reset_prefix_cache") if st.metrics => {
+            match &st.engine {
+                Some(e) => {
+                    e.reset_prefix_cache().await;
+                }
+                None => st.stats.reset_prefix_cache(),
+            }
+            Response::new(SimBody::Full(Some(Bytes::new())))
+        }
         (&Method::POST, "/start_profile" | "/stop_profile") if st.metrics => {
             st.stats.profile_call(path == "/start_profile");
             json_response(StatusCode::OK, &json!({}))

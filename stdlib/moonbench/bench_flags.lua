@@ -298,6 +298,12 @@ local spec = {
     { "--profile", type = "bool",
       help = "call vLLM's /start_profile and /stop_profile around the measured part (server needs VLLM_TORCH_PROFILER_DIR)",
       help_zh = "在正式测量前后调用 vLLM 的 /start_profile 与 /stop_profile（服务器需设置 VLLM_TORCH_PROFILER_DIR）" },
+    { "--reset-prefix-cache", type = "bool",
+      help = "drop the server's prefix cache before the measured part of each run (POST /reset_prefix_cache: vLLM "
+        .. "started with VLLM_SERVER_DEV_MODE=1; or SGLang's /flush_cache), so prompts an earlier run sent are not "
+        .. "served from it; stops with an error if the server cannot (as vLLM's Rust client)",
+      help_zh = "每次运行的正式测量前清空服务器的前缀缓存（POST /reset_prefix_cache：需以 VLLM_SERVER_DEV_MODE=1 "
+        .. "启动 vLLM；或 SGLang 的 /flush_cache），避免之前运行发过的提示词直接命中缓存；服务器不支持时报错停止" },
     { "--percentile-metrics",
       help = "metrics to report: ttft,tpot,itl,e2el and vLLM's client_queue_time,e2el_including_client_queue "
         .. "(shown with --max-concurrency; the second also needs a finite --request-rate); default ttft,tpot,itl, "

@@ -20,7 +20,7 @@ local function mb_run(o) return require("moonbench").run(o) end
 local function probe(o, x, i)
   local run = {
     target = o.target, requests = o.requests, slo = o.slo, progress = false,
-    warmup = o.warmup, server_metrics = o.server_metrics,
+    warmup = o.warmup, server_metrics = o.server_metrics, reset_prefix_cache = o.reset_prefix_cache,
   }
   -- 每次探测的请求数：要让"不达标"的那一小部分（1 - goal）至少有 tail_samples 个样本，
   -- 否则 goal = 0.99 时几十个请求根本判断不了 P99。
@@ -75,8 +75,10 @@ local function fmt(x) return (x == math.floor(x)) and string.format("%d", x) or 
 --   arrival = "poisson",                        -- 或 "constant"（匀速，结果更稳定）
 --   save_dir = "results/slo",                   -- 每次探测的结果都保存（可用 aggregate/report 查看）
 --   on_probe = function(p, res) end,            -- 每次探测后调用（res：这次探测的结果对象）
--- }
 --   tail_samples = 50,                          -- 每次探测至少让 (1 - goal) 的尾部有这么多个请求
+--   reset_prefix_cache = false,                 -- 每次探测前清空服务器的前缀缓存（各次探测发同一批
+--                                               -- 提示词；不清空时后面的探测命中缓存，容量被高估）
+-- }
 -- 返回 { value = 最大达标负载（实际达到的速率）, low = ..., high = ..., low_requests = ..., high_requests = ...,
 --        probes = {...}, bracket = "文字说明" }
 function M.slo_search(o)
@@ -178,6 +180,9 @@ end
 --   max_concurrency = nil,      -- 最大吞吐那一轮的并发上限（默认不限）
 --   save_dir = "results/sweep", -- 每个点一个结果文件，之后 moonbench aggregate / report
 --   seed = 0,
+--   reset_prefix_cache = false, -- 每个点之前清空服务器的前缀缓存（各点发的是同一批提示词，
+--                               -- 不清空时后面的点会直接命中缓存，TTFT 偏低）
+--                               -- drop the server's prefix cache before each point
 -- }
 -- 返回 { points = { { kind = "synchronous"|"throughput"|"rate", rate = ..., path = ..., summary = s }, ... } }
 function M.rate_sweep(o)
@@ -196,13 +201,13 @@ function M.rate_sweep(o)
 
   -- 1) 同步：一次只发一个请求，测出"单用户"速率。Synchronous: one request at a time.
   local sync = mb_run{ target = o.target, requests = o.requests, num_requests = o.sync_requests or math.min(n, 20),
-    max_concurrency = 1, progress = false, label = "synchronous" }
+    max_concurrency = 1, progress = false, label = "synchronous", reset_prefix_cache = o.reset_prefix_cache }
   local ss = sync:summary()
   points[#points + 1] = { kind = "synchronous", rate = ss.request_throughput, summary = ss, path = save(sync, "synchronous", 1) }
   say(string.format("synchronous: %.3g req/s (one at a time)", ss.request_throughput))
   -- 2) 最大吞吐：一次全部发出。Throughput: everything at once.
   local thr = mb_run{ target = o.target, requests = o.requests, num_requests = n, max_concurrency = o.max_concurrency,
-    progress = false, label = "throughput" }
+    progress = false, label = "throughput", reset_prefix_cache = o.reset_prefix_cache }
   local ts = thr:summary()
   points[#points + 1] = { kind = "throughput", rate = ts.request_throughput, summary = ts, path = save(thr, "throughput", 2) }
   say(string.format("throughput:  %.3g req/s (all at once)", ts.request_throughput))
@@ -217,7 +222,7 @@ function M.rate_sweep(o)
     local rate = lo + (hi - lo) * i / (k + 1)
     local res = mb_run{ target = o.target, requests = o.requests, num_requests = n, progress = false,
       arrival = core().arrival.poisson{ rate = rate, seed = (o.seed or 0) + i }, max_concurrency = o.max_concurrency,
-      label = "sweep" }
+      label = "sweep", reset_prefix_cache = o.reset_prefix_cache }
     local s = res:summary()
     points[#points + 1] = { kind = "rate", rate = rate, summary = s, path = save(res, "rate", 2 + i, rate) }
     say(string.format("rate %6.3g: achieved %.3g req/s, median TTFT %.1f ms, median TPOT %.2f ms",

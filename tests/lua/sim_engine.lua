@@ -192,6 +192,33 @@ check(not okf and tostring(errf):find("sim:steps: ", 1, true) and tostring(errf)
   "sim:steps on the fixed engine: " .. tostring(errf))
 check(fixed.engine == nil, "the fixed engine has no engine table")
 
+-- The prefix cache outlives a run: the same prompts sent again are served from it, and
+-- reset_prefix_cache = true (bench --reset-prefix-cache) drops it first, as vLLM's
+-- /reset_prefix_cache does.
+local rt = mb.target{ sim = { preset = "qwen3-0.6b-a10" } }
+local same = mb.dataset.random{ n = 8, input_len = 256, output_len = 4, seed = 21 }
+local function cached_by(opts)
+  local before = #rt:sim_steps()
+  local o = { target = rt, requests = same, max_concurrency = 1, progress = false }
+  for k, v in pairs(opts) do o[k] = v end
+  mb.run(o)
+  local c, steps = 0, rt:sim_steps()
+  for i = before + 1, #steps do c = c + steps[i].cached_tokens end
+  return c
+end
+local fresh = cached_by{}
+local again = cached_by{}
+local reset = cached_by{ reset_prefix_cache = true }
+check(again >= fresh + 8 * (256 - 16), string.format("sent again: %d cached tokens, first time %d", again, fresh))
+check(reset == fresh, string.format("after a reset: %d cached tokens, first time %d", reset, fresh))
+check(rt:reset_prefix_cache() == "/reset_prefix_cache", "t:reset_prefix_cache()")
+local bare = mb.target{ sim = { preset = "qwen3-0.6b-a10", metrics = false } }
+local okr, errr = pcall(bare.reset_prefix_cache, bare)
+check(not okr and tostring(errr):find("VLLM_SERVER_DEV_MODE=1", 1, true)
+  and tostring(errr):find("POST /reset_prefix_cache answered HTTP 404", 1, true), "no endpoint: " .. tostring(errr))
+local okr2, errr2 = pcall(mb.run, { target = bare, requests = same, reset_prefix_cache = true, progress = false })
+check(not okr2 and tostring(errr2):find("--reset-prefix-cache", 1, true), "mb.run with no endpoint: " .. tostring(errr2))
+
 -- 6. Impossible configurations stop at start, naming the option.
 local function refuses(opts, needle)
   local ok, err = pcall(mb.target, { sim = opts })
