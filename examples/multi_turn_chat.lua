@@ -22,9 +22,11 @@ local args = ex.args("multi_turn_chat.lua", "Multi-turn chat users", {
 local users = args.users or ex.size(args, 40, 6)
 local think = args.think or ex.size(args, 1.0, 0.05)
 
--- 模拟服务器：每个提示 token 额外 20 µs 的"预填充"，被前缀缓存命中的部分不再计算。
--- The simulator charges 20 µs of prefill per prompt token it does not have cached.
-local target = ex.target(args, { ttft_ms = 30, itl_ms = 5, prefill_us_per_token = 20 })
+-- 模拟服务器扮演一张 L40S 上的 Qwen3-8B（step 引擎）：前几轮的历史已在前缀缓存里，只有新的部分要预填充；
+-- 用户越多，批越大，每个 token 越慢。
+-- The simulator plays Qwen3-8B on an L40S: earlier turns are in the prefix cache, only new text is
+-- prefilled, and more users make bigger, slower steps.
+local target = ex.target(args, { preset = "qwen3-8b-l40s" })
 
 local res = mb.users{
   target = target,

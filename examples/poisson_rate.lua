@@ -14,34 +14,41 @@ local mb = require "moonbench"
 local ex = require "moonbench.example"
 
 local args = ex.args("poisson_rate.lua", "Poisson arrivals at several rates", {
-  { "--rates", help = "request rates to try, req/s (default 5,15,25,40; 5,40 with --quick)", help_zh = "要尝试的请求速率" },
+  { "--rates", help = "request rates to try, req/s (default 10,30,50,70; 10,70 with --quick)", help_zh = "要尝试的请求速率" },
   { "--burstiness", type = "number", default = 1.0, help = "1 = Poisson, <1 burstier", help_zh = "突发度" },
 })
 
--- 模拟服务器：同时最多生成 4 个请求，每个约 50 + 31×5 ≈ 200 ms —— 容量约 20 req/s。
--- The simulator holds 4 requests at a time, ~200 ms each: a capacity of about 20 req/s.
-local target = ex.target(args, { ttft_ms = 50, itl_ms = 5, max_running = 4 })
-local reqs = mb.dataset.random{ n = 400, input_len = 128, output_len = 32, seed = 1 }
+-- 模拟服务器扮演一张 L40S 上的 Qwen3-8B（类似 vLLM 的 step 引擎）：速率越高，每一步批里的请求越多、
+-- 每一步越慢；到了某个速率，来的请求比做完的快，就开始排队。没有写死的"容量"，它是算出来的。
+-- The simulator plays Qwen3-8B on an L40S: more requests per step make each step slower, and past
+-- some rate requests arrive faster than they finish and queue. No capacity is written in.
+local target = ex.target(args, { preset = "qwen3-8b-l40s" })
 local seconds = ex.size(args, 10, 1)   -- 每个速率跑多少秒 / seconds per rate
 
 local rows = {}
-local rates = args.rates or ex.size(args, "5,15,25,40", "5,40")
+local rates = args.rates or ex.size(args, "10,30,50,70", "10,70")
 for rate in rates:gmatch("[^,]+") do
   rate = tonumber(rate)
+  -- 每个速率用一批新的提示词（不同的 seed）：服务器有前缀缓存（prefix cache），
+  -- 同样的提示词再发一遍会直接命中缓存，后面的速率就显得特别快 —— 这是压测里常见的陷阱。
+  -- Fresh prompts for every rate: a server's prefix cache would serve repeated prompts from memory.
+  local n = math.max(5, math.floor(rate * seconds))
+  local reqs = mb.dataset.random{ n = n, input_len = 128, output_len = 32, seed = rate }
   local res = mb.run{
     target = target, requests = reqs,
     arrival = mb.arrival.poisson{ rate = rate, burstiness = args.burstiness, seed = 1 },
-    num_requests = math.max(5, math.floor(rate * seconds)),
+    num_requests = n,
     progress = false, server_metrics = false,
   }
   local s = res:summary()
   rows[#rows + 1] = s
-  print(string.format("rate %5.1f req/s: achieved %5.1f, median TTFT %7.1f ms, P99 TTFT %7.1f ms, %d failed",
-    rate, s.achieved_request_rate or 0, s.median_ttft_ms, s.p99_ttft_ms, s.failed))
+  print(string.format("rate %5.1f req/s: achieved %5.1f, median TTFT %7.1f ms, P99 TTFT %7.1f ms, "
+    .. "median TPOT %5.1f ms, %d failed", rate, s.achieved_request_rate or 0, s.median_ttft_ms, s.p99_ttft_ms,
+    s.median_tpot_ms or 0, s.failed))
 end
 
--- 读结果：TTFT 在某个速率之后突然变大，说明服务器开始排队。
--- Reading it: where P99 TTFT jumps, requests started to queue at the server.
+-- 读结果：速率越高，批越大，TPOT 逐渐变大；TTFT 在某个速率之后突然变大，说明服务器开始排队。
+-- Reading it: TPOT grows with the batch; where P99 TTFT jumps, requests started to queue.
 local knee
 for i = 2, #rows do
   if rows[i].p99_ttft_ms > 2 * rows[1].p99_ttft_ms and not knee then knee = i end

@@ -13,16 +13,20 @@ local mb = require "moonbench"
 local ex = require "moonbench.example"
 
 local args = ex.args("ramp_up.lua", "A request-rate ramp, reported second by second", {
-  { "--from", type = "number", default = 2, help = "start rate (req/s)", help_zh = "起始速率" },
-  { "--to", type = "number", default = 40, help = "end rate (req/s)", help_zh = "终点速率" },
+  { "--from", type = "number", default = 5, help = "start rate (req/s)", help_zh = "起始速率" },
+  { "--to", type = "number", default = 90, help = "end rate (req/s)", help_zh = "终点速率" },
   { "--duration", type = "number", help = "ramp length in seconds (default 20; 2 with --quick)", help_zh = "斜坡时长（秒）" },
   { "--shape", default = "linear", choices = { "linear", "exponential" }, help = "how the rate rises", help_zh = "增长方式" },
 })
 local duration = args.duration or ex.size(args, 20, 2)
 
--- 模拟服务器容量约 20 req/s（4 个并发槽，每个请求约 200 ms）。Simulator capacity ~20 req/s.
-local target = ex.target(args, { ttft_ms = 50, itl_ms = 5, max_running = 4 })
-local reqs = mb.dataset.random{ n = 500, input_len = 128, output_len = 32, seed = 2 }
+-- 模拟服务器扮演一张 L40S 上的 Qwen3-8B（step 引擎）：没有写死的容量，速率超过它能批处理的量时开始排队。
+-- The simulator plays Qwen3-8B on an L40S: past what its batches can carry, requests queue.
+local target = ex.target(args, { preset = "qwen3-8b-l40s" })
+-- 提示词要够多，整个斜坡都不重复（重复的提示词会命中服务器的前缀缓存）。
+-- Enough prompts that none repeats during the ramp (a repeat would hit the prefix cache).
+local reqs = mb.dataset.random{ n = math.ceil((args.from + args.to) / 2 * duration) + 50, input_len = 128,
+  output_len = 32, seed = 2 }
 
 local res = mb.run{
   target = target, requests = reqs,

@@ -14,19 +14,24 @@ local ex = require "moonbench.example"
 
 local args = ex.args("rate_sweep.lua", "Synchronous, max throughput, and rates in between", {
   { "--rates", type = "int", help = "rates between the two ends (default 6; 2 with --quick)", help_zh = "中间取几个速率" },
-  { "--num-prompts", type = "int", help = "requests per point (default 200; 20 with --quick)", help_zh = "每个点的请求数" },
+  { "--num-prompts", type = "int", help = "requests per point (default 100; 20 with --quick)", help_zh = "每个点的请求数" },
   { "--out", help = "directory for the result files (default: a temporary one)", help_zh = "结果文件目录" },
 })
 local out = args.out or (os.tmpname() .. "-sweep")
 
-local target = ex.target(args, { ttft_ms = 40, itl_ms = 4, max_running = 8 })
+-- 模拟服务器扮演一张 L40S 上的 Qwen3-8B：并发越高吞吐越高，但每个 token 越慢。
+-- The simulator plays Qwen3-8B on an L40S: concurrency buys throughput and costs latency.
+local target = ex.target(args, { preset = "qwen3-8b-l40s" })
 local reqs = mb.dataset.random{ n = 300, input_len = 256, output_len = 32, seed = 4 }
 
 local sweep = mb.rate_sweep{
   target = target, requests = reqs,
   rates = args.rates or ex.size(args, 6, 2),
-  num_requests = args.num_prompts or ex.size(args, 200, 20),
+  num_requests = args.num_prompts or ex.size(args, 100, 20),
   save_dir = out,
+  -- 每个点发同一批提示词：先清空前缀缓存，否则后面的点命中缓存、TTFT 偏低。
+  -- Every point sends the same prompts: empty the prefix cache first.
+  reset_prefix_cache = ex.reset_prefix_cache(args, target),
 }
 
 -- 汇总成 CSV（与 `moonbench aggregate` 相同）。Aggregate the files into a CSV.

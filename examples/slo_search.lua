@@ -20,9 +20,10 @@ local args = ex.args("slo_search.lua", "Highest request rate that meets the SLOs
   { "--save-dir", help = "save every probe's result here", help_zh = "把每次探测的结果保存到这个目录" },
 })
 
--- 模拟服务器：4 个并发槽，每个请求 50 + 15×5 = 125 ms —— 容量 4/0.125 = 32 req/s。
--- The simulator: 4 slots, 125 ms per request, so its capacity is 32 req/s.
-local target = ex.target(args, { ttft_ms = 50, itl_ms = 5, max_running = 4 })
+-- 模拟服务器扮演一张 L40S 上的 Qwen3-8B（类似 vLLM 的 step 引擎，见 docs/zh/simulator.md）。
+-- 它没有写死的容量：速率越高批越大、每一步越慢，超过某个速率请求开始排队，TTFT 失控。
+-- The simulator plays Qwen3-8B on an L40S; its capacity is not written in, it comes from batching.
+local target = ex.target(args, { preset = "qwen3-8b-l40s" })
 local reqs = mb.dataset.random{ n = 500, input_len = 256, output_len = 16, seed = 3 }
 
 local answer = mb.slo_search{
@@ -37,11 +38,14 @@ local answer = mb.slo_search{
   tail_samples = ex.size(args, 20, 10),
   arrival = "poisson",
   save_dir = args.save_dir,
+  -- 每次探测发的是同一批提示词：不清空前缀缓存，后面的探测会命中缓存、容量被高估。
+  -- Every probe sends the same prompts: empty the prefix cache first, or later probes hit it.
+  reset_prefix_cache = ex.reset_prefix_cache(args, target),
 }
 
 if answer.value then
   print(string.format("\nAnswer: about %.1f req/s (%s).", answer.value, answer.bracket))
   if not args.base_url then
-    print("The simulator's true capacity is 32 req/s: above it requests queue and TTFT grows without bound.")
+    print("Try --ttft-ms 100 or --tpot-ms 40: a stricter SLO leaves less room, and the answer drops.")
   end
 end

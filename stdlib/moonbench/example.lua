@@ -20,6 +20,10 @@ function M.args(prog, description, extra)
     { "--tokenizer", help = "tokenizer.json, model directory or GGUF file (default: one word = one token)",
       help_zh = "分词器（默认：一个词算一个 token）" },
     { "--api-key", help = "bearer token (default: $OPENAI_API_KEY)", help_zh = "API 密钥" },
+    { "--reset-prefix-cache", type = "bool",
+      help = "empty the server's prefix cache before each run where an example repeats its prompts (always on the "
+        .. "simulator; vLLM needs VLLM_SERVER_DEV_MODE=1)",
+      help_zh = "在重复发送同一批提示词的例子里，每次运行前清空服务器的前缀缓存（模拟服务器总是清空；vLLM 需 VLLM_SERVER_DEV_MODE=1）" },
     { "--quick", type = "bool", help = "tiny sizes, a few seconds (what CI runs)", help_zh = "极小规模，几秒跑完（CI 用）" },
     { "--lang", default = "en", choices = { "en", "zh" }, help = "language of the tables", help_zh = "结果表的语言" },
   }
@@ -40,6 +44,12 @@ function M.target(args, sim, extra)
   }
   for k, v in pairs(extra or {}) do t[k] = v end
   return mb.target(t)
+end
+
+--- 每次运行前是否清空前缀缓存：模拟服务器总是清空（它支持），真实服务器要加 --reset-prefix-cache。
+--- Whether to empty the prefix cache before each run: always on the simulator, else with the flag.
+function M.reset_prefix_cache(args, target)
+  return target.is_sim or args.reset_prefix_cache or false
 end
 
 --- 正式规模或 --quick 规模。The full size, or the quick one with --quick.
