@@ -579,3 +579,49 @@ async fn data_parallel_metrics_are_per_engine_and_summed() {
         value("vllm:prefix_cache_queries_total", "total")
     );
 }
+
+/// The live simulator (engine thread, HTTP, the client) and the same engine
+/// replayed in virtual time (`closed_loop`, which checks presets against published
+/// runs) agree: a closed-loop run at concurrency 4 measures the mean TTFT and TPOT
+/// the replay predicts, within scheduling noise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_engine_matches_its_virtual_time_replay() {
+    use moonbench::sim::engine::{ClosedLoop, closed_loop};
+    let o = SimOptions {
+        preset: Some("qwen3-8b-l40s".into()),
+        tokenizer: Some("words".into()),
+        ..Default::default()
+    };
+    let (cfg, _, _) = o.engine_config().unwrap().unwrap();
+    let predicted = closed_loop(&cfg, 4, 12, 256, 16).unwrap();
+    let sim = SimHandle::start(&o, "127.0.0.1:0").unwrap();
+    let reqs: Vec<Request> = (0..12)
+        .map(|i| {
+            let words: Vec<String> = (0..256).map(|k| format!("w{i}x{k}")).collect();
+            Request::text(words.join(" "), 256, Some(16))
+        })
+        .collect();
+    let mut s = spec(&sim, "openai", reqs);
+    s.max_concurrency = Some(4);
+    let out = run(s, None).await.unwrap();
+    let ok: Vec<&RequestRecord> = out.records.iter().filter(|r| r.success()).collect();
+    assert_eq!(ok.len(), 12);
+    let mean = |f: &dyn Fn(&RequestRecord) -> f64| ok.iter().map(|r| f(r)).sum::<f64>() / 12.0;
+    let ttft = mean(&|r| r.ttft().unwrap() * 1e3);
+    let tpot = mean(&|r| (r.e2el() - r.ttft().unwrap()) * 1e3 / 15.0);
+    let (pt, pp) = (
+        ClosedLoop::mean(&predicted.ttft_ms),
+        ClosedLoop::mean(&predicted.tpot_ms),
+    );
+    eprintln!(
+        "TTFT {ttft:.1} ms measured, {pt:.1} predicted; TPOT {tpot:.2} ms measured, {pp:.2} predicted"
+    );
+    assert!(
+        (ttft - pt).abs() <= 0.15 * pt + 5.0,
+        "TTFT {ttft:.1} vs {pt:.1}"
+    );
+    assert!(
+        (tpot - pp).abs() <= 0.10 * pp + 1.0,
+        "TPOT {tpot:.2} vs {pp:.2}"
+    );
+}

@@ -329,6 +329,9 @@ pub struct ServeSimArgs {
     /// Step engine: time per prompt token prefilled (µs; default the preset's).
     #[arg(long)]
     pub step_prefill_us: Option<f64>,
+    /// Step engine: extra fixed time of a step that prefills any tokens (ms; default the preset's).
+    #[arg(long)]
+    pub step_prefill_ms: Option<f64>,
     /// Step engine: time per sequence decoded (µs; default the preset's).
     #[arg(long)]
     pub step_decode_us: Option<f64>,
@@ -384,6 +387,7 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
         enable_prefix_caching: flag_pair(a.enable_prefix_caching, a.no_enable_prefix_caching),
         step_ms: a.step_ms,
         step_prefill_us: a.step_prefill_us,
+        step_prefill_ms: a.step_prefill_ms,
         step_decode_us: a.step_decode_us,
         step_kv_ns: a.step_kv_ns,
         data_parallel: a.data_parallel,
@@ -421,12 +425,12 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
             Some(e) => {
                 let c = &e.config;
                 format!(
-                    "step engine x{} ({} router): preset {}, {} KV blocks of {}, max {} seqs and {} tokens per step, step {:.2} ms + {:.1} µs/prefill token + {:.1} µs/seq + {:.1} ns/KV token",
+                    "step engine x{} ({} router): preset {}, {} KV blocks of {}, max {} seqs and {} tokens per step, step {:.2} ms (+{:.1} ms with prefill) + {:.1} µs/prefill token + {:.1} µs/seq + {:.1} ns/KV token",
                     e.list.len(),
                     e.router.name(),
                     c.preset,
                     c.num_blocks, c.block_size, c.max_num_seqs, c.max_num_batched_tokens,
-                    c.cost.step_ms, c.cost.prefill_us, c.cost.decode_us, c.cost.kv_ns
+                    c.cost.step_ms, c.cost.prefill_ms, c.cost.prefill_us, c.cost.decode_us, c.cost.kv_ns
                 )
             }
             None => format!(

@@ -11,6 +11,8 @@
 //! chained block hash; when a running request needs a block and none is free,
 //! the newest running request is preempted (its blocks freed, recomputed later).
 //! Every step can be kept in a [`StepLog`], the ground truth of the schedule.
+//! [`closed_loop`] runs the same [`Core`] in virtual time (no sleeping), to check
+//! presets against published measured runs in milliseconds.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -906,6 +908,121 @@ fn run(
     }
 }
 
+/// What [`closed_loop`] measured: per request, in the order they finished.
+#[derive(Debug, Clone, Default)]
+pub struct ClosedLoop {
+    /// Time to first token (ms).
+    pub ttft_ms: Vec<f64>,
+    /// Time per output token after the first (ms), as vLLM's benchmark computes it.
+    pub tpot_ms: Vec<f64>,
+    /// From the first request sent to the last token (s).
+    pub duration_s: f64,
+    /// Output tokens in all.
+    pub output_tokens: u64,
+}
+
+impl ClosedLoop {
+    /// The mean of a list (0 for none).
+    pub fn mean(v: &[f64]) -> f64 {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    }
+
+    /// Output tokens per second over the run.
+    pub fn output_throughput(&self) -> f64 {
+        self.output_tokens as f64 / self.duration_s.max(1e-12)
+    }
+}
+
+/// A closed-loop benchmark in virtual time: `concurrency` clients send
+/// `requests` requests of `input` prompt and `output` answer tokens, each client
+/// its next one the moment its last finished (`vllm bench serve --max-concurrency
+/// C --request-rate inf`), no two prompts sharing a block. Steps take what the
+/// cost model says (jitter included), but nothing sleeps, so a sweep that takes
+/// minutes on a GPU is replayed in milliseconds. Errors are the configuration's.
+pub fn closed_loop(
+    cfg: &EngineConfig,
+    concurrency: usize,
+    requests: usize,
+    input: u32,
+    output: u32,
+) -> Result<ClosedLoop, String> {
+    cfg.check()?;
+    if input + output > cfg.max_model_len {
+        return Err(format!(
+            "{input} + {output} tokens exceed max_model_len {}",
+            cfg.max_model_len
+        ));
+    }
+    let mut core = Core::new(cfg.clone());
+    let mut out = ClosedLoop::default();
+    let blocks = (input + output) / cfg.block_size;
+    let mut sent = 0usize;
+    // (receiver, arrival, first token, tokens so far)
+    let mut active: Vec<(tokio::sync::mpsc::UnboundedReceiver<u64>, u64, u64, u32)> = Vec::new();
+    let submit = |core: &mut Core, sent: &mut usize, now: u64| {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let id = *sent as u64;
+        core.add(Submission {
+            prompt_tokens: input,
+            output_tokens: output.max(1),
+            block_hashes: (0..blocks as u64)
+                .map(|b| (id << 32 | b).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .collect(),
+            tx,
+            arrived_ns: now,
+        });
+        *sent += 1;
+        (rx, now, 0u64, 0u32)
+    };
+    let mut now = 0u64;
+    while sent < requests.min(concurrency) {
+        let a = submit(&mut core, &mut sent, now);
+        active.push(a);
+    }
+    while !active.is_empty() {
+        let mut plan = core.schedule();
+        if plan.is_empty() {
+            return Err("the engine can schedule nothing (KV cache too small?)".into());
+        }
+        plan.step.start_ns = now;
+        now += core.step_ns(&plan).max(1);
+        core.finish_step(&mut plan, now);
+        let mut i = 0;
+        while i < active.len() {
+            let (rx, arrived, first, got) = &mut active[i];
+            while let Ok(t) = rx.try_recv() {
+                if *got == 0 {
+                    *first = t;
+                    out.ttft_ms.push((t - *arrived) as f64 / 1e6);
+                }
+                *got += 1;
+                if *got == output.max(1) {
+                    if *got > 1 {
+                        out.tpot_ms
+                            .push((t - *first) as f64 / 1e6 / (*got - 1) as f64);
+                    }
+                    out.output_tokens += *got as u64;
+                }
+            }
+            if *got == output.max(1) {
+                active.swap_remove(i);
+                if sent < requests {
+                    let a = submit(&mut core, &mut sent, now);
+                    active.push(a);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+    out.duration_s = now as f64 / 1e9;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -923,6 +1040,7 @@ mod tests {
             cost: CostModel {
                 step_ms: 1.0,
                 prefill_us: 0.0,
+                prefill_ms: 0.0,
                 decode_us: 0.0,
                 kv_ns: 0.0,
             },

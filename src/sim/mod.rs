@@ -108,6 +108,9 @@ pub struct SimOptions {
     pub step_ms: Option<f64>,
     /// Step engine: time per prompt token prefilled (µs; default the preset's).
     pub step_prefill_us: Option<f64>,
+    /// Step engine: extra fixed time of a step that prefills any tokens (ms;
+    /// default the preset's).
+    pub step_prefill_ms: Option<f64>,
     /// Step engine: time per sequence decoded (µs; default the preset's).
     pub step_decode_us: Option<f64>,
     /// Step engine: time per KV-cache token read (ns; default the preset's).
@@ -152,6 +155,7 @@ impl Default for SimOptions {
             enable_prefix_caching: None,
             step_ms: None,
             step_prefill_us: None,
+            step_prefill_ms: None,
             step_decode_us: None,
             step_kv_ns: None,
             data_parallel: None,
@@ -187,6 +191,7 @@ impl SimOptions {
             ),
             ("step_ms", self.step_ms.is_some()),
             ("step_prefill_us", self.step_prefill_us.is_some()),
+            ("step_prefill_ms", self.step_prefill_ms.is_some()),
             ("step_decode_us", self.step_decode_us.is_some()),
             ("step_kv_ns", self.step_kv_ns.is_some()),
             ("data_parallel", self.data_parallel.is_some()),
@@ -249,6 +254,7 @@ impl SimOptions {
         let cost = preset::CostModel {
             step_ms: self.step_ms.unwrap_or(base.step_ms),
             prefill_us: self.step_prefill_us.unwrap_or(base.prefill_us),
+            prefill_ms: self.step_prefill_ms.unwrap_or(base.prefill_ms),
             decode_us: self.step_decode_us.unwrap_or(base.decode_us),
             kv_ns: self.step_kv_ns.unwrap_or(base.kv_ns),
         };
