@@ -183,7 +183,24 @@ local tok = mb.tokenizer(tokenizer_spec)
 local stream = nil
 if args.disable_streaming then stream = false end
 
-local target = mb.target{
+-- 模拟器的报错写的是 serve-sim 的参数名（如 "max_num_seqs (--max-num-seqs)"）；在 bench 里换成
+-- bench 自己的 --sim-* 参数，让用户知道该改哪个参数。
+-- The simulator's errors name serve-sim's flags; in bench they become bench's --sim-* flags.
+local SIM_FLAGS = { ["ttft-ms"] = true, ["itl-ms"] = true, jitter = true, ["tokens-per-chunk"] = true,
+  ["max-running"] = true, ["reasoning-tokens"] = true, faults = true, engine = true, preset = true,
+  ["preset-file"] = true, ["max-num-seqs"] = true, ["max-num-batched-tokens"] = true, ["kv-cache-tokens"] = true,
+  ["max-model-len"] = true, ["data-parallel"] = true, router = true }
+local function bench_sim_error(msg)
+  msg = tostring(msg):gsub("[%w_]+ %(%-%-([%w%-]+)%)", function(flag)
+    if SIM_FLAGS[flag] then return "--sim-" .. flag end
+  end)
+  msg = msg:gsub("^runtime error: ", "")
+  msg = msg:gsub("engine = 'fixed' %(%-%-engine fixed%)", "--sim-engine fixed")
+  msg = msg:gsub("num_gpu_blocks/kv_cache_tokens %(%-%-num%-gpu%-blocks/%-%-kv%-cache%-tokens%)", "--sim-kv-cache-tokens")
+  return msg
+end
+
+local ok_target, target = pcall(mb.target, {
   base_url = args.base_url,
   host = args.host,
   port = args.port,
@@ -213,7 +230,10 @@ local target = mb.target{
     max_model_len = args.sim_max_model_len, enable_prefix_caching = args.sim_no_prefix_caching and false or nil,
     data_parallel = args.sim_data_parallel, router = args.sim_router,
   } or nil,
-}
+})
+if not ok_target then
+  error(use_sim and bench_sim_error(target) or target, 0)
+end
 
 -- 池化类后端（embeddings、pooling、rerank；target.pooling）没有输出 token，默认只报告 E2EL（与 vLLM 相同）。
 -- Pooling backends (target.pooling) have no output tokens: E2EL by default, as vLLM.
@@ -434,10 +454,13 @@ if not arrival then arrival = rate_arrival(args.request_rate) end
 
 if use_sim and target.sim_engine then
   local e = target.sim_engine
-  say(string.format("Target: built-in simulator at %s (step engine x%d, preset %s: %d KV blocks of %d, %d seqs and %d tokens per step)",
-        target.base_url, e.data_parallel, e.preset, e.num_blocks, e.block_size, e.max_num_seqs, e.max_num_batched_tokens),
-      string.format("目标：内置模拟服务器 %s（step 引擎 ×%d，预设 %s：%d 个 KV 块 × %d，每步最多 %d 个序列、%d 个 token）",
-        target.base_url, e.data_parallel, e.preset, e.num_blocks, e.block_size, e.max_num_seqs, e.max_num_batched_tokens))
+  -- max_model_len：没给 --sim-max-model-len 时是 32768 和 KV 缓存大小中较小的那个；更长的请求得到 vLLM 式的 400。
+  say(string.format("Target: built-in simulator at %s (step engine x%d, preset %s: %d KV blocks of %d, %d seqs and %d "
+        .. "tokens per step, max_model_len %d)", target.base_url, e.data_parallel, e.preset, e.num_blocks, e.block_size,
+        e.max_num_seqs, e.max_num_batched_tokens, e.max_model_len),
+      string.format("目标：内置模拟服务器 %s（step 引擎 ×%d，预设 %s：%d 个 KV 块 × %d，每步最多 %d 个序列、%d 个 token，"
+        .. "max_model_len %d）", target.base_url, e.data_parallel, e.preset, e.num_blocks, e.block_size, e.max_num_seqs,
+        e.max_num_batched_tokens, e.max_model_len))
 elseif use_sim then
   local ttft, itl = args.sim_ttft_ms or 50, args.sim_itl_ms or 10
   say(string.format("Target: built-in simulator at %s (fixed engine: TTFT %s ms, ITL %s ms)", target.base_url, ttft, itl),

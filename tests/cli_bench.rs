@@ -1114,3 +1114,41 @@ fn sweep_over_concurrency_as_vllms_rust_client() {
     assert!(!bad.status.success());
     assert!(text(&bad).1.contains("got 'fast'"), "{}", text(&bad).1);
 }
+
+/// The in-process simulator's refusals name bench's own `--sim-*` flags, not the
+/// Lua option or serve-sim flag behind them, and stop before anything is sent.
+#[test]
+fn simulator_errors_name_the_bench_flags() {
+    for (flags, want) in [
+        (
+            &["--sim-preset", "qwen3-8b-l40s", "--sim-ttft-ms", "5"][..],
+            "--sim-ttft-ms is an option of the fixed engine, but --sim-preset chooses the step engine",
+        ),
+        (
+            &["--sim-engine", "fixed", "--sim-max-num-seqs", "4"][..],
+            "--sim-max-num-seqs is an option of the step engine, but engine is 'fixed'; drop --sim-engine fixed",
+        ),
+        (
+            &[
+                "--sim-kv-cache-tokens",
+                "100",
+                "--sim-max-model-len",
+                "4096",
+            ][..],
+            "raise --sim-kv-cache-tokens or lower --sim-max-model-len",
+        ),
+        (
+            &["--sim-preset", "qwen3-8b-l4"][..],
+            "unknown --sim-preset 'qwen3-8b-l4' (did you mean 'qwen3-8b-l40s'?)",
+        ),
+    ] {
+        let mut args = vec!["bench", "--num-prompts", "2", "--disable-tqdm"];
+        args.extend_from_slice(flags);
+        let out = run(&args, LIMIT);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{flags:?}: {stderr}");
+        assert!(stderr.contains(want), "{flags:?}: {stderr}");
+        assert!(!stderr.contains("runtime error"), "{stderr}");
+        assert!(!stdout.contains("Successful requests"), "{stdout}");
+    }
+}

@@ -164,6 +164,11 @@ impl Default for SimOptions {
     }
 }
 
+/// The `serve-sim` flag of a simulator option (`max_num_seqs` → `--max-num-seqs`).
+fn flag_of(option: &str) -> String {
+    format!("--{}", option.replace('_', "-"))
+}
+
 impl SimOptions {
     /// The step engine's configuration, engine count and router, or `None` for the
     /// fixed engine; an error names the option that cannot work. The configuration
@@ -217,16 +222,18 @@ impl SimOptions {
         if engine == "step" {
             if let Some(f) = fixed.first() {
                 let g = given.first().copied().unwrap_or("engine");
+                let (ff, gf) = (flag_of(f), flag_of(g));
                 return Err(format!(
-                    "{f} is an option of the fixed engine, but {g} chooses the step engine; give one engine's options (the step engine's limit on concurrent requests is max_num_seqs)"
+                    "{f} ({ff}) is an option of the fixed engine, but {g} ({gf}) chooses the step engine; give one engine's options (the step engine's limit on concurrent requests is max_num_seqs (--max-num-seqs))"
                 ));
             }
         }
         match engine {
             "fixed" => {
                 if let Some(name) = given.first() {
+                    let nf = flag_of(name);
                     return Err(format!(
-                        "{name} is an option of the step engine, but engine is 'fixed'; drop engine = 'fixed' (--engine fixed) or the option"
+                        "{name} ({nf}) is an option of the step engine, but engine is 'fixed'; drop engine = 'fixed' (--engine fixed) or the option"
                     ));
                 }
                 return Ok(None);

@@ -429,7 +429,7 @@ pub fn find(name: &str) -> Result<&'static Preset, String> {
             .map(|s| format!(" (did you mean '{s}'?)"))
             .unwrap_or_default();
         format!(
-            "unknown simulator preset '{name}'{near}; presets: {}",
+            "unknown preset (--preset) '{name}'{near}; presets: {}",
             names.join(", ")
         )
     })

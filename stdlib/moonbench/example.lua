@@ -43,7 +43,11 @@ function M.target(args, sim, extra)
     sim = (not args.base_url) and sim or nil,
   }
   for k, v in pairs(extra or {}) do t[k] = v end
-  return mb.target(t)
+  -- 出错时不报本文件的行号（那不是用户能改的地方），只报原因：例如 --preset 拼错时给出建议。
+  -- A refusal is reported without this file's line, which is not the user's to fix.
+  local ok, target = pcall(mb.target, t)
+  if not ok then error((tostring(target):gsub("^runtime error: ", "")), 0) end
+  return target
 end
 
 --- 每次运行前是否清空前缀缓存：模拟服务器总是清空（它支持），真实服务器要加 --reset-prefix-cache。
