@@ -523,6 +523,7 @@ local res = mb.run{
   server_metrics = (not args.no_server_metrics) and args.server_metrics_interval or false,
   profile = args.profile,
   reset_prefix_cache = args.reset_prefix_cache,
+  steady_state = args.steady_state,
   probe_rate = args.probe_request_rate,
 }
 

@@ -625,3 +625,59 @@ async fn the_live_engine_matches_its_virtual_time_replay() {
         "TPOT {tpot:.2} vs {pp:.2}"
     );
 }
+
+/// The steady state of a capped closed loop, checked against what the simulator
+/// recorded it sent: the output tokens the server wrote inside the window, per
+/// second of it, equal the client's steady-state output throughput within 2%.
+/// A slow ramp of arrivals into the cap makes the whole-run figure lower.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steady_state_throughput_matches_what_the_server_sent() {
+    let sim = sim(20.0, 5.0);
+    let mut s = spec(&sim, "openai", reqs(60, 20));
+    s.max_concurrency = Some(4);
+    // Four requests trickle in over the first 0.6 s, then the cap holds the load.
+    s.arrival = Arrival::Times(
+        (0..60)
+            .map(|i| if i < 4 { i as f64 * 0.2 } else { 0.61 })
+            .collect::<Vec<f64>>()
+            .into(),
+    );
+    let out = run(s, None).await.unwrap();
+    let opts = SummaryOptions {
+        steady_state: true,
+        ..Default::default()
+    };
+    let sum = summarize(&out.records, out.duration(), &opts);
+    let st = sum.steady.clone().unwrap().unwrap();
+    assert_eq!(st.in_flight, 4);
+    assert!(
+        st.start_s > 0.55,
+        "the plateau starts with the 4th request: {st:?}"
+    );
+    let first = out.records.iter().map(|r| r.sent_ns).min().unwrap();
+    let (lo, hi) = (
+        first + (st.start_s * 1e9) as u64,
+        first + (st.end_s * 1e9) as u64,
+    );
+    let mut sent_tokens = 0u64;
+    for r in &out.records {
+        let t = sim.truth.get(&r.request_id).unwrap();
+        for (at, n) in t.chunk_ns.iter().zip(&t.chunk_tokens) {
+            if (lo..=hi).contains(at) {
+                sent_tokens += *n as u64;
+            }
+        }
+    }
+    let truth = sent_tokens as f64 / (st.end_s - st.start_s);
+    let err = (st.output_throughput - truth).abs() / truth;
+    eprintln!(
+        "steady {:.1} tok/s measured, {truth:.1} sent by the server; whole run {:.1} tok/s",
+        st.output_throughput, sum.output_throughput
+    );
+    assert!(
+        err < 0.02,
+        "steady {} vs truth {truth}",
+        st.output_throughput
+    );
+    assert!(sum.output_throughput < 0.95 * st.output_throughput);
+}

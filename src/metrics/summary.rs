@@ -166,6 +166,8 @@ pub struct SummaryOptions {
     pub requested_rate: Option<f64>,
     /// A pooling run (embeddings, pooling, rerank): vLLM's pooling result keys.
     pub pooling: bool,
+    /// Also report the steady state ([`steady_state`]).
+    pub steady_state: bool,
 }
 
 impl Default for SummaryOptions {
@@ -175,6 +177,7 @@ impl Default for SummaryOptions {
             slo: Slo::default(),
             requested_rate: None,
             pooling: false,
+            steady_state: false,
         }
     }
 }
@@ -236,6 +239,171 @@ pub struct Summary {
     pub input_sequence_throughput: f64,
     /// Whether this is a pooling run (vLLM's `EmbedBenchmarkMetrics` keys).
     pub pooling: bool,
+    /// The steady state, when asked for: its window and metrics, or why there is none.
+    pub steady: Option<Result<SteadyState, String>>,
+}
+
+/// The saturated plateau of a run, ramp-up and drain left out (the steady-state
+/// metrics of vLLM's Rust client; AISBench calls it the steady stage). The plateau
+/// is the time-weighted median of requests in flight while requests were still
+/// being sent (the concurrency cap, in a capped closed-loop run); the window opens
+/// when that many are first in flight and closes with the last send, after which
+/// the server only drains.
+#[derive(Debug, Clone, Default)]
+pub struct SteadyState {
+    /// Window start, seconds after the first request was sent.
+    pub start_s: f64,
+    /// Window end (the last send), seconds after the first request was sent.
+    pub end_s: f64,
+    /// The plateau: requests in flight.
+    pub in_flight: u64,
+    /// The window's share of the whole run (0–1).
+    pub share_of_run: f64,
+    /// Successful requests sent within the window (their latencies are below).
+    pub requests: u64,
+    /// Successful requests that ended within the window, per second of it.
+    pub request_throughput: f64,
+    /// Output tokens that arrived within the window, per second of it.
+    pub output_throughput: f64,
+    /// TTFT, TPOT, ITL and E2EL (ms) of the requests sent within the window.
+    pub stats: Vec<(Metric, Stats)>,
+    /// A caution when the window is short or holds few requests.
+    pub note: Option<String>,
+}
+
+impl SteadyState {
+    /// The `steady_state` object of result files.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("found".into(), json!(true));
+        m.insert("window_start_s".into(), json!(self.start_s));
+        m.insert("window_end_s".into(), json!(self.end_s));
+        m.insert("window_s".into(), json!(self.end_s - self.start_s));
+        m.insert("share_of_run".into(), json!(self.share_of_run));
+        m.insert("in_flight".into(), json!(self.in_flight));
+        m.insert("requests".into(), json!(self.requests));
+        m.insert("request_throughput".into(), json!(self.request_throughput));
+        m.insert("output_throughput".into(), json!(self.output_throughput));
+        for (metric, st) in &self.stats {
+            let k = metric.key();
+            m.insert(format!("mean_{k}_ms"), json!(st.mean));
+            m.insert(format!("median_{k}_ms"), json!(st.median));
+            for (p, v) in &st.percentiles {
+                m.insert(format!("p{}_{k}_ms", percentile_label(*p)), json!(v));
+            }
+        }
+        m.insert("note".into(), json!(self.note));
+        Value::Object(m)
+    }
+}
+
+/// Finds the steady state of `measured` (warm-ups excluded; failures count as in
+/// flight) and measures it from `ok`; an error says why a run has none.
+pub fn steady_state(
+    measured: &[&RequestRecord],
+    ok: &[&RequestRecord],
+    percentiles: &[f64],
+) -> Result<SteadyState, String> {
+    if measured.len() < 2 {
+        return Err("fewer than 2 requests".into());
+    }
+    let first = measured.iter().map(|r| r.sent_ns).min().unwrap_or(0);
+    let last_send = measured.iter().map(|r| r.sent_ns).max().unwrap_or(0);
+    let run_end = measured
+        .iter()
+        .map(|r| r.end_ns.max(r.sent_ns))
+        .max()
+        .unwrap_or(0);
+    if last_send <= first {
+        return Err(
+            "every request was sent at once, so there is no plateau between ramp-up and drain"
+                .into(),
+        );
+    }
+    let mut ev: Vec<(u64, i64)> = Vec::with_capacity(measured.len() * 2);
+    for r in measured {
+        ev.push((r.sent_ns, 1));
+        ev.push((r.end_ns.max(r.sent_ns), -1));
+    }
+    ev.sort_unstable();
+    // Time spent at each level while requests were being sent.
+    let mut at_level: BTreeMap<i64, u64> = BTreeMap::new();
+    let (mut cur, mut t) = (0i64, first);
+    for &(when, d) in &ev {
+        let when = when.min(last_send);
+        if when > t {
+            *at_level.entry(cur).or_default() += when - t;
+            t = when;
+        }
+        cur += d;
+    }
+    let total: u64 = at_level.values().sum();
+    let mut acc = 0;
+    let level = at_level
+        .iter()
+        .find(|(_, dt)| {
+            acc += **dt;
+            2 * acc >= total
+        })
+        .map(|(&l, _)| l)
+        .unwrap_or(1)
+        .max(1);
+    let mut cur = 0i64;
+    let start = ev
+        .iter()
+        .find(|&&(_, d)| {
+            cur += d;
+            cur >= level
+        })
+        .map(|e| e.0)
+        .unwrap_or(first);
+    if start >= last_send {
+        return Err(format!(
+            "the run reached its plateau of {level} requests in flight only after the last request was sent"
+        ));
+    }
+    let (lo, hi) = (start, last_send);
+    let window = crate::clock::secs(hi - lo);
+    let inside: Vec<&RequestRecord> = ok
+        .iter()
+        .copied()
+        .filter(|r| (lo..=hi).contains(&r.sent_ns))
+        .collect();
+    let tokens: u64 = ok
+        .iter()
+        .flat_map(|r| r.chunk_ns.iter().zip(&r.chunk_tokens))
+        .filter(|(t, _)| (lo..=hi).contains(*t))
+        .map(|(_, n)| *n as u64)
+        .sum();
+    let ended = ok.iter().filter(|r| (lo..=hi).contains(&r.end_ns)).count();
+    let share = window / crate::clock::secs(run_end.saturating_sub(first)).max(1e-9);
+    let stats = [Metric::Ttft, Metric::Tpot, Metric::Itl, Metric::E2el]
+        .iter()
+        .map(|m| {
+            let v: Vec<f64> = m.values(&inside).into_iter().map(|x| x * 1000.0).collect();
+            (*m, describe(&v, percentiles))
+        })
+        .collect();
+    let note = if inside.len() < 10 || share < 0.2 {
+        Some(format!(
+            "a short plateau: {} requests sent in {:.0}% of the run; send more requests (--num-prompts) for steadier numbers",
+            inside.len(),
+            share * 100.0
+        ))
+    } else {
+        None
+    };
+    Ok(SteadyState {
+        start_s: crate::clock::secs(lo - first),
+        end_s: crate::clock::secs(hi - first),
+        in_flight: level as u64,
+        share_of_run: share,
+        requests: inside.len() as u64,
+        request_throughput: ended as f64 / window,
+        output_throughput: tokens as f64 / window,
+        stats,
+        note,
+    })
 }
 
 impl Summary {
@@ -350,6 +518,15 @@ impl Summary {
         }
         m.insert("errors_by_kind".into(), json!(self.errors_by_kind));
         m.insert("short_outputs".into(), json!(self.short_outputs));
+        match &self.steady {
+            Some(Ok(st)) => {
+                m.insert("steady_state".into(), st.to_json());
+            }
+            Some(Err(why)) => {
+                m.insert("steady_state".into(), json!({"found": false, "why": why}));
+            }
+            None => {}
+        }
         m
     }
 
@@ -441,6 +618,9 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
     // exact peak instead (never above the cap).
     s.max_concurrent_requests = s.peak_in_flight;
     s.achieved_rate = achieved_rate(&measured);
+    if opts.steady_state {
+        s.steady = Some(steady_state(&measured, &ok, &opts.percentiles));
+    }
     s
 }
 
@@ -625,6 +805,55 @@ mod tests {
         }
     }
 
+    /// Hand-computed steady state: two streams in a closed loop, five requests of
+    /// two tokens (50 ms to each). One in flight for 20 ms, then two until the
+    /// last send at 200 ms: the window is [20, 200] ms, 180 ms of a 300 ms run.
+    #[test]
+    fn steady_state_by_hand() {
+        let recs: Vec<RequestRecord> = [0, 20, 100, 120, 200]
+            .iter()
+            .enumerate()
+            .map(|(i, &sent)| ok_rec(i as u64, sent * MS, 50 * MS, 50 * MS, 2, 4))
+            .collect();
+        let opts = SummaryOptions {
+            steady_state: true,
+            percentiles: vec![50.0],
+            ..Default::default()
+        };
+        let s = summarize(&recs, 0.3, &opts);
+        let st = s.steady.clone().unwrap().unwrap();
+        assert_eq!(st.in_flight, 2);
+        assert!(
+            (st.start_s - 0.020).abs() < 1e-9 && (st.end_s - 0.200).abs() < 1e-9,
+            "{st:?}"
+        );
+        assert!((st.share_of_run - 0.6).abs() < 1e-9);
+        // Sent within the window: the last four.
+        assert_eq!(st.requests, 4);
+        // Tokens arriving at 50, 70, 100, 120, 150, 170, 200 ms: 7 in 0.18 s.
+        assert!((st.output_throughput - 7.0 / 0.18).abs() < 1e-6, "{st:?}");
+        // Ended at 100, 120, 200 ms.
+        assert!((st.request_throughput - 3.0 / 0.18).abs() < 1e-6);
+        assert_eq!(st.stats[0].0, Metric::Ttft);
+        assert!((st.stats[0].1.mean - 50.0).abs() < 1e-9);
+        assert!(st.note.is_some(), "4 requests is a short plateau");
+        let m = s.extra_map();
+        assert_eq!(m["steady_state"]["requests"], 4);
+        assert_eq!(m["steady_state"]["found"], true);
+        // Everything sent at once: no plateau between ramp-up and drain.
+        let burst: Vec<RequestRecord> = (0..3)
+            .map(|i| ok_rec(i, 0, 10 * MS, 10 * MS, 2, 4))
+            .collect();
+        let e = summarize(&burst, 0.02, &opts).steady.unwrap().unwrap_err();
+        assert!(e.contains("sent at once"), "{e}");
+        // Not asked: not computed, no key.
+        assert!(
+            summarize(&recs, 0.3, &SummaryOptions::default())
+                .steady
+                .is_none()
+        );
+    }
+
     /// Hand-computed: two requests, one failure, one warm-up.
     #[test]
     fn hand_computed_summary() {
@@ -644,6 +873,7 @@ mod tests {
             },
             requested_rate: None,
             pooling: false,
+            steady_state: false,
         };
         let s = summarize(&recs, 2.0, &opts);
         assert_eq!(s.completed, 2);
@@ -693,6 +923,7 @@ mod tests {
             slo: Slo::default(),
             requested_rate: None,
             pooling: false,
+            steady_state: false,
         };
         let s = summarize(&[a, b], 1.3, &opts);
         assert!((s.output_throughput - 20.0 / 1.3).abs() < 1e-9);

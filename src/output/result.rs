@@ -98,6 +98,8 @@ pub struct ResultOptions {
     pub metrics: Vec<Metric>,
     /// Goodput objectives.
     pub slo: Slo,
+    /// Also report the steady state (ramp-up and drain left out).
+    pub steady_state: bool,
 }
 
 impl Default for ResultOptions {
@@ -106,6 +108,7 @@ impl Default for ResultOptions {
             percentiles: vec![50.0, 90.0, 95.0, 99.0],
             metrics: Metric::VLLM.to_vec(),
             slo: Slo::default(),
+            steady_state: false,
         }
     }
 }
@@ -139,6 +142,7 @@ impl RunResult {
             slo: opts.slo.clone(),
             requested_rate: self.info.request_rate,
             pooling: self.pooling(),
+            steady_state: opts.steady_state,
         };
         summarize(&self.outcome.records, self.outcome.duration(), &so)
     }

@@ -198,6 +198,9 @@ pub struct ResultOpts {
     /// Service-level objectives for goodput: `{ ttft_ms = 500, tpot_ms = 50,
     /// e2el_ms = 2000 }` or `{ "ttft:500", "tpot:50" }`.
     slo: Option<SloOpt>,
+    /// Also report the steady state: the plateau of requests in flight, ramp-up
+    /// and drain left out, its window and its throughput and latencies (default false).
+    steady_state: Option<bool>,
 }
 
 impl LuaOptions for ResultOpts {
@@ -205,7 +208,7 @@ impl LuaOptions for ResultOpts {
 }
 
 /// The keys of [`ResultOpts`].
-pub(super) const RESULT_KEYS: &[&str] = &["percentiles", "metrics", "slo"];
+pub(super) const RESULT_KEYS: &[&str] = &["percentiles", "metrics", "slo", "steady_state"];
 
 /// The result options found among `d`'s values (`d` decoded with [`RESULT_KEYS`]
 /// as shared keys, so its struct need not repeat them), defaulting to `base`.
@@ -243,6 +246,9 @@ pub(super) fn result_options<T: LuaOptions>(
     }
     if let Some(slo) = o.slo {
         r.slo = slo.0;
+    }
+    if let Some(st) = o.steady_state {
+        r.steady_state = st;
     }
     Ok(r)
 }

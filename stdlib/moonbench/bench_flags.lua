@@ -298,6 +298,12 @@ local spec = {
     { "--profile", type = "bool",
       help = "call vLLM's /start_profile and /stop_profile around the measured part (server needs VLLM_TORCH_PROFILER_DIR)",
       help_zh = "在正式测量前后调用 vLLM 的 /start_profile 与 /stop_profile（服务器需设置 VLLM_TORCH_PROFILER_DIR）" },
+    { "--steady-state", type = "bool",
+      help = "also report the steady state: the plateau of requests in flight (the concurrency cap in a capped run), "
+        .. "ramp-up and drain left out, with its window and its throughput and latencies (as vLLM's Rust client); "
+        .. "in the result file as steady_state",
+      help_zh = "另外报告稳态：去掉开头爬坡和结尾收尾，只看在途请求数处于平台期（有并发上限时即达到上限）的那段时间，"
+        .. "给出窗口、吞吐和延迟；结果文件中为 steady_state" },
     { "--reset-prefix-cache", type = "bool",
       help = "drop the server's prefix cache before the measured part of each run (POST /reset_prefix_cache: vLLM "
         .. "started with VLLM_SERVER_DEV_MODE=1; or SGLang's /flush_cache), so prompts an earlier run sent are not "

@@ -51,6 +51,14 @@ local L = {
     reasoning = "Reasoning / answer tokens:",
     server = " Server metrics (%s) ",
     users = " Virtual users ",
+    steady = " Steady state ",
+    swin = "Window (s from first send):",
+    slevel = "Requests in flight / sent in window:",
+    sthr = "Request / output throughput:",
+    sttft = "TTFT mean/P%s (ms):",
+    stpot = "TPOT mean/P%s (ms):",
+    sitl = "ITL mean/P%s (ms):",
+    snone = "No steady state: ",
     uline = "Users / conversations / requests:",
     turn = "Turn %d: prompt tok, TTFT mean/P%s (ms):",
     conv = "Conversation latency mean/P%s (ms):",
@@ -112,6 +120,14 @@ local L = {
     reasoning = "思考 / 回答 token 数:",
     server = " 服务器自身指标（%s） ",
     users = " 虚拟用户 ",
+    steady = " 稳态 ",
+    swin = "稳态窗口（距第一个请求，秒）:",
+    slevel = "在途请求数 / 窗口内发出的请求数:",
+    sthr = "请求 / 输出 token 吞吐量:",
+    sttft = "TTFT 平均/P%s (ms):",
+    stpot = "TPOT 平均/P%s (ms):",
+    sitl = "ITL 平均/P%s (ms):",
+    snone = "没有稳态：",
     uline = "用户数 / 对话数 / 请求数:",
     turn = "第 %d 轮：提示 token，TTFT 平均/P%s (ms):",
     conv = "整段对话耗时 平均/P%s (ms):",
@@ -275,6 +291,26 @@ function M.format(s, opts)
       elseif h.reason and h.reason ~= "" then
         lines[#lines + 1] = t.why .. h.reason
       end
+    end
+  end
+  -- 稳态（--steady-state）：去掉开头"爬坡"和结尾"收尾"的阶段，只看服务器满负载时的吞吐和延迟。
+  -- The steady state: ramp-up and drain left out, only the plateau of requests in flight.
+  local ss = not opts.vllm_only and s.steady_state
+  if ss then
+    lines[#lines + 1] = center(t.steady, 50, "-")
+    if ss.found then
+      local hp = plabel(percentiles[#percentiles])
+      line(t.swin, string.format("%s - %s (%.0f%%)", num(ss.window_start_s), num(ss.window_end_s), ss.share_of_run * 100))
+      line(t.slevel, string.format("%d / %d", ss.in_flight, ss.requests))
+      line(t.sthr, num(ss.request_throughput) .. " req/s / " .. num(ss.output_throughput) .. " tok/s")
+      for _, k in ipairs{ { "ttft", t.sttft }, { "tpot", t.stpot }, { "itl", t.sitl } } do
+        if ss["mean_" .. k[1] .. "_ms"] then
+          line(string.format(k[2], hp), num(ss["mean_" .. k[1] .. "_ms"]) .. " / " .. num(ss["p" .. hp .. "_" .. k[1] .. "_ms"] or 0))
+        end
+      end
+      if ss.note then lines[#lines + 1] = "  note: " .. ss.note end
+    else
+      lines[#lines + 1] = t.snone .. tostring(ss.why)
     end
   end
   -- 虚拟用户：每一轮（turn）的提示越来越长（带着历史），看 TTFT 是否随轮次变慢。
