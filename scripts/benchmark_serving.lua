@@ -499,11 +499,74 @@ local function with_length_check(meta)
   end
   return meta
 end
+-- 多轮对话 Multi-turn（--multi-turn）----------------------------------------------
+-- --num-prompts 段对话，--multi-turn-concurrency 个虚拟用户（mb.users）。每一轮：用户说 --per-turn-input-len
+-- 个 token 的新内容，连同之前各轮的问答（服务器真实的回答）一起发出，等回答到齐、想 --multi-turn-delay-ms 毫秒，
+-- 再发下一轮。提示越来越长，服务器的前缀缓存能复用之前各轮算过的部分。
+-- --num-prompts conversations by --multi-turn-concurrency virtual users; each turn sends the
+-- whole history (the server's real answers) plus --per-turn-input-len new tokens.
+local function multi_turn_run()
+  if name ~= "random" then
+    error("moonbench bench: --multi-turn builds its turns from random text; use --dataset-name random "
+      .. "(ShareGPT with all its turns is not supported yet)", 0)
+  end
+  local lo = args.multi_turn_min_turns or args.multi_turn_num_turns
+  local hi = args.multi_turn_max_turns or (args.multi_turn_min_turns and lo) or args.multi_turn_num_turns
+  if (args.multi_turn_min_turns == nil) ~= (args.multi_turn_max_turns == nil) then
+    error("moonbench bench: give --multi-turn-min-turns and --multi-turn-max-turns together", 0)
+  end
+  if lo < 1 or hi < lo then
+    error(string.format("moonbench bench: turns must be >= 1 and min <= max (got %d..%d)", lo, hi), 0)
+  end
+  local per_turn = args.per_turn_input_len or args.random_input_len
+  local conversations = math.max(args.num_prompts, 1)
+  local users = math.min(args.multi_turn_concurrency or args.max_concurrency or conversations, conversations)
+  if users < 1 then error("moonbench bench: --multi-turn-concurrency must be at least 1", 0) end
+  local delay = (args.multi_turn_delay_ms or 0) / 1000
+  -- 每段对话的轮数预先用 --seed 抽好，结果可复现。Turn counts drawn up front from --seed.
+  mb.rand.seed(args.seed)
+  local turns = {}
+  for i = 1, conversations do turns[i] = lo + math.floor(mb.rand.uniform(0, hi - lo + 1)) end
+  local started = 0
+  say(string.format("Multi-turn: %d conversations of %d-%d turns, %d at a time, %d new tokens and %d answer tokens a turn",
+      conversations, lo, hi, users, per_turn, args.random_output_len),
+    string.format("多轮对话：%d 段对话，每段 %d-%d 轮，同时 %d 段，每轮新增 %d 个 token、回答 %d 个 token",
+      conversations, lo, hi, users, per_turn, args.random_output_len))
+  return mb.users{
+    target = target, count = users, iterations = math.ceil(conversations / users), seed = args.seed,
+    slo = args.goodput, percentiles = percentiles, metrics = metrics, progress = not args.disable_tqdm,
+    records_file = args.save_records, ready_timeout = args.ready_check_timeout_sec, grace = args.grace_period,
+    label = args.label, steady_state = args.steady_state,
+    server_metrics = (not args.no_server_metrics) and args.server_metrics_interval or false,
+    scenario = function(u)
+      if started >= conversations then return end
+      started = started + 1
+      local history, text = {}, ""
+      for turn = 1, turns[started] do
+        local said = u:prompt(per_turn)
+        local r
+        if is_chat then
+          history[#history + 1] = { role = "user", content = said }
+          r = u:chat{ messages = history, max_tokens = args.random_output_len }
+          if not r.success then return end   -- 失败已记录 / the failure is a record
+          history[#history + 1] = { role = "assistant", content = r.text }
+        else
+          text = text .. said
+          r = u:complete{ prompt = text, max_tokens = args.random_output_len }
+          if not r.success then return end
+          text = text .. r.text
+        end
+        if delay > 0 and turn < turns[started] then u:sleep(delay) end
+      end
+    end,
+  }
+end
+
 local function one_run(run_i)
 if args.num_runs > 1 then
   say(string.format("== run %d of %d ==", run_i, args.num_runs), string.format("== 第 %d 次（共 %d 次）==", run_i, args.num_runs))
 end
-local res = mb.run{
+local res = args.multi_turn and multi_turn_run() or mb.run{
   target = target,
   requests = requests,
   arrival = arrival,

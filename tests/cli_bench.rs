@@ -1152,3 +1152,92 @@ fn simulator_errors_name_the_bench_flags() {
         assert!(!stdout.contains("Successful requests"), "{stdout}");
     }
 }
+
+/// `--multi-turn` (vLLM's Rust client): conversations of 1–4 turns, each turn
+/// sending the whole history plus 16 new tokens; the same seed gives the same
+/// conversations, and a typo'd turn range is refused.
+#[test]
+fn multi_turn_conversations_grow_their_prompts() {
+    let dir = tmpdir("multi-turn");
+    let go = |file: &str| {
+        let out = run(
+            &[
+                "bench",
+                "--multi-turn",
+                "--num-prompts",
+                "5",
+                "--multi-turn-min-turns",
+                "1",
+                "--multi-turn-max-turns",
+                "4",
+                "--random-input-len",
+                "16",
+                "--random-output-len",
+                "4",
+                "--multi-turn-delay-ms",
+                "5",
+                "--sim-ttft-ms",
+                "2",
+                "--sim-itl-ms",
+                "1",
+                "--save-result",
+                "--result-dir",
+                dir.to_str().unwrap(),
+                "--result-filename",
+                file,
+                "--disable-tqdm",
+            ],
+            LIMIT,
+        );
+        assert!(out.status.success(), "{}", text(&out).1);
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap();
+        v
+    };
+    let a = go("a.json");
+    let u = &a["users"];
+    assert_eq!(u["conversations"], 5);
+    let turns = u["by_turn"].as_array().unwrap();
+    assert_eq!(
+        turns[0]["requests"], 5,
+        "every conversation has a first turn"
+    );
+    let total: u64 = turns.iter().map(|t| t["requests"].as_u64().unwrap()).sum();
+    assert_eq!(a["completed"].as_u64().unwrap(), total);
+    assert!((5..=20).contains(&total) && turns.len() <= 4, "{u}");
+    for w in turns.windows(2) {
+        let (p0, p1) = (
+            w[0]["mean_prompt_tokens"].as_f64().unwrap(),
+            w[1]["mean_prompt_tokens"].as_f64().unwrap(),
+        );
+        assert!(
+            p1 >= p0 + 16.0,
+            "turn prompts carry the history: {p0} then {p1}"
+        );
+        assert!(w[1]["requests"].as_u64() <= w[0]["requests"].as_u64());
+    }
+    let b = go("b.json");
+    assert_eq!(
+        b["completed"], a["completed"],
+        "the seed fixes the turn counts"
+    );
+    let out = run(
+        &[
+            "bench",
+            "--multi-turn",
+            "--multi-turn-min-turns",
+            "3",
+            "--num-prompts",
+            "2",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out)
+            .1
+            .contains("give --multi-turn-min-turns and --multi-turn-max-turns together"),
+        "{}",
+        text(&out).1
+    );
+}
