@@ -506,9 +506,28 @@ end
 -- --num-prompts conversations by --multi-turn-concurrency virtual users; each turn sends the
 -- whole history (the server's real answers) plus --per-turn-input-len new tokens.
 local function multi_turn_run()
-  if name ~= "random" then
-    error("moonbench bench: --multi-turn builds its turns from random text; use --dataset-name random "
-      .. "(ShareGPT with all its turns is not supported yet)", 0)
+  if name ~= "random" and name ~= "sharegpt" then
+    error("moonbench bench: --multi-turn takes --dataset-name random (made-up turns) or sharegpt (each "
+      .. "conversation's own turns); got " .. name, 0)
+  end
+  -- ShareGPT：每段对话自己的各轮（历史用数据集里记录的回答），按顺序发送。
+  -- ShareGPT: each conversation's own turns in order, its recorded answers as history.
+  local convs
+  if name == "sharegpt" then
+    if not is_chat then
+      error("moonbench bench: --multi-turn with sharegpt sends chat messages; use a chat backend "
+        .. "(--backend openai-chat)", 0)
+    end
+    local all = mb.dataset.sharegpt{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok,
+      n = math.max(args.num_prompts, 1), output_len = args.sharegpt_output_len, seed = args.seed,
+      oversample = not args.no_oversample, all_turns = true }
+    convs = {}
+    for i = 1, #all do
+      local q = all[i]
+      if #q.messages == 1 then convs[#convs + 1] = {} end
+      local c = convs[#convs]
+      if not args.multi_turn_max_turns or #c < args.multi_turn_max_turns then c[#c + 1] = q end
+    end
   end
   local lo = args.multi_turn_min_turns or args.multi_turn_num_turns
   local hi = args.multi_turn_max_turns or (args.multi_turn_min_turns and lo) or args.multi_turn_num_turns
@@ -519,7 +538,7 @@ local function multi_turn_run()
     error(string.format("moonbench bench: turns must be >= 1 and min <= max (got %d..%d)", lo, hi), 0)
   end
   local per_turn = args.per_turn_input_len or args.random_input_len
-  local conversations = math.max(args.num_prompts, 1)
+  local conversations = convs and #convs or math.max(args.num_prompts, 1)
   local users = math.min(args.multi_turn_concurrency or args.max_concurrency or conversations, conversations)
   if users < 1 then error("moonbench bench: --multi-turn-concurrency must be at least 1", 0) end
   local delay = (args.multi_turn_delay_ms or 0) / 1000
@@ -528,10 +547,17 @@ local function multi_turn_run()
   local turns = {}
   for i = 1, conversations do turns[i] = lo + math.floor(mb.rand.uniform(0, hi - lo + 1)) end
   local started = 0
-  say(string.format("Multi-turn: %d conversations of %d-%d turns, %d at a time, %d new tokens and %d answer tokens a turn",
-      conversations, lo, hi, users, per_turn, args.random_output_len),
-    string.format("多轮对话：%d 段对话，每段 %d-%d 轮，同时 %d 段，每轮新增 %d 个 token、回答 %d 个 token",
-      conversations, lo, hi, users, per_turn, args.random_output_len))
+  if convs then
+    local n = 0
+    for _, c in ipairs(convs) do n = n + #c end
+    say(string.format("Multi-turn: %d ShareGPT conversations, %d turns in all, %d at a time", conversations, n, users),
+      string.format("多轮对话：%d 段 ShareGPT 对话，共 %d 轮，同时 %d 段", conversations, n, users))
+  else
+    say(string.format("Multi-turn: %d conversations of %d-%d turns, %d at a time, %d new tokens and %d answer tokens a turn",
+        conversations, lo, hi, users, per_turn, args.random_output_len),
+      string.format("多轮对话：%d 段对话，每段 %d-%d 轮，同时 %d 段，每轮新增 %d 个 token、回答 %d 个 token",
+        conversations, lo, hi, users, per_turn, args.random_output_len))
+  end
   return mb.users{
     target = target, count = users, iterations = math.ceil(conversations / users), seed = args.seed,
     slo = args.goodput, percentiles = percentiles, metrics = metrics, progress = not args.disable_tqdm,
@@ -541,6 +567,15 @@ local function multi_turn_run()
     scenario = function(u)
       if started >= conversations then return end
       started = started + 1
+      if convs then
+        local c = convs[started]
+        for turn, q in ipairs(c) do
+          local r = u:chat(q)
+          if not r.success then return end
+          if delay > 0 and turn < #c then u:sleep(delay) end
+        end
+        return
+      end
       local history, text = {}, ""
       for turn = 1, turns[started] do
         local said = u:prompt(per_turn)

@@ -1221,6 +1221,61 @@ fn multi_turn_conversations_grow_their_prompts() {
         b["completed"], a["completed"],
         "the seed fixes the turn counts"
     );
+    // ShareGPT's own turns, in order, with the dataset's answers as history: the
+    // prompts are 10, 10+6+8 and 24+5+4 words long.
+    let w = |n: usize, t: &str| vec![t; n].join(" ");
+    let convs: Vec<Value> = (0..4)
+        .map(|i| {
+            serde_json::json!({"conversations": [
+                {"from": "human", "value": w(10, &format!("a{i}"))}, {"from": "gpt", "value": w(6, "x")},
+                {"from": "human", "value": w(8, "b")}, {"from": "gpt", "value": w(5, "y")},
+                {"from": "human", "value": w(4, "c")}, {"from": "gpt", "value": w(3, "z")}]})
+        })
+        .collect();
+    let sg = dir.join("sharegpt.json");
+    std::fs::write(&sg, Value::Array(convs).to_string()).unwrap();
+    let out = run(
+        &[
+            "bench",
+            "--multi-turn",
+            "--dataset-name",
+            "sharegpt",
+            "--dataset-path",
+            sg.to_str().unwrap(),
+            "--num-prompts",
+            "4",
+            "--backend",
+            "openai-chat",
+            "--multi-turn-concurrency",
+            "2",
+            "--sim-ttft-ms",
+            "2",
+            "--sim-itl-ms",
+            "1",
+            "--save-result",
+            "--result-dir",
+            dir.to_str().unwrap(),
+            "--result-filename",
+            "sg.json",
+            "--disable-tqdm",
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sg.json")).unwrap()).unwrap();
+    let by_turn: Vec<(u64, f64)> = v["users"]["by_turn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["requests"].as_u64().unwrap(),
+                t["mean_prompt_tokens"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by_turn, [(4, 10.0), (4, 24.0), (4, 33.0)]);
     let out = run(
         &[
             "bench",

@@ -1,6 +1,8 @@
 //! vLLM's `sharegpt` dataset: the first two turns of each ShareGPT conversation as
 //! prompt and reference completion, filtered as vLLM does, shuffled with the seed,
-//! oversampled when fewer valid samples exist than asked for.
+//! oversampled when fewer valid samples exist than asked for; or, with
+//! `all_turns`, every human turn of each conversation with the turns before it as
+//! chat history ([`generate_all_turns`]).
 
 use std::fmt;
 use std::path::Path;
@@ -29,6 +31,12 @@ pub struct ShareGptSpec {
     pub max_prompt_len: u32,
     /// Longest prompt + completion kept (vLLM: 2048).
     pub max_total_len: u32,
+    /// Every human turn, not only the first: each request's messages are the
+    /// conversation so far (the dataset's own answers as history) and its answer
+    /// length that turn's reply; `n` then counts conversations, and the requests
+    /// of one conversation follow each other (a new one starts where messages
+    /// hold one message). A conversation ends at its first turn over max_total_len.
+    pub all_turns: bool,
 }
 
 impl Default for ShareGptSpec {
@@ -41,6 +49,7 @@ impl Default for ShareGptSpec {
             min_len: 4,
             max_prompt_len: 1024,
             max_total_len: 2048,
+            all_turns: false,
         }
     }
 }
@@ -92,8 +101,127 @@ struct Entry {
     conversations: Option<FirstTwo>,
 }
 
+/// A turn with its speaker, for [`generate_all_turns`].
+#[derive(Deserialize)]
+struct SpokenTurn {
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FullEntry {
+    #[serde(default)]
+    conversations: Option<Vec<SpokenTurn>>,
+}
+
+/// `all_turns`: `spec.n` conversations (shuffled with the seed, repeated when the
+/// file has fewer), each as one request per human turn whose messages are the
+/// turns before it plus that turn.
+pub fn generate_all_turns(
+    tok: &Tokenizer,
+    path: &Path,
+    spec: &ShareGptSpec,
+) -> Result<Vec<Request>, String> {
+    let text = read_text(path)?;
+    let entries: Vec<FullEntry> = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}:{}: not a ShareGPT file ({e}); expected a JSON list of {{\"conversations\": [{{\"from\": ..., \"value\": ...}}, ...]}}",
+            path.display(),
+            e.line()
+        )
+    })?;
+    drop(text);
+    // (human, reply) pairs in order; a conversation stops at the first turn that
+    // is not a human turn followed by a reply.
+    let mut convs: Vec<Vec<(String, String)>> = entries
+        .into_iter()
+        .filter_map(|e| e.conversations)
+        .map(|turns| {
+            let mut pairs = Vec::new();
+            let mut it = turns.into_iter();
+            while let (Some(h), Some(g)) = (it.next(), it.next()) {
+                let speaker =
+                    |t: &SpokenTurn| t.from.clone().or(t.role.clone()).unwrap_or_default();
+                let (hs, gs) = (speaker(&h), speaker(&g));
+                if !matches!(hs.as_str(), "human" | "user")
+                    || matches!(gs.as_str(), "human" | "user")
+                {
+                    break;
+                }
+                match (h.value.or(h.content), g.value.or(g.content)) {
+                    (Some(a), Some(b)) => pairs.push((a, b)),
+                    _ => break,
+                }
+            }
+            pairs
+        })
+        .filter(|p| !p.is_empty())
+        .collect();
+    if convs.is_empty() {
+        return Err(format!(
+            "{}: no conversation has a human turn and a reply",
+            path.display()
+        ));
+    }
+    shuffle(&mut convs, spec.seed);
+    let mut out = Vec::new();
+    let mut used = 0;
+    let mut i = 0;
+    while used < spec.n && i < convs.len() * 2 + spec.n {
+        let conv = &convs[i % convs.len()];
+        i += 1;
+        if i > convs.len() && !spec.oversample {
+            break;
+        }
+        let mut history: Vec<serde_json::Value> = Vec::new();
+        let mut prompt_tokens = 0u32;
+        let before = out.len();
+        for (k, (human, reply)) in conv.iter().enumerate() {
+            let pl = prompt_tokens + tok.count(human) as u32;
+            let ol = spec.output_len.unwrap_or_else(|| tok.count(reply) as u32);
+            if (k == 0 && (pl < spec.min_len || pl > spec.max_prompt_len))
+                || pl + ol > spec.max_total_len
+            {
+                break;
+            }
+            history.push(serde_json::json!({"role": "user", "content": human}));
+            out.push(Request {
+                prompt: Prompt::Messages(serde_json::Value::Array(history.clone())),
+                prompt_tokens: pl,
+                max_tokens: Some(ol.max(1)),
+                extra: None,
+                timestamp: None,
+            });
+            history.push(serde_json::json!({"role": "assistant", "content": reply}));
+            prompt_tokens = pl + tok.count(reply) as u32;
+        }
+        if out.len() > before {
+            used += 1;
+        }
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "{}: no conversation passed the filter (first prompt {}..{} tokens, prompt + completion <= {})",
+            path.display(),
+            spec.min_len,
+            spec.max_prompt_len,
+            spec.max_total_len
+        ));
+    }
+    Ok(out)
+}
+
 /// Loads `path` and samples `spec.n` requests.
 pub fn generate(tok: &Tokenizer, path: &Path, spec: &ShareGptSpec) -> Result<Vec<Request>, String> {
+    if spec.all_turns {
+        return generate_all_turns(tok, path, spec);
+    }
     let text = read_text(path)?;
     let entries: Vec<Entry> = serde_json::from_str(&text).map_err(|e| {
         format!(
@@ -221,6 +349,40 @@ mod tests {
         )
         .unwrap();
         assert!(fixed.iter().all(|x| x.max_tokens == Some(3)));
+    }
+
+    /// all_turns: one request per human turn, each carrying the turns before it;
+    /// a conversation stops at its first turn over max_total_len.
+    #[test]
+    fn all_turns_carry_their_history() {
+        let words = |n: usize| vec!["moon"; n].join(" ");
+        let body = serde_json::json!([
+            {"conversations": [{"from": "human", "value": words(10)}, {"from": "gpt", "value": words(20)},
+                               {"from": "human", "value": words(5)}, {"from": "gpt", "value": words(7)},
+                               {"from": "human", "value": words(3000)}, {"from": "gpt", "value": words(2)}]},
+        ]);
+        let p = write("turns.json", &body.to_string());
+        let spec = ShareGptSpec {
+            n: 1,
+            all_turns: true,
+            ..Default::default()
+        };
+        let r = generate(&Tokenizer::words(), &p, &spec).unwrap();
+        assert_eq!(r.len(), 2, "the third turn is over 2048 tokens");
+        assert_eq!((r[0].prompt_tokens, r[0].max_tokens), (10, Some(20)));
+        assert_eq!((r[1].prompt_tokens, r[1].max_tokens), (35, Some(7)));
+        let Prompt::Messages(m) = &r[1].prompt else {
+            panic!("messages")
+        };
+        let roles: Vec<&str> = m
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["role"].as_str().unwrap())
+            .collect();
+        assert_eq!(roles, ["user", "assistant", "user"]);
+        let two = generate(&Tokenizer::words(), &p, &ShareGptSpec { n: 2, ..spec }).unwrap();
+        assert_eq!(two.len(), 4, "oversampled: the conversation twice");
     }
 
     #[test]

@@ -226,8 +226,8 @@ local spec = {
       help_zh = "同时以该速率发送只要 1 个 token 的 \"Hi\" 探针请求（一次一个，不受 --max-concurrency 限制），单独报告其延迟" },
     { "--multi-turn", type = "bool",
       help = "multi-turn chats (as vLLM's Rust client): --num-prompts conversations, each user sending its next turn "
-        .. "with the whole history once the last answer arrived; built on mb.users (random dataset)",
-      help_zh = "多轮对话：--num-prompts 段对话，每个用户收到回答后带着全部历史发下一轮；基于 mb.users（random 数据集）" },
+        .. "with the whole history once the last answer arrived; built on mb.users (random text, or sharegpt's own turns)",
+      help_zh = "多轮对话：--num-prompts 段对话，每个用户收到回答后带着全部历史发下一轮；基于 mb.users（随机文本，或 sharegpt 自带的各轮）" },
     { "--multi-turn-num-turns", type = "int", default = 3, help = "turns per conversation (with --multi-turn)",
       help_zh = "每段对话的轮数" },
     { "--multi-turn-min-turns", type = "int",
