@@ -124,6 +124,28 @@ local function json_object(flag, text, example)
   end
   return v
 end
+-- --random-range-ratio：一个数，或 JSON {"input": r1, "output": r2}（与 vLLM 相同）。A number, or JSON per side.
+local range_in, range_out
+do
+  local text = tostring(args.random_range_ratio)
+  range_in = tonumber(text)
+  if not range_in then
+    local ok, v = pcall(mb.json.decode, text)
+    local fix = "; give a number like 0.25 or '{\"input\": 0.1, \"output\": 0.5}'"
+    if not ok or type(v) ~= "table" then
+      error("moonbench bench: --random-range-ratio '" .. text .. "' is neither a number nor JSON" .. fix, 0)
+    end
+    for k in pairs(v) do
+      if k ~= "input" and k ~= "output" then
+        error("moonbench bench: --random-range-ratio: unknown key '" .. tostring(k) .. "' (keys: input, output)" .. fix, 0)
+      end
+    end
+    if type(v.input or 0) ~= "number" or type(v.output or 0) ~= "number" then
+      error("moonbench bench: --random-range-ratio: input and output must be numbers" .. fix, 0)
+    end
+    range_in, range_out = v.input or 0, v.output or 0
+  end
+end
 local body = {}
 for k, v in pairs(json_object("--extra-body", args.extra_body, '{"top_k": 20}')) do body[k] = v end
 -- 采样参数写进每个请求体（各后端按自己的字段名发送，例如 TGI 放进 parameters）。与今天的 vLLM 相同：
@@ -287,14 +309,14 @@ local name = args.dataset_name
 if name == "random" then
   requests = mb.dataset.random{ ignore_eos = ignore_eos,
     tokenizer = tok, n = n, input_len = args.random_input_len, output_len = args.random_output_len,
-    range_ratio = args.random_range_ratio, prefix_len = args.random_prefix_len, seed = args.seed,
+    range_ratio = range_in, output_range_ratio = range_out, prefix_len = args.random_prefix_len, seed = args.seed,
     token_ids = args.prompt_token_ids, batch_size = args.random_batch_size,
   }
 elseif name == "random-rerank" then
   -- 重排序：一个随机查询 + --num-prompts 个随机文档，每个请求带 --random-batch-size 个文档（与 vLLM 相同）。
   -- One query and --num-prompts documents, --random-batch-size documents per request, as vLLM.
   requests = mb.dataset.random_rerank{ tokenizer = tok, n = n, input_len = args.random_input_len,
-    range_ratio = args.random_range_ratio, batch_size = args.random_batch_size, reranker = not args.no_reranker,
+    range_ratio = range_in, batch_size = args.random_batch_size, reranker = not args.no_reranker,
     seed = args.seed }
 elseif name == "sharegpt" then
   requests = mb.dataset.sharegpt{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n, output_len = args.sharegpt_output_len,

@@ -1296,3 +1296,50 @@ fn multi_turn_conversations_grow_their_prompts() {
         text(&out).1
     );
 }
+
+/// `--random-range-ratio` as a number or vLLM's JSON `{"input": r1, "output": r2}`;
+/// a misspelt key is refused, naming the flag and the keys.
+#[test]
+fn random_range_ratio_takes_vllms_json() {
+    let dry = |ratio: &str| {
+        run(
+            &[
+                "bench",
+                "--dry-run",
+                "--num-prompts",
+                "200",
+                "--random-input-len",
+                "100",
+                "--random-output-len",
+                "100",
+                "--random-range-ratio",
+                ratio,
+            ],
+            LIMIT,
+        )
+    };
+    let out = dry(r#"{"input": 0, "output": 0.5}"#);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        line("Prompt tokens:").ends_with("100 / 100 / 100"),
+        "{stdout}"
+    );
+    let asked = line("Output tokens asked");
+    let max: u32 = asked.rsplit('/').next().unwrap().trim().parse().unwrap();
+    assert!((130..=150).contains(&max), "{asked}");
+    let out = dry(r#"{"inptu": 0.1}"#);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out)
+            .1
+            .contains("--random-range-ratio: unknown key 'inptu' (keys: input, output)")
+    );
+}

@@ -28,6 +28,9 @@ pub struct RandomSpec {
     pub output_len: u32,
     /// Lengths vary uniformly within ±ratio (0 ≤ ratio < 1).
     pub range_ratio: f64,
+    /// Output lengths vary within ±this instead (vLLM's `--random-range-ratio
+    /// '{"input": r1, "output": r2}'`; default: range_ratio).
+    pub output_range_ratio: Option<f64>,
     /// Tokens of a random prefix shared by every prompt.
     pub prefix_len: u32,
     /// Seed.
@@ -46,6 +49,7 @@ impl Default for RandomSpec {
             input_len: 1024,
             output_len: 128,
             range_ratio: 0.0,
+            output_range_ratio: None,
             prefix_len: 0,
             seed: 0,
             token_ids: false,
@@ -114,17 +118,20 @@ pub fn generate(tok: &Tokenizer, spec: &RandomSpec) -> Result<Vec<Request>, Stri
 }
 
 fn generate_prompts(tok: &Tokenizer, spec: &RandomSpec) -> Result<Vec<Request>, String> {
-    if !(0.0..1.0).contains(&spec.range_ratio) {
-        return Err(format!(
-            "`range_ratio` must be in [0, 1), got {}",
-            spec.range_ratio
-        ));
+    let out_ratio = spec.output_range_ratio.unwrap_or(spec.range_ratio);
+    for (name, r) in [
+        ("range_ratio", spec.range_ratio),
+        ("output_range_ratio", out_ratio),
+    ] {
+        if !(0.0..1.0).contains(&r) {
+            return Err(format!("`{name}` must be in [0, 1), got {r}"));
+        }
     }
     let (in_lo, in_hi) = bounds(spec.input_len, spec.range_ratio, 0);
     if in_lo + spec.prefix_len == 0 {
         return Err("`input_len` plus `prefix_len` must give at least one token".into());
     }
-    let (out_lo, out_hi) = bounds(spec.output_len, spec.range_ratio, 1);
+    let (out_lo, out_hi) = bounds(spec.output_len, out_ratio, 1);
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
     let plan: Vec<(u32, u32, u64)> = (0..spec.n)
         .map(|_| {
@@ -249,6 +256,7 @@ mod tests {
             input_len: 100,
             output_len: 20,
             range_ratio: 0.5,
+            output_range_ratio: None,
             prefix_len: 10,
             seed: 3,
             token_ids: false,
@@ -295,6 +303,7 @@ mod tests {
             input_len: 256,
             output_len: 8,
             range_ratio: 0.25,
+            output_range_ratio: None,
             prefix_len: 32,
             seed: 1,
             token_ids: false,
@@ -329,6 +338,40 @@ mod tests {
                 "no special tokens in prompts"
             );
         }
+    }
+
+    /// vLLM's JSON form: input lengths fixed, output lengths within ±50%.
+    #[test]
+    fn separate_output_range_ratio() {
+        let tok = Tokenizer::words();
+        let r = generate(
+            &tok,
+            &RandomSpec {
+                n: 200,
+                input_len: 40,
+                output_len: 100,
+                range_ratio: 0.0,
+                output_range_ratio: Some(0.5),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(r.iter().all(|x| x.prompt_tokens == 40));
+        let outs: Vec<u32> = r.iter().map(|x| x.max_tokens.unwrap()).collect();
+        assert!(outs.iter().all(|&o| (50..=150).contains(&o)));
+        assert!(
+            outs.iter().min() < Some(&70) && outs.iter().max() > Some(&130),
+            "spread"
+        );
+        let e = generate(
+            &tok,
+            &RandomSpec {
+                output_range_ratio: Some(1.2),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.contains("`output_range_ratio`"), "{e}");
     }
 
     #[test]

@@ -440,6 +440,7 @@ pub const DATASET_FLAGS: &[(&str, &str, &str)] = &[
     ("random", "input_len", "--random-input-len"),
     ("random", "output_len", "--random-output-len"),
     ("random", "range_ratio", "--random-range-ratio"),
+    ("random", "output_range_ratio", "--random-range-ratio"),
     ("random", "prefix_len", "--random-prefix-len"),
     ("random", "batch_size", "--random-batch-size"),
     ("random_rerank", "input_len", "--random-input-len"),
@@ -534,9 +535,12 @@ mod tests {
                 "{flag} is not a bench flag"
             );
             let arg = flag.trim_start_matches("--").replace('-', "_");
+            // --random-range-ratio is parsed first (a number or JSON per side).
             let uses = [
                 format!("{opt} = args.{arg}"),
                 format!("{opt} = dataset_path()"),
+                format!("{opt} = range_in"),
+                format!("{opt} = range_out"),
             ];
             assert!(
                 uses.iter().any(|u| script.contains(u.as_str()))

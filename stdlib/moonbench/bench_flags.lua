@@ -94,8 +94,9 @@ local spec = {
     { "--seed", type = "int", default = 0, help = "random seed (prompts and arrival times)", help_zh = "随机种子" },
     { "--random-input-len", type = "int", default = 1024, help = "input tokens per prompt", help_zh = "每个提示词的输入 token 数" },
     { "--random-output-len", type = "int", default = 128, help = "output tokens per request", help_zh = "每个请求的输出 token 数" },
-    { "--random-range-ratio", type = "number", default = 0.0, help = "lengths vary within ±ratio",
-      help_zh = "长度在 ±ratio 范围内随机" },
+    { "--random-range-ratio", default = "0.0", metavar = "R",
+      help = "lengths vary within ±R (0 <= R < 1); or JSON '{\"input\": R1, \"output\": R2}' for separate ratios, as vLLM",
+      help_zh = "长度在 ±R 范围内随机（0 <= R < 1）；或用 JSON '{\"input\": R1, \"output\": R2}' 分别给出输入和输出的比例（与 vLLM 相同）" },
     { "--random-prefix-len", type = "int", default = 0, help = "tokens of a prefix shared by every prompt",
       help_zh = "所有提示词共享的前缀 token 数" },
     { "--input-len", type = "int", help = "input tokens for the random and sonnet datasets (sets --random-input-len "
