@@ -54,16 +54,8 @@ impl Default for ShareGptSpec {
     }
 }
 
-#[derive(Deserialize)]
-struct Turn {
-    #[serde(default)]
-    value: Option<String>,
-    #[serde(default)]
-    content: Option<String>,
-}
-
 /// Only the first two turns of a conversation are kept in memory.
-struct FirstTwo(Vec<Turn>, usize);
+struct FirstTwo(Vec<SpokenTurn>, usize);
 
 impl<'de> Deserialize<'de> for FirstTwo {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -77,7 +69,7 @@ impl<'de> Deserialize<'de> for FirstTwo {
                 let mut turns = Vec::with_capacity(2);
                 let mut total = 0;
                 while turns.len() < 2 {
-                    match seq.next_element::<Turn>()? {
+                    match seq.next_element::<SpokenTurn>()? {
                         Some(t) => {
                             turns.push(t);
                             total += 1;
@@ -101,7 +93,7 @@ struct Entry {
     conversations: Option<FirstTwo>,
 }
 
-/// A turn with its speaker, for [`generate_all_turns`].
+/// A turn with its speaker (read only by [`generate_all_turns`]).
 #[derive(Deserialize)]
 struct SpokenTurn {
     #[serde(default)]
@@ -120,6 +112,18 @@ struct FullEntry {
     conversations: Option<Vec<SpokenTurn>>,
 }
 
+/// Reads a ShareGPT file as a list of `E`; an error names the file and the line.
+fn read_entries<E: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<E>, String> {
+    let text = read_text(path)?;
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}:{}: not a ShareGPT file ({e}); expected a JSON list of {{\"conversations\": [{{\"from\": ..., \"value\": ...}}, ...]}}",
+            path.display(),
+            e.line()
+        )
+    })
+}
+
 /// `all_turns`: `spec.n` conversations (shuffled with the seed, repeated when the
 /// file has fewer), each as one request per human turn whose messages are the
 /// turns before it plus that turn.
@@ -128,15 +132,7 @@ pub fn generate_all_turns(
     path: &Path,
     spec: &ShareGptSpec,
 ) -> Result<Vec<Request>, String> {
-    let text = read_text(path)?;
-    let entries: Vec<FullEntry> = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{}:{}: not a ShareGPT file ({e}); expected a JSON list of {{\"conversations\": [{{\"from\": ..., \"value\": ...}}, ...]}}",
-            path.display(),
-            e.line()
-        )
-    })?;
-    drop(text);
+    let entries: Vec<FullEntry> = read_entries(path)?;
     // (human, reply) pairs in order; a conversation stops at the first turn that
     // is not a human turn followed by a reply.
     let mut convs: Vec<Vec<(String, String)>> = entries
@@ -172,11 +168,10 @@ pub fn generate_all_turns(
     shuffle(&mut convs, spec.seed);
     let mut out = Vec::new();
     let mut used = 0;
-    let mut i = 0;
-    while used < spec.n && i < convs.len() * 2 + spec.n {
-        let conv = &convs[i % convs.len()];
-        i += 1;
-        if i > convs.len() && !spec.oversample {
+    for (i, conv) in convs.iter().cycle().enumerate() {
+        // After one pass: repeat only when oversampling, and only if some
+        // conversation passed the filter (else no pass ever would).
+        if used == spec.n || (i >= convs.len() && (!spec.oversample || used == 0)) {
             break;
         }
         let mut history: Vec<serde_json::Value> = Vec::new();
@@ -222,15 +217,7 @@ pub fn generate(tok: &Tokenizer, path: &Path, spec: &ShareGptSpec) -> Result<Vec
     if spec.all_turns {
         return generate_all_turns(tok, path, spec);
     }
-    let text = read_text(path)?;
-    let entries: Vec<Entry> = serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "{}:{}: not a ShareGPT file ({e}); expected a JSON list of {{\"conversations\": [{{\"from\": ..., \"value\": ...}}, ...]}}",
-            path.display(),
-            e.line()
-        )
-    })?;
-    drop(text);
+    let entries: Vec<Entry> = read_entries(path)?;
     let mut pairs: Vec<(String, String)> = entries
         .into_iter()
         .filter_map(|e| e.conversations)

@@ -47,42 +47,48 @@ impl UserData for LuaTarget {
             steps_table(lua, t.sim.as_ref(), "t:sim_steps")
         });
         m.add_async_method("reset_prefix_cache", |lua, t, ()| async move {
-            let target = t.target.clone();
-            let io = lua.app_data_ref::<Env>().expect("env").io.clone();
-            let path = io
-                .spawn(async move {
-                    let client =
-                        crate::backend::http::HttpClient::with_tls(&target.base_url, &target.tls)
-                            .await?;
-                    crate::engine::reset_prefix_cache(&client, &target.plain_headers()).await
-                })
-                .await
-                .map_err(|e| mlua::Error::runtime(e.to_string()))?
-                .map_err(|e| mlua::Error::runtime(format!("t:reset_prefix_cache: {e}")))?;
-            Ok(path)
+            side_request(&lua, t.target.clone(), "t:reset_prefix_cache: ", |c, t| async move {
+                crate::engine::reset_prefix_cache(&c, &t.plain_headers()).await
+            })
+            .await
         });
         m.add_async_method(
             "verify_prompt_lengths",
             |lua, t, (requests, limit): (Value, Option<usize>)| async move {
                 let set = super::data::requests_arg(&lua, requests, &t.tokenizer)?;
-                let target = t.target.clone();
-                let io = lua.app_data_ref::<Env>().expect("env").io.clone();
-                let check = io
-                    .spawn(async move {
-                        let client = crate::backend::http::HttpClient::with_tls(
-                            &target.base_url,
-                            &target.tls,
-                        )
-                        .await?;
-                        crate::backend::tokenize::verify(&client, &target, &set, limit).await
-                    })
-                    .await
-                    .map_err(|e| mlua::Error::runtime(e.to_string()))?
-                    .map_err(mlua::Error::runtime)?;
+                let check = side_request(&lua, t.target.clone(), "", move |c, t| async move {
+                    crate::backend::tokenize::verify(&c, &t, &set, limit).await
+                })
+                .await?;
                 super::core::to_lua(&lua, &check.to_json())
             },
         );
     }
+}
+
+/// Runs `f` with a fresh connection to `target` on the I/O runtime (the side
+/// requests `/tokenize` and `/reset_prefix_cache`); its error becomes a Lua error
+/// after `prefix`.
+async fn side_request<T, F, Fut>(
+    lua: &Lua,
+    target: Arc<Target>,
+    prefix: &str,
+    f: F,
+) -> mlua::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(crate::backend::http::HttpClient, Arc<Target>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, String>> + Send,
+{
+    let io = lua.app_data_ref::<Env>().expect("env").io.clone();
+    io.spawn(async move {
+        let client =
+            crate::backend::http::HttpClient::with_tls(&target.base_url, &target.tls).await?;
+        f(client, target).await
+    })
+    .await
+    .map_err(|e| mlua::Error::runtime(e.to_string()))?
+    .map_err(|e| mlua::Error::runtime(format!("{prefix}{e}")))
 }
 
 /// A simulator started by `mb.sim{...}`, as Lua sees it: `base_url`, `host`,
