@@ -49,9 +49,10 @@ local own_flags = {
   timed_trace = { "timed_trace_chunk_hash_size", "timed_trace_sec_multiplier", "timed_trace_label_timestamp",
     "timed_trace_label_input_length", "timed_trace_label_output_length", "timed_trace_label_hash_ids",
     "trace_time_scale", "self_timed" },
+  hf = { "hf_name", "hf_subset", "hf_split", "hf_output_len", "revision", "enable_multimodal_chat",
+    "blazedit_min_distance", "blazedit_max_distance", "bfcl_categories", "asr_min_audio_len_sec",
+    "asr_max_audio_len_sec", "skip_chat_template", "no_oversample" },
   -- vLLM 的这些数据集 moonbench 还没有。Datasets moonbench does not have yet.
-  hf = { "hf_name", "hf_subset", "hf_split", "hf_output_len", "enable_multimodal_chat", "blazedit_min_distance",
-    "blazedit_max_distance", "bfcl_categories", "asr_min_audio_len_sec", "asr_max_audio_len_sec" },
   speed_bench = { "speed_bench_dataset_subset", "speed_bench_output_len", "speed_bench_category" },
   ["random-mm"] = { "random_mm_base_items_per_request", "random_mm_num_mm_items_range_ratio",
     "random_mm_limit_mm_per_prompt", "random_mm_bucket_config" },
@@ -336,6 +337,19 @@ elseif name == "spec_bench" then
   requests = mb.dataset.custom{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n,
     output_len = args.spec_bench_output_len, category = args.spec_bench_category,
     shuffle = not args.disable_shuffle, seed = args.seed }
+elseif name == "hf" then
+  -- Hugging Face 数据集：按 vLLM 认识的数据集 id 构造提示（见 docs/datasets.md）。
+  -- A Hugging Face dataset, its prompts made the way vLLM makes them for its id.
+  if args.bfcl_categories or args._given.asr_min_audio_len_sec or args._given.asr_max_audio_len_sec then
+    error("moonbench bench: --bfcl-categories and --asr-* go with vLLM's BFCL and speech datasets, "
+      .. "which moonbench's hf dataset does not have yet", 0)
+  end
+  requests = mb.dataset.hf{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n,
+    name = args.hf_name, subset = args.hf_subset, split = args.hf_split, revision = args.revision,
+    output_len = args.hf_output_len, seed = args.seed, shuffle = not args.disable_shuffle,
+    oversample = not args.no_oversample, chat = is_chat,
+    skip_chat_template = args.skip_chat_template or args.apply_chat_template, chat_template_kwargs = template_vars,
+    blazedit_min_distance = args.blazedit_min_distance, blazedit_max_distance = args.blazedit_max_distance }
 elseif name == "prefix_repetition" then
   requests = mb.dataset.prefix_repetition{ ignore_eos = ignore_eos, tokenizer = tok, n = n, prefix_len = args.prefix_repetition_prefix_len,
     suffix_len = args.prefix_repetition_suffix_len, num_prefixes = args.prefix_repetition_num_prefixes,

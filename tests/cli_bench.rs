@@ -526,37 +526,6 @@ fn every_vllm_bench_serve_flag_is_documented() {
     assert!(missing.is_empty(), "bench --help lacks {missing:?}");
 }
 
-/// Reads one HTTP/1.1 request from a test server's connection: its request line,
-/// its header lines (lower-cased) and its body (by Content-Length); `None` at the
-/// end of the connection.
-fn read_request(
-    r: &mut std::io::BufReader<std::net::TcpStream>,
-) -> Option<(String, Vec<String>, Vec<u8>)> {
-    use std::io::{BufRead, Read};
-    let mut line = String::new();
-    if r.read_line(&mut line).ok()? == 0 {
-        return None;
-    }
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
-        if h == "\r\n" {
-            break;
-        }
-        headers.push(h.to_ascii_lowercase());
-    }
-    let len = headers
-        .iter()
-        .find_map(|h| h.strip_prefix("content-length:"))
-        .map_or(0, |v| v.trim().parse().unwrap_or(0));
-    let mut body = vec![0; len];
-    r.read_exact(&mut body).ok()?;
-    Some((line, headers, body))
-}
-
 /// A server on 127.0.0.1 that keeps the body of every POST it gets and answers it
 /// as a completions server would (whole JSON answers); `/v1/models` lists model `m`.
 fn capturing_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
@@ -895,61 +864,14 @@ fn client_queue_metrics_as_vllm() {
     assert!(r.get("mean_client_queue_time_ms").is_none() && r.get("mean_ttft_ms").is_some());
 }
 
-/// A Hugging Face Hub stand-in on 127.0.0.1 (reached through HF_ENDPOINT) that
-/// serves `files` of one repository the way the Hub answers `resolve` requests:
-/// an etag, the commit, and byte ranges; anything else is a 404.
+/// A Hub stand-in serving `files` of model `repo` at their `resolve/main` paths.
 fn hub_stand_in(repo: &'static str, files: Vec<(&'static str, Vec<u8>)>) -> String {
-    use std::io::{BufReader, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let files = std::sync::Arc::new(files);
-    std::thread::spawn(move || {
-        for conn in l.incoming().take(64) {
-            let Ok(conn) = conn else { break };
-            let files = files.clone();
-            std::thread::spawn(move || {
-                conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
-                let mut w = conn.try_clone().unwrap();
-                let mut r = BufReader::new(conn);
-                while let Some((line, headers, _)) = read_request(&mut r) {
-                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                    let range: Option<(usize, Option<usize>)> = headers.iter().find_map(|h| {
-                        let (a, b) = h.strip_prefix("range: bytes=")?.trim().split_once('-')?;
-                        Some((a.parse().unwrap(), b.parse().ok()))
-                    });
-                    let prefix = format!("/{repo}/resolve/main/");
-                    let found = path
-                        .strip_prefix(&prefix)
-                        .and_then(|f| files.iter().find(|(n, _)| *n == f));
-                    let head = match found {
-                        None => {
-                            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nx-error-code: EntryNotFound\r\n\r\n".to_string()
-                        }
-                        Some((name, data)) => {
-                            let (a, b) = range.unwrap_or((0, None));
-                            let b = b.unwrap_or(data.len() - 1).min(data.len() - 1);
-                            let body = &data[a..=b];
-                            let h = format!(
-                                "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {a}-{b}/{}\r\n\
-                                 ETag: \"etag-{name}\"\r\nx-repo-commit: 0123456789abcdef0123456789abcdef01234567\r\n\r\n",
-                                body.len(),
-                                data.len()
-                            );
-                            let _ = w.write_all(h.as_bytes());
-                            if w.write_all(body).is_err() {
-                                return;
-                            }
-                            continue;
-                        }
-                    };
-                    if w.write_all(head.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    url
+    hub_routes(
+        files
+            .into_iter()
+            .map(|(n, d)| (format!("/{repo}/resolve/main/{n}"), d))
+            .collect(),
+    )
 }
 
 /// A model id missing from the local cache is downloaded from the Hub (here a

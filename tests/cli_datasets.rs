@@ -541,3 +541,340 @@ fn spec_bench_by_category() {
     assert_eq!(l, [3, 4], "the writing questions' first turns");
     assert_eq!(lens(&r, "output_lens"), [3, 3]);
 }
+
+/// The `hf` fixtures: a few rows each in the dataset's Hub layout (see
+/// tests/fixtures/hf/make.py).
+fn hf_fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/hf/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `--dataset-name hf` on local copies of the datasets vLLM knows by id: each
+/// makes its prompts and output lengths the way vLLM's datasets.py does (the
+/// counts are words: the simulator's tokenizer).
+#[test]
+fn hf_datasets_from_local_copies() {
+    let hf = |dir: &str, id: &str, extra: &[&str]| {
+        let path = hf_fixture(dir);
+        let mut a = vec![
+            "--backend",
+            "openai-chat",
+            "--dataset-name",
+            "hf",
+            "--dataset-path",
+            &path,
+            "--hf-name",
+            id,
+            "--disable-shuffle",
+            "--no-oversample",
+            "--ignore-eos",
+        ];
+        a.extend_from_slice(extra);
+        bench_json(&format!("hf-{dir}"), &a)
+    };
+    // InstructCoder (zstd Parquet): input, instruction and vLLM's sentence; 200 out.
+    let r = hf(
+        "InstructCoder",
+        "likaixin/InstructCoder",
+        &["--num-prompts", "4"],
+    );
+    assert_eq!(lens(&r, "input_lens"), vec![21; 4]);
+    assert_eq!(lens(&r, "output_lens"), vec![200; 4]);
+    // VisionArena: conversation[0][0].content, with images[0] as an image part
+    // (the simulator counts 64 tokens per image).
+    let r = hf(
+        "VisionArena-Chat",
+        "lmarena-ai/VisionArena-Chat",
+        &["--num-prompts", "3", "--hf-output-len", "2"],
+    );
+    assert_eq!(lens(&r, "input_lens"), vec![6; 3]);
+    assert_eq!(r["total_server_input_tokens"], 3 * (6 + 64));
+    // AIMO: the solution's length is the output length.
+    let r = hf(
+        "aimo-validation-aime",
+        "AI-MO/aimo-validation-aime",
+        &["--num-prompts", "3"],
+    );
+    assert_eq!(lens(&r, "input_lens"), vec![9; 3]);
+    assert_eq!(lens(&r, "output_lens"), vec![15, 25, 35]);
+    // ShareGPT_Vicuna (one JSON file, no split in its name: train): a conversation
+    // of one turn is dropped.
+    let r = hf(
+        "ShareGPT_Vicuna_unfiltered",
+        "Aeala/ShareGPT_Vicuna_unfiltered",
+        &["--num-prompts", "3"],
+    );
+    assert_eq!(lens(&r, "input_lens"), vec![6, 6]);
+    assert_eq!(lens(&r, "output_lens"), vec![9, 7]);
+    // BlazeEdit: rows outside the edit-distance window are dropped.
+    let r = hf(
+        "edit_5k_char",
+        "vdaita/edit_5k_char",
+        &[
+            "--num-prompts",
+            "3",
+            "--blazedit-max-distance",
+            "0.6",
+            "--hf-output-len",
+            "3",
+        ],
+    );
+    assert_eq!(r["completed"], 2, "{r}");
+    // MLPerf: system prompt and question as messages; the reference's length out.
+    let r = hf(
+        "mlperf-inference-llama3.1-data",
+        "mgoin/mlperf-inference-llama3.1-data",
+        &["--num-prompts", "3"],
+    );
+    assert_eq!(lens(&r, "input_lens"), vec![12, 10, 11]);
+    assert_eq!(lens(&r, "output_lens"), vec![9, 5, 8]);
+    // MMStar: split val by default; the question up to "Options:", with its image.
+    let r = hf(
+        "MMStar",
+        "Lin-Chen/MMStar",
+        &["--num-prompts", "2", "--hf-output-len", "2"],
+    );
+    assert_eq!(lens(&r, "input_lens"), vec![4, 4]);
+    assert_eq!(r["total_server_input_tokens"], 2 * (4 + 64));
+    // MT-Bench (JSON Lines): the first turn; oversampled to --num-prompts by default.
+    let path = hf_fixture("mt-bench");
+    let r = bench_json(
+        "hf-mtbench",
+        &[
+            "--backend",
+            "openai-chat",
+            "--dataset-name",
+            "hf",
+            "--dataset-path",
+            &path,
+            "--hf-name",
+            "philschmid/mt-bench",
+            "--num-prompts",
+            "7",
+            "--output-len",
+            "2",
+            "--ignore-eos",
+        ],
+    );
+    assert_eq!(lens(&r, "input_lens"), vec![8; 7]);
+    assert_eq!(lens(&r, "output_lens"), vec![2; 7]);
+}
+
+/// What goes wrong with `hf` is said before anything is sent: a local copy
+/// without --hf-name, an id with a typo, a wrong split, a file without the
+/// dataset's columns, images for a completions backend.
+#[test]
+fn hf_mistakes_are_named() {
+    let fail = |args: &[&str]| {
+        let mut a = vec!["bench", "--dataset-name", "hf", "--num-prompts", "2"];
+        a.extend_from_slice(args);
+        let out = run(&a, LIMIT);
+        let (stdout, stderr) = text(&out);
+        assert!(!out.status.success(), "{args:?} succeeded: {stdout}");
+        stderr
+    };
+    let ic = hf_fixture("InstructCoder");
+    let e = fail(&["--backend", "openai-chat", "--dataset-path", &ic]);
+    assert!(e.contains("--hf-name"), "{e}");
+    let e = fail(&[
+        "--backend",
+        "openai-chat",
+        "--dataset-path",
+        &ic,
+        "--hf-name",
+        "likaixin/InstructCodr",
+    ]);
+    assert!(e.contains("did you mean likaixin/InstructCoder"), "{e}");
+    let e = fail(&[
+        "--backend",
+        "openai-chat",
+        "--dataset-path",
+        &ic,
+        "--hf-name",
+        "likaixin/InstructCoder",
+        "--hf-split",
+        "test",
+    ]);
+    assert!(
+        e.contains("no split 'test'") && e.contains("splits found: train"),
+        "{e}"
+    );
+    // MT-Bench's file read as InstructCoder: the columns it has are listed.
+    let e = fail(&[
+        "--backend",
+        "openai-chat",
+        "--dataset-path",
+        &hf_fixture("mt-bench"),
+        "--hf-name",
+        "likaixin/InstructCoder",
+    ]);
+    assert!(
+        e.contains("needs column 'input'") && e.contains("turns"),
+        "{e}"
+    );
+    // A Parquet file without any of the columns: its columns are named.
+    let e = fail(&[
+        "--backend",
+        "openai-chat",
+        "--dataset-path",
+        &hf_fixture("aimo-validation-aime/data/train-00000-of-00001.parquet"),
+        "--hf-name",
+        "philschmid/mt-bench",
+    ]);
+    assert!(
+        e.contains("the file has: id, problem, solution, answer, url"),
+        "{e}"
+    );
+    let e = fail(&[
+        "--backend",
+        "openai",
+        "--dataset-path",
+        &hf_fixture("VisionArena-Chat"),
+        "--hf-name",
+        "lmarena-ai/VisionArena-Chat",
+    ]);
+    assert!(e.contains("--backend openai-chat"), "{e}");
+    // Offline with nothing cached: the cache searched and HF_HUB_OFFLINE are named.
+    let home = tmpdir("hf-offline");
+    let out = bin()
+        .args([
+            "bench",
+            "--dataset-name",
+            "hf",
+            "--dataset-path",
+            "likaixin/InstructCoder",
+            "--backend",
+            "openai-chat",
+        ])
+        .env("HF_HOME", &home)
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HUGGINGFACE_HUB_CACHE")
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        e.contains("HF_HUB_OFFLINE") && e.contains("datasets--likaixin--InstructCoder"),
+        "{e}"
+    );
+}
+
+/// A dataset id missing from the cache is downloaded from the Hub (a stand-in
+/// through HF_ENDPOINT): the file list from /api, then the split's files into the
+/// standard cache layout, where a second, offline run finds them.
+#[test]
+fn hf_dataset_from_the_hub() {
+    let parquet = std::fs::read(hf_fixture(
+        "InstructCoder/data/train-00000-of-00001.parquet",
+    ))
+    .unwrap();
+    let info = serde_json::json!({
+        "sha": "0123456789abcdef0123456789abcdef01234567",
+        "siblings": [
+            {"rfilename": ".gitattributes"},
+            {"rfilename": "README.md"},
+            {"rfilename": "data/train-00000-of-00001.parquet"},
+            {"rfilename": "data/test-00000-of-00001.parquet"},
+        ]
+    });
+    let hub = hub_routes(vec![
+        (
+            "/api/datasets/likaixin/InstructCoder/revision/main".into(),
+            info.to_string().into_bytes(),
+        ),
+        (
+            "/datasets/likaixin/InstructCoder/resolve/main/data/train-00000-of-00001.parquet"
+                .into(),
+            parquet,
+        ),
+    ]);
+    let home = tmpdir("hf-hub-ds");
+    let go = |offline: bool| {
+        let mut c = bin();
+        c.args([
+            "bench",
+            "--backend",
+            "openai-chat",
+            "--dataset-name",
+            "hf",
+            "--dataset-path",
+            "likaixin/InstructCoder",
+            "--num-prompts",
+            "3",
+            "--output-len",
+            "2",
+            "--disable-tqdm",
+            "--save-result",
+            "--save-detailed",
+            "--result-filename",
+        ])
+        .arg(home.join("r.json"))
+        .env("HF_HOME", &home)
+        .env("HF_ENDPOINT", &hub)
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HUGGINGFACE_HUB_CACHE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        if !offline {
+            c.env_remove("HF_HUB_OFFLINE");
+        }
+        let out = wait(c.spawn().unwrap(), LIMIT);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stdout}{stderr}");
+        let r: Value =
+            serde_json::from_str(&std::fs::read_to_string(home.join("r.json")).unwrap()).unwrap();
+        r
+    };
+    let r = go(false);
+    assert_eq!(lens(&r, "input_lens"), vec![21; 3]);
+    let snap = home.join(
+        "hub/datasets--likaixin--InstructCoder/snapshots/0123456789abcdef0123456789abcdef01234567",
+    );
+    assert!(snap.join("data/train-00000-of-00001.parquet").is_file());
+    assert!(
+        !snap.join("data/test-00000-of-00001.parquet").exists(),
+        "only the split asked for"
+    );
+    let r = go(true);
+    assert_eq!(lens(&r, "input_lens"), vec![21; 3]);
+}
+
+/// For a completions backend the datasets vLLM templates are rendered with the
+/// tokenizer's chat template (a fixed number of tokens more per prompt, here the
+/// Qwen3 template's), and sent as written with --skip-chat-template.
+#[test]
+fn hf_templates_prompts_for_completions_backends() {
+    let tok = format!("{}/tests/fixtures/qwen3", env!("CARGO_MANIFEST_DIR"));
+    let ic = hf_fixture("InstructCoder");
+    let go = |name: &str, extra: &[&str]| {
+        let mut a = vec![
+            "--backend",
+            "openai",
+            "--tokenizer",
+            &tok,
+            "--dataset-name",
+            "hf",
+            "--dataset-path",
+            &ic,
+            "--hf-name",
+            "likaixin/InstructCoder",
+            "--disable-shuffle",
+            "--num-prompts",
+            "4",
+            "--output-len",
+            "2",
+        ];
+        a.extend_from_slice(extra);
+        lens(&bench_json(name, &a), "input_lens")
+    };
+    let templated = go("hf-tmpl", &[]);
+    let raw = go("hf-raw", &["--skip-chat-template"]);
+    let extra: Vec<i64> = templated
+        .iter()
+        .zip(&raw)
+        .map(|(t, r)| *t as i64 - *r as i64)
+        .collect();
+    assert!(
+        extra[0] > 0 && extra.iter().all(|e| *e == extra[0]),
+        "{templated:?} vs {raw:?}"
+    );
+}

@@ -9,6 +9,7 @@
 
 pub mod burstgpt;
 pub mod custom;
+pub mod hf;
 pub mod mooncake;
 pub mod prefix_repetition;
 pub mod random;

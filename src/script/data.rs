@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::dataset::random::{self, RandomSpec};
 use crate::dataset::random_rerank;
 use crate::dataset::{Prompt, Request, RequestSet};
-use crate::dataset::{burstgpt, custom, mooncake, prefix_repetition, sharegpt, sonnet};
+use crate::dataset::{burstgpt, custom, hf, mooncake, prefix_repetition, sharegpt, sonnet};
 use crate::tokenizer::Tokenizer;
 
 /// A tokenizer in Lua: `tok:encode(s)`, `tok:decode(ids)`, `tok:count(s)`.
@@ -412,6 +412,7 @@ dataset_options! {
     sonnet::SonnetSpec => "mb.dataset.sonnet", synthetic: false;
     burstgpt::BurstGptSpec => "mb.dataset.burstgpt", synthetic: true;
     custom::CustomSpec => "mb.dataset.custom", synthetic: false;
+    hf::HfSpec => "mb.dataset.hf", synthetic: false;
     prefix_repetition::PrefixRepetitionSpec => "mb.dataset.prefix_repetition", synthetic: true;
     mooncake::MooncakeSpec => "mb.dataset.mooncake", synthetic: true;
 }
@@ -424,8 +425,8 @@ pub struct DatasetCommon {
     /// The tokenizer prompt lengths are measured with: `mb.tokenizer(...)`, a
     /// path, a model id or "words" (default: one token per word).
     tokenizer: Option<LuaObject>,
-    /// The dataset file (sharegpt, burstgpt, custom, mooncake; sonnet: its own
-    /// text instead of the bundled one).
+    /// The dataset file (sharegpt, burstgpt, custom, mooncake; hf: a file, a
+    /// folder or a Hub dataset id; sonnet: its own text instead of the bundled one).
     path: Option<String>,
     /// Ask the server to ignore end-of-sequence, so answers are exactly
     /// `max_tokens` long. Default: true for random, prefix_repetition, burstgpt and
@@ -532,6 +533,9 @@ pub fn register(lua: &Lua, outer: &Table) -> mlua::Result<()> {
     })?;
     dataset::<custom::CustomSpec>(lua, m, "custom", Path_::Required, |tok, p, s| {
         custom::generate(tok, p.expect("path"), s)
+    })?;
+    dataset::<hf::HfSpec>(lua, m, "hf", Path_::Required, |tok, p, s| {
+        hf::generate(tok, &p.expect("path").to_string_lossy(), s)
     })?;
     dataset::<prefix_repetition::PrefixRepetitionSpec>(
         lua,

@@ -17,7 +17,7 @@ use super::stdlib_opts::{PrintOpts, RateSweepOpts, SloSearchOpts};
 use super::target::TargetOpts;
 use super::users::UsersOpts;
 use crate::dataset::{
-    burstgpt, custom, mooncake, prefix_repetition, random, random_rerank, sharegpt, sonnet,
+    burstgpt, custom, hf, mooncake, prefix_repetition, random, random_rerank, sharegpt, sonnet,
 };
 use crate::output::result::{METRIC_DOCS, RESULT_FIELDS};
 use crate::sim::SimOptions;
@@ -139,6 +139,12 @@ pub fn entries() -> Vec<Entry> {
             "JSON lines of {\"prompt\"} or {\"messages\"}, optionally \"output_tokens\".",
             "JSONL：每行 {\"prompt\"} 或 {\"messages\"}，可带 \"output_tokens\"。",
             custom::CustomSpec
+        ),
+        e!(
+            "mb.dataset.hf",
+            "A Hugging Face dataset vLLM knows by id (path: a Hub id, a folder or a Parquet/JSONL/JSON file), its prompts made as vLLM makes them.",
+            "vLLM 认识的 Hugging Face 数据集（path：Hub id、文件夹或 Parquet/JSONL/JSON 文件），按 vLLM 的方式构造提示。",
+            hf::HfSpec
         ),
         e!(
             "mb.dataset.prefix_repetition",

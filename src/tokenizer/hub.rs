@@ -4,6 +4,7 @@
 //! standard cache layout with the `hf-hub` crate. `HF_ENDPOINT` chooses the Hub (a
 //! mirror, or a stand-in in tests), `HF_TOKEN` authorizes gated models,
 //! `HF_HUB_OFFLINE=1` forbids the network, `HF_HUB_CACHE`/`HF_HOME` choose the cache.
+//! Datasets (`--dataset-name hf`) are fetched the same way ([`fetch_dataset`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -31,6 +32,57 @@ pub fn endpoint() -> String {
 /// Downloads model `id`'s tokenizer files into `cache` (a `hub` cache directory)
 /// and returns the path of its `tokenizer.json`.
 pub fn fetch(id: &str, cache: PathBuf) -> Result<PathBuf, String> {
+    let url = format!("{}/{id}/resolve/main/tokenizer.json", endpoint());
+    let id = id.to_string();
+    bounded(&url, cache, move |api| {
+        let repo = api.model(id);
+        let path = repo.get("tokenizer.json").map_err(|e| e.to_string())?;
+        // The chat template lives beside it in one of these, when the model has one.
+        for optional in ["tokenizer_config.json", "chat_template.jinja"] {
+            let _ = repo.get(optional);
+        }
+        Ok(path)
+    })
+}
+
+/// Downloads the files of dataset `id` at `revision` that `choose` picks from the
+/// repository's file list, into `cache`; returns their local paths.
+pub fn fetch_dataset(
+    id: &str,
+    revision: &str,
+    cache: PathBuf,
+    choose: impl FnOnce(&[String]) -> Result<Vec<String>, String> + Send + 'static,
+) -> Result<Vec<PathBuf>, String> {
+    let url = format!(
+        "{}/api/datasets/{id}/revision/{}",
+        endpoint(),
+        revision.replace('/', "%2F")
+    );
+    let repo = hf_hub::Repo::with_revision(
+        id.to_string(),
+        hf_hub::RepoType::Dataset,
+        revision.to_string(),
+    );
+    bounded(&url, cache, move |api| {
+        let repo = api.repo(repo);
+        let info = repo.info().map_err(|e| e.to_string())?;
+        let names: Vec<String> = info.siblings.into_iter().map(|s| s.rfilename).collect();
+        let wanted = choose(&names)?;
+        wanted
+            .iter()
+            .map(|f| repo.get(f).map_err(|e| format!("{f}: {e}")))
+            .collect()
+    })
+}
+
+/// Runs `work` with a Hub client (endpoint, token, cache) on its own thread and
+/// waits at most the download limit: ureq has no overall deadline. `url` names
+/// what is fetched in errors.
+fn bounded<T: Send + 'static>(
+    url: &str,
+    cache: PathBuf,
+    work: impl FnOnce(hf_hub::api::sync::Api) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
     if offline() {
         return Err("HF_HUB_OFFLINE is set, so nothing is downloaded".into());
     }
@@ -44,29 +96,17 @@ pub fn fetch(id: &str, cache: PathBuf) -> Result<PathBuf, String> {
         .and_then(|s| s.parse::<f64>().ok())
         .filter(|s| *s > 0.0)
         .map_or(TIMEOUT, Duration::from_secs_f64);
-    let url = format!("{endpoint}/{id}/resolve/main/tokenizer.json");
     let (tx, rx) = std::sync::mpsc::channel();
-    let id_owned = id.to_string();
-    let ep = endpoint.clone();
-    // ureq has no overall deadline; the download runs on its own thread and the
-    // caller waits at most `limit`.
     std::thread::spawn(move || {
-        let run = || -> Result<PathBuf, String> {
+        let run = || -> Result<T, String> {
             let mut b = hf_hub::api::sync::ApiBuilder::from_cache(hf_hub::Cache::new(cache))
-                .with_endpoint(ep)
+                .with_endpoint(endpoint)
                 .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
                 .with_retries(1);
             if token.is_some() {
                 b = b.with_token(token);
             }
-            let api = b.build().map_err(|e| e.to_string())?;
-            let repo = api.model(id_owned);
-            let path = repo.get("tokenizer.json").map_err(|e| e.to_string())?;
-            // The chat template lives beside it in one of these, when the model has one.
-            for optional in ["tokenizer_config.json", "chat_template.jinja"] {
-                let _ = repo.get(optional);
-            }
-            Ok(path)
+            work(b.build().map_err(|e| e.to_string())?)
         };
         let _ = tx.send(run());
     });

@@ -80,16 +80,20 @@ local spec = {
     { group = "Dataset", group_zh = "数据集" },
     { "--dataset-name", default = "random",
       choices = { "random", "random-rerank", "sharegpt", "sonnet", "burstgpt", "custom", "prefix_repetition",
-                  "spec_bench", "mooncake", "timed_trace" },
+                  "spec_bench", "mooncake", "timed_trace", "hf" },
       help = "prompt source; random-rerank makes one query and --num-prompts documents for --backend vllm-rerank "
         .. "(--random-input-len tokens per query-document pair, --random-batch-size documents per request); "
         .. "mooncake replays a Mooncake trace (ms timestamps, 512-token blocks) and timed_trace "
-        .. "vLLM's timed-trace format (--timed-trace-* options), both at their timestamps",
+        .. "vLLM's timed-trace format (--timed-trace-* options), both at their timestamps; hf reads a Hugging Face "
+        .. "dataset vLLM knows by id (--dataset-path ID, a local folder or file; --hf-*)",
       help_zh = "提示词来源；random-rerank 生成一个查询和 --num-prompts 个文档，用于 --backend vllm-rerank；"
         .. "mooncake 回放 Mooncake 轨迹（毫秒时间戳，512 token 一块），timed_trace 为 vLLM 的"
-        .. "时间轨迹格式（见 --timed-trace-*），都按时间戳发送" },
-    { "--dataset-path", help = "dataset file (ShareGPT JSON, BurstGPT CSV, custom or trace JSONL; .gz allowed)",
-      help_zh = "数据文件（ShareGPT JSON、BurstGPT CSV、自定义或轨迹 JSONL，可为 .gz）" },
+        .. "时间轨迹格式（见 --timed-trace-*），都按时间戳发送；hf 读取 vLLM 认识的 Hugging Face 数据集"
+        .. "（--dataset-path 为数据集 id、本地文件夹或文件；见 --hf-*）" },
+    { "--dataset-path", help = "dataset file (ShareGPT JSON, BurstGPT CSV, custom or trace JSONL; .gz allowed); "
+        .. "hf: a Hub dataset id (local cache first, else downloaded), a folder or a Parquet/JSONL/JSON file",
+      help_zh = "数据文件（ShareGPT JSON、BurstGPT CSV、自定义或轨迹 JSONL，可为 .gz）；"
+        .. "hf：Hub 数据集 id（先查本地缓存，否则下载）、文件夹或 Parquet/JSONL/JSON 文件" },
     { "--num-prompts", type = "int", default = 1000, help = "number of requests", help_zh = "请求数量" },
     { "--seed", type = "int", default = 0, help = "random seed (prompts and arrival times)", help_zh = "随机种子" },
     { "--random-input-len", type = "int", default = 1024, help = "input tokens per prompt", help_zh = "每个提示词的输入 token 数" },
@@ -121,9 +125,9 @@ local spec = {
         .. "request's --random-batch-size texts and every text is --random-input-len tokens",
       help_zh = "random-rerank：模型是向量模型而不是重排序模型：查询算作每个请求的文本之一，每段文本 --random-input-len 个 token" },
     { "--skip-chat-template", type = "bool",
-      help = "custom and spec_bench: send each prompt as written; by default, as vLLM does, a completions backend "
+      help = "custom, spec_bench and hf: send each prompt as written; by default, as vLLM does, a completions backend "
         .. "gets it rendered with the tokenizer's chat template (when the tokenizer has one)",
-      help_zh = "custom 与 spec_bench：按原样发送提示；默认与 vLLM 相同，对文本补全接口先用分词器的对话模板渲染（分词器有模板时）" },
+      help_zh = "custom、spec_bench 与 hf：按原样发送提示；默认与 vLLM 相同，对文本补全接口先用分词器的对话模板渲染（分词器有模板时）" },
     { "--chat-template-kwargs", metavar = "JSON",
       help = "JSON object of template variables for prompts rendered on the client (--apply-chat-template, custom, "
         .. "spec_bench, sonnet), e.g. '{\"enable_thinking\": false}'",
@@ -132,9 +136,27 @@ local spec = {
       help_zh = "spec_bench：每个请求的输出 token 数" },
     { "--spec-bench-category", help = "spec_bench: keep only this category (default: all)",
       help_zh = "spec_bench：只保留该类别（默认全部）" },
-    { "--disable-shuffle", type = "bool", help = "custom: keep the file's order", help_zh = "custom：保持文件中的顺序" },
-    { "--no-oversample", type = "bool", help = "sharegpt: do not repeat samples to reach --num-prompts",
-      help_zh = "sharegpt：有效样本不足时不重复采样" },
+    { "--disable-shuffle", type = "bool", help = "custom and hf: keep the file's order", help_zh = "custom 与 hf：保持文件中的顺序" },
+    { "--no-oversample", type = "bool", help = "sharegpt, custom and hf: do not repeat samples to reach --num-prompts",
+      help_zh = "sharegpt、custom 与 hf：有效样本不足时不重复采样" },
+    { "--hf-name", help = "hf: the dataset's Hub id (it chooses how prompts are made) when --dataset-path is a local copy",
+      help_zh = "hf：--dataset-path 为本地副本时，数据集在 Hub 上的 id（决定提示的构造方式）" },
+    { "--hf-subset", help = "hf: the subset (configuration): files under a folder of that name",
+      help_zh = "hf：子集（配置），即同名文件夹下的文件" },
+    { "--hf-split", help = "hf: the split (default: the one vLLM reads for the dataset, mostly train)",
+      help_zh = "hf：划分（默认与 vLLM 相同，多为 train）" },
+    { "--hf-output-len", type = "int", help = "hf: output tokens per request (default: the dataset's own)",
+      help_zh = "hf：每个请求的输出 token 数（默认用数据集自己的）" },
+    { "--revision", help = "hf: branch, tag or commit of a dataset downloaded from the Hub (default main)",
+      help_zh = "hf：从 Hub 下载数据集时的分支、标签或提交（默认 main）" },
+    { "--enable-multimodal-chat", type = "bool",
+      help = "hf multimodal datasets: send prompts as chat messages with their media (moonbench always does, "
+        .. "for chat backends, as vLLM's serving benchmark does, so this changes nothing)",
+      help_zh = "hf 多模态数据集：把提示和媒体一起作为对话消息发送（对话接口总是如此，与 vLLM 的服务基准相同，所以没有作用）" },
+    { "--blazedit-min-distance", type = "number", default = 0.0, help = "hf BlazEdit: smallest edit distance kept (0-1)",
+      help_zh = "hf BlazEdit：保留的最小编辑距离（0-1）" },
+    { "--blazedit-max-distance", type = "number", default = 1.0, help = "hf BlazEdit: largest edit distance kept (0-1)",
+      help_zh = "hf BlazEdit：保留的最大编辑距离（0-1）" },
     { "--prefix-repetition-prefix-len", type = "int", default = 256, help = "prefix tokens", help_zh = "前缀 token 数" },
     { "--prefix-repetition-suffix-len", type = "int", default = 256, help = "suffix tokens", help_zh = "后缀 token 数" },
     { "--prefix-repetition-num-prefixes", type = "int", default = 10, help = "distinct prefixes", help_zh = "不同前缀的个数" },
@@ -174,16 +196,6 @@ local spec = {
     { group = "Options of vLLM datasets moonbench does not have yet (accepted so vLLM command lines parse; "
         .. "given with another dataset, they are reported as unused)",
       group_zh = "moonbench 尚未支持的 vLLM 数据集的参数（为兼容 vLLM 命令行而接受；与其它数据集一起给出时会提示未使用）" },
-    { "--hf-name", help = "hf: the dataset's Hub id when --dataset-path is a local copy", help_zh = "hf：本地副本对应的 Hub 数据集 id" },
-    { "--hf-subset", help = "hf: the dataset's subset", help_zh = "hf：子集" },
-    { "--hf-split", help = "hf: the dataset's split", help_zh = "hf：划分（split）" },
-    { "--hf-output-len", type = "int", help = "hf: output tokens per request", help_zh = "hf：每个请求的输出 token 数" },
-    { "--enable-multimodal-chat", type = "bool", help = "hf multimodal datasets: send prompts as chat messages with their media",
-      help_zh = "hf 多模态数据集：把提示和媒体一起作为对话消息发送" },
-    { "--blazedit-min-distance", type = "number", default = 0.0, help = "hf BlazEdit: smallest edit distance kept (0-1)",
-      help_zh = "hf BlazEdit：保留的最小编辑距离（0-1）" },
-    { "--blazedit-max-distance", type = "number", default = 1.0, help = "hf BlazEdit: largest edit distance kept (0-1)",
-      help_zh = "hf BlazEdit：保留的最大编辑距离（0-1）" },
     { "--bfcl-categories", help = "hf BFCL: comma-separated categories (default simple,live_simple,multiple)",
       help_zh = "hf BFCL：逗号分隔的类别（默认 simple,live_simple,multiple）" },
     { "--asr-min-audio-len-sec", type = "number", default = 0.0, help = "hf ASR datasets: shortest audio kept (s)",
@@ -300,10 +312,11 @@ local spec = {
     { "--disable-streaming", type = "bool", help = "ask for whole JSON answers instead of SSE streams (no TTFT/ITL)",
       help_zh = "不使用流式输出（此时没有 TTFT/ITL）" },
     { "--no-stream", type = "bool",
-      help = "vLLM: load a Hugging Face dataset whole instead of streaming it; moonbench reads dataset files whole "
-        .. "anyway, so it changes nothing (for answers without streaming, use --disable-streaming)",
-      help_zh = "vLLM 中表示不以流式方式加载 HF 数据集；moonbench 本来就整体读取数据文件，所以没有作用"
-        .. "（不要流式回答请用 --disable-streaming）" },
+      help = "vLLM: load a Hugging Face dataset whole instead of streaming it; moonbench streams the rows of "
+        .. "Parquet and JSON Lines files either way (the same prompts), so it changes nothing (for answers "
+        .. "without streaming, use --disable-streaming)",
+      help_zh = "vLLM 中表示不以流式方式加载 HF 数据集；moonbench 无论如何都按行流式读取 Parquet 与 JSON Lines 文件"
+        .. "（提示相同），所以没有作用（不要流式回答请用 --disable-streaming）" },
     { "--continuous-usage-stats", type = "bool",
       help = "ask vLLM for token counts in every chunk (exact ITL when chunks carry several tokens)",
       help_zh = "让 vLLM 在每个 chunk 里报告 token 数（多 token chunk 时 ITL 更准）" },

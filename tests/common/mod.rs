@@ -105,3 +105,95 @@ pub fn every_example_runs(flags: &[&str]) {
         assert!(!stdout.trim().is_empty(), "{name} printed nothing");
     }
 }
+
+/// Reads one HTTP/1.1 request from a test server's connection: its request line,
+/// its header lines (lower-cased) and its body (by Content-Length); `None` at the
+/// end of the connection.
+pub fn read_request(
+    r: &mut std::io::BufReader<std::net::TcpStream>,
+) -> Option<(String, Vec<String>, Vec<u8>)> {
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    if r.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        if h == "\r\n" {
+            break;
+        }
+        headers.push(h.to_ascii_lowercase());
+    }
+    let len = headers
+        .iter()
+        .find_map(|h| h.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap_or(0));
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).ok()?;
+    Some((line, headers, body))
+}
+
+/// A Hugging Face Hub stand-in on 127.0.0.1 (reached through HF_ENDPOINT) that
+/// answers GETs of the given URL paths the way the Hub does: `resolve` paths with
+/// an etag, the commit and byte ranges; `/api/...` paths as JSON; anything else
+/// is a 404.
+pub fn hub_routes(routes: Vec<(String, Vec<u8>)>) -> String {
+    use std::io::{BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let routes = std::sync::Arc::new(routes);
+    std::thread::spawn(move || {
+        for conn in l.incoming().take(64) {
+            let Ok(conn) = conn else { break };
+            let routes = routes.clone();
+            std::thread::spawn(move || {
+                conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                while let Some((line, headers, _)) = read_request(&mut r) {
+                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let range: Option<(usize, Option<usize>)> = headers.iter().find_map(|h| {
+                        let (a, b) = h.strip_prefix("range: bytes=")?.trim().split_once('-')?;
+                        Some((a.parse().unwrap(), b.parse().ok()))
+                    });
+                    let found = routes.iter().find(|(p, _)| *p == path);
+                    let (head, body): (String, &[u8]) = match found {
+                        None => (
+                            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nx-error-code: EntryNotFound\r\n\r\n".into(),
+                            &[],
+                        ),
+                        Some((p, data)) if p.starts_with("/api/") => (
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                                data.len()
+                            ),
+                            data,
+                        ),
+                        Some((p, data)) => {
+                            let (a, b) = range.unwrap_or((0, None));
+                            let b = b.unwrap_or(data.len() - 1).min(data.len() - 1);
+                            let name = p.rsplit('/').next().unwrap_or("");
+                            (
+                                format!(
+                                    "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {a}-{b}/{}\r\n\
+                                     ETag: \"etag-{name}\"\r\nx-repo-commit: 0123456789abcdef0123456789abcdef01234567\r\n\r\n",
+                                    b + 1 - a,
+                                    data.len()
+                                ),
+                                &data[a..=b],
+                            )
+                        }
+                    };
+                    if w.write_all(head.as_bytes()).is_err() || w.write_all(body).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
