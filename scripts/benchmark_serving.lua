@@ -37,6 +37,9 @@ end
 -- A dataset's own flag given with another dataset is reported, never silently ignored.
 local own_flags = {
   random = { "random_input_len", "random_output_len", "random_range_ratio", "random_prefix_len", "random_batch_size" },
+  ["random-mm"] = { "random_input_len", "random_output_len", "random_range_ratio", "random_prefix_len",
+    "random_mm_base_items_per_request", "random_mm_num_mm_items_range_ratio", "random_mm_limit_mm_per_prompt",
+    "random_mm_bucket_config" },
   ["random-rerank"] = { "random_input_len", "random_range_ratio", "random_batch_size", "no_reranker" },
   sharegpt = { "sharegpt_output_len", "no_oversample" },
   sonnet = { "sonnet_input_len", "sonnet_output_len", "sonnet_prefix_len" },
@@ -54,8 +57,6 @@ local own_flags = {
     "asr_max_audio_len_sec", "skip_chat_template", "no_oversample" },
   -- vLLM 的这些数据集 moonbench 还没有。Datasets moonbench does not have yet.
   speed_bench = { "speed_bench_dataset_subset", "speed_bench_output_len", "speed_bench_category" },
-  ["random-mm"] = { "random_mm_base_items_per_request", "random_mm_num_mm_items_range_ratio",
-    "random_mm_limit_mm_per_prompt", "random_mm_bucket_config" },
   custom_image = { "custom_ensure_client_side_data" },
 }
 local mine = {}
@@ -313,6 +314,38 @@ if name == "random" then
     range_ratio = range_in, output_range_ratio = range_out, prefix_len = args.random_prefix_len, seed = args.seed,
     token_ids = args.prompt_token_ids, batch_size = args.random_batch_size,
   }
+elseif name == "random-mm" then
+  -- random 数据集 + 合成图片（随机像素的 JPEG），与 vLLM 的 random-mm 相同；只有对话接口能发送图片。
+  -- The random dataset with synthetic images after each prompt, as vLLM's random-mm; chat backends only.
+  if not is_chat then
+    error("moonbench bench: --dataset-name random-mm sends images, which only a chat backend takes: "
+      .. "use --backend openai-chat", 0)
+  end
+  local limits = json_object("--random-mm-limit-mm-per-prompt", args.random_mm_limit_mm_per_prompt, '{"image": 3}')
+  -- vLLM 的写法 {(高, 宽, 帧数): 概率, ...}。vLLM's Python-literal form.
+  local buckets, text = {}, args.random_mm_bucket_config
+  local body = text:match("^%s*{(.*)}%s*$")
+  if not body then
+    error("moonbench bench: --random-mm-bucket-config takes {(height, width, frames): probability, ...}, like "
+      .. "'{(256, 256, 1): 0.5, (720, 1280, 1): 0.5}'; got '" .. text .. "'", 0)
+  end
+  for item in body:gmatch("[^%)]*%)%s*:%s*[^,}]+") do
+    local h, w, f, p = item:match("^[%s,]*%(%s*(%d+)%s*,%s*(%d+)%s*,%s*(%d+)%s*%)%s*:%s*([%d%.eE+-]+)%s*$")
+    if not h or not tonumber(p) then
+      error("moonbench bench: --random-mm-bucket-config: '" .. item:gsub("^[%s,]+", "")
+        .. "' is not (height, width, frames): probability", 0)
+    end
+    buckets[#buckets + 1] = { height = tonumber(h), width = tonumber(w), frames = tonumber(f), probability = tonumber(p) }
+  end
+  if #buckets == 0 then
+    error("moonbench bench: --random-mm-bucket-config has no (height, width, frames): probability entry", 0)
+  end
+  requests = mb.dataset.random{ ignore_eos = ignore_eos, tokenizer = tok, n = n, input_len = args.random_input_len,
+    output_len = args.random_output_len, range_ratio = range_in, output_range_ratio = range_out,
+    prefix_len = args.random_prefix_len, seed = args.seed }
+  requests = requests:with_images{ base_items_per_request = args.random_mm_base_items_per_request,
+    num_mm_items_range_ratio = args.random_mm_num_mm_items_range_ratio, limit_mm_per_prompt = limits,
+    buckets = buckets, seed = args.seed }
 elseif name == "random-rerank" then
   -- 重排序：一个随机查询 + --num-prompts 个随机文档，每个请求带 --random-batch-size 个文档（与 vLLM 相同）。
   -- One query and --num-prompts documents, --random-batch-size documents per request, as vLLM.

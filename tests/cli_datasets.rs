@@ -878,3 +878,73 @@ fn hf_templates_prompts_for_completions_backends() {
         "{templated:?} vs {raw:?}"
     );
 }
+
+/// `random-mm`: the random dataset with synthetic JPEG images (vLLM's bucket
+/// config, limits and item-count range); the simulator counts 64 tokens an image.
+#[test]
+fn random_mm_sends_images() {
+    let r = bench_json(
+        "random-mm",
+        &[
+            "--backend",
+            "openai-chat",
+            "--dataset-name",
+            "random-mm",
+            "--num-prompts",
+            "10",
+            "--random-input-len",
+            "30",
+            "--random-output-len",
+            "2",
+            "--random-mm-bucket-config",
+            "{(32, 48, 1): 0.7, (16, 16, 1): 0.3, (720, 1280, 16): 0.0}",
+            "--random-mm-base-items-per-request",
+            "2",
+            "--random-mm-limit-mm-per-prompt",
+            "{\"image\": 2, \"video\": 1}",
+        ],
+    );
+    assert_eq!(lens(&r, "input_lens"), vec![30; 10]);
+    assert_eq!(r["total_server_input_tokens"], 10 * (30 + 2 * 64));
+    let fail = |extra: &[&str], want: &str| {
+        let mut a = vec!["bench", "--dataset-name", "random-mm", "--num-prompts", "2"];
+        a.extend_from_slice(extra);
+        let out = run(&a, LIMIT);
+        let (_, stderr) = text(&out);
+        assert!(
+            !out.status.success() && stderr.contains(want),
+            "{extra:?}: {stderr}"
+        );
+    };
+    fail(&["--backend", "openai"], "--backend openai-chat");
+    // Three asked for where the limit allows two (vLLM refuses it too).
+    fail(
+        &[
+            "--backend",
+            "openai-chat",
+            "--random-mm-base-items-per-request",
+            "3",
+            "--random-mm-limit-mm-per-prompt",
+            "{\"image\": 2, \"video\": 0}",
+        ],
+        "the limits allow 2",
+    );
+    fail(
+        &[
+            "--backend",
+            "openai-chat",
+            "--random-mm-bucket-config",
+            "{(32, 32): 1}",
+        ],
+        "is not (height, width, frames): probability",
+    );
+    fail(
+        &[
+            "--backend",
+            "openai-chat",
+            "--random-mm-bucket-config",
+            "{(32, 32, 8): 1}",
+        ],
+        "no MP4 encoder",
+    );
+}

@@ -13,6 +13,7 @@ pub mod hf;
 pub mod mooncake;
 pub mod prefix_repetition;
 pub mod random;
+pub mod random_mm;
 pub mod random_rerank;
 pub mod sharegpt;
 pub mod sonnet;

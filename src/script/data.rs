@@ -80,6 +80,10 @@ impl LuaOptions for AssignModelsOpts {
     const WHAT: &'static str = "reqs:assign_models";
 }
 
+impl LuaOptions for crate::dataset::random_mm::ImagesSpec {
+    const WHAT: &'static str = "reqs:with_images";
+}
+
 /// Decodes a [`ChatTemplateOpts`] table: whether to add the generation prompt,
 /// and the template variables (`enable_thinking`, `tools`, `documents`, `vars`).
 pub fn chat_template_opts(
@@ -212,6 +216,13 @@ impl UserData for LuaRequests {
                 Ok(LuaRequests(Arc::new(reqs)))
             },
         );
+        m.add_method("with_images", |lua, s, opts: Option<Table>| {
+            let d = decode::<crate::dataset::random_mm::ImagesSpec>(lua, opts)?;
+            let mut reqs = s.0.as_ref().clone();
+            crate::dataset::random_mm::add_images(&mut reqs, &d.opts)
+                .map_err(|e| mlua::Error::runtime(format!("reqs:with_images: {e}")))?;
+            Ok(LuaRequests(Arc::new(reqs)))
+        });
         m.add_method("assign_models", |lua, s, opts: Option<Table>| {
             let d = decode::<AssignModelsOpts>(lua, opts)?;
             let mut reqs = s.0.as_ref().clone();

@@ -323,6 +323,12 @@ pub fn entries() -> Vec<Entry> {
             "请求集：像 Lua 数组一样从 1 开始；时间戳；转成 token id；套模板；形状统计：{ requests, prompt_tokens = { count, total, min, mean, median, p99, max }, max_tokens = {...} }。"
         ),
         e!(
+            "reqs:with_images",
+            "reqs:with_images{...}: a copy of the request set with synthetic random-pixel JPEG images after each text prompt, as chat content parts (vLLM's random-mm dataset).",
+            "reqs:with_images{...}：返回请求集的副本，每个文本提示后附上随机像素的 JPEG 图片，作为对话内容的一部分（vLLM 的 random-mm 数据集）。",
+            crate::dataset::random_mm::ImagesSpec
+        ),
+        e!(
             "reqs:assign_models",
             "reqs:assign_models{...}: a copy of the request set in which each request names one of `models` as its model (vLLM's --lora-modules); reqs:apply_chat_template(tok, opts) takes the options of tok:apply_chat_template.",
             "reqs:assign_models{...}：返回请求集的副本，每个请求以 models 中的一个作为 model（vLLM 的 --lora-modules）；reqs:apply_chat_template(tok, 选项) 的选项同 tok:apply_chat_template。",

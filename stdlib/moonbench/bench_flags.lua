@@ -80,16 +80,18 @@ local spec = {
     { group = "Dataset", group_zh = "数据集" },
     { "--dataset-name", default = "random",
       choices = { "random", "random-rerank", "sharegpt", "sonnet", "burstgpt", "custom", "prefix_repetition",
-                  "spec_bench", "mooncake", "timed_trace", "hf" },
+                  "spec_bench", "mooncake", "timed_trace", "hf", "random-mm" },
       help = "prompt source; random-rerank makes one query and --num-prompts documents for --backend vllm-rerank "
         .. "(--random-input-len tokens per query-document pair, --random-batch-size documents per request); "
         .. "mooncake replays a Mooncake trace (ms timestamps, 512-token blocks) and timed_trace "
         .. "vLLM's timed-trace format (--timed-trace-* options), both at their timestamps; hf reads a Hugging Face "
-        .. "dataset vLLM knows by id (--dataset-path ID, a local folder or file; --hf-*)",
+        .. "dataset vLLM knows by id (--dataset-path ID, a local folder or file; --hf-*); random-mm is random with "
+        .. "synthetic images (--random-mm-*, chat backends)",
       help_zh = "提示词来源；random-rerank 生成一个查询和 --num-prompts 个文档，用于 --backend vllm-rerank；"
         .. "mooncake 回放 Mooncake 轨迹（毫秒时间戳，512 token 一块），timed_trace 为 vLLM 的"
         .. "时间轨迹格式（见 --timed-trace-*），都按时间戳发送；hf 读取 vLLM 认识的 Hugging Face 数据集"
-        .. "（--dataset-path 为数据集 id、本地文件夹或文件；见 --hf-*）" },
+        .. "（--dataset-path 为数据集 id、本地文件夹或文件；见 --hf-*）；random-mm 为带合成图片的 random"
+        .. "（见 --random-mm-*，仅对话接口）" },
     { "--dataset-path", help = "dataset file (ShareGPT JSON, BurstGPT CSV, custom or trace JSONL; .gz allowed); "
         .. "hf: a Hub dataset id (local cache first, else downloaded), a folder or a Parquet/JSONL/JSON file",
       help_zh = "数据文件（ShareGPT JSON、BurstGPT CSV、自定义或轨迹 JSONL，可为 .gz）；"
@@ -157,6 +159,20 @@ local spec = {
       help_zh = "hf BlazEdit：保留的最小编辑距离（0-1）" },
     { "--blazedit-max-distance", type = "number", default = 1.0, help = "hf BlazEdit: largest edit distance kept (0-1)",
       help_zh = "hf BlazEdit：保留的最大编辑距离（0-1）" },
+    { "--random-mm-base-items-per-request", type = "int", default = 1,
+      help = "random-mm: images per request (before --random-mm-num-mm-items-range-ratio)",
+      help_zh = "random-mm：每个请求的图片数（再按 --random-mm-num-mm-items-range-ratio 浮动）" },
+    { "--random-mm-num-mm-items-range-ratio", type = "number", default = 0.0,
+      help = "random-mm: images per request vary within [floor(n(1-r)), ceil(n(1+r))], 0 <= r <= 1",
+      help_zh = "random-mm：每个请求的图片数在 [floor(n(1-r)), ceil(n(1+r))] 内变化，0 <= r <= 1" },
+    { "--random-mm-limit-mm-per-prompt", metavar = "JSON", default = '{"image": 255, "video": 1}',
+      help = "random-mm: most items per request of each modality, e.g. '{\"image\": 3, \"video\": 0}'",
+      help_zh = "random-mm：每种模态每个请求最多几个，如 '{\"image\": 3, \"video\": 0}'" },
+    { "--random-mm-bucket-config", metavar = "DICT", default = "{(256, 256, 1): 0.5, (720, 1280, 1): 0.5, (720, 1280, 16): 0.0}",
+      help = "random-mm: image sizes and their probabilities, vLLM's form {(height, width, 1): p, ...}; images are "
+        .. "random-pixel JPEGs (quality 75) sent as data URLs; video buckets (frames > 1) need probability 0",
+      help_zh = "random-mm：图片尺寸及其概率，写法同 vLLM：{(高, 宽, 1): 概率, ...}；图片是随机像素的 JPEG（质量 75），"
+        .. "以 data URL 发送；视频（帧数 > 1）的概率必须为 0" },
     { "--prefix-repetition-prefix-len", type = "int", default = 256, help = "prefix tokens", help_zh = "前缀 token 数" },
     { "--prefix-repetition-suffix-len", type = "int", default = 256, help = "suffix tokens", help_zh = "后缀 token 数" },
     { "--prefix-repetition-num-prefixes", type = "int", default = 10, help = "distinct prefixes", help_zh = "不同前缀的个数" },
@@ -208,14 +224,6 @@ local spec = {
     { "--speed-bench-output-len", type = "int", default = 4096, help = "speed_bench: output tokens per request",
       help_zh = "speed_bench：每个请求的输出 token 数" },
     { "--speed-bench-category", help = "speed_bench: keep only this category", help_zh = "speed_bench：只保留该类别" },
-    { "--random-mm-base-items-per-request", type = "int", default = 1, help = "random-mm: images per request",
-      help_zh = "random-mm：每个请求的图片数" },
-    { "--random-mm-num-mm-items-range-ratio", type = "number", default = 0.0,
-      help = "random-mm: images per request vary within ±ratio", help_zh = "random-mm：每个请求的图片数在 ±ratio 内变化" },
-    { "--random-mm-limit-mm-per-prompt", metavar = "JSON", default = '{"image": 255, "video": 1}',
-      help = "random-mm: caps per modality", help_zh = "random-mm：每种模态的上限" },
-    { "--random-mm-bucket-config", metavar = "DICT", default = "{(256, 256, 1): 0.5, (720, 1280, 1): 0.5, (720, 1280, 16): 0.0}",
-      help = "random-mm: (height, width, frames) -> probability", help_zh = "random-mm：(高, 宽, 帧数) -> 概率" },
     { "--custom-ensure-client-side-data", type = "bool", help = "custom_image: send images as data URLs made on the client",
       help_zh = "custom_image：在客户端把图片编码成 data URL 发送" },
 
