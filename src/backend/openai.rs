@@ -25,7 +25,7 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
             m.insert("prompt".into(), json!(t));
         }
         (Api::Completions, Prompt::Parts(parts)) => {
-            m.insert("prompt".into(), json!(parts.concat()));
+            m.insert("prompt".into(), json!(crate::dataset::join(parts)));
         }
         (Api::Completions, Prompt::TokenIds(ids)) => {
             m.insert("prompt".into(), json!(ids));
@@ -43,7 +43,7 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
         (_, Prompt::Parts(p)) => {
             m.insert(
                 "messages".into(),
-                json!([{ "role": "user", "content": p.concat() }]),
+                json!([{ "role": "user", "content": crate::dataset::join(p) }]),
             );
         }
         (_, Prompt::Messages(msgs)) => {

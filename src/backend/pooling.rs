@@ -29,7 +29,7 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
         Api::Embeddings | Api::Infinity | Api::Pooling => {
             let input = match &req.prompt {
                 Prompt::Text(t) => json!(t),
-                Prompt::Parts(p) => json!(p.concat()),
+                Prompt::Parts(p) => json!(crate::dataset::join(p)),
                 Prompt::TokenIds(ids) => json!(ids),
                 Prompt::Texts(t) => json!(t),
                 Prompt::Messages(_) => {

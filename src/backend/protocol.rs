@@ -283,7 +283,7 @@ pub fn text_prompt(target: &Target, req: &Request) -> Result<Value, String> {
     use crate::dataset::Prompt;
     match &req.prompt {
         Prompt::Text(t) => Ok(Value::String(t.clone())),
-        Prompt::Parts(p) => Ok(Value::String(p.concat())),
+        Prompt::Parts(p) => Ok(Value::String(crate::dataset::join(p))),
         Prompt::TokenIds(ids) => Ok(serde_json::json!(ids)),
         Prompt::Texts(_) => Err(format!(
             "backend '{}' takes one prompt per request, but a request has several texts (a batch or a rerank \

@@ -209,9 +209,9 @@ fn text_bytes(reqs: &[Request]) -> (u64, u64) {
             }
             Prompt::Parts(p) => {
                 for part in p {
-                    total += part.len() as u64;
-                    if shared.insert(part.as_ptr()) {
-                        unique += part.len() as u64;
+                    total += part.as_str().len() as u64;
+                    if shared.insert(part.shared().as_ptr()) {
+                        unique += part.shared().len() as u64;
                     }
                 }
             }

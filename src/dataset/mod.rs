@@ -33,8 +33,9 @@ use crate::tokenizer::Tokenizer;
 pub enum Prompt {
     /// A text prompt (completions), or the single user message (chat).
     Text(String),
-    /// A text prompt stored as shared pieces (e.g. trace blocks), joined when sent.
-    Parts(Vec<Arc<str>>),
+    /// A text prompt stored as pieces of shared texts (trace blocks, windows of
+    /// the random dataset's token ring), joined when sent.
+    Parts(Vec<Piece>),
     /// A full chat message list (`[{role, content}, ...]`), as JSON.
     Messages(Value),
     /// Token ids, for servers that accept them instead of text.
@@ -49,10 +50,63 @@ impl Prompt {
     pub fn text(&self) -> Option<std::borrow::Cow<'_, str>> {
         match self {
             Prompt::Text(t) => Some(t.as_str().into()),
-            Prompt::Parts(p) => Some(p.concat().into()),
+            Prompt::Parts(p) => Some(join(p).into()),
             _ => None,
         }
     }
+}
+
+/// `text[start..end]` of a shared text: prompts made of the same blocks, or of
+/// windows of one long text, hold them once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    text: Arc<str>,
+    start: usize,
+    end: usize,
+}
+
+impl Piece {
+    /// All of `text`.
+    pub fn whole(text: Arc<str>) -> Piece {
+        let end = text.len();
+        Piece {
+            text,
+            start: 0,
+            end,
+        }
+    }
+
+    /// `text[range]`; the range must fall on character boundaries.
+    pub fn slice(text: &Arc<str>, range: std::ops::Range<usize>) -> Piece {
+        assert!(
+            text.is_char_boundary(range.start) && text.is_char_boundary(range.end),
+            "a piece must cut at character boundaries"
+        );
+        Piece {
+            text: text.clone(),
+            start: range.start,
+            end: range.end,
+        }
+    }
+
+    /// The piece's text.
+    pub fn as_str(&self) -> &str {
+        &self.text[self.start..self.end]
+    }
+
+    /// The whole shared text it is cut from (to count shared memory once).
+    pub fn shared(&self) -> &Arc<str> {
+        &self.text
+    }
+}
+
+/// The pieces of a prompt joined into one text.
+pub fn join(parts: &[Piece]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.end - p.start).sum());
+    for p in parts {
+        s.push_str(p.as_str());
+    }
+    s
 }
 
 /// One request to send: the prompt, how many tokens to ask for, and extra fields.

@@ -19,7 +19,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::random::spot_check;
-use super::{Prompt, Request, at, par_map, read_text};
+use super::{Piece, Prompt, Request, at, par_map, read_text};
 use crate::tokenizer::Tokenizer;
 use crate::tokenizer::pool::WordPool;
 
@@ -206,9 +206,9 @@ pub fn generate(tok: &Tokenizer, path: &Path, spec: &MooncakeSpec) -> Result<Vec
             }
             Prompt::TokenIds(ids)
         } else {
-            let mut parts: Vec<Arc<str>> = l.hash_ids[..full]
+            let mut parts: Vec<Piece> = l.hash_ids[..full]
                 .iter()
-                .map(|h| blocks[h].clone())
+                .map(|h| Piece::whole(blocks[h].clone()))
                 .collect();
             if rest > 0 {
                 // The last, partial block: the first `rest` tokens of its block.
@@ -217,7 +217,7 @@ pub fn generate(tok: &Tokenizer, path: &Path, spec: &MooncakeSpec) -> Result<Vec
                     block_tokens(&pool, spec.seed, l.hash_ids[full], rest),
                     &mut s,
                 );
-                parts.push(Arc::from(s));
+                parts.push(Piece::whole(Arc::from(s)));
             }
             Prompt::Parts(parts)
         };

@@ -8,11 +8,15 @@
 //! tokenizer has no usable pool, prompts fall back to vLLM's method over the whole
 //! vocabulary without special tokens: decode, re-encode, top up or truncate until
 //! the length is exact. Deterministic for a seed, whatever the number of threads.
+//! Text prompts are stored as slices of one shared ring of the pool's words
+//! ([`Piece`]s), so memory does not grow with prompt length.
+
+use std::sync::Arc;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Prompt, Request, par_map};
+use super::{Piece, Prompt, Request, par_map};
 use crate::tokenizer::Tokenizer;
 use crate::tokenizer::pool::WordPool;
 
@@ -62,6 +66,47 @@ fn bounds(len: u32, r: f64, min: u32) -> (u32, u32) {
     let lo = ((len as f64) * (1.0 - r)).floor().max(min as f64) as u32;
     let hi = ((len as f64) * (1.0 + r)).ceil().max(lo as f64) as u32;
     (lo, hi)
+}
+
+/// The pool's words in order, twice over: any window of the cyclic pool
+/// sequence shorter than the pool is one slice of it.
+struct Ring {
+    text: Arc<str>,
+    /// Byte offset of each of the 2·len words, and the end.
+    starts: Vec<usize>,
+    len: usize,
+}
+
+impl Ring {
+    fn new(pool: &WordPool) -> Ring {
+        let len = pool.len();
+        let mut text = String::new();
+        let mut starts = Vec::with_capacity(2 * len + 1);
+        for i in (0..len).chain(0..len) {
+            starts.push(text.len());
+            text.push_str(&pool.texts[i]);
+        }
+        starts.push(text.len());
+        Ring {
+            text: Arc::from(text),
+            starts,
+            len,
+        }
+    }
+
+    /// The pieces of the `n` pool words from index `start` on, cyclically.
+    fn window(&self, start: usize, n: usize, out: &mut Vec<Piece>) {
+        let s = self.starts[start];
+        for _ in 0..n / self.len {
+            out.push(Piece::slice(&self.text, s..self.starts[start + self.len]));
+        }
+        if n % self.len > 0 {
+            out.push(Piece::slice(
+                &self.text,
+                s..self.starts[start + n % self.len],
+            ));
+        }
+    }
 }
 
 /// A prompt made of pool tokens: text (or ids) and its exact length.
@@ -148,10 +193,31 @@ fn generate_prompts(tok: &Tokenizer, spec: &RandomSpec) -> Result<Vec<Request>, 
             let prefix: Vec<u32> = (0..spec.prefix_len)
                 .map(|_| rng.random_range(0..p) as u32)
                 .collect();
+            // Text prompts are windows of the cyclic pool sequence: slices of one
+            // shared ring text, so 100,000 prompts of 8,192 tokens hold ~1 MB of text.
+            let ring = (!spec.token_ids).then(|| Ring::new(&pool));
+            let prefix_text: Arc<str> = {
+                let mut t = String::new();
+                pool.push_text(prefix.iter().copied(), &mut t);
+                Arc::from(t)
+            };
             let reqs = par_map(&plan, |i, &(len, out, off)| {
-                let seq = (0..len as u64).map(move |j| ((off % p + i as u64 + j) % p) as u32);
-                let (prompt, n) =
-                    pool_prompt(&pool, prefix.iter().copied().chain(seq), spec.token_ids);
+                let start = ((off % p + i as u64) % p) as usize;
+                let (prompt, n) = match &ring {
+                    Some(ring) => {
+                        let mut parts = Vec::with_capacity(2);
+                        if !prefix_text.is_empty() {
+                            parts.push(Piece::whole(prefix_text.clone()));
+                        }
+                        ring.window(start, len as usize, &mut parts);
+                        (Prompt::Parts(parts), spec.prefix_len + len)
+                    }
+                    None => {
+                        let seq =
+                            (0..len as u64).map(move |j| ((off % p + i as u64 + j) % p) as u32);
+                        pool_prompt(&pool, prefix.iter().copied().chain(seq), true)
+                    }
+                };
                 Request {
                     prompt,
                     prompt_tokens: n,
@@ -266,10 +332,8 @@ mod tests {
         let b = generate(&tok, &spec).unwrap();
         assert_eq!(a, b);
         for r in &a {
-            let crate::dataset::Prompt::Text(t) = &r.prompt else {
-                panic!()
-            };
-            assert_eq!(tok.count(t) as u32, r.prompt_tokens);
+            let t = r.prompt.text().expect("a text prompt");
+            assert_eq!(tok.count(&t) as u32, r.prompt_tokens);
             assert!(
                 (10 + 50..=10 + 150).contains(&r.prompt_tokens),
                 "{}",
@@ -288,6 +352,25 @@ mod tests {
             })
             .collect();
         assert!(first.windows(2).all(|w| w[0] == w[1]));
+    }
+
+    /// Windows of the ring wrap around the pool, also when longer than it.
+    #[test]
+    fn ring_windows_wrap() {
+        let pool = WordPool {
+            ids: vec![1, 2, 3],
+            texts: vec![" a".into(), " bb".into(), " c".into()],
+        };
+        let ring = Ring::new(&pool);
+        let text = |start, n| {
+            let mut v = Vec::new();
+            ring.window(start, n, &mut v);
+            crate::dataset::join(&v)
+        };
+        assert_eq!(text(1, 2), " bb c");
+        assert_eq!(text(2, 2), " c a");
+        assert_eq!(text(2, 7), " c a bb c a bb c");
+        assert_eq!(text(0, 3), " a bb c");
     }
 
     /// With the real Qwen3 tokenizer every prompt re-encodes to exactly its length.
@@ -317,11 +400,9 @@ mod tests {
         );
         let mut exact = 0;
         for r in &reqs {
-            let crate::dataset::Prompt::Text(t) = &r.prompt else {
-                panic!()
-            };
+            let t = r.prompt.text().expect("a text prompt");
             assert_eq!(
-                tok.count(t) as u32,
+                tok.count(&t) as u32,
                 r.prompt_tokens,
                 "prompt_tokens is the true count"
             );
@@ -330,11 +411,9 @@ mod tests {
         assert_eq!(exact, reqs.len());
         let special: std::collections::HashSet<u32> = tok.special_ids().into_iter().collect();
         for r in &reqs {
-            let crate::dataset::Prompt::Text(t) = &r.prompt else {
-                panic!()
-            };
+            let t = r.prompt.text().expect("a text prompt");
             assert!(
-                tok.encode(t).iter().all(|id| !special.contains(id)),
+                tok.encode(&t).iter().all(|id| !special.contains(id)),
                 "no special tokens in prompts"
             );
         }

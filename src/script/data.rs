@@ -138,7 +138,7 @@ fn request_to_lua(lua: &Lua, r: &Request) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     match &r.prompt {
         Prompt::Text(s) => t.set("prompt", s.as_str())?,
-        Prompt::Parts(p) => t.set("prompt", p.concat())?,
+        Prompt::Parts(p) => t.set("prompt", crate::dataset::join(p))?,
         Prompt::Messages(m) => t.set("messages", to_lua(lua, m)?)?,
         Prompt::TokenIds(ids) => t.set("prompt_token_ids", ids.clone())?,
         Prompt::Texts(v) => t.set("texts", v.clone())?,
