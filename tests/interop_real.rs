@@ -655,6 +655,78 @@ fn llama_server_embeddings() {
     assert_eq!(server_total(&batched), server_total(&single));
 }
 
+/// Speculative decoding on a real llama-server (the model as its own draft):
+/// moonbench's spec-decode result keys are the change of the server's own
+/// `llamacpp:spec_decode_*` counters over the run, read back from its /metrics
+/// afterwards (a fresh server starts them at 0).
+#[test]
+#[ignore = "needs the real servers: tests/realservers/run.sh"]
+fn llama_server_speculative_decoding_counters() {
+    let dir = servers_dir();
+    let model = dir.join("model/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let srv = llama_server(
+        &dir,
+        &[
+            "-np",
+            "2",
+            "--metrics",
+            "-md",
+            model.to_str().unwrap(),
+            "--spec-type",
+            "draft-simple",
+        ],
+        "spec",
+    );
+    let run = bench(
+        &srv.url(),
+        "spec",
+        &[
+            "--backend",
+            "openai-chat",
+            "--num-prompts",
+            "6",
+            "--max-concurrency",
+            "2",
+            "--random-input-len",
+            "32",
+            "--random-output-len",
+            "48",
+        ],
+    );
+    assert_eq!(run.result["completed"], 6, "{}", run.stdout);
+    let (_, page) = http(srv.port, "GET", "/metrics", "").unwrap();
+    let counter = |name: &str| -> f64 {
+        page.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not on the page:\n{page}"))
+    };
+    let drafts = counter("llamacpp:spec_decode_num_drafts_total ");
+    let tokens = counter("llamacpp:spec_decode_num_draft_tokens_total ");
+    let accepted = counter("llamacpp:spec_decode_num_accepted_tokens_total ");
+    assert!(drafts > 0.0, "the server drafted nothing:\n{page}");
+    let r = &run.result;
+    assert_eq!(f(r, "spec_decode_num_drafts"), drafts);
+    assert_eq!(f(r, "spec_decode_draft_tokens"), tokens);
+    assert_eq!(f(r, "spec_decode_accepted_tokens"), accepted);
+    assert!((f(r, "spec_decode_acceptance_rate") - 100.0 * accepted / tokens).abs() < 1e-9);
+    assert!((f(r, "spec_decode_acceptance_length") - (1.0 + accepted / drafts)).abs() < 1e-9);
+    let pos0 = counter("llamacpp:spec_decode_num_accepted_tokens_per_pos_total{position=\"0\"} ");
+    let rates = r["spec_decode_per_position_acceptance_rates"]
+        .as_array()
+        .unwrap();
+    assert!(
+        (rates[0].as_f64().unwrap() - pos0 / drafts).abs() < 1e-9,
+        "{rates:?}"
+    );
+    assert!(
+        run.stdout.contains("Spec-decode acceptance rate (%):"),
+        "{}",
+        run.stdout
+    );
+}
+
 /// llama-cpp-python's own server (FastAPI, uvicorn, sse-starlette): different
 /// framing, same engine. Its request-id middleware accepts only UUIDs — moonbench's
 /// default — and a prefix it rejects gets an error that names the header. At

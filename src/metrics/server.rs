@@ -30,11 +30,17 @@ pub enum Quantity {
     PrefixHitRate,
     /// Preempted requests, a counter.
     Preemptions,
+    /// Speculative decoding: drafts proposed, a counter.
+    SpecDrafts,
+    /// Speculative decoding: draft tokens proposed, a counter.
+    SpecDraftTokens,
+    /// Speculative decoding: draft tokens accepted, a counter.
+    SpecAccepted,
 }
 
 impl Quantity {
     /// Every quantity, in column order.
-    pub const ALL: [Quantity; 7] = [
+    pub const ALL: [Quantity; 10] = [
         Quantity::Running,
         Quantity::Waiting,
         Quantity::KvCacheUsage,
@@ -42,6 +48,9 @@ impl Quantity {
         Quantity::PrefixHits,
         Quantity::PrefixHitRate,
         Quantity::Preemptions,
+        Quantity::SpecDrafts,
+        Quantity::SpecDraftTokens,
+        Quantity::SpecAccepted,
     ];
 
     /// The key in result files and in Lua.
@@ -54,6 +63,9 @@ impl Quantity {
             Quantity::PrefixHits => "prefix_cache_hits",
             Quantity::PrefixHitRate => "prefix_cache_hit_rate",
             Quantity::Preemptions => "preemptions",
+            Quantity::SpecDrafts => "spec_decode_num_drafts",
+            Quantity::SpecDraftTokens => "spec_decode_num_draft_tokens",
+            Quantity::SpecAccepted => "spec_decode_num_accepted_tokens",
         }
     }
 
@@ -124,6 +136,44 @@ const KNOWN: &[Mapping] = &[
         None,
         "vllm",
         Quantity::Preemptions,
+    ),
+    // Speculative decoding (vLLM's vllm/v1/spec_decode/metrics.py; llama.cpp
+    // exports the same counters under its prefix).
+    (
+        "vllm:spec_decode_num_drafts_total",
+        None,
+        "vllm",
+        Quantity::SpecDrafts,
+    ),
+    (
+        "vllm:spec_decode_num_draft_tokens_total",
+        None,
+        "vllm",
+        Quantity::SpecDraftTokens,
+    ),
+    (
+        "vllm:spec_decode_num_accepted_tokens_total",
+        None,
+        "vllm",
+        Quantity::SpecAccepted,
+    ),
+    (
+        "llamacpp:spec_decode_num_drafts_total",
+        None,
+        "llama.cpp",
+        Quantity::SpecDrafts,
+    ),
+    (
+        "llamacpp:spec_decode_num_draft_tokens_total",
+        None,
+        "llama.cpp",
+        Quantity::SpecDraftTokens,
+    ),
+    (
+        "llamacpp:spec_decode_num_accepted_tokens_total",
+        None,
+        "llama.cpp",
+        Quantity::SpecAccepted,
     ),
     ("sglang:num_running_reqs", None, "sglang", Quantity::Running),
     ("sglang:num_queue_reqs", None, "sglang", Quantity::Waiting),
@@ -197,7 +247,16 @@ pub struct Reading {
     pub source: Option<&'static str>,
     /// The quantities found on the page.
     pub values: BTreeMap<Quantity, f64>,
+    /// Speculative decoding: accepted draft tokens by position in the draft (a
+    /// counter per `position` label, summed over engines).
+    pub accepted_per_pos: BTreeMap<u32, f64>,
 }
+
+/// The per-position counters of accepted draft tokens.
+const PER_POSITION: &[&str] = &[
+    "vllm:spec_decode_num_accepted_tokens_per_pos_total",
+    "llamacpp:spec_decode_num_accepted_tokens_per_pos_total",
+];
 
 /// Reads the known quantities from a Prometheus text page. Unknown metrics are
 /// ignored; an error means the known lines themselves did not parse.
@@ -205,7 +264,7 @@ pub fn read_page(page: &str) -> Result<Reading, String> {
     let mut kept = String::new();
     for line in page.lines() {
         let name = line_metric(line.trim_start());
-        if KNOWN.iter().any(|k| k.0 == name) {
+        if KNOWN.iter().any(|k| k.0 == name) || PER_POSITION.contains(&name) {
             kept.push_str(line.trim_end());
             kept.push('\n');
         }
@@ -216,6 +275,35 @@ pub fn read_page(page: &str) -> Result<Reading, String> {
     }
     let exp = openmetrics_parser::prometheus::parse_prometheus(&kept)
         .map_err(|e| format!("cannot parse the metrics page: {e:?}"))?;
+    for name in PER_POSITION {
+        let Some(fam) = exp
+            .families
+            .get(*name)
+            .or_else(|| exp.families.get(name.trim_end_matches("_total")))
+        else {
+            continue;
+        };
+        for s in fam.iter_samples() {
+            let Ok(ls) = s.get_labelset() else { continue };
+            if ls.get_label_value("engine") == Some("total") {
+                continue;
+            }
+            let Some(pos) = ls
+                .get_label_value("position")
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let v = match &s.value {
+                PrometheusValue::Counter(c) => number(&c.value),
+                PrometheusValue::Gauge(n) | PrometheusValue::Unknown(n) => number(n),
+                _ => continue,
+            };
+            if v.is_finite() {
+                *r.accepted_per_pos.entry(pos).or_insert(0.0) += v;
+            }
+        }
+    }
     let mut first_name: BTreeMap<Quantity, &str> = BTreeMap::new();
     for (name, label, source, q) in KNOWN {
         let Some(fam) = exp
@@ -337,8 +425,63 @@ impl ServerSeries {
         if let Some(p) = delta(Quantity::Preemptions) {
             m.insert("preemptions".into(), json!(p));
         }
+        if let Some(sd) = self.spec_decode() {
+            m.extend(sd);
+        }
         m.insert("samples".into(), json!(self.samples.len()));
         m
+    }
+
+    /// Speculative-decoding statistics over the run, from the counters' change
+    /// between the first and last reading, under vLLM's result keys:
+    /// `spec_decode_acceptance_rate` (% of draft tokens accepted),
+    /// `spec_decode_acceptance_length` (1 + accepted per draft, the bonus token
+    /// included), `spec_decode_num_drafts`, `spec_decode_draft_tokens`,
+    /// `spec_decode_accepted_tokens` and `spec_decode_per_position_acceptance_rates`
+    /// (accepted at each position per draft). `None` when no draft was made.
+    pub fn spec_decode(&self) -> Option<Map<String, Value>> {
+        let delta = |q: Quantity| -> Option<f64> {
+            let v: Vec<f64> = self.column(q).into_iter().flatten().collect();
+            Some((v.last()? - v.first()?).max(0.0))
+        };
+        let drafts = delta(Quantity::SpecDrafts)?;
+        let draft_tokens = delta(Quantity::SpecDraftTokens)?;
+        let accepted = delta(Quantity::SpecAccepted)?;
+        if drafts <= 0.0 || draft_tokens <= 0.0 {
+            return None;
+        }
+        let mut m = Map::new();
+        m.insert(
+            "spec_decode_acceptance_rate".into(),
+            json!(100.0 * accepted / draft_tokens),
+        );
+        m.insert(
+            "spec_decode_acceptance_length".into(),
+            json!(1.0 + accepted / drafts),
+        );
+        m.insert("spec_decode_num_drafts".into(), json!(drafts as u64));
+        m.insert(
+            "spec_decode_draft_tokens".into(),
+            json!(draft_tokens as u64),
+        );
+        m.insert("spec_decode_accepted_tokens".into(), json!(accepted as u64));
+        let first = self.samples.first().map(|(_, r)| &r.accepted_per_pos);
+        let last = self.samples.last().map(|(_, r)| &r.accepted_per_pos);
+        if let (Some(a), Some(b)) = (first, last) {
+            // A position first seen after the start counted from 0 (llama-server
+            // writes the per-position lines only once it has drafted).
+            if !b.is_empty() {
+                let rates: Vec<f64> = b
+                    .iter()
+                    .map(|(pos, v)| (v - a.get(pos).copied().unwrap_or(0.0)).max(0.0) / drafts)
+                    .collect();
+                m.insert(
+                    "spec_decode_per_position_acceptance_rates".into(),
+                    json!(rates),
+                );
+            }
+        }
+        Some(m)
     }
 
     /// The JSON kept in result files under `server_metrics`: source, url, interval,
@@ -480,5 +623,55 @@ weird line the grammar would reject {{{
         assert_eq!(j["series"]["t"], json!([0.0, 1.0, 2.0]));
         assert_eq!(j["series"]["running"], json!([0.0, 4.0, 2.0]));
         assert!(j["series"].get("waiting").is_none());
+    }
+
+    /// vLLM's spec-decode counters (names and labels as vllm/v1/spec_decode/metrics.py
+    /// exports them) read before and after a run give vLLM's result keys.
+    #[test]
+    fn spec_decode_stats_from_counter_deltas() {
+        let page = |drafts: u32, tokens: u32, acc: u32, pos: [u32; 3]| {
+            let mut p = format!(
+                "# HELP vllm:spec_decode_num_drafts_total Number of spec decoding drafts.\n\
+                 # TYPE vllm:spec_decode_num_drafts_total counter\n\
+                 vllm:spec_decode_num_drafts_total{{engine=\"0\",model_name=\"m\"}} {drafts}.0\n\
+                 # TYPE vllm:spec_decode_num_draft_tokens_total counter\n\
+                 vllm:spec_decode_num_draft_tokens_total{{engine=\"0\",model_name=\"m\"}} {tokens}.0\n\
+                 # TYPE vllm:spec_decode_num_accepted_tokens_total counter\n\
+                 vllm:spec_decode_num_accepted_tokens_total{{engine=\"0\",model_name=\"m\"}} {acc}.0\n\
+                 # TYPE vllm:spec_decode_num_accepted_tokens_per_pos_total counter\n"
+            );
+            for (i, v) in pos.iter().enumerate() {
+                p.push_str(&format!(
+                    "vllm:spec_decode_num_accepted_tokens_per_pos_total{{engine=\"0\",model_name=\"m\",position=\"{i}\"}} {v}.0\n"
+                ));
+            }
+            read_page(&p).unwrap()
+        };
+        let before = page(100, 300, 150, [80, 50, 20]);
+        assert_eq!(before.source, Some("vllm"));
+        assert_eq!(before.accepted_per_pos[&2], 20.0);
+        let mut s = ServerSeries::default();
+        s.samples.push((0.0, before));
+        s.samples.push((5.0, page(400, 1200, 810, [320, 260, 230])));
+        let m = s.spec_decode().unwrap();
+        // 660 of 900 draft tokens accepted over 300 drafts.
+        assert!(
+            (m["spec_decode_acceptance_rate"].as_f64().unwrap() - 100.0 * 660.0 / 900.0).abs()
+                < 1e-9
+        );
+        assert!((m["spec_decode_acceptance_length"].as_f64().unwrap() - 3.2).abs() < 1e-9);
+        assert_eq!(m["spec_decode_num_drafts"], 300);
+        assert_eq!(m["spec_decode_draft_tokens"], 900);
+        assert_eq!(m["spec_decode_accepted_tokens"], 660);
+        assert_eq!(
+            m["spec_decode_per_position_acceptance_rates"],
+            json!([0.8, 0.7, 0.7])
+        );
+        assert_eq!(s.summary()["spec_decode_num_drafts"], 300);
+        // No drafts during the run: no statistics.
+        let mut idle = ServerSeries::default();
+        idle.samples.push((0.0, page(5, 15, 9, [4, 3, 2])));
+        idle.samples.push((1.0, page(5, 15, 9, [4, 3, 2])));
+        assert!(idle.spec_decode().is_none());
     }
 }

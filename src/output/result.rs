@@ -355,6 +355,10 @@ impl RunResult {
             m.insert("users".into(), Value::Object(u));
         }
         if let Some(sm) = &o.server_metrics {
+            // vLLM writes its spec-decode statistics at the top level.
+            if let Some(sd) = sm.spec_decode() {
+                m.extend(sd);
+            }
             m.insert("server_metrics".into(), sm.to_json());
         }
         if !o.notes.is_empty() {
@@ -713,6 +717,18 @@ pub const RESULT_FIELDS: &[(&str, &str, &str, &str)] = &[
         "mb.users 运行：users、conversations、requests_per_user、by_turn（每轮的 TTFT、E2EL 与提示长度）、conversation_latency",
     ),
     (
+        "spec_decode_acceptance_rate / spec_decode_acceptance_length",
+        "% / tokens",
+        "speculative decoding over the run, from the server's /metrics counters (vLLM, llama.cpp): draft tokens accepted, and 1 + accepted per draft",
+        "推测解码（来自服务器 /metrics 计数器，vLLM、llama.cpp）：草稿 token 接受率，以及每个草稿 1 + 接受数",
+    ),
+    (
+        "spec_decode_num_drafts / spec_decode_draft_tokens / spec_decode_accepted_tokens / spec_decode_per_position_acceptance_rates",
+        "count / list",
+        "drafts, draft tokens and accepted tokens during the run, and the share of drafts accepted at each position",
+        "运行期间的草稿数、草稿 token 数、接受的 token 数，以及每个位置被接受的草稿比例",
+    ),
+    (
         "server_metrics",
         "table",
         "the server's /metrics during the run: source, url, interval_s, summary, series",
@@ -831,7 +847,23 @@ mod tests {
                     records: vec![rec.clone()],
                     stopped: Some("done".into()),
                     notes: vec!["n".into()],
-                    server_metrics: Some(Default::default()),
+                    server_metrics: Some({
+                        use crate::metrics::server::{Quantity, Reading, ServerSeries};
+                        let at = |d: f64, t: f64, a: f64| Reading {
+                            source: Some("vllm"),
+                            values: [
+                                (Quantity::SpecDrafts, d),
+                                (Quantity::SpecDraftTokens, t),
+                                (Quantity::SpecAccepted, a),
+                            ]
+                            .into(),
+                            accepted_per_pos: [(0, a)].into(),
+                        };
+                        ServerSeries {
+                            samples: vec![(0.0, at(1.0, 3.0, 1.0)), (1.0, at(4.0, 12.0, 7.0))],
+                            ..Default::default()
+                        }
+                    }),
                     probes: vec![crate::metrics::RequestRecord {
                         status: 200,
                         chunk_ns: vec![1],

@@ -67,6 +67,8 @@ local L = {
     skv = "KV-cache usage mean/max (%):",
     shit = "Prefix-cache hit rate (%):",
     spre = "Preemptions during the run:",
+    sacc = "Spec-decode acceptance rate (%):",
+    slen = "Spec-decode acceptance length:",
     ttfa = "Time to first answer mean/P%s (ms):",
     probe = "Probe Requests",
     probe_ok = "Probe requests completed:",
@@ -136,6 +138,8 @@ local L = {
     skv = "KV cache 占用 平均/最大 (%):",
     shit = "前缀缓存命中率 (%):",
     spre = "运行期间的抢占次数:",
+    sacc = "推测解码接受率 (%):",
+    slen = "推测解码平均接受长度:",
     ttfa = "首个回答 token 时间 平均/P%s (ms):",
     probe = "探针请求",
     probe_ok = "成功的探针请求数:",
@@ -346,6 +350,10 @@ function M.format(s, opts)
     if m.mean_kv_cache_usage then line(t.skv, pair(m.mean_kv_cache_usage, m.max_kv_cache_usage, 100)) end
     if m.prefix_cache_hit_rate then line(t.shit, num(m.prefix_cache_hit_rate * 100)) end
     if m.preemptions then line(t.spre, string.format("%d", m.preemptions)) end
+    -- 推测解码：草稿 token 被接受的比例，以及每步平均产出几个 token（含额外的那个）。
+    -- Speculative decoding: the share of draft tokens accepted, and tokens per step.
+    if m.spec_decode_acceptance_rate then line(t.sacc, num(m.spec_decode_acceptance_rate)) end
+    if m.spec_decode_acceptance_length then line(t.slen, num(m.spec_decode_acceptance_length)) end
   end
   lines[#lines + 1] = string.rep("=", 50)
   return table.concat(lines, "\n")
