@@ -79,6 +79,10 @@ for _, u in ipairs(unused) do
         "提示：" .. u .. " 对 --dataset-name " .. args.dataset_name .. " 没有作用")
   end
 end
+if (args.profile_batch_threshold or args._given.profile_duration) and not args.profile then
+  error("moonbench bench: --profile-batch-threshold and --profile-duration go with --profile "
+    .. "(add --profile to profile the server)", 0)
+end
 if args.num_runs < 1 then error("moonbench bench: --num-runs must be at least 1", 0) end
 if args.random_batch_size < 1 then
   error("moonbench bench: --random-batch-size must be at least 1", 0)
@@ -689,6 +693,8 @@ local res = args.multi_turn and multi_turn_run() or mb.run{
   -- 服务器自身的指标（运行中/排队请求数、KV cache 占用、前缀缓存命中率）。
   server_metrics = (not args.no_server_metrics) and args.server_metrics_interval or false,
   profile = args.profile,
+  profile_batch_threshold = args.profile_batch_threshold,
+  profile_duration = args._given.profile_duration and args.profile_duration or nil,
   reset_prefix_cache = args.reset_prefix_cache,
   steady_state = args.steady_state,
   probe_rate = args.probe_request_rate,

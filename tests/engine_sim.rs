@@ -479,6 +479,55 @@ async fn server_metrics_are_read_during_the_run_and_the_profiler_wraps_it() {
     );
 }
 
+/// `--profile-batch-threshold`: the profiler starts only once the server has that
+/// many requests running (as the simulator saw at the call) and stops the capture
+/// duration later; a threshold never reached is a note and no call at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_threshold_profiling_waits_for_the_batch() {
+    let o = SimOptions {
+        ttft_ms: Some(5.0),
+        itl_ms: Some(10.0),
+        max_running: Some(4),
+        ..Default::default()
+    };
+    let sim = SimHandle::start(&o, "127.0.0.1:0").unwrap();
+    // 32 requests of 20 tokens, 4 at a time: about 1.6 s.
+    let mut s = spec(&sim, "openai", reqs(32, 20));
+    {
+        let t = Arc::get_mut(&mut s.target).unwrap();
+        t.profile = true;
+        t.profile_batch_threshold = Some(3);
+        t.profile_duration = Duration::from_millis(300);
+    }
+    let out = run(s, None).await.unwrap();
+    assert!(out.notes.is_empty(), "{:?}", out.notes);
+    let log = sim.state.stats.profile_log();
+    assert_eq!(log.len(), 2, "{log:?}");
+    let ((start, running, t_start), (stop, _, t_stop)) = (log[0], log[1]);
+    assert!(start && !stop);
+    assert!(running >= 3, "started with {running} running");
+    assert!(t_stop - t_start >= 300_000_000, "{} ns", t_stop - t_start);
+    let last_end = out.records.iter().map(|r| r.end_ns).max().unwrap();
+    assert!(
+        t_stop <= last_end + 1_000_000_000,
+        "stopped by its duration, not long after the run"
+    );
+
+    // More running requests than the server ever has: no profile, a note.
+    let sim = SimHandle::start(&o, "127.0.0.1:0").unwrap();
+    let mut s = spec(&sim, "openai", reqs(8, 5));
+    Arc::get_mut(&mut s.target).unwrap().profile = true;
+    Arc::get_mut(&mut s.target).unwrap().profile_batch_threshold = Some(10);
+    let out = run(s, None).await.unwrap();
+    assert!(sim.state.stats.profile_log().is_empty());
+    assert_eq!(out.notes.len(), 1, "{:?}", out.notes);
+    assert!(
+        out.notes[0].contains("never had 10 requests running"),
+        "{:?}",
+        out.notes
+    );
+}
+
 /// A linear ramp from 10 to 90 req/s over 2 s: request k is due when the integral of
 /// the rate reaches k, and is sent within 10 ms of that (debug build, loaded CI).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -368,6 +368,12 @@ pub struct Target {
     pub continuous_usage: bool,
     /// POST `/start_profile` and `/stop_profile` around the measured part (vLLM's `--profile`).
     pub profile: bool,
+    /// With `profile`: start the profiler only once the server's `/metrics` shows
+    /// this many requests running, and stop it `profile_duration` later (vLLM's
+    /// Rust client's `--profile-batch-threshold`).
+    pub profile_batch_threshold: Option<u32>,
+    /// How long a threshold-started profile captures (`--profile-duration`, 5 s).
+    pub profile_duration: Duration,
     /// POST `/reset_prefix_cache` (vLLM) or `/flush_cache` (SGLang) before the
     /// measured part, so no earlier run's prompts are served from the cache.
     pub reset_prefix_cache: bool,
@@ -409,6 +415,8 @@ impl Target {
             stream,
             continuous_usage: false,
             profile: false,
+            profile_batch_threshold: None,
+            profile_duration: Duration::from_secs(5),
             reset_prefix_cache: false,
             body: Map::new(),
             request_id_prefix: String::new(),

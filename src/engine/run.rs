@@ -401,9 +401,22 @@ pub async fn run_with_stop(
         let path = reset_prefix_cache(&client, &headers).await?;
         eprintln!("Reset the server's prefix cache ({path})");
     }
-    if spec.target.profile {
+    let immediate_profile = spec.target.profile && spec.target.profile_batch_threshold.is_none();
+    if immediate_profile {
         profiler(&client, &headers, "/start_profile", &mut m.outcome().notes).await;
     }
+    // With a batch threshold the profiler waits for the server to be that busy.
+    let (profile_done, profile_done_rx) = watch::channel(false);
+    let threshold_profile = match (spec.target.profile, spec.target.profile_batch_threshold) {
+        (true, Some(n)) => Some(tokio::spawn(profile_on_batch(
+            client.clone(),
+            headers.clone(),
+            n,
+            spec.target.profile_duration,
+            profile_done_rx,
+        ))),
+        _ => None,
+    };
     // Every request task holds a clone of `alive`: when the dispatcher and the
     // last task have dropped theirs, every record has been collected.
     let (alive, mut all_done) = mpsc::channel::<()>(1);
@@ -438,8 +451,22 @@ pub async fn run_with_stop(
             }
         }
     }
-    if spec.target.profile {
+    if immediate_profile {
         profiler(&client, &headers, "/stop_profile", &mut m.outcome().notes).await;
+    }
+    if let Some(task) = threshold_profile {
+        profile_done.send_replace(true);
+        // Its own steps are bounded; this only guards against a stuck task.
+        let abort = task.abort_handle();
+        match tokio::time::timeout(2 * PROFILE_CALL_LIMIT + Duration::from_secs(1), task).await {
+            Ok(Ok(notes)) => m.outcome().notes.extend(notes),
+            _ => {
+                abort.abort();
+                m.outcome()
+                    .notes
+                    .push("the batch-threshold profiler did not finish in time".into());
+            }
+        }
     }
     let lag = tokio::task::spawn_blocking(move || dispatcher.join())
         .await
@@ -453,7 +480,93 @@ pub async fn run_with_stop(
     Ok(m.finish(&lag, partial).await)
 }
 
-/// Calls vLLM's profiler endpoint `path`; a failure becomes a note, not an error.
+/// How long one profiler call may take.
+const PROFILE_CALL_LIMIT: Duration = Duration::from_secs(30);
+
+/// vLLM's Rust client's `--profile-batch-threshold`: reads `/metrics` every
+/// 500 ms until the server reports at least `threshold` requests running, then
+/// starts the profiler and stops it `duration` later, or when the run ends
+/// (`done`). Returns the notes to keep (threshold never reached, a failed call).
+async fn profile_on_batch(
+    client: Arc<HttpClient>,
+    headers: Vec<(String, String)>,
+    threshold: u32,
+    duration: Duration,
+    mut done: watch::Receiver<bool>,
+) -> Vec<String> {
+    use crate::metrics::server::{Quantity, read_page};
+    let mut notes = Vec::new();
+    let mut most = None::<f64>;
+    loop {
+        let page = tokio::time::timeout(
+            crate::engine::scrape::READ_TIMEOUT,
+            client.get("/metrics", &headers),
+        )
+        .await;
+        if let Ok(Ok((200, body))) = page {
+            let running = std::str::from_utf8(&body)
+                .ok()
+                .and_then(|b| read_page(b).ok())
+                .and_then(|r| r.values.get(&Quantity::Running).copied());
+            if let Some(r) = running {
+                most = Some(most.map_or(r, |m: f64| m.max(r)));
+                if r >= threshold as f64 {
+                    eprintln!("Batch size {r} >= {threshold}: starting the profiler");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = done.wait_for(|d| *d) => {
+                let note = match most {
+                    Some(m) => format!(
+                        "not profiled: the server never had {threshold} requests running \
+                         (--profile-batch-threshold; at most {m} seen)"
+                    ),
+                    None => format!(
+                        "not profiled: the server's /metrics never said how many requests were \
+                         running, so --profile-batch-threshold {threshold} could not be checked"
+                    ),
+                };
+                eprintln!("warning: {note}");
+                notes.push(note);
+                return notes;
+            }
+        }
+    }
+    let call = |path: &'static str| {
+        let (client, headers) = (client.clone(), headers.clone());
+        async move {
+            let mut n = Vec::new();
+            match tokio::time::timeout(
+                PROFILE_CALL_LIMIT,
+                profiler(&client, &headers, path, &mut n),
+            )
+            .await
+            {
+                Ok(()) => n,
+                Err(_) => vec![format!(
+                    "{path} had no answer within {} s",
+                    PROFILE_CALL_LIMIT.as_secs()
+                )],
+            }
+        }
+    };
+    let started = call("/start_profile").await;
+    let failed = !started.is_empty();
+    notes.extend(started);
+    if failed {
+        return notes;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(duration) => {}
+        _ = done.wait_for(|d| *d) => {}
+    }
+    notes.extend(call("/stop_profile").await);
+    notes
+}
+
 /// Asks the server to drop its prefix cache: POST `/reset_prefix_cache` (vLLM,
 /// served when it runs with `VLLM_SERVER_DEV_MODE=1`), else POST `/flush_cache`
 /// (SGLang). Returns the path that answered 2xx, or an error naming both answers
@@ -491,6 +604,7 @@ pub async fn reset_prefix_cache(
     ))
 }
 
+/// Calls vLLM's profiler endpoint `path`; a failure becomes a note, not an error.
 async fn profiler(
     client: &HttpClient,
     headers: &[(String, String)],

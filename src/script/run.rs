@@ -369,6 +369,10 @@ pub struct RunOpts {
     preconnect: Option<bool>,
     /// Call vLLM's `/start_profile` and `/stop_profile` around the run (default false).
     profile: Option<bool>,
+    /// With `profile`: start the profiler only once the server's /metrics shows this many requests running, and stop it `profile_duration` seconds later (vLLM's Rust client's --profile-batch-threshold; default: at the start).
+    profile_batch_threshold: Option<u32>,
+    /// Seconds a threshold-started profile captures (--profile-duration, default 5).
+    profile_duration: Option<f64>,
     /// Ask the server to drop its prefix cache before the measured part (POST
     /// /reset_prefix_cache, vLLM with VLLM_SERVER_DEV_MODE=1; or SGLang's
     /// /flush_cache), so prompts an earlier run sent are not served from it; an
@@ -540,9 +544,28 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
         o.profile.unwrap_or(false),
         o.reset_prefix_cache.unwrap_or(false),
     );
+    if o.profile_batch_threshold.is_some() && !profile {
+        return Err(mlua::Error::runtime(
+            "mb.run: profile_batch_threshold starts the profiler when the server is that busy; \
+             it needs profile = true (bench: --profile with --profile-batch-threshold)",
+        ));
+    }
+    let profile_duration = secs("mb.run", "profile_duration", o.profile_duration, None)?;
+    if o.profile_batch_threshold == Some(0) {
+        return Err(mlua::Error::runtime(
+            "mb.run: profile_batch_threshold must be at least 1 (requests running)",
+        ));
+    }
     let target = if profile || reset {
         let mut t = (*tg.target).clone();
         t.profile = profile;
+        t.profile_batch_threshold = o.profile_batch_threshold;
+        match (profile_duration, o.profile_duration) {
+            (Some(d), _) => t.profile_duration = d,
+            // math.huge: until the run ends.
+            (None, Some(_)) => t.profile_duration = Duration::from_secs(10 * 365 * 86_400),
+            _ => {}
+        }
         t.reset_prefix_cache = reset;
         Arc::new(t)
     } else {

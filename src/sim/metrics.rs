@@ -27,6 +27,8 @@ pub struct SimStats {
     blocks: Mutex<HashSet<u64>>,
     profile_starts: AtomicU64,
     profile_stops: AtomicU64,
+    /// Each profiler call: (start?, requests running then, `clock::now_ns()`).
+    profile_log: Mutex<Vec<(bool, i64, u64)>>,
     preemptions: AtomicU64,
     /// KV blocks in use and in the pool, when a step engine reports them.
     kv_used: AtomicU64,
@@ -104,6 +106,17 @@ impl SimStats {
             &self.profile_stops
         };
         c.fetch_add(1, Ordering::Relaxed);
+        self.profile_log.lock().unwrap().push((
+            start,
+            self.running.load(Ordering::Relaxed),
+            crate::clock::now_ns(),
+        ));
+    }
+
+    /// Every profiler call as the simulator saw it: (start?, requests running
+    /// then, time in `clock::now_ns()`).
+    pub fn profile_log(&self) -> Vec<(bool, i64, u64)> {
+        self.profile_log.lock().unwrap().clone()
     }
 
     /// How many times the profiler was started and stopped.

@@ -338,6 +338,14 @@ local spec = {
     { "--profile", type = "bool",
       help = "call vLLM's /start_profile and /stop_profile around the measured part (server needs VLLM_TORCH_PROFILER_DIR)",
       help_zh = "在正式测量前后调用 vLLM 的 /start_profile 与 /stop_profile（服务器需设置 VLLM_TORCH_PROFILER_DIR）" },
+    { "--profile-batch-threshold", type = "int", metavar = "N",
+      help = "with --profile: start the profiler only once the server's /metrics shows N requests running, "
+        .. "and stop it --profile-duration seconds later (as vLLM's Rust client); never reached: a note, no profile",
+      help_zh = "配合 --profile：等服务器 /metrics 显示有 N 个请求在运行时才开始采集，--profile-duration 秒后停止"
+        .. "（与 vLLM 的 Rust 客户端相同）；一直没达到则记一条提示，不采集" },
+    { "--profile-duration", type = "number", default = 5.0, metavar = "S",
+      help = "seconds a --profile-batch-threshold profile captures (default 5; it also stops when the run ends)",
+      help_zh = "--profile-batch-threshold 触发后采集多少秒（默认 5；运行结束时也会停止）" },
     { "--steady-state", type = "bool",
       help = "also report the steady state: the plateau of requests in flight (the concurrency cap in a capped run), "
         .. "ramp-up and drain left out, with its window and its throughput and latencies (as vLLM's Rust client); "
