@@ -57,8 +57,8 @@ local own_flags = {
     "asr_max_audio_len_sec", "skip_chat_template", "no_oversample" },
   -- vLLM 的这些数据集 moonbench 还没有。Datasets moonbench does not have yet.
   speed_bench = { "speed_bench_dataset_subset", "speed_bench_output_len", "speed_bench_category" },
-  custom_image = { "custom_ensure_client_side_data" },
 }
+own_flags.custom_image = { "custom_output_len", "custom_ensure_client_side_data", "no_oversample" }
 local mine = {}
 for _, k in ipairs(own_flags[args.dataset_name] or {}) do mine[k] = true end
 local unused = {}
@@ -369,6 +369,17 @@ elseif name == "burstgpt" then
 elseif name == "custom" then
   requests = mb.dataset.custom{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n,
     output_len = args.custom_output_len, shuffle = not args.disable_shuffle, seed = args.seed }
+elseif name == "custom_image" then
+  -- vLLM 的 custom_image：每行一条带图片的对话消息；图片默认以 file:// 地址发送（服务器自己读文件），
+  -- --custom-ensure-client-side-data 时在本机读取并编码成 data URL。只有对话接口能发送图片。
+  -- vLLM's custom_image: one chat message with images per line; chat backends only.
+  if not is_chat and target.api ~= "embeddings-chat" then
+    error("moonbench bench: --dataset-name custom_image sends images, which only a chat backend takes: "
+      .. "use --backend openai-chat (or openai-embeddings-chat, -clip, -vlm2vec)", 0)
+  end
+  requests = mb.dataset.custom_image{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n,
+    output_len = args.custom_output_len, shuffle = not args.disable_shuffle, seed = args.seed,
+    client_side_data = args.custom_ensure_client_side_data }
 elseif name == "spec_bench" then
   -- spec_bench 是 Spec-Bench 的 question.jsonl：取每行 turns 的第一轮，可按 category 过滤。
   requests = mb.dataset.custom{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n,
@@ -428,10 +439,11 @@ if args.prompt_token_ids and (name == "sharegpt" or name == "custom" or name == 
   requests = requests:to_token_ids(tok)
 end
 
--- 与 vLLM 相同：custom/spec_bench 的行数不够 --num-prompts 时重复使用（--no-oversample 关闭）。
--- As vLLM, custom and spec_bench lines are reused to reach --num-prompts unless --no-oversample.
+-- 与 vLLM 相同：custom/spec_bench/custom_image 的行数不够 --num-prompts 时重复使用（--no-oversample 关闭）。
+-- As vLLM, custom, spec_bench and custom_image lines are reused to reach --num-prompts unless --no-oversample.
 local send_n = #requests
-if (name == "custom" or name == "spec_bench") and not args.no_oversample and #requests < n then send_n = n end
+if (name == "custom" or name == "spec_bench" or name == "custom_image") and not args.no_oversample
+    and #requests < n then send_n = n end
 
 -- 核对提示长度（--verify-prompt-lengths）：问服务器的 /tokenize 每个提示有多少 token。
 -- Ask the server's /tokenize how long each prompt really is, before anything is measured.

@@ -881,6 +881,88 @@ fn hf_templates_prompts_for_completions_backends() {
 
 /// `random-mm`: the random dataset with synthetic JPEG images (vLLM's bucket
 /// config, limits and item-count range); the simulator counts 64 tokens an image.
+/// A 1x1 PNG, as vLLM's own custom_image tests write with PIL.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x00, 0x00, 0x00, 0x90, 0x77, 0x53,
+    0xDE, 0x00, 0x00, 0x00, 0x0C, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0xF8, 0xCF, 0xC0, 0x00,
+    0x00, 0x03, 0x01, 0x01, 0x00, 0xC9, 0xFE, 0x92, 0xEF, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4E,
+    0x44, 0xAE, 0x42, 0x60, 0x82,
+];
+
+/// vLLM's custom_image through `bench`, in the layouts of vLLM's own tests: every
+/// image of every line reaches the server (which charges 64 tokens an image and
+/// reads file:// URLs from its disk), as file:// URLs or client-side data URLs, to
+/// a chat server and to the CLIP and VLM2Vec embedding backends.
+#[test]
+fn custom_image_sends_every_image() {
+    let dir = tmpdir("custom-image-data");
+    std::fs::write(dir.join("a.png"), PNG).unwrap();
+    std::fs::write(dir.join("b.png"), PNG).unwrap();
+    let path = dir.join("images.jsonl");
+    std::fs::write(
+        &path,
+        "{\"prompt\": \"two charts here\", \"image_files\": [\"a.png\", \"b.png\"]}\n\
+         {\"content\": [{\"type\": \"text\", \"text\": \"one chart\"}, {\"type\": \"image\", \"image\": \"a.png\"}]}\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let base = |backend: &'static str| {
+        vec![
+            "--backend",
+            backend,
+            "--dataset-name",
+            "custom_image",
+            "--dataset-path",
+            p,
+            "--num-prompts",
+            "4",
+            "--custom-output-len",
+            "3",
+            "--disable-shuffle",
+        ]
+    };
+    // Two lines reused to make 4 requests (vLLM's oversampling): lines 1, 2, 1, 2.
+    for extra in [&[][..], &["--custom-ensure-client-side-data"][..]] {
+        let mut a = base("openai-chat");
+        a.extend_from_slice(extra);
+        let r = bench_json("custom-image", &a);
+        assert_eq!(r["completed"], 4, "{extra:?}");
+        assert_eq!(
+            r["total_server_input_tokens"],
+            2 * (3 + 2 * 64) + 2 * (2 + 64)
+        );
+    }
+    // CLIP: the image alone (an empty text); VLM2Vec: its instruction, alternating.
+    let r = bench_json("custom-image", &base("openai-embeddings-clip"));
+    assert_eq!(r["completed"], 4);
+    assert_eq!(r["total_server_input_tokens"], 2 * (2 * 64) + 2 * 64);
+    let r = bench_json("custom-image", &base("openai-embeddings-vlm2vec"));
+    assert_eq!(
+        r["total_server_input_tokens"],
+        2 * (4 + 2 * 64) + 2 * (10 + 64)
+    );
+    let fail = |args: &[&str], want: &str| {
+        let mut a = vec!["bench"];
+        a.extend_from_slice(args);
+        let out = run(&a, LIMIT);
+        let (_, stderr) = text(&out);
+        assert!(
+            !out.status.success() && stderr.contains(want),
+            "{args:?}: {stderr}"
+        );
+    };
+    fail(&base("openai"), "--backend openai-chat");
+    std::fs::write(
+        &path,
+        "{\"prompt\": \"x\", \"image_files\": [\"nope.png\"]}\n",
+    )
+    .unwrap();
+    let mut a = base("openai-chat");
+    a.push("--custom-ensure-client-side-data");
+    fail(&a, "images.jsonl:1: cannot read image");
+}
+
 #[test]
 fn random_mm_sends_images() {
     let r = bench_json(

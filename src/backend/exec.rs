@@ -324,7 +324,7 @@ pub async fn execute(
         ..Default::default()
     };
     let mut sent_body = Bytes::new();
-    let http_req = protocol::build_body(target, req).and_then(|b| {
+    let http_req = protocol::build_body(target, req, d.index).and_then(|b| {
         sent_body = Bytes::from(b);
         build_http_request(target, &request_id, sent_body.clone())
     });

@@ -165,6 +165,8 @@ pub const BACKENDS: &[(&str, Api)] = &[
     ("sglang-oai-chat", Api::Chat),
     ("openai-embeddings", Api::Embeddings),
     ("openai-embeddings-chat", Api::EmbeddingsChat),
+    ("openai-embeddings-clip", Api::EmbeddingsChat),
+    ("openai-embeddings-vlm2vec", Api::EmbeddingsChat),
     ("infinity-embeddings", Api::Infinity),
     ("vllm-pooling", Api::Pooling),
     ("vllm-rerank", Api::Rerank),

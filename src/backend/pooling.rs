@@ -1,6 +1,7 @@
 //! The pooling APIs, as vLLM's benchmark calls them (its `POOLING_BACKENDS`): OpenAI
 //! embeddings with `input` (`openai-embeddings`) or chat `messages`
-//! (`openai-embeddings-chat`), Infinity's embeddings, vLLM's `/pooling` and `/rerank`.
+//! (`openai-embeddings-chat`, and its CLIP and VLM2Vec forms
+//! `openai-embeddings-clip`/`-vlm2vec`), Infinity's embeddings, vLLM's `/pooling` and `/rerank`.
 //! Each answers with one JSON body; a request is measured from send to the whole
 //! body (TTFT = E2EL, no output tokens), and the server's `usage` gives its input
 //! tokens (`prompt_tokens`, or `total_tokens` where a rerank answer has only that).
@@ -17,10 +18,56 @@ use crate::metrics::RequestError;
 /// API (the synthetic datasets ask every request to ignore EOS).
 const GENERATION_ONLY: &[&str] = &["ignore_eos", "max_tokens", "min_tokens"];
 
-/// The JSON body of `req` for a pooling `target`: vLLM's payload (with
-/// `truncate_prompt_tokens: -1` for vLLM's own APIs), then `target.body` and the
-/// request's own fields.
-pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
+/// vLLM's prompt rewriting for CLIP and VLM2Vec embedding models: a message with
+/// images gets an empty text (CLIP, images last) or VLM2Vec's instruction (images
+/// first): "Represent the given image." for even `index`, and for odd ones the
+/// same with the request's question, as vLLM's `_preprocess_vlm2vec` alternates
+/// them. Messages without images are sent as they are.
+fn embedding_style(backend: &str, messages: Value, index: u64) -> Value {
+    let (clip, vlm2vec) = (
+        backend == "openai-embeddings-clip",
+        backend == "openai-embeddings-vlm2vec",
+    );
+    let Value::Array(mut list) = messages else {
+        return messages;
+    };
+    if !(clip || vlm2vec) {
+        return Value::Array(list);
+    }
+    for msg in &mut list {
+        let Some(parts) = msg.get("content").and_then(Value::as_array) else {
+            continue;
+        };
+        let is_text = |p: &Value| p.get("type").and_then(Value::as_str) == Some("text");
+        let (texts, media): (Vec<&Value>, Vec<&Value>) = parts.iter().partition(|p| is_text(p));
+        if media.is_empty() {
+            continue;
+        }
+        let question: String = texts.iter().filter_map(|p| p["text"].as_str()).collect();
+        let media: Vec<Value> = media.into_iter().cloned().collect();
+        let content = if clip {
+            let mut c = vec![json!({"type": "text", "text": ""})];
+            c.extend(media);
+            c
+        } else {
+            let text = if index % 2 == 0 {
+                "Represent the given image.".to_string()
+            } else {
+                format!("Represent the given image with the following question: {question}")
+            };
+            let mut c = media;
+            c.push(json!({"type": "text", "text": text}));
+            c
+        };
+        msg["content"] = Value::Array(content);
+    }
+    Value::Array(list)
+}
+
+/// The JSON body of `req`, the `index`-th of its run, for a pooling `target`:
+/// vLLM's payload (with `truncate_prompt_tokens: -1` for vLLM's own APIs), then
+/// `target.body` and the request's own fields.
+pub fn body(target: &Target, req: &Request, index: u64) -> Result<Value, String> {
     let api = target.backend.api;
     let name = &target.backend.name;
     let mut m = Map::new();
@@ -43,7 +90,7 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
         }
         Api::EmbeddingsChat => {
             let messages = match &req.prompt {
-                Prompt::Messages(msgs) => msgs.clone(),
+                Prompt::Messages(msgs) => embedding_style(name, msgs.clone(), index),
                 Prompt::Text(_) | Prompt::Parts(_) => {
                     let text = req.prompt.text().unwrap_or_default();
                     json!([{ "role": "user", "content": [{ "type": "text", "text": text }] }])
@@ -141,27 +188,61 @@ mod tests {
     fn bodies_as_vllm_sends_them() {
         let mut r = Request::text("hello", 1, Some(8));
         r.extra = Some(serde_json::from_str(r#"{"ignore_eos": true, "dimensions": 8}"#).unwrap());
-        let v = body(&target("openai-embeddings"), &r).unwrap();
+        let v = body(&target("openai-embeddings"), &r, 0).unwrap();
         assert_eq!(
             v,
             json!({"model": "m", "input": "hello", "truncate_prompt_tokens": -1, "dimensions": 8})
         );
-        let v = body(&target("openai-embeddings-chat"), &r).unwrap();
+        let v = body(&target("openai-embeddings-chat"), &r, 0).unwrap();
         assert_eq!(
             v["messages"],
             json!([{"role": "user", "content": [{"type": "text", "text": "hello"}]}])
         );
-        let v = body(&target("infinity-embeddings"), &r).unwrap();
+        let v = body(&target("infinity-embeddings"), &r, 0).unwrap();
         assert!(v.get("truncate_prompt_tokens").is_none());
-        let v = body(&target("vllm-pooling"), &texts(&["a", "b"])).unwrap();
+        let v = body(&target("vllm-pooling"), &texts(&["a", "b"]), 0).unwrap();
         assert_eq!(v["input"], json!(["a", "b"]));
-        let v = body(&target("vllm-rerank"), &texts(&["q", "d1", "d2"])).unwrap();
+        let v = body(&target("vllm-rerank"), &texts(&["q", "d1", "d2"]), 0).unwrap();
         assert_eq!(
             (v["query"].clone(), v["documents"].clone()),
             (json!("q"), json!(["d1", "d2"]))
         );
-        let e = body(&target("vllm-rerank"), &Request::text("q", 1, None)).unwrap_err();
+        let e = body(&target("vllm-rerank"), &Request::text("q", 1, None), 0).unwrap_err();
         assert!(e.contains("random-rerank"), "{e}");
+    }
+
+    /// vLLM's `_preprocess_clip` and `_preprocess_vlm2vec`: CLIP sends an empty
+    /// text before the image; VLM2Vec puts the image first and alternates its two
+    /// instructions by the request's index; text-only messages are unchanged.
+    #[test]
+    fn clip_and_vlm2vec_rewrite_image_messages() {
+        let img = json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}});
+        let mut r = Request::text("", 2, None);
+        r.prompt = Prompt::Messages(json!([{"role": "user", "content": [
+            {"type": "text", "text": "what is it?"}, img.clone()]}]));
+        let v = body(&target("openai-embeddings-clip"), &r, 3).unwrap();
+        assert_eq!(
+            v["messages"][0]["content"],
+            json!([{"type": "text", "text": ""}, img.clone()])
+        );
+        let v = body(&target("openai-embeddings-vlm2vec"), &r, 4).unwrap();
+        assert_eq!(
+            v["messages"][0]["content"],
+            json!([img.clone(), {"type": "text", "text": "Represent the given image."}])
+        );
+        let v = body(&target("openai-embeddings-vlm2vec"), &r, 5).unwrap();
+        assert_eq!(
+            v["messages"][0]["content"][1]["text"],
+            "Represent the given image with the following question: what is it?"
+        );
+        assert_eq!(v["truncate_prompt_tokens"], -1);
+        let t = Request::text("plain", 1, None);
+        for b in ["openai-embeddings-clip", "openai-embeddings-vlm2vec"] {
+            assert_eq!(
+                body(&target(b), &t, 1).unwrap()["messages"][0]["content"],
+                json!([{"type": "text", "text": "plain"}])
+            );
+        }
     }
 
     /// vLLM's documented `/v1/rerank` answer (usage with `total_tokens` only).

@@ -10,12 +10,13 @@ use super::{Api, Target};
 use crate::dataset::Request;
 use crate::metrics::{ErrorKind, RequestError};
 
-/// Builds the JSON body of `req` for `target`'s backend.
-pub fn build_body(target: &Target, req: &Request) -> Result<Vec<u8>, String> {
+/// Builds the JSON body of `req`, the `index`-th of its run, for `target`'s backend
+/// (the index only matters to `openai-embeddings-vlm2vec`, as in vLLM).
+pub fn build_body(target: &Target, req: &Request, index: u64) -> Result<Vec<u8>, String> {
     let v = match target.backend.api {
         Api::Completions | Api::Chat => super::openai::body(target, req)?,
         Api::Responses => super::responses::body(target, req)?,
-        api if api.pooling() => super::pooling::body(target, req)?,
+        api if api.pooling() => super::pooling::body(target, req, index)?,
         Api::Sglang => super::sglang::body(target, req)?,
         Api::Tgi => super::tgi::body(target, req)?,
         Api::TrtLlm => super::trtllm::body(target, req)?,
@@ -313,7 +314,7 @@ mod tests {
             t.body.insert("repetition_penalty".into(), json!(1.1));
             let mut r = Request::text("hi", 1, Some(4));
             r.extra = Some(serde_json::from_str(r#"{"model": "lora-a"}"#).unwrap());
-            serde_json::from_slice(&build_body(&t, &r).unwrap()).unwrap()
+            serde_json::from_slice(&build_body(&t, &r, 0).unwrap()).unwrap()
         };
         let v = body("vllm");
         assert_eq!(

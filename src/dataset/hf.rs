@@ -736,21 +736,8 @@ fn image_url(v: &Value, at: &str) -> Result<String, String> {
         let head = base64::engine::general_purpose::STANDARD
             .decode(&b64[..b64.len().min(16) / 4 * 4])
             .unwrap_or_default();
-        let mime = if head.starts_with(b"\x89PNG") {
-            "png"
-        } else if head.starts_with(&[0xFF, 0xD8]) {
-            "jpeg"
-        } else if head.starts_with(b"GIF8") {
-            "gif"
-        } else if head.len() >= 12 && &head[..4] == b"RIFF" && &head[8..12] == b"WEBP" {
-            "webp"
-        } else if head.starts_with(b"BM") {
-            "bmp"
-        } else {
-            return Err(format!(
-                "{at}: the image bytes are not PNG, JPEG, GIF, WebP or BMP"
-            ));
-        };
+        let mime = super::image_mime(&head)
+            .ok_or_else(|| format!("{at}: the image bytes are not PNG, JPEG, GIF, WebP or BMP"))?;
         return Ok(format!("data:image/{mime};base64,{b64}"));
     }
     if path.starts_with("http://") || path.starts_with("https://") || path.starts_with("data:") {

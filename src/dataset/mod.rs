@@ -181,6 +181,24 @@ pub fn image_data_url(path: &Path) -> Result<String, String> {
     ))
 }
 
+/// The image type of `bytes` by their magic number (`png`, `jpeg`, `gif`, `webp`,
+/// `bmp`), or `None` when they are none of these.
+pub fn image_mime(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG") {
+        Some("png")
+    } else if bytes.starts_with(&[0xFF, 0xD8]) {
+        Some("jpeg")
+    } else if bytes.starts_with(b"GIF8") {
+        Some("gif")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("webp")
+    } else if bytes.starts_with(b"BM") {
+        Some("bmp")
+    } else {
+        None
+    }
+}
+
 /// Reads a text file (gzip'd when it ends in `.gz`); the error names the file.
 pub fn read_text(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;

@@ -157,7 +157,7 @@ pub fn validate(spec: &RunSpec) -> Result<(), String> {
         );
     }
     for (i, r) in spec.requests.iter().enumerate() {
-        crate::backend::protocol::build_body(&spec.target, r)
+        crate::backend::protocol::build_body(&spec.target, r, i as u64)
             .map_err(|e| format!("request {}: {e}", i + 1))?;
         if i >= 16 {
             break; // the kind of prompt is uniform in practice; the rest is checked when sent

@@ -423,6 +423,7 @@ dataset_options! {
     sonnet::SonnetSpec => "mb.dataset.sonnet", synthetic: false;
     burstgpt::BurstGptSpec => "mb.dataset.burstgpt", synthetic: true;
     custom::CustomSpec => "mb.dataset.custom", synthetic: false;
+    custom::CustomImageSpec => "mb.dataset.custom_image", synthetic: false;
     hf::HfSpec => "mb.dataset.hf", synthetic: false;
     prefix_repetition::PrefixRepetitionSpec => "mb.dataset.prefix_repetition", synthetic: true;
     mooncake::MooncakeSpec => "mb.dataset.mooncake", synthetic: true;
@@ -436,7 +437,7 @@ pub struct DatasetCommon {
     /// The tokenizer prompt lengths are measured with: `mb.tokenizer(...)`, a
     /// path, a model id or "words" (default: one token per word).
     tokenizer: Option<LuaObject>,
-    /// The dataset file (sharegpt, burstgpt, custom, mooncake; hf: a file, a
+    /// The dataset file (sharegpt, burstgpt, custom, custom_image, mooncake; hf: a file, a
     /// folder or a Hub dataset id; sonnet: its own text instead of the bundled one).
     path: Option<String>,
     /// Ask the server to ignore end-of-sequence, so answers are exactly
@@ -544,6 +545,9 @@ pub fn register(lua: &Lua, outer: &Table) -> mlua::Result<()> {
     })?;
     dataset::<custom::CustomSpec>(lua, m, "custom", Path_::Required, |tok, p, s| {
         custom::generate(tok, p.expect("path"), s)
+    })?;
+    dataset::<custom::CustomImageSpec>(lua, m, "custom_image", Path_::Required, |tok, p, s| {
+        custom::generate_images(tok, p.expect("path"), s)
     })?;
     dataset::<hf::HfSpec>(lua, m, "hf", Path_::Required, |tok, p, s| {
         hf::generate(tok, &p.expect("path").to_string_lossy(), s)

@@ -451,6 +451,12 @@ pub const DATASET_FLAGS: &[(&str, &str, &str)] = &[
     ("sonnet", "prefix_len", "--sonnet-prefix-len"),
     ("sharegpt", "output_len", "--sharegpt-output-len"),
     ("custom", "output_len", "--custom-output-len"),
+    ("custom_image", "output_len", "--custom-output-len"),
+    (
+        "custom_image",
+        "client_side_data",
+        "--custom-ensure-client-side-data",
+    ),
     (
         "prefix_repetition",
         "prefix_len",

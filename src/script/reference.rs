@@ -141,6 +141,12 @@ pub fn entries() -> Vec<Entry> {
             custom::CustomSpec
         ),
         e!(
+            "mb.dataset.custom_image",
+            "vLLM's custom_image: JSON lines of {\"prompt\", \"image_files\"} or {\"content\": [text and image parts]}, each one chat message.",
+            "vLLM 的 custom_image：JSONL，每行 {\"prompt\", \"image_files\"} 或 {\"content\": [文字与图片片段]}，各成一条对话消息。",
+            custom::CustomImageSpec
+        ),
+        e!(
             "mb.dataset.hf",
             "A Hugging Face dataset vLLM knows by id (path: a Hub id, a folder or a Parquet/JSONL/JSON file), its prompts made as vLLM makes them.",
             "vLLM 认识的 Hugging Face 数据集（path：Hub id、文件夹或 Parquet/JSONL/JSON 文件），按 vLLM 的方式构造提示。",

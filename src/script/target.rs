@@ -284,8 +284,10 @@ pub struct TargetOpts {
     port: Option<u16>,
     /// The API: "openai"/"vllm" (completions), "openai-chat", "openai-responses",
     /// "sglang", "tgi", "tensorrt-llm", "llama.cpp", "deepspeed-mii", the pooling
-    /// APIs "openai-embeddings", "openai-embeddings-chat", "infinity-embeddings",
-    /// "vllm-pooling", "vllm-rerank", and vLLM's aliases (default "openai").
+    /// APIs "openai-embeddings", "openai-embeddings-chat" (and its CLIP and VLM2Vec
+    /// forms "openai-embeddings-clip", "openai-embeddings-vlm2vec"),
+    /// "infinity-embeddings", "vllm-pooling", "vllm-rerank", and vLLM's aliases
+    /// (default "openai").
     backend: Option<String>,
     /// The model name sent in each request (default: the simulator's, else "").
     model: Option<String>,

@@ -250,7 +250,8 @@ struct Ask {
 pub const IMAGE_TOKENS: u32 = 64;
 
 /// Checks an `image_url.url`: a `data:image/...;base64,` URL whose payload decodes,
-/// or an http(s) URL (not fetched).
+/// an http(s) URL (not fetched), or a `file://` URL of an image on this machine's
+/// disk (read as vLLM reads them under `--allowed-local-media-path`).
 fn check_image(url: &Value) -> Result<(), String> {
     use base64::Engine;
     let Some(url) = url.as_str() else {
@@ -259,9 +260,19 @@ fn check_image(url: &Value) -> Result<(), String> {
     if url.starts_with("http://") || url.starts_with("https://") {
         return Ok(());
     }
+    if let Some(path) = url.strip_prefix("file://") {
+        let path = path.replace("%20", " ");
+        let mut head = [0u8; 12];
+        let n = std::fs::File::open(&path)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+            .map_err(|e| format!("cannot load the local image {path}: {e}"))?;
+        return crate::dataset::image_mime(&head[..n])
+            .map(|_| ())
+            .ok_or_else(|| format!("the local file {path} is not an image"));
+    }
     let Some(rest) = url.strip_prefix("data:image/") else {
         return Err(format!(
-            "image_url.url must be an http(s) URL or a data:image/...;base64, URL, got '{}'",
+            "image_url.url must be an http(s), file:// or data:image/...;base64, URL, got '{}'",
             url.chars().take(40).collect::<String>()
         ));
     };

@@ -16,17 +16,21 @@ local spec = {
     { "--backend", default = "vllm",
       choices = { "vllm", "openai", "lmdeploy", "scalellm", "sglang-oai", "openai-chat", "vllm-chat",
                   "lmdeploy-chat", "sglang-oai-chat", "openai-responses", "openai-embeddings", "openai-embeddings-chat",
-                  "infinity-embeddings", "vllm-pooling", "vllm-rerank", "sglang", "tgi", "tensorrt-llm",
+                  "openai-embeddings-clip", "openai-embeddings-vlm2vec", "infinity-embeddings", "vllm-pooling", "vllm-rerank", "sglang", "tgi", "tensorrt-llm",
                   "llama.cpp", "deepspeed-mii" },
       help = "server API: vllm/openai/lmdeploy/scalellm/sglang-oai = /v1/completions; *-chat = "
         .. "/v1/chat/completions; openai-responses = /v1/responses (the Responses API's events); "
         .. "openai-embeddings = /v1/embeddings with input, openai-embeddings-chat with chat messages, "
+        .. "openai-embeddings-clip / -vlm2vec the same as vLLM sends them to CLIP / VLM2Vec models (a message with "
+        .. "images: an empty text / the image first and \"Represent the given image.\", every other request with "
+        .. "its question), "
         .. "infinity-embeddings = Infinity's /embeddings; vllm-pooling = /pooling; vllm-rerank = /rerank (a query and "
         .. "its documents: --dataset-name random-rerank); sglang = SGLang's /generate; "
         .. "tgi = /generate_stream; tensorrt-llm = /v2/models/ensemble/generate_stream; "
         .. "llama.cpp = /completion; deepspeed-mii = /mii/{model}",
       help_zh = "服务器接口：vllm/openai 等为文本补全（/v1/completions），*-chat 为对话，openai-responses 为 Responses 接口，"
-        .. "openai-embeddings / openai-embeddings-chat / infinity-embeddings 为向量，vllm-pooling 为 /pooling，"
+        .. "openai-embeddings / openai-embeddings-chat / infinity-embeddings 为向量（-clip / -vlm2vec 按 vLLM 的方式"
+        .. "为 CLIP / VLM2Vec 模型改写带图片的消息），vllm-pooling 为 /pooling，"
         .. "vllm-rerank 为重排序（/rerank，配合 --dataset-name random-rerank）；"
         .. "sglang、tgi、tensorrt-llm、llama.cpp、deepspeed-mii 为各自的原生接口" },
     { "--base-url", help = "server URL, e.g. http://127.0.0.1:8000", help_zh = "服务器地址，如 http://127.0.0.1:8000" },
@@ -80,18 +84,20 @@ local spec = {
     { group = "Dataset", group_zh = "数据集" },
     { "--dataset-name", default = "random",
       choices = { "random", "random-rerank", "sharegpt", "sonnet", "burstgpt", "custom", "prefix_repetition",
-                  "spec_bench", "mooncake", "timed_trace", "hf", "random-mm" },
+                  "spec_bench", "mooncake", "timed_trace", "hf", "random-mm", "custom_image" },
       help = "prompt source; random-rerank makes one query and --num-prompts documents for --backend vllm-rerank "
         .. "(--random-input-len tokens per query-document pair, --random-batch-size documents per request); "
         .. "mooncake replays a Mooncake trace (ms timestamps, 512-token blocks) and timed_trace "
         .. "vLLM's timed-trace format (--timed-trace-* options), both at their timestamps; hf reads a Hugging Face "
         .. "dataset vLLM knows by id (--dataset-path ID, a local folder or file; --hf-*); random-mm is random with "
-        .. "synthetic images (--random-mm-*, chat backends)",
+        .. "synthetic images (--random-mm-*, chat backends); custom_image is JSONL of \"prompt\" with \"image_files\" "
+        .. "or of \"content\" parts (chat backends)",
       help_zh = "提示词来源；random-rerank 生成一个查询和 --num-prompts 个文档，用于 --backend vllm-rerank；"
         .. "mooncake 回放 Mooncake 轨迹（毫秒时间戳，512 token 一块），timed_trace 为 vLLM 的"
         .. "时间轨迹格式（见 --timed-trace-*），都按时间戳发送；hf 读取 vLLM 认识的 Hugging Face 数据集"
         .. "（--dataset-path 为数据集 id、本地文件夹或文件；见 --hf-*）；random-mm 为带合成图片的 random"
-        .. "（见 --random-mm-*，仅对话接口）" },
+        .. "（见 --random-mm-*，仅对话接口）；custom_image 为 JSONL，每行 \"prompt\" 加 \"image_files\"，"
+        .. "或 \"content\" 片段列表（仅对话接口）" },
     { "--dataset-path", help = "dataset file (ShareGPT JSON, BurstGPT CSV, custom or trace JSONL; .gz allowed); "
         .. "hf: a Hub dataset id (local cache first, else downloaded), a folder or a Parquet/JSONL/JSON file",
       help_zh = "数据文件（ShareGPT JSON、BurstGPT CSV、自定义或轨迹 JSONL，可为 .gz）；"
@@ -120,8 +126,14 @@ local spec = {
     { "--sonnet-input-len", type = "int", default = 550, help = "sonnet: input tokens", help_zh = "sonnet：输入 token 数" },
     { "--sonnet-output-len", type = "int", default = 150, help = "sonnet: output tokens", help_zh = "sonnet：输出 token 数" },
     { "--sonnet-prefix-len", type = "int", default = 200, help = "sonnet: shared prefix tokens", help_zh = "sonnet：共享前缀 token 数" },
-    { "--custom-output-len", type = "int", default = 256, help = "custom: output tokens (-1: each line's output_tokens)",
-      help_zh = "custom：输出 token 数（-1 表示用每行的 output_tokens）" },
+    { "--custom-output-len", type = "int", default = 256,
+      help = "custom and custom_image: output tokens (-1: custom: each line's output_tokens; custom_image: the server's)",
+      help_zh = "custom 与 custom_image：输出 token 数（-1：custom 用每行的 output_tokens；custom_image 由服务器决定）" },
+    { "--custom-ensure-client-side-data", type = "bool",
+      help = "custom_image: read every local and http(s) image here and send it as a data URL (default: local "
+        .. "files go as file:// URLs the server reads from its own disk, e.g. vLLM with --allowed-local-media-path)",
+      help_zh = "custom_image：在客户端读取本地与 http(s) 图片，编码成 data URL 发送（默认本地文件以 file:// 地址发送，"
+        .. "由服务器从自己的磁盘读取，例如 vLLM 需 --allowed-local-media-path）" },
     { "--no-reranker", type = "bool",
       help = "random-rerank: the model is an embeddings model, not a reranker: the query is one of each "
         .. "request's --random-batch-size texts and every text is --random-input-len tokens",
@@ -224,8 +236,6 @@ local spec = {
     { "--speed-bench-output-len", type = "int", default = 4096, help = "speed_bench: output tokens per request",
       help_zh = "speed_bench：每个请求的输出 token 数" },
     { "--speed-bench-category", help = "speed_bench: keep only this category", help_zh = "speed_bench：只保留该类别" },
-    { "--custom-ensure-client-side-data", type = "bool", help = "custom_image: send images as data URLs made on the client",
-      help_zh = "custom_image：在客户端把图片编码成 data URL 发送" },
 
     { group = "Traffic", group_zh = "流量" },
     { "--request-rate", type = "number", default = math.huge,
