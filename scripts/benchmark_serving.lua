@@ -59,6 +59,7 @@ local own_flags = {
   speed_bench = { "speed_bench_dataset_subset", "speed_bench_output_len", "speed_bench_category" },
 }
 own_flags.custom_image = { "custom_output_len", "custom_ensure_client_side_data", "no_oversample" }
+own_flags.custom_audio = { "custom_output_len", "no_oversample" }
 local mine = {}
 for _, k in ipairs(own_flags[args.dataset_name] or {}) do mine[k] = true end
 local unused = {}
@@ -380,6 +381,16 @@ elseif name == "custom_image" then
   requests = mb.dataset.custom_image{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n,
     output_len = args.custom_output_len, shuffle = not args.disable_shuffle, seed = args.seed,
     client_side_data = args.custom_ensure_client_side_data }
+elseif name == "custom_audio" then
+  -- vLLM 的 custom_audio：每行一段音频（WAV 或 FLAC）。openai-audio 以 multipart 表单发给 /v1/audio/transcriptions，
+  -- 对话接口则作为 input_audio 片段发送（音频对话模型，如 Qwen2-Audio）。
+  -- vLLM's custom_audio: one clip a line, to the transcription API or as a chat input_audio part.
+  if target.api ~= "audio" and not is_chat then
+    error("moonbench bench: --dataset-name custom_audio sends audio: use --backend openai-audio "
+      .. "(/v1/audio/transcriptions) or openai-chat (audio chat models)", 0)
+  end
+  requests = mb.dataset.custom_audio{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n,
+    output_len = args.custom_output_len, shuffle = not args.disable_shuffle, seed = args.seed }
 elseif name == "spec_bench" then
   -- spec_bench 是 Spec-Bench 的 question.jsonl：取每行 turns 的第一轮，可按 category 过滤。
   requests = mb.dataset.custom{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n,
@@ -388,16 +399,18 @@ elseif name == "spec_bench" then
 elseif name == "hf" then
   -- Hugging Face 数据集：按 vLLM 认识的数据集 id 构造提示（见 docs/datasets.md）。
   -- A Hugging Face dataset, its prompts made the way vLLM makes them for its id.
-  if args.bfcl_categories or args._given.asr_min_audio_len_sec or args._given.asr_max_audio_len_sec then
-    error("moonbench bench: --bfcl-categories and --asr-* go with vLLM's BFCL and speech datasets, "
-      .. "which moonbench's hf dataset does not have yet", 0)
+  if args.bfcl_categories then
+    error("moonbench bench: --bfcl-categories goes with vLLM's BFCL dataset, which moonbench's hf dataset "
+      .. "does not have yet", 0)
   end
   requests = mb.dataset.hf{ ignore_eos = ignore_eos, path = dataset_path(), tokenizer = tok, n = n,
     name = args.hf_name, subset = args.hf_subset, split = args.hf_split, revision = args.revision,
     output_len = args.hf_output_len, seed = args.seed, shuffle = not args.disable_shuffle,
     oversample = not args.no_oversample, chat = is_chat,
     skip_chat_template = args.skip_chat_template or args.apply_chat_template, chat_template_kwargs = template_vars,
-    blazedit_min_distance = args.blazedit_min_distance, blazedit_max_distance = args.blazedit_max_distance }
+    blazedit_min_distance = args.blazedit_min_distance, blazedit_max_distance = args.blazedit_max_distance,
+    asr_min_audio_len_sec = args.asr_min_audio_len_sec,
+    asr_max_audio_len_sec = args.asr_max_audio_len_sec ~= math.huge and args.asr_max_audio_len_sec or nil }
 elseif name == "prefix_repetition" then
   requests = mb.dataset.prefix_repetition{ ignore_eos = ignore_eos, tokenizer = tok, n = n, prefix_len = args.prefix_repetition_prefix_len,
     suffix_len = args.prefix_repetition_suffix_len, num_prefixes = args.prefix_repetition_num_prefixes,
@@ -442,7 +455,8 @@ end
 -- 与 vLLM 相同：custom/spec_bench/custom_image 的行数不够 --num-prompts 时重复使用（--no-oversample 关闭）。
 -- As vLLM, custom, spec_bench and custom_image lines are reused to reach --num-prompts unless --no-oversample.
 local send_n = #requests
-if (name == "custom" or name == "spec_bench" or name == "custom_image") and not args.no_oversample
+if (name == "custom" or name == "spec_bench" or name == "custom_image" or name == "custom_audio")
+    and not args.no_oversample
     and #requests < n then send_n = n end
 
 -- 核对提示长度（--verify-prompt-lengths）：问服务器的 /tokenize 每个提示有多少 token。

@@ -963,6 +963,123 @@ fn custom_image_sends_every_image() {
     fail(&a, "images.jsonl:1: cannot read image");
 }
 
+/// A mono 16-bit PCM WAV of `seconds` of silence at 16 kHz.
+fn wav(seconds: f64) -> Vec<u8> {
+    let data = (seconds * 16_000.0) as u32 * 2;
+    let mut b = b"RIFF".to_vec();
+    b.extend_from_slice(&(36 + data).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00");
+    b.extend_from_slice(&16_000u32.to_le_bytes());
+    b.extend_from_slice(&32_000u32.to_le_bytes());
+    b.extend_from_slice(b"\x02\x00\x10\x00data");
+    b.extend_from_slice(&data.to_le_bytes());
+    b.resize(b.len() + data as usize, 0);
+    b
+}
+
+/// vLLM's custom_audio through `bench`: to the transcription API (a multipart
+/// form; the simulator charges 50 tokens per second of audio it reads from the
+/// file's header) and to a chat API (an input_audio part), with vLLM's RTFx:
+/// the seconds of audio sent over the run's duration.
+#[test]
+fn custom_audio_transcriptions_and_rtfx() {
+    let dir = tmpdir("custom-audio-data");
+    std::fs::write(dir.join("one.wav"), wav(1.0)).unwrap();
+    std::fs::write(dir.join("two.wav"), wav(2.5)).unwrap();
+    let path = dir.join("audio.jsonl");
+    std::fs::write(
+        &path,
+        "{\"prompt\": \"Transcribe the audio.\", \"audio\": \"one.wav\"}\n{\"audio\": \"two.wav\"}\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let base = |backend: &'static str| {
+        vec![
+            "--backend",
+            backend,
+            "--dataset-name",
+            "custom_audio",
+            "--dataset-path",
+            p,
+            "--num-prompts",
+            "4",
+            "--custom-output-len",
+            "5",
+            "--disable-shuffle",
+        ]
+    };
+    // Lines 1, 2, 1, 2 (oversampled): 2 x 1.0 s + 2 x 2.5 s of audio.
+    for extra in [&[][..], &["--endpoint", "/v1/audio/translations"][..]] {
+        let mut a = base("openai-audio");
+        a.extend_from_slice(extra);
+        let r = bench_json("custom-audio", &a);
+        assert_eq!(r["completed"], 4, "{extra:?}");
+        assert_eq!(r["total_server_input_tokens"], 2 * 50 + 2 * 125);
+        let rtfx = r["rtfx"].as_f64().unwrap();
+        let dur = r["duration"].as_f64().unwrap();
+        assert!(
+            (rtfx * dur - 7.0).abs() < 1e-6,
+            "rtfx {rtfx} x duration {dur}"
+        );
+        assert!(r["total_output_tokens"].as_u64().unwrap() >= 4);
+    }
+    // vLLM's ASR datasets from the Hub's Parquet layout: each row's audio clip
+    // (the 31 s one dropped, as Whisper takes at most 30 s), 128 tokens asked.
+    let asr = |extra: &[&str]| {
+        let path = hf_fixture("librispeech_asr");
+        let mut a = vec![
+            "--backend",
+            "openai-audio",
+            "--dataset-name",
+            "hf",
+            "--dataset-path",
+            &path,
+            "--hf-name",
+            "openslr/librispeech_asr",
+            "--hf-subset",
+            "clean",
+            "--hf-split",
+            "validation",
+            "--disable-shuffle",
+            "--no-oversample",
+            "--num-prompts",
+            "5",
+        ];
+        a.extend_from_slice(extra);
+        bench_json("hf-asr", &a)
+    };
+    let r = asr(&[]);
+    assert_eq!(r["completed"], 2);
+    assert_eq!(r["total_server_input_tokens"], 50 + 100);
+    let rtfx = r["rtfx"].as_f64().unwrap() * r["duration"].as_f64().unwrap();
+    assert!((rtfx - 3.0).abs() < 1e-6, "{rtfx}");
+    let r = asr(&["--asr-max-audio-len-sec", "1.5"]);
+    assert_eq!(r["completed"], 1);
+    let r = asr(&["--asr-min-audio-len-sec", "1.5"]);
+    assert_eq!(r["total_server_input_tokens"], 100);
+    let r = bench_json("custom-audio", &base("openai-chat"));
+    assert_eq!(r["total_server_input_tokens"], 2 * (3 + 50) + 2 * 125);
+    assert!(r["rtfx"].as_f64().unwrap() > 0.0);
+    let fail = |args: &[&str], want: &str| {
+        let mut a = vec!["bench"];
+        a.extend_from_slice(args);
+        let out = run(&a, LIMIT);
+        let (_, stderr) = text(&out);
+        assert!(
+            !out.status.success() && stderr.contains(want),
+            "{args:?}: {stderr}"
+        );
+    };
+    fail(&base("openai"), "--backend openai-audio");
+    fail(
+        &["--backend", "openai-audio", "--num-prompts", "2"],
+        "--dataset-name custom_audio",
+    );
+    std::fs::write(dir.join("song.mp3"), b"ID3\x04 not a wav").unwrap();
+    std::fs::write(&path, "{\"audio\": \"song.mp3\"}\n").unwrap();
+    fail(&base("openai-audio"), "audio.jsonl:1");
+}
+
 #[test]
 fn random_mm_sends_images() {
     let r = bench_json(

@@ -455,3 +455,40 @@ fn real_llama_server_timings_are_kept() {
         );
     }
 }
+
+/// Transcription streams as vLLM and OpenAI's format send them
+/// (tests/fixtures/audio/PROVENANCE.md), split at every byte: vLLM's chat-like
+/// `transcription.chunk` events (the opening empty delta carries only usage), and
+/// OpenAI's `transcript.text.delta` / `transcript.text.done` events with usage.
+#[test]
+fn recorded_transcription_streams() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/audio/");
+    let read = |f: &str| std::fs::read_to_string(format!("{dir}{f}")).unwrap();
+    // The issue elides `created`; 0 stands in for it (the decoder never reads it).
+    let vllm = format!(
+        "{}{}data: [DONE]\n\n",
+        read("vllm_pr13301_first_chunk.sse"),
+        read("vllm_issue49116_chunk.sse").replace("\"created\":...,", "\"created\":0,")
+    );
+    let openai = read("vllm_pr49119_openai_events.sse");
+    for (bytes, want) in [
+        (vllm.as_bytes(), (" My".to_string(), 1, Some(2542), false)),
+        (openai.as_bytes(), (" My".to_string(), 1, Some(9004), true)),
+    ] {
+        let whole = summary(&decode(bytes, Api::Audio, &[]));
+        assert_eq!(
+            (whole.0.clone(), whole.1, whole.3, whole.5),
+            want,
+            "{whole:?}"
+        );
+        for i in 0..=bytes.len() {
+            assert_eq!(
+                summary(&decode(bytes, Api::Audio, &[i])),
+                whole,
+                "split at {i}"
+            );
+        }
+    }
+    let done = summary(&decode(openai.as_bytes(), Api::Audio, &[]));
+    assert_eq!(done.4, Some(143), "transcript.text.done's output_tokens");
+}

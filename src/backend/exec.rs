@@ -273,7 +273,10 @@ fn build_http_request(
     let base = &target.base_url;
     let mut b = hyper::Request::post(target.request_path())
         .header("host", base.host_header())
-        .header("content-type", "application/json")
+        .header(
+            "content-type",
+            protocol::content_type(target.backend.api).as_ref(),
+        )
         .header(
             "user-agent",
             concat!("moonbench/", env!("CARGO_PKG_VERSION")),
@@ -315,6 +318,10 @@ pub async fn execute(
         dispatched_ns: d.dispatched_ns,
         prompt_tokens: req.prompt_tokens,
         input_sequences: target.backend.api.input_sequences(&req.prompt),
+        audio_seconds: match &req.prompt {
+            crate::dataset::Prompt::Audio(a) => a.seconds,
+            _ => 0.0,
+        },
         streamed: target.stream,
         expected_output_tokens: req.max_tokens.filter(|_| {
             !target.backend.api.pooling()

@@ -3,10 +3,11 @@
 //!
 //! `exec.rs` runs one request end to end and is where every token's arrival is
 //! timestamped; `http.rs` is the connection layer; `sse.rs` the event-stream
-//! decoder; `openai.rs` the OpenAI completions/chat formats, `responses.rs` the
-//! Responses API, `pooling.rs` the pooling APIs (embeddings, `/pooling`, `/rerank`);
+//! decoder; `openai.rs` the OpenAI completions/chat formats, `audio.rs` the
+//! transcription API (multipart requests), `responses.rs` the Responses API, `pooling.rs` the pooling APIs (embeddings, `/pooling`, `/rerank`);
 //! one file per native API (`sglang.rs`, `tgi.rs`, `trtllm.rs`, `llamacpp.rs`, `mii.rs`).
 
+pub mod audio;
 pub mod exec;
 pub mod http;
 pub mod llamacpp;
@@ -44,6 +45,9 @@ pub enum Api {
     Rerank,
     /// OpenAI Responses `/v1/responses` (typed streaming events).
     Responses,
+    /// OpenAI `/v1/audio/transcriptions` or `/translations` (a multipart form with
+    /// the audio file; chat-like chunks or transcript events back).
+    Audio,
     /// SGLang's native `/generate` (cumulative text with `meta_info`).
     Sglang,
     /// Text Generation Inference's `/generate_stream`.
@@ -95,6 +99,7 @@ impl Api {
             Api::Pooling => "pooling",
             Api::Rerank => "rerank",
             Api::Responses => "responses",
+            Api::Audio => "audio",
             Api::Sglang => "sglang",
             Api::Tgi => "tgi",
             Api::TrtLlm => "tensorrt-llm",
@@ -116,6 +121,9 @@ impl Api {
             Api::Responses => {
                 "OpenAI Responses events (response.output_text.delta, response.completed)"
             }
+            Api::Audio => {
+                "a transcription stream (choices[].delta.content or transcript.text.delta events)"
+            }
             Api::Sglang => "SGLang's native /generate (text + meta_info)",
             Api::Tgi => "TGI's /generate_stream (token, generated_text)",
             Api::TrtLlm => "TensorRT-LLM's generate_stream (text_output)",
@@ -133,6 +141,7 @@ impl Api {
             Api::LlamaCpp => "an event with \"stop\": true",
             Api::TrtLlm => "none (the stream's end)",
             Api::Responses => "a response.completed or response.incomplete event",
+            Api::Audio => "a choice's finish_reason or a transcript.text.done event",
             Api::Embeddings
             | Api::EmbeddingsChat
             | Api::Infinity
@@ -171,6 +180,7 @@ pub const BACKENDS: &[(&str, Api)] = &[
     ("vllm-pooling", Api::Pooling),
     ("vllm-rerank", Api::Rerank),
     ("openai-responses", Api::Responses),
+    ("openai-audio", Api::Audio),
     ("sglang", Api::Sglang),
     ("tgi", Api::Tgi),
     ("tensorrt-llm", Api::TrtLlm),
@@ -208,6 +218,7 @@ impl Backend {
             Api::Pooling => "/pooling",
             Api::Rerank => "/rerank",
             Api::Responses => "/v1/responses",
+            Api::Audio => "/v1/audio/transcriptions",
             Api::Sglang => "/generate",
             Api::Tgi => "/generate_stream",
             Api::TrtLlm => "/v2/models/ensemble/generate_stream",

@@ -37,6 +37,16 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
                 target.backend.name, target.endpoint
             ));
         }
+        (Api::Completions, Prompt::Audio(_)) => {
+            return Err(format!(
+                "a request has audio, but backend '{}' sends text prompts; use --backend openai-audio \
+                 (/v1/audio/transcriptions) or openai-chat (an input_audio part, for audio chat models)",
+                target.backend.name
+            ));
+        }
+        (_, Prompt::Audio(a)) => {
+            m.insert("messages".into(), a.chat_messages());
+        }
         (_, Prompt::Text(t)) => {
             m.insert("messages".into(), json!([{ "role": "user", "content": t }]));
         }

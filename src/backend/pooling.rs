@@ -79,10 +79,10 @@ pub fn body(target: &Target, req: &Request, index: u64) -> Result<Value, String>
                 Prompt::Parts(p) => json!(crate::dataset::join(p)),
                 Prompt::TokenIds(ids) => json!(ids),
                 Prompt::Texts(t) => json!(t),
-                Prompt::Messages(_) => {
+                Prompt::Messages(_) | Prompt::Audio(_) => {
                     return Err(format!(
-                        "a request has chat messages, but backend '{name}' sends `input`; use --backend \
-                         openai-embeddings-chat to send messages to an embeddings server"
+                        "a request has chat messages or audio, but backend '{name}' sends `input`; use \
+                         --backend openai-embeddings-chat to send messages to an embeddings server"
                     ));
                 }
             };
@@ -91,6 +91,7 @@ pub fn body(target: &Target, req: &Request, index: u64) -> Result<Value, String>
         Api::EmbeddingsChat => {
             let messages = match &req.prompt {
                 Prompt::Messages(msgs) => embedding_style(name, msgs.clone(), index),
+                Prompt::Audio(a) => a.chat_messages(),
                 Prompt::Text(_) | Prompt::Parts(_) => {
                     let text = req.prompt.text().unwrap_or_default();
                     json!([{ "role": "user", "content": [{ "type": "text", "text": text }] }])

@@ -10,10 +10,20 @@ use super::{Api, Target};
 use crate::dataset::Request;
 use crate::metrics::{ErrorKind, RequestError};
 
-/// Builds the JSON body of `req`, the `index`-th of its run, for `target`'s backend
-/// (the index only matters to `openai-embeddings-vlm2vec`, as in vLLM).
+/// The `content-type` of a request body for `api`.
+pub fn content_type(api: Api) -> std::borrow::Cow<'static, str> {
+    match api {
+        Api::Audio => super::audio::content_type().into(),
+        _ => "application/json".into(),
+    }
+}
+
+/// Builds the body of `req`, the `index`-th of its run, for `target`'s backend:
+/// JSON, or a multipart form for the transcription API (the index only matters to
+/// `openai-embeddings-vlm2vec`, as in vLLM).
 pub fn build_body(target: &Target, req: &Request, index: u64) -> Result<Vec<u8>, String> {
     let v = match target.backend.api {
+        Api::Audio => return super::audio::body(target, req),
         Api::Completions | Api::Chat => super::openai::body(target, req)?,
         Api::Responses => super::responses::body(target, req)?,
         api if api.pooling() => super::pooling::body(target, req, index)?,
@@ -36,6 +46,7 @@ pub fn on_event(api: Api, data: &[u8], t: u64, acc: &mut Accum) -> Result<(), Re
         Api::TrtLlm => super::trtllm::on_event(data, t, acc),
         Api::LlamaCpp => super::llamacpp::on_event(data, t, acc),
         Api::Responses => super::responses::on_event(data, t, acc),
+        Api::Audio => super::audio::on_event(data, t, acc),
         _ => on_body(api, data, t, acc),
     }
 }
@@ -45,6 +56,7 @@ pub fn on_body(api: Api, body: &[u8], t: u64, acc: &mut Accum) -> Result<(), Req
     match api {
         Api::Completions | Api::Chat => super::openai::on_body(api, body, t, acc),
         Api::Responses => super::responses::on_body(body, t, acc),
+        Api::Audio => super::audio::on_body(body, t, acc),
         api if api.pooling() => super::pooling::on_body(api, body, t, acc),
         Api::Sglang => super::sglang::on_body(body, t, acc),
         Api::Tgi => super::tgi::on_body(body, t, acc),
@@ -71,6 +83,7 @@ pub fn core_fields(api: Api) -> &'static [&'static str] {
         Api::EmbeddingsChat => &["model", "messages"],
         Api::Rerank => &["model", "query", "documents"],
         Api::Responses => &["model", "input", "max_output_tokens", "stream"],
+        Api::Audio => &["file", "model", "max_completion_tokens", "stream"],
         Api::Sglang => &["text", "input_ids", "sampling_params", "stream"],
         Api::Tgi => &["inputs", "parameters", "stream"],
         Api::TrtLlm => &["text_input", "max_tokens", "stream"],
@@ -294,6 +307,11 @@ pub fn text_prompt(target: &Target, req: &Request) -> Result<Value, String> {
         Prompt::Messages(_) => Err(format!(
             "backend '{}' takes text prompts, but a request has chat messages; use --apply-chat-template \
              (or a chat backend such as openai-chat)",
+            target.backend.name
+        )),
+        Prompt::Audio(_) => Err(format!(
+            "backend '{}' takes text prompts, but a request has audio; use --backend openai-audio \
+             (transcriptions) or openai-chat (audio chat models)",
             target.backend.name
         )),
     }

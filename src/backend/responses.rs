@@ -25,9 +25,9 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
     let input = match &req.prompt {
         Prompt::Text(_) | Prompt::Parts(_) => json!(req.prompt.text().unwrap_or_default()),
         Prompt::Messages(msgs) => msgs.clone(),
-        Prompt::TokenIds(_) | Prompt::Texts(_) => {
+        Prompt::TokenIds(_) | Prompt::Texts(_) | Prompt::Audio(_) => {
             return Err(format!(
-                "backend '{}' sends text or chat messages as `input`; a request has token ids or several texts",
+                "backend '{}' sends text or chat messages as `input`; a request has token ids, several texts or audio",
                 target.backend.name
             ));
         }

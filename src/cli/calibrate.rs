@@ -224,6 +224,12 @@ fn text_bytes(reqs: &[Request]) -> (u64, u64) {
                 total += n;
                 unique += n;
             }
+            Prompt::Audio(a) => {
+                total += a.data.len() as u64;
+                if shared.insert(a.data.as_ptr()) {
+                    unique += a.data.len() as u64;
+                }
+            }
             Prompt::Messages(_) => {}
         }
     }

@@ -59,6 +59,12 @@ pub struct HfSpec {
     pub blazedit_min_distance: f64,
     /// BlazeEdit: largest normalized edit distance kept (`--blazedit-max-distance`).
     pub blazedit_max_distance: f64,
+    /// Speech datasets: shortest clip kept, in seconds (`--asr-min-audio-len-sec`).
+    pub asr_min_audio_len_sec: f64,
+    /// Speech datasets: longest clip kept, in seconds (`--asr-max-audio-len-sec`;
+    /// default none). Clips over 30 s are always dropped, as vLLM drops what
+    /// Whisper cannot take.
+    pub asr_max_audio_len_sec: Option<f64>,
 }
 
 impl Default for HfSpec {
@@ -78,6 +84,8 @@ impl Default for HfSpec {
             chat_template_kwargs: Map::new(),
             blazedit_min_distance: 0.0,
             blazedit_max_distance: 1.0,
+            asr_min_audio_len_sec: 0.0,
+            asr_max_audio_len_sec: None,
         }
     }
 }
@@ -752,6 +760,53 @@ fn image_url(v: &Value, at: &str) -> Result<String, String> {
     ))
 }
 
+/// The decoder prompt of Whisper that vLLM counts as a speech request's prompt.
+const WHISPER_PREAMBLE: &str = "<|startoftranscript|><|en|><|transcribe|><|notimestamps|>";
+
+/// An audio column value as a clip: HF's Audio feature (`{bytes, path}`, bytes as
+/// base64 here, a WAV or FLAC file), a readable file path, or decoded samples
+/// (`{array, sampling_rate}`, sent as a 16-bit WAV).
+fn audio_clip(v: &Value, at: &str) -> Result<super::audio::Audio, String> {
+    use base64::Engine;
+    let with = |bytes: Vec<u8>| -> Result<super::audio::Audio, String> {
+        let (format, seconds) = super::audio::probe(&bytes).map_err(|e| format!("{at}: {e}"))?;
+        Ok(super::audio::Audio {
+            data: bytes.into(),
+            format,
+            seconds,
+            text: String::new(),
+        })
+    };
+    if let Some(b64) = v
+        .get("bytes")
+        .and_then(Value::as_str)
+        .filter(|b| !b.is_empty())
+    {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| format!("{at}: the audio bytes are not valid base64: {e}"))?;
+        return with(bytes);
+    }
+    if let (Some(samples), Some(rate)) = (
+        v.get("array").and_then(Value::as_array),
+        v.get("sampling_rate").and_then(Value::as_u64),
+    ) {
+        let pcm: Vec<i16> = samples
+            .iter()
+            .map(|x| (x.as_f64().unwrap_or(0.0).clamp(-1.0, 1.0) * 32767.0) as i16)
+            .collect();
+        return with(super::audio::pcm16_wav(&pcm, rate as u32));
+    }
+    let path = v.get("path").and_then(Value::as_str).or_else(|| v.as_str());
+    if let Some(p) = path.filter(|p| Path::new(p).is_file()) {
+        return super::audio::load(Path::new(p), String::new()).map_err(|e| format!("{at}: {e}"));
+    }
+    Err(format!(
+        "{at}: the audio has neither bytes, samples nor a readable file (found {})",
+        short(v)
+    ))
+}
+
 /// A video column value as a `video_url` part (vLLM's `process_video`).
 fn video_part(v: &Value, at: &str) -> Result<Value, String> {
     let url = match (v.get("bytes").and_then(Value::as_str), v.as_str()) {
@@ -891,11 +946,21 @@ fn make(kind: Kind, row: &Row, spec: &HfSpec) -> Result<Option<Made>, String> {
             m
         }
         Kind::Asr => {
-            return Err(
-                "the speech datasets (ASR) need vLLM's openai-audio backend (transcriptions), \
-                 which moonbench does not have yet"
-                    .into(),
-            );
+            // vLLM's ASRDataset: the clip, dropped when longer than Whisper takes
+            // (30 s) or outside --asr-min/max-audio-len-sec.
+            let audio = audio_clip(dig(row, "audio", &[])?, &row.at)?;
+            let too_long = spec
+                .asr_max_audio_len_sec
+                .is_some_and(|m| audio.seconds > m);
+            if audio.seconds > 30.0 || audio.seconds < spec.asr_min_audio_len_sec || too_long {
+                return Ok(None);
+            }
+            Made {
+                prompt: Prompt::Audio(audio),
+                media: Vec::new(),
+                reference: None,
+                limits: None,
+            }
         }
         Kind::Blazedit => {
             let d = dig(row, "norm_distance", &[])?
@@ -970,6 +1035,9 @@ fn finish(
             true,
             &spec.chat_template_kwargs,
         )?;
+    } else if kind == Kind::Asr {
+        // As vLLM counts it: the Whisper preamble the server puts before the audio.
+        req.prompt_tokens = tok.count(WHISPER_PREAMBLE) as u32;
     } else {
         req.prompt_tokens = prompt_tokens(tok, &req.prompt) as u32;
     }
@@ -1018,12 +1086,6 @@ pub fn generate(tok: &Tokenizer, path: &str, spec: &HfSpec) -> Result<Vec<Reques
         }
     };
     let kind = kind_of(&name)?;
-    if kind == Kind::Asr {
-        return Err(format!(
-            "{name} is a speech dataset: it needs vLLM's openai-audio backend (transcriptions), \
-             which moonbench does not have yet"
-        ));
-    }
     let media_kind = matches!(
         kind,
         Kind::VisionArena | Kind::VisionArenaBench | Kind::Mmvu | Kind::MmStar

@@ -7,6 +7,7 @@
 //! lengths are exact without re-encoding; text datasets (ShareGPT, sonnet, custom)
 //! are counted with the tokenizer, in parallel.
 
+pub mod audio;
 pub mod burstgpt;
 pub mod custom;
 pub mod hf;
@@ -43,6 +44,9 @@ pub enum Prompt {
     /// Several texts in one request: a batch of embeddings inputs (vLLM's
     /// `--random-batch-size`), or a rerank query followed by its documents.
     Texts(Vec<String>),
+    /// An audio clip (and its text): a transcription request, or a chat message
+    /// with an `input_audio` part.
+    Audio(audio::Audio),
 }
 
 impl Prompt {

@@ -143,6 +143,8 @@ pub struct RequestRecord {
     pub user: Option<UserTag>,
     /// The server's own timing of the request, where it reports one (llama.cpp).
     pub server_timing: Option<ServerTiming>,
+    /// Seconds of audio the request sent (0 for text): vLLM's `input_audio_duration`.
+    pub audio_seconds: f64,
 }
 
 /// What a server reported about its own handling of one request (llama.cpp's

@@ -219,6 +219,9 @@ pub struct Summary {
     pub max_concurrent_requests: u64,
     /// Exact peak of requests in flight at the same instant.
     pub peak_in_flight: u64,
+    /// Seconds of audio sent by successful requests / duration (vLLM's `rtfx`,
+    /// the inverse real-time factor); `None` when no request sent audio.
+    pub rtfx: Option<f64>,
     /// Requests that had to open a new connection after the clock started.
     pub new_connections: u64,
     /// The requested rate (None = infinite).
@@ -471,6 +474,9 @@ impl Summary {
                 json!(self.max_concurrent_requests),
             );
         }
+        if let Some(r) = self.rtfx {
+            m.insert("rtfx".into(), json!(r));
+        }
         let per_request: &[Metric] = if pooling {
             &[Metric::E2el]
         } else {
@@ -575,6 +581,14 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
         .collect();
     if !server_in.is_empty() {
         s.total_server_input_tokens = Some(server_in.iter().sum());
+    }
+    let audio: f64 = ok.iter().map(|r| r.audio_seconds).sum();
+    if audio > 0.0 {
+        s.rtfx = Some(if duration > 0.0 {
+            audio / duration
+        } else {
+            0.0
+        });
     }
     if duration > 0.0 {
         s.request_throughput = s.completed as f64 / duration;

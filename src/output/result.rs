@@ -286,8 +286,8 @@ impl RunResult {
             "queue_times".into(),
             json!(recs.iter().map(|r| r.schedule_lag()).collect::<Vec<_>>()),
         );
-        // Inverse real-time factor of audio benchmarks (no audio here yet: 0, as vLLM writes it).
-        m.insert("rtfx".into(), json!(0.0));
+        // Inverse real-time factor: seconds of audio per second (0 without audio, as vLLM writes it).
+        m.insert("rtfx".into(), json!(s.rtfx.unwrap_or(0.0)));
         if detailed || self.pooling() {
             // vLLM's pooling result keeps these two even without --save-detailed.
             m.insert(
@@ -569,8 +569,8 @@ pub const RESULT_FIELDS: &[(&str, &str, &str, &str)] = &[
     (
         "rtfx",
         "number",
-        "vLLM's inverse real-time factor of audio benchmarks (0 without audio)",
-        "vLLM 语音基准的逆实时因子（没有音频时为 0）",
+        "vLLM's inverse real-time factor: seconds of audio sent by successful requests per second of the run (0 without audio)",
+        "vLLM 的逆实时因子：每秒运行时间内成功请求发送的音频秒数（没有音频时为 0）",
     ),
     (
         "input_lens / output_lens",

@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::dataset::random::{self, RandomSpec};
 use crate::dataset::random_rerank;
 use crate::dataset::{Prompt, Request, RequestSet};
-use crate::dataset::{burstgpt, custom, hf, mooncake, prefix_repetition, sharegpt, sonnet};
+use crate::dataset::{audio, burstgpt, custom, hf, mooncake, prefix_repetition, sharegpt, sonnet};
 use crate::tokenizer::Tokenizer;
 
 /// A tokenizer in Lua: `tok:encode(s)`, `tok:decode(ids)`, `tok:count(s)`.
@@ -142,6 +142,14 @@ fn request_to_lua(lua: &Lua, r: &Request) -> mlua::Result<Table> {
         Prompt::Messages(m) => t.set("messages", to_lua(lua, m)?)?,
         Prompt::TokenIds(ids) => t.set("prompt_token_ids", ids.clone())?,
         Prompt::Texts(v) => t.set("texts", v.clone())?,
+        Prompt::Audio(a) => {
+            t.set("prompt", a.text.as_str())?;
+            let au = lua.create_table()?;
+            au.set("format", a.format)?;
+            au.set("seconds", a.seconds)?;
+            au.set("bytes", a.data.len())?;
+            t.set("audio", au)?;
+        }
     }
     t.set("prompt_tokens", r.prompt_tokens)?;
     t.set("max_tokens", r.max_tokens)?;
@@ -424,6 +432,7 @@ dataset_options! {
     burstgpt::BurstGptSpec => "mb.dataset.burstgpt", synthetic: true;
     custom::CustomSpec => "mb.dataset.custom", synthetic: false;
     custom::CustomImageSpec => "mb.dataset.custom_image", synthetic: false;
+    audio::CustomAudioSpec => "mb.dataset.custom_audio", synthetic: false;
     hf::HfSpec => "mb.dataset.hf", synthetic: false;
     prefix_repetition::PrefixRepetitionSpec => "mb.dataset.prefix_repetition", synthetic: true;
     mooncake::MooncakeSpec => "mb.dataset.mooncake", synthetic: true;
@@ -437,7 +446,7 @@ pub struct DatasetCommon {
     /// The tokenizer prompt lengths are measured with: `mb.tokenizer(...)`, a
     /// path, a model id or "words" (default: one token per word).
     tokenizer: Option<LuaObject>,
-    /// The dataset file (sharegpt, burstgpt, custom, custom_image, mooncake; hf: a file, a
+    /// The dataset file (sharegpt, burstgpt, custom, custom_image, custom_audio, mooncake; hf: a file, a
     /// folder or a Hub dataset id; sonnet: its own text instead of the bundled one).
     path: Option<String>,
     /// Ask the server to ignore end-of-sequence, so answers are exactly
@@ -548,6 +557,9 @@ pub fn register(lua: &Lua, outer: &Table) -> mlua::Result<()> {
     })?;
     dataset::<custom::CustomImageSpec>(lua, m, "custom_image", Path_::Required, |tok, p, s| {
         custom::generate_images(tok, p.expect("path"), s)
+    })?;
+    dataset::<audio::CustomAudioSpec>(lua, m, "custom_audio", Path_::Required, |tok, p, s| {
+        audio::generate(tok, p.expect("path"), s)
     })?;
     dataset::<hf::HfSpec>(lua, m, "hf", Path_::Required, |tok, p, s| {
         hf::generate(tok, &p.expect("path").to_string_lossy(), s)

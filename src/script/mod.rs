@@ -452,6 +452,7 @@ pub const DATASET_FLAGS: &[(&str, &str, &str)] = &[
     ("sharegpt", "output_len", "--sharegpt-output-len"),
     ("custom", "output_len", "--custom-output-len"),
     ("custom_image", "output_len", "--custom-output-len"),
+    ("custom_audio", "output_len", "--custom-output-len"),
     (
         "custom_image",
         "client_side_data",

@@ -17,7 +17,8 @@ use super::stdlib_opts::{PrintOpts, RateSweepOpts, SloSearchOpts};
 use super::target::TargetOpts;
 use super::users::UsersOpts;
 use crate::dataset::{
-    burstgpt, custom, hf, mooncake, prefix_repetition, random, random_rerank, sharegpt, sonnet,
+    audio, burstgpt, custom, hf, mooncake, prefix_repetition, random, random_rerank, sharegpt,
+    sonnet,
 };
 use crate::output::result::{METRIC_DOCS, RESULT_FIELDS};
 use crate::sim::SimOptions;
@@ -145,6 +146,12 @@ pub fn entries() -> Vec<Entry> {
             "vLLM's custom_image: JSON lines of {\"prompt\", \"image_files\"} or {\"content\": [text and image parts]}, each one chat message.",
             "vLLM 的 custom_image：JSONL，每行 {\"prompt\", \"image_files\"} 或 {\"content\": [文字与图片片段]}，各成一条对话消息。",
             custom::CustomImageSpec
+        ),
+        e!(
+            "mb.dataset.custom_audio",
+            "vLLM's custom_audio: JSON lines of {\"prompt\", \"audio\": \"clip.wav\"} (WAV or FLAC), for backend openai-audio (transcriptions) or a chat backend (an input_audio part).",
+            "vLLM 的 custom_audio：JSONL，每行 {\"prompt\", \"audio\": \"clip.wav\"}（WAV 或 FLAC），用于 openai-audio 接口（语音转写）或对话接口（input_audio 片段）。",
+            audio::CustomAudioSpec
         ),
         e!(
             "mb.dataset.hf",

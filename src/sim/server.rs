@@ -155,6 +155,9 @@ pub async fn handle(
             generate(req, st, Route::Pool(Pool::Rerank)).await
         }
         (&Method::POST, "/v1/responses") => generate(req, st, Route::Responses).await,
+        (&Method::POST, "/v1/audio/transcriptions" | "/v1/audio/translations") => {
+            generate(req, st, Route::Audio).await
+        }
         (&Method::POST, "/tokenize") => tokenize(req, &st).await,
         (&Method::POST, "/generate") => generate(req, st, Route::Generate).await,
         (&Method::POST, "/generate_stream") => generate(req, st, Route::TgiStream).await,
@@ -209,6 +212,8 @@ enum Route {
     Pool(Pool),
     /// OpenAI Responses (`input`, typed events).
     Responses,
+    /// The transcription API: a multipart form with the audio file.
+    Audio,
     /// SGLang's `/generate` (`text`/`input_ids`) or TGI's (`inputs`).
     Generate,
     TgiStream,
@@ -330,6 +335,18 @@ fn ask(st: &SimState, body: &Value, route: Route) -> Ask {
             a.min_tokens = u(&body["min_tokens"]).unwrap_or(0);
             a.ignore_eos = b(&body["ignore_eos"]);
         }
+        Route::Audio => {
+            match body["file"]["seconds"].as_f64() {
+                Some(sec) => a.prompt_tokens = audio_tokens(sec),
+                None => {
+                    a.invalid = Some("the form has no audio `file` (a WAV or FLAC upload)".into())
+                }
+            }
+            a.max_tokens = u(&body["max_completion_tokens"]).unwrap_or(st.default_max_tokens);
+            a.ignore_eos = b(&body["ignore_eos"]);
+            a.include_usage = b(&body["stream_include_usage"]);
+            a.continuous = b(&body["stream_continuous_usage_stats"]);
+        }
         Route::Responses => {
             match &body["input"] {
                 Value::String(t) => {
@@ -429,6 +446,7 @@ fn ask(st: &SimState, body: &Value, route: Route) -> Ask {
 fn messages_prompt(st: &SimState, messages: &Value, a: &mut Ask) {
     let mut text = String::new();
     let mut images = 0u32;
+    let mut audio = 0u32;
     for m in messages.as_array().into_iter().flatten() {
         match &m["content"] {
             Value::String(s) => text.push_str(s),
@@ -440,6 +458,10 @@ fn messages_prompt(st: &SimState, messages: &Value, a: &mut Ask) {
                             Ok(()) => images += 1,
                             Err(e) => a.invalid = Some(e),
                         },
+                        (Some("input_audio"), _) => match input_audio_seconds(&p["input_audio"]) {
+                            Ok(sec) => audio += audio_tokens(sec),
+                            Err(e) => a.invalid = Some(e),
+                        },
                         _ => {}
                     }
                 }
@@ -448,8 +470,79 @@ fn messages_prompt(st: &SimState, messages: &Value, a: &mut Ask) {
         }
         text.push(' ');
     }
-    a.prompt_tokens = st.tokenizer.count(&text) as u32 + images * IMAGE_TOKENS;
+    a.prompt_tokens = st.tokenizer.count(&text) as u32 + images * IMAGE_TOKENS + audio;
     a.prompt_text = text;
+}
+
+/// Prompt tokens the simulator charges for audio: 50 a second, the rate of
+/// Whisper's encoder (1,500 positions for 30 s).
+pub const AUDIO_TOKENS_PER_SECOND: f64 = 50.0;
+
+fn audio_tokens(seconds: f64) -> u32 {
+    (seconds * AUDIO_TOKENS_PER_SECOND).ceil() as u32
+}
+
+/// The length of a chat `input_audio` part (`{data: base64, format}`).
+fn input_audio_seconds(v: &Value) -> Result<f64, String> {
+    use base64::Engine;
+    let data = v["data"]
+        .as_str()
+        .ok_or("input_audio.data must be base64 audio")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| format!("input_audio.data is not valid base64: {e}"))?;
+    crate::dataset::audio::probe(&bytes)
+        .map(|(_, sec)| sec)
+        .map_err(|e| format!("input_audio: {e}"))
+}
+
+/// A multipart/form-data body as a JSON object: each field's text (`True`/`true`
+/// as booleans, numbers as numbers), and an uploaded file as
+/// `{"format", "seconds", "bytes"}` from its audio header.
+fn parse_form(body: &[u8], boundary: &str) -> Result<Value, String> {
+    let delim = format!("--{boundary}");
+    let mut out = serde_json::Map::new();
+    let mut rest = body;
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let start = find(rest, delim.as_bytes()).ok_or("the form has no part (boundary not found)")?;
+    rest = &rest[start + delim.len()..];
+    loop {
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let rest2 = rest
+            .strip_prefix(b"\r\n")
+            .ok_or("a form part does not start a line")?;
+        let head_end = find(rest2, b"\r\n\r\n").ok_or("a form part has no header end")?;
+        let head = String::from_utf8_lossy(&rest2[..head_end]).into_owned();
+        let data_and_more = &rest2[head_end + 4..];
+        let end = find(data_and_more, format!("\r\n{delim}").as_bytes())
+            .ok_or("a form part is not closed by the boundary")?;
+        let data = &data_and_more[..end];
+        let attr = |key: &str| {
+            head.split(';')
+                .find_map(|kv| kv.trim().strip_prefix(&format!("{key}=\"")))
+                .map(|v| v.trim_end_matches('"').to_string())
+        };
+        let name = attr("name").ok_or("a form part has no name")?;
+        let value = if attr("filename").is_some() {
+            let (format, seconds) =
+                crate::dataset::audio::probe(data).map_err(|e| format!("field `{name}`: {e}"))?;
+            json!({"format": format, "seconds": seconds, "bytes": data.len()})
+        } else {
+            let t = String::from_utf8_lossy(data).into_owned();
+            match t.as_str() {
+                "True" | "true" => json!(true),
+                "False" | "false" => json!(false),
+                _ => serde_json::from_str::<serde_json::Number>(&t)
+                    .map(Value::Number)
+                    .unwrap_or(Value::String(t)),
+            }
+        };
+        out.insert(name, value);
+        rest = &data_and_more[end + 2 + delim.len()..];
+    }
+    Ok(Value::Object(out))
 }
 
 fn stream_format(route: Route, body: &Value) -> Format {
@@ -462,6 +555,7 @@ fn stream_format(route: Route, body: &Value) -> Format {
         Route::TrtLlm { .. } => Format::TrtLlm,
         Route::LlamaCpp => Format::LlamaCpp,
         Route::Responses => Format::Responses,
+        Route::Audio => Format::Transcription,
         Route::Pool(_) | Route::Mii => Format::Completions,
     }
 }
@@ -680,6 +774,11 @@ async fn read_request(
     };
     let request_id = header("x-request-id").unwrap_or_default();
     let fault_header = header("x-moonbench-fault");
+    let boundary = header("content-type").and_then(|c| {
+        c.strip_prefix("multipart/form-data")
+            .and_then(|r| r.split("boundary=").nth(1))
+            .map(|b| b.trim_matches('"').to_string())
+    });
     let bytes = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
@@ -691,6 +790,16 @@ async fn read_request(
         }
     };
     let received_ns = clock::now_ns();
+    if let Some(boundary) = boundary {
+        return match parse_form(&bytes, &boundary) {
+            Ok(body) => Ok((body, request_id, fault_header, received_ns)),
+            Err(e) => Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid multipart form: {e}"),
+                "BadRequestError",
+            )),
+        };
+    }
     let body: Value = match serde_json::from_slice(&bytes) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => {
@@ -751,7 +860,7 @@ fn pick_fault(
 fn check_model(st: &SimState, body: &Value, route: Route) -> Option<Refusal> {
     if matches!(
         route,
-        Route::Completions | Route::Chat | Route::Pool(_) | Route::Responses
+        Route::Completions | Route::Chat | Route::Pool(_) | Route::Responses | Route::Audio
     ) {
         if let Some(m) = body["model"].as_str() {
             if m != st.model {
@@ -791,6 +900,7 @@ fn stream_heads(st: &SimState, format: Format, seq: u64, created: i64) -> (Strin
     let model_json = serde_json::to_string(&st.model).unwrap();
     let (id, object) = match format {
         Format::Chat => (format!("chatcmpl-{seq}"), "chat.completion.chunk"),
+        Format::Transcription => (format!("trsc-{seq}"), "transcription.chunk"),
         _ => (format!("cmpl-{seq}"), "text_completion"),
     };
     let head = format!(
@@ -868,6 +978,10 @@ fn unary_answer(
                 "usage": {"input_tokens": a.prompt_tokens, "output_tokens": n, "total_tokens": a.prompt_tokens + n}})
         }
         (Route::Mii, _) => json!({"text": [text]}),
+        (Route::Audio, _) => {
+            json!({"text": text, "usage": {"type": "tokens", "input_tokens": a.prompt_tokens,
+            "output_tokens": n, "total_tokens": a.prompt_tokens + n}})
+        }
         (_, Format::Chat) => {
             let (think, answer) =
                 super::stream::split_tokens(seq, 0, st.reasoning_tokens.min(n), n);

@@ -59,6 +59,8 @@ pub enum Format {
     LlamaCpp,
     /// OpenAI Responses: `event:` + `data:` typed events, `response.completed` last.
     Responses,
+    /// vLLM's transcription stream: chat-like `transcription.chunk` events.
+    Transcription,
 }
 
 enum Phase {
@@ -241,6 +243,20 @@ impl SimStream {
                 out.push_str(&self.prefix);
                 out.push_str(&format!("\"delta\":{{{delta}}},\"logprobs\":null,\"finish_reason\":{finish}}}]{usage}}}\n\n"));
             }
+            Format::Transcription => {
+                // vLLM opens with an empty delta (and usage, with continuous stats).
+                if self.chunks == 0 {
+                    let first_usage = if self.continuous_usage {
+                        format!(",\"usage\":{}", self.usage_json(0))
+                    } else {
+                        String::new()
+                    };
+                    out.push_str(&self.prefix);
+                    out.push_str(&format!("\"delta\":{{\"content\":\"\"}},\"finish_reason\":null}}]{first_usage}}}\n\n"));
+                }
+                out.push_str(&self.prefix);
+                out.push_str(&format!("\"delta\":{{\"content\":\"{text}\"}},\"finish_reason\":{finish}}}]{usage}}}\n\n"));
+            }
             Format::Sglang => {
                 let fr = if last {
                     format!(
@@ -324,7 +340,7 @@ impl SimStream {
     fn tail(&self) -> Vec<u8> {
         let mut out = String::new();
         match self.format {
-            Format::Completions | Format::Chat => {
+            Format::Completions | Format::Chat | Format::Transcription => {
                 if self.include_usage {
                     out.push_str(&self.head);
                     out.push_str("\"choices\":[],\"usage\":");

@@ -16,10 +16,12 @@ local spec = {
     { "--backend", default = "vllm",
       choices = { "vllm", "openai", "lmdeploy", "scalellm", "sglang-oai", "openai-chat", "vllm-chat",
                   "lmdeploy-chat", "sglang-oai-chat", "openai-responses", "openai-embeddings", "openai-embeddings-chat",
-                  "openai-embeddings-clip", "openai-embeddings-vlm2vec", "infinity-embeddings", "vllm-pooling", "vllm-rerank", "sglang", "tgi", "tensorrt-llm",
+                  "openai-embeddings-clip", "openai-embeddings-vlm2vec", "openai-audio", "infinity-embeddings", "vllm-pooling", "vllm-rerank", "sglang", "tgi", "tensorrt-llm",
                   "llama.cpp", "deepspeed-mii" },
       help = "server API: vllm/openai/lmdeploy/scalellm/sglang-oai = /v1/completions; *-chat = "
         .. "/v1/chat/completions; openai-responses = /v1/responses (the Responses API's events); "
+        .. "openai-audio = /v1/audio/transcriptions (or --endpoint /v1/audio/translations: the audio file as a "
+        .. "multipart form, --dataset-name custom_audio; RTFx in the result); "
         .. "openai-embeddings = /v1/embeddings with input, openai-embeddings-chat with chat messages, "
         .. "openai-embeddings-clip / -vlm2vec the same as vLLM sends them to CLIP / VLM2Vec models (a message with "
         .. "images: an empty text / the image first and \"Represent the given image.\", every other request with "
@@ -29,6 +31,8 @@ local spec = {
         .. "tgi = /generate_stream; tensorrt-llm = /v2/models/ensemble/generate_stream; "
         .. "llama.cpp = /completion; deepspeed-mii = /mii/{model}",
       help_zh = "服务器接口：vllm/openai 等为文本补全（/v1/completions），*-chat 为对话，openai-responses 为 Responses 接口，"
+        .. "openai-audio 为语音转写 /v1/audio/transcriptions（或 --endpoint /v1/audio/translations；以 multipart 表单发送音频，"
+        .. "配合 --dataset-name custom_audio；结果含 RTFx），"
         .. "openai-embeddings / openai-embeddings-chat / infinity-embeddings 为向量（-clip / -vlm2vec 按 vLLM 的方式"
         .. "为 CLIP / VLM2Vec 模型改写带图片的消息），vllm-pooling 为 /pooling，"
         .. "vllm-rerank 为重排序（/rerank，配合 --dataset-name random-rerank）；"
@@ -84,20 +88,22 @@ local spec = {
     { group = "Dataset", group_zh = "数据集" },
     { "--dataset-name", default = "random",
       choices = { "random", "random-rerank", "sharegpt", "sonnet", "burstgpt", "custom", "prefix_repetition",
-                  "spec_bench", "mooncake", "timed_trace", "hf", "random-mm", "custom_image" },
+                  "spec_bench", "mooncake", "timed_trace", "hf", "random-mm", "custom_image", "custom_audio" },
       help = "prompt source; random-rerank makes one query and --num-prompts documents for --backend vllm-rerank "
         .. "(--random-input-len tokens per query-document pair, --random-batch-size documents per request); "
         .. "mooncake replays a Mooncake trace (ms timestamps, 512-token blocks) and timed_trace "
         .. "vLLM's timed-trace format (--timed-trace-* options), both at their timestamps; hf reads a Hugging Face "
         .. "dataset vLLM knows by id (--dataset-path ID, a local folder or file; --hf-*); random-mm is random with "
         .. "synthetic images (--random-mm-*, chat backends); custom_image is JSONL of \"prompt\" with \"image_files\" "
-        .. "or of \"content\" parts (chat backends)",
+        .. "or of \"content\" parts (chat backends); custom_audio is JSONL of {\"prompt\", \"audio\": \"clip.wav\"} "
+        .. "(WAV or FLAC) for --backend openai-audio, or openai-chat (an input_audio part)",
       help_zh = "提示词来源；random-rerank 生成一个查询和 --num-prompts 个文档，用于 --backend vllm-rerank；"
         .. "mooncake 回放 Mooncake 轨迹（毫秒时间戳，512 token 一块），timed_trace 为 vLLM 的"
         .. "时间轨迹格式（见 --timed-trace-*），都按时间戳发送；hf 读取 vLLM 认识的 Hugging Face 数据集"
         .. "（--dataset-path 为数据集 id、本地文件夹或文件；见 --hf-*）；random-mm 为带合成图片的 random"
         .. "（见 --random-mm-*，仅对话接口）；custom_image 为 JSONL，每行 \"prompt\" 加 \"image_files\"，"
-        .. "或 \"content\" 片段列表（仅对话接口）" },
+        .. "或 \"content\" 片段列表（仅对话接口）；custom_audio 为 JSONL，每行 {\"prompt\", \"audio\": \"clip.wav\"}"
+        .. "（WAV 或 FLAC），用于 --backend openai-audio，或 openai-chat（input_audio 片段）" },
     { "--dataset-path", help = "dataset file (ShareGPT JSON, BurstGPT CSV, custom or trace JSONL; .gz allowed); "
         .. "hf: a Hub dataset id (local cache first, else downloaded), a folder or a Parquet/JSONL/JSON file",
       help_zh = "数据文件（ShareGPT JSON、BurstGPT CSV、自定义或轨迹 JSONL，可为 .gz）；"
@@ -127,8 +133,9 @@ local spec = {
     { "--sonnet-output-len", type = "int", default = 150, help = "sonnet: output tokens", help_zh = "sonnet：输出 token 数" },
     { "--sonnet-prefix-len", type = "int", default = 200, help = "sonnet: shared prefix tokens", help_zh = "sonnet：共享前缀 token 数" },
     { "--custom-output-len", type = "int", default = 256,
-      help = "custom and custom_image: output tokens (-1: custom: each line's output_tokens; custom_image: the server's)",
-      help_zh = "custom 与 custom_image：输出 token 数（-1：custom 用每行的 output_tokens；custom_image 由服务器决定）" },
+      help = "custom, custom_image and custom_audio: output tokens (-1: custom: each line's output_tokens; the others: "
+        .. "the server's)",
+      help_zh = "custom、custom_image 与 custom_audio：输出 token 数（-1：custom 用每行的 output_tokens；其余由服务器决定）" },
     { "--custom-ensure-client-side-data", type = "bool",
       help = "custom_image: read every local and http(s) image here and send it as a data URL (default: local "
         .. "files go as file:// URLs the server reads from its own disk, e.g. vLLM with --allowed-local-media-path)",
@@ -150,6 +157,13 @@ local spec = {
       help_zh = "spec_bench：每个请求的输出 token 数" },
     { "--spec-bench-category", help = "spec_bench: keep only this category (default: all)",
       help_zh = "spec_bench：只保留该类别（默认全部）" },
+    { "--asr-min-audio-len-sec", type = "number", default = 0.0,
+      help = "hf speech datasets (librispeech_asr, voxpopuli, ...; --backend openai-audio): shortest clip kept (s)",
+      help_zh = "hf 语音数据集（librispeech_asr、voxpopuli 等，配合 --backend openai-audio）：保留的最短音频（秒）" },
+    { "--asr-max-audio-len-sec", type = "number", default = math.huge,
+      help = "hf speech datasets: longest clip kept (s); clips over 30 s are always dropped, as vLLM drops what "
+        .. "Whisper cannot take",
+      help_zh = "hf 语音数据集：保留的最长音频（秒）；超过 30 秒的总会被丢弃（与 vLLM 相同，Whisper 处理不了）" },
     { "--disable-shuffle", type = "bool", help = "custom and hf: keep the file's order", help_zh = "custom 与 hf：保持文件中的顺序" },
     { "--no-oversample", type = "bool", help = "sharegpt, custom and hf: do not repeat samples to reach --num-prompts",
       help_zh = "sharegpt、custom 与 hf：有效样本不足时不重复采样" },
@@ -226,10 +240,6 @@ local spec = {
       group_zh = "moonbench 尚未支持的 vLLM 数据集的参数（为兼容 vLLM 命令行而接受；与其它数据集一起给出时会提示未使用）" },
     { "--bfcl-categories", help = "hf BFCL: comma-separated categories (default simple,live_simple,multiple)",
       help_zh = "hf BFCL：逗号分隔的类别（默认 simple,live_simple,multiple）" },
-    { "--asr-min-audio-len-sec", type = "number", default = 0.0, help = "hf ASR datasets: shortest audio kept (s)",
-      help_zh = "hf 语音识别数据集：保留的最短音频（秒）" },
-    { "--asr-max-audio-len-sec", type = "number", default = math.huge, help = "hf ASR datasets: longest audio kept (s)",
-      help_zh = "hf 语音识别数据集：保留的最长音频（秒）" },
     { "--speed-bench-dataset-subset", default = "qualitative",
       choices = { "qualitative", "throughput_1k", "throughput_2k", "throughput_8k", "throughput_16k", "throughput_32k" },
       help = "speed_bench: the SPEED-Bench subset", help_zh = "speed_bench：SPEED-Bench 子集" },

@@ -33,6 +33,7 @@ local L = {
     othr = "Output token throughput (tok/s):",
     peak_out = "Peak output token throughput (tok/s):",
     peak_conc = "Peak concurrent requests:",
+    rtfx = "RTFx (Inverse Real-Time Factor):",
     tthr = "Total Token throughput (tok/s):",
     ttft = "Time to First Token",
     tpot = "Time per Output Token (excl. 1st token)",
@@ -104,6 +105,7 @@ local L = {
     othr = "输出 token 吞吐量 (tok/s):",
     peak_out = "峰值输出 token 吞吐量 (tok/s):",
     peak_conc = "峰值并发请求数:",
+    rtfx = "RTFx（逆实时因子）:",
     tthr = "总 token 吞吐量 (tok/s):",
     ttft = "首 token 时间 TTFT",
     tpot = "每输出 token 时间 TPOT（不含首 token）",
@@ -236,6 +238,8 @@ function M.format(s, opts)
   -- the table shows the exact peak in flight (both are in the JSON).
   line(t.peak_conc, num((s.peak_in_flight or s.max_concurrent_requests or 0) + 0.0))
   line(t.tthr, num(s.total_token_throughput))
+  -- 语音转写：每秒处理了多少秒音频（vLLM 的 RTFx）。Seconds of audio per second, as vLLM prints it.
+  if (s.rtfx or 0) > 0 then line(t.rtfx, num(s.rtfx)) end
   local percentiles = s.percentiles or { 99 }
   for _, m in ipairs({ { "ttft", "TTFT" }, { "tpot", "TPOT" }, { "itl", "ITL" }, { "e2el", "E2EL" },
       { "client_queue_time", "Client Queue Time" }, { "e2el_including_client_queue", "E2EL incl. Client Queue" } }) do
