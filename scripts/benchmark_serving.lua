@@ -52,7 +52,7 @@ local own_flags = {
   timed_trace = { "timed_trace_chunk_hash_size", "timed_trace_sec_multiplier", "timed_trace_label_timestamp",
     "timed_trace_label_input_length", "timed_trace_label_output_length", "timed_trace_label_hash_ids",
     "trace_time_scale", "self_timed" },
-  hf = { "hf_name", "hf_subset", "hf_split", "hf_output_len", "revision", "enable_multimodal_chat",
+  hf = { "hf_name", "hf_subset", "hf_split", "hf_output_len", "enable_multimodal_chat",
     "blazedit_min_distance", "blazedit_max_distance", "bfcl_categories", "asr_min_audio_len_sec",
     "asr_max_audio_len_sec", "skip_chat_template", "no_oversample" },
   -- vLLM 的这些数据集 moonbench 还没有。Datasets moonbench does not have yet.
@@ -206,7 +206,8 @@ if not tokenizer_spec then
   say("Tokenizer: " .. tokenizer_spec .. " (the model " .. base .. "/v1/models reports)",
       "分词器：" .. tokenizer_spec .. "（服务器 /v1/models 报告的模型）")
 end
-local tok = mb.tokenizer(tokenizer_spec)
+-- --revision：Hub 上的分词器版本（分支、标签或提交）。The tokenizer's revision on the Hub.
+local tok = mb.tokenizer(tokenizer_spec, { revision = args.revision })
 
 -- 不加 --disable-streaming 时用后端的默认值（DeepSpeed-MII 与 embeddings 不支持流式）。
 local stream = nil

@@ -950,6 +950,72 @@ fn tokenizer_by_model_id_from_the_hub() {
     );
 }
 
+/// `--revision` names the tokenizer's branch, tag or commit on the Hub: it is
+/// downloaded at that revision (the stand-in serves only `resolve/v2/...`), kept
+/// in the cache under refs/v2, found there offline, and a revision not cached is
+/// named in the error.
+#[test]
+fn tokenizer_at_a_revision() {
+    let gz = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/qwen3/tokenizer.json.gz"
+    ))
+    .unwrap();
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json).unwrap();
+    let hub = hub_routes(vec![(
+        "/Qwen/Qwen3-0.6B/resolve/v2/tokenizer.json".into(),
+        json,
+    )]);
+    let home = tmpdir("hf-home-rev");
+    let bench = |rev: &str, offline: bool| {
+        let mut c = bin();
+        c.args([
+            "bench",
+            "--model",
+            "Qwen/Qwen3-0.6B",
+            "--revision",
+            rev,
+            "--num-prompts",
+            "2",
+            "--random-input-len",
+            "30",
+            "--random-output-len",
+            "2",
+            "--disable-tqdm",
+        ])
+        .env("HF_HOME", &home)
+        .env("HF_ENDPOINT", &hub)
+        .env_remove("HF_HUB_CACHE")
+        .env_remove("HUGGINGFACE_HUB_CACHE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        if offline {
+            c.env("HF_HUB_OFFLINE", "1");
+        } else {
+            c.env_remove("HF_HUB_OFFLINE");
+        }
+        wait(c.spawn().unwrap(), Duration::from_secs(120))
+    };
+    let out = bench("v2", false);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let model = home.join("hub/models--Qwen--Qwen3-0.6B");
+    assert_eq!(
+        std::fs::read_to_string(model.join("refs/v2"))
+            .unwrap()
+            .trim(),
+        "0123456789abcdef0123456789abcdef01234567"
+    );
+    assert!(bench("v2", true).status.success(), "cached: found offline");
+    // main was never downloaded: not on the stand-in, and not in the cache.
+    let out = bench("main", false);
+    assert!(!out.status.success() && text(&out).1.contains("resolve/main/tokenizer.json"));
+    let out = bench("v3", true);
+    let e = text(&out).1;
+    assert!(!out.status.success() && e.contains("(revision v3)"), "{e}");
+}
+
 /// vLLM's --no-stream is about loading a Hugging Face dataset: the answers are
 /// still streamed (only --disable-streaming turns that off).
 #[test]

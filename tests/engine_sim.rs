@@ -46,6 +46,7 @@ fn spec(sim: &SimHandle, backend: &str, reqs: Vec<Request>) -> RunSpec {
         io_threads: 2,
         server_metrics: None,
         probe_interval: None,
+        shard: None,
     }
 }
 

@@ -43,6 +43,7 @@ fn spec(sim: &SimHandle, n: usize) -> RunSpec {
         io_threads: 1,
         server_metrics: None,
         probe_interval: None,
+        shard: None,
     }
 }
 

@@ -134,6 +134,7 @@ fn one_run(
         records_path: None,
         tokenizer: Arc::new(Tokenizer::words()),
         io_threads: client_threads,
+        shard: None,
     };
     let cpu0 = client_cpu();
     let t0 = clock::now_ns();

@@ -463,7 +463,17 @@ pub fn main() -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    match cli.command {
+    // --shard I/N (and --shards N) belong to moonbench, not to the script: taken
+    // out here, with the shard from the environment when the flag is absent.
+    let mut cmd = cli.command;
+    if let Command::Bench { args } | Command::Sweep { args } | Command::Run { args, .. } = &mut cmd
+    {
+        if let Err(e) = crate::engine::shard::init(args) {
+            eprintln!("moonbench: {e}");
+            return 2;
+        }
+    }
+    match cmd {
         Command::Bench { args } => bundled("scripts/benchmark_serving.lua", args),
         Command::Sweep { args } => bundled("scripts/sweep.lua", args),
         Command::Check { args } => bundled("scripts/check_server.lua", args),

@@ -6,7 +6,8 @@
 //! limit (`os.rs`), the ready check (`ready.rs`),
 //! the client-health monitor (`health.rs`), the `/metrics` scraper (`scrape.rs`)
 //! and the live consumers of records: the JSONL records file (`records.rs`) and
-//! the progress bar (`progress.rs`). Takes and returns plain Rust types; Lua
+//! the progress bar (`progress.rs`); which share of a sharded run this process
+//! sends (`shard.rs`). Takes and returns plain Rust types; Lua
 //! never runs here.
 
 pub mod cancel;
@@ -19,6 +20,7 @@ pub mod records;
 pub mod run;
 pub mod schedule;
 pub mod scrape;
+pub mod shard;
 pub mod users;
 
 pub use run::{RunOutcome, RunSpec, reset_prefix_cache, run};

@@ -63,6 +63,9 @@ pub struct RunSpec {
     /// Send one-token probe requests this long apart beside the run (vLLM's
     /// `--probe-request-rate`; `None`: none).
     pub probe_interval: Option<Duration>,
+    /// Send only this shard's positions of the schedule, at their times
+    /// (`max_concurrency` and `warmups` are already this shard's part).
+    pub shard: Option<super::shard::Shard>,
 }
 
 /// What a run measured.
@@ -303,10 +306,12 @@ pub async fn run_with_stop(
         return Err("interrupted before the run started".into());
     }
     let planned = planned_requests(&spec);
-    let want = spec.preconnect.then(|| preconnect_count(&spec, planned));
+    // What this process sends: its shard's part of the schedule.
+    let mine = planned.map(|n| spec.shard.map_or(n, |s| s.part(n)));
+    let want = spec.preconnect.then(|| preconnect_count(&spec, mine));
     let (client, out) = connect(&mut spec.target, spec.ready_timeout, want).await?;
     let headers = spec.target.plain_headers();
-    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(Progress::new(planned, spec.progress))];
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(Progress::new(mine, spec.progress))];
     if let Some(ch) = on_record {
         sinks.push(Box::new(ch));
     }
@@ -429,10 +434,14 @@ pub async fn run_with_stop(
     let handle = tokio::runtime::Handle::current();
     let dispatcher = {
         let (shared, ctl, sem) = (shared.clone(), ctl_rx.clone(), sem.clone());
-        let (n, duration) = (planned, spec.duration);
+        let (n, duration, shard) = (planned, spec.duration, spec.shard);
         std::thread::Builder::new()
             .name("mb-dispatch".into())
-            .spawn(move || dispatch_loop(handle, arrival, n, duration, t0, sem, ctl, shared, alive))
+            .spawn(move || {
+                dispatch_loop(
+                    handle, arrival, n, duration, t0, sem, ctl, shared, alive, shard,
+                )
+            })
             .map_err(|e| format!("cannot start the dispatcher thread: {e}"))?
     };
     let _ = all_done.recv().await;
@@ -664,6 +673,7 @@ fn dispatch_loop(
     ctl: watch::Receiver<u8>,
     shared: Arc<Shared>,
     alive: mpsc::Sender<()>,
+    shard: Option<super::shard::Shard>,
 ) -> Histogram<u64> {
     #[cfg(target_os = "linux")]
     // SAFETY: prctl(PR_SET_TIMERSLACK) only changes this thread's timer slack.
@@ -686,6 +696,11 @@ fn dispatch_loop(
         let sched = t0 + clock::ns_of_secs(offset);
         if end_ns.is_some_and(|e| sched >= e) {
             break;
+        }
+        // Another shard's request: its time passes, nothing is sent here.
+        if shard.is_some_and(|s| !s.owns(i)) {
+            i += 1;
+            continue;
         }
         if !sleep_until(sched, &ctl) {
             break;

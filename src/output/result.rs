@@ -37,6 +37,8 @@ pub struct RunInfo {
     pub endpoint: String,
     /// Warm-up requests sent.
     pub num_warmups: usize,
+    /// This process's shard of a sharded run (`None`: the whole run).
+    pub shard: Option<crate::engine::shard::Shard>,
     /// vLLM's ramp-up (`--ramp-up-strategy`), if the run used one.
     pub ramp: Option<RampInfo>,
     /// The requests were sent at times the script gave (a list, a function or a
@@ -247,6 +249,9 @@ impl RunResult {
         }
         m.insert("burstiness".into(), json!(i.burstiness));
         m.insert("max_concurrency".into(), json!(i.max_concurrency));
+        if let Some(s) = i.shard {
+            m.insert("shard".into(), json!({"index": s.index, "count": s.count}));
+        }
         if let Some(r) = &i.ramp {
             m.insert("ramp_up_strategy".into(), json!(r.strategy.name()));
             m.insert("ramp_up_start_rps".into(), int_or_float(r.start));
@@ -567,6 +572,12 @@ pub const RESULT_FIELDS: &[(&str, &str, &str, &str)] = &[
         "逐请求（总是写出，同 vLLM）：E2EL、从开始算起的发送时刻、客户端排队时间（实际发送减计划发送）",
     ),
     (
+        "shard",
+        "object",
+        "a sharded run's part: {index, count}; this file holds the requests at schedule positions k with k mod count = index, and max_concurrency is this shard's part",
+        "分片运行中本进程的部分：{index, count}；本文件只含调度序号 k 满足 k mod count = index 的请求，max_concurrency 为本分片分到的部分",
+    ),
+    (
         "rtfx",
         "number",
         "vLLM's inverse real-time factor: seconds of audio sent by successful requests per second of the run (0 without audio)",
@@ -879,6 +890,7 @@ mod tests {
             RunResult {
                 info: RunInfo {
                     custom_schedule: true,
+                    shard: Some(crate::engine::shard::Shard { index: 1, count: 4 }),
                     ..Default::default()
                 },
                 outcome: RunOutcome::default(),

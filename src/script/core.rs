@@ -47,6 +47,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
     m.set("version", env!("CARGO_PKG_VERSION"))?;
     functions!(lua, m, {
         "env" => sync env,
+        "shard" => sync shard,
         "now" => sync now,
         "time" => sync time,
         "date" => sync date,
@@ -91,6 +92,16 @@ fn env(lua: &Lua, (name, default): (String, Option<Value>)) -> mlua::Result<Valu
         Ok(v) => Value::String(lua.create_string(v)?),
         Err(_) => default.unwrap_or(Value::Nil),
     })
+}
+
+/// `mb.shard()`: `{ index, count }` of this process's shard (`{ index = 0,
+/// count = 1 }` when the run is not sharded).
+fn shard(lua: &Lua, _: ()) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    let s = crate::engine::shard::current();
+    t.set("index", s.map_or(0, |s| s.index))?;
+    t.set("count", s.map_or(1, |s| s.count))?;
+    Ok(t)
 }
 
 /// `mb.now()`: the monotonic clock, in seconds.

@@ -62,6 +62,19 @@ impl LuaOptions for ChatTemplateOpts {
     const WHAT: &'static str = "tok:apply_chat_template";
 }
 
+/// Options of `mb.tokenizer(spec, {...})`.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerOpts {
+    /// Branch, tag or commit of a Hub model id's tokenizer (`--revision`; default
+    /// main): the cached snapshot of that revision, else downloaded at it.
+    revision: Option<String>,
+}
+
+impl LuaOptions for TokenizerOpts {
+    const WHAT: &'static str = "mb.tokenizer";
+}
+
 /// Options of `reqs:assign_models{...}` (vLLM's `--lora-modules`, `--lora-assignment`).
 #[derive(serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -511,8 +524,14 @@ where
 }
 
 /// `mb.tokenizer(spec)`: a tokenizer object.
-fn tokenizer(_: &Lua, v: Value) -> mlua::Result<LuaTokenizer> {
-    Ok(LuaTokenizer(tokenizer_arg(v)?))
+fn tokenizer(lua: &Lua, (v, opts): (Value, Option<Table>)) -> mlua::Result<LuaTokenizer> {
+    let rev = decode::<TokenizerOpts>(lua, opts)?.opts.revision;
+    match (&v, rev) {
+        (Value::String(s), Some(rev)) => Ok(LuaTokenizer(Arc::new(
+            Tokenizer::load_at(&s.to_str()?, Some(&rev)).map_err(mlua::Error::runtime)?,
+        ))),
+        _ => Ok(LuaTokenizer(tokenizer_arg(v)?)),
+    }
 }
 
 /// `mb.dataset.from_table(list [, tokenizer])`: a request set from Lua tables or

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde_json::Value;
 
 use super::core::AggregateOpts;
-use super::data::{AssignModelsOpts, ChatTemplateOpts, DatasetCommon, RequestOpts};
+use super::data::{AssignModelsOpts, ChatTemplateOpts, DatasetCommon, RequestOpts, TokenizerOpts};
 use super::run::{
     ConstantOpts, PlotTimelineOpts, PoissonOpts, RampOpts, RecordsOpts, ResultOpts, RunOpts,
     SaveOpts, SavePytorchOpts, StepOpts, StepsOpts, SummaryOpts, TraceOpts,
@@ -102,8 +102,9 @@ pub fn entries() -> Vec<Entry> {
         ),
         e!(
             "mb.tokenizer",
-            "mb.tokenizer(spec): a tokenizer.json, a model directory, a GGUF model file, a model id (local cache, else the Hub), or \"words\".",
-            "mb.tokenizer(spec)：tokenizer.json、模型目录、GGUF 模型文件、模型 id（先查本地缓存，没有则从 Hub 下载），或 \"words\"。"
+            "mb.tokenizer(spec [, {revision}]): a tokenizer.json, a model directory, a GGUF model file, a model id (local cache, else the Hub), or \"words\".",
+            "mb.tokenizer(spec [, {revision}])：tokenizer.json、模型目录、GGUF 模型文件、模型 id（先查本地缓存，没有则从 Hub 下载），或 \"words\"。",
+            TokenizerOpts
         ),
         e!(
             "mb.dataset.random",
@@ -379,6 +380,11 @@ pub fn entries() -> Vec<Entry> {
             "mb.env / mb.now / mb.time / mb.date / mb.sleep / mb.log",
             "Environment variable; monotonic seconds; Unix seconds; YYYYmmdd-HHMMSS; sleep; a log line.",
             "环境变量；单调时钟（秒）；Unix 秒；日期串；暂停；日志。"
+        ),
+        e!(
+            "mb.shard",
+            "mb.shard(): { index, count } of this process's shard of a sharded run (--shard I/N, MOONBENCH_SHARD, JOB_COMPLETION_INDEX with --shards N, or Slurm's SLURM_PROCID/SLURM_NTASKS); { index = 0, count = 1 } otherwise. mb.run sends only this shard's requests (shard = false: all).",
+            "mb.shard()：分片运行时本进程的 { index, count }（来自 --shard I/N、MOONBENCH_SHARD、JOB_COMPLETION_INDEX 加 --shards N，或 Slurm 的 SLURM_PROCID/SLURM_NTASKS）；不分片时为 { index = 0, count = 1 }。mb.run 只发送本分片的请求（shard = false 则全发）。"
         ),
         e!(
             "mb.mkdir / mb.exists / mb.bundled / mb.image_data_url",

@@ -380,6 +380,8 @@ pub struct RunOpts {
     reset_prefix_cache: Option<bool>,
     /// Also send one-token "Hi" probe requests at this rate (req/s), one at a time and outside max_concurrency, reported apart as probe_* (vLLM's --probe-request-rate; default 0: none).
     probe_rate: Option<f64>,
+    /// Send only this process's shard of the schedule (`mb.shard()`, from --shard I/N, MOONBENCH_SHARD, JOB_COMPLETION_INDEX with --shards N, or Slurm), with its part of max_concurrency and warmup; false sends every request (default true).
+    shard: Option<bool>,
 }
 
 impl LuaOptions for RunOpts {
@@ -537,8 +539,24 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
     let duration = secs("mb.run", "duration", o.duration, None)?;
     let n_for_arrival = num_requests.or((duration.is_none()).then_some(requests.len() as u64));
     let arrival = arrival_arg(&lua, d.value("arrival"), n_for_arrival, &requests)?;
-    let max_concurrency = o.max_concurrency;
-    let warmups = o.warmup.unwrap_or(0);
+    let shard = crate::engine::shard::current().filter(|_| o.shard.unwrap_or(true));
+    // Each shard takes its part of the concurrency limit and of the warm-ups, so
+    // that the shards together hold what one process would.
+    let max_concurrency = match (o.max_concurrency, shard) {
+        (Some(c), Some(s)) if (c as u64) < s.count => {
+            return Err(mlua::Error::runtime(format!(
+                "mb.run: max_concurrency {c} cannot be split over {} shards (each needs at least 1); \
+                 raise it or use fewer shards",
+                s.count
+            )));
+        }
+        (Some(c), Some(s)) => Some(s.part(c as u64) as usize),
+        (c, _) => c,
+    };
+    let warmups = match shard {
+        Some(s) => s.part(o.warmup.unwrap_or(0) as u64) as usize,
+        None => o.warmup.unwrap_or(0),
+    };
     let on_response: Option<Function> = d.get(&lua, "on_response")?;
     let (profile, reset) = (
         o.profile.unwrap_or(false),
@@ -597,6 +615,7 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
                 )));
             }
         },
+        shard,
     };
     crate::engine::run::validate(&spec)
         .map_err(|e| mlua::Error::runtime(format!("mb.run: {e}")))?;
@@ -611,6 +630,7 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
         burstiness: arrival.burstiness(),
         max_concurrency,
         num_warmups: warmups,
+        shard,
         ramp: crate::output::result::RampInfo::of(&arrival),
         custom_schedule: matches!(arrival, Arrival::Times(_)),
         ..c.info()

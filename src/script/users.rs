@@ -254,6 +254,8 @@ pub struct UsersOpts {
     ramp: Option<f64>,
     /// Seed of `u:prompt` (default 0).
     seed: Option<u64>,
+    /// Run only this process's shard of the users (`mb.shard()`: user i when i mod count = index, at its own start time); false runs them all (default true).
+    shard: Option<bool>,
 }
 
 impl LuaOptions for UsersOpts {
@@ -302,25 +304,39 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
         }
     };
 
+    // A sharded run: this process runs the users i with i mod N = I (each with the
+    // id, seed and start time it has in the whole run).
+    let shard = crate::engine::shard::current().filter(|_| o.shard.unwrap_or(true));
+    let mine: Vec<usize> = (0..count)
+        .filter(|i| shard.is_none_or(|s| s.owns(*i as u64)))
+        .collect();
+    if mine.is_empty() {
+        return Err(mlua::Error::runtime(format!(
+            "mb.users: {count} users cannot be split over {} shards (each needs at least 1); \
+             add users or use fewer shards",
+            shard.map_or(1, |s| s.count)
+        )));
+    }
     let tg = &c.target;
     let spec = SessionSpec {
         target: tg.target.clone(),
         tokenizer: tg.tokenizer.clone(),
-        users: count,
+        users: mine.len(),
         ready_timeout: c.ready_timeout,
         records_path: c.records_path.clone(),
         server_metrics: c.server_metrics,
         io_threads: c.io_threads,
         grace: c.grace,
     };
-    if let Some(e) = crate::engine::os::fd_budget_error(count as u64, tg.sim.is_some()) {
+    if let Some(e) = crate::engine::os::fd_budget_error(mine.len() as u64, tg.sim.is_some()) {
         return Err(mlua::Error::runtime(format!(
             "mb.users: {count} users: {e}"
         )));
     }
     let pool = tg.tokenizer.word_pool().ok();
     let info = RunInfo {
-        max_concurrency: Some(count),
+        max_concurrency: Some(mine.len()),
+        shard,
         ..c.info()
     };
     let (io, options, progress) = (c.io.clone(), c.options.clone(), c.progress);
@@ -357,7 +373,7 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
 
     let cpu0 = crate::engine::os::current_thread_cpu_secs();
     let mut users = FuturesUnordered::new();
-    for i in 0..count {
+    for &i in &mine {
         let start = t0 + clock::ns_of_secs(offset(i));
         users.push(run_user(
             lua.clone(),

@@ -29,13 +29,22 @@ pub fn endpoint() -> String {
         .to_string()
 }
 
-/// Downloads model `id`'s tokenizer files into `cache` (a `hub` cache directory)
-/// and returns the path of its `tokenizer.json`.
-pub fn fetch(id: &str, cache: PathBuf) -> Result<PathBuf, String> {
-    let url = format!("{}/{id}/resolve/main/tokenizer.json", endpoint());
-    let id = id.to_string();
+/// Downloads model `id`'s tokenizer files at `revision` (a branch, tag or commit)
+/// into `cache` (a `hub` cache directory) and returns the path of its
+/// `tokenizer.json`.
+pub fn fetch(id: &str, revision: &str, cache: PathBuf) -> Result<PathBuf, String> {
+    let url = format!(
+        "{}/{id}/resolve/{}/tokenizer.json",
+        endpoint(),
+        revision.replace('/', "%2F")
+    );
+    let repo = hf_hub::Repo::with_revision(
+        id.to_string(),
+        hf_hub::RepoType::Model,
+        revision.to_string(),
+    );
     bounded(&url, cache, move |api| {
-        let repo = api.model(id);
+        let repo = api.repo(repo);
         let path = repo.get("tokenizer.json").map_err(|e| e.to_string())?;
         // The chat template lives beside it in one of these, when the model has one.
         for optional in ["tokenizer_config.json", "chat_template.jinja"] {

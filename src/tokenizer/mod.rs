@@ -103,6 +103,13 @@ impl Tokenizer {
     /// is read from `chat_template.jinja` or `tokenizer_config.json` beside it. An
     /// error lists every place that was looked in and how to fix it.
     pub fn load(spec: &str) -> Result<Tokenizer, String> {
+        Tokenizer::load_at(spec, None)
+    }
+
+    /// [`Tokenizer::load`] of a model id at `revision` (a branch, tag or commit,
+    /// as `--revision`): the cached snapshot that revision names (`refs/<rev>`, or
+    /// the commit itself), else downloaded at it. Paths ignore the revision.
+    pub fn load_at(spec: &str, revision: Option<&str>) -> Result<Tokenizer, String> {
         if spec == "words" {
             return Ok(Tokenizer::words());
         }
@@ -119,6 +126,20 @@ impl Tokenizer {
                 for cache in hf_cache_dirs() {
                     let snaps = cache.join(&folder).join("snapshots");
                     let mut found = false;
+                    if let Some(rev) = revision {
+                        // The snapshot of that revision only: refs/<rev> holds its commit.
+                        let commit =
+                            std::fs::read_to_string(cache.join(&folder).join("refs").join(rev))
+                                .map(|c| c.trim().to_string())
+                                .unwrap_or_else(|_| rev.to_string());
+                        let d = snaps.join(&commit);
+                        if d.join("tokenizer.json").is_file() {
+                            c.push(d.join("tokenizer.json"));
+                        } else {
+                            looked.push(format!("{}/tokenizer.json (revision {rev})", d.display()));
+                        }
+                        continue;
+                    }
                     if let Ok(rd) = std::fs::read_dir(&snaps) {
                         let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
                         dirs.sort();
@@ -172,7 +193,7 @@ impl Tokenizer {
                 .into_iter()
                 .next()
                 .unwrap_or_else(|| PathBuf::from(".cache/huggingface/hub"));
-            match hub::fetch(spec, cache.clone()) {
+            match hub::fetch(spec, revision.unwrap_or("main"), cache.clone()) {
                 Ok(path) => {
                     eprintln!("tokenizer of {spec} downloaded to {}", path.display());
                     return Tokenizer::load(&path.display().to_string()).map(|mut t| {

@@ -175,8 +175,9 @@ local spec = {
       help_zh = "hf：划分（默认与 vLLM 相同，多为 train）" },
     { "--hf-output-len", type = "int", help = "hf: output tokens per request (default: the dataset's own)",
       help_zh = "hf：每个请求的输出 token 数（默认用数据集自己的）" },
-    { "--revision", help = "hf: branch, tag or commit of a dataset downloaded from the Hub (default main)",
-      help_zh = "hf：从 Hub 下载数据集时的分支、标签或提交（默认 main）" },
+    { "--revision", help = "branch, tag or commit on the Hugging Face Hub of the tokenizer (a model id) and of an hf "
+        .. "dataset (default main): the cached snapshot of that revision, else downloaded at it",
+      help_zh = "Hugging Face Hub 上分词器（模型 id）与 hf 数据集的分支、标签或提交（默认 main）：先用缓存中该版本的快照，否则按该版本下载" },
     { "--enable-multimodal-chat", type = "bool",
       help = "hf multimodal datasets: send prompts as chat messages with their media (moonbench always does, "
         .. "for chat backends, as vLLM's serving benchmark does, so this changes nothing)",
@@ -260,6 +261,15 @@ local spec = {
     { "--ramp-up-end-rps", type = "number", help = "rate of the last request when ramping", help_zh = "斜坡终点速率" },
     { "--max-concurrency", type = "int", help = "at most this many requests in flight", help_zh = "同时在途的最大请求数（并发上限）" },
     { "--duration", type = "number", help = "stop sending after this many seconds", help_zh = "发送多少秒后停止" },
+    { "--shard", help = "I/N: this process is shard I (from 0) of N and sends the requests at schedule positions "
+        .. "k with k mod N = I, at their times, with its part of --max-concurrency and --num-warmups (also "
+        .. "MOONBENCH_SHARD=I/N, Kubernetes' JOB_COMPLETION_INDEX with --shards N, Slurm's SLURM_PROCID/SLURM_NTASKS); "
+        .. "every shard builds the same seeded dataset and schedule",
+      help_zh = "I/N：本进程是 N 个分片中的第 I 个（从 0 起），只发送调度序号 k 满足 k mod N = I 的请求（按原定时间），"
+        .. "并分得 --max-concurrency 与 --num-warmups 的相应份额（也可用 MOONBENCH_SHARD=I/N、Kubernetes 的 "
+        .. "JOB_COMPLETION_INDEX 加 --shards N、Slurm 的 SLURM_PROCID/SLURM_NTASKS）；各分片生成相同的数据集与调度" },
+    { "--shards", type = "int", help = "N: the number of shards, with Kubernetes' JOB_COMPLETION_INDEX as this pod's I",
+      help_zh = "N：分片总数，配合 Kubernetes 的 JOB_COMPLETION_INDEX 作为本 Pod 的序号 I" },
     { "--num-warmups", type = "int", default = 0, help = "unmeasured warm-up requests", help_zh = "不计入统计的预热请求数" },
     { "--probe-request-rate", type = "number", default = 0,
       help = "also send one-token \"Hi\" probes at this rate (one at a time, outside --max-concurrency) and report "

@@ -1,0 +1,208 @@
+//! Sharded runs: this process is shard `index` of `count`, and sends only the
+//! requests of the schedule whose position `k` has `k mod count == index`, at
+//! their times in the whole schedule, so the union of the shards is the unsharded
+//! run at the same overall rate. The shard comes from `--shard I/N` (taken out of
+//! `bench`, `sweep` and `run` arguments before their scripts see them), else
+//! `MOONBENCH_SHARD=I/N`, else Kubernetes' `JOB_COMPLETION_INDEX` with
+//! `--shards N` (or `MOONBENCH_SHARDS=N`), else Slurm's
+//! `SLURM_PROCID`/`SLURM_NTASKS`. Concurrency limits and warm-ups are split
+//! between the shards ([`Shard::part`]).
+
+use std::sync::OnceLock;
+
+/// Shard `index` of `count` (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// This shard's number, `0..count`.
+    pub index: u64,
+    /// How many shards the run has (at least 2 when sharded).
+    pub count: u64,
+}
+
+impl Shard {
+    /// Parses `I/N` (`where` names the flag or variable in errors).
+    pub fn parse(s: &str, place: &str) -> Result<Shard, String> {
+        let bad = |why: &str| {
+            format!(
+                "{place} {s}: {why}; write I/N with 0 <= I < N, e.g. --shard 0/4 for the first of four"
+            )
+        };
+        let (i, n) = s
+            .split_once('/')
+            .ok_or_else(|| bad("not of the form I/N"))?;
+        let index: u64 = i
+            .trim()
+            .parse()
+            .map_err(|_| bad("I is not a whole number"))?;
+        let count: u64 = n
+            .trim()
+            .parse()
+            .map_err(|_| bad("N is not a whole number"))?;
+        if count == 0 {
+            return Err(bad("N must be at least 1"));
+        }
+        if index >= count {
+            return Err(bad(&format!(
+                "shards are numbered from 0, so the last of {count} is {}",
+                count - 1
+            )));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether schedule position `k` is this shard's.
+    pub fn owns(&self, k: u64) -> bool {
+        k % self.count == self.index
+    }
+
+    /// This shard's part of `total` (a concurrency limit, warm-ups): the total
+    /// divided as evenly as whole numbers allow, the lower shards taking the
+    /// remainder, so the parts add up to `total`.
+    pub fn part(&self, total: u64) -> u64 {
+        total / self.count + u64::from(self.index < total % self.count)
+    }
+}
+
+static CURRENT: OnceLock<Option<Shard>> = OnceLock::new();
+
+/// The shard this process runs as (`None`: not sharded), once [`init`] has set it.
+pub fn current() -> Option<Shard> {
+    CURRENT.get().copied().flatten()
+}
+
+/// Takes `--shard I/N` and `--shards N` (also `--shard=I/N`) out of `args` and
+/// sets this process's shard from them or the environment (see the module docs);
+/// a wrong value is an error naming the flag or variable. Called once.
+pub fn init(args: &mut Vec<String>) -> Result<Option<Shard>, String> {
+    let mut flag_shard = None;
+    let mut flag_count = None;
+    let mut i = 0;
+    while i < args.len() {
+        let (name, inline) = match args[i].split_once('=') {
+            Some((n, v)) if n == "--shard" || n == "--shards" => {
+                (n.to_string(), Some(v.to_string()))
+            }
+            _ => (args[i].clone(), None),
+        };
+        if name != "--shard" && name != "--shards" {
+            i += 1;
+            continue;
+        }
+        let value = match inline {
+            Some(v) => {
+                args.remove(i);
+                v
+            }
+            None => {
+                if i + 1 >= args.len() {
+                    return Err(format!(
+                        "{name} needs a value (e.g. {name} {})",
+                        if name == "--shard" { "0/4" } else { "4" }
+                    ));
+                }
+                args.remove(i);
+                args.remove(i)
+            }
+        };
+        if name == "--shard" {
+            flag_shard = Some(Shard::parse(&value, "--shard")?);
+        } else {
+            flag_count = Some(
+                value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        format!("--shards {value}: must be a whole number of shards >= 1")
+                    })?,
+            );
+        }
+    }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let shard = if let Some(s) = flag_shard {
+        if let Some(n) = flag_count.filter(|n| *n != s.count) {
+            return Err(format!(
+                "--shard {}/{} and --shards {n} disagree on the number of shards",
+                s.index, s.count
+            ));
+        }
+        Some(s)
+    } else if let Some(v) = env("MOONBENCH_SHARD") {
+        Some(Shard::parse(&v, "MOONBENCH_SHARD")?)
+    } else if let Some(idx) = env("JOB_COMPLETION_INDEX") {
+        let count = match flag_count {
+            Some(n) => Some(n),
+            None => match env("MOONBENCH_SHARDS") {
+                Some(v) => Some(v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    format!("MOONBENCH_SHARDS={v}: must be a whole number of shards >= 1")
+                })?),
+                None => None,
+            },
+        };
+        match count {
+            Some(n) => Some(Shard::parse(&format!("{idx}/{n}"), "JOB_COMPLETION_INDEX")?),
+            None => {
+                eprintln!(
+                    "note: JOB_COMPLETION_INDEX={idx} is set (a Kubernetes Indexed Job) but not the number of \
+                     shards; pass --shards N (or MOONBENCH_SHARDS=N) to send only this pod's share; not sharding"
+                );
+                None
+            }
+        }
+    } else if let (Some(id), Some(n)) = (env("SLURM_PROCID"), env("SLURM_NTASKS")) {
+        Some(Shard::parse(
+            &format!("{id}/{n}"),
+            "SLURM_PROCID/SLURM_NTASKS",
+        )?)
+    } else if let Some(n) = flag_count {
+        return Err(format!(
+            "--shards {n} needs this process's index: --shard I/{n}, or JOB_COMPLETION_INDEX (Kubernetes)"
+        ));
+    } else {
+        None
+    };
+    // One shard of one is the whole run.
+    let shard = shard.filter(|s| s.count > 1);
+    let _ = CURRENT.set(shard);
+    Ok(shard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_own_and_part() {
+        let s = Shard::parse("1/4", "--shard").unwrap();
+        assert!(s.owns(5) && !s.owns(4));
+        assert_eq!(
+            (0..4)
+                .map(|i| Shard { index: i, count: 4 }.part(10))
+                .collect::<Vec<_>>(),
+            vec![3, 3, 2, 2]
+        );
+        for (bad, want) in [
+            ("4/4", "the last of 4 is 3"),
+            ("1/0", "N must be at least 1"),
+            ("x/2", "I is not a whole number"),
+            ("2", "not of the form I/N"),
+        ] {
+            let e = Shard::parse(bad, "--shard").unwrap_err();
+            assert!(e.contains(want) && e.contains("--shard"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn flags_come_out_of_the_arguments() {
+        let mut a: Vec<String> = ["--num-prompts", "8", "--shard", "2/3", "--seed", "1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // (Tests share the process: read the parsed value, not `current()`.)
+        let got = init(&mut a).unwrap();
+        assert_eq!(got, Some(Shard { index: 2, count: 3 }));
+        assert_eq!(a, ["--num-prompts", "8", "--seed", "1"]);
+        let mut b: Vec<String> = vec!["--shard=0/2".into(), "--shards".into(), "3".into()];
+        assert!(init(&mut b).unwrap_err().contains("disagree"));
+    }
+}

@@ -1,0 +1,220 @@
+//! Sharded runs (`--shard I/N`): 4 shard processes against one `serve-sim` send
+//! exactly the unsharded run's requests between them — the same prompts at the
+//! same schedule positions and intended times — each with its part of the
+//! concurrency limit; bad shard specs stop before anything is sent.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// A `serve-sim` on 127.0.0.1, port 0, and its URL.
+fn serve_sim() -> (Child, String) {
+    let mut sim = bin()
+        .args([
+            "serve-sim",
+            "--port",
+            "0",
+            "--engine",
+            "fixed",
+            "--ttft-ms",
+            "5",
+            "--itl-ms",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(sim.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("serve-sim said: {line}"))
+        .to_string();
+    (sim, url)
+}
+
+fn floats(v: &Value, key: &str) -> Vec<f64> {
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key}"))
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn four_shards_make_the_unsharded_run() {
+    let (mut sim, url) = serve_sim();
+    let dir = tmpdir("shards");
+    let bench = |name: &str, extra: &[&str], env: Option<(&str, &str)>| -> Child {
+        let d = dir.to_str().unwrap().to_string();
+        let mut c = bin();
+        c.args([
+            "bench",
+            "--base-url",
+            &url,
+            "--tokenizer",
+            "words",
+            "--num-prompts",
+            "20",
+            "--random-input-len",
+            "40",
+            "--random-range-ratio",
+            "0.5",
+            "--random-output-len",
+            "3",
+            "--request-rate",
+            "50",
+            "--seed",
+            "7",
+            "--max-concurrency",
+            "8",
+            "--disable-tqdm",
+            "--save-result",
+            "--save-detailed",
+            "--result-dir",
+            &d,
+            "--result-filename",
+            name,
+        ])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        if let Some((k, v)) = env {
+            c.env(k, v);
+        }
+        c.spawn().unwrap()
+    };
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+    };
+    let whole = wait(bench("whole.json", &[], None), LIMIT);
+    assert!(whole.status.success(), "{}", text(&whole).1);
+    // Four processes at once: flags for three, Kubernetes' index for the fourth.
+    let shards: Vec<Child> = (0..4)
+        .map(|i| {
+            let name = format!("shard{i}.json");
+            if i == 3 {
+                bench(
+                    &name,
+                    &["--shards", "4"],
+                    Some(("JOB_COMPLETION_INDEX", "3")),
+                )
+            } else {
+                bench(&name, &["--shard", &format!("{i}/4")], None)
+            }
+        })
+        .collect();
+    for c in shards {
+        let out = wait(c, LIMIT);
+        assert!(out.status.success(), "{}", text(&out).1);
+    }
+    let w = read("whole.json");
+    let lens = floats(&w, "input_lens");
+    // Intended send times: start time minus the client queue time.
+    let intended = |v: &Value| -> Vec<f64> {
+        floats(v, "start_times")
+            .iter()
+            .zip(floats(v, "queue_times"))
+            .map(|(s, q)| s - q)
+            .collect()
+    };
+    let whole_times = intended(&w);
+    let mut total = 0;
+    for i in 0..4 {
+        let s = read(&format!("shard{i}.json"));
+        assert_eq!(s["shard"]["index"], i);
+        assert_eq!(s["shard"]["count"], 4);
+        assert_eq!(s["completed"], 5, "shard {i}");
+        assert_eq!(s["max_concurrency"], 2, "each shard holds 8 / 4");
+        total += s["completed"].as_u64().unwrap();
+        let mine: Vec<f64> = lens.iter().skip(i).step_by(4).copied().collect();
+        assert_eq!(
+            floats(&s, "input_lens"),
+            mine,
+            "shard {i}: the same prompts"
+        );
+        let want: Vec<f64> = whole_times.iter().skip(i).step_by(4).copied().collect();
+        for (a, b) in intended(&s).iter().zip(&want) {
+            assert!((a - b).abs() < 1e-6, "shard {i}: intended {a} vs {b}");
+        }
+    }
+    assert_eq!(total, 20);
+    assert_eq!(
+        w["total_input_tokens"].as_f64().unwrap(),
+        lens.iter().sum::<f64>()
+    );
+    let _ = sim.kill();
+    let _ = sim.wait();
+}
+
+#[test]
+fn bad_shards_stop_before_sending() {
+    for (args, want) in [
+        (&["--shard", "4/4"][..], "the last of 4 is 3"),
+        (&["--shard", "1/0"][..], "N must be at least 1"),
+        (&["--shards", "4"][..], "needs this process's index"),
+        (
+            &["--shard", "1/4", "--max-concurrency", "3"][..],
+            "cannot be split over 4 shards",
+        ),
+    ] {
+        let mut a = vec!["bench", "--num-prompts", "4", "--disable-tqdm"];
+        a.extend_from_slice(args);
+        let out = run(&a, LIMIT);
+        let (stdout, stderr) = text(&out);
+        assert!(
+            !out.status.success()
+                && stderr.contains(want)
+                && !stdout.contains("Successful requests"),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+/// In Lua, `mb.shard()` says which shard this is, `mb.users` runs only its users
+/// (user i when i mod N = I) and `mb.run{ shard = false }` sends everything.
+#[test]
+fn lua_scripts_see_and_follow_the_shard() {
+    let dir = tmpdir("shard-lua");
+    let script = dir.join("s.lua");
+    std::fs::write(
+        &script,
+        r#"local mb = require "moonbench"
+local s = mb.shard()
+local t = mb.target{ sim = { ttft_ms = 1, itl_ms = 0.5 } }
+local r = mb.users{ target = t, count = 5, progress = false, scenario = function(u)
+  u:complete{ prompt = "hi " .. u.id, max_tokens = 2 }
+end }
+local all = mb.run{ target = t, requests = { "a", "b", "c", "d" }, shard = false, progress = false }
+local some = mb.run{ target = t, requests = { "a", "b", "c", "d" }, progress = false }
+print(string.format("SHARD %d %d users=%d all=%d some=%d", s.index, s.count, r:summary().completed,
+  all:summary().completed, some:summary().completed))
+"#,
+    )
+    .unwrap();
+    for (flag, want) in [
+        ("0/2", "SHARD 0 2 users=3 all=4 some=2"),
+        ("1/2", "SHARD 1 2 users=2 all=4 some=2"),
+    ] {
+        let out = run(&["run", script.to_str().unwrap(), "--shard", flag], LIMIT);
+        let (stdout, stderr) = text(&out);
+        assert!(stdout.contains(want), "{flag}: {stdout}{stderr}");
+    }
+    let out = run(&["run", script.to_str().unwrap()], LIMIT);
+    assert!(
+        text(&out).0.contains("SHARD 0 1 users=5 all=4 some=4"),
+        "{}",
+        text(&out).1
+    );
+}
