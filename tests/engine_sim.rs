@@ -47,6 +47,7 @@ fn spec(sim: &SimHandle, backend: &str, reqs: Vec<Request>) -> RunSpec {
         server_metrics: None,
         probe_interval: None,
         shard: None,
+        start_at: None,
     }
 }
 

@@ -44,6 +44,7 @@ fn spec(sim: &SimHandle, n: usize) -> RunSpec {
         server_metrics: None,
         probe_interval: None,
         shard: None,
+        start_at: None,
     }
 }
 

@@ -14,8 +14,18 @@ use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
+/// A child process killed when dropped (also when a test fails).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A `serve-sim` on 127.0.0.1, port 0, and its URL.
-fn serve_sim() -> (Child, String) {
+fn serve_sim() -> (Killed, String) {
     let mut sim = bin()
         .args([
             "serve-sim",
@@ -29,6 +39,7 @@ fn serve_sim() -> (Child, String) {
             "1",
         ])
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
@@ -40,7 +51,7 @@ fn serve_sim() -> (Child, String) {
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("serve-sim said: {line}"))
         .to_string();
-    (sim, url)
+    (Killed(sim), url)
 }
 
 fn floats(v: &Value, key: &str) -> Vec<f64> {
@@ -54,7 +65,7 @@ fn floats(v: &Value, key: &str) -> Vec<f64> {
 
 #[test]
 fn four_shards_make_the_unsharded_run() {
-    let (mut sim, url) = serve_sim();
+    let (_sim, url) = serve_sim();
     let dir = tmpdir("shards");
     let bench = |name: &str, extra: &[&str], env: Option<(&str, &str)>| -> Child {
         let d = dir.to_str().unwrap().to_string();
@@ -100,18 +111,26 @@ fn four_shards_make_the_unsharded_run() {
     };
     let whole = wait(bench("whole.json", &[], None), LIMIT);
     assert!(whole.status.success(), "{}", text(&whole).1);
-    // Four processes at once: flags for three, Kubernetes' index for the fourth.
+    // Four processes at once with a common start 3 s ahead: flags for three,
+    // Kubernetes' index for the fourth.
+    let start = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3)
+    .to_string();
     let shards: Vec<Child> = (0..4)
         .map(|i| {
             let name = format!("shard{i}.json");
             if i == 3 {
                 bench(
                     &name,
-                    &["--shards", "4"],
+                    &["--shards", "4", "--start-at", &start],
                     Some(("JOB_COMPLETION_INDEX", "3")),
                 )
             } else {
-                bench(&name, &["--shard", &format!("{i}/4")], None)
+                let flag = format!("{i}/4");
+                bench(&name, &["--shard", &flag, "--start-at", &start], None)
             }
         })
         .collect();
@@ -134,6 +153,7 @@ fn four_shards_make_the_unsharded_run() {
     for i in 0..4 {
         let s = read(&format!("shard{i}.json"));
         assert_eq!(s["shard"]["index"], i);
+        assert_eq!(s["start_at"].as_f64(), start.parse::<f64>().ok());
         assert_eq!(s["shard"]["count"], 4);
         assert_eq!(s["completed"], 5, "shard {i}");
         assert_eq!(s["max_concurrency"], 2, "each shard holds 8 / 4");
@@ -154,8 +174,6 @@ fn four_shards_make_the_unsharded_run() {
         w["total_input_tokens"].as_f64().unwrap(),
         lens.iter().sum::<f64>()
     );
-    let _ = sim.kill();
-    let _ = sim.wait();
 }
 
 #[test]
@@ -168,6 +186,11 @@ fn bad_shards_stop_before_sending() {
             &["--shard", "1/4", "--max-concurrency", "3"][..],
             "cannot be split over 4 shards",
         ),
+        (
+            &["--shard", "0/2", "--start-at", "1000000000"][..],
+            "s in the past",
+        ),
+        (&["--start-at", "noon"][..], "not a time"),
     ] {
         let mut a = vec!["bench", "--num-prompts", "4", "--disable-tqdm"];
         a.extend_from_slice(args);

@@ -135,6 +135,7 @@ fn one_run(
         tokenizer: Arc::new(Tokenizer::words()),
         io_threads: client_threads,
         shard: None,
+        start_at: None,
     };
     let cpu0 = client_cpu();
     let t0 = clock::now_ns();

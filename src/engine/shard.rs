@@ -6,7 +6,9 @@
 //! `MOONBENCH_SHARD=I/N`, else Kubernetes' `JOB_COMPLETION_INDEX` with
 //! `--shards N` (or `MOONBENCH_SHARDS=N`), else Slurm's
 //! `SLURM_PROCID`/`SLURM_NTASKS`. Concurrency limits and warm-ups are split
-//! between the shards ([`Shard::part`]).
+//! between the shards ([`Shard::part`]). `--start-at TIME` (or
+//! `MOONBENCH_START_AT`) gives the shards a common start: each prepares its
+//! dataset and connections, then waits for that wall-clock time ([`start_at`]).
 
 use std::sync::OnceLock;
 
@@ -64,6 +66,55 @@ impl Shard {
 }
 
 static CURRENT: OnceLock<Option<Shard>> = OnceLock::new();
+static START_AT: OnceLock<Option<f64>> = OnceLock::new();
+
+/// How far in the past a start time may be when it is given, or when a shard is
+/// ready: clocks of different machines and process start-up differ this much.
+pub const START_TOLERANCE_S: f64 = 2.0;
+
+/// The common start (Unix seconds) given by `--start-at`, if one was.
+pub fn start_at() -> Option<f64> {
+    START_AT.get().copied().flatten()
+}
+
+/// The common start for the first run that asks (later runs of the same process
+/// start when they are ready: one start time cannot be waited for twice).
+pub fn take_start_at() -> Option<f64> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    start_at().filter(|_| !TAKEN.swap(true, Ordering::SeqCst))
+}
+
+/// The wall clock, in Unix seconds.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Parses a start time: Unix seconds (`1767225600`, `1767225600.5`) or RFC 3339
+/// (`2026-01-01T00:00:00Z`); a time already past (beyond the tolerance) is refused.
+pub fn parse_start(s: &str, place: &str, now: f64) -> Result<f64, String> {
+    let t = match s.trim().parse::<f64>() {
+        Ok(t) if t.is_finite() => t,
+        _ => chrono::DateTime::parse_from_rfc3339(s.trim())
+            .map(|d| d.timestamp_micros() as f64 / 1e6)
+            .map_err(|e| {
+                format!(
+                    "{place} {s}: not a time ({e}); give Unix seconds or RFC 3339, e.g. \
+                     {place} 2026-01-01T12:00:00Z, or $(( $(date +%s) + 30 )) for 30 s from now"
+                )
+            })?,
+    };
+    if t < now - START_TOLERANCE_S {
+        return Err(format!(
+            "{place} {s} is {:.1} s in the past; give a time far enough ahead for every shard to \
+             prepare (e.g. $(( $(date +%s) + 30 )))",
+            now - t
+        ));
+    }
+    Ok(t)
+}
 
 /// The shard this process runs as (`None`: not sharded), once [`init`] has set it.
 pub fn current() -> Option<Shard> {
@@ -76,15 +127,16 @@ pub fn current() -> Option<Shard> {
 pub fn init(args: &mut Vec<String>) -> Result<Option<Shard>, String> {
     let mut flag_shard = None;
     let mut flag_count = None;
+    let mut flag_start = None;
     let mut i = 0;
     while i < args.len() {
         let (name, inline) = match args[i].split_once('=') {
-            Some((n, v)) if n == "--shard" || n == "--shards" => {
+            Some((n, v)) if n == "--shard" || n == "--shards" || n == "--start-at" => {
                 (n.to_string(), Some(v.to_string()))
             }
             _ => (args[i].clone(), None),
         };
-        if name != "--shard" && name != "--shards" {
+        if name != "--shard" && name != "--shards" && name != "--start-at" {
             i += 1;
             continue;
         }
@@ -95,10 +147,12 @@ pub fn init(args: &mut Vec<String>) -> Result<Option<Shard>, String> {
             }
             None => {
                 if i + 1 >= args.len() {
-                    return Err(format!(
-                        "{name} needs a value (e.g. {name} {})",
-                        if name == "--shard" { "0/4" } else { "4" }
-                    ));
+                    let eg = match name.as_str() {
+                        "--shard" => "0/4",
+                        "--shards" => "4",
+                        _ => "2026-01-01T12:00:00Z",
+                    };
+                    return Err(format!("{name} needs a value (e.g. {name} {eg})"));
                 }
                 args.remove(i);
                 args.remove(i)
@@ -106,6 +160,8 @@ pub fn init(args: &mut Vec<String>) -> Result<Option<Shard>, String> {
         };
         if name == "--shard" {
             flag_shard = Some(Shard::parse(&value, "--shard")?);
+        } else if name == "--start-at" {
+            flag_start = Some(parse_start(&value, "--start-at", unix_now())?);
         } else {
             flag_count = Some(
                 value
@@ -161,9 +217,15 @@ pub fn init(args: &mut Vec<String>) -> Result<Option<Shard>, String> {
     } else {
         None
     };
+    let start = match (flag_start, env("MOONBENCH_START_AT")) {
+        (Some(t), _) => Some(t),
+        (None, Some(v)) => Some(parse_start(&v, "MOONBENCH_START_AT", unix_now())?),
+        (None, None) => None,
+    };
     // One shard of one is the whole run.
     let shard = shard.filter(|s| s.count > 1);
     let _ = CURRENT.set(shard);
+    let _ = START_AT.set(start);
     Ok(shard)
 }
 
@@ -190,6 +252,23 @@ mod tests {
             let e = Shard::parse(bad, "--shard").unwrap_err();
             assert!(e.contains(want) && e.contains("--shard"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn start_times() {
+        let now = 1_767_225_600.0;
+        assert_eq!(
+            parse_start("1767225630", "--start-at", now).unwrap(),
+            now + 30.0
+        );
+        assert_eq!(
+            parse_start("2026-01-01T00:00:30Z", "--start-at", now).unwrap(),
+            now + 30.0
+        );
+        let e = parse_start("1767225500", "--start-at", now).unwrap_err();
+        assert!(e.contains("100.0 s in the past"), "{e}");
+        let e = parse_start("tomorrow", "--start-at", now).unwrap_err();
+        assert!(e.contains("not a time") && e.contains("RFC 3339"), "{e}");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct RunInfo {
     pub num_warmups: usize,
     /// This process's shard of a sharded run (`None`: the whole run).
     pub shard: Option<crate::engine::shard::Shard>,
+    /// The common start it waited for (`--start-at`, Unix seconds).
+    pub start_at: Option<f64>,
     /// vLLM's ramp-up (`--ramp-up-strategy`), if the run used one.
     pub ramp: Option<RampInfo>,
     /// The requests were sent at times the script gave (a list, a function or a
@@ -251,6 +253,9 @@ impl RunResult {
         m.insert("max_concurrency".into(), json!(i.max_concurrency));
         if let Some(s) = i.shard {
             m.insert("shard".into(), json!({"index": s.index, "count": s.count}));
+        }
+        if let Some(t) = i.start_at {
+            m.insert("start_at".into(), json!(t));
         }
         if let Some(r) = &i.ramp {
             m.insert("ramp_up_strategy".into(), json!(r.strategy.name()));
@@ -578,6 +583,12 @@ pub const RESULT_FIELDS: &[(&str, &str, &str, &str)] = &[
         "分片运行中本进程的部分：{index, count}；本文件只含调度序号 k 满足 k mod count = index 的请求，max_concurrency 为本分片分到的部分",
     ),
     (
+        "start_at",
+        "s",
+        "the common start (Unix seconds, --start-at) this process waited for before its clock started",
+        "本进程开始计时前等待的共同开始时间（Unix 秒，--start-at）",
+    ),
+    (
         "rtfx",
         "number",
         "vLLM's inverse real-time factor: seconds of audio sent by successful requests per second of the run (0 without audio)",
@@ -891,6 +902,7 @@ mod tests {
                 info: RunInfo {
                     custom_schedule: true,
                     shard: Some(crate::engine::shard::Shard { index: 1, count: 4 }),
+                    start_at: Some(1_767_225_600.0),
                     ..Default::default()
                 },
                 outcome: RunOutcome::default(),

@@ -616,6 +616,7 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
             }
         },
         shard,
+        start_at: crate::engine::shard::take_start_at(),
     };
     crate::engine::run::validate(&spec)
         .map_err(|e| mlua::Error::runtime(format!("mb.run: {e}")))?;
@@ -631,6 +632,7 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
         max_concurrency,
         num_warmups: warmups,
         shard,
+        start_at: spec.start_at,
         ramp: crate::output::result::RampInfo::of(&arrival),
         custom_schedule: matches!(arrival, Arrival::Times(_)),
         ..c.info()

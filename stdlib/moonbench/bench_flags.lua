@@ -268,6 +268,11 @@ local spec = {
       help_zh = "I/N：本进程是 N 个分片中的第 I 个（从 0 起），只发送调度序号 k 满足 k mod N = I 的请求（按原定时间），"
         .. "并分得 --max-concurrency 与 --num-warmups 的相应份额（也可用 MOONBENCH_SHARD=I/N、Kubernetes 的 "
         .. "JOB_COMPLETION_INDEX 加 --shards N、Slurm 的 SLURM_PROCID/SLURM_NTASKS）；各分片生成相同的数据集与调度" },
+    { "--start-at", help = "TIME: a common start for the shards (Unix seconds or RFC 3339): each prepares its "
+        .. "dataset, tokenizer and connections, then waits until TIME to send (also MOONBENCH_START_AT); a time "
+        .. "already past, or a shard ready after it, stops with an error before sending",
+      help_zh = "TIME：各分片的共同开始时间（Unix 秒或 RFC 3339）：各自准备好数据集、分词器与连接后，等到该时刻才开始发送"
+        .. "（也可用 MOONBENCH_START_AT）；时间已过，或分片准备好时已过该时刻，会在发送前报错退出" },
     { "--shards", type = "int", help = "N: the number of shards, with Kubernetes' JOB_COMPLETION_INDEX as this pod's I",
       help_zh = "N：分片总数，配合 Kubernetes 的 JOB_COMPLETION_INDEX 作为本 Pod 的序号 I" },
     { "--num-warmups", type = "int", default = 0, help = "unmeasured warm-up requests", help_zh = "不计入统计的预热请求数" },
