@@ -219,10 +219,13 @@ local t = mb.target{ sim = { ttft_ms = 1, itl_ms = 0.5 } }
 local r = mb.users{ target = t, count = 5, progress = false, scenario = function(u)
   u:complete{ prompt = "hi " .. u.id, max_tokens = 2 }
 end }
+local after_users = mb.time()
 local all = mb.run{ target = t, requests = { "a", "b", "c", "d" }, shard = false, progress = false }
 local some = mb.run{ target = t, requests = { "a", "b", "c", "d" }, progress = false }
 print(string.format("SHARD %d %d users=%d all=%d some=%d", s.index, s.count, r:summary().completed,
   all:summary().completed, some:summary().completed))
+local start = tonumber(mb.env("START", "0"))
+print("AFTER_START " .. tostring(after_users >= start))
 "#,
     )
     .unwrap();

@@ -429,25 +429,7 @@ pub async fn run_with_stop(
     // last task have dropped theirs, every record has been collected.
     let (alive, mut all_done) = mpsc::channel::<()>(1);
     let sem = spec.max_concurrency.map(|c| Arc::new(Semaphore::new(c)));
-    if let Some(at) = spec.start_at {
-        let wait = at - super::shard::unix_now();
-        if wait < -super::shard::START_TOLERANCE_S {
-            return Err(format!(
-                "this process was ready {:.1} s after --start-at, so it sent nothing; give a later start \
-                 (every shard must finish preparing before it)",
-                -wait
-            ));
-        }
-        if wait > 0.0 {
-            let mut lvl = cancel::subscribe();
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs_f64(wait)) => {}
-                _ = lvl.wait_for(|v| *v > 0) => {
-                    return Err("interrupted while waiting for --start-at; nothing was sent".into());
-                }
-            }
-        }
-    }
+    super::shard::wait_for_start(spec.start_at).await?;
     let t0 = m.start();
     let (probe_stop, probe_rx) = watch::channel(false);
     let probes = spec

@@ -85,6 +85,31 @@ pub fn take_start_at() -> Option<f64> {
     start_at().filter(|_| !TAKEN.swap(true, Ordering::SeqCst))
 }
 
+/// Waits until the common start `at` (Unix seconds), once everything is
+/// prepared; an error when this process is ready more than the tolerance after
+/// it (then nothing is sent), or when interrupted while waiting.
+pub async fn wait_for_start(at: Option<f64>) -> Result<(), String> {
+    let Some(at) = at else { return Ok(()) };
+    let wait = at - unix_now();
+    if wait < -START_TOLERANCE_S {
+        return Err(format!(
+            "this process was ready {:.1} s after --start-at, so it sent nothing; give a later start \
+             (every shard must finish preparing before it)",
+            -wait
+        ));
+    }
+    if wait > 0.0 {
+        let mut lvl = super::cancel::subscribe();
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs_f64(wait)) => {}
+            _ = lvl.wait_for(|v| *v > 0) => {
+                return Err("interrupted while waiting for --start-at; nothing was sent".into());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The wall clock, in Unix seconds.
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now()

@@ -41,6 +41,8 @@ pub struct SessionSpec {
     pub io_threads: usize,
     /// After an interruption, how long requests in flight may still finish.
     pub grace: Duration,
+    /// Start the clock at this wall-clock time (`--start-at`, Unix seconds).
+    pub start_at: Option<f64>,
 }
 
 struct Inner {
@@ -91,6 +93,10 @@ impl Session {
             .await
             .map_err(|e| format!("the setup crashed: {e}"))?;
         let (spec, client, out) = setup?;
+        // A sharded run's common start (`--start-at`), once connected.
+        io.spawn(super::shard::wait_for_start(spec.start_at))
+            .await
+            .map_err(|e| format!("the wait for --start-at crashed: {e}"))??;
         let mut measurement = Measurement::new(
             client.clone(),
             spec.target.plain_headers(),

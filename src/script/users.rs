@@ -327,6 +327,7 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
         server_metrics: c.server_metrics,
         io_threads: c.io_threads,
         grace: c.grace,
+        start_at: crate::engine::shard::take_start_at(),
     };
     if let Some(e) = crate::engine::os::fd_budget_error(mine.len() as u64, tg.sim.is_some()) {
         return Err(mlua::Error::runtime(format!(
@@ -337,6 +338,7 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
     let info = RunInfo {
         max_concurrency: Some(mine.len()),
         shard,
+        start_at: spec.start_at,
         ..c.info()
     };
     let (io, options, progress) = (c.io.clone(), c.options.clone(), c.progress);
