@@ -174,6 +174,105 @@ fn four_shards_make_the_unsharded_run() {
         w["total_input_tokens"].as_f64().unwrap(),
         lens.iter().sum::<f64>()
     );
+
+    // The merge: one result whose requests are the unsharded run's and whose every
+    // statistic is the one computed from all the shards' records together.
+    let files: Vec<String> = (0..4)
+        .map(|i| dir.join(format!("shard{i}.json")).display().to_string())
+        .collect();
+    let merged = dir.join("merged.json");
+    let merge = |files: &[&str], extra: &[&str]| {
+        let mut a = vec!["merge"];
+        a.extend_from_slice(files);
+        a.extend_from_slice(&["-o", merged.to_str().unwrap()]);
+        a.extend_from_slice(extra);
+        run(&a, LIMIT)
+    };
+    let all: Vec<&str> = files.iter().map(String::as_str).collect();
+    let out = merge(
+        &all,
+        &[
+            "--save-detailed",
+            "--metric-percentiles",
+            "50,90,99",
+            "--percentile-metrics",
+            "ttft,tpot,itl,e2el",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let m = read("merged.json");
+    assert_eq!(m["completed"], 20);
+    assert_eq!(m["merged_shards"], 4);
+    assert_eq!(m["max_concurrency"], 8);
+    assert_eq!(
+        floats(&m, "input_lens"),
+        lens,
+        "the unsharded run's prompts, in order"
+    );
+    assert_eq!(m["total_input_tokens"], w["total_input_tokens"]);
+    // numpy's linear percentile over the concatenated per-request values.
+    let pct = |xs: &[f64], p: f64| {
+        let mut v = xs.to_vec();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let rank = p / 100.0 * (v.len() - 1) as f64;
+        let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+        v[lo] + (v[hi] - v[lo]) * (rank - lo as f64)
+    };
+    let concat = |key: &str| -> Vec<f64> {
+        (0..4)
+            .flat_map(|i| floats(&read(&format!("shard{i}.json")), key))
+            .collect()
+    };
+    for (key, metric) in [("ttfts", "ttft"), ("latencies", "e2el")] {
+        let xs = concat(key);
+        let mut a = xs.clone();
+        let mut b = floats(&m, key);
+        a.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        b.sort_by(|x, y| x.partial_cmp(y).unwrap());
+        assert_eq!(a, b, "{key}: the shards' requests, all of them");
+        for p in [50.0, 90.0, 99.0] {
+            let got = m[format!("p{p}_{metric}_ms").replace(".0_", "_")]
+                .as_f64()
+                .unwrap();
+            let want = pct(&xs, p) * 1000.0;
+            assert!(
+                (got - want).abs() < 1e-9 * want.max(1.0),
+                "p{p} {metric}: {got} vs {want}"
+            );
+        }
+    }
+    // Shards missing, repeated, from another run, or not shards at all.
+    let out = merge(&all[..3], &[]);
+    assert!(
+        text(&out).1.contains("shard 3/4 missing"),
+        "{}",
+        text(&out).1
+    );
+    let out = merge(&[all[0], all[0], all[1], all[2]], &[]);
+    assert!(
+        text(&out).1.contains("are both shard 0/4"),
+        "{}",
+        text(&out).1
+    );
+    let whole_file = dir.join("whole.json").display().to_string();
+    let out = merge(&[&whole_file], &[]);
+    assert!(
+        text(&out).1.contains("not a shard's result"),
+        "{}",
+        text(&out).1
+    );
+    let other = wait(
+        bench("other.json", &["--shard", "1/4", "--seed", "8"], None),
+        LIMIT,
+    );
+    assert!(other.status.success(), "{}", text(&other).1);
+    let other_file = dir.join("other.json").display().to_string();
+    let out = merge(&[all[0], &other_file, all[2], all[3]], &[]);
+    assert!(
+        !out.status.success() && text(&out).1.contains("different flags"),
+        "{}",
+        text(&out).1
+    );
 }
 
 #[test]

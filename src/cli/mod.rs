@@ -44,6 +44,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare two results side by side; --fail-if thresholds make it exit non-zero.
     Compare(CompareArgs),
+    /// Merge the result files of a sharded run (--shard I/N) into one result, every statistic from all records.
+    Merge(MergeArgs),
     /// First run against a server: config, reachability, a smoke test, then the sweep (scripts/check_server.lua).
     #[command(disable_help_flag = true)]
     Check {
@@ -68,6 +70,29 @@ pub enum Command {
         /// A bundled file to print.
         name: Option<String>,
     },
+}
+
+/// Flags of `merge`.
+#[derive(clap::Args, Debug)]
+pub struct MergeArgs {
+    /// The result file of every shard of one run (saved with --save-result).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// The merged result file.
+    #[arg(short, long, default_value = "merged.json")]
+    pub output: PathBuf,
+    /// Percentiles reported, as vLLM's --metric-percentiles.
+    #[arg(long, default_value = "99")]
+    pub metric_percentiles: String,
+    /// Metrics with percentiles, as vLLM's --percentile-metrics.
+    #[arg(long, default_value = "ttft,tpot,itl")]
+    pub percentile_metrics: String,
+    /// Goodput objectives, as vLLM's --goodput (e.g. ttft:500 tpot:50).
+    #[arg(long, num_args = 1..)]
+    pub goodput: Vec<String>,
+    /// Also write the per-request lists (vLLM's --save-detailed).
+    #[arg(long)]
+    pub save_detailed: bool,
 }
 
 /// Flags of `aggregate`.
@@ -183,6 +208,62 @@ fn report(a: ReportArgs) -> i32 {
         }
         Err(e) => {
             eprintln!("moonbench report: {e}");
+            1
+        }
+    }
+}
+
+fn merge(a: MergeArgs) -> i32 {
+    use crate::metrics::summary::{Metric, Slo};
+    let run = || -> Result<String, String> {
+        let percentiles = a
+            .metric_percentiles
+            .split(',')
+            .map(|p| {
+                p.trim().parse::<f64>().ok().filter(|v| (0.0..=100.0).contains(v)).ok_or_else(|| {
+                    format!("--metric-percentiles: '{p}' is not a percentile from 0 to 100 (e.g. 50,90,99)")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let metrics = a
+            .percentile_metrics
+            .split(',')
+            .map(|m| {
+                Metric::parse(m).ok_or_else(|| {
+                    format!(
+                        "--percentile-metrics: unknown metric '{m}' (ttft, tpot, itl, e2el, ...)"
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = crate::output::result::ResultOptions {
+            percentiles,
+            metrics,
+            slo: Slo::parse(&a.goodput)?,
+            steady_state: false,
+        };
+        let m = crate::output::merge::merge(&a.files, options)?;
+        for n in &m.notes {
+            eprintln!("warning: {n}");
+        }
+        let v = crate::output::merge::to_json(&m, a.save_detailed);
+        std::fs::write(&a.output, serde_json::to_string(&v).unwrap_or_default())
+            .map_err(|e| format!("cannot write {}: {e}", a.output.display()))?;
+        Ok(format!(
+            "merged {} shards ({} requests, starts {:.3} s apart) into {}",
+            m.shards,
+            m.result.outcome.records.len(),
+            m.skew_s,
+            a.output.display()
+        ))
+    };
+    match run() {
+        Ok(msg) => {
+            println!("{msg}");
+            0
+        }
+        Err(e) => {
+            eprintln!("moonbench merge: {e}");
             1
         }
     }
@@ -480,6 +561,7 @@ pub fn main() -> i32 {
         Command::Aggregate(a) => aggregate(a),
         Command::Report(a) => report(a),
         Command::Compare(a) => compare(a),
+        Command::Merge(a) => merge(a),
         Command::Run { script: path, args } => {
             let args = if args.first().map(String::as_str) == Some("--") {
                 args[1..].to_vec()

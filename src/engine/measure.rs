@@ -142,6 +142,7 @@ impl Measurement {
     pub fn start(&mut self) -> u64 {
         let t0 = clock::now_ns();
         self.out.t0_ns = t0;
+        self.out.t0_unix = super::shard::unix_now();
         for s in self.collector.0.lock().unwrap().sinks.iter_mut() {
             s.start(t0);
         }

@@ -78,6 +78,9 @@ pub struct RunOutcome {
     pub records: Vec<RequestRecord>,
     /// When the measured part started (first dispatch).
     pub t0_ns: u64,
+    /// The wall clock at `t0_ns` (Unix seconds): places the records of a shard
+    /// on the other shards' timeline when they are merged.
+    pub t0_unix: f64,
     /// When the last measured request ended.
     pub end_ns: u64,
     /// True if the run was interrupted and is incomplete.

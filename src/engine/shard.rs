@@ -68,6 +68,34 @@ impl Shard {
 static CURRENT: OnceLock<Option<Shard>> = OnceLock::new();
 static START_AT: OnceLock<Option<f64>> = OnceLock::new();
 
+/// A fingerprint of what a run sends, the same in every shard of one run and
+/// different when the seed, dataset, lengths, rate or target differ: the
+/// requests' lengths and first prompts, the first 1,000 send times, the request
+/// count and the API (FNV-1a, stable across builds). `merge` compares them.
+pub fn fingerprint(spec: &super::RunSpec) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes.iter().chain(std::iter::once(&0)) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    let t = &spec.target;
+    eat(format!("{} {} {}", t.backend.name, t.endpoint, t.model).as_bytes());
+    eat(format!("{:?} {:?}", spec.num_requests, spec.duration).as_bytes());
+    for (i, r) in spec.requests.iter().enumerate() {
+        eat(&r.prompt_tokens.to_le_bytes());
+        eat(&r.max_tokens.unwrap_or(0).to_le_bytes());
+        if i < 64 {
+            eat(format!("{:?}", r.prompt).as_bytes());
+        }
+    }
+    for offset in spec.arrival.iter().take(1000) {
+        eat(&offset.to_bits().to_le_bytes());
+    }
+    format!("{h:016x}")
+}
+
 /// How far in the past a start time may be when it is given, or when a shard is
 /// ready: clocks of different machines and process start-up differ this much.
 pub const START_TOLERANCE_S: f64 = 2.0;

@@ -41,6 +41,8 @@ pub struct RunInfo {
     pub shard: Option<crate::engine::shard::Shard>,
     /// The common start it waited for (`--start-at`, Unix seconds).
     pub start_at: Option<f64>,
+    /// What the run sends, fingerprinted (the same in every shard of one run).
+    pub fingerprint: String,
     /// vLLM's ramp-up (`--ramp-up-strategy`), if the run used one.
     pub ramp: Option<RampInfo>,
     /// The requests were sent at times the script gave (a list, a function or a
@@ -252,7 +254,11 @@ impl RunResult {
         m.insert("burstiness".into(), json!(i.burstiness));
         m.insert("max_concurrency".into(), json!(i.max_concurrency));
         if let Some(s) = i.shard {
-            m.insert("shard".into(), json!({"index": s.index, "count": s.count}));
+            m.insert(
+                "shard".into(),
+                json!({"index": s.index, "count": s.count, "run": i.fingerprint,
+                       "t0_unix": self.outcome.t0_unix}),
+            );
         }
         if let Some(t) = i.start_at {
             m.insert("start_at".into(), json!(t));
@@ -373,6 +379,14 @@ impl RunResult {
         }
         if !o.notes.is_empty() {
             m.insert("notes".into(), json!(o.notes));
+        }
+        // A shard keeps its records, exactly, for `moonbench merge`.
+        if i.shard.is_some() {
+            let recs: Vec<_> = o.records.iter().filter(|r| !r.warmup).collect();
+            m.insert(
+                "shard_records".into(),
+                json!({"t0_ns": o.t0_ns, "end_ns": o.end_ns, "records": recs}),
+            );
         }
         m.insert("moonbench_version".into(), json!(env!("CARGO_PKG_VERSION")));
         m
@@ -579,8 +593,14 @@ pub const RESULT_FIELDS: &[(&str, &str, &str, &str)] = &[
     (
         "shard",
         "object",
-        "a sharded run's part: {index, count}; this file holds the requests at schedule positions k with k mod count = index, and max_concurrency is this shard's part",
-        "分片运行中本进程的部分：{index, count}；本文件只含调度序号 k 满足 k mod count = index 的请求，max_concurrency 为本分片分到的部分",
+        "a sharded run's part: {index, count, run (a fingerprint of the flags, equal in every shard of one run), t0_unix (the wall clock when its clock started)}; this file holds the requests at schedule positions k with k mod count = index, and max_concurrency is this shard's part",
+        "分片运行中本进程的部分：{index, count, run（参数指纹，同一次运行的各分片相同）, t0_unix（本分片开始计时时的墙上时钟）}；本文件只含调度序号 k 满足 k mod count = index 的请求，max_concurrency 为本分片分到的部分",
+    ),
+    (
+        "shard_records",
+        "object",
+        "a shard's measured requests, every field in nanoseconds of its own clock ({t0_ns, end_ns, records}), for moonbench merge",
+        "分片的全部测量请求（{t0_ns, end_ns, records}，时间为本进程时钟的纳秒），供 moonbench merge 使用",
     ),
     (
         "start_at",

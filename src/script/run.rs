@@ -633,6 +633,11 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
         num_warmups: warmups,
         shard,
         start_at: spec.start_at,
+        fingerprint: if shard.is_some() {
+            crate::engine::shard::fingerprint(&spec)
+        } else {
+            String::new()
+        },
         ramp: crate::output::result::RampInfo::of(&arrival),
         custom_schedule: matches!(arrival, Arrival::Times(_)),
         ..c.info()
