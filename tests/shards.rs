@@ -343,3 +343,97 @@ print("AFTER_START " .. tostring(after_users >= start))
         text(&out).1
     );
 }
+
+/// The container arguments of a manifest's first `args:` list, `$(VAR)` expanded
+/// from `vars` as Kubernetes expands them.
+fn manifest_args(file: &str, vars: &[(&str, String)]) -> Vec<String> {
+    let text = std::fs::read_to_string(format!(
+        "{}/deploy/kubernetes/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut out = Vec::new();
+    let mut lines = text.lines().skip_while(|l| l.trim() != "args:").skip(1);
+    for l in lines.by_ref() {
+        let Some(v) = l.trim().strip_prefix("- ") else {
+            break;
+        };
+        let mut v = v.trim_matches('"').to_string();
+        for (k, val) in vars {
+            v = v.replace(&format!("$({k})"), val);
+        }
+        out.push(v);
+    }
+    out
+}
+
+/// The Kubernetes manifests run as written: the shard Job's arguments (values
+/// from the ConfigMap's keys, a simulator as the server, a few prompts) make 4
+/// shards, and the merge Job's arguments merge them.
+#[test]
+fn kubernetes_manifests_run_as_written() {
+    let (_sim, url) = serve_sim();
+    let dir = tmpdir("k8s");
+    let start = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3)
+    .to_string();
+    let mut shards = Vec::new();
+    for i in 0..4 {
+        let vars = [
+            ("START_AT", start.clone()),
+            ("BASE_URL", url.clone()),
+            ("MODEL", "moonbench-sim".to_string()),
+            ("NUM_PROMPTS", "8".into()),
+            ("REQUEST_RATE", "40".into()),
+            ("MAX_CONCURRENCY", "8".into()),
+            ("RANDOM_INPUT_LEN", "16".into()),
+            ("RANDOM_OUTPUT_LEN", "2".into()),
+            ("SEED", "0".into()),
+            ("JOB_COMPLETION_INDEX", i.to_string()),
+        ];
+        let mut args = manifest_args("shards-job.yaml", &vars);
+        assert!(args.len() > 20 && args[0] == "bench", "{args:?}");
+        // The image's tokenizer comes from the Hub; here every word is a token.
+        let t = args.iter().position(|a| a == "--tokenizer").unwrap();
+        args[t + 1] = "words".into();
+        for a in args.iter_mut() {
+            *a = a.replace("/results", dir.to_str().unwrap());
+        }
+        shards.push(
+            bin()
+                .args(&args)
+                .env("JOB_COMPLETION_INDEX", i.to_string())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for c in shards {
+        let out = wait(c, LIMIT);
+        assert!(out.status.success(), "{}", text(&out).1);
+    }
+    let mut args = manifest_args("merge-job.yaml", &[]);
+    for a in args.iter_mut() {
+        *a = a.replace("/results", dir.to_str().unwrap());
+    }
+    let out = wait(
+        bin()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("merged.json")).unwrap()).unwrap();
+    assert_eq!(
+        (m["completed"].as_u64(), m["merged_shards"].as_u64()),
+        (Some(8), Some(4))
+    );
+}
