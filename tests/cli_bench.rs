@@ -348,31 +348,15 @@ fn all_requests_failing_exits_non_zero() {
 /// The standalone simulator and a real-server run: ready check, model discovery.
 #[test]
 fn bench_against_serve_sim_discovers_the_model() {
-    use std::io::{BufRead, BufReader};
-    let mut sim = bin()
-        .args([
-            "serve-sim",
-            "--port",
-            "0",
-            "--model",
-            "Org/Served-7B",
-            "--ttft-ms",
-            "2",
-            "--itl-ms",
-            "1",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(sim.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_string();
+    let sim = serve_sim(&[
+        "--model",
+        "Org/Served-7B",
+        "--ttft-ms",
+        "2",
+        "--itl-ms",
+        "1",
+    ]);
+    let url = sim.url.clone();
     let dir = tmpdir("servesim");
     let out = run(
         &[
@@ -394,8 +378,7 @@ fn bench_against_serve_sim_discovers_the_model() {
         ],
         LIMIT,
     );
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(sim);
     assert!(out.status.success(), "{}", text(&out).1);
     let f = std::fs::read_dir(&dir)
         .unwrap()
@@ -864,6 +847,18 @@ fn client_queue_metrics_as_vllm() {
     assert!(r.get("mean_client_queue_time_ms").is_none() && r.get("mean_ttft_ms").is_some());
 }
 
+/// The vendored Qwen3 `tokenizer.json`, uncompressed (what the Hub serves).
+fn qwen3_tokenizer_json() -> Vec<u8> {
+    let gz = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/qwen3/tokenizer.json.gz"
+    ))
+    .unwrap();
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json).unwrap();
+    json
+}
+
 /// A Hub stand-in serving `files` of model `repo` at their `resolve/main` paths.
 fn hub_stand_in(repo: &'static str, files: Vec<(&'static str, Vec<u8>)>) -> String {
     hub_routes(
@@ -879,13 +874,7 @@ fn hub_stand_in(repo: &'static str, files: Vec<(&'static str, Vec<u8>)>) -> Stri
 /// offline; a missing id and an offline miss say what was tried and where.
 #[test]
 fn tokenizer_by_model_id_from_the_hub() {
-    let gz = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/qwen3/tokenizer.json.gz"
-    ))
-    .unwrap();
-    let mut json = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json).unwrap();
+    let json = qwen3_tokenizer_json();
     let hub = hub_stand_in("Qwen/Qwen3-0.6B", vec![("tokenizer.json", json)]);
     let home = tmpdir("hf-home");
     let bench = |model: &str, offline: bool| {
@@ -956,13 +945,7 @@ fn tokenizer_by_model_id_from_the_hub() {
 /// named in the error.
 #[test]
 fn tokenizer_at_a_revision() {
-    let gz = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/qwen3/tokenizer.json.gz"
-    ))
-    .unwrap();
-    let mut json = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut json).unwrap();
+    let json = qwen3_tokenizer_json();
     let hub = hub_routes(vec![(
         "/Qwen/Qwen3-0.6B/resolve/v2/tokenizer.json".into(),
         json,

@@ -2,55 +2,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(180);
-
-/// A standalone simulator process; killed on drop.
-struct Sim(Child, String);
-
-impl Sim {
-    fn start() -> Sim {
-        let mut c = bin()
-            .args([
-                "serve-sim",
-                "--port",
-                "0",
-                "--model",
-                "Org/Seed-Model",
-                "--ttft-ms",
-                "3",
-                "--itl-ms",
-                "1",
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(c.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap()
-            .to_string();
-        Sim(c, url)
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn run_in(dir: &Path, args: &[&str]) -> std::process::Output {
     let child = bin()
@@ -66,13 +25,20 @@ fn run_in(dir: &Path, args: &[&str]) -> std::process::Output {
 /// The seed toolkit's config.yaml, keys and file names unchanged, over a 2x2 grid.
 #[test]
 fn seed_config_sweep_resume_and_aggregate() {
-    let sim = Sim::start();
+    let sim = serve_sim(&[
+        "--model",
+        "Org/Seed-Model",
+        "--ttft-ms",
+        "3",
+        "--itl-ms",
+        "1",
+    ]);
     let dir = tmpdir("seed-sweep");
     std::fs::write(
         dir.join("config.yaml"),
         format!(
             "model: Org/Seed-Model\nbase_url: \"{}\"\ntokenizer: words\ninput_output:\n  - [32, 16]\n  - [64, 8]\nconcurrency_prompts:\n  - [1, 3]\n  - [4, 8]\n",
-            sim.1
+            sim.url
         ),
     )
     .unwrap();
@@ -446,9 +412,16 @@ fn check_gives_advice_for_a_wrong_server() {
             && stderr.contains("Is the server running?"),
         "{stderr}"
     );
-    let sim = Sim::start();
+    let sim = serve_sim(&[
+        "--model",
+        "Org/Seed-Model",
+        "--ttft-ms",
+        "3",
+        "--itl-ms",
+        "1",
+    ]);
     std::fs::write(dir.join("config.yaml"), format!(
-        "model: Org/Seed-Modl\nbase_url: {}\ntokenizer: words\ninput_output: [[8, 8]]\nconcurrency_prompts: [[1, 1]]\n", sim.1)).unwrap();
+        "model: Org/Seed-Modl\nbase_url: {}\ntokenizer: words\ninput_output: [[8, 8]]\nconcurrency_prompts: [[1, 1]]\n", sim.url)).unwrap();
     let out = run_in(&dir, &["check", "--yes"]);
     let (_, stderr) = text(&out);
     assert!(

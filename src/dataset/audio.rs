@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{Prompt, Request, at, par_map, read_text, shuffle};
+use super::{Prompt, Request, at, jsonl_objects, par_map, shuffle_take};
 use crate::tokenizer::Tokenizer;
 
 /// One audio clip to send.
@@ -27,6 +27,17 @@ pub struct Audio {
 }
 
 impl Audio {
+    /// A clip of a WAV or FLAC file's `bytes` (its length from the header) with `text`.
+    pub fn from_bytes(bytes: Vec<u8>, text: String) -> Result<Audio, String> {
+        let (format, seconds) = probe(&bytes)?;
+        Ok(Audio {
+            data: bytes.into(),
+            format,
+            seconds,
+            text,
+        })
+    }
+
     /// A chat message list with the text (when there is one) and the clip as an
     /// OpenAI `input_audio` part (base64 data and its format), which vLLM's chat
     /// API takes for audio models.
@@ -139,13 +150,7 @@ pub fn pcm16_wav(samples: &[i16], rate: u32) -> Vec<u8> {
 pub fn load(path: &Path, text: String) -> Result<Audio, String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("cannot read audio {}: {e}", path.display()))?;
-    let (format, seconds) = probe(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Audio {
-        data: bytes.into(),
-        format,
-        seconds,
-        text,
-    })
+    Audio::from_bytes(bytes, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Parameters of vLLM's `custom_audio` dataset.
@@ -184,23 +189,17 @@ pub fn generate(
     path: &Path,
     spec: &CustomAudioSpec,
 ) -> Result<Vec<Request>, String> {
-    let text = read_text(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut lines: Vec<(usize, String, String)> = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let here = at(path, i + 1);
-        let v: Value =
-            serde_json::from_str(line).map_err(|e| format!("{here}: not valid JSON: {e}"))?;
+    let example = "{\"prompt\": \"Transcribe the audio.\", \"audio\": \"clip.wav\"}";
+    for (line_no, v) in jsonl_objects(path, example)? {
+        let here = at(path, line_no);
         let audio = match v.get("audio") {
             Some(Value::String(a)) => a.clone(),
             Some(_) => return Err(format!("{here}: field \"audio\" must be a file path")),
             None => {
                 return Err(format!(
-                    "{here}: needs \"audio\": the path of a WAV or FLAC file, like \
-                     {{\"prompt\": \"Transcribe the audio.\", \"audio\": \"clip.wav\"}}"
+                    "{here}: needs \"audio\": the path of a WAV or FLAC file, like {example}"
                 ));
             }
         };
@@ -209,7 +208,7 @@ pub fn generate(
             Some(Value::String(p)) => p.clone(),
             Some(_) => return Err(format!("{here}: field \"prompt\" must be a string")),
         };
-        lines.push((i + 1, prompt, audio));
+        lines.push((line_no, prompt, audio));
     }
     if lines.is_empty() {
         return Err(format!(
@@ -217,12 +216,7 @@ pub fn generate(
             path.display()
         ));
     }
-    if spec.shuffle {
-        shuffle(&mut lines, spec.seed);
-    }
-    if let Some(n) = spec.n.filter(|n| *n > 0) {
-        lines.truncate(n);
-    }
+    shuffle_take(&mut lines, spec.shuffle, spec.seed, spec.n);
     par_map(&lines, |_, (line_no, prompt, file)| {
         let audio = load(&dir.join(file), prompt.clone())
             .map_err(|e| format!("{}: {e}", at(path, *line_no)))?;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::{Prompt, Request, at, par_map, read_text, shuffle};
+use super::{Prompt, Request, at, jsonl_objects, par_map, shuffle_take};
 use crate::tokenizer::Tokenizer;
 
 /// Parameters of the custom dataset.
@@ -107,21 +107,8 @@ fn with_images(
 
 /// Loads `path` and builds the requests.
 pub fn generate(tok: &Tokenizer, path: &Path, spec: &CustomSpec) -> Result<Vec<Request>, String> {
-    let text = read_text(path)?;
     let mut items: Vec<(Prompt, Option<u32>)> = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let v: Value = serde_json::from_str(line)
-            .map_err(|e| format!("{}: not valid JSON: {e}", at(path, line_no)))?;
-        let Value::Object(o) = v else {
-            return Err(format!(
-                "{}: each line must be a JSON object like {{\"prompt\": \"...\"}}",
-                at(path, line_no)
-            ));
-        };
+    for (line_no, o) in jsonl_objects(path, "{\"prompt\": \"...\"}")? {
         if let Some(c) = &spec.category {
             if o.get("category").and_then(|v| v.as_str()) != Some(c.as_str()) {
                 continue;
@@ -179,12 +166,7 @@ pub fn generate(tok: &Tokenizer, path: &Path, spec: &CustomSpec) -> Result<Vec<R
             None => format!("{}: no requests (the file is empty)", path.display()),
         });
     }
-    if spec.shuffle {
-        shuffle(&mut items, spec.seed);
-    }
-    if let Some(n) = spec.n.filter(|n| *n > 0) {
-        items.truncate(n);
-    }
+    shuffle_take(&mut items, spec.shuffle, spec.seed, spec.n);
     Ok(par_map(&items, |_, (prompt, out)| {
         let n = match prompt {
             Prompt::Messages(m) => messages_tokens(tok, m),
@@ -235,26 +217,6 @@ impl Default for CustomImageSpec {
 
 /// The most bytes one image may have when it is fetched or read for a data URL.
 const MAX_IMAGE_BYTES: u64 = 64 << 20;
-
-/// `%XX` escapes of a `file://` URL decoded (`chart%20b.png` is `chart b.png`).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// Downloads an image for a data URL: at most 10 s to connect, 60 s in all.
 fn fetch_image(url: &str) -> Result<Vec<u8>, String> {
@@ -309,7 +271,7 @@ fn image_ref(s: &str, dir: &Path, client: bool) -> Result<String, String> {
         };
     }
     let path: PathBuf = match s.strip_prefix("file://") {
-        Some(rest) => PathBuf::from(percent_decode(rest)),
+        Some(rest) => PathBuf::from(super::percent_decode(rest)),
         None if Path::new(s).is_absolute() => PathBuf::from(s),
         // file:// URLs need an absolute path: relative ones are from the JSONL file.
         None => std::path::absolute(dir.join(s)).unwrap_or_else(|_| dir.join(s)),
@@ -426,36 +388,15 @@ pub fn generate_images(
     path: &Path,
     spec: &CustomImageSpec,
 ) -> Result<Vec<Request>, String> {
-    let text = read_text(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut lines: Vec<(usize, serde_json::Map<String, Value>)> = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str(line) {
-            Ok(Value::Object(o)) => lines.push((i + 1, o)),
-            Ok(_) => {
-                return Err(format!(
-                    "{}: each line must be a JSON object like {{\"prompt\": \"...\", \"image_files\": [\"a.png\"]}}",
-                    at(path, i + 1)
-                ));
-            }
-            Err(e) => return Err(format!("{}: not valid JSON: {e}", at(path, i + 1))),
-        }
-    }
+    let mut lines = jsonl_objects(path, "{\"prompt\": \"...\", \"image_files\": [\"a.png\"]}")?;
     if lines.is_empty() {
         return Err(format!(
             "{}: no requests (the file is empty)",
             path.display()
         ));
     }
-    if spec.shuffle {
-        shuffle(&mut lines, spec.seed);
-    }
-    if let Some(n) = spec.n.filter(|n| *n > 0) {
-        lines.truncate(n);
-    }
+    shuffle_take(&mut lines, spec.shuffle, spec.seed, spec.n);
     // Client-side images are read (or fetched) here, a line at a time in parallel.
     par_map(&lines, |_, (line_no, o)| {
         let (parts, text) = image_line(o, dir, spec.client_side_data)

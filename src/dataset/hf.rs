@@ -768,14 +768,8 @@ const WHISPER_PREAMBLE: &str = "<|startoftranscript|><|en|><|transcribe|><|notim
 /// (`{array, sampling_rate}`, sent as a 16-bit WAV).
 fn audio_clip(v: &Value, at: &str) -> Result<super::audio::Audio, String> {
     use base64::Engine;
-    let with = |bytes: Vec<u8>| -> Result<super::audio::Audio, String> {
-        let (format, seconds) = super::audio::probe(&bytes).map_err(|e| format!("{at}: {e}"))?;
-        Ok(super::audio::Audio {
-            data: bytes.into(),
-            format,
-            seconds,
-            text: String::new(),
-        })
+    let with = |bytes: Vec<u8>| {
+        super::audio::Audio::from_bytes(bytes, String::new()).map_err(|e| format!("{at}: {e}"))
     };
     if let Some(b64) = v
         .get("bytes")

@@ -203,6 +203,64 @@ pub fn image_mime(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// `%XX` escapes of a `file://` URL decoded (`chart%20b.png` is `chart b.png`).
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A JSONL line: its number (from 1) and its object.
+pub type JsonlLine = (usize, Map<String, Value>);
+
+/// The non-empty lines of a JSONL file (gzip'd when it ends in `.gz`) as objects
+/// with their line numbers; a line that is not valid JSON, or not an object, is an
+/// error naming `file:line` (with `example`, the shape a line should have).
+pub fn jsonl_objects(path: &Path, example: &str) -> Result<Vec<JsonlLine>, String> {
+    let text = read_text(path)?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str(line) {
+            Ok(Value::Object(o)) => out.push((i + 1, o)),
+            Ok(_) => {
+                return Err(format!(
+                    "{}: each line must be a JSON object like {example}",
+                    at(path, i + 1)
+                ));
+            }
+            Err(e) => return Err(format!("{}: not valid JSON: {e}", at(path, i + 1))),
+        }
+    }
+    Ok(out)
+}
+
+/// The lines a file dataset sends: shuffled with `seed` when asked (vLLM's
+/// default), then the first `n` (all when `n` is `None` or 0).
+pub fn shuffle_take<T>(v: &mut Vec<T>, shuffled: bool, seed: u64, n: Option<usize>) {
+    if shuffled {
+        shuffle(v, seed);
+    }
+    if let Some(n) = n.filter(|n| *n > 0) {
+        v.truncate(n);
+    }
+}
+
 /// Reads a text file (gzip'd when it ends in `.gz`); the error names the file.
 pub fn read_text(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;

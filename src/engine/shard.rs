@@ -87,7 +87,11 @@ pub fn fingerprint(spec: &super::RunSpec) -> String {
         eat(&r.prompt_tokens.to_le_bytes());
         eat(&r.max_tokens.unwrap_or(0).to_le_bytes());
         if i < 64 {
-            eat(format!("{:?}", r.prompt).as_bytes());
+            match &r.prompt {
+                // The clip's bytes, not their Debug listing (megabytes of numbers).
+                crate::dataset::Prompt::Audio(a) => eat(&a.data),
+                p => eat(format!("{p:?}").as_bytes()),
+            }
         }
     }
     for offset in spec.arrival.iter().take(1000) {
@@ -174,6 +178,14 @@ pub fn current() -> Option<Shard> {
     CURRENT.get().copied().flatten()
 }
 
+/// A number of shards (`place` is the flag or variable and its separator).
+fn parse_count(v: &str, place: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| format!("{place}{v}: must be a whole number of shards >= 1"))
+}
+
 /// Takes `--shard I/N` and `--shards N` (also `--shard=I/N`) out of `args` and
 /// sets this process's shard from them or the environment (see the module docs);
 /// a wrong value is an error naming the flag or variable. Called once.
@@ -216,15 +228,7 @@ pub fn init(args: &mut Vec<String>) -> Result<Option<Shard>, String> {
         } else if name == "--start-at" {
             flag_start = Some(parse_start(&value, "--start-at", unix_now())?);
         } else {
-            flag_count = Some(
-                value
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .ok_or_else(|| {
-                        format!("--shards {value}: must be a whole number of shards >= 1")
-                    })?,
-            );
+            flag_count = Some(parse_count(&value, "--shards ")?);
         }
     }
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
@@ -242,9 +246,7 @@ pub fn init(args: &mut Vec<String>) -> Result<Option<Shard>, String> {
         let count = match flag_count {
             Some(n) => Some(n),
             None => match env("MOONBENCH_SHARDS") {
-                Some(v) => Some(v.parse::<u64>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                    format!("MOONBENCH_SHARDS={v}: must be a whole number of shards >= 1")
-                })?),
+                Some(v) => Some(parse_count(&v, "MOONBENCH_SHARDS=")?),
                 None => None,
             },
         };

@@ -266,7 +266,7 @@ fn check_image(url: &Value) -> Result<(), String> {
         return Ok(());
     }
     if let Some(path) = url.strip_prefix("file://") {
-        let path = path.replace("%20", " ");
+        let path = crate::dataset::percent_decode(path);
         let mut head = [0u8; 12];
         let n = std::fs::File::open(&path)
             .and_then(|mut f| std::io::Read::read(&mut f, &mut head))

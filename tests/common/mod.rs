@@ -197,3 +197,40 @@ pub fn hub_routes(routes: Vec<(String, Vec<u8>)>) -> String {
     });
     url
 }
+
+/// A `moonbench serve-sim` process on 127.0.0.1 (port 0) and its URL; killed
+/// when dropped, also when a test fails.
+pub struct ServeSim {
+    child: Child,
+    /// `http://127.0.0.1:PORT`, as the simulator printed it.
+    pub url: String,
+}
+
+impl Drop for ServeSim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `serve-sim --port 0` with `args` and waits for its address.
+pub fn serve_sim(args: &[&str]) -> ServeSim {
+    use std::io::{BufRead, BufReader};
+    let mut child = bin()
+        .args(["serve-sim", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("serve-sim said: {line}"))
+        .to_string();
+    ServeSim { child, url }
+}
