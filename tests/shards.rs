@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -14,44 +13,19 @@ use serde_json::Value;
 
 const LIMIT: Duration = Duration::from_secs(120);
 
-/// A child process killed when dropped (also when a test fails).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// The wall clock `secs` from now in Unix seconds, as `--start-at` takes it:
+/// whole seconds, or with a fraction when `fraction`.
+fn unix_in(secs: f64, fraction: bool) -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        + secs;
+    if fraction {
+        t.to_string()
+    } else {
+        (t as u64).to_string()
     }
-}
-
-/// A `serve-sim` on 127.0.0.1, port 0, and its URL.
-fn serve_sim() -> (Killed, String) {
-    let mut sim = bin()
-        .args([
-            "serve-sim",
-            "--port",
-            "0",
-            "--engine",
-            "fixed",
-            "--ttft-ms",
-            "5",
-            "--itl-ms",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(sim.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("serve-sim said: {line}"))
-        .to_string();
-    (Killed(sim), url)
 }
 
 fn floats(v: &Value, key: &str) -> Vec<f64> {
@@ -65,7 +39,8 @@ fn floats(v: &Value, key: &str) -> Vec<f64> {
 
 #[test]
 fn four_shards_make_the_unsharded_run() {
-    let (_sim, url) = serve_sim();
+    let sim = serve_sim(&["--engine", "fixed", "--ttft-ms", "5", "--itl-ms", "1"]);
+    let url = sim.url.clone();
     let dir = tmpdir("shards");
     let bench = |name: &str, extra: &[&str], env: Option<(&str, &str)>| -> Child {
         let d = dir.to_str().unwrap().to_string();
@@ -113,12 +88,7 @@ fn four_shards_make_the_unsharded_run() {
     assert!(whole.status.success(), "{}", text(&whole).1);
     // Four processes at once with a common start 3 s ahead: flags for three,
     // Kubernetes' index for the fourth.
-    let start = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3)
-    .to_string();
+    let start = unix_in(3.0, false);
     let shards: Vec<Child> = (0..4)
         .map(|i| {
             let name = format!("shard{i}.json");
@@ -342,6 +312,30 @@ print("AFTER_START " .. tostring(after_users >= start))
         "{}",
         text(&out).1
     );
+    // mb.users waits for a common start too: its users cannot finish before it.
+    let start = unix_in(2.0, true);
+    let out = wait(
+        bin()
+            .args([
+                "run",
+                script.to_str().unwrap(),
+                "--shard",
+                "1/2",
+                "--start-at",
+                &start,
+            ])
+            .env("START", &start)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+        LIMIT,
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(
+        out.status.success() && stdout.contains("AFTER_START true"),
+        "{stdout}{stderr}"
+    );
 }
 
 /// The container arguments of a manifest's first `args:` list, `$(VAR)` expanded
@@ -372,14 +366,10 @@ fn manifest_args(file: &str, vars: &[(&str, String)]) -> Vec<String> {
 /// shards, and the merge Job's arguments merge them.
 #[test]
 fn kubernetes_manifests_run_as_written() {
-    let (_sim, url) = serve_sim();
+    let sim = serve_sim(&["--engine", "fixed", "--ttft-ms", "5", "--itl-ms", "1"]);
+    let url = sim.url.clone();
     let dir = tmpdir("k8s");
-    let start = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 3)
-    .to_string();
+    let start = unix_in(3.0, false);
     let mut shards = Vec::new();
     for i in 0..4 {
         let vars = [
