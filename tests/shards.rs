@@ -383,6 +383,8 @@ fn kubernetes_manifests_run_as_written() {
             ("RANDOM_OUTPUT_LEN", "2".into()),
             ("SEED", "0".into()),
             ("JOB_COMPLETION_INDEX", i.to_string()),
+            ("METRICS_PORT", "0".into()),
+            ("POD_IP", "127.0.0.1".into()),
         ];
         let mut args = manifest_args("shards-job.yaml", &vars);
         assert!(args.len() > 20 && args[0] == "bench", "{args:?}");

@@ -535,6 +535,33 @@ fn bundled(name: &'static str, args: Vec<String>) -> i32 {
     script::run_script(Source::Embedded(name, code), args)
 }
 
+/// `--metrics-port P` (and `--metrics-host H`, default all interfaces, as a pod's
+/// metrics must be reachable by Prometheus): taken out of `args`; serves the live
+/// metrics from now until the process ends.
+fn live_metrics(args: &mut Vec<String>) -> Result<(), String> {
+    use crate::engine::shard;
+    let port = shard::take_flag(args, "--metrics-port", "9464")?;
+    let host = shard::take_flag(args, "--metrics-host", "127.0.0.1")?;
+    let Some(port) = port else {
+        return match host {
+            Some(_) => Err("--metrics-host needs --metrics-port P as well".into()),
+            None => Ok(()),
+        };
+    };
+    let port: u16 = port.trim().parse().map_err(|_| {
+        format!("--metrics-port {port}: not a port number (0-65535; 0 picks a free one)")
+    })?;
+    let host = host.unwrap_or_else(|| "0.0.0.0".into());
+    let labels = match shard::current() {
+        Some(s) => format!("shard=\"{}\",shards=\"{}\"", s.index, s.count),
+        None => String::new(),
+    };
+    let live = crate::metrics::live::enable(labels, crate::engine::os::process_cpu_secs);
+    let addr = crate::metrics::live::serve(live, &host, port)?;
+    eprintln!("moonbench: live metrics on http://{addr}/metrics");
+    Ok(())
+}
+
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
     let cli = match Cli::try_parse() {
@@ -550,6 +577,10 @@ pub fn main() -> i32 {
     if let Command::Bench { args } | Command::Sweep { args } | Command::Run { args, .. } = &mut cmd
     {
         if let Err(e) = crate::engine::shard::init(args) {
+            eprintln!("moonbench: {e}");
+            return 2;
+        }
+        if let Err(e) = live_metrics(args) {
             eprintln!("moonbench: {e}");
             return 2;
         }

@@ -4,7 +4,7 @@
 //! It owns what every run has between connecting and its outcome: the clock's
 //! start (t0), the [`Collector`] every finished record goes through — to the live
 //! [`Sink`]s (the records file, the progress bar, a script's `on_response`
-//! channel) and into memory — the client-health monitor, the server-metrics
+//! channel) and into memory, counted in the live metrics — the client-health monitor, the server-metrics
 //! scraper, and the end: records in schedule order, the end time and the verdict.
 
 use std::path::Path;
@@ -64,6 +64,9 @@ pub struct Collector(Arc<Mutex<Collected>>);
 impl Collector {
     /// Hands `rec` to the sinks that want it and keeps it.
     pub fn add(&self, rec: RequestRecord) {
+        if !rec.warmup {
+            crate::metrics::live::finished(&rec);
+        }
         let mut c = self.0.lock().unwrap();
         c.sinks.retain_mut(|s| {
             if rec.warmup && !s.wants_warmups() {
@@ -143,6 +146,7 @@ impl Measurement {
         let t0 = clock::now_ns();
         self.out.t0_ns = t0;
         self.out.t0_unix = super::shard::unix_now();
+        crate::metrics::live::run_started(t0, self.out.t0_unix);
         for s in self.collector.0.lock().unwrap().sinks.iter_mut() {
             s.start(t0);
         }

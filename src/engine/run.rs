@@ -193,6 +193,9 @@ impl Shared {
         warmup: bool,
     ) -> RequestRecord {
         let req = &self.requests[(index as usize) % self.requests.len()];
+        if !warmup {
+            crate::metrics::live::sent();
+        }
         self.send(
             req,
             Dispatch {

@@ -186,51 +186,49 @@ fn parse_count(v: &str, place: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{place}{v}: must be a whole number of shards >= 1"))
 }
 
+/// Takes every `name VALUE` or `name=VALUE` out of `args` (a flag of moonbench's
+/// own, not the script's) and returns the last value; `example` shows a value
+/// when one is missing.
+pub fn take_flag(
+    args: &mut Vec<String>,
+    name: &str,
+    example: &str,
+) -> Result<Option<String>, String> {
+    let mut found = None;
+    let mut i = 0;
+    while i < args.len() {
+        if let Some(v) = args[i].strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            found = Some(v.to_string());
+            args.remove(i);
+        } else if args[i] == name {
+            if i + 1 >= args.len() {
+                return Err(format!("{name} needs a value (e.g. {name} {example})"));
+            }
+            args.remove(i);
+            found = Some(args.remove(i));
+        } else {
+            i += 1;
+        }
+    }
+    Ok(found)
+}
+
 /// Takes `--shard I/N` and `--shards N` (also `--shard=I/N`) out of `args` and
 /// sets this process's shard from them or the environment (see the module docs);
 /// a wrong value is an error naming the flag or variable. Called once.
 pub fn init(args: &mut Vec<String>) -> Result<Option<Shard>, String> {
-    let mut flag_shard = None;
-    let mut flag_count = None;
-    let mut flag_start = None;
-    let mut i = 0;
-    while i < args.len() {
-        let (name, inline) = match args[i].split_once('=') {
-            Some((n, v)) if n == "--shard" || n == "--shards" || n == "--start-at" => {
-                (n.to_string(), Some(v.to_string()))
-            }
-            _ => (args[i].clone(), None),
-        };
-        if name != "--shard" && name != "--shards" && name != "--start-at" {
-            i += 1;
-            continue;
-        }
-        let value = match inline {
-            Some(v) => {
-                args.remove(i);
-                v
-            }
-            None => {
-                if i + 1 >= args.len() {
-                    let eg = match name.as_str() {
-                        "--shard" => "0/4",
-                        "--shards" => "4",
-                        _ => "2026-01-01T12:00:00Z",
-                    };
-                    return Err(format!("{name} needs a value (e.g. {name} {eg})"));
-                }
-                args.remove(i);
-                args.remove(i)
-            }
-        };
-        if name == "--shard" {
-            flag_shard = Some(Shard::parse(&value, "--shard")?);
-        } else if name == "--start-at" {
-            flag_start = Some(parse_start(&value, "--start-at", unix_now())?);
-        } else {
-            flag_count = Some(parse_count(&value, "--shards ")?);
-        }
-    }
+    let flag_shard = match take_flag(args, "--shard", "0/4")? {
+        Some(v) => Some(Shard::parse(&v, "--shard")?),
+        None => None,
+    };
+    let flag_count = match take_flag(args, "--shards", "4")? {
+        Some(v) => Some(parse_count(&v, "--shards ")?),
+        None => None,
+    };
+    let flag_start = match take_flag(args, "--start-at", "2026-01-01T12:00:00Z")? {
+        Some(v) => Some(parse_start(&v, "--start-at", unix_now())?),
+        None => None,
+    };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     let shard = if let Some(s) = flag_shard {
         if let Some(n) = flag_count.filter(|n| *n != s.count) {

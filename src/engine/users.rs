@@ -187,6 +187,7 @@ impl Sender {
                 dispatched_ns: now,
                 warmup: false,
             };
+            crate::metrics::live::sent();
             let mut rec = execute(&ctx, &req, d, abort).await;
             rec.user = Some(tag);
             inner.collector.add(rec.clone());

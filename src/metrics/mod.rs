@@ -1,6 +1,8 @@
 //! Metrics: per-request records, numpy-compatible statistics, the run summary, and
 //! the server's own metrics read during the run.
 
+pub mod live;
+pub mod prom;
 pub mod record;
 pub mod server;
 pub mod stats;

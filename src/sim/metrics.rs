@@ -89,13 +89,7 @@ const REQUEST_BUCKETS: &[f64] = &[
     480.0, 960.0, 1920.0, 7680.0,
 ];
 
-/// One Prometheus histogram: counts per bucket (not cumulative), sum and count.
-#[derive(Debug, Clone, Default)]
-struct Hist {
-    buckets: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
+use crate::metrics::prom::{self, Histogram as Hist};
 
 impl SimStats {
     /// `/start_profile` (true) or `/stop_profile` was called.
@@ -150,23 +144,11 @@ impl SimStats {
         }
         let mut h = self.hists.lock().unwrap();
         if h.is_empty() {
-            *h = HISTOGRAMS
-                .iter()
-                .map(|(_, _, _, b)| Hist {
-                    buckets: vec![0; b.len()],
-                    ..Default::default()
-                })
-                .collect();
+            *h = HISTOGRAMS.iter().map(|(_, _, _, b)| Hist::new(b)).collect();
         }
         for &(kind, v) in timings {
             let i = HISTOGRAMS.iter().position(|(k, ..)| *k == kind).unwrap();
-            let bounds = HISTOGRAMS[i].3;
-            let hist = &mut h[i];
-            if let Some(b) = bounds.iter().position(|&le| v <= le) {
-                hist.buckets[b] += 1;
-            }
-            hist.sum += v;
-            hist.count += 1;
+            h[i].observe(v);
         }
     }
 
@@ -331,48 +313,26 @@ impl SimStats {
             .collect();
         if hists.iter().any(|h| !h.is_empty()) {
             for (k, (_, name, help, bounds)) in HISTOGRAMS.iter().enumerate() {
-                s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
-                let empty = Hist {
-                    buckets: vec![0; bounds.len()],
-                    ..Default::default()
-                };
+                prom::header(&mut s, name, "histogram", help);
+                let empty = Hist::new(bounds);
                 let mut per: Vec<(String, Hist)> = hists
                     .iter()
                     .enumerate()
-                    .map(|(i, h)| {
-                        (
-                            format!("engine=\"{i}\","),
-                            h.get(k).unwrap_or(&empty).clone(),
-                        )
-                    })
+                    .map(|(i, h)| (i.to_string(), h.get(k).unwrap_or(&empty).clone()))
                     .collect();
                 if per.len() > 1 {
                     let mut total = empty.clone();
                     for (_, h) in &per {
-                        for (t, b) in total.buckets.iter_mut().zip(&h.buckets) {
-                            *t += b;
-                        }
-                        total.sum += h.sum;
-                        total.count += h.count;
+                        total.add(h);
                     }
-                    per.push(("engine=\"total\",".to_string(), total));
+                    per.push(("total".to_string(), total));
                 }
                 for (engine, hist) in &per {
-                    let lab = |le: &str| format!("{{{engine}le=\"{le}\",model_name=\"{model}\"}}");
-                    let mut cum = 0;
-                    for (b, le) in bounds.iter().enumerate() {
-                        cum += hist.buckets[b];
-                        s.push_str(&format!(
-                            "{name}_bucket{} {cum}.0\n",
-                            lab(&format!("{le:?}"))
-                        ));
-                    }
-                    s.push_str(&format!("{name}_bucket{} {}.0\n", lab("+Inf"), hist.count));
-                    let l = format!("{{{engine}model_name=\"{model}\"}}");
-                    s.push_str(&format!(
-                        "{name}_sum{l} {:?}\n{name}_count{l} {}.0\n",
-                        hist.sum, hist.count
-                    ));
+                    hist.write(
+                        &mut s,
+                        name,
+                        &format!("engine=\"{engine}\",model_name=\"{model}\""),
+                    );
                 }
             }
         }

@@ -275,6 +275,15 @@ local spec = {
         .. "（也可用 MOONBENCH_START_AT）；时间已过，或分片准备好时已过该时刻，会在发送前报错退出" },
     { "--shards", type = "int", help = "N: the number of shards, with Kubernetes' JOB_COMPLETION_INDEX as this pod's I",
       help_zh = "N：分片总数，配合 Kubernetes 的 JOB_COMPLETION_INDEX 作为本 Pod 的序号 I" },
+    { "--metrics-port", type = "int",
+      help = "P: serve moonbench's own Prometheus metrics at http://HOST:P/metrics while it runs (requests sent, "
+        .. "in flight, completed, failed by kind, TTFT/ITL/E2EL and schedule-lag histograms, achieved rate; "
+        .. "labelled with the shard); 0 picks a free port, printed on stderr (also on run and sweep)",
+      help_zh = "P：运行期间在 http://HOST:P/metrics 提供 moonbench 自身的 Prometheus 指标（已发送、在途、完成、按类型的失败、"
+        .. "TTFT/ITL/E2EL 与调度延迟直方图、实际速率；带分片标签）；0 表示自动选空闲端口（打印在 stderr；run 与 sweep 同样可用）" },
+    { "--metrics-host", help = "HOST: the address --metrics-port listens on (default 0.0.0.0, every interface, "
+        .. "so Prometheus can reach a pod; 127.0.0.1 for this machine only)",
+      help_zh = "HOST：--metrics-port 监听的地址（默认 0.0.0.0 即所有网卡，便于 Prometheus 抓取 Pod；只给本机用请设 127.0.0.1）" },
     { "--num-warmups", type = "int", default = 0, help = "unmeasured warm-up requests", help_zh = "不计入统计的预热请求数" },
     { "--probe-request-rate", type = "number", default = 0,
       help = "also send one-token \"Hi\" probes at this rate (one at a time, outside --max-concurrency) and report "
