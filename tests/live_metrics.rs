@@ -275,7 +275,10 @@ fn bad_metrics_flags_stop_before_sending() {
 /// each of its queries is a non-empty PromQL expression on the job variable.
 #[test]
 fn grafana_dashboard_names_real_metrics() {
-    let path = format!("{}/deploy/grafana/moonbench.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/deploy/grafana/moonbench.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let dash: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let page = moonbench::metrics::live::enable(String::new(), || 0.0).render();
     let names: std::collections::BTreeSet<&str> = page
@@ -290,7 +293,10 @@ fn grafana_dashboard_names_real_metrics() {
         for t in p["targets"].as_array().unwrap() {
             let expr = t["expr"].as_str().unwrap();
             assert!(expr.contains("job=~\"$job\""), "{expr}");
-            for (i, _) in expr.match_indices("moonbench_").chain(expr.match_indices("process_")) {
+            for (i, _) in expr
+                .match_indices("moonbench_")
+                .chain(expr.match_indices("process_"))
+            {
                 let m: String = expr[i..]
                     .chars()
                     .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')

@@ -211,6 +211,44 @@ fn four_shards_make_the_unsharded_run() {
             );
         }
     }
+    // Each shard measured its clock against the server's Date header; on one
+    // machine the truth is 0, and the shards agree.
+    for i in 0..4 {
+        let c = &read(&format!("shard{i}.json"))["shard"]["clock"];
+        let (o, u) = (
+            c["offset_s"].as_f64().unwrap(),
+            c["uncertainty_s"].as_f64().unwrap(),
+        );
+        assert!(o - u <= 0.0 && 0.0 <= o + u, "shard {i}: clock {c}");
+        assert!(c["probes"].as_u64().unwrap() >= 1);
+    }
+    assert_eq!(m["shard_clock_disagreement_s"], 0.0);
+    assert_eq!(m["shard_timeline"], "wall_clock");
+    // A shard whose clock is 5 s behind (its wall-clock start and its measured
+    // offset moved together, as such a machine would write them): the merge
+    // places it by the server's clock, so the run does not grow by 5 s.
+    let mut late = read("shard3.json");
+    let t0 = late["shard"]["t0_unix"].as_f64().unwrap();
+    late["shard"]["t0_unix"] = (t0 - 5.0).into();
+    let off = late["shard"]["clock"]["offset_s"].as_f64().unwrap();
+    late["shard"]["clock"]["offset_s"] = (off + 5.0).into();
+    let late_path = dir.join("shard3-late.json");
+    std::fs::write(&late_path, late.to_string()).unwrap();
+    let late_files = [all[0], all[1], all[2], late_path.to_str().unwrap()];
+    let out = merge(&late_files, &[]);
+    let (_, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("clocks disagree by at least"), "{err}");
+    let fixed = read("merged.json");
+    assert_eq!(fixed["shard_timeline"], "server_date");
+    assert!(fixed["shard_clock_disagreement_s"].as_f64().unwrap() > 3.0);
+    let (d0, d1) = (
+        m["duration"].as_f64().unwrap(),
+        fixed["duration"].as_f64().unwrap(),
+    );
+    assert!((d1 - d0).abs() < 1.1, "duration {d0} became {d1}");
+    assert!(fixed["shard_start_skew_s"].as_f64().unwrap() < 1.1);
+
     // Shards missing, repeated, from another run, or not shards at all.
     let out = merge(&all[..3], &[]);
     assert!(

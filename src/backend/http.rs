@@ -811,6 +811,45 @@ impl HttpClient {
         self.simple(hyper::Method::GET, path, headers).await
     }
 
+    /// A GET on a fresh connection that reports the server's `Date` header with
+    /// the wall clock (Unix seconds) just before the request was written and when
+    /// the response head arrived: (status, date, sent, received).
+    pub async fn get_date(
+        &self,
+        path: &str,
+        headers: &[(String, String)],
+    ) -> Result<(u16, Option<String>, f64, f64), RequestError> {
+        let unix = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64())
+        };
+        let mut conn = self.connect().await?;
+        let mut b = hyper::Request::builder()
+            .method(hyper::Method::GET)
+            .uri(self.base.path(path))
+            .header("host", self.base.host_header());
+        for (k, v) in headers {
+            b = b.header(k.as_str(), v.as_str());
+        }
+        let req = b
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| RequestError::new(ErrorKind::Protocol, e.to_string()))?;
+        let sent = unix();
+        let resp = conn
+            .io
+            .drive(conn.sender.send_request(req))
+            .await
+            .map_err(|e| hyper_error("the request failed", &e))?;
+        let received = unix();
+        let date = resp
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok((resp.status().as_u16(), date, sent, received))
+    }
+
     /// A POST without a body on a fresh connection (vLLM's `/start_profile`).
     pub async fn post_empty(
         &self,

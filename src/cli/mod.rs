@@ -242,7 +242,7 @@ fn merge(a: MergeArgs) -> i32 {
             slo: Slo::parse(&a.goodput)?,
             steady_state: false,
         };
-        let m = crate::output::merge::merge(&a.files, options)?;
+        let m = crate::output::merge::merge(&a.files, options, a.save_detailed)?;
         for n in &m.notes {
             eprintln!("warning: {n}");
         }

@@ -100,6 +100,9 @@ pub struct RunOutcome {
     pub server_metrics: Option<ServerSeries>,
     /// Problems worth telling the user that did not stop the run (profiler calls).
     pub notes: Vec<String>,
+    /// A shard's wall clock against the server's `Date` header, measured just
+    /// before its start (`None` unsharded, or without a `Date`).
+    pub clock: Option<super::shard::ClockOffset>,
     /// The probe requests sent beside the run (`--probe-request-rate`), apart from
     /// `records` and from every statistic of the run.
     pub probes: Vec<RequestRecord>,
@@ -435,7 +438,8 @@ pub async fn run_with_stop(
     // last task have dropped theirs, every record has been collected.
     let (alive, mut all_done) = mpsc::channel::<()>(1);
     let sem = spec.max_concurrency.map(|c| Arc::new(Semaphore::new(c)));
-    super::shard::wait_for_start(spec.start_at).await?;
+    m.outcome().clock =
+        super::shard::prepare_start(spec.start_at, &client, &spec.target.plain_headers()).await?;
     let t0 = m.start();
     let (probe_stop, probe_rx) = watch::channel(false);
     let probes = spec

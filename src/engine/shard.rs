@@ -117,6 +117,117 @@ pub fn take_start_at() -> Option<f64> {
     start_at().filter(|_| !TAKEN.swap(true, Ordering::SeqCst))
 }
 
+/// This process's wall clock against the server's, from the `Date` headers of
+/// a few `GET /v1/models`: the server's clock minus ours lies in
+/// `[offset_s - uncertainty_s, offset_s + uncertainty_s]`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClockOffset {
+    /// The middle of the interval, seconds (positive: the server's clock is ahead).
+    pub offset_s: f64,
+    /// Half the interval's width, seconds.
+    pub uncertainty_s: f64,
+    /// Answers with a `Date` header that narrowed it.
+    pub probes: u32,
+}
+
+impl ClockOffset {
+    /// The interval's bounds.
+    pub fn bounds(&self) -> (f64, f64) {
+        (
+            self.offset_s - self.uncertainty_s,
+            self.offset_s + self.uncertainty_s,
+        )
+    }
+}
+
+/// One answer's constraint on server − local: the server wrote `date` (its clock
+/// truncated to whole seconds) between our `sent` and `received`, so server −
+/// local lies in [date − received, date − sent + the Date's width]; returned
+/// without the width: (date − received, date − sent).
+fn probe_bounds(date: &str, sent: f64, received: f64) -> Option<(f64, f64)> {
+    let d = chrono::DateTime::parse_from_rfc2822(date.trim()).ok()?;
+    let d = d.timestamp() as f64;
+    Some((d - received, d - sent))
+}
+
+/// Intersects probe intervals; `None` when there are none or they disagree (a
+/// server clock that stepped, replicas with different clocks behind one address).
+fn intersect(bounds: &[(f64, f64)]) -> Option<ClockOffset> {
+    let lo = bounds.iter().map(|b| b.0).fold(f64::NEG_INFINITY, f64::max);
+    let hi = bounds.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
+    (!bounds.is_empty() && lo <= hi).then(|| ClockOffset {
+        offset_s: (lo + hi) / 2.0,
+        uncertainty_s: (hi - lo) / 2.0,
+        probes: bounds.len() as u32,
+    })
+}
+
+/// Probes spaced by a tenth of a second and a bit, so their phases against the
+/// server's second boundaries spread out; at most this many.
+const CLOCK_PROBES: usize = 12;
+const CLOCK_PROBE_GAP: std::time::Duration = std::time::Duration::from_millis(110);
+
+/// Measures this process's clock against the server's `Date` header: `probes`
+/// GETs `CLOCK_PROBE_GAP` apart, each bounded by 2 s. `None` when the server sends
+/// no parsable `Date`.
+pub async fn measure_clock(
+    client: &crate::backend::http::HttpClient,
+    headers: &[(String, String)],
+    probes: usize,
+) -> Option<ClockOffset> {
+    let mut bounds = Vec::new();
+    for i in 0..probes.max(1) {
+        if i > 0 {
+            tokio::time::sleep(CLOCK_PROBE_GAP).await;
+        }
+        let get = client.get_date("/v1/models", headers);
+        let Ok(Ok((_, Some(date), sent, received))) =
+            tokio::time::timeout(std::time::Duration::from_secs(2), get).await
+        else {
+            continue;
+        };
+        if let Some(b) = probe_bounds(&date, sent, received) {
+            bounds.push(b);
+        }
+    }
+    // The Date of most servers is their clock at the answer, truncated to the
+    // second; uvicorn (vLLM's server) renders it once a second, so it may be a
+    // second older still: each answer allows two seconds. (Trusting one second
+    // would give narrower intervals that exclude the truth behind uvicorn.)
+    let b: Vec<(f64, f64)> = bounds
+        .iter()
+        .map(|&(lo, hi)| (lo, hi + DATE_WIDTH_S))
+        .collect();
+    intersect(&b)
+}
+
+/// How much older than the server's clock a `Date` may be: the truncation to
+/// the second and a second of caching.
+const DATE_WIDTH_S: f64 = 2.0;
+
+/// A sharded run's last step before its clock starts: measures this process's
+/// clock against the server's (a dozen probes when there is time before the
+/// common start `at`, else one) and waits for `at`. Unsharded runs do neither
+/// probe nor wait without `at`.
+pub async fn prepare_start(
+    at: Option<f64>,
+    client: &crate::backend::http::HttpClient,
+    headers: &[(String, String)],
+) -> Result<Option<ClockOffset>, String> {
+    let clock = if current().is_some() {
+        let time = CLOCK_PROBE_GAP.as_secs_f64() * CLOCK_PROBES as f64 + 0.5;
+        let n = match at {
+            Some(t) if t - unix_now() > time => CLOCK_PROBES,
+            _ => 1,
+        };
+        measure_clock(client, headers, n).await
+    } else {
+        None
+    };
+    wait_for_start(at).await?;
+    Ok(clock)
+}
+
 /// Waits until the common start `at` (Unix seconds), once everything is
 /// prepared; an error when this process is ready more than the tolerance after
 /// it (then nothing is sent), or when interrupted while waiting.
@@ -285,6 +396,62 @@ pub fn init(args: &mut Vec<String>) -> Result<Option<Shard>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server on 127.0.0.1 whose `Date` is its clock `offset` s ahead of ours,
+    /// re-rendered every `every` s at phase `phase` (0: rendered per answer).
+    async fn date_server(offset: f64, every: f64, phase: f64) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut tcp, _)) = l.accept().await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = tcp.read(&mut buf).await;
+                let now = unix_now() + offset;
+                let t = if every > 0.0 {
+                    ((now - phase) / every).floor() * every + phase
+                } else {
+                    now
+                };
+                let d = chrono::DateTime::from_timestamp(t.floor() as i64, 0).unwrap();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ndate: {}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}",
+                    d.format("%a, %d %b %Y %H:%M:%S GMT")
+                );
+                let _ = tcp.write_all(head.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn clock_offset_contains_the_servers_true_offset() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // A Date per answer, and uvicorn's once-a-second Date at two phases.
+            for (offset, every, phase) in [(3.7, 0.0, 0.0), (-2.3, 1.0, 0.9), (0.4, 1.0, 0.2)] {
+                let url = date_server(offset, every, phase).await;
+                let base = crate::backend::BaseUrl::parse(&url).unwrap();
+                let client = crate::backend::http::HttpClient::new(&base).await.unwrap();
+                let c = measure_clock(&client, &[], CLOCK_PROBES).await.unwrap();
+                let (lo, hi) = c.bounds();
+                assert!(lo <= offset && offset <= hi, "{offset} outside {c:?}");
+                assert!(c.uncertainty_s <= 0.6, "{c:?}");
+                assert_eq!(c.probes as usize, CLOCK_PROBES);
+                let one = measure_clock(&client, &[], 1).await.unwrap();
+                assert!(
+                    one.bounds().0 <= offset && offset <= one.bounds().1,
+                    "{one:?}"
+                );
+            }
+        });
+    }
 
     #[test]
     fn parse_own_and_part() {

@@ -92,9 +92,11 @@ impl Session {
             })
             .await
             .map_err(|e| format!("the setup crashed: {e}"))?;
-        let (spec, client, out) = setup?;
-        // A sharded run's common start (`--start-at`), once connected.
-        io.spawn(super::shard::wait_for_start(spec.start_at))
+        let (spec, client, mut out) = setup?;
+        // A sharded run's clock check and common start (`--start-at`), once connected.
+        let (at, c, h) = (spec.start_at, client.clone(), spec.target.plain_headers());
+        out.clock = io
+            .spawn(async move { super::shard::prepare_start(at, &c, &h).await })
             .await
             .map_err(|e| format!("the wait for --start-at crashed: {e}"))??;
         let mut measurement = Measurement::new(

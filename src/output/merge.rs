@@ -4,7 +4,9 @@
 //! puts every record on one timeline (the earliest shard's start as 0), and the
 //! one summary function computes every statistic from all of them, as one
 //! process would have. Missing, duplicate or mismatched shards are errors naming
-//! the files; the skew between the shards' starts is reported.
+//! the files; the skew between the shards' starts is reported, and when the
+//! shards' clocks provably disagree (their offsets against the server's `Date`
+//! header, `shard.clock`, do not overlap) the timeline uses the server's clock.
 
 use std::path::{Path, PathBuf};
 
@@ -26,17 +28,85 @@ struct ShardFile {
     count: u64,
     run: String,
     t0_unix: f64,
+    clock: Option<crate::engine::shard::ClockOffset>,
     t0_ns: u64,
+    end_ns: u64,
+    /// Where its records are in the merge's one list (appended as each file is
+    /// read, so that no second copy of them is ever held).
+    range: std::ops::Range<usize>,
+}
+
+/// The keys of a shard's file the merge reads; the rest (the per-request
+/// arrays and statistics the shard wrote) is skipped without being built.
+#[derive(serde::Deserialize)]
+struct FileJson {
+    #[serde(default)]
+    shard: Option<Value>,
+    #[serde(default)]
+    shard_records: Option<RecordsJson>,
+    // The header keys info_of reads, listed here (not flattened: serde would
+    // buffer every other key to hand it on).
+    #[serde(default)]
+    date: Option<Value>,
+    #[serde(default)]
+    backend: Option<Value>,
+    #[serde(default)]
+    label: Option<Value>,
+    #[serde(default)]
+    model_id: Option<Value>,
+    #[serde(default)]
+    tokenizer_id: Option<Value>,
+    #[serde(default)]
+    num_prompts: Option<Value>,
+    #[serde(default)]
+    request_rate: Option<Value>,
+    #[serde(default)]
+    burstiness: Option<Value>,
+    #[serde(default)]
+    max_concurrency: Option<Value>,
+    #[serde(default)]
+    base_url: Option<Value>,
+    #[serde(default)]
+    endpoint: Option<Value>,
+    #[serde(default)]
+    num_warmups: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct RecordsJson {
+    #[serde(default)]
+    t0_ns: u64,
+    #[serde(default)]
     end_ns: u64,
     records: Vec<RequestRecord>,
 }
 
-fn read(path: &Path) -> Result<ShardFile, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let json: Map<String, Value> = serde_json::from_str(&text)
+/// Reads a shard's file, appending its records to `all`; without `keep_texts`
+/// the answers' text (only detailed results write it) is dropped as it is read.
+fn read(path: &Path, all: &mut Vec<RequestRecord>, keep_texts: bool) -> Result<ShardFile, String> {
+    let f =
+        std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut file: FileJson = serde_json::from_reader(std::io::BufReader::with_capacity(1 << 20, f))
         .map_err(|e| format!("{}: not a result file (invalid JSON: {e})", path.display()))?;
-    let shard = json.get("shard").ok_or_else(|| {
+    let h = &mut file;
+    let json: Map<String, Value> = [
+        ("date", h.date.take()),
+        ("backend", h.backend.take()),
+        ("label", h.label.take()),
+        ("model_id", h.model_id.take()),
+        ("tokenizer_id", h.tokenizer_id.take()),
+        ("num_prompts", h.num_prompts.take()),
+        ("request_rate", h.request_rate.take()),
+        ("burstiness", h.burstiness.take()),
+        ("max_concurrency", h.max_concurrency.take()),
+        ("base_url", h.base_url.take()),
+        ("endpoint", h.endpoint.take()),
+        ("num_warmups", h.num_warmups.take()),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+    .collect();
+    let shard = file.shard.as_ref().ok_or_else(|| {
         format!(
             "{}: not a shard's result (no \"shard\" key); merge takes the files of a run made with --shard I/N",
             path.display()
@@ -49,25 +119,49 @@ fn read(path: &Path) -> Result<ShardFile, String> {
             path.display()
         ));
     };
-    let sr = json.get("shard_records").ok_or_else(|| {
+    let sr = file.shard_records.ok_or_else(|| {
         format!(
             "{}: shard {index}/{count} kept no records (written by an older moonbench?); rerun the shard",
             path.display()
         )
     })?;
-    let records: Vec<RequestRecord> = serde_json::from_value(sr["records"].clone())
-        .map_err(|e| format!("{}: shard_records.records: {e}", path.display()))?;
     Ok(ShardFile {
         index,
         count,
         run: shard["run"].as_str().unwrap_or("").to_string(),
         t0_unix: shard["t0_unix"].as_f64().unwrap_or(0.0),
-        t0_ns: sr["t0_ns"].as_u64().unwrap_or(0),
-        end_ns: sr["end_ns"].as_u64().unwrap_or(0),
-        records,
+        clock: shard
+            .get("clock")
+            .and_then(|c| serde_json::from_value(c.clone()).ok()),
+        t0_ns: sr.t0_ns,
+        end_ns: sr.end_ns,
+        range: {
+            let start = all.len();
+            let mut recs = sr.records;
+            if !keep_texts {
+                for r in &mut recs {
+                    r.text = String::new();
+                    r.chunk_text_end = Vec::new();
+                }
+            }
+            all.append(&mut recs);
+            start..all.len()
+        },
         path: path.to_path_buf(),
         json,
     })
+}
+
+/// The least distance between the shards' clocks their offset intervals allow:
+/// 0 when one instant lies in every interval, `None` unless every shard has one.
+fn clock_disagreement(files: &[ShardFile]) -> Option<f64> {
+    let bounds: Vec<(f64, f64)> = files
+        .iter()
+        .map(|f| f.clock.map(|c| c.bounds()))
+        .collect::<Option<_>>()?;
+    let lo = bounds.iter().map(|b| b.0).fold(f64::NEG_INFINITY, f64::max);
+    let hi = bounds.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
+    Some((lo - hi).max(0.0))
 }
 
 /// The header of the merged result, from the first shard's (the concurrency
@@ -107,18 +201,31 @@ pub struct Merged {
     pub shards: u64,
     /// Seconds between the earliest and the latest shard's start.
     pub skew_s: f64,
+    /// At least how far apart the shards' clocks are, by their offsets against
+    /// the server's `Date` header (0: consistent with agreeing clocks; `None`:
+    /// not every shard measured one).
+    pub clock_disagreement_s: Option<f64>,
+    /// Whether the timeline (and `skew_s`) uses the server's clock because the
+    /// shards' clocks disagree.
+    pub server_clock: bool,
     /// Warnings (a large skew).
     pub notes: Vec<String>,
 }
 
-/// Reads and checks the shard files and merges their records.
-pub fn merge(paths: &[PathBuf], options: ResultOptions) -> Result<Merged, String> {
+/// Reads and checks the shard files and merges their records; `keep_texts`
+/// keeps the answers' text (for a detailed result's `generated_texts`).
+pub fn merge(
+    paths: &[PathBuf],
+    options: ResultOptions,
+    keep_texts: bool,
+) -> Result<Merged, String> {
     if paths.is_empty() {
         return Err("give the result files of every shard of one run".into());
     }
+    let mut records = Vec::new();
     let mut files = paths
         .iter()
-        .map(|p| read(p))
+        .map(|p| read(p, &mut records, keep_texts))
         .collect::<Result<Vec<_>, _>>()?;
     files.sort_by_key(|f| f.index);
     let count = files[0].count;
@@ -169,7 +276,26 @@ pub fn merge(paths: &[PathBuf], options: ResultOptions) -> Result<Merged, String
         ));
     }
     // One timeline: each shard's clock shifted so that its start sits where its
-    // wall clock says, the earliest start at 0.
+    // wall clock says, the earliest start at 0 — or, when the shards' clocks
+    // provably disagree (their offsets against the server's Date header do not
+    // overlap), where the server's clock says.
+    let mut notes = Vec::new();
+    let disagreement = clock_disagreement(&files);
+    let server_clock = disagreement.is_some_and(|d| d > 0.0);
+    if let Some(d) = disagreement.filter(|_| server_clock) {
+        let u = files
+            .iter()
+            .filter_map(|f| f.clock.map(|c| c.uncertainty_s))
+            .fold(0.0, f64::max);
+        notes.push(format!(
+            "the shards' clocks disagree by at least {d:.3} s (each measured against the server's Date header): \
+             the merged timeline places each shard by the server's clock instead (to ±{u:.3} s); synchronize \
+             the machines' clocks (NTP)"
+        ));
+        for f in &mut files {
+            f.t0_unix += f.clock.map_or(0.0, |c| c.offset_s);
+        }
+    }
     let first = files
         .iter()
         .map(|f| f.t0_unix)
@@ -178,13 +304,12 @@ pub fn merge(paths: &[PathBuf], options: ResultOptions) -> Result<Merged, String
         .iter()
         .map(|f| f.t0_unix)
         .fold(f64::NEG_INFINITY, f64::max);
-    let mut records = Vec::new();
     let mut end_ns = 0u64;
-    for f in &mut files {
+    for f in &files {
         let shift = ((f.t0_unix - first) * 1e9).round() as u64;
         let at = |t: u64| t.saturating_sub(f.t0_ns) + shift;
         end_ns = end_ns.max(at(f.end_ns));
-        for mut r in std::mem::take(&mut f.records) {
+        for r in &mut records[f.range.clone()] {
             r.scheduled_ns = at(r.scheduled_ns);
             r.dispatched_ns = at(r.dispatched_ns);
             r.sent_ns = at(r.sent_ns);
@@ -193,12 +318,10 @@ pub fn merge(paths: &[PathBuf], options: ResultOptions) -> Result<Merged, String
             for c in &mut r.chunk_ns {
                 *c = at(*c);
             }
-            records.push(r);
         }
     }
     records.sort_by_key(|r| r.index);
     let skew_s = last - first;
-    let mut notes = Vec::new();
     if skew_s > SKEW_WARN_S {
         notes.push(format!(
             "the shards started {skew_s:.3} s apart (more than {SKEW_WARN_S} s): they did not load the server \
@@ -221,6 +344,8 @@ pub fn merge(paths: &[PathBuf], options: ResultOptions) -> Result<Merged, String
         },
         shards: count,
         skew_s,
+        clock_disagreement_s: disagreement,
+        server_clock,
         notes,
     })
 }
@@ -231,5 +356,17 @@ pub fn to_json(m: &Merged, detailed: bool) -> Value {
     let mut j = m.result.to_json(&m.result.options, detailed, &[]);
     j.insert("merged_shards".into(), json!(m.shards));
     j.insert("shard_start_skew_s".into(), json!(m.skew_s));
+    j.insert(
+        "shard_clock_disagreement_s".into(),
+        json!(m.clock_disagreement_s),
+    );
+    j.insert(
+        "shard_timeline".into(),
+        json!(if m.server_clock {
+            "server_date"
+        } else {
+            "wall_clock"
+        }),
+    );
     Value::Object(j)
 }

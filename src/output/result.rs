@@ -257,7 +257,7 @@ impl RunResult {
             m.insert(
                 "shard".into(),
                 json!({"index": s.index, "count": s.count, "run": i.fingerprint,
-                       "t0_unix": self.outcome.t0_unix}),
+                       "t0_unix": self.outcome.t0_unix, "clock": self.outcome.clock}),
             );
         }
         if let Some(t) = i.start_at {
@@ -593,8 +593,32 @@ pub const RESULT_FIELDS: &[(&str, &str, &str, &str)] = &[
     (
         "shard",
         "object",
-        "a sharded run's part: {index, count, run (a fingerprint of the flags, equal in every shard of one run), t0_unix (the wall clock when its clock started)}; this file holds the requests at schedule positions k with k mod count = index, and max_concurrency is this shard's part",
-        "分片运行中本进程的部分：{index, count, run（参数指纹，同一次运行的各分片相同）, t0_unix（本分片开始计时时的墙上时钟）}；本文件只含调度序号 k 满足 k mod count = index 的请求，max_concurrency 为本分片分到的部分",
+        "a sharded run's part: {index, count, run (a fingerprint of the flags, equal in every shard of one run), t0_unix (the wall clock when its clock started), clock (this machine's clock against the server's Date header just before the start: {offset_s, server minus this clock; uncertainty_s, half the interval; probes}, or null without a Date)}; this file holds the requests at schedule positions k with k mod count = index, and max_concurrency is this shard's part",
+        "分片运行中本进程的部分：{index, count, run（参数指纹，同一次运行的各分片相同）, t0_unix（本分片开始计时时的墙上时钟）, clock（开始前用服务器 Date 响应头测得的本机时钟偏差：{offset_s 服务器时钟减本机时钟；uncertainty_s 区间半宽；probes 探测次数}，服务器无 Date 时为 null）}；本文件只含调度序号 k 满足 k mod count = index 的请求，max_concurrency 为本分片分到的部分",
+    ),
+    (
+        "merged_shards",
+        "int",
+        "a merged result (moonbench merge): how many shards' files it was made from",
+        "合并结果（moonbench merge）：由多少个分片的文件合并而来",
+    ),
+    (
+        "shard_start_skew_s",
+        "float",
+        "a merged result: seconds between the earliest and the latest shard's start (warned above 0.1 s)",
+        "合并结果：最早与最晚开始的分片相差的秒数（超过 0.1 秒会警告）",
+    ),
+    (
+        "shard_clock_disagreement_s",
+        "float",
+        "a merged result: at least how far apart the shards' clocks are, from each shard's offset against the server's Date header (0: consistent with agreeing clocks; null: a shard measured none)",
+        "合并结果：根据各分片相对服务器 Date 响应头测得的时钟偏差，各分片时钟至少相差多少秒（0 表示与时钟一致相符；null 表示有分片未测得）",
+    ),
+    (
+        "shard_timeline",
+        "string",
+        "a merged result: how the shards' records were placed on one timeline: wall_clock (each shard's own clock), or server_date (by the server's clock, when the shards' clocks provably disagree)",
+        "合并结果：各分片记录如何放到同一时间轴上：wall_clock（各分片自己的时钟），或 server_date（各分片时钟确有分歧时，按服务器时钟）",
     ),
     (
         "shard_records",
@@ -947,6 +971,30 @@ mod tests {
             };
             written.extend(r.to_json(&opts, true, &[]).keys().cloned());
         }
+        // A merged result's own keys.
+        let merged = crate::output::merge::Merged {
+            result: RunResult {
+                info: RunInfo::default(),
+                outcome: RunOutcome::default(),
+                options: ResultOptions {
+                    metrics: [&Metric::VLLM[..], &Metric::VLLM_QUEUE[..]].concat(),
+                    percentiles: vec![99.0, 99.9],
+                    ..Default::default()
+                },
+            },
+            shards: 2,
+            skew_s: 0.0,
+            clock_disagreement_s: Some(0.0),
+            server_clock: false,
+            notes: Vec::new(),
+        };
+        written.extend(
+            crate::output::merge::to_json(&merged, false)
+                .as_object()
+                .unwrap()
+                .keys()
+                .cloned(),
+        );
         let mut documented = std::collections::BTreeSet::new();
         for (names, ..) in RESULT_FIELDS {
             for name in names.split(" / ") {
