@@ -10,6 +10,14 @@ local mb = require "moonbench"
 local argparse = require "moonbench.argparse"
 local sweep = require "moonbench.sweep"
 
+-- 分片、共同开始时间和实时指标由 moonbench 本身处理，用法与 bench 相同（这里只为 --help 列出它们）。
+-- Shards, the common start and live metrics are moonbench's own flags, as in bench (listed here for --help).
+local own = { ["--shard"] = true, ["--shards"] = true, ["--start-at"] = true, ["--metrics-port"] = true, ["--metrics-host"] = true }
+local own_flags = {}
+for _, f in ipairs(require("moonbench.bench_flags").flags) do
+  if own[f[1]] then own_flags[#own_flags + 1] = f end
+end
+
 local args = argparse.parse({
   prog = "moonbench sweep",
   description = "Run a grid of benchmarks from a config.yaml (the seed toolkit's format).",
@@ -21,6 +29,7 @@ local args = argparse.parse({
       help_zh = "只打印计划和总请求数，不运行" },
     { "--result-dir", help = "override result_dir of the config", help_zh = "覆盖配置里的 result_dir" },
     { "--lang", default = "en", choices = { "en", "zh" }, help = "language of messages and tables", help_zh = "语言" },
+    table.unpack(own_flags),
   },
 }, arg)
 local zh = args.lang == "zh"

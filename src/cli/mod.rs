@@ -54,6 +54,11 @@ pub enum Command {
         args: Vec<String>,
     },
     /// Run a Lua workload script: `moonbench run SCRIPT.lua [-- ARGS...]`.
+    ///
+    /// moonbench's own flags may come anywhere among ARGS and are not passed to the
+    /// script: --shard I/N, --shards N, --start-at TIME (a sharded run and its common
+    /// start; mb.run and mb.users split their requests and users) and --metrics-port P,
+    /// --metrics-host H (live Prometheus metrics); `moonbench bench --help` explains them.
     Run {
         /// Script file (or a bundled script such as examples/quickstart.lua).
         script: String,
