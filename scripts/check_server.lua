@@ -130,9 +130,12 @@ end
 step(5, "Full sweep, then aggregation", "完整扫描，然后汇总")
 local sweep_args = { path, "--lang", args.lang }
 if args.result_dir then sweep_args[#sweep_args + 1] = "--result-dir"; sweep_args[#sweep_args + 1] = args.result_dir end
-local swept, err = pcall(mb.script, "scripts/sweep.lua", sweep_args)
-if not swept then say("  " .. tostring(err), "  " .. tostring(err)) end
-local dir = args.result_dir or cfg.result_dir or "results"
+local swept, status = pcall(mb.script, "scripts/sweep.lua", sweep_args)
+if not swept then say("  " .. tostring(status), "  " .. tostring(status)) end
+-- 扫描写入的结果目录（失败时取最新的那个）。The sweep's run folder (the newest one if it failed).
+local parent = sweep.parent(cfg, { result_dir = args.result_dir })
+local newest = mb.run_folders(parent)[1]
+local dir = (swept and type(status) == "table" and status.run_dir) or (newest and newest.path) or parent
 local csv, rows = mb.aggregate(dir)
 local n, rt, ttft, tpot = 0, 0, 0, 0
 for _, r in ipairs(rows) do
@@ -142,9 +145,9 @@ for _, r in ipairs(rows) do
   end
 end
 if n > 0 then
-  say(string.format("\nSummary over %d results (%s):\n  mean request throughput %.2f req/s\n  mean TTFT %.1f ms\n  mean TPOT %.2f ms\nNext: moonbench report %s -o report.html",
+  say(string.format("\nSummary over %d results (%s):\n  mean request throughput %.2f req/s\n  mean TTFT %.1f ms\n  mean TPOT %.2f ms\nNext: moonbench report --dir %s",
       n, csv, rt / n, ttft / n, tpot / n, dir),
-      string.format("\n%d 个结果的汇总（%s）：\n  平均请求吞吐量 %.2f req/s\n  平均首 token 时间 %.1f ms\n  平均每 token 时间 %.2f ms\n下一步：moonbench report %s -o report.html",
+      string.format("\n%d 个结果的汇总（%s）：\n  平均请求吞吐量 %.2f req/s\n  平均首 token 时间 %.1f ms\n  平均每 token 时间 %.2f ms\n下一步：moonbench report --dir %s",
       n, csv, rt / n, ttft / n, tpot / n, dir))
 end
 if not swept then error("moonbench check: the sweep had failures (see above)", 0) end

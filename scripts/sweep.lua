@@ -23,11 +23,15 @@ local args = argparse.parse({
   description = "Run a grid of benchmarks from a config.yaml (the seed toolkit's format).",
   positional = true,
   flags = {
-    { "--resume", type = "bool", help = "skip points whose result file already exists and is complete",
-      help_zh = "跳过结果文件已存在且完整的组合" },
+    { "--resume", type = "bool", help = "continue the newest run folder of this same config: skip points whose "
+        .. "result file is complete, run the rest (an incomplete file is kept as NAME.json.incomplete)",
+      help_zh = "继续同一配置最新的结果目录：跳过结果文件已完整的组合，运行其余的（不完整的文件改名为 NAME.json.incomplete 保留）" },
+    { "--overwrite", type = "bool", help = "with --resume: run every point again, replacing its result file",
+      help_zh = "与 --resume 一起用：所有组合重新运行，替换已有结果文件" },
     { "--dry-run", type = "bool", help = "print the plan and the total request count, run nothing",
       help_zh = "只打印计划和总请求数，不运行" },
-    { "--result-dir", help = "override result_dir of the config", help_zh = "覆盖配置里的 result_dir" },
+    { "--result-dir", help = "where run folders go (overrides result_dir of the config; default results)",
+      help_zh = "结果目录放在哪里（覆盖配置里的 result_dir；默认 results）" },
     { "--lang", default = "en", choices = { "en", "zh" }, help = "language of messages and tables", help_zh = "语言" },
     table.unpack(own_flags),
   },
@@ -38,8 +42,47 @@ local function say(en, cn) print(zh and cn or en) end
 local path = args._positional[1] or "config.yaml"
 if #args._positional > 1 then error("moonbench sweep: give one config file, got " .. #args._positional, 0) end
 local cfg = sweep.load(path)
-local points = sweep.plan(cfg, { result_dir = args.result_dir, lang = args.lang })
+if args.overwrite and not args.resume then
+  error("moonbench sweep: --overwrite replaces files of an earlier run folder, so it needs --resume "
+    .. "(without --resume every sweep writes a new folder and replaces nothing)", 0)
+end
 local bench_script = cfg.bench_script or "scripts/benchmark_serving.lua"
+
+-- 每次扫描写入一个新的结果目录：{result_dir}/{模型短名}_{年月日_时分秒}/（与原工具包 main.py batch 相同），
+-- 所以再跑一次也不会覆盖上一次的结果。--resume 则继续同一配置最新的那个目录。
+-- Each sweep writes a new run folder, so running it again never overwrites the last one;
+-- --resume continues the newest folder of the same config (.sweep.json records which config).
+local parent = sweep.parent(cfg, { result_dir = args.result_dir })
+local model = sweep.model(cfg)
+local key = sweep.plan_key(sweep.plan(cfg, { result_dir = args.result_dir }))
+local run_dir
+if args.resume then
+  for _, f in ipairs(mb.run_folders(parent)) do
+    local fh = io.open(f.path .. "/.sweep.json")
+    if fh then
+      local ok, meta = pcall(mb.json.decode, fh:read("a"))
+      fh:close()
+      if ok and type(meta) == "table" and meta.plan_key == key then run_dir = f.path; break end
+    end
+  end
+  if run_dir then
+    say("Resuming " .. run_dir, "继续结果目录 " .. run_dir)
+  else
+    say(string.format("--resume: no run folder of this config in %s yet; starting a new one", parent),
+        string.format("--resume：%s 中还没有这个配置的结果目录；新建一个", parent))
+  end
+end
+if not run_dir then
+  if args.dry_run then
+    run_dir = parent .. "/" .. mb.model_short(model) .. "_" .. mb.date():gsub("-", "_")
+  else
+    run_dir = mb.run_folder(parent, model)
+    local fh = assert(io.open(run_dir .. "/.sweep.json", "w"))
+    fh:write(mb.json.encode({ config = path, model = model, started = mb.date(), plan_key = key }))
+    fh:close()
+  end
+end
+local points = sweep.plan(cfg, { dir = run_dir, lang = args.lang })
 
 local total = 0
 for _, p in ipairs(points) do total = total + p.np end
@@ -63,10 +106,16 @@ for i, p in ipairs(points) do
   status[#status + 1] = row
   if stopped or mb.interrupted() then
     row.status = "not run"
-  elseif args.resume and sweep.valid_result(p.file) then
+  elseif args.resume and not args.overwrite and sweep.valid_result(p.file) then
     row.status = "skipped"
     print(string.format("[%d/%d] %s: %s", i, #points, row.point, zh and "已有完整结果，跳过" or "already done, skipped"))
   else
+    if mb.exists(p.file) and not sweep.valid_result(p.file) then
+      -- 不完整的结果文件不覆盖，改名保留。An incomplete file is kept, renamed.
+      local keep, n = p.file .. ".incomplete", 1
+      while mb.exists(keep) do n = n + 1; keep = p.file .. ".incomplete" .. n end
+      os.rename(p.file, keep)
+    end
     print(string.format("\n[%d/%d] %s", i, #points, row.point))
     local t0 = mb.now()
     local ok, err = pcall(mb.script, bench_script, p.argv)
@@ -98,12 +147,14 @@ for _, r in ipairs(status) do
   print("  " .. pad(tostring(r.i), 5) .. pad(r.point, 37) .. pad(words[r.status], 13)
     .. pad(string.format("%.1f", r.seconds), 10) .. r.file .. (r.reason and ("  (" .. r.reason .. ")") or ""))
 end
-say(string.format("%d ok, %d failed, %d skipped, %d not run. Next: moonbench aggregate %s",
+local next_cmd = parent == "results" and "moonbench aggregate" or ("moonbench aggregate --dir " .. run_dir)
+say(string.format("%d ok, %d failed, %d skipped, %d not run, in %s. Next: %s",
     counts.ok or 0, counts.failed or 0, counts.skipped or 0, (counts["not run"] or 0) + (counts.interrupted or 0),
-    args.result_dir or cfg.result_dir or "results"),
-    string.format("成功 %d，失败 %d，跳过 %d，未运行 %d。下一步：moonbench aggregate %s",
+    run_dir, next_cmd),
+    string.format("成功 %d，失败 %d，跳过 %d，未运行 %d，结果在 %s。下一步：%s",
     counts.ok or 0, counts.failed or 0, counts.skipped or 0, (counts["not run"] or 0) + (counts.interrupted or 0),
-    args.result_dir or cfg.result_dir or "results"))
+    run_dir, next_cmd))
+status.run_dir = run_dir
 if (counts.failed or 0) > 0 then
   error(string.format("moonbench sweep: %d point(s) failed", counts.failed), 0)
 end

@@ -46,7 +46,27 @@ fn seed_config_sweep_resume_and_aggregate() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
     assert!(stdout.contains("[3/4] io=(64,8) mc=1 np=3"), "{stdout}");
-    let mut names: Vec<String> = std::fs::read_dir(dir.join("results"))
+    // The seed's run folder: results/{model_short}_{YYYYmmdd_HHMMSS}/.
+    let folders = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.join("results"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let first = folders();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let run = first[0].clone();
+    let stamp = run
+        .strip_prefix("Seed-Model_")
+        .expect("named after the model");
+    assert!(
+        stamp.len() == 15 && stamp.as_bytes()[8] == b'_',
+        "YYYYmmdd_HHMMSS: {run}"
+    );
+    let rd = dir.join("results").join(&run);
+    let mut names: Vec<String> = std::fs::read_dir(&rd)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
@@ -54,6 +74,7 @@ fn seed_config_sweep_resume_and_aggregate() {
     assert_eq!(
         names,
         [
+            ".sweep.json",
             "bench_io32x16_mc1_np3.json",
             "bench_io32x16_mc4_np8.json",
             "bench_io64x8_mc1_np3.json",
@@ -61,7 +82,7 @@ fn seed_config_sweep_resume_and_aggregate() {
         ]
     );
     let r: Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("results/bench_io64x8_mc4_np8.json")).unwrap(),
+        &std::fs::read_to_string(rd.join("bench_io64x8_mc4_np8.json")).unwrap(),
     )
     .unwrap();
     assert_eq!(
@@ -78,11 +99,16 @@ fn seed_config_sweep_resume_and_aggregate() {
         "run.py's --percentile-metrics ttft,tpot,itl,e2el"
     );
 
-    // --resume skips points whose result file is complete; a broken one is re-run.
-    std::fs::write(dir.join("results/bench_io64x8_mc1_np3.json"), "{not json").unwrap();
+    // --resume continues that folder: complete points are skipped, a broken one is
+    // run again and its old file kept.
+    std::fs::write(rd.join("bench_io64x8_mc1_np3.json"), "{not json").unwrap();
     let out = run_in(&dir, &["sweep", "config.yaml", "--resume"]);
     let (stdout, _) = text(&out);
     assert!(out.status.success());
+    assert!(
+        stdout.contains(&format!("Resuming results/{run}")),
+        "{stdout}"
+    );
     assert_eq!(
         stdout.matches("already done, skipped").count(),
         3,
@@ -92,6 +118,74 @@ fn seed_config_sweep_resume_and_aggregate() {
         stdout.contains("[3/4] io=(64,8) mc=1 np=3\n"),
         "the broken point ran again: {stdout}"
     );
+    assert_eq!(
+        std::fs::read_to_string(rd.join("bench_io64x8_mc1_np3.json.incomplete")).unwrap(),
+        "{not json"
+    );
+    assert_eq!(folders(), std::slice::from_ref(&run), "--resume made no new folder");
+    let before = std::fs::read_to_string(rd.join("bench_io32x16_mc1_np3.json")).unwrap();
+    // --overwrite without --resume is refused (it would replace nothing).
+    let out = run_in(&dir, &["sweep", "config.yaml", "--overwrite"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out)
+            .1
+            .contains("--overwrite replaces files of an earlier run folder")
+    );
+    // The same config again: a new folder; the first is untouched.
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = run_in(&dir, &["sweep", "config.yaml"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let both = folders();
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(
+        std::fs::read_to_string(rd.join("bench_io32x16_mc1_np3.json")).unwrap(),
+        before,
+        "the first run's file was not overwritten"
+    );
+    let newest = both.iter().find(|n| **n != run).unwrap().clone();
+    // aggregate and report with no path read the newest run folder; --list and --dir.
+    let out = run_in(&dir, &["aggregate"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("using the newest run folder, results/{newest}")),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "aggregated 4 results -> results/{newest}/aggregate_results_"
+        )),
+        "{stdout}"
+    );
+    let out = run_in(&dir, &["aggregate", "--list"]);
+    let listed = text(&out).0;
+    assert!(
+        listed.find(&newest).unwrap() < listed.find(&run).unwrap(),
+        "newest first: {listed}"
+    );
+    let out = run_in(&dir, &["report", "--dir", &run]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(rd.join("report.html").exists());
+    let typo = run.replacen("Seed-", "Sed-", 1);
+    let out = run_in(&dir, &["aggregate", "--dir", &typo]);
+    let err = text(&out).1;
+    assert!(
+        !out.status.success() && err.contains(&format!("did you mean {run}?")),
+        "{err}"
+    );
+    // The whole results folder, recursively: both runs, with their folders named.
+    let out = run_in(
+        &dir,
+        &["aggregate", "results", "-o", "all.csv", "--header", "en"],
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let all = std::fs::read_to_string(dir.join("all.csv")).unwrap();
+    assert_eq!(all.lines().count(), 1 + 8, "{all}");
+    assert!(all.lines().next().unwrap().ends_with(",result_dir"));
+    assert!(all.contains(&format!(",{run}\n")) && all.contains(&format!(",{newest}\n")));
+    // From here on, the first run's folder as a folder of results.
+    let rel = format!("results/{run}");
 
     // aggregate: rows sorted by the grid, both header rows, plus a vLLM-written result.
     std::fs::copy(
@@ -99,11 +193,11 @@ fn seed_config_sweep_resume_and_aggregate() {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/vllm_results/bench_io256x256_mc4_np40.json"
         ),
-        dir.join("results/bench_io256x256_mc4_np40.json"),
+        rd.join("bench_io256x256_mc4_np40.json"),
     )
     .unwrap();
-    std::fs::write(dir.join("results/notes.json"), "[1, 2]").unwrap();
-    let out = run_in(&dir, &["aggregate", "results", "-o", "agg.csv"]);
+    std::fs::write(rd.join("notes.json"), "[1, 2]").unwrap();
+    let out = run_in(&dir, &["aggregate", &rel, "-o", "agg.csv"]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -111,7 +205,7 @@ fn seed_config_sweep_resume_and_aggregate() {
         "{stdout}"
     );
     assert!(
-        stderr.contains("skipped results/notes.json"),
+        stderr.contains(&format!("skipped {rel}/notes.json")),
         "non-results are named: {stderr}"
     );
     let mut rdr = csv::ReaderBuilder::new()
@@ -160,21 +254,14 @@ fn seed_config_sweep_resume_and_aggregate() {
     // One plain header for pandas; markdown and JSON too.
     let out = run_in(
         &dir,
-        &["aggregate", "results", "-o", "plain.csv", "--header", "en"],
+        &["aggregate", &rel, "-o", "plain.csv", "--header", "en"],
     );
     assert!(out.status.success());
     let plain = std::fs::read_to_string(dir.join("plain.csv")).unwrap();
     assert!(plain.starts_with("date,") && !plain.contains("日期"));
     let out = run_in(
         &dir,
-        &[
-            "aggregate",
-            "results",
-            "-o",
-            "agg.md",
-            "--format",
-            "markdown",
-        ],
+        &["aggregate", &rel, "-o", "agg.md", "--format", "markdown"],
     );
     assert!(out.status.success());
     assert!(
@@ -183,11 +270,11 @@ fn seed_config_sweep_resume_and_aggregate() {
             .starts_with("| date<br>日期 |")
     );
     // The default output name is the seed's.
-    let out = run_in(&dir, &["aggregate", "results", "--lang", "zh"]);
+    let out = run_in(&dir, &["aggregate", &rel, "--lang", "zh"]);
     assert!(
         text(&out)
             .0
-            .contains("已聚合 5 个测试结果 → results/aggregate_results_")
+            .contains(&format!("已聚合 5 个测试结果 → {rel}/aggregate_results_"))
     );
 }
 
@@ -199,7 +286,8 @@ fn dry_run_prints_the_plan_and_sends_nothing() {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("4 points, 72 requests in all"), "{stdout}");
     assert!(
-        stdout.contains("[4/4] io=(512,128) mc=8 np=32 -> results/bench_io512x128_mc8_np32.json"),
+        stdout.contains("[4/4] io=(512,128) mc=8 np=32 -> results/moonbench-sim_")
+            && stdout.contains("/bench_io512x128_mc8_np32.json"),
         "{stdout}"
     );
     assert!(!dir.join("results").exists());
@@ -395,7 +483,20 @@ fn check_runs_the_guided_first_run_on_the_simulator() {
     ] {
         assert!(stdout.contains(needle), "{needle}\n{stdout}");
     }
-    assert!(dir.join("results/bench_io512x128_mc8_np32.json").exists());
+    // The sweep's run folder, and the summary read from it.
+    let run: Vec<_> = std::fs::read_dir(dir.join("results"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(run.len(), 1, "{run:?}");
+    assert!(run[0].join("bench_io512x128_mc8_np32.json").exists());
+    assert!(
+        stdout.contains(&format!(
+            "Next: moonbench report --dir {}",
+            run[0].strip_prefix(&dir).unwrap().display()
+        )),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -103,9 +103,16 @@ pub struct MergeArgs {
 /// Flags of `aggregate`.
 #[derive(clap::Args, Debug)]
 pub struct AggregateArgs {
-    /// Directory of result JSON files.
-    #[arg(default_value = "results")]
-    pub dir: PathBuf,
+    /// Folder of result JSON files, read with the folders under it (default: the
+    /// newest run folder in results/, else results/ itself).
+    #[arg(value_name = "DIR")]
+    pub path: Option<PathBuf>,
+    /// A run folder by name, in results/ (or in DIR): `--dir Qwen3-8B_20261204_101500`.
+    #[arg(long = "dir", value_name = "NAME")]
+    pub run_dir: Option<String>,
+    /// List the run folders in results/ (or in DIR), newest first, and stop.
+    #[arg(long)]
+    pub list: bool,
     /// Output file (default: DIR/aggregate_results_YYYYmmdd.csv).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -123,12 +130,18 @@ pub struct AggregateArgs {
 /// Flags of `report`.
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
-    /// Result files or directories of them.
-    #[arg(required = true)]
+    /// Result files or folders of them, read with the folders under them
+    /// (default: the newest run folder in results/, else results/ itself).
     pub results: Vec<PathBuf>,
-    /// Output HTML file.
-    #[arg(short, long, default_value = "report.html")]
-    pub output: PathBuf,
+    /// A run folder by name, in results/ (or in the one folder given): `--dir Qwen3-8B_20261204_101500`.
+    #[arg(long = "dir", value_name = "NAME")]
+    pub run_dir: Option<String>,
+    /// List the run folders in results/ (or in the one folder given), newest first, and stop.
+    #[arg(long)]
+    pub list: bool,
+    /// Output HTML file (default: report.html, or REPORT.html in the run folder read).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
     /// Page title.
     #[arg(long, default_value = "moonbench report")]
     pub title: String,
@@ -160,13 +173,59 @@ fn read_result(
         .map_err(|why| format!("{}: {why}", path.display()))
 }
 
+/// The folder `aggregate`/`report` read (see `output::runs::choose`), after
+/// `--list` (printed, then `None`).
+fn chosen_folder(
+    path: Option<&std::path::Path>,
+    run_dir: Option<&str>,
+    list: bool,
+    zh: bool,
+) -> Result<Option<PathBuf>, String> {
+    use crate::output::runs;
+    let results = std::path::Path::new("results");
+    let parent = if run_dir.is_some() || list {
+        path.unwrap_or(results)
+    } else {
+        results
+    };
+    if list {
+        print!("{}", runs::listing(parent, zh));
+        return Ok(None);
+    }
+    let c = runs::choose(parent, run_dir, path)?;
+    if let Some(n) = &c.note {
+        if zh {
+            eprintln!(
+                "使用最新的结果目录 {}（--list 列出全部，--dir 名称 指定其他目录）",
+                c.path.display()
+            );
+        } else {
+            eprintln!("{n}");
+        }
+    }
+    Ok(Some(c.path))
+}
+
 fn aggregate(a: AggregateArgs) -> i32 {
     use crate::output::aggregate::{Format, Header, collect, default_output, write};
     let (format, header) = (
         Format::parse(&a.format).unwrap(),
         Header::parse(&a.header).unwrap(),
     );
-    let t = match collect(&a.dir) {
+    let dir = match chosen_folder(
+        a.path.as_deref(),
+        a.run_dir.as_deref(),
+        a.list,
+        a.lang == "zh",
+    ) {
+        Ok(Some(d)) => d,
+        Ok(None) => return 0,
+        Err(e) => {
+            eprintln!("moonbench aggregate: {e}");
+            return 1;
+        }
+    };
+    let t = match collect(&dir) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("moonbench aggregate: {e}");
@@ -178,12 +237,12 @@ fn aggregate(a: AggregateArgs) -> i32 {
     }
     if t.rows.is_empty() {
         eprintln!(
-            "moonbench aggregate: no result files in {}",
-            a.dir.display()
+            "moonbench aggregate: no result files in {} (nor in the folders under it)",
+            dir.display()
         );
         return 1;
     }
-    let out = a.output.unwrap_or_else(|| default_output(&a.dir, format));
+    let out = a.output.unwrap_or_else(|| default_output(&dir, format));
     if let Err(e) = write(&t, &out, format, header) {
         eprintln!("moonbench aggregate: {e}");
         return 1;
@@ -197,18 +256,52 @@ fn aggregate(a: AggregateArgs) -> i32 {
 }
 
 fn report(a: ReportArgs) -> i32 {
-    let (rs, skipped) = crate::output::files::read_all(&a.results);
+    let (inputs, folder) = if a.results.len() > 1 && (a.run_dir.is_some() || a.list) {
+        eprintln!(
+            "moonbench report: --dir and --list take at most one folder (the one run folders are in)"
+        );
+        return 2;
+    } else if a.results.len() > 1 {
+        (a.results.clone(), None)
+    } else {
+        match chosen_folder(
+            a.results.first().map(PathBuf::as_path),
+            a.run_dir.as_deref(),
+            a.list,
+            false,
+        ) {
+            Ok(Some(d)) => {
+                // A run folder picked for the user gets its report inside it.
+                let inside = a.results.is_empty() || a.run_dir.is_some();
+                (vec![d.clone()], inside.then_some(d))
+            }
+            Ok(None) => return 0,
+            Err(e) => {
+                eprintln!("moonbench report: {e}");
+                return 1;
+            }
+        }
+    };
+    let (rs, skipped) = crate::output::files::read_all(&inputs);
     for (p, why) in &skipped {
         eprintln!("warning: skipped {}: {why}", p.display());
     }
     if rs.is_empty() {
-        eprintln!("moonbench report: no result files among the arguments");
+        let place: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "moonbench report: no result files in {} (run `moonbench sweep` or `moonbench bench --save-result` first)",
+            place.join(", ")
+        );
         return 1;
     }
+    let output = a.output.clone().unwrap_or_else(|| match &folder {
+        Some(d) => d.join("report.html"),
+        None => PathBuf::from("report.html"),
+    });
     let html = crate::output::report::build(&rs, &a.title, a.timeline.as_deref());
-    match crate::output::report::write(&a.output, &html) {
+    match crate::output::report::write(&output, &html) {
         Ok(()) => {
-            println!("report of {} results -> {}", rs.len(), a.output.display());
+            println!("report of {} results -> {}", rs.len(), output.display());
             0
         }
         Err(e) => {

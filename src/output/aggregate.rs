@@ -125,6 +125,7 @@ pub fn zh_name(col: &str) -> String {
         "new_connections" => "新建连接数",
         "achieved_request_rate" => "实际请求速率",
         "partial" => "部分结果",
+        "result_dir" => "结果目录",
         "preconnected_connections" => "预建连接数",
         "num_warmups" => "预热请求数",
         "base_url" => "服务地址",
@@ -191,12 +192,21 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     }
 }
 
-/// Reads every `*.json` result in `dir` (not recursive).
+/// Reads every `*.json` result in `dir` and the folders under it.
 pub fn collect(dir: &Path) -> Result<Table, String> {
-    let files = super::files::json_files(dir)?;
+    let files = super::files::json_files_under(dir)?;
     let mut t = Table::default();
     let mut tail_cols = Vec::new();
+    // Files from folders under `dir` (run folders) say which one, as the seed's
+    // main.py does; a flat folder's table keeps the seed's columns.
+    let nested = files.iter().any(|p| p.parent() != Some(dir));
     for path in files {
+        let folder = path
+            .parent()
+            .and_then(|p| p.strip_prefix(dir).ok())
+            .map(|p| p.display().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| ".".into());
         let (name, obj) = match super::files::read(&path) {
             Ok(r) => (r.name, r.data),
             Err(why) => {
@@ -218,7 +228,11 @@ pub fn collect(dir: &Path) -> Result<Table, String> {
             ("input_len", io.map_or(Value::Null, |v| Value::from(v.0))),
             ("output_len", io.map_or(Value::Null, |v| Value::from(v.1))),
             ("filename", Value::from(name.clone())),
+            ("result_dir", Value::from(folder)),
         ] {
+            if k == "result_dir" && !nested {
+                continue;
+            }
             if !tail_cols.contains(&k.to_string()) {
                 tail_cols.push(k.to_string());
             }

@@ -1,5 +1,6 @@
 //! Reading result files back: the one reader behind `aggregate`, `report`,
-//! `compare` and `mb.aggregate` — a file (or every `*.json` of a folder) that is
+//! `compare` and `mb.aggregate` — a file (or every `*.json` in a folder and the
+//! folders under it) that is
 //! a benchmark result (a JSON object with `completed` and `duration`), or the
 //! reason it is not — and the two facts read the same way everywhere: numbers
 //! (vLLM writes an infinite rate as `"inf"`) and the lengths in a seed-style file
@@ -45,7 +46,7 @@ pub fn read(path: &Path) -> Result<ResultFile, String> {
     })
 }
 
-/// The `*.json` files of `dir`, sorted by name (not recursive).
+/// The `*.json` files of `dir` (not hidden ones), sorted by name (not recursive).
 pub fn json_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let rd = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?;
@@ -53,19 +54,42 @@ pub fn json_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "json"))
+        // Hidden files (a run folder's .sweep.json) are not results.
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     v.sort();
     Ok(v)
 }
 
-/// Reads result files; a folder contributes its `*.json` files. Returns the
+/// The `*.json` files of `dir` and of every folder under it (a results folder
+/// of run folders), each folder's files sorted by name, the folder's own first.
+pub fn json_files_under(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut out = json_files(dir)?;
+    let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read directory {}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    subs.sort();
+    for s in subs {
+        out.extend(json_files_under(&s)?);
+    }
+    Ok(out)
+}
+
+/// Reads result files; a folder contributes its `*.json` files and those of the
+/// folders under it. Returns the
 /// results and, to warn about, every file (or folder) that is not one, with why.
 pub fn read_all(paths: &[PathBuf]) -> (Vec<ResultFile>, Vec<(PathBuf, String)>) {
     let mut ok = Vec::new();
     let mut skipped = Vec::new();
     for p in paths {
         let files = if p.is_dir() {
-            match json_files(p) {
+            match json_files_under(p) {
                 Ok(v) => v,
                 Err(e) => {
                     skipped.push((p.clone(), e));

@@ -16,4 +16,5 @@ pub mod plots;
 pub mod pytorch;
 pub mod report;
 pub mod result;
+pub mod runs;
 pub mod svg;

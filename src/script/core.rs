@@ -65,6 +65,9 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "interrupted" => sync interrupted,
         "aggregate" => sync aggregate,
         "read_result" => sync read_result,
+        "model_short" => sync model_short,
+        "run_folder" => sync run_folder,
+        "run_folders" => sync run_folders,
     });
     let json = lua.create_table()?;
     functions!(lua, json, {
@@ -301,6 +304,31 @@ fn read_result(lua: &Lua, path: String) -> mlua::Result<(Value, Option<String>)>
         Ok(r) => Ok((to_lua(lua, &serde_json::Value::Object(r.data))?, None)),
         Err(why) => Ok((Value::Nil, Some(format!("{path}: {why}")))),
     }
+}
+
+/// `mb.model_short(model)`: the seed's short model name for run folders.
+fn model_short(_: &Lua, model: String) -> mlua::Result<String> {
+    Ok(crate::output::runs::model_short(&model))
+}
+
+/// `mb.run_folder(parent, model)`: creates a new run folder and returns its path.
+fn run_folder(_: &Lua, (parent, model): (String, String)) -> mlua::Result<String> {
+    crate::output::runs::create(std::path::Path::new(&parent), &model)
+        .map(|p| p.display().to_string())
+        .map_err(mlua::Error::runtime)
+}
+
+/// `mb.run_folders(parent)`: the run folders holding results, newest first.
+fn run_folders(lua: &Lua, parent: String) -> mlua::Result<Table> {
+    let out = lua.create_table()?;
+    for f in crate::output::runs::list(std::path::Path::new(&parent)) {
+        let t = lua.create_table()?;
+        t.set("path", f.path.display().to_string())?;
+        t.set("name", f.name)?;
+        t.set("json_files", f.json_files)?;
+        out.push(t)?;
+    }
+    Ok(out)
 }
 
 /// `mb.aggregate(dir [, out, opts])`: the result files of `dir` as a table file; returns its path and rows.

@@ -4,7 +4,8 @@
 --
 -- 配置文件与原工具包（FlyAIBox/llm_benchmark 的 run.py + config.yaml）完全兼容：
 --   model, base_url, tokenizer, input_output: [[输入, 输出], ...], concurrency_prompts: [[并发, 请求数], ...]
--- 结果文件名也相同：results/bench_io{输入}x{输出}_mc{并发}_np{请求数}.json
+-- 结果文件名也相同：results/{模型短名}_{年月日_时分秒}/bench_io{输入}x{输出}_mc{并发}_np{请求数}.json
+-- （与原工具包 main.py batch 一样，每次扫描一个新目录）
 -- 另外可选：backend, endpoint, request_rates, repeats, result_dir, label, defaults（任意 bench 参数）,
 -- sim（不写 base_url 时内置模拟服务器的参数）, bench_script（换成你自己复制修改过的基准脚本）。
 
@@ -168,11 +169,23 @@ function M.py_float(r)
   return tostring(r)
 end
 
+--- Where a sweep's run folders go: --result-dir, else the config's result_dir, else results.
+--- 结果目录的上级目录：--result-dir，否则配置里的 result_dir，否则 results。
+function M.parent(cfg, opts)
+  return (opts or {}).result_dir or cfg.result_dir or "results"
+end
+
+--- The model a run folder is named after (the simulator's when there is no model).
+function M.model(cfg)
+  return cfg.model or (cfg.sim and "moonbench-sim") or "moonbench-sim"
+end
+
 --- The grid, in the seed's order (input_output outer, concurrency_prompts inner, then
---- rates and repeats). Each point has its bench argument list and result file.
+--- rates and repeats). Each point has its bench argument list and result file, in
+--- opts.dir (the run folder; default: the parent folder itself).
 function M.plan(cfg, opts)
   opts = opts or {}
-  local dir = opts.result_dir or cfg.result_dir or "results"
+  local dir = opts.dir or M.parent(cfg, opts)
   local rates = cfg.request_rates or { false }
   local repeats = cfg.repeats or 1
   local points = {}
@@ -210,6 +223,23 @@ function M.plan(cfg, opts)
     end
   end
   return points
+end
+
+--- What a run folder's sweep.json records of the plan, so --resume finds a folder
+--- of the same config: every point's arguments without its result file and language.
+--- 写入结果目录的 .sweep.json，用于 --resume 判断"同一个配置"：各组合的参数（去掉结果文件名与语言）。
+function M.plan_key(points)
+  local key = {}
+  for i, p in ipairs(points) do
+    local argv, skip = {}, false
+    for _, a in ipairs(p.argv) do
+      if skip then skip = false
+      elseif a == "--result-filename" or a == "--lang" then skip = true
+      else argv[#argv + 1] = a end
+    end
+    key[i] = argv
+  end
+  return mb.json.encode(key)
 end
 
 --- A point's label for progress lines: io=(1024,256) mc=64 np=640 [rate=8.0] [rep 2/3].
