@@ -205,3 +205,46 @@ fn pytorch_format_lands_in_the_result_dir_once() {
     );
     assert!(!dir.join(dir.file_name().unwrap()).exists());
 }
+
+/// The language: `--lang zh` before or after `--help`, `MOONBENCH_LANG`, and a
+/// Chinese locale (`LANG=zh_CN.UTF-8`) all give Chinese; MOONBENCH_LANG wins
+/// over the locale.
+#[test]
+fn chinese_from_the_flag_in_any_order_the_variable_or_the_locale() {
+    let zh_line = "像 vLLM 的 benchmark_serving.py 一样测试 LLM 推理服务";
+    let help = |args: &[&str], env: &[(&str, &str)]| -> String {
+        let mut c = bin();
+        c.args(args).env("MOONBENCH_LANG", "");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(help(&["bench", "--help", "--lang", "zh"], &[("LANG", "C")]).contains(zh_line));
+    assert!(help(&["bench", "--lang=zh", "--help"], &[("LANG", "C")]).contains(zh_line));
+    assert!(help(&["bench", "--help"], &[("LANG", "zh_CN.UTF-8")]).contains(zh_line));
+    assert!(help(&["sweep", "--help"], &[("MOONBENCH_LANG", "zh")]).contains("语言"));
+    let en = help(
+        &["bench", "--help"],
+        &[("LANG", "zh_CN.UTF-8"), ("MOONBENCH_LANG", "en")],
+    );
+    assert!(en.contains("Benchmark an LLM server") && !en.contains(zh_line));
+    let dir = tmpdir("lang-list");
+    let mut c = bin();
+    let out = c
+        .args(["aggregate", "--list"])
+        .current_dir(&dir)
+        .env("MOONBENCH_LANG", "")
+        .env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env("LANG", "zh_CN.UTF-8")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("下没有结果目录"));
+}

@@ -122,7 +122,11 @@ fn seed_config_sweep_resume_and_aggregate() {
         std::fs::read_to_string(rd.join("bench_io64x8_mc1_np3.json.incomplete")).unwrap(),
         "{not json"
     );
-    assert_eq!(folders(), std::slice::from_ref(&run), "--resume made no new folder");
+    assert_eq!(
+        folders(),
+        std::slice::from_ref(&run),
+        "--resume made no new folder"
+    );
     let before = std::fs::read_to_string(rd.join("bench_io32x16_mc1_np3.json")).unwrap();
     // --overwrite without --resume is refused (it would replace nothing).
     let out = run_in(&dir, &["sweep", "config.yaml", "--overwrite"]);

@@ -123,7 +123,7 @@ pub struct AggregateArgs {
     #[arg(long, default_value = "both", value_parser = ["both", "en", "zh"])]
     pub header: String,
     /// Language of messages.
-    #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
+    #[arg(long, default_value = crate::i18n::default_lang(), value_parser = ["en", "zh"])]
     pub lang: String,
 }
 

@@ -1,10 +1,28 @@
-//! Translations: catalogues of English text and its Chinese, read once at first
-//! use. Today it holds the Lua options' descriptions (`options.zh.tsv`), which the
+//! Translations: the user's language ([`default_lang`]) and catalogues of
+//! English text and its Chinese, read once at first use. Today it holds the Lua options' descriptions (`options.zh.tsv`), which the
 //! Chinese API reference prints; a catalogue is keyed by the English itself, so a
 //! changed English text has no translation until its line is updated.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+
+/// The language a user reads when no `--lang` says otherwise: `MOONBENCH_LANG`
+/// (`zh`, `zh-CN`, `en`, ...), else the locale (`LC_ALL`, `LC_MESSAGES`, `LANG`:
+/// Chinese when it starts with `zh`); `"zh"` or `"en"`.
+pub fn default_lang() -> &'static str {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let zh = |v: &str| v.trim().to_ascii_lowercase().starts_with("zh");
+    if let Some(v) = get("MOONBENCH_LANG") {
+        return if zh(&v) { "zh" } else { "en" };
+    }
+    // The first locale variable set decides, as the C library reads them.
+    for k in ["LC_ALL", "LC_MESSAGES", "LANG"] {
+        if let Some(v) = get(k) {
+            return if zh(&v) { "zh" } else { "en" };
+        }
+    }
+    "en"
+}
 
 /// The Chinese of the Lua option descriptions, as `English<TAB>Chinese` lines.
 const OPTIONS_ZH: &str = include_str!("options.zh.tsv");

@@ -66,6 +66,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "aggregate" => sync aggregate,
         "read_result" => sync read_result,
         "model_short" => sync model_short,
+        "default_lang" => sync default_lang,
         "run_folder" => sync run_folder,
         "run_folders" => sync run_folders,
     });
@@ -304,6 +305,11 @@ fn read_result(lua: &Lua, path: String) -> mlua::Result<(Value, Option<String>)>
         Ok(r) => Ok((to_lua(lua, &serde_json::Value::Object(r.data))?, None)),
         Err(why) => Ok((Value::Nil, Some(format!("{path}: {why}")))),
     }
+}
+
+/// `mb.default_lang()`: "zh" or "en", from MOONBENCH_LANG or the locale.
+fn default_lang(_: &Lua, _: ()) -> mlua::Result<&'static str> {
+    Ok(crate::i18n::default_lang())
 }
 
 /// `mb.model_short(model)`: the seed's short model name for run folders.

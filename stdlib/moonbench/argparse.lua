@@ -103,6 +103,9 @@ function M.parse(spec, argv)
   for _, f in ipairs(spec.flags) do
     if not f.group then
       local n = norm(f[1])
+      -- --lang 的默认值跟随 MOONBENCH_LANG 或系统区域（LANG=zh_CN.UTF-8 时为中文）。
+      -- --lang defaults to MOONBENCH_LANG, else the locale (Chinese for LANG=zh_CN.UTF-8).
+      if n == "lang" and f.default == "en" then f.default = core.default_lang() end
       by_name[n] = f
       names[#names + 1] = "--" .. n
       if f.type == "list" then
@@ -122,7 +125,12 @@ function M.parse(spec, argv)
   while i <= n do
     local a = argv[i]
     if a == "--help" or a == "-h" then
-      local lang = args.lang or os.getenv("MOONBENCH_LANG")
+      -- --lang counts wherever it is, before or after --help.
+      local lang = args.lang
+      for j = 1, n do
+        local v = argv[j]:match("^%-%-lang=(.*)$")
+        if v then lang = v elseif argv[j] == "--lang" and argv[j + 1] then lang = argv[j + 1] end
+      end
       M.help(spec, lang)
       os.exit(0)
     end

@@ -5,16 +5,18 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary under test. The Hub is off (`HF_HUB_OFFLINE`): a tokenizer by
-/// model id never reaches beyond 127.0.0.1 unless a test points HF_ENDPOINT at
-/// its own stand-in and turns this off.
+/// The binary under test, in English (`MOONBENCH_LANG=en`). The Hub is off
+/// (`HF_HUB_OFFLINE`): a tokenizer by model id never reaches beyond 127.0.0.1
+/// unless a test points HF_ENDPOINT at its own stand-in and turns this off.
 pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_moonbench"));
     c.env("MOONBENCH_IO_THREADS", "2")
         .env("HF_HUB_OFFLINE", "1")
         .env_remove("HF_ENDPOINT")
         .env_remove("OPENAI_API_KEY")
-        .env_remove("MOONBENCH_PATH");
+        .env_remove("MOONBENCH_PATH")
+        // English output whatever the machine's locale (a test sets it to try Chinese).
+        .env("MOONBENCH_LANG", "en");
     c
 }
 
