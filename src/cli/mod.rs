@@ -145,6 +145,10 @@ pub struct ReportArgs {
     /// Page title.
     #[arg(long, default_value = "moonbench report")]
     pub title: String,
+    /// What makes a chart series: auto (input/output lengths of seed-style files, else
+    /// backend and model), label, backend, model, input_output or none.
+    #[arg(long, default_value = "auto")]
+    pub group_by: String,
     /// The run shown in the request timeline (file name; default: the first with per-request data).
     #[arg(long)]
     pub timeline: Option<String>,
@@ -256,6 +260,13 @@ fn aggregate(a: AggregateArgs) -> i32 {
 }
 
 fn report(a: ReportArgs) -> i32 {
+    let by = match crate::output::report::GroupBy::parse(&a.group_by) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("moonbench report: {e}");
+            return 2;
+        }
+    };
     let (inputs, folder) = if a.results.len() > 1 && (a.run_dir.is_some() || a.list) {
         eprintln!(
             "moonbench report: --dir and --list take at most one folder (the one run folders are in)"
@@ -298,7 +309,7 @@ fn report(a: ReportArgs) -> i32 {
         Some(d) => d.join("report.html"),
         None => PathBuf::from("report.html"),
     });
-    let html = crate::output::report::build(&rs, &a.title, a.timeline.as_deref());
+    let html = crate::output::report::build(&rs, &a.title, a.timeline.as_deref(), by);
     match crate::output::report::write(&output, &html) {
         Ok(()) => {
             println!("report of {} results -> {}", rs.len(), output.display());

@@ -60,8 +60,48 @@ pub fn json_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
                 .is_some_and(|n| n.to_string_lossy().starts_with('.'))
         })
         .collect();
-    v.sort();
+    v.sort_by(|a, b| natural_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
     Ok(v)
+}
+
+/// Orders names as people count: runs of digits by their value, so `mc2`
+/// comes before `mc16` (plain text order puts `mc16` first).
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (mut x, mut y) = (a.chars().peekable(), b.chars().peekable());
+    loop {
+        match (x.peek().copied(), y.peek().copied()) {
+            (None, None) => return std::cmp::Ordering::Equal,
+            (None, Some(_)) => return std::cmp::Ordering::Less,
+            (Some(_), None) => return std::cmp::Ordering::Greater,
+            (Some(c), Some(d)) if c.is_ascii_digit() && d.is_ascii_digit() => {
+                let take = |it: &mut std::iter::Peekable<std::str::Chars>| {
+                    let mut s = String::new();
+                    while let Some(c) = it.peek().copied().filter(char::is_ascii_digit) {
+                        s.push(c);
+                        it.next();
+                    }
+                    s
+                };
+                let (m, n) = (take(&mut x), take(&mut y));
+                let (mt, nt) = (m.trim_start_matches('0'), n.trim_start_matches('0'));
+                let o = mt
+                    .len()
+                    .cmp(&nt.len())
+                    .then_with(|| mt.cmp(nt))
+                    .then_with(|| m.len().cmp(&n.len()));
+                if o.is_ne() {
+                    return o;
+                }
+            }
+            (Some(c), Some(d)) => {
+                if c != d {
+                    return c.cmp(&d);
+                }
+                x.next();
+                y.next();
+            }
+        }
+    }
 }
 
 /// The `*.json` files of `dir` and of every folder under it (a results folder
@@ -74,7 +114,7 @@ pub fn json_files_under(dir: &Path) -> Result<Vec<PathBuf>, String> {
         .map(|e| e.path())
         .filter(|p| p.is_dir())
         .collect();
-    subs.sort();
+    subs.sort_by(|a, b| natural_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
     for s in subs {
         out.extend(json_files_under(&s)?);
     }
@@ -146,6 +186,31 @@ pub fn io_lengths(name: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn natural_order_counts_digits() {
+        let mut v = vec![
+            "r_mc16.json",
+            "r_mc2.json",
+            "r_mc1.json",
+            "r_mc8.json",
+            "r_mc4.json",
+            "a.json",
+        ];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            v,
+            [
+                "a.json",
+                "r_mc1.json",
+                "r_mc2.json",
+                "r_mc4.json",
+                "r_mc8.json",
+                "r_mc16.json"
+            ]
+        );
+        assert!(natural_cmp("x010", "x10").is_gt() && natural_cmp("x9", "x10").is_lt());
+    }
 
     #[test]
     fn names_and_numbers() {

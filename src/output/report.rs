@@ -12,22 +12,68 @@ use super::svg::{Chart, Series, Span, timeline};
 
 use super::files::{ResultFile, io_lengths, number};
 
-fn group_of(r: &ResultFile) -> String {
-    if let Some((i, o)) = io_lengths(&r.name) {
-        return format!("io=({i},{o})");
+/// What makes a series in the comparison charts (`report --group-by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// Input/output lengths when every file name has them (a seed sweep), else
+    /// backend and model: a sweep stays one line per shape, whatever its labels.
+    Auto,
+    /// The run's `label`.
+    Label,
+    /// The backend.
+    Backend,
+    /// The model.
+    Model,
+    /// Input/output lengths (from seed-style file names).
+    InputOutput,
+    /// One series of every run.
+    None,
+}
+
+impl GroupBy {
+    /// Parses `auto`, `label`, `backend`, `model`, `input_output`, `none`.
+    pub fn parse(s: &str) -> Result<GroupBy, String> {
+        Ok(match s.trim().replace('-', "_").as_str() {
+            "auto" => GroupBy::Auto,
+            "label" => GroupBy::Label,
+            "backend" => GroupBy::Backend,
+            "model" => GroupBy::Model,
+            "input_output" | "io" => GroupBy::InputOutput,
+            "none" => GroupBy::None,
+            other => {
+                return Err(format!(
+                    "--group-by {other}: not a grouping; use auto, label, backend, model, input_output or none"
+                ));
+            }
+        })
     }
-    let label = r
-        .data
-        .get("label")
+}
+
+fn text_of<'a>(r: &'a ResultFile, k: &str) -> Option<&'a str> {
+    r.data
+        .get(k)
         .and_then(|v| v.as_str())
-        .or_else(|| r.data.get("backend").and_then(|v| v.as_str()))
-        .unwrap_or("run");
-    let model = r
-        .data
-        .get("model_id")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
-    format!("{label} {}", model.rsplit('/').next().unwrap_or(model))
+        .filter(|s| !s.is_empty())
+}
+
+fn group_of(r: &ResultFile, by: GroupBy) -> String {
+    let model = || {
+        let m = text_of(r, "model_id").unwrap_or("");
+        m.rsplit('/').next().unwrap_or(m).to_string()
+    };
+    let io = || io_lengths(&r.name).map(|(i, o)| format!("io=({i},{o})"));
+    match by {
+        GroupBy::Auto => io()
+            .unwrap_or_else(|| format!("{} {}", text_of(r, "backend").unwrap_or("run"), model())),
+        GroupBy::Label => text_of(r, "label").unwrap_or("(no label)").to_string(),
+        GroupBy::Backend => text_of(r, "backend").unwrap_or("(no backend)").to_string(),
+        GroupBy::Model => {
+            let m = model();
+            if m.is_empty() { "(no model)".into() } else { m }
+        }
+        GroupBy::InputOutput => io().unwrap_or_else(|| "io=(?)".into()),
+        GroupBy::None => "all runs".into(),
+    }
 }
 
 fn esc(s: &str) -> String {
@@ -153,10 +199,11 @@ fn floats(o: &Map<String, Value>, k: &str) -> Option<Vec<f64>> {
 }
 
 /// Builds the HTML page. `timeline_of` picks the run shown in the timeline (its
-/// file name); by default the first run with per-request data.
-pub fn build(rs: &[ResultFile], title: &str, timeline_of: Option<&str>) -> String {
+/// file name); by default the first run with per-request data; `by` makes the
+/// charts' series.
+pub fn build(rs: &[ResultFile], title: &str, timeline_of: Option<&str>, by: GroupBy) -> String {
     let axis = XAxis::choose(rs);
-    let charts = metric_charts(rs, &axis);
+    let charts = metric_charts(rs, &axis, by);
     let detailed: Vec<&ResultFile> = rs.iter().filter(|r| r.data.contains_key("ttfts")).collect();
     let cdfs = cdf_charts(&detailed);
     let server_charts = server_charts(rs);
@@ -218,10 +265,10 @@ pub fn build(rs: &[ResultFile], title: &str, timeline_of: Option<&str>) -> Strin
 
 /// Throughput and latency (p50 and the highest percentile) against the x axis,
 /// one series per group of runs.
-fn metric_charts(rs: &[ResultFile], axis: &XAxis) -> Vec<Chart> {
+fn metric_charts(rs: &[ResultFile], axis: &XAxis, by: GroupBy) -> Vec<Chart> {
     let mut groups: Vec<String> = Vec::new();
     for r in rs {
-        let g = group_of(r);
+        let g = group_of(r, by);
         if !groups.contains(&g) {
             groups.push(g);
         }
@@ -237,7 +284,7 @@ fn metric_charts(rs: &[ResultFile], axis: &XAxis) -> Vec<Chart> {
                     let mut pts: Vec<(f64, f64)> = rs
                         .iter()
                         .enumerate()
-                        .filter(|(_, r)| &group_of(r) == g)
+                        .filter(|(_, r)| &group_of(r, by) == g)
                         .filter_map(|(i, r)| Some((axis.value(i, r)?, key(r)?)))
                         .collect();
                     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -518,7 +565,7 @@ mod tests {
             result("bench_io128x64_mc1_np4.json", 1, 100.0, 10.0),
             result("bench_io128x64_mc8_np32.json", 8, 600.0, 30.0),
         ];
-        let h = build(&rs, "Sweep", None);
+        let h = build(&rs, "Sweep", None, GroupBy::Auto);
         for needle in [
             "Output token throughput",
             "Time to first token (TTFT): p50 (solid) and p99 (dashed)",
@@ -535,5 +582,46 @@ mod tests {
             "no external resources"
         );
         assert!(!h.contains("<script src"), "self-contained");
+    }
+
+    /// A sweep whose runs carry their own labels stays one line by default;
+    /// long legends widen the picture instead of being cut.
+    #[test]
+    fn labelled_runs_stay_one_series() {
+        let rs: Vec<ResultFile> = [1u64, 16, 2, 4, 8]
+            .iter()
+            .map(|&mc| {
+                let mut r = result(&format!("run-mc{mc}.json"), mc, 100.0 * mc as f64, 10.0);
+                r.data.insert("label".into(), format!("mc{mc}").into());
+                r.data.insert("backend".into(), "openai-chat".into());
+                r.data
+                    .insert("model_id".into(), "moonbench-sim-with-a-long-name".into());
+                r
+            })
+            .collect();
+        let legend_entries = |h: &str, name: &str| h.matches(&format!(">{name}</text>")).count();
+        let h = build(&rs, "Sweep", None, GroupBy::Auto);
+        let series = "openai-chat moonbench-sim-with-a-long-name";
+        // Two throughput charts (tokens and requests): one line in each.
+        assert_eq!(legend_entries(&h, series), 2, "one line per chart");
+        assert_eq!(legend_entries(&h, "mc16"), 0);
+        let by_label = build(&rs, "Sweep", None, GroupBy::Label);
+        assert_eq!(
+            legend_entries(&by_label, "mc16"),
+            2,
+            "--group-by label: a series per label"
+        );
+        // The legend's text fits: the picture is wider than the plot's 640 px.
+        let w = super::super::svg::text_width(series);
+        assert!(w > 170.0);
+        assert!(h.contains(&format!(
+            "width=\"{}\"",
+            (640.0 - 170.0 + 12.0 + 28.0 + w + 8.0_f64).ceil()
+        )));
+        assert!(
+            GroupBy::parse("lable")
+                .unwrap_err()
+                .contains("use auto, label")
+        );
     }
 }

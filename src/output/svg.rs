@@ -101,13 +101,20 @@ impl Chart {
             .filter(|p| p.0.is_finite() && p.1.is_finite())
             .collect();
         let mut s = String::new();
+        // The legend's names are never cut: the picture widens to the longest.
+        let legend = self
+            .series
+            .iter()
+            .map(|se| text_width(&se.name))
+            .fold(0.0, f64::max);
+        let width = W.max(W - R + 12.0 + 28.0 + legend + 8.0).ceil();
         let _ = write!(
             s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" font-family="sans-serif" font-size="12">"#
+            r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {H}" width="{width}" height="{H}" role="img" font-family="sans-serif" font-size="12">"#
         );
         let _ = write!(
             s,
-            r#"<rect width="{W}" height="{H}" fill="white"/><text x="{}" y="22" font-size="15" font-weight="bold" text-anchor="middle">{}</text>"#,
+            r#"<rect width="{width}" height="{H}" fill="white"/><text x="{}" y="22" font-size="15" font-weight="bold" text-anchor="middle">{}</text>"#,
             (L + W - R) / 2.0,
             esc(&self.title)
         );
@@ -231,6 +238,14 @@ impl Chart {
         s.push_str("</svg>");
         s
     }
+}
+
+/// About how wide `text` is at the charts' 12 px sans-serif: 7 px a character,
+/// 12 px for a wide (CJK) one.
+pub fn text_width(text: &str) -> f64 {
+    text.chars()
+        .map(|c| if (c as u32) >= 0x2E80 { 12.0 } else { 7.0 })
+        .sum()
 }
 
 /// One request in a timeline: start, first token (if any) and end, in seconds,
