@@ -145,6 +145,10 @@ pub struct ReportArgs {
     /// Page title.
     #[arg(long, default_value = "moonbench report")]
     pub title: String,
+    /// Do not write the seed's text files (performance_report.txt, performance_summary.csv,
+    /// performance_ranking.txt, ascii_charts.txt) beside the page.
+    #[arg(long)]
+    pub no_text: bool,
     /// What makes a chart series: auto (input/output lengths of seed-style files, else
     /// backend and model), label, backend, model, input_output or none.
     #[arg(long, default_value = "auto")]
@@ -313,6 +317,31 @@ fn report(a: ReportArgs) -> i32 {
     match crate::output::report::write(&output, &html) {
         Ok(()) => {
             println!("report of {} results -> {}", rs.len(), output.display());
+            // The seed's text files beside the page.
+            let (cs, left) = crate::output::seed_report::configs(&rs);
+            if !cs.is_empty() && !a.no_text {
+                let dir = output.parent().filter(|d| !d.as_os_str().is_empty());
+                match crate::output::seed_report::write_all(
+                    dir.unwrap_or(std::path::Path::new(".")),
+                    &cs,
+                ) {
+                    Ok(files) => {
+                        let names: Vec<String> =
+                            files.iter().map(|p| p.display().to_string()).collect();
+                        println!(
+                            "the seed's text report, summary, ranking and ASCII charts -> {}",
+                            names.join(", ")
+                        );
+                    }
+                    Err(e) => eprintln!("warning: {e}"),
+                }
+                if !left.is_empty() {
+                    eprintln!(
+                        "note: not in the text report (no mean TTFT/TPOT/ITL or throughput): {}",
+                        left.join(", ")
+                    );
+                }
+            }
             0
         }
         Err(e) => {

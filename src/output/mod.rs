@@ -17,4 +17,5 @@ pub mod pytorch;
 pub mod report;
 pub mod result;
 pub mod runs;
+pub mod seed_report;
 pub mod svg;

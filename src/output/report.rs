@@ -258,6 +258,7 @@ pub fn build(rs: &[ResultFile], title: &str, timeline_of: Option<&str>, by: Grou
         h.push_str("</div>");
     }
 
+    ranking_table(&mut h, rs);
     runs_table(&mut h, rs);
     h.push_str("</table></body></html>\n");
     h
@@ -498,6 +499,33 @@ fn request_timeline(detailed: &[&ResultFile], timeline_of: Option<&str>) -> Opti
             None,
         ))
     })
+}
+
+/// The seed's ranking: the best configuration by total throughput, TTFT and
+/// TPOT, and every configuration by the seed's combined score.
+fn ranking_table(h: &mut String, rs: &[ResultFile]) {
+    use super::seed_report::{configs, scores};
+    let (cs, _) = configs(rs);
+    if cs.len() < 2 {
+        return;
+    }
+    h.push_str("<h2>Ranking</h2><p class=\"muted\">As the seed toolkit ranks configurations: \
+        score = 0.5 × total token throughput / the highest + 0.25 × (1 − (TTFT − lowest) / (highest − lowest)) \
+        + 0.25 × the same of TPOT (mean TTFT and TPOT; 1 when all are equal). Also in performance_ranking.txt.</p>\
+        <table><tr><th>#</th><th>configuration</th><th>score</th><th>total tok/s</th><th>mean TTFT ms</th><th>mean TPOT ms</th></tr>");
+    for (i, (k, score)) in scores(&cs).iter().enumerate() {
+        let c = &cs[*k];
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{score:.3}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td></tr>",
+            i + 1,
+            esc(&c.name),
+            c.total_tput,
+            c.ttft,
+            c.tpot
+        );
+    }
+    h.push_str("</table>");
 }
 
 /// The table of runs.
