@@ -21,6 +21,24 @@ local args = argparse.parse(spec, arg)
 local zh = args.lang == "zh"
 local function say(en, cn) print(zh and cn or en) end
 
+-- --preset seed-single：原工具包 `main.py single` 的默认值（100 个请求、并发 10、输入/输出各 256 个 token），
+-- 结果存进新的结果目录 results/{模型短名}_{年月日_时分秒}/single_bench_{年月日_时分秒}.json。
+-- 明确给出的参数优先。The seed's single-run defaults; flags given explicitly win.
+if args.preset then
+  local g = args._given
+  local function default(key, v) if not g[key] then args[key] = v end end
+  default("num_prompts", 100)
+  default("max_concurrency", 10)
+  default("random_input_len", 256)
+  default("random_output_len", 256)
+  default("percentile_metrics", "ttft,tpot,itl,e2el")
+  args.save_result = true
+  if not g.result_dir and not g.result_filename then
+    args.result_dir = mb.run_folder("results", args.model or "moonbench-sim")
+    args.result_filename = "single_bench_" .. mb.date():gsub("-", "_") .. ".json"
+  end
+end
+
 -- 参数检查 Check the flags -------------------------------------------------------
 -- --input-len / --output-len 是通用写法，对应到各数据集自己的长度参数（与 vLLM 相同）。
 -- The general lengths map to every dataset's own, as in vLLM.

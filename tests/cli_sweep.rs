@@ -534,3 +534,56 @@ fn check_gives_advice_for_a_wrong_server() {
         "{stderr}"
     );
 }
+
+/// `bench --preset seed-single`: the seed's `main.py single` (100 prompts,
+/// concurrency 10, 256/256) into a new run folder, explicit flags winning; the
+/// folder is what `aggregate` then reads.
+#[test]
+fn seed_single_preset_runs_into_a_run_folder() {
+    let dir = tmpdir("seed-single");
+    let out = run_in(
+        &dir,
+        &["bench", "--preset", "seed-single", "--num-prompts", "12"],
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let run: Vec<_> = std::fs::read_dir(dir.join("results"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(run.len(), 1);
+    assert!(
+        run[0]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("moonbench-sim_")
+    );
+    let files: Vec<_> = std::fs::read_dir(&run[0])
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(files.len(), 1);
+    assert!(
+        files[0].starts_with("single_bench_") && files[0].ends_with(".json"),
+        "{files:?}"
+    );
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(run[0].join(&files[0])).unwrap()).unwrap();
+    assert_eq!(
+        r["completed"], 12,
+        "--num-prompts given wins over the preset's 100"
+    );
+    assert_eq!(r["max_concurrency"], 10);
+    assert_eq!(r["total_input_tokens"], 12 * 256);
+    assert_eq!(r["total_output_tokens"], 12 * 256);
+    assert!(
+        r.get("mean_e2el_ms").is_some(),
+        "the seed's percentile metrics"
+    );
+    let out = run_in(&dir, &["aggregate"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(text(&out).0.contains("aggregated 1 results"));
+    let out = run_in(&dir, &["bench", "--preset", "seed-singel"]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("seed-single"), "{}", text(&out).1);
+}

@@ -108,6 +108,11 @@ local spec = {
         .. "hf: a Hub dataset id (local cache first, else downloaded), a folder or a Parquet/JSONL/JSON file",
       help_zh = "数据文件（ShareGPT JSON、BurstGPT CSV、自定义或轨迹 JSONL，可为 .gz）；"
         .. "hf：Hub 数据集 id（先查本地缓存，否则下载）、文件夹或 Parquet/JSONL/JSON 文件" },
+    { "--preset", choices = { "seed-single" },
+      help = "seed-single: the seed toolkit's single run (main.py single): 100 prompts, concurrency 10, 256/256 "
+        .. "tokens, saved into a new run folder results/{model_short}_{YYYYmmdd_HHMMSS}/; flags given explicitly win",
+      help_zh = "seed-single：原工具包的单次压测（main.py single）：100 个请求、并发 10、输入/输出各 256 个 token，"
+        .. "结果存进新的结果目录 results/{模型短名}_{年月日_时分秒}/；明确给出的参数优先" },
     { "--num-prompts", type = "int", default = 1000, help = "number of requests", help_zh = "请求数量" },
     { "--seed", type = "int", default = 0, help = "random seed (prompts and arrival times)", help_zh = "随机种子" },
     { "--random-input-len", type = "int", default = 1024, help = "input tokens per prompt", help_zh = "每个提示词的输入 token 数" },
