@@ -145,6 +145,9 @@ pub struct ReportArgs {
     /// Page title.
     #[arg(long, default_value = "moonbench report")]
     pub title: String,
+    /// Language of the page's titles, axes, legends and notes.
+    #[arg(long, default_value = crate::i18n::default_lang(), value_parser = ["en", "zh"])]
+    pub lang: String,
     /// Do not write the seed's text files (performance_report.txt, performance_summary.csv,
     /// performance_ranking.txt, ascii_charts.txt) beside the page.
     #[arg(long)]
@@ -283,7 +286,7 @@ fn report(a: ReportArgs) -> i32 {
             a.results.first().map(PathBuf::as_path),
             a.run_dir.as_deref(),
             a.list,
-            false,
+            a.lang == "zh",
         ) {
             Ok(Some(d)) => {
                 // A run folder picked for the user gets its report inside it.
@@ -313,10 +316,16 @@ fn report(a: ReportArgs) -> i32 {
         Some(d) => d.join("report.html"),
         None => PathBuf::from("report.html"),
     });
-    let html = crate::output::report::build(&rs, &a.title, a.timeline.as_deref(), by);
+    let html = crate::i18n::with_lang(a.lang == "zh", || {
+        crate::output::report::build(&rs, &a.title, a.timeline.as_deref(), by)
+    });
     match crate::output::report::write(&output, &html) {
         Ok(()) => {
-            println!("report of {} results -> {}", rs.len(), output.display());
+            if a.lang == "zh" {
+                println!("{} 个结果的报告 → {}", rs.len(), output.display());
+            } else {
+                println!("report of {} results -> {}", rs.len(), output.display());
+            }
             // The seed's text files beside the page.
             let (cs, left) = crate::output::seed_report::configs(&rs);
             if !cs.is_empty() && !a.no_text {
@@ -328,10 +337,17 @@ fn report(a: ReportArgs) -> i32 {
                     Ok(files) => {
                         let names: Vec<String> =
                             files.iter().map(|p| p.display().to_string()).collect();
-                        println!(
-                            "the seed's text report, summary, ranking and ASCII charts -> {}",
-                            names.join(", ")
-                        );
+                        if a.lang == "zh" {
+                            println!(
+                                "原工具包的文本报告、摘要表、排名与 ASCII 图表 → {}",
+                                names.join(", ")
+                            );
+                        } else {
+                            println!(
+                                "the seed's text report, summary, ranking and ASCII charts -> {}",
+                                names.join(", ")
+                            );
+                        }
                     }
                     Err(e) => eprintln!("warning: {e}"),
                 }

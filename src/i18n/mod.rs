@@ -1,7 +1,9 @@
 //! Translations: the user's language ([`default_lang`]) and catalogues of
-//! English text and its Chinese, read once at first use. Today it holds the Lua options' descriptions (`options.zh.tsv`), which the
-//! Chinese API reference prints; a catalogue is keyed by the English itself, so a
-//! changed English text has no translation until its line is updated.
+//! English text and its Chinese, read once at first use: the Lua options'
+//! descriptions (`options.zh.tsv`) and what `report` draws and writes
+//! (`report.zh.tsv`, through [`tr`] and [`trf`] inside [`with_lang`]). A
+//! catalogue is keyed by the English itself, so a changed English text has no
+//! translation until its line is updated (tests list what is missing).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -57,6 +59,70 @@ pub fn options_zh() -> &'static HashMap<&'static str, &'static str> {
     MAP.get_or_init(|| parse(OPTIONS_ZH).unwrap_or_else(|e| panic!("options.zh.tsv {e}")))
 }
 
+/// The Chinese of what `report` draws and writes (titles, axes, legends, notes),
+/// as `English<TAB>Chinese` lines; `{}` marks where values go.
+const REPORT_ZH: &str = include_str!("report.zh.tsv");
+
+/// The report catalogue.
+pub fn report_zh() -> &'static HashMap<&'static str, &'static str> {
+    static MAP: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
+    MAP.get_or_init(|| parse(REPORT_ZH).unwrap_or_else(|e| panic!("report.zh.tsv {e}")))
+}
+
+thread_local! {
+    static ZH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// English texts asked for in Chinese that the catalogue lacks (a test fails on any).
+static MISSING: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+/// Runs `f` with [`tr`] translating into Chinese when `zh` (on this thread).
+pub fn with_lang<R>(zh: bool, f: impl FnOnce() -> R) -> R {
+    let before = ZH.with(|z| z.replace(zh));
+    let r = f();
+    ZH.with(|z| z.set(before));
+    r
+}
+
+/// `en` in the current language ([`with_lang`]): its line of the report
+/// catalogue in Chinese, else `en` itself (and the miss is remembered).
+pub fn tr(en: &'static str) -> &'static str {
+    if !ZH.with(|z| z.get()) {
+        return en;
+    }
+    match report_zh().get(en) {
+        Some(zh) => zh,
+        None => {
+            let mut m = MISSING.lock().unwrap();
+            if !m.contains(&en) {
+                m.push(en);
+            }
+            en
+        }
+    }
+}
+
+/// [`tr`] of a template with `{}` placeholders, filled in order with `args`.
+pub fn trf(en: &'static str, args: &[&dyn std::fmt::Display]) -> String {
+    let mut out = String::new();
+    let mut parts = tr(en).split("{}");
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, p) in parts.enumerate() {
+        if let Some(a) = args.get(i) {
+            out.push_str(&a.to_string());
+        }
+        out.push_str(p);
+    }
+    out
+}
+
+/// The texts [`tr`] could not translate so far.
+pub fn missing() -> Vec<&'static str> {
+    MISSING.lock().unwrap().clone()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +133,18 @@ mod tests {
         assert!(parse("a\tb\nc d\n").unwrap_err().starts_with("line 2"));
         assert!(parse("a\tb\n# c\na\tx\n").unwrap_err().contains("twice"));
         assert!(parse("a\t \n").unwrap_err().contains("empty"));
+        assert!(!report_zh().is_empty());
+        // Every translation keeps its template's placeholders.
+        for (en, zh) in report_zh() {
+            assert_eq!(en.matches("{}").count(), zh.matches("{}").count(), "{en}");
+        }
+        let s = with_lang(true, || {
+            trf("Requests of {} (first {} by send time)", &[&"a.json", &400])
+        });
+        assert_eq!(s, "a.json 的请求（按发送时间的前 400 个）");
+        assert_eq!(
+            trf("Requests of {} (first {} by send time)", &[&"a", &1]),
+            "Requests of a (first 1 by send time)"
+        );
     }
 }

@@ -121,9 +121,10 @@ impl Chart {
         if pts.is_empty() {
             let _ = write!(
                 s,
-                r##"<text x="{}" y="{}" text-anchor="middle" fill="#777">no data</text></svg>"##,
+                r##"<text x="{}" y="{}" text-anchor="middle" fill="#777">{}</text></svg>"##,
                 W / 2.0,
-                H / 2.0
+                H / 2.0,
+                crate::i18n::tr("no data")
             );
             return s;
         }
@@ -320,10 +321,10 @@ pub fn timeline(title: &str, spans: &[Span], itl_thresholds_ms: Option<(f64, f64
         let mut bar = |from: f64, to: f64, color: &str, what: String| {
             let _ = write!(
                 s,
-                r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{hh:.2}" fill="{color}"><title>request {}: {what}</title></rect>"#,
+                r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{hh:.2}" fill="{color}"><title>{}</title></rect>"#,
                 px(from),
                 (px(to) - px(from)).max(0.5),
-                sp.index
+                crate::i18n::trf("request {}: {}", &[&sp.index, &what])
             );
         };
         bar(
@@ -333,7 +334,7 @@ pub fn timeline(title: &str, spans: &[Span], itl_thresholds_ms: Option<(f64, f64
             format!("TTFT {:.1} ms", (first - sp.start) * 1000.0),
         );
         if !sp.ok {
-            bar(first, sp.end, "#e88a8b", "failed".into());
+            bar(first, sp.end, "#e88a8b", crate::i18n::tr("failed").into());
         } else if itl_thresholds_ms.is_some() && !sp.gaps.is_empty() {
             // Runs of tokens in the same ITL class become one bar.
             let mut t = first;
@@ -350,7 +351,10 @@ pub fn timeline(title: &str, spans: &[Span], itl_thresholds_ms: Option<(f64, f64
                     from,
                     t,
                     ITL_COLORS[c],
-                    format!("{n} token(s) over {:.1} ms", (t - from) * 1000.0),
+                    crate::i18n::trf(
+                        "{} token(s) over {} ms",
+                        &[&n, &format!("{:.1}", (t - from) * 1000.0)],
+                    ),
                 );
             }
         } else {
@@ -358,28 +362,34 @@ pub fn timeline(title: &str, spans: &[Span], itl_thresholds_ms: Option<(f64, f64
                 first,
                 sp.end,
                 PALETTE[0],
-                format!("streaming {:.1} ms", (sp.end - first) * 1000.0),
+                crate::i18n::trf(
+                    "streaming {} ms",
+                    &[&format!("{:.1}", (sp.end - first) * 1000.0)],
+                ),
             );
         }
     }
     let _ = write!(
         s,
-        r#"<text x="{}" y="{}" text-anchor="middle">time since the run started (s)</text>"#,
+        r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
         (L + W - R) / 2.0,
-        h - 14.0
+        h - 14.0,
+        crate::i18n::tr("time since the run started (s)")
     );
     let _ = write!(
         s,
-        r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">requests (in send order)</text>"#,
-        (T + h - B) / 2.0
+        r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        (T + h - B) / 2.0,
+        crate::i18n::tr("requests (in send order)")
     );
     let lx = W - R + 12.0;
     let _ = write!(
         s,
-        r##"<rect x="{lx}" y="{}" width="18" height="10" fill="#bbbbbb"/><text x="{}" y="{}">waiting (TTFT)</text>"##,
+        r##"<rect x="{lx}" y="{}" width="18" height="10" fill="#bbbbbb"/><text x="{}" y="{}">{}</text>"##,
         T + 4.0,
         lx + 24.0,
-        T + 13.0
+        T + 13.0,
+        crate::i18n::tr("waiting (TTFT)")
     );
     let classes: Vec<(String, &str)> = match itl_thresholds_ms {
         Some((a, b)) => vec![
@@ -387,7 +397,7 @@ pub fn timeline(title: &str, spans: &[Span], itl_thresholds_ms: Option<(f64, f64
             (format!("{a} ≤ ITL < {b} ms"), ITL_COLORS[1]),
             (format!("ITL ≥ {b} ms"), ITL_COLORS[2]),
         ],
-        None => vec![("streaming".into(), PALETTE[0])],
+        None => vec![(crate::i18n::tr("streaming").into(), PALETTE[0])],
     };
     for (k, (name, color)) in classes.iter().enumerate() {
         let y = T + 22.0 + 18.0 * k as f64;
