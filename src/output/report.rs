@@ -288,6 +288,7 @@ pub fn build(rs: &[ResultFile], title: &str, timeline_of: Option<&str>, by: Grou
         h.push_str("</div>");
     }
 
+    seed_views(&mut h, rs);
     ranking_table(&mut h, rs);
     runs_table(&mut h, rs);
     h.push_str("</table></body></html>\n");
@@ -533,6 +534,119 @@ fn request_timeline(detailed: &[&ResultFile], timeline_of: Option<&str>) -> Opti
     })
 }
 
+/// The seed's dashboard and heatmap, per configuration (`{in}x{out}_mc{c}`):
+/// total, generation and request throughput, TTFT/TPOT/ITL and token counts as
+/// bars, and each metric scaled from its worst (0) to its best (1) across the
+/// configurations, latencies by their inverse as the seed scales them.
+fn seed_views(h: &mut String, rs: &[ResultFile]) {
+    use super::svg::{bars, heatmap};
+    let (cs, _) = super::seed_report::configs(rs);
+    if cs.is_empty() {
+        return;
+    }
+    let names: Vec<String> = cs.iter().map(|c| c.name.clone()).collect();
+    let col =
+        |f: &dyn Fn(&super::seed_report::Config) -> f64| -> Vec<f64> { cs.iter().map(f).collect() };
+    let _ = write!(
+        h,
+        "<h2>{}</h2><p class=\"muted\">{}</p><div class=\"grid\">",
+        tr("Per configuration"),
+        tr(
+            "The seed toolkit's views: one bar per configuration (input x output tokens, max concurrency), mean latencies."
+        )
+    );
+    let charts = [
+        bars(
+            tr("Total token throughput"),
+            "tokens/s",
+            &names,
+            &[(tr("total").into(), col(&|c| c.total_tput))],
+            1,
+        ),
+        bars(
+            tr("Generation throughput"),
+            "tokens/s",
+            &names,
+            &[(tr("output").into(), col(&|c| c.gen_tput))],
+            1,
+        ),
+        bars(
+            tr("Latency: mean TTFT, TPOT and ITL"),
+            "ms",
+            &names,
+            &[
+                ("TTFT".into(), col(&|c| c.ttft)),
+                ("TPOT".into(), col(&|c| c.tpot)),
+                ("ITL".into(), col(&|c| c.itl)),
+            ],
+            1,
+        ),
+        bars(
+            tr("Token counts"),
+            tr("tokens"),
+            &names,
+            &[
+                (tr("input").into(), col(&|c| c.input_tokens as f64)),
+                (tr("output").into(), col(&|c| c.output_tokens as f64)),
+            ],
+            0,
+        ),
+        bars(
+            tr("Request throughput"),
+            "req/s",
+            &names,
+            &[(tr("requests").into(), col(&|c| c.req_tput))],
+            3,
+        ),
+    ];
+    for c in charts {
+        let _ = write!(h, "<div class=\"card\">{c}</div>");
+    }
+    // Higher is better for throughput; latencies by 1/x, as the seed.
+    type Of = fn(&super::seed_report::Config) -> f64;
+    let metrics: [(&str, Of); 5] = [
+        ("Total throughput", |c| c.total_tput),
+        ("Generation throughput", |c| c.gen_tput),
+        ("TTFT", |c| 1.0 / c.ttft),
+        ("TPOT", |c| 1.0 / c.tpot),
+        ("ITL", |c| 1.0 / c.itl),
+    ];
+    let mut rows = Vec::new();
+    let mut scores = Vec::new();
+    for (name, f) in &metrics {
+        let v: Vec<f64> = cs.iter().map(f).collect();
+        let lo = v
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .fold(f64::INFINITY, f64::min);
+        let hi = v
+            .iter()
+            .copied()
+            .filter(|x| x.is_finite())
+            .fold(f64::NEG_INFINITY, f64::max);
+        scores.push(
+            v.iter()
+                .map(|x| if hi > lo { (x - lo) / (hi - lo) } else { 1.0 })
+                .collect(),
+        );
+        rows.push(tr(name).to_string());
+    }
+    let _ = write!(
+        h,
+        "<div class=\"card\">{}<p class=\"muted\">{}</p></div></div>",
+        heatmap(
+            tr("Performance heatmap (green = better)"),
+            &rows,
+            &names,
+            &scores
+        ),
+        tr(
+            "Each metric from its worst configuration (0) to its best (1); TTFT, TPOT and ITL by their inverse, as the seed scales them; 1 when all are equal."
+        )
+    );
+}
+
 /// The seed's ranking: the best configuration by total throughput, TTFT and
 /// TPOT, and every configuration by the seed's combined score.
 fn ranking_table(h: &mut String, rs: &[ResultFile]) {
@@ -737,6 +851,53 @@ mod tests {
                 !zh.contains(english) && !zh_bare.contains(english),
                 "{english}"
             );
+        }
+    }
+
+    /// The seed's per-configuration views: bars named by configuration, and a
+    /// heatmap scaling each metric from the worst configuration (0) to the best (1).
+    #[test]
+    fn seed_views_scale_worst_to_best() {
+        let mk = |name: &str, mc: u64, tput: f64, ttft: f64| {
+            let mut r = result(name, mc, tput, ttft);
+            for (k, v) in [
+                ("total_token_throughput", tput * 2.0),
+                ("mean_ttft_ms", ttft),
+                ("mean_tpot_ms", 5.0),
+                ("mean_itl_ms", 5.0),
+                ("total_input_tokens", 100.0),
+                ("total_output_tokens", 50.0),
+            ] {
+                r.data.insert(k.into(), v.into());
+            }
+            r
+        };
+        let rs = vec![
+            mk("bench_io512x512_mc1_np4.json", 1, 100.0, 10.0),
+            mk("bench_io512x512_mc4_np8.json", 4, 300.0, 40.0),
+        ];
+        let h = build(&rs, "t", None, GroupBy::Auto);
+        let heat = &h[h.find("Performance heatmap").expect("a heatmap")..];
+        let heat = &heat[..heat.find("</svg>").unwrap()];
+        let cells: Vec<&str> = heat
+            .split("fill=\"#222\">")
+            .skip(1)
+            .map(|c| &c[..c.find('<').unwrap()])
+            .collect();
+        // Rows: total, generation (mc4 best), TTFT (mc1 best), TPOT, ITL (equal: 1).
+        assert_eq!(
+            cells,
+            [
+                "0.00", "1.00", "0.00", "1.00", "1.00", "0.00", "1.00", "1.00", "1.00", "1.00"
+            ]
+        );
+        for needle in [
+            "512x512_mc1",
+            "512x512_mc4",
+            "Total token throughput",
+            "Token counts",
+        ] {
+            assert!(h.contains(needle), "{needle}");
         }
     }
 

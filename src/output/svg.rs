@@ -241,6 +241,197 @@ impl Chart {
     }
 }
 
+/// Grouped bars, one group per category (the seed's per-configuration charts):
+/// `groups` are (legend name, one value per category), each bar labelled with
+/// its value (`decimals` after the point); category names are written slanted.
+pub fn bars(
+    title: &str,
+    y_label: &str,
+    categories: &[String],
+    groups: &[(String, Vec<f64>)],
+    decimals: usize,
+) -> String {
+    let slant = categories.iter().map(|c| text_width(c)).fold(0.0, f64::max) * 0.7;
+    let h = H + slant.min(160.0);
+    let bottom = B + slant.min(160.0);
+    let legend = groups.iter().map(|g| text_width(&g.0)).fold(0.0, f64::max);
+    let width = W.max(W - R + 40.0 + legend + 8.0).ceil();
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {h}" width="{width}" height="{h}" role="img" font-family="sans-serif" font-size="12"><rect width="{width}" height="{h}" fill="white"/><text x="{}" y="22" font-size="15" font-weight="bold" text-anchor="middle">{}</text>"#,
+        (L + W - R) / 2.0,
+        esc(title)
+    );
+    let top = groups
+        .iter()
+        .flat_map(|g| g.1.iter().copied())
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    if categories.is_empty() || top <= 0.0 {
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{}" text-anchor="middle" fill="#777">{}</text></svg>"##,
+            W / 2.0,
+            h / 2.0,
+            crate::i18n::tr("no data")
+        );
+        return s;
+    }
+    let ticks = nice_ticks(0.0, top, 5);
+    let y1 = ticks.last().copied().unwrap_or(top).max(top);
+    let py = |v: f64| h - bottom - (v / y1) * (h - bottom - T);
+    for t in &ticks {
+        let y = py(*t);
+        let _ = write!(
+            s,
+            r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end" fill="#333">{}</text>"##,
+            W - R,
+            L - 6.0,
+            y + 4.0,
+            fmt_num(*t)
+        );
+    }
+    let slot = (W - R - L) / categories.len() as f64;
+    let bw = (slot * 0.8) / groups.len().max(1) as f64;
+    for (ci, cat) in categories.iter().enumerate() {
+        let x0 = L + ci as f64 * slot + slot * 0.1;
+        for (gi, (_, vals)) in groups.iter().enumerate() {
+            let Some(v) = vals.get(ci).copied().filter(|v| v.is_finite()) else {
+                continue;
+            };
+            let x = x0 + gi as f64 * bw;
+            let y = py(v);
+            let _ = write!(
+                s,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" fill="{}"/><text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{:.decimals$}</text>"#,
+                (bw - 2.0).max(1.0),
+                (h - bottom - y).max(0.0),
+                PALETTE[gi % PALETTE.len()],
+                x + bw / 2.0,
+                y - 3.0,
+                v
+            );
+        }
+        let cx = x0 + slot * 0.4;
+        let _ = write!(
+            s,
+            r#"<text transform="translate({cx:.1} {:.1}) rotate(-35)" text-anchor="end">{}</text>"#,
+            h - bottom + 14.0,
+            esc(cat)
+        );
+    }
+    let _ = write!(
+        s,
+        r#"<text transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
+        (T + h - bottom) / 2.0,
+        esc(y_label)
+    );
+    if groups.len() > 1 {
+        for (gi, (name, _)) in groups.iter().enumerate() {
+            let ly = T + 8.0 + gi as f64 * 18.0;
+            let lx = W - R + 12.0;
+            let _ = write!(
+                s,
+                r#"<rect x="{lx}" y="{}" width="18" height="10" fill="{}"/><text x="{}" y="{}">{}</text>"#,
+                ly - 5.0,
+                PALETTE[gi % PALETTE.len()],
+                lx + 24.0,
+                ly + 4.0,
+                esc(name)
+            );
+        }
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// A heatmap of scores in 0..1 (rows × columns), red (0) through yellow to
+/// green (1), each cell annotated with its score (the seed's performance heatmap).
+pub fn heatmap(title: &str, rows: &[String], cols: &[String], scores: &[Vec<f64>]) -> String {
+    let left = rows.iter().map(|r| text_width(r)).fold(0.0, f64::max) + 16.0;
+    let slant = cols.iter().map(|c| text_width(c)).fold(0.0, f64::max) * 0.7;
+    let cell_w = 64.0f64.max(
+        if cols.is_empty() {
+            64.0
+        } else {
+            480.0 / cols.len() as f64
+        }
+        .min(110.0),
+    );
+    let cell_h = 30.0;
+    let width = (left + cell_w * cols.len() as f64 + 24.0).max(320.0).ceil();
+    let h = (T + cell_h * rows.len() as f64 + slant + 30.0).ceil();
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {h}" width="{width}" height="{h}" role="img" font-family="sans-serif" font-size="12"><rect width="{width}" height="{h}" fill="white"/><text x="{}" y="22" font-size="15" font-weight="bold" text-anchor="middle">{}</text>"#,
+        width / 2.0,
+        esc(title)
+    );
+    // RdYlGn's ends and middle, interpolated.
+    let color = |v: f64| {
+        let v = if v.is_finite() {
+            v.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let (a, b, t) = if v < 0.5 {
+            ((215.0, 48.0, 39.0), (255.0, 255.0, 191.0), v * 2.0)
+        } else {
+            ((255.0, 255.0, 191.0), (26.0, 152.0, 80.0), (v - 0.5) * 2.0)
+        };
+        let mix = |x: f64, y: f64| (x + (y - x) * t).round() as u8;
+        format!(
+            "#{:02x}{:02x}{:02x}",
+            mix(a.0, b.0),
+            mix(a.1, b.1),
+            mix(a.2, b.2)
+        )
+    };
+    for (ri, row) in rows.iter().enumerate() {
+        let y = T + ri as f64 * cell_h;
+        let _ = write!(
+            s,
+            r#"<text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            left - 8.0,
+            y + cell_h / 2.0 + 4.0,
+            esc(row)
+        );
+        for ci in 0..cols.len() {
+            let v = scores
+                .get(ri)
+                .and_then(|r| r.get(ci))
+                .copied()
+                .unwrap_or(f64::NAN);
+            let x = left + ci as f64 * cell_w;
+            let _ = write!(
+                s,
+                r##"<rect x="{x:.1}" y="{y:.1}" width="{cell_w:.1}" height="{cell_h}" fill="{}" stroke="white"/><text x="{:.1}" y="{:.1}" text-anchor="middle" fill="#222">{}</text>"##,
+                color(v),
+                x + cell_w / 2.0,
+                y + cell_h / 2.0 + 4.0,
+                if v.is_finite() {
+                    format!("{v:.2}")
+                } else {
+                    "-".into()
+                }
+            );
+        }
+    }
+    let yb = T + cell_h * rows.len() as f64 + 12.0;
+    for (ci, col) in cols.iter().enumerate() {
+        let x = left + ci as f64 * cell_w + cell_w / 2.0;
+        let _ = write!(
+            s,
+            r#"<text transform="translate({x:.1} {yb:.1}) rotate(-35)" text-anchor="end">{}</text>"#,
+            esc(col)
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
 /// About how wide `text` is at the charts' 12 px sans-serif: 7 px a character,
 /// 12 px for a wide (CJK) one.
 pub fn text_width(text: &str) -> f64 {
