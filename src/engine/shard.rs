@@ -150,11 +150,18 @@ fn probe_bounds(date: &str, sent: f64, received: f64) -> Option<(f64, f64)> {
     Some((d - received, d - sent))
 }
 
+/// The highest lower bound and the lowest upper bound of intervals `(lo, hi)`:
+/// their intersection when `lo <= hi`, else the gap between them.
+pub fn common(bounds: &[(f64, f64)]) -> (f64, f64) {
+    let lo = bounds.iter().map(|b| b.0).fold(f64::NEG_INFINITY, f64::max);
+    let hi = bounds.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
+    (lo, hi)
+}
+
 /// Intersects probe intervals; `None` when there are none or they disagree (a
 /// server clock that stepped, replicas with different clocks behind one address).
 fn intersect(bounds: &[(f64, f64)]) -> Option<ClockOffset> {
-    let lo = bounds.iter().map(|b| b.0).fold(f64::NEG_INFINITY, f64::max);
-    let hi = bounds.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
+    let (lo, hi) = common(bounds);
     (!bounds.is_empty() && lo <= hi).then(|| ClockOffset {
         offset_s: (lo + hi) / 2.0,
         uncertainty_s: (hi - lo) / 2.0,

@@ -159,8 +159,7 @@ fn clock_disagreement(files: &[ShardFile]) -> Option<f64> {
         .iter()
         .map(|f| f.clock.map(|c| c.bounds()))
         .collect::<Option<_>>()?;
-    let lo = bounds.iter().map(|b| b.0).fold(f64::NEG_INFINITY, f64::max);
-    let hi = bounds.iter().map(|b| b.1).fold(f64::INFINITY, f64::min);
+    let (lo, hi) = crate::engine::shard::common(&bounds);
     Some((lo - hi).max(0.0))
 }
 

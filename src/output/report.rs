@@ -288,8 +288,9 @@ pub fn build(rs: &[ResultFile], title: &str, timeline_of: Option<&str>, by: Grou
         h.push_str("</div>");
     }
 
-    seed_views(&mut h, rs);
-    ranking_table(&mut h, rs);
+    let (configs, _) = super::seed_report::configs(rs);
+    seed_views(&mut h, &configs);
+    ranking_table(&mut h, &configs);
     runs_table(&mut h, rs);
     h.push_str("</table></body></html>\n");
     h
@@ -538,9 +539,8 @@ fn request_timeline(detailed: &[&ResultFile], timeline_of: Option<&str>) -> Opti
 /// total, generation and request throughput, TTFT/TPOT/ITL and token counts as
 /// bars, and each metric scaled from its worst (0) to its best (1) across the
 /// configurations, latencies by their inverse as the seed scales them.
-fn seed_views(h: &mut String, rs: &[ResultFile]) {
+fn seed_views(h: &mut String, cs: &[super::seed_report::Config]) {
     use super::svg::{bars, heatmap};
-    let (cs, _) = super::seed_report::configs(rs);
     if cs.is_empty() {
         return;
     }
@@ -649,9 +649,8 @@ fn seed_views(h: &mut String, rs: &[ResultFile]) {
 
 /// The seed's ranking: the best configuration by total throughput, TTFT and
 /// TPOT, and every configuration by the seed's combined score.
-fn ranking_table(h: &mut String, rs: &[ResultFile]) {
-    use super::seed_report::{configs, scores};
-    let (cs, _) = configs(rs);
+fn ranking_table(h: &mut String, cs: &[super::seed_report::Config]) {
+    use super::seed_report::scores;
     if cs.len() < 2 {
         return;
     }
@@ -668,7 +667,7 @@ fn ranking_table(h: &mut String, rs: &[ResultFile]) {
         tr("mean TTFT ms"),
         tr("mean TPOT ms")
     );
-    for (i, (k, score)) in scores(&cs).iter().enumerate() {
+    for (i, (k, score)) in scores(cs).iter().enumerate() {
         let c = &cs[*k];
         let _ = write!(
             h,

@@ -254,32 +254,41 @@ pub fn ranking(cs: &[Config]) -> String {
     let mut f = String::new();
     let _ = writeln!(f, "性能排名 / Performance Ranking\n{}\n", "=".repeat(50));
     let mut order: Vec<&Config> = cs.iter().collect();
-    let _ = writeln!(
-        f,
-        "按总吞吐量排名 / Ranking by Total Throughput:\n{}",
-        "-".repeat(40)
-    );
-    order.sort_by(|a, b| b.total_tput.total_cmp(&a.total_tput));
-    for (i, c) in order.iter().enumerate() {
-        let _ = writeln!(f, "{}. {:<15} {:.1} tok/s", i + 1, c.name, c.total_tput);
-    }
-    let _ = writeln!(
-        f,
-        "\n按TTFT排名 / Ranking by TTFT (越小越好/Lower is Better):\n{}",
-        "-".repeat(40)
-    );
-    order.sort_by(|a, b| a.ttft.total_cmp(&b.ttft));
-    for (i, c) in order.iter().enumerate() {
-        let _ = writeln!(f, "{}. {:<15} {:.1} ms", i + 1, c.name, c.ttft);
-    }
-    let _ = writeln!(
-        f,
-        "\n按TPOT排名 / Ranking by TPOT (越小越好/Lower is Better):\n{}",
-        "-".repeat(40)
-    );
-    order.sort_by(|a, b| a.tpot.total_cmp(&b.tpot));
-    for (i, c) in order.iter().enumerate() {
-        let _ = writeln!(f, "{}. {:<15} {:.1} ms", i + 1, c.name, c.tpot);
+    type Key = fn(&Config) -> f64;
+    let by: [(&str, Key, bool, &str); 3] = [
+        (
+            "按总吞吐量排名 / Ranking by Total Throughput:",
+            |c| c.total_tput,
+            true,
+            "tok/s",
+        ),
+        (
+            "按TTFT排名 / Ranking by TTFT (越小越好/Lower is Better):",
+            |c| c.ttft,
+            false,
+            "ms",
+        ),
+        (
+            "按TPOT排名 / Ranking by TPOT (越小越好/Lower is Better):",
+            |c| c.tpot,
+            false,
+            "ms",
+        ),
+    ];
+    for (k, (title, key, highest_first, unit)) in by.iter().enumerate() {
+        let _ = writeln!(
+            f,
+            "{}{title}\n{}",
+            if k > 0 { "\n" } else { "" },
+            "-".repeat(40)
+        );
+        order.sort_by(|a, b| {
+            let o = key(a).total_cmp(&key(b));
+            if *highest_first { o.reverse() } else { o }
+        });
+        for (i, c) in order.iter().enumerate() {
+            let _ = writeln!(f, "{}. {:<15} {:.1} {unit}", i + 1, c.name, key(c));
+        }
     }
     let _ = writeln!(
         f,

@@ -77,6 +77,21 @@ pub fn nice_ticks(lo: f64, hi: f64, want: usize) -> Vec<f64> {
         .collect()
 }
 
+/// The y axis of a plot: a grid line and a label at each tick, `py` placing it.
+fn y_grid(s: &mut String, ticks: &[f64], py: impl Fn(f64) -> f64) {
+    for t in ticks {
+        let y = py(*t);
+        let _ = write!(
+            s,
+            r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end" fill="#333">{}</text>"##,
+            W - R,
+            L - 6.0,
+            y + 4.0,
+            fmt_num(*t)
+        );
+    }
+}
+
 fn fmt_num(v: f64) -> String {
     if v == 0.0 {
         "0".into()
@@ -141,18 +156,7 @@ impl Chart {
         let (ylo, yhi) = (0.0, *yt.last().unwrap());
         let px = |v: f64| L + (xs(v) - x0) / (x1 - x0) * (W - L - R);
         let py = |v: f64| H - B - (v - ylo) / (yhi - ylo).max(1e-12) * (H - T - B);
-        // grid and y ticks
-        for t in &yt {
-            let y = py(*t);
-            let _ = write!(
-                s,
-                r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end" fill="#333">{}</text>"##,
-                W - R,
-                L - 6.0,
-                y + 4.0,
-                fmt_num(*t)
-            );
-        }
+        y_grid(&mut s, &yt, py);
         // x ticks
         let xt: Vec<f64> = if self.x_log {
             let (a, b) = (x0.floor() as i32, x1.ceil() as i32);
@@ -281,17 +285,7 @@ pub fn bars(
     let ticks = nice_ticks(0.0, top, 5);
     let y1 = ticks.last().copied().unwrap_or(top).max(top);
     let py = |v: f64| h - bottom - (v / y1) * (h - bottom - T);
-    for t in &ticks {
-        let y = py(*t);
-        let _ = write!(
-            s,
-            r##"<line x1="{L}" x2="{}" y1="{y:.1}" y2="{y:.1}" stroke="#e5e5e5"/><text x="{}" y="{:.1}" text-anchor="end" fill="#333">{}</text>"##,
-            W - R,
-            L - 6.0,
-            y + 4.0,
-            fmt_num(*t)
-        );
-    }
+    y_grid(&mut s, &ticks, py);
     let slot = (W - R - L) / categories.len() as f64;
     let bw = (slot * 0.8) / groups.len().max(1) as f64;
     for (ci, cat) in categories.iter().enumerate() {
