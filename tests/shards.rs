@@ -249,6 +249,24 @@ fn four_shards_make_the_unsharded_run() {
     assert!((d1 - d0).abs() < 1.1, "duration {d0} became {d1}");
     assert!(fixed["shard_start_skew_s"].as_f64().unwrap() < 1.1);
 
+    // A shard whose server sent no Date header (llama-server sends none): the
+    // merge says the clocks were not compared, and trusts the wall clocks.
+    let mut blind = read("shard2.json");
+    blind["shard"]["clock"] = Value::Null;
+    let blind_path = dir.join("shard2-no-date.json");
+    std::fs::write(&blind_path, blind.to_string()).unwrap();
+    let out = merge(&[all[0], all[1], blind_path.to_str().unwrap(), all[3]], &[]);
+    let (_, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("the shards' clocks were not compared: ")
+            && err.contains("shard2-no-date.json measured no offset"),
+        "{err}"
+    );
+    let m2 = read("merged.json");
+    assert_eq!(m2["shard_clock_disagreement_s"], Value::Null);
+    assert_eq!(m2["shard_timeline"], "wall_clock");
+
     // Shards missing, repeated, from another run, or not shards at all.
     let out = merge(&all[..3], &[]);
     assert!(

@@ -281,6 +281,19 @@ pub fn merge(
     let mut notes = Vec::new();
     let disagreement = clock_disagreement(&files);
     let server_clock = disagreement.is_some_and(|d| d > 0.0);
+    let unmeasured: Vec<String> = files
+        .iter()
+        .filter(|f| f.clock.is_none())
+        .map(|f| f.path.display().to_string())
+        .collect();
+    if !unmeasured.is_empty() {
+        notes.push(format!(
+            "the shards' clocks were not compared: {} measured no offset (the server sent no Date header, as \
+             llama.cpp's llama-server does not); the timeline trusts each machine's wall clock, so synchronize \
+             them (NTP)",
+            unmeasured.join(", ")
+        ));
+    }
     if let Some(d) = disagreement.filter(|_| server_clock) {
         let u = files
             .iter()
