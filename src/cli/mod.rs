@@ -107,12 +107,9 @@ pub struct AggregateArgs {
     /// newest run folder in results/, else results/ itself).
     #[arg(value_name = "DIR")]
     pub path: Option<PathBuf>,
-    /// A run folder by name, in results/ (or in DIR): `--dir Qwen3-8B_20261204_101500`.
-    #[arg(long = "dir", value_name = "NAME")]
-    pub run_dir: Option<String>,
-    /// List the run folders in results/ (or in DIR), newest first, and stop.
-    #[arg(long)]
-    pub list: bool,
+    /// Which run folder.
+    #[command(flatten)]
+    pub runs: RunFolderArgs,
     /// Output file (default: DIR/aggregate_results_YYYYmmdd.csv).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -127,19 +124,27 @@ pub struct AggregateArgs {
     pub lang: String,
 }
 
-/// Flags of `report`.
+/// The run-folder flags `aggregate` and `report` share.
 #[derive(clap::Args, Debug)]
-pub struct ReportArgs {
-    /// Result files or folders of them, read with the folders under them
-    /// (default: the newest run folder in results/, else results/ itself).
-    pub results: Vec<PathBuf>,
+pub struct RunFolderArgs {
     /// A run folder by name, in results/ (or in the one folder given): `--dir Qwen3-8B_20261204_101500`.
     #[arg(long = "dir", value_name = "NAME")]
     pub run_dir: Option<String>,
     /// List the run folders in results/ (or in the one folder given), newest first, and stop.
     #[arg(long)]
     pub list: bool,
-    /// Output HTML file (default: report.html, or REPORT.html in the run folder read).
+}
+
+/// Flags of `report`.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Result files or folders of them, read with the folders under them
+    /// (default: the newest run folder in results/, else results/ itself).
+    pub results: Vec<PathBuf>,
+    /// Which run folder.
+    #[command(flatten)]
+    pub runs: RunFolderArgs,
+    /// Output HTML file (default: report.html, inside the run folder when one was picked for you or by --dir).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Page title.
@@ -225,8 +230,8 @@ fn aggregate(a: AggregateArgs) -> i32 {
     );
     let dir = match chosen_folder(
         a.path.as_deref(),
-        a.run_dir.as_deref(),
-        a.list,
+        a.runs.run_dir.as_deref(),
+        a.runs.list,
         a.lang == "zh",
     ) {
         Ok(Some(d)) => d,
@@ -274,7 +279,7 @@ fn report(a: ReportArgs) -> i32 {
             return 2;
         }
     };
-    let (inputs, folder) = if a.results.len() > 1 && (a.run_dir.is_some() || a.list) {
+    let (inputs, folder) = if a.results.len() > 1 && (a.runs.run_dir.is_some() || a.runs.list) {
         eprintln!(
             "moonbench report: --dir and --list take at most one folder (the one run folders are in)"
         );
@@ -284,13 +289,13 @@ fn report(a: ReportArgs) -> i32 {
     } else {
         match chosen_folder(
             a.results.first().map(PathBuf::as_path),
-            a.run_dir.as_deref(),
-            a.list,
+            a.runs.run_dir.as_deref(),
+            a.runs.list,
             a.lang == "zh",
         ) {
             Ok(Some(d)) => {
                 // A run folder picked for the user gets its report inside it.
-                let inside = a.results.is_empty() || a.run_dir.is_some();
+                let inside = a.results.is_empty() || a.runs.run_dir.is_some();
                 (vec![d.clone()], inside.then_some(d))
             }
             Ok(None) => return 0,
