@@ -680,7 +680,7 @@ local function multi_turn_run()
     target = target, count = users, iterations = math.ceil(conversations / users), seed = args.seed,
     slo = args.goodput, percentiles = percentiles, metrics = metrics, progress = not args.disable_tqdm,
     records_file = args.save_records, ready_timeout = args.ready_check_timeout_sec, grace = args.grace_period,
-    label = args.label, steady_state = args.steady_state,
+    label = args.label, steady_state = args.steady_state, keep_text = args.save_detailed,
     server_metrics = (not args.no_server_metrics) and args.server_metrics_interval or false,
     scenario = function(u)
       if started >= conversations then return end
@@ -735,6 +735,9 @@ local res = args.multi_turn and multi_turn_run() or mb.run{
   ready_timeout = args.ready_check_timeout_sec,
   grace = args.grace_period,
   label = args.label,
+  -- 回答的文字只在 --save-detailed 时保留（generated_texts），否则只留时间，省内存。
+  -- Answer texts are kept only for --save-detailed (generated_texts), to save memory.
+  keep_text = args.save_detailed,
   -- 服务器自身的指标（运行中/排队请求数、KV cache 占用、前缀缓存命中率）。
   server_metrics = (not args.no_server_metrics) and args.server_metrics_interval or false,
   profile = args.profile,

@@ -42,6 +42,7 @@ fn spec(sim: &SimHandle, backend: &str, reqs: Vec<Request>) -> RunSpec {
         preconnect: true,
         progress: false,
         records_path: None,
+        keep_text: false,
         tokenizer: Arc::new(Tokenizer::words()),
         io_threads: 2,
         server_metrics: None,
@@ -123,6 +124,51 @@ async fn measured_timing_matches_the_simulator() {
         assert_eq!(sum.new_connections, 0, "connections were pre-opened");
         assert_matches_truth(&sim, &out.records, backend);
     }
+}
+
+/// Kept records are compact: the answer text goes to the live consumers (here the
+/// records file) and is then dropped, unless the run keeps texts; the timings and
+/// token counts stay exactly as measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_records_drop_their_text_after_the_records_file() {
+    let sim = sim(5.0, 1.0);
+    let dir = std::env::temp_dir().join(format!("mb-compact-{}", std::process::id()));
+    for keep in [false, true] {
+        let path = dir.join(format!("records-{keep}.jsonl"));
+        let mut s = spec(&sim, "openai-chat", reqs(4, 12));
+        s.records_path = Some(path.clone());
+        s.keep_text = keep;
+        let out = run(s, None).await.unwrap();
+        assert_eq!(out.texts_kept, keep);
+        assert_matches_truth(&sim, &out.records, "compact");
+        let lines = std::fs::read_to_string(&path).unwrap();
+        let texts: Vec<String> = lines
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(texts.len(), 4);
+        assert!(
+            texts.iter().all(|t| t.split_whitespace().count() == 12),
+            "{texts:?}"
+        );
+        for r in &out.records {
+            assert_eq!(r.output_tokens, 12);
+            assert_eq!(r.chunk_ns.len(), r.chunk_tokens.len());
+            if keep {
+                assert!(texts.contains(&r.text), "{:?}", r.text);
+                assert_eq!(r.chunk_text_end.len(), r.chunk_ns.len());
+            } else {
+                assert!(r.text.is_empty() && r.chunk_text_end.is_empty());
+                assert!(r.chunk_ns.capacity() == r.chunk_ns.len());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -219,6 +265,7 @@ async fn non_streamed_answers() {
     let sim = sim(10.0, 2.0);
     for backend in ["openai", "openai-chat"] {
         let mut s = spec(&sim, backend, reqs(5, 10));
+        s.keep_text = true;
         Arc::get_mut(&mut s.target).unwrap().stream = false;
         let out = run(s, None).await.unwrap();
         let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());
@@ -402,6 +449,7 @@ async fn reasoning_tokens_are_output_and_ttfa_is_measured() {
     let sim = SimHandle::start(&o, "127.0.0.1:0").unwrap();
     for stream in [true, false] {
         let mut s = spec(&sim, "openai-chat", reqs(6, 10));
+        s.keep_text = true;
         Arc::get_mut(&mut s.target).unwrap().stream = stream;
         let out = run(s, None).await.unwrap();
         let sum = summarize(&out.records, out.duration(), &SummaryOptions::default());

@@ -39,6 +39,7 @@ fn spec(sim: &SimHandle, n: usize) -> RunSpec {
         preconnect: true,
         progress: false,
         records_path: None,
+        keep_text: false,
         tokenizer: Arc::new(Tokenizer::words()),
         io_threads: 1,
         server_metrics: None,

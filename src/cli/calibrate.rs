@@ -132,6 +132,7 @@ fn one_run(
         preconnect: true,
         progress: false,
         records_path: None,
+        keep_text: false,
         tokenizer: Arc::new(Tokenizer::words()),
         io_threads: client_threads,
         shard: None,

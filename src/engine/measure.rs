@@ -54,6 +54,8 @@ impl Sink for mpsc::UnboundedSender<RequestRecord> {
 struct Collected {
     sinks: Vec<Box<dyn Sink>>,
     records: Vec<RequestRecord>,
+    /// Whether kept records keep their answer text ([`RequestRecord::compact`]).
+    keep_text: bool,
 }
 
 /// Where finished records go (cheap to clone; shared by the tasks that finish
@@ -62,8 +64,9 @@ struct Collected {
 pub struct Collector(Arc<Mutex<Collected>>);
 
 impl Collector {
-    /// Hands `rec` to the sinks that want it and keeps it.
-    pub fn add(&self, rec: RequestRecord) {
+    /// Hands `rec` to the sinks that want it and keeps it, compacted (its text
+    /// only if the measurement keeps texts).
+    pub fn add(&self, mut rec: RequestRecord) {
         if !rec.warmup {
             crate::metrics::live::finished(&rec);
         }
@@ -83,6 +86,7 @@ impl Collector {
                 }
             }
         });
+        rec.compact(c.keep_text);
         c.records.push(rec);
     }
 }
@@ -123,11 +127,20 @@ impl Measurement {
             collector: Collector(Arc::new(Mutex::new(Collected {
                 sinks,
                 records: Vec::new(),
+                keep_text: false,
             }))),
             server_metrics,
             io_threads,
             running: None,
         })
+    }
+
+    /// Whether the records kept for the outcome keep their answer text (default
+    /// no: the sinks always see it; `generated_texts` and `res:records()` need it
+    /// kept). Set it before the first record.
+    pub fn keep_text(&mut self, keep: bool) {
+        self.collector.0.lock().unwrap().keep_text = keep;
+        self.out.texts_kept = keep;
     }
 
     /// Where finished records go (warm-ups too, before [`Measurement::start`]).

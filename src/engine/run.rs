@@ -54,6 +54,9 @@ pub struct RunSpec {
     pub progress: bool,
     /// Stream records to this JSONL file as they finish.
     pub records_path: Option<PathBuf>,
+    /// Keep each answer's text in the outcome's records (see
+    /// [`RequestRecord::compact`]); the records file and `on_response` see it either way.
+    pub keep_text: bool,
     /// Counts tokens the server does not report.
     pub tokenizer: Arc<Tokenizer>,
     /// Number of I/O worker threads (for the client-health CPU share).
@@ -106,6 +109,9 @@ pub struct RunOutcome {
     /// The probe requests sent beside the run (`--probe-request-rate`), apart from
     /// `records` and from every statistic of the run.
     pub probes: Vec<RequestRecord>,
+    /// Whether `records` kept their answer texts (`keep_text`; otherwise each
+    /// text went only to the live consumers, see [`RequestRecord::compact`]).
+    pub texts_kept: bool,
 }
 
 impl RunOutcome {
@@ -336,6 +342,7 @@ pub async fn run_with_stop(
         spec.server_metrics,
         spec.io_threads,
     )?;
+    m.keep_text(spec.keep_text);
     let collector = m.collector();
     // The schedule is expanded ahead of time when its length is known (8 bytes per
     // request); a duration-bound run generates it as it goes, natively either way.

@@ -35,6 +35,9 @@ pub struct SessionSpec {
     pub ready_timeout: Option<Duration>,
     /// Stream records to this JSONL file as they finish.
     pub records_path: Option<std::path::PathBuf>,
+    /// Keep each answer's text in the outcome's records (the user's answer and the
+    /// records file have it either way).
+    pub keep_text: bool,
     /// Read the server's `/metrics` this often (`None`: don't).
     pub server_metrics: Option<Duration>,
     /// I/O worker threads (for the client-health CPU share).
@@ -108,6 +111,7 @@ impl Session {
             spec.server_metrics,
             spec.io_threads,
         )?;
+        measurement.keep_text(spec.keep_text);
         let t0 = {
             let _g = io.enter();
             measurement.start()

@@ -233,9 +233,25 @@ impl RequestRecord {
     /// inflate ITL. Extra tokens packed into the first chunk add no values (they have
     /// no gap of their own), so ITL is never understated by zero entries.
     pub fn itls(&self) -> Vec<f64> {
-        let mut out = Vec::with_capacity(self.output_tokens as usize);
+        let mut out = Vec::with_capacity(self.itl_count());
+        self.push_itls(&mut out);
+        out
+    }
+
+    /// How many values [`RequestRecord::itls`] gives.
+    pub fn itl_count(&self) -> usize {
         if !self.streamed {
-            return out;
+            return 0;
+        }
+        (1..self.chunk_ns.len())
+            .map(|i| self.chunk_tokens.get(i).copied().unwrap_or(1).max(1) as usize)
+            .sum()
+    }
+
+    /// Appends [`RequestRecord::itls`] to `out` (a run's values into one list).
+    pub fn push_itls(&self, out: &mut Vec<f64>) {
+        if !self.streamed {
+            return;
         }
         for i in 1..self.chunk_ns.len() {
             let gap = crate::clock::secs(self.chunk_ns[i].saturating_sub(self.chunk_ns[i - 1]));
@@ -243,7 +259,6 @@ impl RequestRecord {
             let each = gap / k as f64;
             out.extend(std::iter::repeat_n(each, k as usize));
         }
-        out
     }
 
     /// Raw gaps between consecutive token-bearing chunks in seconds (vLLM's
@@ -282,7 +297,25 @@ impl RequestRecord {
         crate::clock::secs(last.saturating_sub(self.scheduled_ns))
     }
 
-    /// The text carried by chunk `i`.
+    /// Drops what only the request's own path needed, once its live consumers
+    /// (records file, `on_response`, a virtual user) have seen it: the answer text
+    /// and its per-chunk offsets unless `keep_text`, and every list's spare
+    /// capacity. A finished 128-token request then holds its chunk times and
+    /// counts and little else (see `benches/memory.rs`).
+    pub fn compact(&mut self, keep_text: bool) {
+        if keep_text {
+            self.text.shrink_to_fit();
+            self.chunk_text_end.shrink_to_fit();
+        } else {
+            self.text = String::new();
+            self.chunk_text_end = Vec::new();
+        }
+        self.chunk_ns.shrink_to_fit();
+        self.chunk_tokens.shrink_to_fit();
+        self.request_id.shrink_to_fit();
+    }
+
+    /// The text carried by chunk `i` ("" once [`RequestRecord::compact`] dropped it).
     pub fn chunk_text(&self, i: usize) -> &str {
         let start = if i == 0 {
             0

@@ -43,14 +43,19 @@ pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
 /// Computes [`Stats`] of `values` (any order), with the percentiles `ps` (0–100).
 /// An empty sample gives all zeros, as vLLM does.
 pub fn describe(values: &[f64], ps: &[f64]) -> Stats {
-    if values.is_empty() {
+    describe_vec(values.to_vec(), ps)
+}
+
+/// [`describe`] of values the caller no longer needs: sorts them in place, so a
+/// run's millions of inter-token gaps are held once, not twice.
+pub fn describe_vec(mut sorted: Vec<f64>, ps: &[f64]) -> Stats {
+    if sorted.is_empty() {
         return Stats {
             percentiles: ps.iter().map(|&p| (p, 0.0)).collect(),
             ..Default::default()
         };
     }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.total_cmp(b));
+    sorted.sort_unstable_by(|a, b| a.total_cmp(b));
     let n = sorted.len() as f64;
     let mean = sorted.iter().sum::<f64>() / n;
     let var = sorted.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::record::{ErrorKind, RequestRecord};
-use super::stats::{Stats, describe, percentile_label};
+use super::stats::{Stats, describe, describe_vec, percentile_label};
 
 /// A latency metric with a distribution (mean/median/std/percentiles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,9 +86,19 @@ impl Metric {
         match self {
             Metric::Ttft => ok.iter().filter_map(|r| r.ttft()).collect(),
             Metric::Tpot => ok.iter().filter_map(|r| r.tpot()).collect(),
-            Metric::Itl => ok.iter().flat_map(|r| r.itls()).collect(),
+            Metric::Itl => {
+                // Sized once: a long run has tens of millions of these.
+                let mut v = Vec::with_capacity(ok.iter().map(|r| r.itl_count()).sum());
+                ok.iter().for_each(|r| r.push_itls(&mut v));
+                v
+            }
             Metric::E2el => ok.iter().map(|r| r.e2el()).collect(),
-            Metric::ChunkItl => ok.iter().flat_map(|r| r.chunk_gaps()).collect(),
+            Metric::ChunkItl => {
+                let n = ok.iter().filter(|r| r.streamed);
+                let mut v = Vec::with_capacity(n.map(|r| r.chunk_ns.len().saturating_sub(1)).sum());
+                ok.iter().for_each(|r| v.extend(r.chunk_gaps()));
+                v
+            }
             Metric::ScheduleLag => ok.iter().map(|r| r.schedule_lag()).collect(),
             Metric::IntendedTtft => ok.iter().filter_map(|r| r.intended_ttft()).collect(),
             Metric::IntendedE2el => ok.iter().map(|r| r.intended_e2el()).collect(),
@@ -384,7 +394,7 @@ pub fn steady_state(
         .iter()
         .map(|m| {
             let v: Vec<f64> = m.values(&inside).into_iter().map(|x| x * 1000.0).collect();
-            (*m, describe(&v, percentiles))
+            (*m, describe_vec(v, percentiles))
         })
         .collect();
     let note = if inside.len() < 10 || share < 0.2 {
@@ -616,7 +626,7 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
     {
         let values: Vec<f64> = metric.values(&ok).into_iter().map(|v| v * 1000.0).collect();
         s.stats
-            .push((*metric, describe(&values, &opts.percentiles)));
+            .push((*metric, describe_vec(values, &opts.percentiles)));
     }
     s.max_output_tokens_per_s = peak_tokens_per_s(&ok, s.output_throughput);
     s.peak_in_flight = peak_in_flight(&measured);
@@ -644,22 +654,50 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
 /// never below `mean` (a run shorter than a second, or tokens spread evenly over
 /// bucket edges, would otherwise show a "peak" under the average).
 fn peak_tokens_per_s(ok: &[&RequestRecord], mean: f64) -> f64 {
-    let mut ev: Vec<(u64, u32)> = ok
+    use std::cmp::Reverse;
+    use std::collections::{BinaryHeap, VecDeque};
+    // Every chunk in time order without collecting them all (a long run has tens
+    // of millions): each record's chunks arrive in order, so a heap holding one
+    // cursor per record that has started merges them; records join it in the
+    // order of their first chunk.
+    let mut order: Vec<&RequestRecord> = ok
         .iter()
-        .flat_map(|r| {
-            r.chunk_ns
-                .iter()
-                .copied()
-                .zip(r.chunk_tokens.iter().copied())
-        })
+        .copied()
+        .filter(|r| !r.chunk_ns.is_empty())
         .collect();
-    ev.sort_unstable_by_key(|e| e.0);
-    let (mut lo, mut sum, mut best) = (0usize, 0u64, 0u64);
-    for hi in 0..ev.len() {
-        sum += ev[hi].1 as u64;
-        while ev[hi].0 - ev[lo].0 >= 1_000_000_000 {
-            sum -= ev[lo].1 as u64;
-            lo += 1;
+    order.sort_unstable_by_key(|r| r.chunk_ns[0]);
+    let mut heap: BinaryHeap<Reverse<(u64, usize, usize)>> = BinaryHeap::new();
+    let mut next = 0;
+    // The chunks of the last second, and their tokens.
+    let mut window: VecDeque<(u64, u64)> = VecDeque::new();
+    let (mut sum, mut best) = (0u64, 0u64);
+    loop {
+        while let Some(r) = order.get(next) {
+            if heap
+                .peek()
+                .is_some_and(|Reverse(top)| top.0 < r.chunk_ns[0])
+            {
+                break;
+            }
+            heap.push(Reverse((r.chunk_ns[0], next, 0)));
+            next += 1;
+        }
+        let Some(Reverse((t, ri, ci))) = heap.pop() else {
+            break;
+        };
+        let r = order[ri];
+        if let Some(&t2) = r.chunk_ns.get(ci + 1) {
+            heap.push(Reverse((t2.max(t), ri, ci + 1)));
+        }
+        let n = r.chunk_tokens.get(ci).copied().unwrap_or(0) as u64;
+        window.push_back((t, n));
+        sum += n;
+        while let Some(&(t0, n0)) = window.front() {
+            if t - t0 < 1_000_000_000 {
+                break;
+            }
+            sum -= n0;
+            window.pop_front();
         }
         best = best.max(sum);
     }

@@ -346,6 +346,7 @@ pub fn merge(
         t0_unix: first,
         end_ns,
         notes: notes.clone(),
+        texts_kept: keep_texts,
         ..Default::default()
     };
     Ok(Merged {

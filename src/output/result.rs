@@ -340,10 +340,14 @@ impl RunResult {
                 "itls".into(),
                 json!(recs.iter().map(|r| r.itls()).collect::<Vec<_>>()),
             );
-            m.insert(
-                "generated_texts".into(),
-                json!(recs.iter().map(|r| r.text.as_str()).collect::<Vec<_>>()),
-            );
+            // Only a run that kept its texts has them (`keep_text`); an empty
+            // string per request would read as empty answers.
+            if self.outcome.texts_kept {
+                m.insert(
+                    "generated_texts".into(),
+                    json!(recs.iter().map(|r| r.text.as_str()).collect::<Vec<_>>()),
+                );
+            }
         }
         m.extend(s.extra_map());
         let o = &self.outcome;
@@ -911,6 +915,7 @@ mod tests {
                 },
                 outcome: RunOutcome {
                     records: vec![rec.clone()],
+                    texts_kept: true,
                     stopped: Some("done".into()),
                     notes: vec!["n".into()],
                     server_metrics: Some({
@@ -1038,7 +1043,10 @@ mod tests {
                 max_concurrency: Some(8),
                 ..Default::default()
             },
-            outcome: RunOutcome::default(),
+            outcome: RunOutcome {
+                texts_kept: true,
+                ..Default::default()
+            },
             options: ResultOptions::default(),
         };
         assert_eq!(

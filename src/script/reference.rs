@@ -635,9 +635,9 @@ pub const RECORD_FIELDS: &[(&str, &str, &str, &str, &str)] = &[
     (
         "text",
         "string",
-        "the generated text",
+        "the generated text (in `res:records()` only with `keep_text = true`)",
         "字符串",
-        "生成的文本",
+        "生成的文本（`res:records()` 里只在 `keep_text = true` 时有）",
     ),
 ];
 

@@ -435,6 +435,13 @@ impl UserData for LuaResult {
                     }
                     _ => PathBuf::from(&name),
                 };
+                if detailed && !r.0.outcome.texts_kept {
+                    eprintln!(
+                        "note: {}: no generated_texts: the run did not keep its answers' texts \
+                         (add keep_text = true to the run's options; moonbench bench keeps them with --save-detailed)",
+                        full.display()
+                    );
+                }
                 let json = r.0.to_json(&ro, detailed, &meta);
                 r.0.save(&full, &json, append)
                     .map_err(mlua::Error::runtime)?;
@@ -504,7 +511,12 @@ impl UserData for LuaResult {
                 .unwrap_or(false);
             let out = lua.create_table()?;
             for rec in r.0.outcome.records.iter().filter(|x| warm || !x.warmup) {
-                out.push(to_lua(lua, &record_json(rec, r.0.outcome.t0_ns))?)?;
+                let mut j = record_json(rec, r.0.outcome.t0_ns);
+                if !r.0.outcome.texts_kept {
+                    // Dropped after the live consumers saw it (`keep_text`): nil, not "".
+                    j.as_object_mut().map(|m| m.remove("text"));
+                }
+                out.push(to_lua(lua, &j)?)?;
             }
             Ok(out)
         });
@@ -602,6 +614,7 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
         preconnect: o.preconnect.unwrap_or(true),
         progress: c.progress,
         records_path: c.records_path.clone(),
+        keep_text: c.keep_text,
         tokenizer: tg.tokenizer.clone(),
         io_threads: c.io_threads,
         server_metrics: c.server_metrics,

@@ -38,6 +38,8 @@ pub struct MeasureOpts {
     save: Option<String>,
     /// Seconds between readings of the server's `/metrics` (default 1), or false.
     server_metrics: Option<ScrapeEvery>,
+    /// Keep each answer's text in the result (`res:records()`, `generated_texts` in a detailed save); default false: on_response, records_file and a user's answer get the text, the result keeps only the timings, to save memory.
+    keep_text: Option<bool>,
 }
 
 impl LuaOptions for MeasureOpts {
@@ -54,6 +56,7 @@ const MEASURE_KEYS: &[&str] = &[
     "label",
     "save",
     "server_metrics",
+    "keep_text",
 ];
 
 /// The run options of one call, decoded and checked.
@@ -72,6 +75,8 @@ pub(super) struct Common {
     pub label: Option<String>,
     /// How often to read `/metrics` (`None`: never).
     pub server_metrics: Option<Duration>,
+    /// Keep answer texts in the result's records.
+    pub keep_text: bool,
     /// What the result reports.
     pub options: ResultOptions,
     /// The I/O runtime.
@@ -116,6 +121,7 @@ pub(super) fn begin<T: LuaOptions>(lua: &Lua, t: Table) -> mlua::Result<(Decoded
         server_metrics: o
             .server_metrics
             .map_or(Some(Duration::from_secs(1)), |s| s.0),
+        keep_text: o.keep_text.unwrap_or(false),
         options: result_options(lua, &d, &ResultOptions::default())?,
         io,
         io_threads,
