@@ -234,7 +234,7 @@ impl RequestRecord {
     /// no gap of their own), so ITL is never understated by zero entries.
     pub fn itls(&self) -> Vec<f64> {
         let mut out = Vec::with_capacity(self.itl_count());
-        self.push_itls(&mut out);
+        out.extend(self.itl_iter());
         out
     }
 
@@ -248,29 +248,36 @@ impl RequestRecord {
             .sum()
     }
 
-    /// Appends [`RequestRecord::itls`] to `out` (a run's values into one list).
-    pub fn push_itls(&self, out: &mut Vec<f64>) {
-        if !self.streamed {
-            return;
-        }
-        for i in 1..self.chunk_ns.len() {
+    /// [`RequestRecord::itls`] without building the list: a run's summary walks
+    /// every request's values this way, so it never holds 8 bytes per token.
+    pub fn itl_iter(&self) -> impl Iterator<Item = f64> + '_ {
+        let n = if self.streamed {
+            self.chunk_ns.len()
+        } else {
+            0
+        };
+        (1..n).flat_map(move |i| {
             let gap = crate::clock::secs(self.chunk_ns[i].saturating_sub(self.chunk_ns[i - 1]));
             let k = self.chunk_tokens.get(i).copied().unwrap_or(1).max(1);
-            let each = gap / k as f64;
-            out.extend(std::iter::repeat_n(each, k as usize));
-        }
+            std::iter::repeat_n(gap / k as f64, k as usize)
+        })
     }
 
     /// Raw gaps between consecutive token-bearing chunks in seconds (vLLM's
     /// pre-fix per-chunk ITL), kept beside the per-token values.
     pub fn chunk_gaps(&self) -> Vec<f64> {
-        if !self.streamed {
-            return Vec::new();
-        }
-        self.chunk_ns
-            .windows(2)
-            .map(|w| crate::clock::secs(w[1].saturating_sub(w[0])))
-            .collect()
+        self.chunk_gap_iter().collect()
+    }
+
+    /// [`RequestRecord::chunk_gaps`] without building the list.
+    pub fn chunk_gap_iter(&self) -> impl Iterator<Item = f64> + '_ {
+        let n = if self.streamed {
+            self.chunk_ns.len()
+        } else {
+            0
+        };
+        (1..n)
+            .map(move |i| crate::clock::secs(self.chunk_ns[i].saturating_sub(self.chunk_ns[i - 1])))
     }
 
     /// Time to the first answer token (after reasoning), in seconds.

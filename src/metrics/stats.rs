@@ -1,6 +1,8 @@
 //! Descriptive statistics with numpy's semantics: population standard deviation
 //! (`ddof=0`) and percentiles by linear interpolation (`np.percentile`'s default
 //! method, "type 7": rank = p/100·(n−1)).
+//! [`describe_passes`] gives the same numbers for samples too large to hold
+//! (a run's per-token gaps) by walking them several times instead of sorting a copy.
 //! Also the microsecond histogram (HDR) that timing-error measurements share.
 
 /// Mean, median, standard deviation and the requested percentiles of a sample.
@@ -25,18 +27,27 @@ pub struct Stats {
 /// The `p`-th percentile of an ascending-sorted, non-empty slice, interpolated linearly.
 pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
     debug_assert!(!sorted.is_empty());
-    let n = sorted.len();
-    if n == 1 {
-        return sorted[0];
+    percentile_by_rank(sorted.len(), p, |i| sorted[i])
+}
+
+/// The two ranks (0-based, ascending order) the `p`-th percentile of `n` values
+/// interpolates between, and the weight of the upper one.
+fn percentile_ranks(n: usize, p: f64) -> (usize, usize, f64) {
+    if n <= 1 {
+        return (0, 0, 0.0);
     }
     let rank = (p / 100.0).clamp(0.0, 1.0) * (n - 1) as f64;
     let lo = rank.floor() as usize;
-    let hi = rank.ceil() as usize;
-    let frac = rank - lo as f64;
+    (lo, rank.ceil() as usize, rank - lo as f64)
+}
+
+/// The `p`-th percentile of `n` values given the `i`-th smallest by `at(i)`.
+fn percentile_by_rank(n: usize, p: f64, at: impl Fn(usize) -> f64) -> f64 {
+    let (lo, hi, frac) = percentile_ranks(n, p);
     if lo == hi {
-        sorted[lo]
+        at(lo)
     } else {
-        sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+        at(lo) + (at(hi) - at(lo)) * frac
     }
 }
 
@@ -71,6 +82,121 @@ pub fn describe_vec(mut sorted: Vec<f64>, ps: &[f64]) -> Stats {
             .map(|&p| (p, percentile_sorted(&sorted, p)))
             .collect(),
     }
+}
+
+/// Up to this many values, [`describe_passes`] copies and sorts them (fastest);
+/// above it, it selects the ranks it needs in four counting passes.
+const SORT_LIMIT: usize = 1 << 16;
+
+/// [`describe`] of a sample walked by `values()` — called once per pass, each
+/// call yielding the same values in the same order — without holding it: a mean
+/// and variance pass, then (above [`SORT_LIMIT`] values) [`select_ranks`] for the
+/// median and percentiles. The order statistics are exactly those of sorting; the
+/// mean is summed in walk order, not sorted order (they can differ in the last bit).
+pub fn describe_passes<I: Iterator<Item = f64>>(values: impl Fn() -> I, ps: &[f64]) -> Stats {
+    let (mut count, mut sum) = (0usize, 0.0f64);
+    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values() {
+        count += 1;
+        sum += v;
+        min = min.min(v);
+        max = max.max(v);
+    }
+    if count == 0 {
+        return describe_vec(Vec::new(), ps);
+    }
+    let mean = sum / count as f64;
+    let var = values().map(|v| (v - mean) * (v - mean)).sum::<f64>() / count as f64;
+    let all: Vec<f64> = std::iter::once(50.0).chain(ps.iter().copied()).collect();
+    let pick: Box<dyn Fn(f64) -> f64> = if count <= SORT_LIMIT {
+        let mut sorted: Vec<f64> = values().collect();
+        sorted.sort_unstable_by(|a, b| a.total_cmp(b));
+        Box::new(move |p| percentile_sorted(&sorted, p))
+    } else {
+        let mut ranks: Vec<usize> = all
+            .iter()
+            .flat_map(|&p| {
+                let (lo, hi, _) = percentile_ranks(count, p);
+                [lo, hi]
+            })
+            .collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        let found = select_ranks(&values, count, &ranks);
+        let at = move |i: usize| found[ranks.binary_search(&i).expect("rank selected")];
+        Box::new(move |p| percentile_by_rank(count, p, &at))
+    };
+    Stats {
+        count,
+        mean,
+        median: pick(50.0),
+        std: var.sqrt(),
+        min,
+        max,
+        percentiles: ps.iter().map(|&p| (p, pick(p))).collect(),
+    }
+}
+
+/// A `u64` whose unsigned order is `f64::total_cmp`'s order.
+fn order_key(v: f64) -> u64 {
+    let b = v.to_bits();
+    if b >> 63 == 1 { !b } else { b | 1 << 63 }
+}
+
+/// The inverse of [`order_key`].
+fn from_order_key(k: u64) -> f64 {
+    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
+}
+
+/// The values at 0-based ascending `ranks` (sorted, distinct, each < `count`) of the
+/// `count` values `values()` yields, by radix selection: four passes, each fixing 16
+/// more bits of every wanted value's [`order_key`] by counting the values that share
+/// the bits fixed so far. Memory: one 65,536-bucket count per distinct prefix.
+fn select_ranks<I: Iterator<Item = f64>>(
+    values: &impl Fn() -> I,
+    count: usize,
+    ranks: &[usize],
+) -> Vec<f64> {
+    // Per wanted rank: the key bits fixed so far, and its rank among the values
+    // sharing them.
+    let mut state: Vec<(u64, usize)> = ranks.iter().map(|&r| (0, r)).collect();
+    for level in 0..4u32 {
+        let fixed = 16 * level; // bits already fixed
+        let mut prefixes: Vec<u64> = state.iter().map(|s| s.0).collect();
+        prefixes.dedup(); // ranks ascend, so equal prefixes are adjacent
+        let mut hist = vec![0u64; prefixes.len() << 16];
+        for v in values() {
+            let k = order_key(v);
+            let prefix = if fixed == 0 { 0 } else { k >> (64 - fixed) };
+            let slot = if prefixes.len() == 1 {
+                if prefixes[0] != prefix {
+                    continue;
+                }
+                0
+            } else {
+                match prefixes.binary_search(&prefix) {
+                    Ok(i) => i,
+                    Err(_) => continue,
+                }
+            };
+            let digit = ((k >> (48 - fixed)) & 0xffff) as usize;
+            hist[(slot << 16) | digit] += 1;
+        }
+        for s in &mut state {
+            let slot = prefixes.binary_search(&s.0).expect("own prefix");
+            let counts = &hist[slot << 16..(slot + 1) << 16];
+            let mut below = 0u64;
+            for (digit, &c) in counts.iter().enumerate() {
+                if below + c > s.1 as u64 {
+                    *s = ((s.0 << 16) | digit as u64, s.1 - below as usize);
+                    break;
+                }
+                below += c;
+            }
+        }
+    }
+    debug_assert!(ranks.iter().all(|&r| r < count));
+    state.into_iter().map(|(k, _)| from_order_key(k)).collect()
 }
 
 /// The label vLLM gives percentile `p` in key names: `99` for 99.0, `99.9` for 99.9.
@@ -124,6 +250,83 @@ mod tests {
         let s = describe(&[], &[99.0]);
         assert_eq!(s.mean, 0.0);
         assert_eq!(s.percentiles, vec![(99.0, 0.0)]);
+    }
+
+    /// A small deterministic generator, so the test needs no crate and fails the
+    /// same way every time.
+    fn lcg(seed: &mut u64) -> u64 {
+        *seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        *seed >> 11
+    }
+
+    #[test]
+    fn radix_selection_equals_sorting() {
+        let mut seed = 7;
+        let samples: Vec<Vec<f64>> = vec![
+            vec![4.25],
+            vec![
+                0.0,
+                -0.0,
+                1.0,
+                -1.0,
+                1e-300,
+                -1e300,
+                f64::MAX,
+                f64::MIN_POSITIVE,
+            ],
+            // Many duplicates, as per-token gaps spread over a chunk give.
+            (0..5000).map(|i| ((i * 7919) % 13) as f64 / 3.0).collect(),
+            (0..20000)
+                .map(|_| (lcg(&mut seed) % 1_000_000) as f64 / 1e3 - 100.0)
+                .collect(),
+            (0..3000)
+                .map(|_| f64::from_bits(lcg(&mut seed) << 11 >> 2))
+                .collect(),
+        ];
+        for v in samples {
+            let mut sorted = v.clone();
+            sorted.sort_unstable_by(|a, b| a.total_cmp(b));
+            let ranks: Vec<usize> = [0, 1, v.len() / 2, v.len() * 99 / 100, v.len() - 1]
+                .into_iter()
+                .filter(|&r| r < v.len())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let got = select_ranks(&|| v.iter().copied(), v.len(), &ranks);
+            for (r, g) in ranks.iter().zip(got) {
+                assert_eq!(g.to_bits(), sorted[*r].to_bits(), "rank {r} of {}", v.len());
+            }
+        }
+    }
+
+    #[test]
+    fn passes_equal_describe_above_the_sort_limit() {
+        let mut seed = 11;
+        let ps = [25.0, 50.0, 90.0, 99.0, 99.9, 100.0];
+        for n in [SORT_LIMIT + 1, 3 * SORT_LIMIT + 17] {
+            // Gaps in ms with heavy repetition, like ITL spread over chunks.
+            let v: Vec<f64> = (0..n)
+                .map(|_| (lcg(&mut seed) % 40_000) as f64 / 997.0)
+                .collect();
+            let want = describe(&v, &ps);
+            let got = describe_passes(|| v.iter().copied(), &ps);
+            assert_eq!(got.count, want.count);
+            assert_eq!(
+                (got.min, got.max, got.median),
+                (want.min, want.max, want.median)
+            );
+            assert_eq!(got.percentiles, want.percentiles);
+            assert!((got.mean - want.mean).abs() <= 1e-9 * want.mean.abs());
+            assert!((got.std - want.std).abs() <= 1e-9 * want.std.abs());
+        }
+        let small = [3.1, 0.5, 7.25, 2.0];
+        assert_eq!(
+            describe_passes(|| small.iter().copied(), &ps).percentiles,
+            describe(&small, &ps).percentiles
+        );
+        assert_eq!(describe_passes(std::iter::empty, &ps), describe(&[], &ps));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::record::{ErrorKind, RequestRecord};
-use super::stats::{Stats, describe, describe_vec, percentile_label};
+use super::stats::{Stats, describe, describe_passes, percentile_label};
 
 /// A latency metric with a distribution (mean/median/std/percentiles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -83,29 +83,32 @@ impl Metric {
     /// This metric's values over the successful requests, in seconds. The single
     /// definition of each metric.
     pub fn values(self, ok: &[&RequestRecord]) -> Vec<f64> {
+        self.walk(ok).collect()
+    }
+
+    /// [`Metric::values`] as a walk, without building the list.
+    fn walk<'a>(self, ok: &'a [&'a RequestRecord]) -> Box<dyn Iterator<Item = f64> + 'a> {
+        let it = ok.iter();
         match self {
-            Metric::Ttft => ok.iter().filter_map(|r| r.ttft()).collect(),
-            Metric::Tpot => ok.iter().filter_map(|r| r.tpot()).collect(),
-            Metric::Itl => {
-                // Sized once: a long run has tens of millions of these.
-                let mut v = Vec::with_capacity(ok.iter().map(|r| r.itl_count()).sum());
-                ok.iter().for_each(|r| r.push_itls(&mut v));
-                v
+            Metric::Ttft => Box::new(it.filter_map(|r| r.ttft())),
+            Metric::Tpot => Box::new(it.filter_map(|r| r.tpot())),
+            Metric::Itl => Box::new(it.flat_map(|r| r.itl_iter())),
+            Metric::E2el => Box::new(it.map(|r| r.e2el())),
+            Metric::ChunkItl => Box::new(it.flat_map(|r| r.chunk_gap_iter())),
+            Metric::ScheduleLag | Metric::ClientQueueTime => Box::new(it.map(|r| r.schedule_lag())),
+            Metric::IntendedTtft => Box::new(it.filter_map(|r| r.intended_ttft())),
+            Metric::IntendedE2el | Metric::E2elIncludingClientQueue => {
+                Box::new(it.map(|r| r.intended_e2el()))
             }
-            Metric::E2el => ok.iter().map(|r| r.e2el()).collect(),
-            Metric::ChunkItl => {
-                let n = ok.iter().filter(|r| r.streamed);
-                let mut v = Vec::with_capacity(n.map(|r| r.chunk_ns.len().saturating_sub(1)).sum());
-                ok.iter().for_each(|r| v.extend(r.chunk_gaps()));
-                v
-            }
-            Metric::ScheduleLag => ok.iter().map(|r| r.schedule_lag()).collect(),
-            Metric::IntendedTtft => ok.iter().filter_map(|r| r.intended_ttft()).collect(),
-            Metric::IntendedE2el => ok.iter().map(|r| r.intended_e2el()).collect(),
-            Metric::Ttfa => ok.iter().filter_map(|r| r.ttfa()).collect(),
-            Metric::ClientQueueTime => Metric::ScheduleLag.values(ok),
-            Metric::E2elIncludingClientQueue => Metric::IntendedE2el.values(ok),
+            Metric::Ttfa => Box::new(it.filter_map(|r| r.ttfa())),
         }
+    }
+
+    /// [`Stats`] of this metric over the successful requests, in milliseconds, with
+    /// the percentiles `ps`. Walks the records a few times rather than copying the
+    /// values, so per-token metrics cost no memory per token.
+    pub fn describe(self, ok: &[&RequestRecord], ps: &[f64]) -> Stats {
+        describe_passes(|| self.walk(ok).map(|v| v * 1000.0), ps)
     }
 }
 
@@ -392,10 +395,7 @@ pub fn steady_state(
     let share = window / crate::clock::secs(run_end.saturating_sub(first)).max(1e-9);
     let stats = [Metric::Ttft, Metric::Tpot, Metric::Itl, Metric::E2el]
         .iter()
-        .map(|m| {
-            let v: Vec<f64> = m.values(&inside).into_iter().map(|x| x * 1000.0).collect();
-            (*m, describe_vec(v, percentiles))
-        })
+        .map(|m| (*m, m.describe(&inside, percentiles)))
         .collect();
     let note = if inside.len() < 10 || share < 0.2 {
         Some(format!(
@@ -624,9 +624,8 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
         .chain(Metric::VLLM_QUEUE.iter())
         .chain(Metric::EXTRA.iter())
     {
-        let values: Vec<f64> = metric.values(&ok).into_iter().map(|v| v * 1000.0).collect();
         s.stats
-            .push((*metric, describe_vec(values, &opts.percentiles)));
+            .push((*metric, metric.describe(&ok, &opts.percentiles)));
     }
     s.max_output_tokens_per_s = peak_tokens_per_s(&ok, s.output_throughput);
     s.peak_in_flight = peak_in_flight(&measured);
