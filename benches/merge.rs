@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use moonbench::engine::run::RunOutcome;
 use moonbench::engine::shard::Shard;
-use moonbench::metrics::RequestRecord;
+use moonbench::metrics::{Chunks, RequestRecord};
 use moonbench::output::result::{ResultOptions, RunInfo, RunResult};
 
 fn record(k: u64) -> RequestRecord {
@@ -24,10 +24,9 @@ fn record(k: u64) -> RequestRecord {
         dispatched_ns: sent,
         sent_ns: sent,
         end_ns: chunks[15] + 100_000,
-        chunk_tokens: vec![1; 16],
+        chunks: Chunks::from_lists(&chunks, &[1; 16]),
         chunk_text_end: (1..=16).map(|i| (text.len() * i / 16) as u32).collect(),
         first_answer_ns: Some(chunks[0]),
-        chunk_ns: chunks,
         streamed: true,
         prompt_tokens: 128,
         server_prompt_tokens: Some(128),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use moonbench::backend::{Backend, BaseUrl, Target};
 use moonbench::dataset::Request;
 use moonbench::engine::{Arrival, RunSpec, run};
-use moonbench::metrics::{ErrorKind, Metric, RequestRecord, SummaryOptions, summarize};
+use moonbench::metrics::{Chunks, ErrorKind, Metric, RequestRecord, SummaryOptions, summarize};
 use moonbench::sim::{SimHandle, SimOptions};
 use moonbench::tokenizer::Tokenizer;
 
@@ -70,19 +70,16 @@ fn assert_matches_truth(sim: &SimHandle, records: &[RequestRecord], what: &str) 
             .truth
             .get(&r.request_id)
             .unwrap_or_else(|| panic!("{what}: no truth kept for {}", r.request_id));
-        assert_eq!(
-            truth.chunk_ns.len(),
-            r.chunk_ns.len(),
-            "{what}: chunk count"
-        );
+        assert_eq!(truth.chunk_ns.len(), r.chunks.len(), "{what}: chunk count");
         if r.streamed {
             assert_eq!(
-                truth.chunk_tokens, r.chunk_tokens,
+                truth.chunk_tokens,
+                r.chunks.tokens().collect::<Vec<_>>(),
                 "{what}: tokens per chunk"
             );
         }
-        for (m, t) in r.chunk_ns.iter().zip(&truth.chunk_ns) {
-            assert!(m >= t, "{what}: a chunk measured before it was sent");
+        for (m, t) in r.chunks.times().zip(&truth.chunk_ns) {
+            assert!(m >= *t, "{what}: a chunk measured before it was sent");
             assert!(
                 m - t < READ_BOUND_NS,
                 "{what}: a chunk read {:.1} ms after it was sent",
@@ -90,7 +87,8 @@ fn assert_matches_truth(sim: &SimHandle, records: &[RequestRecord], what: &str) 
             );
         }
         let mut tr = r.clone();
-        tr.chunk_ns = truth.chunk_ns.clone();
+        let tokens: Vec<u32> = r.chunks.tokens().collect();
+        tr.chunks = Chunks::from_lists(&truth.chunk_ns, &tokens);
         truth_recs.push(tr);
     }
     let o = SummaryOptions::default();
@@ -158,13 +156,17 @@ async fn kept_records_drop_their_text_after_the_records_file() {
         );
         for r in &out.records {
             assert_eq!(r.output_tokens, 12);
-            assert_eq!(r.chunk_ns.len(), r.chunk_tokens.len());
             if keep {
                 assert!(texts.contains(&r.text), "{:?}", r.text);
-                assert_eq!(r.chunk_text_end.len(), r.chunk_ns.len());
+                assert_eq!(r.chunk_text_end.len(), r.chunks.len());
             } else {
                 assert!(r.text.is_empty() && r.chunk_text_end.is_empty());
-                assert!(r.chunk_ns.capacity() == r.chunk_ns.len());
+                // Packed: at most 10 bytes a chunk (one token each: 1–5).
+                assert!(
+                    r.chunks.heap_bytes() <= 5 * r.chunks.len(),
+                    "{:?}",
+                    r.chunks
+                );
             }
         }
     }
@@ -206,7 +208,7 @@ async fn faults_become_error_records_and_the_run_completes() {
     assert_eq!(sum.errors_by_kind.get("http_500"), Some(&1));
     assert_eq!(sum.errors_by_kind.get("http_429"), Some(&1));
     // A request that failed mid-stream keeps the chunks it got.
-    assert!(!out.records[1].chunk_ns.is_empty());
+    assert!(!out.records[1].chunks.is_empty());
     for r in &out.records[7..] {
         assert!(r.success(), "{:?}", r.error);
     }
@@ -232,12 +234,12 @@ async fn multi_token_chunks_keep_itl_and_tpot_right() {
         assert_eq!(sum.completed, 8);
         assert_eq!(sum.total_output_tokens, 8 * 17);
         for r in &out.records {
-            assert_eq!(r.chunk_ns.len(), 5, "17 tokens in chunks of 4,4,4,4,1");
+            assert_eq!(r.chunks.len(), 5, "17 tokens in chunks of 4,4,4,4,1");
             assert_eq!(
-                r.chunk_tokens.iter().sum::<u32>(),
+                r.chunks.tokens().sum::<u32>(),
                 17,
                 "continuous={continuous}: {:?}",
-                r.chunk_tokens
+                r.chunks.tokens().collect::<Vec<_>>()
             );
         }
         assert_matches_truth(&sim, &out.records, &format!("continuous={continuous}"));
@@ -467,7 +469,8 @@ async fn reasoning_tokens_are_output_and_ttfa_is_measured() {
             for r in &out.records {
                 let truth = sim.truth.get(&r.request_id).unwrap();
                 let ttfa_ns = r.first_answer_ns.unwrap();
-                assert_eq!(ttfa_ns, r.chunk_ns[1], "TTFA is the 2nd chunk's arrival");
+                let second = r.chunks.times().nth(1);
+                assert_eq!(Some(ttfa_ns), second, "TTFA is the 2nd chunk's arrival");
                 assert!(
                     ttfa_ns >= truth.chunk_ns[1] && ttfa_ns - truth.chunk_ns[1] < READ_BOUND_NS
                 );

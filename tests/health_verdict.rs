@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use moonbench::backend::{Backend, BaseUrl, Target};
 use moonbench::dataset::Request;
 use moonbench::engine::{Arrival, RunOutcome, RunSpec, run};
-use moonbench::metrics::{Metric, SummaryOptions, summarize};
+use moonbench::metrics::{Chunks, Metric, SummaryOptions, summarize};
 use moonbench::sim::{SimHandle, SimOptions};
 use moonbench::tokenizer::Tokenizer;
 
@@ -55,7 +55,8 @@ fn itl_medians(sim: &SimHandle, out: &RunOutcome) -> (f64, f64) {
     for r in out.records.iter().filter(|r| r.success()) {
         let t = sim.truth.get(&r.request_id).expect("truth kept");
         let mut tr = r.clone();
-        tr.chunk_ns = t.chunk_ns;
+        let tokens: Vec<u32> = r.chunks.tokens().collect();
+        tr.chunks = Chunks::from_lists(&t.chunk_ns, &tokens);
         truth.push(tr);
     }
     let o = SummaryOptions::default();

@@ -14,7 +14,7 @@ use super::{Target, protocol};
 use crate::clock;
 use crate::dataset::Request;
 pub use crate::metrics::ServerTiming;
-use crate::metrics::{ErrorKind, RequestError, RequestRecord, TokenSource};
+use crate::metrics::{Chunks, ErrorKind, RequestError, RequestRecord, TokenSource};
 use crate::tokenizer::Tokenizer;
 
 /// What a response has delivered so far (kept when a request fails midway).
@@ -440,9 +440,8 @@ fn finish_record(rec: &mut RequestRecord, acc: Accum, tok: &Tokenizer) {
     } else {
         TokenSource::Tokenizer
     };
-    rec.chunk_ns = s.chunk_ns;
+    rec.chunks = Chunks::from_lists(&s.chunk_ns, &s.chunk_tokens);
     rec.chunk_text_end = s.chunk_text_end;
-    rec.chunk_tokens = s.chunk_tokens;
     rec.text = acc.text;
     rec.first_answer_ns = acc.first_answer_ns;
     rec.server_timing = acc.server_timing;
@@ -451,14 +450,20 @@ fn finish_record(rec: &mut RequestRecord, acc: Accum, tok: &Tokenizer) {
         .iter()
         .enumerate()
         .filter(|&(_, &b)| b > 0)
-        .map(|(i, &b)| reasoning_in_chunk(rec, i, b as usize, tok))
+        .map(|(i, &b)| reasoning_in_chunk(rec, &s.chunk_tokens, i, b as usize, tok))
         .sum();
 }
 
 /// Reasoning tokens of chunk `i`, whose text starts with `bytes` of reasoning: all
 /// of its tokens if it holds only reasoning, else the tokenizer's count of that part.
-fn reasoning_in_chunk(rec: &RequestRecord, i: usize, bytes: usize, tok: &Tokenizer) -> u32 {
-    let Some(&n) = rec.chunk_tokens.get(i) else {
+fn reasoning_in_chunk(
+    rec: &RequestRecord,
+    chunk_tokens: &[u32],
+    i: usize,
+    bytes: usize,
+    tok: &Tokenizer,
+) -> u32 {
+    let Some(&n) = chunk_tokens.get(i) else {
         return 0;
     };
     let start = if i == 0 {

@@ -161,13 +161,14 @@ fn one_run(
         let Some(truth) = sim.truth.and_then(|t| t.get(&r.request_id)) else {
             continue;
         };
-        if truth.chunk_ns.len() != r.chunk_ns.len() || r.chunk_ns.is_empty() {
+        if truth.chunk_ns.len() != r.chunks.len() || r.chunks.is_empty() {
             continue;
         }
+        let got: Vec<u64> = r.chunks.times().collect();
         m.ttft_err_ms
-            .push((r.chunk_ns[0] as f64 - truth.chunk_ns[0] as f64) / 1e6);
-        for i in 1..r.chunk_ns.len() {
-            let measured = r.chunk_ns[i] as f64 - r.chunk_ns[i - 1] as f64;
+            .push((got[0] as f64 - truth.chunk_ns[0] as f64) / 1e6);
+        for i in 1..got.len() {
+            let measured = got[i] as f64 - got[i - 1] as f64;
             let real = truth.chunk_ns[i] as f64 - truth.chunk_ns[i - 1] as f64;
             m.itl_err_ms.push((measured - real) / 1e6);
         }

@@ -238,15 +238,16 @@ fn record_evidence(records: &[RequestRecord]) -> RecordEvidence {
             ttfts.push(t * 1e3);
         }
         if r.streamed {
-            for w in r.chunk_ns.windows(2) {
+            for gap in r.chunk_gap_iter() {
                 ev.gaps += 1;
-                if w[1] == w[0] {
+                if gap == 0.0 {
                     ev.collapsed += 1;
                 }
             }
-            let one = r.itls();
-            itl_n += one.len();
-            itl_sum_ms += one.iter().map(|x| x * 1e3).sum::<f64>();
+            for x in r.itl_iter() {
+                itl_n += 1;
+                itl_sum_ms += x * 1e3;
+            }
         }
     }
     let median = |v: &mut Vec<f64>| {
@@ -285,10 +286,10 @@ fn truth_errors(records: &[RequestRecord], truth: &crate::sim::truth::TruthLog) 
         let Some(t) = truth.get(&r.request_id) else {
             continue;
         };
-        if t.chunk_ns.len() != r.chunk_ns.len() {
+        if t.chunk_ns.len() != r.chunks.len() {
             continue;
         }
-        for (m, s) in r.chunk_ns.iter().zip(&t.chunk_ns) {
+        for (m, s) in r.chunks.times().zip(&t.chunk_ns) {
             let _ = h.record((m.saturating_sub(*s) / 1000).max(1));
         }
     }

@@ -63,13 +63,16 @@ pub fn record_json(r: &RequestRecord, t0_ns: u64) -> Value {
     m.insert(
         "chunk_times".into(),
         json!(
-            r.chunk_ns
-                .iter()
-                .map(|&t| rel(t, r.sent_ns))
+            r.chunks
+                .times()
+                .map(|t| rel(t, r.sent_ns))
                 .collect::<Vec<_>>()
         ),
     );
-    m.insert("chunk_tokens".into(), json!(r.chunk_tokens));
+    m.insert(
+        "chunk_tokens".into(),
+        json!(r.chunks.tokens().collect::<Vec<_>>()),
+    );
     m.insert("itls".into(), json!(r.itls()));
     m.insert("text".into(), json!(r.text));
     Value::Object(m)

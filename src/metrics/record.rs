@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::chunks::Chunks;
+
 /// Why a request failed. The kind is what errors are counted by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -99,11 +101,12 @@ pub struct RequestRecord {
     pub dispatched_ns: u64,
     /// When sending started (just before connecting or writing): vLLM's `st`.
     pub sent_ns: u64,
-    /// Arrival time of each token-bearing chunk, taken when its bytes were read.
-    pub chunk_ns: Vec<u64>,
-    /// Output tokens carried by each chunk (same length as `chunk_ns`).
-    pub chunk_tokens: Vec<u32>,
-    /// Byte offset in `text` where each chunk's text ends (same length as `chunk_ns`).
+    /// Each token-bearing chunk: its arrival time, taken when its bytes were read,
+    /// and the output tokens it carried. Written to files as the two lists
+    /// `chunk_ns` and `chunk_tokens`.
+    #[serde(flatten)]
+    pub chunks: Chunks,
+    /// Byte offset in `text` where each chunk's text ends (one per chunk).
     pub chunk_text_end: Vec<u32>,
     /// When the response ended: the last byte read, or the moment of the error.
     pub end_ns: u64,
@@ -204,15 +207,15 @@ impl RequestRecord {
 
     /// Time to first token in seconds, from the send start (vLLM's definition).
     pub fn ttft(&self) -> Option<f64> {
-        self.chunk_ns
+        self.chunks
             .first()
-            .map(|&t| crate::clock::secs(t.saturating_sub(self.sent_ns)))
+            .map(|t| crate::clock::secs(t.saturating_sub(self.sent_ns)))
     }
 
     /// End-to-end latency in seconds: send start to the last token-bearing chunk
     /// (vLLM's `latency`); for a request without chunks, to the end of the response.
     pub fn e2el(&self) -> f64 {
-        let last = self.chunk_ns.last().copied().unwrap_or(self.end_ns);
+        let last = self.chunks.last().unwrap_or(self.end_ns);
         crate::clock::secs(last.saturating_sub(self.sent_ns))
     }
 
@@ -222,8 +225,8 @@ impl RequestRecord {
         if !self.streamed || self.output_tokens <= 1 {
             return None;
         }
-        let first = *self.chunk_ns.first()?;
-        let last = *self.chunk_ns.last()?;
+        let first = self.chunks.first()?;
+        let last = self.chunks.last()?;
         Some(crate::clock::secs(last.saturating_sub(first)) / (self.output_tokens - 1) as f64)
     }
 
@@ -240,27 +243,27 @@ impl RequestRecord {
 
     /// How many values [`RequestRecord::itls`] gives.
     pub fn itl_count(&self) -> usize {
-        if !self.streamed {
-            return 0;
-        }
-        (1..self.chunk_ns.len())
-            .map(|i| self.chunk_tokens.get(i).copied().unwrap_or(1).max(1) as usize)
-            .sum()
+        self.gaps().map(|(_, k)| k as usize).sum()
+    }
+
+    /// Each gap after the first chunk of a streamed answer: (nanoseconds since the
+    /// previous chunk, tokens of this chunk, at least 1).
+    fn gaps(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        let mut it = self.chunks.iter();
+        let mut prev = if self.streamed { it.next() } else { None }.map(|c| c.0);
+        std::iter::from_fn(move || {
+            let p = prev?;
+            let (t, k) = it.next()?;
+            prev = Some(t);
+            Some((t.saturating_sub(p), k.max(1)))
+        })
     }
 
     /// [`RequestRecord::itls`] without building the list: a run's summary walks
     /// every request's values this way, so it never holds 8 bytes per token.
     pub fn itl_iter(&self) -> impl Iterator<Item = f64> + '_ {
-        let n = if self.streamed {
-            self.chunk_ns.len()
-        } else {
-            0
-        };
-        (1..n).flat_map(move |i| {
-            let gap = crate::clock::secs(self.chunk_ns[i].saturating_sub(self.chunk_ns[i - 1]));
-            let k = self.chunk_tokens.get(i).copied().unwrap_or(1).max(1);
-            std::iter::repeat_n(gap / k as f64, k as usize)
-        })
+        self.gaps()
+            .flat_map(|(g, k)| std::iter::repeat_n(crate::clock::secs(g) / k as f64, k as usize))
     }
 
     /// Raw gaps between consecutive token-bearing chunks in seconds (vLLM's
@@ -271,13 +274,7 @@ impl RequestRecord {
 
     /// [`RequestRecord::chunk_gaps`] without building the list.
     pub fn chunk_gap_iter(&self) -> impl Iterator<Item = f64> + '_ {
-        let n = if self.streamed {
-            self.chunk_ns.len()
-        } else {
-            0
-        };
-        (1..n)
-            .map(move |i| crate::clock::secs(self.chunk_ns[i].saturating_sub(self.chunk_ns[i - 1])))
+        self.gaps().map(|(g, _)| crate::clock::secs(g))
     }
 
     /// Time to the first answer token (after reasoning), in seconds.
@@ -293,14 +290,14 @@ impl RequestRecord {
 
     /// TTFT measured from the intended send time (coordinated-omission corrected).
     pub fn intended_ttft(&self) -> Option<f64> {
-        self.chunk_ns
+        self.chunks
             .first()
-            .map(|&t| crate::clock::secs(t.saturating_sub(self.scheduled_ns)))
+            .map(|t| crate::clock::secs(t.saturating_sub(self.scheduled_ns)))
     }
 
     /// E2EL measured from the intended send time (coordinated-omission corrected).
     pub fn intended_e2el(&self) -> f64 {
-        let last = self.chunk_ns.last().copied().unwrap_or(self.end_ns);
+        let last = self.chunks.last().unwrap_or(self.end_ns);
         crate::clock::secs(last.saturating_sub(self.scheduled_ns))
     }
 
@@ -317,8 +314,6 @@ impl RequestRecord {
             self.text = String::new();
             self.chunk_text_end = Vec::new();
         }
-        self.chunk_ns.shrink_to_fit();
-        self.chunk_tokens.shrink_to_fit();
         self.request_id.shrink_to_fit();
     }
 
@@ -342,8 +337,10 @@ mod tests {
         RequestRecord {
             sent_ns: sent,
             scheduled_ns: sent,
-            chunk_ns: chunks.iter().map(|c| c.0).collect(),
-            chunk_tokens: chunks.iter().map(|c| c.1).collect(),
+            chunks: Chunks::from_lists(
+                &chunks.iter().map(|c| c.0).collect::<Vec<_>>(),
+                &chunks.iter().map(|c| c.1).collect::<Vec<_>>(),
+            ),
             chunk_text_end: (1..=chunks.len() as u32).collect(),
             output_tokens: out,
             streamed: true,

@@ -387,9 +387,9 @@ pub fn steady_state(
         .collect();
     let tokens: u64 = ok
         .iter()
-        .flat_map(|r| r.chunk_ns.iter().zip(&r.chunk_tokens))
-        .filter(|(t, _)| (lo..=hi).contains(*t))
-        .map(|(_, n)| *n as u64)
+        .flat_map(|r| r.chunks.iter())
+        .filter(|(t, _)| (lo..=hi).contains(t))
+        .map(|(_, n)| n as u64)
         .sum();
     let ended = ok.iter().filter(|r| (lo..=hi).contains(&r.end_ns)).count();
     let share = window / crate::clock::secs(run_end.saturating_sub(first)).max(1e-9);
@@ -659,36 +659,33 @@ fn peak_tokens_per_s(ok: &[&RequestRecord], mean: f64) -> f64 {
     // of millions): each record's chunks arrive in order, so a heap holding one
     // cursor per record that has started merges them; records join it in the
     // order of their first chunk.
-    let mut order: Vec<&RequestRecord> = ok
+    let mut order: Vec<(u64, crate::metrics::chunks::ChunkIter)> = ok
         .iter()
-        .copied()
-        .filter(|r| !r.chunk_ns.is_empty())
+        .filter_map(|r| Some((r.chunks.first()?, r.chunks.iter())))
         .collect();
-    order.sort_unstable_by_key(|r| r.chunk_ns[0]);
-    let mut heap: BinaryHeap<Reverse<(u64, usize, usize)>> = BinaryHeap::new();
+    order.sort_unstable_by_key(|o| o.0);
+    // (arrival, record, tokens) of each record's next chunk.
+    let mut heap: BinaryHeap<Reverse<(u64, usize, u32)>> = BinaryHeap::new();
     let mut next = 0;
     // The chunks of the last second, and their tokens.
     let mut window: VecDeque<(u64, u64)> = VecDeque::new();
     let (mut sum, mut best) = (0u64, 0u64);
     loop {
-        while let Some(r) = order.get(next) {
-            if heap
-                .peek()
-                .is_some_and(|Reverse(top)| top.0 < r.chunk_ns[0])
-            {
+        while let Some((first, _)) = order.get(next) {
+            if heap.peek().is_some_and(|Reverse(top)| top.0 < *first) {
                 break;
             }
-            heap.push(Reverse((r.chunk_ns[0], next, 0)));
+            let (t, n) = order[next].1.next().expect("a first chunk");
+            heap.push(Reverse((t, next, n)));
             next += 1;
         }
-        let Some(Reverse((t, ri, ci))) = heap.pop() else {
+        let Some(Reverse((t, ri, n))) = heap.pop() else {
             break;
         };
-        let r = order[ri];
-        if let Some(&t2) = r.chunk_ns.get(ci + 1) {
-            heap.push(Reverse((t2.max(t), ri, ci + 1)));
+        if let Some((t2, n2)) = order[ri].1.next() {
+            heap.push(Reverse((t2.max(t), ri, n2)));
         }
-        let n = r.chunk_tokens.get(ci).copied().unwrap_or(0) as u64;
+        let n = n as u64;
         window.push_back((t, n));
         sum += n;
         while let Some(&(t0, n0)) = window.front() {
@@ -845,9 +842,8 @@ mod tests {
             dispatched_ns: sent,
             sent_ns: sent,
             end_ns: *chunk_ns.last().unwrap(),
-            chunk_tokens: vec![1; chunk_ns.len()],
+            chunks: crate::metrics::Chunks::from_lists(&chunk_ns, &vec![1; chunk_ns.len()]),
             chunk_text_end: (1..=tokens).collect(),
-            chunk_ns,
             streamed: true,
             prompt_tokens: prompt,
             output_tokens: tokens,

@@ -327,9 +327,7 @@ pub fn merge(
             r.sent_ns = at(r.sent_ns);
             r.end_ns = at(r.end_ns);
             r.first_answer_ns = r.first_answer_ns.map(at);
-            for c in &mut r.chunk_ns {
-                *c = at(*c);
-            }
+            r.chunks = r.chunks.map_times(at);
         }
     }
     records.sort_by_key(|r| r.index);

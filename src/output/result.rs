@@ -937,8 +937,7 @@ mod tests {
                     }),
                     probes: vec![crate::metrics::RequestRecord {
                         status: 200,
-                        chunk_ns: vec![1],
-                        chunk_tokens: vec![1],
+                        chunks: crate::metrics::Chunks::from_lists(&[1], &[1]),
                         output_tokens: 1,
                         end_ns: 2,
                         ..Default::default()
