@@ -107,8 +107,10 @@ pub fn body(target: &Target, req: &Request) -> Result<Value, String> {
 
 #[derive(Deserialize)]
 struct Chunk<'a> {
+    /// The first choice (the answer measured; a batch's others are refused before
+    /// sending), kept without collecting the list.
     #[serde(default, borrow)]
-    choices: Option<Vec<Choice<'a>>>,
+    choices: Option<First<Choice<'a>>>,
     #[serde(default)]
     usage: Option<Usage>,
     #[serde(default)]
@@ -116,6 +118,30 @@ struct Chunk<'a> {
     /// llama-server's own timing of the request (on its last chunk or answer).
     #[serde(default)]
     timings: Option<Value>,
+}
+
+/// The first element of a JSON array (`None` when empty); the rest are skipped.
+struct First<T>(Option<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for First<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = First<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<First<T>, A::Error> {
+                let first = seq.next_element()?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(First(first))
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -152,11 +178,11 @@ struct Usage {
 
 /// A choice's (answer, reasoning, tool call) for `api`, or an error when it has the
 /// other API's shape.
-fn choice_parts(
+fn choice_parts<'c>(
     api: Api,
-    c: &Choice<'_>,
+    c: &'c Choice<'_>,
     streamed: bool,
-) -> Result<(String, String, bool), RequestError> {
+) -> Result<(&'c str, String, bool), RequestError> {
     match api {
         Api::Chat => {
             let d = if streamed {
@@ -172,21 +198,21 @@ fn choice_parts(
                          --endpoint /v1/completions",
                     ));
                 }
-                return Ok((String::new(), String::new(), false));
+                return Ok(("", String::new(), false));
             };
             let mut reasoning = String::new();
             for part in [&d.reasoning_content, &d.reasoning].into_iter().flatten() {
                 reasoning.push_str(part);
             }
             Ok((
-                d.content.as_deref().unwrap_or("").to_string(),
+                d.content.as_deref().unwrap_or(""),
                 reasoning,
                 d.tool_calls.is_some(),
             ))
         }
         _ => {
             if let Some(t) = &c.text {
-                return Ok((t.to_string(), String::new(), false));
+                return Ok((t, String::new(), false));
             }
             if c.delta.is_some() || c.message.is_some() {
                 return Err(protocol(
@@ -195,7 +221,7 @@ fn choice_parts(
                      and --endpoint /v1/chat/completions",
                 ));
             }
-            Ok((String::new(), String::new(), false))
+            Ok(("", String::new(), false))
         }
     }
 }
@@ -240,41 +266,40 @@ pub fn on_event(api: Api, data: &[u8], t: u64, acc: &mut Accum) -> Result<(), Re
     if let Some(timing) = chunk.timings.as_ref().and_then(ServerTiming::from_llamacpp) {
         acc.server_timing = Some(timing);
     }
-    let choices = chunk.choices.as_deref().unwrap_or(&[]);
-    if choices.is_empty() {
+    let Some(choice) = chunk.choices.as_ref().and_then(|c| c.0.as_ref()) else {
         // The trailing usage-only chunk: the request's total.
         if let Some(ct) = usage_ct {
             acc.usage_completion = Some(ct);
         }
         return Ok(());
-    }
+    };
     // TGI's completions stream sends `"finish_reason": ""` on every chunk but the
     // last: only a non-empty reason finishes the answer.
-    if choices[0]
+    if choice
         .finish_reason
         .as_deref()
         .is_some_and(|r| !r.is_empty())
     {
         acc.done = true;
     }
-    let (answer, reasoning, tool) = choice_parts(api, &choices[0], true)?;
+    let (answer, reasoning, tool) = choice_parts(api, choice, true)?;
     // Usage on a choice chunk is cumulative; whether it counts this chunk's tokens
     // is decided once the stream is over (`Accum::settle`).
     let count = usage_ct.map(|ct| acc.cumulative(ct));
-    acc.push_chunk(t, &answer, &reasoning, tool, count);
+    acc.push_chunk(t, answer, &reasoning, tool, count);
     Ok(())
 }
 
 /// Decodes a complete (non-streamed) JSON answer that arrived at `t`.
 pub fn on_body(api: Api, body: &[u8], t: u64, acc: &mut Accum) -> Result<(), RequestError> {
     let chunk = parse_chunk(api, body)?;
-    let Some(choices) = chunk.choices.as_deref().filter(|c| !c.is_empty()) else {
+    let Some(choice) = chunk.choices.as_ref().and_then(|c| c.0.as_ref()) else {
         return Err(match object(body, api) {
             Ok(o) => unexpected(api, &o, body),
             Err(e) => e,
         });
     };
-    let (answer, reasoning, tool) = choice_parts(api, &choices[0], false)?;
+    let (answer, reasoning, tool) = choice_parts(api, choice, false)?;
     if let Some(u) = &chunk.usage {
         acc.usage_prompt = u.prompt_tokens;
         acc.usage_completion = u.completion_tokens;
@@ -283,7 +308,7 @@ pub fn on_body(api: Api, body: &[u8], t: u64, acc: &mut Accum) -> Result<(), Req
         acc.server_timing = Some(timing);
     }
     acc.done = true;
-    acc.push_chunk(t, &answer, &reasoning, tool, None);
+    acc.push_chunk(t, answer, &reasoning, tool, None);
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 //! blank line. At the end of the stream a pending event without its blank line is
 //! still emitted (servers that close right after the last `data:` line).
 
+use memchr::memchr2;
+
 /// One decoded event. `data` is the joined `data:` payload.
 #[derive(Debug, PartialEq, Eq)]
 pub struct SseEvent<'a> {
@@ -61,7 +63,28 @@ impl SseDecoder {
             if is_cr && pos + 1 == bytes.len() {
                 self.skip_lf = true;
             }
-            if self.line.is_empty() {
+            if self.line.is_empty() && !self.has_data {
+                // The common case, a whole `data: ...` line and the blank line that
+                // ends its event in this read: hand the value over without copying.
+                let rest = &bytes[rest_start..];
+                let blank = match rest {
+                    [b'\n', ..] => 1,
+                    [b'\r', b'\n', ..] => 2,
+                    [b'\r', _, ..] => 1,
+                    _ => 0,
+                };
+                if let (1.., Some(value)) = (blank, data_value(&bytes[..pos])) {
+                    let r = on_event(SseEvent {
+                        event: &self.event,
+                        data: value,
+                    });
+                    self.event.clear();
+                    r?;
+                    bytes = &rest[blank..];
+                    continue;
+                }
+                self.process_line(&bytes[..pos], on_event)?;
+            } else if self.line.is_empty() {
                 self.process_line(&bytes[..pos], on_event)?;
             } else {
                 self.line.extend_from_slice(&bytes[..pos]);
@@ -151,9 +174,14 @@ impl SseDecoder {
     }
 }
 
-#[inline]
-fn memchr2(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&c| c == a || c == b)
+/// The value of a `data` field line (`data: v` or `data:v`), else `None`.
+fn data_value(line: &[u8]) -> Option<&[u8]> {
+    let v = line.strip_prefix(b"data")?;
+    match v {
+        [] => Some(v),
+        [b':', rest @ ..] => Some(rest.strip_prefix(b" ").unwrap_or(rest)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
