@@ -9,6 +9,60 @@ use serde_json::{Value, json};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
+/// Counts that make no run, and more streams than the open-file limit holds, are
+/// refused before anything starts, naming the flag and (for the limit) how to raise it.
+#[test]
+fn calibrate_refuses_impossible_stream_counts() {
+    for (args, want) in [
+        (&["--streams", "0"][..], "--streams: give one or more"),
+        (&["--throughput-streams", "0"][..], "--throughput-streams 0"),
+        (&["--throughput-itl-ms=-2"][..], "--throughput-itl-ms -2"),
+    ] {
+        let out = run(&[&["calibrate", "--quick"][..], args].concat(), LIMIT);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let (stdout, err) = text(&out);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!stdout.contains("Throughput"), "nothing ran: {stdout}");
+    }
+    // A hard limit of 256 open files cannot hold 10,000 streams (20,000 sockets with
+    // the simulator in the process), and moonbench cannot raise a hard limit.
+    let mut cmd = bin();
+    cmd.args(["calibrate", "--quick", "--streams", "10000"]);
+    // SAFETY: setrlimit on the child between fork and exec, nothing else.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            let rl = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait(child, LIMIT);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out).1;
+    assert!(
+        err.contains("--streams 10000")
+            && err.contains("the limit is 256, the hard limit")
+            && err.contains("ulimit -Hn"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("serve-sim"),
+        "the accuracy runs need the simulator in the process: {err}"
+    );
+}
+
 /// Known simulator timing in, vLLM's result file out, with means within tolerance.
 #[test]
 fn bench_measures_the_simulators_timing() {
@@ -476,6 +530,10 @@ fn calibrate_reports_its_numbers() {
             .as_f64()
             .unwrap()
             > 0.0
+    );
+    assert_eq!(
+        r["throughput"]["itl_ms"], 0.0,
+        "as fast as the simulator sends"
     );
     let acc = r["accuracy"].as_array().unwrap();
     assert_eq!(acc.len(), 2);

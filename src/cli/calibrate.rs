@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::backend::{Backend, BaseUrl, Target};
 use crate::clock;
@@ -41,6 +41,12 @@ pub struct CalibrateArgs {
     /// Tokens per request in the throughput run.
     #[arg(long, default_value_t = 256)]
     pub throughput_tokens: u32,
+    /// Simulated ITL of the throughput run (ms). 0, the default: tokens as fast as
+    /// the simulator sends them, so the run measures the client's cost per token (a
+    /// read may then carry several events); 1 or more: about one read per token, the
+    /// cost of a wake-up and a socket read each.
+    #[arg(long, default_value_t = 0.0)]
+    pub throughput_itl_ms: f64,
     /// Waves of requests in the throughput run (requests = streams × waves).
     #[arg(long, default_value_t = 10)]
     pub waves: usize,
@@ -67,8 +73,9 @@ pub struct CalibrateArgs {
     #[arg(long)]
     pub trace: Option<String>,
     /// Run the throughput part against this already running simulator
-    /// (`moonbench serve-sim --ttft-ms 1 --itl-ms 1`) instead of an in-process one,
-    /// so no simulator work can share the client's process.
+    /// (`moonbench serve-sim --ttft-ms 1 --itl-ms 0`, best on another core: `taskset
+    /// -c 1`) instead of an in-process one, so no simulator work can share the client's
+    /// process; its own --itl-ms then applies, not --throughput-itl-ms.
     #[arg(long)]
     pub sim_url: Option<String>,
 }
@@ -309,12 +316,46 @@ fn datasets_bench(a: &CalibrateArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses counts that make no run, and stream counts the open-file limit cannot
+/// hold, before anything starts.
+fn check_args(a: &CalibrateArgs) -> Result<(), String> {
+    if let Some(0) | None = a.streams.iter().copied().min() {
+        return Err(
+            "--streams: give one or more stream counts of at least 1 (e.g. --streams 100,1000)"
+                .into(),
+        );
+    }
+    if a.throughput_streams == 0 {
+        return Err("--throughput-streams 0: give at least 1 (default 64)".into());
+    }
+    if a.throughput_tokens == 0 || a.accuracy_tokens == 0 {
+        return Err("--throughput-tokens and --accuracy-tokens must be at least 1".into());
+    }
+    if !(a.throughput_itl_ms >= 0.0 && a.throughput_itl_ms.is_finite()) {
+        return Err(format!(
+            "--throughput-itl-ms {}: give 0 (as fast as the simulator sends) or a positive number of ms",
+            a.throughput_itl_ms
+        ));
+    }
+    // The accuracy runs hold both ends of each stream (the simulator is in-process);
+    // the throughput run too unless --sim-url is given.
+    let most = *a.streams.iter().max().expect("checked non-empty") as u64;
+    if let Some(e) = crate::engine::os::fd_budget_error(most, true, false) {
+        return Err(format!("--streams {most}: {e}"));
+    }
+    let tp = a.throughput_streams as u64;
+    if let Some(e) = crate::engine::os::fd_budget_error(tp, a.sim_url.is_none(), true) {
+        return Err(format!("--throughput-streams {tp}: {e}"));
+    }
+    Ok(())
+}
+
 fn calibrate(a: CalibrateArgs) -> Result<(), String> {
     clock::epoch();
     if a.datasets {
         return datasets_bench(&a);
     }
-    crate::engine::os::raise_fd_limit();
+    check_args(&a)?;
     let streams = a.streams.clone();
     let rt = crate::script::io_runtime(a.client_threads.max(1)).map_err(|e| e.to_string())?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -341,7 +382,7 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
         None => Some(SimHandle::start(
             &SimOptions {
                 ttft_ms: Some(1.0),
-                itl_ms: Some(1.0),
+                itl_ms: Some(a.throughput_itl_ms),
                 record_truth: false,
                 threads: a.sim_threads,
                 ..Default::default()
@@ -374,7 +415,7 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
     let per_cpu = t.tokens as f64 / t.client_cpu.max(1e-9);
     let mut report = json!({
         "cores": cores, "client_threads": a.client_threads, "sim_threads": a.sim_threads,
-        "throughput": {"streams": a.throughput_streams, "requests": n, "tokens_per_request": a.throughput_tokens,
+        "throughput": {"streams": a.throughput_streams, "itl_ms": if a.sim_url.is_some() { Value::Null } else { json!(a.throughput_itl_ms) }, "requests": n, "tokens_per_request": a.throughput_tokens,
                         "tokens": t.tokens, "seconds": t.wall, "client_cpu_seconds": t.client_cpu,
                         "tokens_per_client_cpu_second": per_cpu, "failed": t.failed},
         "accuracy": [],
@@ -382,8 +423,16 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
     if !a.json {
         println!();
         println!(
-            "Throughput: {} streams x {} tokens (ITL 1 ms), {} requests",
-            a.throughput_streams, a.throughput_tokens, n
+            "Throughput: {} streams x {} tokens ({}), {} requests",
+            a.throughput_streams,
+            a.throughput_tokens,
+            match &a.sim_url {
+                Some(u) => format!("ITL as {u} sends"),
+                None if a.throughput_itl_ms == 0.0 =>
+                    "ITL 0: as fast as the simulator sends".into(),
+                None => format!("ITL {} ms", a.throughput_itl_ms),
+            },
+            n
         );
         println!(
             "  {} tokens in {:.2} s, client CPU {:.3} s -> {:.0} streamed tokens per client CPU-second{}",

@@ -106,20 +106,28 @@ pub fn raise_fd_limit() -> u64 {
 }
 
 /// An error if `connections` sockets (doubled when the built-in simulator runs in
-/// this process and holds the other end) would not fit the open-file limit.
-pub fn fd_budget_error(connections: u64, in_process_sim: bool) -> Option<String> {
+/// this process and holds the other end) would not fit the open-file limit; the
+/// message suggests a separate `serve-sim` only when `sim_can_move`.
+pub fn fd_budget_error(
+    connections: u64,
+    in_process_sim: bool,
+    sim_can_move: bool,
+) -> Option<String> {
     let limit = raise_fd_limit();
     let need = connections * if in_process_sim { 2 } else { 1 } + 256;
     (limit > 0 && need > limit).then(|| {
         format!(
-            "{connections} connections need about {need} open files{} but the limit is {limit}; \
-             raise it (ulimit -n {need}) or use fewer{}",
+            "{connections} connections need about {need} open files{} but the limit is {limit}, \
+             the hard limit (moonbench raises its own soft limit up to it); raise the hard limit \
+             (as root: ulimit -Hn {need} in the shell that starts moonbench, LimitNOFILE={need} \
+             for a systemd unit, nofile in /etc/security/limits.conf, --ulimit nofile={need} for \
+             docker) or use fewer{}",
             if in_process_sim {
                 " (the built-in simulator in this process holds the other end of each)"
             } else {
                 ""
             },
-            if in_process_sim {
+            if in_process_sim && sim_can_move {
                 ", or run the simulator as its own process: moonbench serve-sim --port 8000"
             } else {
                 ""

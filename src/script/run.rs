@@ -635,7 +635,7 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
         .map_err(|e| mlua::Error::runtime(format!("mb.run: {e}")))?;
     let planned = crate::engine::run::planned_requests(&spec);
     let conns = crate::engine::run::preconnect_count(&spec, planned) as u64;
-    if let Some(e) = crate::engine::os::fd_budget_error(conns, tg.sim.is_some()) {
+    if let Some(e) = crate::engine::os::fd_budget_error(conns, tg.sim.is_some(), true) {
         return Err(mlua::Error::runtime(format!("mb.run: {e}")));
     }
     let info = RunInfo {

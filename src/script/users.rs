@@ -330,7 +330,7 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
         grace: c.grace,
         start_at: crate::engine::shard::take_start_at(),
     };
-    if let Some(e) = crate::engine::os::fd_budget_error(mine.len() as u64, tg.sim.is_some()) {
+    if let Some(e) = crate::engine::os::fd_budget_error(mine.len() as u64, tg.sim.is_some(), true) {
         return Err(mlua::Error::runtime(format!(
             "mb.users: {count} users: {e}"
         )));
