@@ -351,7 +351,10 @@ pub async fn execute(
     let mut streamed = target.stream;
     rec.sent_ns = clock::now_ns();
     let result = {
-        let fut = transfer(
+        // Boxed: awaited inside the timeout and the select below, an unboxed
+        // future would be laid out in this one's state more than once (a request
+        // task was 23.5 KB; boxed here and in the engine, 0.2 + 1.6 + 5.1 KB).
+        let fut = Box::pin(transfer(
             ctx,
             http_req,
             &sent_body,
@@ -359,7 +362,7 @@ pub async fn execute(
             &mut status,
             &mut new_conn,
             &mut streamed,
-        );
+        ));
         let timed = async {
             match target.timeout {
                 Some(t) => tokio::time::timeout(t, fut).await.unwrap_or_else(|_| {

@@ -230,7 +230,9 @@ impl Shared {
                 std::future::pending::<()>().await;
             }
         };
-        execute(&ctx, req, d, abort).await
+        // Boxed: the spawned task then holds a pointer, not a copy of this
+        // request's whole state besides the one being polled.
+        Box::pin(execute(&ctx, req, d, abort)).await
     }
 }
 

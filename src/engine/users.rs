@@ -194,7 +194,7 @@ impl Sender {
                 warmup: false,
             };
             crate::metrics::live::sent();
-            let mut rec = execute(&ctx, &req, d, abort).await;
+            let mut rec = Box::pin(execute(&ctx, &req, d, abort)).await;
             rec.user = Some(tag);
             inner.collector.add(rec.clone());
             rec
