@@ -24,27 +24,65 @@ fn is_word(s: &str) -> bool {
     (2..=12).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_lowercase())
 }
 
+/// Whether a raw vocabulary entry can decode to a " word": 2–12 ASCII lowercase
+/// letters after at most one space marker (up to 3 bytes, as `Ġ` and `▁` are).
+fn may_be_word(raw: &str) -> bool {
+    let letters = raw
+        .bytes()
+        .rev()
+        .take_while(|b| b.is_ascii_lowercase())
+        .count();
+    (2..=12).contains(&letters) && raw.len() - letters <= 3
+}
+
+/// The ids in `range` whose text is a " word" that encodes back to that one id.
+fn words_in(tok: &tokenizers::Tokenizer, range: std::ops::Range<u32>) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    for id in range {
+        // A cheap look at the raw token first ("Ġmoon", "▁moon", " moon", "moon"):
+        // decoding all 150,000 ids costs more than the rest of the check.
+        if !tok.id_to_token(id).is_some_and(|raw| may_be_word(&raw)) {
+            continue;
+        }
+        let Ok(text) = tok.decode(&[id], false) else {
+            continue;
+        };
+        if !is_word(&text) {
+            continue;
+        }
+        let Ok(enc) = tok.encode_fast(text.as_str(), false) else {
+            continue;
+        };
+        if enc.get_ids() == [id] {
+            out.push((id, text));
+        }
+    }
+    out
+}
+
 impl WordPool {
     /// The pool of a Hugging Face tokenizer (vocabulary scan, each candidate verified).
     pub fn from_hf(tok: &tokenizers::Tokenizer) -> Result<WordPool, String> {
-        let mut ids = Vec::new();
-        let mut texts = Vec::new();
         let n = tok.get_vocab_size(false) as u32;
-        for id in 0..n {
-            let Ok(text) = tok.decode(&[id], false) else {
-                continue;
-            };
-            if !is_word(&text) {
-                continue;
-            }
-            let Ok(enc) = tok.encode_fast(text.as_str(), false) else {
-                continue;
-            };
-            if enc.get_ids() == [id] {
-                ids.push(id);
-                texts.push(text.into_boxed_str());
-            }
-        }
+        // Checked on every core (a few hundred ms on one), each part in id order.
+        let parts = std::thread::available_parallelism()
+            .map_or(1, |p| p.get())
+            .clamp(1, 8) as u32;
+        let span = n.div_ceil(parts);
+        let found: Vec<Vec<(u32, String)>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..parts)
+                .map(|k| s.spawn(move || words_in(tok, k * span..((k + 1) * span).min(n))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let (ids, texts): (Vec<u32>, Vec<Box<str>>) = found
+            .into_iter()
+            .flatten()
+            .map(|(id, t)| (id, t.into_boxed_str()))
+            .unzip();
         if ids.len() < 256 {
             return Err(format!("only {} whole-word tokens found", ids.len()));
         }
