@@ -7,9 +7,11 @@
 //! take (360,000 = one hour at 100 req/s). Run:
 //! `cargo bench --bench memory [-- N1 N2 ...]`.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Instant;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 /// Peak RSS (MB) and wall seconds of one `moonbench bench` run of `n` requests.
 fn run(url: &str, n: u64, dir: &std::path::Path) -> (f64, f64) {
@@ -51,29 +53,8 @@ fn main() {
     if ns.len() < 2 {
         ns = vec![2_000, 20_000];
     }
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_moonbench"))
-        .args([
-            "serve-sim",
-            "--port",
-            "0",
-            "--ttft-ms",
-            "5",
-            "--itl-ms",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(sim.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("serve-sim prints its address")
-        .to_string();
+    let sim = common::serve_sim(&["--ttft-ms", "5", "--itl-ms", "1"]);
+    let url = sim.url.clone();
     let dir = std::env::temp_dir().join(format!("moonbench-bench-memory-{}", std::process::id()));
     let mut rows = Vec::new();
     for &n in &ns {
@@ -88,7 +69,6 @@ fn main() {
         "each extra finished request: {per:.2} KB; 360,000 requests (1 h at 100 req/s) would take about {:.0} MB",
         m0 + (360_000 - n0 as i64) as f64 * per / 1024.0
     );
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(sim);
     let _ = std::fs::remove_dir_all(&dir);
 }

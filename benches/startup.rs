@@ -7,11 +7,14 @@
 //! Run: `cargo bench --bench startup [-- TOKENIZER [RUNS]]` (default: the vendored
 //! Qwen3 tokenizer, 3 runs).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 /// When the first `GET /v1/models` and the first `POST` went through the relay.
 #[derive(Default)]
@@ -67,30 +70,8 @@ fn main() {
         concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/qwen3").to_string()
     });
     let runs: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(3);
-    let mut sim = Command::new(env!("CARGO_BIN_EXE_moonbench"))
-        .args([
-            "serve-sim",
-            "--port",
-            "0",
-            "--ttft-ms",
-            "5",
-            "--itl-ms",
-            "1",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(sim.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let sim_url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("serve-sim prints its address")
-        .trim_end_matches('/')
-        .to_string();
+    let sim = common::serve_sim(&["--ttft-ms", "5", "--itl-ms", "1"]);
+    let sim_url = sim.url.trim_end_matches('/').to_string();
     let upstream = sim_url.trim_start_matches("http://").to_string();
     let dir = std::env::temp_dir().join(format!("moonbench-bench-startup-{}", std::process::id()));
     println!(
@@ -126,7 +107,6 @@ fn main() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(sim);
     let _ = std::fs::remove_dir_all(&dir);
 }
