@@ -117,19 +117,12 @@ fn bpe_tokenizer(bytes: &[u8]) -> Option<tokenizers::Tokenizer> {
         #[serde(borrow)]
         model: &'a RawValue,
     }
-    #[derive(serde::Deserialize)]
-    struct Kind<'a> {
-        #[serde(rename = "type", borrow)]
-        kind: Option<&'a str>,
-    }
     let p: Parts = serde_json::from_slice(bytes).ok()?;
     if p.version.as_deref().is_some_and(|v| v != "1.0") {
         return None;
     }
-    let kind: Kind = serde_json::from_str(p.model.get()).ok()?;
-    if kind.kind != Some("BPE") {
-        return None;
-    }
+    // `BPE`'s own reader refuses a model whose "type" is not "BPE"; one without a
+    // "type" that has BPE's vocab and merges is what the crate's reader takes too.
     let bpe: tokenizers::models::bpe::BPE = serde_json::from_str(p.model.get()).ok()?;
     let mut t = TokenizerBuilder::new()
         .with_model(ModelWrapper::BPE(bpe))
