@@ -75,7 +75,7 @@ impl WordPool {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_default())
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                 .collect()
         });
         let (ids, texts): (Vec<u32>, Vec<Box<str>>) = found
