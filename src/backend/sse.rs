@@ -63,7 +63,7 @@ impl SseDecoder {
             if is_cr && pos + 1 == bytes.len() {
                 self.skip_lf = true;
             }
-            if self.line.is_empty() && !self.has_data {
+            if self.line.is_empty() {
                 // The common case, a whole `data: ...` line and the blank line that
                 // ends its event in this read: hand the value over without copying.
                 let rest = &bytes[rest_start..];
@@ -73,7 +73,8 @@ impl SseDecoder {
                     [b'\r', _, ..] => 1,
                     _ => 0,
                 };
-                if let (1.., Some(value)) = (blank, data_value(&bytes[..pos])) {
+                let whole = data_value(&bytes[..pos]).filter(|_| blank > 0 && !self.has_data);
+                if let Some(value) = whole {
                     let r = on_event(SseEvent {
                         event: &self.event,
                         data: value,
@@ -83,8 +84,6 @@ impl SseDecoder {
                     bytes = &rest[blank..];
                     continue;
                 }
-                self.process_line(&bytes[..pos], on_event)?;
-            } else if self.line.is_empty() {
                 self.process_line(&bytes[..pos], on_event)?;
             } else {
                 self.line.extend_from_slice(&bytes[..pos]);
