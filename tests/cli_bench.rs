@@ -26,15 +26,32 @@ fn calibrate_refuses_impossible_stream_counts() {
     }
     // A hard limit of 256 open files cannot hold 10,000 streams (20,000 sockets with
     // the simulator in the process), and moonbench cannot raise a hard limit.
+    let out = with_fd_limit(256, &["calibrate", "--quick", "--streams", "10000"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out).1;
+    assert!(
+        err.contains("--streams 10000")
+            && err.contains("the limit is 256, the hard limit")
+            && err.contains("ulimit -Hn"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("serve-sim"),
+        "the accuracy runs need the simulator in the process: {err}"
+    );
+}
+
+/// Runs moonbench with a hard (and soft) open-file limit of `n`.
+fn with_fd_limit(n: u64, args: &[&str]) -> std::process::Output {
     let mut cmd = bin();
-    cmd.args(["calibrate", "--quick", "--streams", "10000"]);
+    cmd.args(args);
     // SAFETY: setrlimit on the child between fork and exec, nothing else.
     unsafe {
         use std::os::unix::process::CommandExt;
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             let rl = libc::rlimit {
-                rlim_cur: 256,
-                rlim_max: 256,
+                rlim_cur: n,
+                rlim_max: n,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) == 0 {
                 Ok(())
@@ -48,19 +65,46 @@ fn calibrate_refuses_impossible_stream_counts() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let out = wait(child, LIMIT);
-    assert_eq!(out.status.code(), Some(1));
-    let err = text(&out).1;
-    assert!(
-        err.contains("--streams 10000")
-            && err.contains("the limit is 256, the hard limit")
-            && err.contains("ulimit -Hn"),
-        "{err}"
+    wait(child, LIMIT)
+}
+
+/// Streams that one process cannot hold at both ends move the simulator into a
+/// child `serve-sim --record-truth`, whose send times come back over HTTP onto the
+/// client's clock. With TTFT 0 the true send of each first chunk lies between the
+/// request's send and its arrival, microseconds apart: a wrong clock offset (the
+/// child started well after the client) would put the TTFT error far outside.
+#[test]
+fn calibrate_moves_the_simulator_out_when_the_fd_limit_needs_it() {
+    // 1,500 streams: 3,256 files in one process, 1,756 each in two; the limit 2,500.
+    let out = with_fd_limit(
+        2500,
+        &[
+            "calibrate",
+            "--quick",
+            "--streams",
+            "1500",
+            "--ttft-ms",
+            "0",
+            "--itl-ms",
+            "1",
+            "--accuracy-tokens",
+            "4",
+            "--throughput-streams",
+            "4",
+            "--throughput-tokens",
+            "8",
+            "--json",
+        ],
     );
-    assert!(
-        !err.contains("serve-sim"),
-        "the accuracy runs need the simulator in the process: {err}"
-    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["simulator"], "process");
+    assert_eq!(r["throughput"]["tokens"], 4 * 3 * 8, "--quick: 3 waves");
+    let a = &r["accuracy"][0];
+    assert_eq!(a["failed"], 0);
+    assert_eq!(a["compared"], 1500, "every request's truth came back");
+    let p50 = a["ttft_err_p50_ms"].as_f64().unwrap();
+    assert!((-0.01..50.0).contains(&p50), "TTFT error p50 {p50} ms");
 }
 
 /// Known simulator timing in, vLLM's result file out, with means within tolerance.

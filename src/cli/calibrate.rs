@@ -1,12 +1,16 @@
 //! `moonbench calibrate`: a benchmark of the client itself (not a test).
 //!
-//! Runs the engine against the in-process simulator (its own runtime and threads)
+//! Runs the engine against a simulator — in this process (its own runtime and
+//! threads) or, with `--sim-process`, a `moonbench serve-sim --record-truth` child —
 //! and reports (1) streamed tokens per client CPU-second and (2) the client's timing
 //! error: for every chunk, the measured arrival minus the simulator's true send time
-//! (both on the shared monotonic clock). TTFT error = first chunk's read lag; ITL
-//! error = measured gap − true gap.
+//! (both on the machine's monotonic clock; a child's times are moved onto this
+//! process's epoch). TTFT error = first chunk's read lag; ITL error = measured gap −
+//! true gap.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -78,13 +82,201 @@ pub struct CalibrateArgs {
     /// process; its own --itl-ms then applies, not --throughput-itl-ms.
     #[arg(long)]
     pub sim_url: Option<String>,
+    /// Run every simulator as a child `moonbench serve-sim` process, so the client
+    /// process holds only its own end of each stream (chosen by itself when the
+    /// open-file limit cannot hold both ends of --streams in one process). Its
+    /// send times come back over HTTP and are moved onto this process's clock.
+    #[arg(long)]
+    pub sim_process: bool,
+    /// Pin the simulator child to these CPUs (e.g. `1`; implies --sim-process; then
+    /// `taskset -c 0 moonbench calibrate …` keeps the client off them).
+    #[arg(long, value_delimiter = ',')]
+    pub sim_cpus: Vec<usize>,
+}
+
+/// Where the true send times of a run come from.
+enum Truths<'a> {
+    /// No truth (the throughput run).
+    None,
+    /// An in-process simulator's log.
+    Local(&'a crate::sim::truth::TruthLog),
+    /// A `serve-sim --record-truth` process at the run's URL.
+    Remote,
 }
 
 /// Where a run sends: the base URL and the model served there.
 struct Server<'a> {
     url: String,
     model: String,
-    truth: Option<&'a crate::sim::truth::TruthLog>,
+    truth: Truths<'a>,
+}
+
+/// A `moonbench serve-sim` child process with the fixed engine; killed when dropped.
+struct SimChild {
+    child: std::process::Child,
+    url: String,
+}
+
+impl SimChild {
+    /// Starts one on a free loopback port and waits (at most 20 s) for its address.
+    fn start(
+        ttft_ms: f64,
+        itl_ms: f64,
+        threads: usize,
+        cpus: &[usize],
+        truth: bool,
+    ) -> Result<SimChild, String> {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let exe = std::env::current_exe()
+            .map_err(|e| format!("--sim-process: cannot find moonbench's own binary: {e}"))?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args([
+            "serve-sim",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--engine",
+            "fixed",
+        ])
+        .args([
+            "--ttft-ms",
+            &ttft_ms.to_string(),
+            "--itl-ms",
+            &itl_ms.to_string(),
+        ])
+        .args(["--threads", &threads.max(1).to_string(), "--no-metrics"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+        if truth {
+            cmd.arg("--record-truth");
+        }
+        if !cpus.is_empty() {
+            let cpus = cpus.to_vec();
+            // SAFETY: only async-signal-safe calls (CPU_SET, sched_setaffinity) run
+            // between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let mut set: libc::cpu_set_t = std::mem::zeroed();
+                    for &c in &cpus {
+                        libc::CPU_SET(c, &mut set);
+                    }
+                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            format!(
+                "--sim-process: cannot start the simulator (serve-sim){}: {e}",
+                if cpus.is_empty() {
+                    String::new()
+                } else {
+                    format!(" on --sim-cpus {cpus:?}")
+                }
+            )
+        })?;
+        let out = child.stdout.take().expect("piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(out).lines();
+            let first = lines.next();
+            let _ = tx.send(first);
+            for _ in lines {} // keep the pipe drained
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Some(Ok(l))) => l,
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "--sim-process: the simulator child did not say where it listens within 20 s ({})",
+                    match other {
+                        Err(_) => "timed out".to_string(),
+                        Ok(None) => "it exited; its error is above".to_string(),
+                        Ok(Some(Err(e))) => e.to_string(),
+                        Ok(Some(Ok(_))) => unreachable!(),
+                    }
+                ));
+            }
+        };
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .map(str::to_string);
+        match url {
+            Some(url) => Ok(SimChild { child, url }),
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!(
+                    "--sim-process: unexpected first line from serve-sim: {line}"
+                ))
+            }
+        }
+    }
+}
+
+impl Drop for SimChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Fetches (and removes) a `serve-sim --record-truth` process's send times of the
+/// requests whose id starts with `prefix`, moved onto this process's clock: chunk
+/// times by request id. Asks again (for up to 2 s) until `expect` ids came, as a
+/// stream's truth is stored when the simulator drops it, just after its last bytes.
+async fn remote_truth(
+    url: &str,
+    prefix: &str,
+    expect: usize,
+) -> Result<HashMap<String, Vec<i128>>, String> {
+    let base = BaseUrl::parse(url)?;
+    let client = crate::backend::http::HttpClient::new(&base).await?;
+    let here = clock::monotonic_epoch_ns();
+    let mut got = HashMap::new();
+    for _ in 0..40 {
+        let (status, body) = tokio::time::timeout(
+            Duration::from_secs(30),
+            client.get(&format!("/moonbench/truth?prefix={prefix}"), &[]),
+        )
+        .await
+        .map_err(|_| format!("{url}/moonbench/truth did not answer within 30 s"))?
+        .map_err(|e| format!("{url}/moonbench/truth: {}", e.message))?;
+        if status != 200 {
+            return Err(format!(
+                "{url}/moonbench/truth answered {status}; start the simulator with --record-truth"
+            ));
+        }
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("{url}/moonbench/truth: not JSON ({e})"))?;
+        let there: i128 = v["epoch_monotonic_ns"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("{url}/moonbench/truth: no epoch_monotonic_ns"))?;
+        for r in v["requests"].as_array().map_or(&[][..], |a| a) {
+            let (Some(id), Some(ns)) = (r["id"].as_str(), r["chunk_ns"].as_array()) else {
+                continue;
+            };
+            let times = ns
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|t| t as i128 + there - here)
+                .collect();
+            got.insert(id.to_string(), times);
+        }
+        if got.len() >= expect {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(got)
 }
 
 struct Measured {
@@ -94,6 +286,8 @@ struct Measured {
     ttft_err_ms: Vec<f64>,
     itl_err_ms: Vec<f64>,
     failed: u64,
+    /// Requests whose chunks were compared with the truth.
+    compared: u64,
     health: String,
 }
 
@@ -110,9 +304,16 @@ fn one_run(
     requests: usize,
     tokens: u32,
 ) -> Result<Measured, String> {
-    if let Some(t) = sim.truth {
+    if let Truths::Local(t) = sim.truth {
         t.clear();
     }
+    // Unique per run, so a remote simulator's truths of earlier runs never mix in.
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let prefix = format!(
+        "cal-{}-{}-{streams}-",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    );
     let mut t = Target::new(
         Backend::parse("openai").unwrap(),
         BaseUrl::parse(&sim.url)?,
@@ -120,7 +321,7 @@ fn one_run(
     );
     t.body.insert("ignore_eos".into(), true.into());
     t.timeout = Some(Duration::from_secs(120));
-    t.request_id_prefix = format!("cal-{streams}-");
+    t.request_id_prefix = prefix.clone();
     let reqs: Vec<Request> = (0..requests)
         .map(|i| Request::text(format!("calibrate {i}"), 2, Some(tokens)))
         .collect();
@@ -157,7 +358,13 @@ fn one_run(
         ttft_err_ms: Vec::new(),
         itl_err_ms: Vec::new(),
         failed: 0,
+        compared: 0,
         health: out.health.verdict.clone(),
+    };
+    let ok = out.records.iter().filter(|r| r.success()).count();
+    let remote = match sim.truth {
+        Truths::Remote => rt.block_on(remote_truth(&sim.url, &prefix, ok))?,
+        _ => HashMap::new(),
     };
     for r in &out.records {
         if !r.success() {
@@ -165,20 +372,28 @@ fn one_run(
             continue;
         }
         m.tokens += r.output_tokens as u64;
-        let Some(truth) = sim.truth.and_then(|t| t.get(&r.request_id)) else {
-            continue;
+        let truth: Vec<i128> = match sim.truth {
+            Truths::None => continue,
+            Truths::Local(t) => match t.get(&r.request_id) {
+                Some(t) => t.chunk_ns.iter().map(|&v| v as i128).collect(),
+                None => continue,
+            },
+            Truths::Remote => match remote.get(&r.request_id) {
+                Some(t) => t.clone(),
+                None => continue,
+            },
         };
-        if truth.chunk_ns.len() != r.chunks.len() || r.chunks.is_empty() {
+        if truth.len() != r.chunks.len() || r.chunks.is_empty() {
             continue;
         }
-        let got: Vec<u64> = r.chunks.times().collect();
-        m.ttft_err_ms
-            .push((got[0] as f64 - truth.chunk_ns[0] as f64) / 1e6);
+        let got: Vec<i128> = r.chunks.times().map(|v| v as i128).collect();
+        m.ttft_err_ms.push((got[0] - truth[0]) as f64 / 1e6);
         for i in 1..got.len() {
-            let measured = got[i] as f64 - got[i - 1] as f64;
-            let real = truth.chunk_ns[i] as f64 - truth.chunk_ns[i - 1] as f64;
-            m.itl_err_ms.push((measured - real) / 1e6);
+            let measured = got[i] - got[i - 1];
+            let real = truth[i] - truth[i - 1];
+            m.itl_err_ms.push((measured - real) as f64 / 1e6);
         }
+        m.compared += 1;
     }
     Ok(m)
 }
@@ -317,8 +532,9 @@ fn datasets_bench(a: &CalibrateArgs) -> Result<(), String> {
 }
 
 /// Refuses counts that make no run, and stream counts the open-file limit cannot
-/// hold, before anything starts.
-fn check_args(a: &CalibrateArgs) -> Result<(), String> {
+/// hold, before anything starts. Returns whether the simulators run as child
+/// processes (asked for, or needed for the streams to fit the limit).
+fn check_args(a: &CalibrateArgs) -> Result<bool, String> {
     if let Some(0) | None = a.streams.iter().copied().min() {
         return Err(
             "--streams: give one or more stream counts of at least 1 (e.g. --streams 100,1000)"
@@ -337,17 +553,41 @@ fn check_args(a: &CalibrateArgs) -> Result<(), String> {
             a.throughput_itl_ms
         ));
     }
-    // The accuracy runs hold both ends of each stream (the simulator is in-process);
-    // the throughput run too unless --sim-url is given.
+    // SAFETY: sysconf has no preconditions.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }.max(1) as usize;
+    let cpus = cpus.min(libc::CPU_SETSIZE as usize);
+    if let Some(&c) = a.sim_cpus.iter().find(|&&c| c >= cpus) {
+        return Err(format!(
+            "--sim-cpus {c}: this machine's CPUs are numbered 0 to {} (see nproc)",
+            cpus - 1
+        ));
+    }
+    let mut child = a.sim_process || !a.sim_cpus.is_empty();
+    // In one process the accuracy runs hold both ends of each stream; a child
+    // simulator holds the other end in its own process, under its own limit.
     let most = *a.streams.iter().max().expect("checked non-empty") as u64;
-    if let Some(e) = crate::engine::os::fd_budget_error(most, true, false) {
+    if !child
+        && crate::engine::os::fd_budget_error(most, true, false).is_some()
+        && crate::engine::os::fd_budget_error(most, false, false).is_none()
+    {
+        child = true;
+    }
+    if let Some(e) = crate::engine::os::fd_budget_error(most, !child, false) {
         return Err(format!("--streams {most}: {e}"));
     }
     let tp = a.throughput_streams as u64;
-    if let Some(e) = crate::engine::os::fd_budget_error(tp, a.sim_url.is_none(), true) {
-        return Err(format!("--throughput-streams {tp}: {e}"));
+    let tp_local = a.sim_url.is_none() && !child;
+    if let Some(e) = crate::engine::os::fd_budget_error(tp, tp_local, true) {
+        return Err(format!(
+            "--throughput-streams {tp}: {e}{}",
+            if tp_local {
+                " (or add --sim-process)"
+            } else {
+                ""
+            }
+        ));
     }
-    Ok(())
+    Ok(child)
 }
 
 fn calibrate(a: CalibrateArgs) -> Result<(), String> {
@@ -355,13 +595,22 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
     if a.datasets {
         return datasets_bench(&a);
     }
-    check_args(&a)?;
+    let child = check_args(&a)?;
     let streams = a.streams.clone();
     let rt = crate::script::io_runtime(a.client_threads.max(1)).map_err(|e| e.to_string())?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let waves = if a.quick { 3 } else { a.waves.max(1) };
     if !a.json {
-        println!("moonbench calibrate: the client against the in-process simulator on 127.0.0.1");
+        println!(
+            "moonbench calibrate: the client against {} on 127.0.0.1",
+            if !child {
+                "the in-process simulator"
+            } else if a.sim_process || !a.sim_cpus.is_empty() {
+                "a simulator in a child process (serve-sim --record-truth)"
+            } else {
+                "a simulator in a child process (serve-sim --record-truth), as --streams needs more open files than one process may hold for both ends"
+            }
+        );
         println!(
             "machine: {cores} cores; client: {} I/O thread(s); simulator: {} thread(s); build: {}",
             a.client_threads,
@@ -377,31 +626,43 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
     // 1. Throughput: tokens per client CPU-second.
     let n = a.throughput_streams * waves;
     // An in-process simulator unless one is given (kept alive until the run ends).
-    let local = match &a.sim_url {
-        Some(_) => None,
-        None => Some(SimHandle::start(
-            &SimOptions {
-                ttft_ms: Some(1.0),
-                itl_ms: Some(a.throughput_itl_ms),
-                record_truth: false,
-                threads: a.sim_threads,
-                ..Default::default()
-            },
-            "127.0.0.1:0",
-        )?),
+    let model = SimOptions::default().model;
+    let (local, remote) = match (&a.sim_url, child) {
+        (Some(_), _) => (None, None),
+        (None, true) => (
+            None,
+            Some(SimChild::start(
+                1.0,
+                a.throughput_itl_ms,
+                a.sim_threads,
+                &a.sim_cpus,
+                false,
+            )?),
+        ),
+        (None, false) => (
+            Some(SimHandle::start(
+                &SimOptions {
+                    ttft_ms: Some(1.0),
+                    itl_ms: Some(a.throughput_itl_ms),
+                    record_truth: false,
+                    threads: a.sim_threads,
+                    ..Default::default()
+                },
+                "127.0.0.1:0",
+            )?),
+            None,
+        ),
     };
-    let server = match (&a.sim_url, &local) {
-        (Some(url), _) => Server {
-            url: url.clone(),
-            model: SimOptions::default().model,
-            truth: None,
-        },
-        (None, Some(sim)) => Server {
-            url: sim.base_url(),
-            model: sim.model.clone(),
-            truth: None,
-        },
-        (None, None) => unreachable!("a local simulator is started when no URL is given"),
+    let url = match (&a.sim_url, &local, &remote) {
+        (Some(url), _, _) => url.clone(),
+        (None, Some(sim), _) => sim.base_url(),
+        (None, None, Some(c)) => c.url.clone(),
+        (None, None, None) => unreachable!("a simulator is started when no URL is given"),
+    };
+    let server = Server {
+        url,
+        model: model.clone(),
+        truth: Truths::None,
     };
     let t = one_run(
         &rt,
@@ -412,9 +673,11 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
         a.throughput_tokens,
     )?;
     drop(local);
+    drop(remote);
     let per_cpu = t.tokens as f64 / t.client_cpu.max(1e-9);
     let mut report = json!({
         "cores": cores, "client_threads": a.client_threads, "sim_threads": a.sim_threads,
+        "simulator": if child { "process" } else { "in-process" },
         "throughput": {"streams": a.throughput_streams, "itl_ms": if a.sim_url.is_some() { Value::Null } else { json!(a.throughput_itl_ms) }, "requests": n, "tokens_per_request": a.throughput_tokens,
                         "tokens": t.tokens, "seconds": t.wall, "client_cpu_seconds": t.client_cpu,
                         "tokens_per_client_cpu_second": per_cpu, "failed": t.failed},
@@ -463,22 +726,33 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
     }
 
     // 2. Accuracy at each concurrency.
-    let sim = SimHandle::start(
-        &SimOptions {
+    let (sim, sim_child) = if child {
+        let c = SimChild::start(a.ttft_ms, a.itl_ms, a.sim_threads, &a.sim_cpus, true)?;
+        (None, Some(c))
+    } else {
+        let opts = SimOptions {
             ttft_ms: Some(a.ttft_ms),
             itl_ms: Some(a.itl_ms),
             record_truth: true,
             threads: a.sim_threads,
             ..Default::default()
-        },
-        "127.0.0.1:0",
-    )?;
+        };
+        (Some(SimHandle::start(&opts, "127.0.0.1:0")?), None)
+    };
     for &s in &streams {
         let reqs = if a.quick { s } else { 2 * s };
-        let server = Server {
-            url: sim.base_url(),
-            model: sim.model.clone(),
-            truth: Some(&sim.truth),
+        let server = match (&sim, &sim_child) {
+            (Some(sim), _) => Server {
+                url: sim.base_url(),
+                model: sim.model.clone(),
+                truth: Truths::Local(&sim.truth),
+            },
+            (None, Some(c)) => Server {
+                url: c.url.clone(),
+                model: model.clone(),
+                truth: Truths::Remote,
+            },
+            (None, None) => unreachable!("one simulator is started"),
         };
         let m = one_run(&rt, a.client_threads, &server, s, reqs, a.accuracy_tokens)?;
         let ps = [50.0, 99.0];
@@ -504,7 +778,7 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
             );
         }
         report["accuracy"].as_array_mut().unwrap().push(json!({
-            "streams": s, "requests": reqs, "failed": m.failed,
+            "streams": s, "requests": reqs, "failed": m.failed, "compared": m.compared,
             "ttft_err_p50_ms": te.percentiles[0].1, "ttft_err_p99_ms": te.percentiles[1].1, "ttft_err_max_ms": te.max,
             "itl_err_p50_ms": ie.percentiles[0].1, "itl_err_p99_ms": ie.percentiles[1].1,
             "itl_abs_err_p99_ms": ia.percentiles[1].1, "itl_err_max_ms": ie.max,

@@ -584,6 +584,11 @@ pub struct ServeSimArgs {
     /// Step engine: round-robin, least-loaded (default) or prefix-aware.
     #[arg(long)]
     pub router: Option<String>,
+    /// Keep when each chunk of each request (by `x-request-id`) was sent, and serve
+    /// it at `GET /moonbench/truth?prefix=ID_PREFIX` (taken once), so a client in
+    /// another process can measure its own timing error (`calibrate --sim-process`).
+    #[arg(long)]
+    pub record_truth: bool,
 }
 
 /// `Some(true)` / `Some(false)` for a `--x` / `--no-x` pair, `None` for neither.
@@ -632,6 +637,7 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
         step_kv_ns: a.step_kv_ns,
         data_parallel: a.data_parallel,
         router: a.router,
+        record_truth: a.record_truth,
         ..Default::default()
     };
     let state = match crate::sim::SimState::new(&opts) {

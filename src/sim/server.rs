@@ -145,6 +145,34 @@ pub async fn handle(
             st.stats.profile_call(path == "/start_profile");
             json_response(StatusCode::OK, &json!({}))
         }
+        // The ground truth for a client in another process (`serve-sim
+        // --record-truth`): the entries whose request id starts with `prefix` (taken
+        // as given, not percent-decoded), removed as they are served. Times are ns
+        // since this process's epoch, whose raw CLOCK_MONOTONIC reading is given.
+        (&Method::GET, "/moonbench/truth") if st.truth.enabled() => {
+            let prefix = req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("prefix="))
+                .unwrap_or("");
+            let entries: Vec<Value> = st
+                .truth
+                .take_prefix(prefix)
+                .into_iter()
+                .map(|(id, t)| {
+                    json!({"id": id, "received_ns": t.received_ns, "chunk_ns": t.chunk_ns,
+                           "chunk_tokens": t.chunk_tokens})
+                })
+                .collect();
+            json_response(
+                StatusCode::OK,
+                &json!({"clock": "CLOCK_MONOTONIC",
+                        "epoch_monotonic_ns": clock::monotonic_epoch_ns().to_string(),
+                        "requests": entries}),
+            )
+        }
         (&Method::POST, "/v1/completions") => generate(req, st, Route::Completions).await,
         (&Method::POST, "/v1/chat/completions") => generate(req, st, Route::Chat).await,
         (&Method::POST, "/v1/embeddings" | "/embeddings") => {

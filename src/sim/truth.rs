@@ -89,6 +89,20 @@ impl TruthLog {
         self.len() == 0
     }
 
+    /// Removes and returns the entries whose id starts with `prefix` (what
+    /// `GET /moonbench/truth` serves to a client in another process).
+    pub fn take_prefix(&self, prefix: &str) -> Vec<(String, Truth)> {
+        let mut m = self.map.lock().unwrap();
+        let ids: Vec<String> = m
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| m.remove(&id).map(|t| (id, t)))
+            .collect()
+    }
+
     /// Removes every entry.
     pub fn clear(&self) {
         self.map.lock().unwrap().clear();
