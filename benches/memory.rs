@@ -4,8 +4,9 @@
 //! against it for each N (default 2,000 and 20,000; 16-token prompts, words
 //! tokenizer, result saved) and prints each run's peak RSS, its wall time and the
 //! cost of each extra finished request, with what N requests at that rate would
-//! take (360,000 = one hour at 100 req/s). Run:
-//! `cargo bench --bench memory [-- N1 N2 ...]`.
+//! take (360,000 = one hour at 100 req/s). With `--bounded`, the runs keep no
+//! records in memory (`bench --bounded --save-records FILE`). Run:
+//! `cargo bench --bench memory [-- [--bounded] N1 N2 ...]`.
 
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -14,12 +15,18 @@ use std::time::Instant;
 mod common;
 
 /// Peak RSS (MB) and wall seconds of one `moonbench bench` run of `n` requests.
-fn run(url: &str, n: u64, dir: &std::path::Path) -> (f64, f64) {
+fn run(url: &str, n: u64, dir: &std::path::Path, bounded: bool) -> (f64, f64) {
     let t = Instant::now();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_moonbench"));
+    cmd.args(["bench", "--base-url", url, "--model", "moonbench-sim"]);
+    if bounded {
+        cmd.arg("--bounded")
+            .arg("--save-records")
+            .arg(dir.join(format!("records-{n}.jsonl")));
+    }
     // Reaped by wait4 below (for its own rusage), not by Child::wait.
     #[allow(clippy::zombie_processes)]
-    let child = Command::new(env!("CARGO_BIN_EXE_moonbench"))
-        .args(["bench", "--base-url", url, "--model", "moonbench-sim"])
+    let child = cmd
         .args(["--tokenizer", "words", "--max-concurrency", "200"])
         .args(["--random-input-len", "16", "--random-output-len", "128"])
         .args([
@@ -46,6 +53,7 @@ fn run(url: &str, n: u64, dir: &std::path::Path) -> (f64, f64) {
 }
 
 fn main() {
+    let bounded = std::env::args().any(|a| a == "--bounded");
     let mut ns: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -58,8 +66,11 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("moonbench-bench-memory-{}", std::process::id()));
     let mut rows = Vec::new();
     for &n in &ns {
-        let (mb, s) = run(&url, n, &dir);
-        println!("{n:>8} requests x 128 tokens: peak RSS {mb:7.1} MB, {s:6.1} s");
+        let (mb, s) = run(&url, n, &dir, bounded);
+        println!(
+            "{n:>8} requests x 128 tokens{}: peak RSS {mb:7.1} MB, {s:6.1} s",
+            if bounded { ", bounded" } else { "" }
+        );
         rows.push((n, mb));
     }
     let (n0, m0) = rows[0];

@@ -103,6 +103,19 @@ if (args.profile_batch_threshold or args._given.profile_duration) and not args.p
     .. "(add --profile to profile the server)", 0)
 end
 if args.num_runs < 1 then error("moonbench bench: --num-runs must be at least 1", 0) end
+-- --bounded 不在内存里留记录，所以需要记录的输出要在开跑之前就拒绝，免得白跑一场。
+-- --bounded keeps no records, so outputs that need them are refused before the run, not after it.
+if args.bounded then
+  if not args.save_records then
+    error("moonbench bench: --bounded keeps every record only in the --save-records file: add --save-records FILE", 0)
+  end
+  for _, f in ipairs{ "save_detailed", "plot_timeline", "plot_dataset_stats", "steady_state" } do
+    if args[f] then
+      error("moonbench bench: --" .. f:gsub("_", "-") .. " needs every request's record in memory, "
+        .. "and --bounded keeps none: drop one of the two (the records file has every record)", 0)
+    end
+  end
+end
 if args.random_batch_size < 1 then
   error("moonbench bench: --random-batch-size must be at least 1", 0)
 end
@@ -681,6 +694,7 @@ local function multi_turn_run()
     slo = args.goodput, percentiles = percentiles, metrics = metrics, progress = not args.disable_tqdm,
     records_file = args.save_records, ready_timeout = args.ready_check_timeout_sec, grace = args.grace_period,
     label = args.label, steady_state = args.steady_state, keep_text = args.save_detailed,
+    bounded = args.bounded,
     server_metrics = (not args.no_server_metrics) and args.server_metrics_interval or false,
     scenario = function(u)
       if started >= conversations then return end
@@ -745,6 +759,7 @@ local res = args.multi_turn and multi_turn_run() or mb.run{
   profile_duration = args._given.profile_duration and args.profile_duration or nil,
   reset_prefix_cache = args.reset_prefix_cache,
   steady_state = args.steady_state,
+  bounded = args.bounded,
   probe_rate = args.probe_request_rate,
 }
 

@@ -1416,3 +1416,149 @@ fn random_range_ratio_takes_vllms_json() {
             .contains("--random-range-ratio: unknown key 'inptu' (keys: input, output)")
     );
 }
+
+/// numpy's linear-interpolation percentile of `v` (sorted here).
+fn np_percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let r = p / 100.0 * (v.len() - 1) as f64;
+    let (lo, hi) = (r.floor() as usize, r.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (r - lo as f64)
+}
+
+/// `--bounded` keeps no record in memory: the result's numbers come from its
+/// histograms, and are checked here against the exact statistics of the records
+/// it streamed to `--save-records` (the truth of what it measured): counts and
+/// means equal, percentiles within the 0.1% the result states. What needs the
+/// records in memory is refused before anything is sent.
+#[test]
+fn bounded_run_keeps_no_records_and_states_its_precision() {
+    let dir = tmpdir("bounded");
+    let rec = dir.join("records.jsonl");
+    let out = run(
+        &[
+            "bench",
+            "--num-prompts",
+            "400",
+            "--max-concurrency",
+            "40",
+            "--random-output-len",
+            "24",
+            "--sim-ttft-ms",
+            "20",
+            "--sim-itl-ms",
+            "2",
+            "--sim-jitter",
+            "0.5",
+            "--save-result",
+            "--seed",
+            "7",
+            "--bounded",
+            "--save-records",
+            rec.to_str().unwrap(),
+            "--result-dir",
+            dir.to_str().unwrap(),
+            "--result-filename",
+            "r.json",
+            "--percentile-metrics",
+            "ttft,tpot,itl,e2el",
+            "--metric-percentiles",
+            "50,90,99",
+            "--goodput",
+            "ttft:300",
+            "--disable-tqdm",
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("r.json")).unwrap()).unwrap();
+    let recs: Vec<Value> = std::fs::read_to_string(&rec)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["warmup"] == false && v["success"] == true)
+        .collect();
+    assert_eq!(recs.len(), 400);
+    assert_eq!(r["completed"], 400);
+    assert!(
+        r["summary_precision"].as_str().unwrap().contains("HDR"),
+        "{r}"
+    );
+    assert!(
+        r.get("latencies").is_none(),
+        "no per-request lists in memory"
+    );
+    let good = recs
+        .iter()
+        .filter(|v| v["ttft"].as_f64().unwrap() <= 0.3)
+        .count();
+    let dur = r["duration"].as_f64().unwrap();
+    assert!((r["request_goodput"].as_f64().unwrap() - good as f64 / dur).abs() < 1e-9);
+    let ms = |k: &str| -> Vec<f64> {
+        match k {
+            "itl" => recs
+                .iter()
+                .flat_map(|v| v["itls"].as_array().unwrap().clone())
+                .map(|x| x.as_f64().unwrap() * 1e3)
+                .collect(),
+            _ => recs.iter().map(|v| v[k].as_f64().unwrap() * 1e3).collect(),
+        }
+    };
+    for k in ["ttft", "itl", "e2el"] {
+        let mut v = ms(k);
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let got = r[format!("mean_{k}_ms")].as_f64().unwrap();
+        assert!(
+            (got - mean).abs() <= 1e-6 * mean,
+            "{k} mean {got} vs {mean}"
+        );
+        for p in [50.0, 90.0, 99.0] {
+            let exact = np_percentile(&mut v, p);
+            let got = r[format!("p{p}_{k}_ms").replace(".0", "")]
+                .as_f64()
+                .unwrap();
+            // 0.1% from the histogram; the rest is nearest rank vs interpolation,
+            // at most one neighbouring value away.
+            let i = (p / 100.0 * (v.len() - 1) as f64) as usize;
+            let (lo, hi) = (v[i.saturating_sub(1)], v[(i + 2).min(v.len() - 1)]);
+            assert!(
+                got >= lo * 0.999 && got <= hi * 1.001,
+                "{k} p{p}: bounded {got}, exact {exact}, neighbours {lo}..{hi}"
+            );
+        }
+    }
+    // Refused before the run, naming both flags: nothing is measured to be lost.
+    for (extra, want) in [
+        (
+            &["--save-detailed"][..],
+            "--save-detailed needs every request's record",
+        ),
+        (&["--plot-timeline"][..], "--plot-timeline needs"),
+    ] {
+        let out = run(
+            &[
+                &[
+                    "bench",
+                    "--num-prompts",
+                    "5",
+                    "--bounded",
+                    "--save-records",
+                    rec.to_str().unwrap(),
+                ][..],
+                extra,
+            ]
+            .concat(),
+            LIMIT,
+        );
+        let (stdout, err) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(want) && err.contains("--bounded"), "{err}");
+        assert!(!stdout.contains("Serving Benchmark Result"), "nothing ran");
+    }
+    let out = run(&["bench", "--num-prompts", "5", "--bounded"], LIMIT);
+    assert!(
+        text(&out).1.contains("add --save-records FILE"),
+        "{}",
+        text(&out).1
+    );
+}

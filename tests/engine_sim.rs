@@ -43,6 +43,7 @@ fn spec(sim: &SimHandle, backend: &str, reqs: Vec<Request>) -> RunSpec {
         progress: false,
         records_path: None,
         keep_text: false,
+        bounded: None,
         tokenizer: Arc::new(Tokenizer::words()),
         io_threads: 2,
         server_metrics: None,

@@ -40,6 +40,7 @@ fn spec(sim: &SimHandle, n: usize) -> RunSpec {
         progress: false,
         records_path: None,
         keep_text: false,
+        bounded: None,
         tokenizer: Arc::new(Tokenizer::words()),
         io_threads: 1,
         server_metrics: None,

@@ -485,3 +485,130 @@ fn kubernetes_manifests_run_as_written() {
         (Some(8), Some(4))
     );
 }
+
+/// Bounded shards keep digests, not records: their merge adds the histograms on
+/// one timeline and states their precision. Checked against the truth the shards
+/// streamed to their records files: the union's exact counts and mean TTFT equal
+/// the merged ones, its percentiles within the stated 0.1% (plus a neighbouring
+/// rank). A shard that kept records merges with a bounded one the same way.
+#[test]
+fn bounded_shards_merge_their_histograms() {
+    let sim = serve_sim(&[
+        "--engine",
+        "fixed",
+        "--ttft-ms",
+        "5",
+        "--itl-ms",
+        "1",
+        "--jitter",
+        "0.5",
+    ]);
+    let dir = tmpdir("bounded-shards");
+    let shard = |i: u32, bounded: bool| -> Child {
+        let (res, rec) = (format!("s{i}.json"), dir.join(format!("s{i}.jsonl")));
+        let mut c = bin();
+        c.args([
+            "bench",
+            "--base-url",
+            &sim.url,
+            "--tokenizer",
+            "words",
+            "--num-prompts",
+            "120",
+        ])
+        .args([
+            "--random-output-len",
+            "12",
+            "--seed",
+            "3",
+            "--max-concurrency",
+            "12",
+        ])
+        .args(["--disable-tqdm", "--save-result", "--goodput", "ttft:6"])
+        .args([
+            "--shard",
+            &format!("{i}/3"),
+            "--result-dir",
+            dir.to_str().unwrap(),
+        ])
+        .args([
+            "--result-filename",
+            &res,
+            "--save-records",
+            rec.to_str().unwrap(),
+        ]);
+        if bounded {
+            c.arg("--bounded");
+        }
+        c.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let kids = [shard(0, true), shard(1, true), shard(2, false)];
+    for c in kids {
+        let out = wait(c, LIMIT);
+        assert!(out.status.success(), "{}", text(&out).1);
+    }
+    let files: Vec<String> = (0..3)
+        .map(|i| dir.join(format!("s{i}.json")).display().to_string())
+        .collect();
+    let s0: Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
+    assert!(s0.get("shard_digest").is_some() && s0.get("shard_records").is_none());
+    let merged = dir.join("m.json");
+    let out = run(
+        &[
+            "merge",
+            &files[0],
+            &files[1],
+            &files[2],
+            "-o",
+            merged.to_str().unwrap(),
+            "--metric-percentiles",
+            "50,99",
+            "--goodput",
+            "ttft:6",
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    let mut ttft: Vec<f64> = (0..3)
+        .flat_map(|i| {
+            std::fs::read_to_string(dir.join(format!("s{i}.jsonl")))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .filter(|v| v["warmup"] == false && v["success"] == true)
+                .map(|v| v["ttft"].as_f64().unwrap() * 1e3)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    ttft.sort_by(f64::total_cmp);
+    assert_eq!(ttft.len(), 120);
+    assert_eq!(m["completed"], 120);
+    assert_eq!(m["merged_shards"], 3);
+    assert!(
+        m["summary_precision"].as_str().unwrap().contains("HDR"),
+        "{m}"
+    );
+    let mean = ttft.iter().sum::<f64>() / 120.0;
+    assert!((m["mean_ttft_ms"].as_f64().unwrap() - mean).abs() < 1e-6 * mean);
+    let good = ttft.iter().filter(|&&t| t <= 6.0).count() as f64;
+    let ratio = m["goodput_ratio"].as_f64().unwrap();
+    assert!(
+        (ratio - good / 120.0).abs() < 1e-9,
+        "{ratio} vs {}",
+        good / 120.0
+    );
+    for p in [50.0, 99.0] {
+        let i = (p / 100.0 * 119.0) as usize;
+        let (lo, hi) = (ttft[i.saturating_sub(1)], ttft[(i + 2).min(119)]);
+        let got = m[format!("p{p}_ttft_ms")].as_f64().unwrap();
+        assert!(
+            got >= lo * 0.999 && got <= hi * 1.001,
+            "p{p}: {got} not in {lo}..{hi}"
+        );
+    }
+    assert!(m["max_concurrent_requests"].as_u64().unwrap() <= 12);
+}

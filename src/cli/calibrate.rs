@@ -341,6 +341,7 @@ fn one_run(
         progress: false,
         records_path: None,
         keep_text: false,
+        bounded: None,
         tokenizer: Arc::new(Tokenizer::words()),
         io_threads: client_threads,
         shard: None,

@@ -200,82 +200,15 @@ impl WakeProbe {
     }
 }
 
-/// What the records say about the client's own timing.
-struct RecordEvidence {
-    collapsed: u64,
-    gaps: u64,
-    /// Mean ITL (ms), robust to collapsed reads.
-    median_itl_ms: Option<f64>,
-    median_ttft_ms: Option<f64>,
-    /// Mean gap between scheduled sends (ms), 0 when all were due at once.
-    mean_interval_ms: f64,
-    /// Dispatch to send start, 99th percentile (ms): how late the I/O runtime
-    /// picked up requests the dispatcher had released.
-    pickup_p99_ms: f64,
-}
+pub use crate::metrics::digest::{EvidenceAcc, RecordEvidence};
 
-fn record_evidence(records: &[RequestRecord]) -> RecordEvidence {
-    let mut ev = RecordEvidence {
-        collapsed: 0,
-        gaps: 0,
-        median_itl_ms: None,
-        median_ttft_ms: None,
-        mean_interval_ms: 0.0,
-        pickup_p99_ms: 0.0,
-    };
-    let mut pickup = Vec::new();
-    // Only their mean is used: a sum and a count, not a list of every token's gap.
-    let (mut itl_sum_ms, mut itl_n) = (0.0f64, 0usize);
-    let mut ttfts = Vec::new();
-    let mut sched: Vec<u64> = Vec::new();
-    for r in records.iter().filter(|r| !r.warmup) {
-        sched.push(r.scheduled_ns);
-        pickup.push(r.sent_ns.saturating_sub(r.dispatched_ns) as f64 / 1e6);
-        if !r.success() {
-            continue;
-        }
-        if let Some(t) = r.ttft() {
-            ttfts.push(t * 1e3);
-        }
-        if r.streamed {
-            for gap in r.chunk_gap_iter() {
-                ev.gaps += 1;
-                if gap == 0.0 {
-                    ev.collapsed += 1;
-                }
-            }
-            for x in r.itl_iter() {
-                itl_n += 1;
-                itl_sum_ms += x * 1e3;
-            }
-        }
+/// The evidence of kept records.
+pub fn record_evidence(records: &[RequestRecord]) -> RecordEvidence {
+    let mut acc = EvidenceAcc::default();
+    for r in records {
+        acc.add(r);
     }
-    let median = |v: &mut Vec<f64>| {
-        if v.is_empty() {
-            None
-        } else {
-            v.sort_by(f64::total_cmp);
-            Some(v[v.len() / 2])
-        }
-    };
-    // The mean, not the median: reads that batched events collapse many gaps to
-    // zero and pull the median there, while the mean (decode time over tokens) is
-    // unchanged by how the gaps were read.
-    ev.median_itl_ms = if itl_n >= 10 {
-        Some(itl_sum_ms / itl_n as f64)
-    } else {
-        None
-    };
-    ev.median_ttft_ms = median(&mut ttfts);
-    if !pickup.is_empty() {
-        pickup.sort_by(f64::total_cmp);
-        ev.pickup_p99_ms = pickup[((pickup.len() - 1) as f64 * 0.99) as usize];
-    }
-    if sched.len() >= 2 {
-        let (lo, hi) = (sched.iter().min().unwrap(), sched.iter().max().unwrap());
-        ev.mean_interval_ms = (hi - lo) as f64 / 1e6 / (sched.len() - 1) as f64;
-    }
-    ev
+    acc.evidence()
 }
 
 /// Measured minus true arrival of every chunk, when the server is an in-process
@@ -339,14 +272,16 @@ impl HealthMonitor {
         }
     }
 
-    /// Stops the probes and gives the verdict for a run of `duration` seconds over
-    /// `records`, sent to `server` (an in-process simulator there lends its truth).
+    /// Stops the probes and gives the verdict for a run of `duration` seconds with
+    /// the evidence `ev` of its records, sent to `server` (an in-process simulator
+    /// there lends its truth, compared with the kept `records`).
     pub async fn finish(
         self,
         duration: f64,
         dispatch_lag_us: &Histogram<u64>,
         read_clock: &crate::backend::http::ReadClock,
         records: &[RequestRecord],
+        ev: RecordEvidence,
         server: &crate::backend::BaseUrl,
     ) -> ClientHealth {
         self.stop.store(true, Ordering::Relaxed);
@@ -405,7 +340,6 @@ impl HealthMonitor {
             h.read_lag_p99_ms = ms(&rl, 0.99);
             h.read_lag_max_ms = max_ms(&rl);
         }
-        let ev = record_evidence(records);
         h.collapsed_chunk_share = if ev.gaps > 0 {
             ev.collapsed as f64 / ev.gaps as f64
         } else {

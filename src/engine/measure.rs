@@ -20,7 +20,8 @@ use super::run::RunOutcome;
 use super::scrape::Scraper;
 use crate::backend::http::HttpClient;
 use crate::clock;
-use crate::metrics::RequestRecord;
+use crate::metrics::digest::Digest;
+use crate::metrics::{RequestRecord, Slo};
 
 /// A live consumer of records: sees each record once, as it finishes.
 pub trait Sink: Send {
@@ -54,6 +55,9 @@ impl Sink for mpsc::UnboundedSender<RequestRecord> {
 struct Collected {
     sinks: Vec<Box<dyn Sink>>,
     records: Vec<RequestRecord>,
+    /// A bounded measurement folds measured records in here instead of keeping
+    /// them (from [`Measurement::start`]; warm-ups are still kept).
+    digest: Option<Digest>,
     /// Whether kept records keep their answer text ([`RequestRecord::compact`]).
     keep_text: bool,
 }
@@ -86,6 +90,12 @@ impl Collector {
                 }
             }
         });
+        if !rec.warmup {
+            if let Some(d) = &mut c.digest {
+                d.add(&rec);
+                return;
+            }
+        }
         rec.compact(c.keep_text);
         c.records.push(rec);
     }
@@ -100,6 +110,8 @@ pub struct Measurement {
     server_metrics: Option<Duration>,
     io_threads: usize,
     running: Option<(HealthMonitor, Option<Scraper>)>,
+    /// Bounded: keep no measured record, count goodput against this SLO.
+    bounded: Option<Slo>,
 }
 
 impl Measurement {
@@ -127,11 +139,13 @@ impl Measurement {
             collector: Collector(Arc::new(Mutex::new(Collected {
                 sinks,
                 records: Vec::new(),
+                digest: None,
                 keep_text: false,
             }))),
             server_metrics,
             io_threads,
             running: None,
+            bounded: None,
         })
     }
 
@@ -141,6 +155,13 @@ impl Measurement {
     pub fn keep_text(&mut self, keep: bool) {
         self.collector.0.lock().unwrap().keep_text = keep;
         self.out.texts_kept = keep;
+    }
+
+    /// Keep no measured record in memory: fold each into a [`Digest`] (goodput
+    /// counted against `slo`) once it has been to the sinks. Set it before
+    /// [`Measurement::start`].
+    pub fn bounded(&mut self, slo: Slo) {
+        self.bounded = Some(slo);
     }
 
     /// Where finished records go (warm-ups too, before [`Measurement::start`]).
@@ -160,8 +181,12 @@ impl Measurement {
         self.out.t0_ns = t0;
         self.out.t0_unix = super::shard::unix_now();
         crate::metrics::live::run_started(t0, self.out.t0_unix);
-        for s in self.collector.0.lock().unwrap().sinks.iter_mut() {
-            s.start(t0);
+        {
+            let mut c = self.collector.0.lock().unwrap();
+            for s in c.sinks.iter_mut() {
+                s.start(t0);
+            }
+            c.digest = self.bounded.take().map(|slo| Digest::new(t0, slo));
         }
         let monitor = HealthMonitor::start(self.io_threads);
         let scraper = self
@@ -177,13 +202,13 @@ impl Measurement {
     /// (the dispatcher's lateness; empty without one). Run it on the I/O runtime.
     pub async fn finish(self, dispatch_lag_us: &Histogram<u64>, partial: bool) -> RunOutcome {
         let mut out = self.out;
-        let mut recs = {
+        let (mut recs, digest) = {
             let mut c = self.collector.0.lock().unwrap();
             for s in c.sinks.iter_mut() {
                 s.finish();
             }
             c.sinks.clear();
-            std::mem::take(&mut c.records)
+            (std::mem::take(&mut c.records), c.digest.take())
         };
         recs.sort_by_key(|r| (!r.warmup, r.index));
         let warm = recs.iter().take_while(|r| r.warmup).count();
@@ -193,6 +218,7 @@ impl Measurement {
             .map(|r| r.end_ns)
             .max()
             .unwrap_or(t0)
+            .max(digest.as_ref().map_or(t0, |d| d.last_end_ns))
             .max(t0);
         out.partial = partial;
         if let Some((monitor, scraper)) = self.running {
@@ -205,11 +231,16 @@ impl Measurement {
                     dispatch_lag_us,
                     &self.client.read_clock,
                     &recs[warm..],
+                    match &digest {
+                        Some(d) => d.evidence.evidence(),
+                        None => super::health::record_evidence(&recs[warm..]),
+                    },
                     self.client.base(),
                 )
                 .await;
         }
         out.records = recs;
+        out.digest = digest.map(Box::new);
         out
     }
 }

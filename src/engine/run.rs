@@ -58,6 +58,9 @@ pub struct RunSpec {
     /// Keep each answer's text in the outcome's records (see
     /// [`RequestRecord::compact`]); the records file and `on_response` see it either way.
     pub keep_text: bool,
+    /// Bounded: keep no measured record in memory, only a digest counting goodput
+    /// against this SLO (the records file has every record).
+    pub bounded: Option<crate::metrics::Slo>,
     /// Counts tokens the server does not report.
     pub tokenizer: Arc<Tokenizer>,
     /// Number of I/O worker threads (for the client-health CPU share).
@@ -113,6 +116,9 @@ pub struct RunOutcome {
     /// Whether `records` kept their answer texts (`keep_text`; otherwise each
     /// text went only to the live consumers, see [`RequestRecord::compact`]).
     pub texts_kept: bool,
+    /// A bounded run's digest of its measured records, which `records` then
+    /// lacks (only warm-ups are kept).
+    pub digest: Option<Box<crate::metrics::digest::Digest>>,
 }
 
 impl RunOutcome {
@@ -346,6 +352,9 @@ pub async fn run_with_stop(
         spec.io_threads,
     )?;
     m.keep_text(spec.keep_text);
+    if let Some(slo) = &spec.bounded {
+        m.bounded(slo.clone());
+    }
     let collector = m.collector();
     // The schedule is expanded ahead of time when its length is known (8 bytes per
     // request); a duration-bound run generates it as it goes, natively either way.

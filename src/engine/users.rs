@@ -38,6 +38,8 @@ pub struct SessionSpec {
     /// Keep each answer's text in the outcome's records (the user's answer and the
     /// records file have it either way).
     pub keep_text: bool,
+    /// Bounded: keep no measured record in memory (see [`super::RunSpec::bounded`]).
+    pub bounded: Option<crate::metrics::Slo>,
     /// Read the server's `/metrics` this often (`None`: don't).
     pub server_metrics: Option<Duration>,
     /// I/O worker threads (for the client-health CPU share).
@@ -112,6 +114,9 @@ impl Session {
             spec.io_threads,
         )?;
         measurement.keep_text(spec.keep_text);
+        if let Some(slo) = &spec.bounded {
+            measurement.bounded(slo.clone());
+        }
         let t0 = {
             let _g = io.enter();
             measurement.start()

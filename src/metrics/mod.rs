@@ -1,7 +1,8 @@
-//! Metrics: per-request records (with their packed chunk lists), numpy-compatible statistics, the run summary, and
-//! the server's own metrics read during the run.
+//! Metrics: per-request records (with their packed chunk lists), numpy-compatible statistics, the run summary
+//! (from records, or from a bounded run's digest of histograms), and the server's own metrics read during the run.
 
 pub mod chunks;
+pub mod digest;
 pub mod live;
 pub mod prom;
 pub mod record;

@@ -52,6 +52,20 @@ impl Metric {
         Metric::IntendedE2el,
         Metric::Ttfa,
     ];
+    /// Every metric, in the order a summary lists them.
+    pub const ALL: [Metric; 11] = [
+        Metric::Ttft,
+        Metric::Tpot,
+        Metric::Itl,
+        Metric::E2el,
+        Metric::ClientQueueTime,
+        Metric::E2elIncludingClientQueue,
+        Metric::ChunkItl,
+        Metric::ScheduleLag,
+        Metric::IntendedTtft,
+        Metric::IntendedE2el,
+        Metric::Ttfa,
+    ];
 
     /// The name used in keys (`mean_{key}_ms`) and in `--percentile-metrics`.
     pub fn key(self) -> &'static str {
@@ -87,7 +101,7 @@ impl Metric {
     }
 
     /// [`Metric::values`] as a walk, without building the list.
-    fn walk<'a>(self, ok: &'a [&'a RequestRecord]) -> Box<dyn Iterator<Item = f64> + 'a> {
+    pub fn walk<'a>(self, ok: &'a [&'a RequestRecord]) -> Box<dyn Iterator<Item = f64> + 'a> {
         let it = ok.iter();
         match self {
             Metric::Ttft => Box::new(it.filter_map(|r| r.ttft())),
@@ -257,6 +271,9 @@ pub struct Summary {
     pub pooling: bool,
     /// The steady state, when asked for: its window and metrics, or why there is none.
     pub steady: Option<Result<SteadyState, String>>,
+    /// How the numbers were made when not from every record (a bounded run's
+    /// [`super::digest::Digest`]); `None`: exact, from the records.
+    pub precision: Option<String>,
 }
 
 /// The saturated plateau of a run, ramp-up and drain left out (the steady-state
@@ -534,6 +551,9 @@ impl Summary {
         }
         m.insert("errors_by_kind".into(), json!(self.errors_by_kind));
         m.insert("short_outputs".into(), json!(self.short_outputs));
+        if let Some(p) = &self.precision {
+            m.insert("summary_precision".into(), json!(p));
+        }
         match &self.steady {
             Some(Ok(st)) => {
                 m.insert("steady_state".into(), st.to_json());
@@ -558,89 +578,192 @@ impl Summary {
     }
 }
 
+/// The counts and sums of a summary, added one record at a time: the one place
+/// they are defined, for [`summarize`] over kept records and for a
+/// [`super::digest::Digest`] that keeps none.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Totals {
+    /// Measured (not warm-up) requests.
+    pub measured: u64,
+    /// Successful requests.
+    pub completed: u64,
+    /// Failed requests, interruptions excluded.
+    pub failed: u64,
+    /// Requests cut off by an interruption.
+    pub cancelled: u64,
+    /// Failures by kind.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Requests that opened a new connection after the clock started.
+    pub new_connections: u64,
+    /// Σ prompt tokens of successful requests.
+    pub input_tokens: u64,
+    /// Σ output tokens of successful requests.
+    pub output_tokens: u64,
+    /// Σ reasoning tokens of successful requests.
+    pub reasoning_tokens: u64,
+    /// Σ input sequences of successful requests.
+    pub input_sequences: u64,
+    /// Σ `usage.prompt_tokens`, over the successful requests that reported it.
+    pub server_input_tokens: Option<u64>,
+    /// Σ seconds of audio sent by successful requests.
+    pub audio_seconds: f64,
+    /// Successful requests meeting the SLO given to [`Totals::add`].
+    pub good: u64,
+    /// Successful requests that asked for an exact length and got fewer tokens.
+    pub short_outputs: u64,
+    /// First and last send of a measured request (ns, the run's clock).
+    pub first_sent_ns: Option<u64>,
+    /// See `first_sent_ns`.
+    pub last_sent_ns: u64,
+}
+
+impl Totals {
+    /// Adds one record (warm-ups are ignored); `slo` decides what counts as good.
+    pub fn add(&mut self, r: &RequestRecord, slo: &Slo) {
+        if r.warmup {
+            return;
+        }
+        self.measured += 1;
+        self.first_sent_ns = Some(self.first_sent_ns.map_or(r.sent_ns, |f| f.min(r.sent_ns)));
+        self.last_sent_ns = self.last_sent_ns.max(r.sent_ns);
+        self.new_connections += r.new_connection as u64;
+        if let Some(e) = &r.error {
+            if e.kind == ErrorKind::Cancelled {
+                self.cancelled += 1;
+            } else {
+                self.failed += 1;
+            }
+            *self
+                .errors_by_kind
+                .entry(e.count_key(r.status))
+                .or_default() += 1;
+        }
+        if !r.success() {
+            return;
+        }
+        self.completed += 1;
+        self.input_tokens += r.prompt_tokens as u64;
+        self.output_tokens += r.output_tokens as u64;
+        self.reasoning_tokens += r.reasoning_tokens as u64;
+        self.input_sequences += r.inputs() as u64;
+        if let Some(n) = r.server_prompt_tokens {
+            *self.server_input_tokens.get_or_insert(0) += n as u64;
+        }
+        self.audio_seconds += r.audio_seconds;
+        if slo.is_set() && slo.is_good(r) {
+            self.good += 1;
+        }
+        if r.expected_output_tokens
+            .is_some_and(|n| r.output_tokens < n)
+        {
+            self.short_outputs += 1;
+        }
+    }
+
+    /// Adds another part's totals (the shards of a run).
+    pub fn merge(&mut self, o: &Totals) {
+        self.measured += o.measured;
+        self.completed += o.completed;
+        self.failed += o.failed;
+        self.cancelled += o.cancelled;
+        for (k, v) in &o.errors_by_kind {
+            *self.errors_by_kind.entry(k.clone()).or_default() += v;
+        }
+        self.new_connections += o.new_connections;
+        self.input_tokens += o.input_tokens;
+        self.output_tokens += o.output_tokens;
+        self.reasoning_tokens += o.reasoning_tokens;
+        self.input_sequences += o.input_sequences;
+        if let Some(n) = o.server_input_tokens {
+            *self.server_input_tokens.get_or_insert(0) += n;
+        }
+        self.audio_seconds += o.audio_seconds;
+        self.good += o.good;
+        self.short_outputs += o.short_outputs;
+        self.first_sent_ns = match (self.first_sent_ns, o.first_sent_ns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_sent_ns = self.last_sent_ns.max(o.last_sent_ns);
+    }
+
+    /// A summary of a run of `duration` seconds with these totals: counts,
+    /// throughputs, goodput (when `slo_set`) and the achieved rate; no
+    /// statistics yet.
+    pub fn summary(&self, duration: f64, opts: &SummaryOptions, slo_set: bool) -> Summary {
+        let mut s = Summary {
+            duration,
+            requested_rate: opts.requested_rate,
+            pooling: opts.pooling,
+            completed: self.completed,
+            failed: self.failed,
+            cancelled: self.cancelled,
+            errors_by_kind: self.errors_by_kind.clone(),
+            new_connections: self.new_connections,
+            total_input_tokens: self.input_tokens,
+            total_output_tokens: self.output_tokens,
+            total_reasoning_tokens: self.reasoning_tokens,
+            total_input_sequences: self.input_sequences,
+            total_server_input_tokens: self.server_input_tokens,
+            short_outputs: self.short_outputs,
+            ..Default::default()
+        };
+        if self.audio_seconds > 0.0 {
+            s.rtfx = Some(if duration > 0.0 {
+                self.audio_seconds / duration
+            } else {
+                0.0
+            });
+        }
+        if duration > 0.0 {
+            s.request_throughput = s.completed as f64 / duration;
+            s.output_throughput = s.total_output_tokens as f64 / duration;
+            s.total_token_throughput =
+                (s.total_input_tokens + s.total_output_tokens) as f64 / duration;
+            s.input_sequence_throughput = s.total_input_sequences as f64 / duration;
+        }
+        if slo_set {
+            s.request_goodput = Some(if duration > 0.0 {
+                self.good as f64 / duration
+            } else {
+                0.0
+            });
+            s.goodput_ratio = Some(if self.completed == 0 {
+                0.0
+            } else {
+                self.good as f64 / self.completed as f64
+            });
+        }
+        s.achieved_rate = match self.first_sent_ns {
+            Some(first) if self.measured >= 2 && self.last_sent_ns > first => {
+                Some((self.measured - 1) as f64 / crate::clock::secs(self.last_sent_ns - first))
+            }
+            _ => None,
+        };
+        s
+    }
+}
+
 /// Summarizes a run. `records` may include warm-ups (ignored); `duration` is the
 /// run's measured window in seconds.
 pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions) -> Summary {
     let measured: Vec<&RequestRecord> = records.iter().filter(|r| !r.warmup).collect();
     let ok: Vec<&RequestRecord> = measured.iter().copied().filter(|r| r.success()).collect();
-    let mut s = Summary {
-        duration,
-        requested_rate: opts.requested_rate,
-        pooling: opts.pooling,
-        ..Default::default()
-    };
-    s.completed = ok.len() as u64;
+    let mut totals = Totals::default();
     for r in &measured {
-        if let Some(e) = &r.error {
-            if e.kind == ErrorKind::Cancelled {
-                s.cancelled += 1;
-            } else {
-                s.failed += 1;
-            }
-            *s.errors_by_kind.entry(e.count_key(r.status)).or_default() += 1;
-        }
-        s.new_connections += r.new_connection as u64;
+        totals.add(r, &opts.slo);
     }
-    s.total_input_tokens = ok.iter().map(|r| r.prompt_tokens as u64).sum();
-    s.total_output_tokens = ok.iter().map(|r| r.output_tokens as u64).sum();
-    s.total_reasoning_tokens = ok.iter().map(|r| r.reasoning_tokens as u64).sum();
-    s.total_input_sequences = ok.iter().map(|r| r.inputs() as u64).sum();
-    let server_in: Vec<u64> = ok
-        .iter()
-        .filter_map(|r| r.server_prompt_tokens.map(u64::from))
-        .collect();
-    if !server_in.is_empty() {
-        s.total_server_input_tokens = Some(server_in.iter().sum());
-    }
-    let audio: f64 = ok.iter().map(|r| r.audio_seconds).sum();
-    if audio > 0.0 {
-        s.rtfx = Some(if duration > 0.0 {
-            audio / duration
-        } else {
-            0.0
-        });
-    }
-    if duration > 0.0 {
-        s.request_throughput = s.completed as f64 / duration;
-        s.output_throughput = s.total_output_tokens as f64 / duration;
-        s.total_token_throughput = (s.total_input_tokens + s.total_output_tokens) as f64 / duration;
-        s.input_sequence_throughput = s.total_input_sequences as f64 / duration;
-    }
-    if opts.slo.is_set() {
-        let good = ok.iter().filter(|r| opts.slo.is_good(r)).count();
-        s.request_goodput = Some(if duration > 0.0 {
-            good as f64 / duration
-        } else {
-            0.0
-        });
-        s.goodput_ratio = Some(if ok.is_empty() {
-            0.0
-        } else {
-            good as f64 / ok.len() as f64
-        });
-    }
-    for metric in Metric::VLLM
-        .iter()
-        .chain(Metric::VLLM_QUEUE.iter())
-        .chain(Metric::EXTRA.iter())
-    {
+    let mut s = totals.summary(duration, opts, opts.slo.is_set());
+    for metric in Metric::ALL {
         s.stats
-            .push((*metric, metric.describe(&ok, &opts.percentiles)));
+            .push((metric, metric.describe(&ok, &opts.percentiles)));
     }
     s.max_output_tokens_per_s = peak_tokens_per_s(&ok, s.output_throughput);
     s.peak_in_flight = peak_in_flight(&measured);
-    s.short_outputs = ok
-        .iter()
-        .filter(|r| {
-            r.expected_output_tokens
-                .is_some_and(|n| r.output_tokens < n)
-        })
-        .count() as u64;
     // vLLM counts requests overlapping a one-second bucket, which exceeds the
     // concurrency cap when requests follow each other within a second; this is the
     // exact peak instead (never above the cap).
     s.max_concurrent_requests = s.peak_in_flight;
-    s.achieved_rate = achieved_rate(&measured);
     if opts.steady_state {
         s.steady = Some(steady_state(&measured, &ok, &opts.percentiles));
     }
@@ -715,15 +838,6 @@ fn peak_in_flight(rs: &[&RequestRecord]) -> u64 {
         best = best.max(cur);
     }
     best as u64
-}
-
-fn achieved_rate(rs: &[&RequestRecord]) -> Option<f64> {
-    if rs.len() < 2 {
-        return None;
-    }
-    let first = rs.iter().map(|r| r.sent_ns).min()?;
-    let last = rs.iter().map(|r| r.sent_ns).max()?;
-    (last > first).then(|| (rs.len() - 1) as f64 / crate::clock::secs(last - first))
 }
 
 /// `mean_ms`, `median_ms`, `p{P}_ms` of `values_s` (seconds), for the users section.

@@ -7,6 +7,10 @@
 //! the files; the skew between the shards' starts is reported, and when the
 //! shards' clocks provably disagree (their offsets against the server's `Date`
 //! header, `shard.clock`, do not overlap) the timeline uses the server's clock.
+//! A bounded shard (`--bounded`) keeps a digest instead (`shard_digest`: totals and
+//! HDR histograms); when any shard did, every shard's part is a digest, they add
+//! up on the same timeline, and the merged result states the histograms'
+//! precision (`summary_precision`).
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +19,7 @@ use serde_json::{Map, Value, json};
 use super::result::{ResultOptions, RunInfo, RunResult};
 use crate::engine::run::RunOutcome;
 use crate::metrics::RequestRecord;
+use crate::metrics::digest::Digest;
 
 /// Starts further apart than this are warned about: the shards did not load the
 /// server together (a common `--start-at`, and synchronized clocks, fix it).
@@ -34,6 +39,8 @@ struct ShardFile {
     /// Where its records are in the merge's one list (appended as each file is
     /// read, so that no second copy of them is ever held).
     range: std::ops::Range<usize>,
+    /// A bounded shard's digest (then it has no records).
+    digest: Option<Digest>,
 }
 
 /// The keys of a shard's file the merge reads; the rest (the per-request
@@ -44,6 +51,8 @@ struct FileJson {
     shard: Option<Value>,
     #[serde(default)]
     shard_records: Option<RecordsJson>,
+    #[serde(default)]
+    shard_digest: Option<DigestJson>,
     // The header keys info_of reads, listed here (not flattened: serde would
     // buffer every other key to hand it on).
     #[serde(default)]
@@ -70,6 +79,15 @@ struct FileJson {
     endpoint: Option<Value>,
     #[serde(default)]
     num_warmups: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct DigestJson {
+    #[serde(default)]
+    t0_ns: u64,
+    #[serde(default)]
+    end_ns: u64,
+    digest: Value,
 }
 
 #[derive(serde::Deserialize)]
@@ -119,12 +137,24 @@ fn read(path: &Path, all: &mut Vec<RequestRecord>, keep_texts: bool) -> Result<S
             path.display()
         ));
     };
-    let sr = file.shard_records.ok_or_else(|| {
-        format!(
-            "{}: shard {index}/{count} kept no records (written by an older moonbench?); rerun the shard",
-            path.display()
-        )
-    })?;
+    let (sr, digest) = match (file.shard_records, file.shard_digest) {
+        (Some(sr), _) => (sr, None),
+        (None, Some(sd)) => {
+            let d = Digest::from_json(&sd.digest, &format!("{}: shard_digest", path.display()))?;
+            let sr = RecordsJson {
+                t0_ns: sd.t0_ns,
+                end_ns: sd.end_ns,
+                records: Vec::new(),
+            };
+            (sr, Some(d))
+        }
+        (None, None) => {
+            return Err(format!(
+                "{}: shard {index}/{count} kept no records (written by an older moonbench?); rerun the shard",
+                path.display()
+            ));
+        }
+    };
     Ok(ShardFile {
         index,
         count,
@@ -149,6 +179,7 @@ fn read(path: &Path, all: &mut Vec<RequestRecord>, keep_texts: bool) -> Result<S
         },
         path: path.to_path_buf(),
         json,
+        digest,
     })
 }
 
@@ -316,9 +347,45 @@ pub fn merge(
         .iter()
         .map(|f| f.t0_unix)
         .fold(f64::NEG_INFINITY, f64::max);
+    // Any bounded shard makes the merge bounded: the others' records are folded
+    // into digests on the same timeline, counted against the same objectives.
+    let slo = files
+        .iter()
+        .find_map(|f| f.digest.as_ref().map(|d| d.slo.clone()));
+    if let Some(slo) = &slo {
+        if let Some(f) = files
+            .iter()
+            .find(|f| f.digest.as_ref().is_some_and(|d| &d.slo != slo))
+        {
+            return Err(format!(
+                "{} counted goodput against other objectives (--goodput) than {}: not shards of one run",
+                f.path.display(),
+                files
+                    .iter()
+                    .find(|f| f.digest.is_some())
+                    .map_or(String::new(), |f| f.path.display().to_string())
+            ));
+        }
+    }
+    let mut merged_digest = slo.map(|s| Digest::new(0, s));
     let mut end_ns = 0u64;
     for f in &files {
         let shift = ((f.t0_unix - first) * 1e9).round() as u64;
+        if let Some(all) = &mut merged_digest {
+            let own = match &f.digest {
+                Some(d) => d.clone(),
+                None => {
+                    let mut d = Digest::new(f.t0_ns, all.slo.clone());
+                    for r in &records[f.range.clone()] {
+                        d.add(r);
+                    }
+                    d
+                }
+            };
+            all.merge(&own, shift as i64);
+            end_ns = end_ns.max(f.end_ns.saturating_sub(f.t0_ns) + shift);
+            continue;
+        }
         let at = |t: u64| t.saturating_sub(f.t0_ns) + shift;
         end_ns = end_ns.max(at(f.end_ns));
         for r in &mut records[f.range.clone()] {
@@ -329,6 +396,9 @@ pub fn merge(
             r.first_answer_ns = r.first_answer_ns.map(at);
             r.chunks = r.chunks.map_times(at);
         }
+    }
+    if merged_digest.is_some() {
+        records = Vec::new();
     }
     records.sort_by_key(|r| r.index);
     let skew_s = last - first;
@@ -345,6 +415,7 @@ pub fn merge(
         end_ns,
         notes: notes.clone(),
         texts_kept: keep_texts,
+        digest: merged_digest.map(Box::new),
         ..Default::default()
     };
     Ok(Merged {

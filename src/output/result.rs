@@ -150,7 +150,21 @@ impl RunResult {
             pooling: self.pooling(),
             steady_state: opts.steady_state,
         };
-        summarize(&self.outcome.records, self.outcome.duration(), &so)
+        match &self.outcome.digest {
+            Some(d) => d.summary(self.outcome.duration(), &so),
+            None => summarize(&self.outcome.records, self.outcome.duration(), &so),
+        }
+    }
+
+    /// An error naming `what` when this run kept no records in memory (bounded).
+    pub fn needs_records(&self, what: &str) -> Result<(), String> {
+        match &self.outcome.digest {
+            Some(_) => Err(format!(
+                "{what} needs every request's record, and this run kept none in memory (bounded); \
+                 they are in its records file (--save-records), one JSON object per line"
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Whether the run used a pooling backend (embeddings, pooling, rerank).
@@ -283,28 +297,32 @@ impl RunResult {
             })
             .collect();
         m.extend(s.vllm_map(&selected, "request_goodput"));
-        // vLLM writes these per-request lists even without --save-detailed.
+        // vLLM writes these per-request lists even without --save-detailed; a
+        // bounded run has them in its records file only.
+        let bounded = self.outcome.digest.is_some();
         let recs: Vec<_> = self.outcome.records.iter().filter(|r| !r.warmup).collect();
         let t0 = self.outcome.t0_ns;
-        m.insert(
-            "latencies".into(),
-            json!(recs.iter().map(|r| r.e2el()).collect::<Vec<_>>()),
-        );
-        m.insert(
-            "start_times".into(),
-            json!(
-                recs.iter()
-                    .map(|r| (r.sent_ns as f64 - t0 as f64) / 1e9)
-                    .collect::<Vec<_>>()
-            ),
-        );
-        m.insert(
-            "queue_times".into(),
-            json!(recs.iter().map(|r| r.schedule_lag()).collect::<Vec<_>>()),
-        );
+        if !bounded {
+            m.insert(
+                "latencies".into(),
+                json!(recs.iter().map(|r| r.e2el()).collect::<Vec<_>>()),
+            );
+            m.insert(
+                "start_times".into(),
+                json!(
+                    recs.iter()
+                        .map(|r| (r.sent_ns as f64 - t0 as f64) / 1e9)
+                        .collect::<Vec<_>>()
+                ),
+            );
+            m.insert(
+                "queue_times".into(),
+                json!(recs.iter().map(|r| r.schedule_lag()).collect::<Vec<_>>()),
+            );
+        }
         // Inverse real-time factor: seconds of audio per second (0 without audio, as vLLM writes it).
         m.insert("rtfx".into(), json!(s.rtfx.unwrap_or(0.0)));
-        if detailed || self.pooling() {
+        if (detailed || self.pooling()) && !bounded {
             // vLLM's pooling result keeps these two even without --save-detailed.
             m.insert(
                 "input_lens".into(),
@@ -319,7 +337,7 @@ impl RunResult {
                 ),
             );
         }
-        if detailed {
+        if detailed && !bounded {
             m.insert(
                 "output_lens".into(),
                 json!(
@@ -381,11 +399,21 @@ impl RunResult {
             }
             m.insert("server_metrics".into(), sm.to_json());
         }
-        if !o.notes.is_empty() {
-            m.insert("notes".into(), json!(o.notes));
+        let mut notes = o.notes.clone();
+        if bounded {
+            notes.push("bounded run: no per-request lists (latencies, start_times, queue_times); every record is in the records file".into());
+        }
+        if !notes.is_empty() {
+            m.insert("notes".into(), json!(notes));
         }
         // A shard keeps its records, exactly, for `moonbench merge`.
-        if i.shard.is_some() {
+        if let (Some(_), Some(d)) = (i.shard, &o.digest) {
+            // A bounded shard: its digest, which adds up with the others'.
+            m.insert(
+                "shard_digest".into(),
+                json!({"t0_ns": o.t0_ns, "end_ns": o.end_ns, "digest": d.to_json()}),
+            );
+        } else if i.shard.is_some() {
             let recs: Vec<_> = o.records.iter().filter(|r| !r.warmup).collect();
             m.insert(
                 "shard_records".into(),
@@ -631,6 +659,12 @@ pub const RESULT_FIELDS: &[(&str, &str, &str, &str)] = &[
         "分片的全部测量请求（{t0_ns, end_ns, records}，时间为本进程时钟的纳秒），供 moonbench merge 使用",
     ),
     (
+        "shard_digest",
+        "object",
+        "a bounded shard's digest instead of its records ({t0_ns, end_ns, digest}: totals, HDR histograms per metric, tokens and requests per millisecond), for moonbench merge",
+        "有界分片用摘要代替记录（{t0_ns, end_ns, digest}：合计、每个指标的 HDR 直方图、每毫秒的 token 与请求数），供 moonbench merge 使用",
+    ),
+    (
         "start_at",
         "s",
         "the common start (Unix seconds, --start-at) this process waited for before its clock started",
@@ -719,6 +753,12 @@ pub const RESULT_FIELDS: &[(&str, &str, &str, &str)] = &[
         "integer",
         "answers shorter than an exact length asked for (ignore_eos)",
         "比要求的确切长度（ignore_eos）短的回答数",
+    ),
+    (
+        "summary_precision",
+        "string (bounded runs)",
+        "how a run that kept no records (--bounded) made its numbers: percentiles from HDR histograms, their precision",
+        "未在内存中保留记录的运行（--bounded）如何得出数值：百分位来自 HDR 直方图及其精度",
     ),
     (
         "partial",
@@ -954,6 +994,21 @@ mod tests {
                     ..Default::default()
                 },
                 outcome: RunOutcome::default(),
+                options: ResultOptions::default(),
+            },
+            // A bounded shard writes its digest and the summary's precision.
+            RunResult {
+                info: RunInfo {
+                    shard: Some(crate::engine::shard::Shard { index: 0, count: 2 }),
+                    ..Default::default()
+                },
+                outcome: RunOutcome {
+                    digest: Some(Box::new(crate::metrics::digest::Digest::new(
+                        0,
+                        Default::default(),
+                    ))),
+                    ..Default::default()
+                },
                 options: ResultOptions::default(),
             },
             // A pooling run writes vLLM's pooling keys.

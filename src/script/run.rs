@@ -615,6 +615,7 @@ async fn lua_run(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String>)
         progress: c.progress,
         records_path: c.records_path.clone(),
         keep_text: c.keep_text,
+        bounded: c.bounded.then(|| c.options.slo.clone()),
         tokenizer: tg.tokenizer.clone(),
         io_threads: c.io_threads,
         server_metrics: c.server_metrics,

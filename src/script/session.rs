@@ -40,6 +40,8 @@ pub struct MeasureOpts {
     server_metrics: Option<ScrapeEvery>,
     /// Keep each answer's text in the result (`res:records()`, `generated_texts` in a detailed save); default false: on_response, records_file and a user's answer get the text, the result keeps only the timings, to save memory.
     keep_text: Option<bool>,
+    /// Keep no record in memory: fold each into HDR histograms (percentiles within 0.1%; counts, means and maxima exact) once it is written to records_file, which is then required; for runs of hours (default false).
+    bounded: Option<bool>,
 }
 
 impl LuaOptions for MeasureOpts {
@@ -57,6 +59,7 @@ const MEASURE_KEYS: &[&str] = &[
     "save",
     "server_metrics",
     "keep_text",
+    "bounded",
 ];
 
 /// The run options of one call, decoded and checked.
@@ -77,6 +80,8 @@ pub(super) struct Common {
     pub server_metrics: Option<Duration>,
     /// Keep answer texts in the result's records.
     pub keep_text: bool,
+    /// Keep no measured record in memory, only a digest.
+    pub bounded: bool,
     /// What the result reports.
     pub options: ResultOptions,
     /// The I/O runtime.
@@ -122,10 +127,33 @@ pub(super) fn begin<T: LuaOptions>(lua: &Lua, t: Table) -> mlua::Result<(Decoded
             .server_metrics
             .map_or(Some(Duration::from_secs(1)), |s| s.0),
         keep_text: o.keep_text.unwrap_or(false),
+        bounded: o.bounded.unwrap_or(false),
         options: result_options(lua, &d, &ResultOptions::default())?,
         io,
         io_threads,
     };
+    if common.bounded {
+        let why = if common.records_path.is_none() {
+            Some(
+                "streams every record to records_file, the only place they are kept: add records_file = \"run.records.jsonl\" (moonbench bench: --save-records FILE)",
+            )
+        } else if common.keep_text {
+            Some(
+                "keeps no record, so no answer text either: drop keep_text (moonbench bench: --save-detailed; the records file has every text)",
+            )
+        } else if common.options.steady_state {
+            Some(
+                "keeps no record, and the steady state needs them: drop steady_state (moonbench bench: --steady-state)",
+            )
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(mlua::Error::runtime(format!(
+                "{what}: bounded = true {why}"
+            )));
+        }
+    }
     Ok((d, common))
 }
 

@@ -325,6 +325,7 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
         ready_timeout: c.ready_timeout,
         records_path: c.records_path.clone(),
         keep_text: c.keep_text,
+        bounded: c.bounded.then(|| c.options.slo.clone()),
         server_metrics: c.server_metrics,
         io_threads: c.io_threads,
         grace: c.grace,

@@ -427,6 +427,11 @@ local spec = {
       help_zh = "写入结果的额外 KEY=VALUE" },
     { "--label", help = "label of the run (file-name prefix; default: the backend)", help_zh = "运行标签" },
     { "--save-records", help = "stream every request's record to this JSONL file", help_zh = "把每个请求的记录实时写入此 JSONL 文件" },
+    { "--bounded", type = "bool",
+      help = "keep no record in memory, for runs of hours: each goes to --save-records (required) and into HDR "
+        .. "histograms; percentiles within 0.1%, counts, means and maxima exact (no --save-detailed, plots or steady state)",
+      help_zh = "内存中不保留记录，适合跑几个小时：每条记录写入 --save-records（必须给）并计入 HDR 直方图；"
+        .. "分位数误差在 0.1% 以内，计数、均值、最大值精确（不能同时用 --save-detailed、图表或稳态指标）" },
     { "--save-pytorch-format", type = "bool",
       help = "also write <result>.pytorch.json, vLLM's PyTorch-benchmark records (also on with $SAVE_TO_PYTORCH_BENCHMARK_FORMAT)",
       help_zh = "同时写出 vLLM 的 PyTorch 基准格式 <结果>.pytorch.json" },
