@@ -84,6 +84,8 @@ local L = {
     short_fmt = "warning: %d answers came back shorter than max_tokens although ignore_eos was on (does the server honour it?)",
     cpu = "timing error <= %.2f ms, I/O CPU %d%%",
     why = "  why: ",
+    bounded = "Bounded (no records in memory):",
+    bounded_fmt = "percentiles within 0.1%% (HDR histograms), peaks in 1 ms buckets; counts and means exact",
   },
   zh = {
     title = " 服务基准测试结果 ",
@@ -156,6 +158,8 @@ local L = {
     short_fmt = "警告：设了 ignore_eos，仍有 %d 个回答短于 max_tokens（服务器是否支持 ignore_eos？）",
     cpu = "计时误差 <= %.2f ms，I/O 线程 CPU %d%%",
     why = "  依据: ",
+    bounded = "有界模式（内存不留记录）:",
+    bounded_fmt = "分位数误差在 0.1%% 以内（HDR 直方图），峰值按 1 ms 时间桶；计数与均值精确",
   },
 }
 
@@ -288,6 +292,8 @@ function M.format(s, opts)
     if #errs > 0 then line(t.errors, table.concat(errs, ", ")) end
     if (s.short_outputs or 0) > 0 then line(t.short, string.format(t.short_fmt, s.short_outputs)) end
     line(t.pre, tostring(s.preconnected_connections or 0))
+    -- --bounded：数字来自直方图，说明精度。A bounded run's numbers come from histograms: say how precise.
+    if s.summary_precision then line(t.bounded, string.format(t.bounded_fmt)) end
     local h = s.client_health
     if h then
       -- 客户端自己的计时误差上界：verdict 为 warning 时，上面的数字不可全信。
