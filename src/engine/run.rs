@@ -698,7 +698,7 @@ fn sleep_until(target_ns: u64, ctl: &watch::Receiver<u8>) -> bool {
 /// already running. Without it, those reads waited until every start was done
 /// (~300 ms at 10,000 streams on one core) and came back several events at once.
 #[derive(Default)]
-struct StartGate {
+pub(crate) struct StartGate {
     queued: AtomicUsize,
     waiting: AtomicBool,
     lock: std::sync::Mutex<()>,
@@ -711,7 +711,7 @@ const MAX_UNSTARTED: usize = 64;
 impl StartGate {
     /// Called by a request task when it first runs; wakes a waiting dispatcher
     /// once half the queue has started (one wake-up per 32 starts, not per start).
-    fn started(&self) {
+    pub(crate) fn started(&self) {
         let left = self.queued.fetch_sub(1, Ordering::AcqRel) - 1;
         if left <= MAX_UNSTARTED / 2 && self.waiting.load(Ordering::Acquire) {
             let _g = self.lock.lock().unwrap();
@@ -721,13 +721,13 @@ impl StartGate {
 
     /// Called by the dispatcher just before a spawn (so the task's own
     /// [`StartGate::started`] always comes after).
-    fn spawning(&self) {
+    pub(crate) fn spawning(&self) {
         self.queued.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Called by the dispatcher after a spawn: while too many are queued, waits
     /// until half of them started or the run is told to stop.
-    fn wait(&self, ctl: &watch::Receiver<u8>) {
+    pub(crate) fn wait(&self, ctl: &watch::Receiver<u8>) {
         if self.queued.load(Ordering::Acquire) < MAX_UNSTARTED {
             return;
         }

@@ -58,6 +58,9 @@ struct Inner {
     next: AtomicU64,
     t0_ns: u64,
     collector: Collector,
+    /// Requests handed to the I/O runtime and not yet started, bounded as the
+    /// open-loop dispatcher bounds them (10,000 users start at once).
+    gate: super::run::StartGate,
 }
 
 /// A started closed-loop session.
@@ -131,6 +134,7 @@ impl Session {
                 next: AtomicU64::new(0),
                 t0_ns: t0,
                 collector: measurement.collector(),
+                gate: Default::default(),
             }),
             io,
             measurement,
@@ -171,7 +175,9 @@ impl Sender {
     /// kept for the run's results). An interruption cuts it off after the grace period.
     pub async fn send(&self, req: Request, tag: UserTag) -> RequestRecord {
         let inner = self.inner.clone();
+        self.inner.gate.spawning();
         let task = self.io.spawn(async move {
+            inner.gate.started();
             let index = inner.next.fetch_add(1, Ordering::Relaxed);
             let now = clock::now_ns();
             let ctx = ExecContext {
@@ -204,6 +210,9 @@ impl Sender {
             inner.collector.add(rec.clone());
             rec
         });
+        // Blocks the script's thread (the users' scheduler) while many requests
+        // wait to start, as the dispatcher waits: the I/O thread reads first.
+        self.inner.gate.wait(&cancel::subscribe());
         match task.await {
             Ok(rec) => rec,
             Err(e) => RequestRecord {
