@@ -754,9 +754,22 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
         totals.add(r, &opts.slo);
     }
     let mut s = totals.summary(duration, opts, opts.slo.is_set());
+    // Metrics whose values are another's, value for value, copy its statistics
+    // instead of walking every token again: vLLM's queue names are aliases, and
+    // with one token per chunk the raw chunk gaps are the per-token ITLs.
+    let one_token_chunks = ok.iter().all(|r| r.chunks.tokens().all(|k| k <= 1));
     for metric in Metric::ALL {
-        s.stats
-            .push((metric, metric.describe(&ok, &opts.percentiles)));
+        let same_as = match metric {
+            Metric::ScheduleLag => Some(Metric::ClientQueueTime),
+            Metric::IntendedE2el => Some(Metric::E2elIncludingClientQueue),
+            Metric::ChunkItl if one_token_chunks => Some(Metric::Itl),
+            _ => None,
+        };
+        let stats = match same_as.and_then(|m| s.stats.iter().find(|(k, _)| *k == m)) {
+            Some((_, st)) => st.clone(),
+            None => metric.describe(&ok, &opts.percentiles),
+        };
+        s.stats.push((metric, stats));
     }
     s.max_output_tokens_per_s = peak_tokens_per_s(&ok, s.output_throughput);
     s.peak_in_flight = peak_in_flight(&measured);
