@@ -119,6 +119,9 @@ pub struct RunOutcome {
     /// A bounded run's digest of its measured records, which `records` then
     /// lacks (only warm-ups are kept).
     pub digest: Option<Box<crate::metrics::digest::Digest>>,
+    /// Summaries already computed from this outcome, by their options (printing,
+    /// saving and `res:summary()` ask for the same one; it walks every token).
+    pub summaries: std::sync::Mutex<Vec<(crate::metrics::SummaryOptions, crate::metrics::Summary)>>,
 }
 
 impl RunOutcome {

@@ -183,7 +183,7 @@ impl Slo {
 }
 
 /// What a summary needs besides the records.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SummaryOptions {
     /// Percentiles to report (0–100).
     pub percentiles: Vec<f64>,
