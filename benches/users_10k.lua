@@ -33,6 +33,9 @@ print(string.format("users:     %d users, %d requests ok, %d failed; %.0f req/s 
   n, s.completed, s.failed, s.request_throughput, s.duration, mb.now() - t, s.mean_ttft_ms))
 print(string.format("           Lua thread CPU %.2f s = %.0f%% of the run; I/O threads %.0f%% busy",
   h.script_cpu_seconds, h.script_cpu_share * 100, h.cpu_share * 100))
+-- 客户端读得及不及时：读延迟和"一次读到多个事件"的比例。Did the client read in time?
+print(string.format("           client health %s: read lag p99 %.1f ms, max %.1f ms; chunks read together with the one before %.2f%%",
+  h.verdict, h.read_lag_p99_ms, h.read_lag_max_ms, h.collapsed_chunk_share * 100))
 
 mb.sleep(61)  -- TIME_WAIT
 local tok = mb.tokenizer("words")
