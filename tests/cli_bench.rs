@@ -1555,6 +1555,32 @@ fn bounded_run_keeps_no_records_and_states_its_precision() {
         assert!(err.contains(want) && err.contains("--bounded"), "{err}");
         assert!(!stdout.contains("Serving Benchmark Result"), "nothing ran");
     }
+    // In Lua, what needs the records says so instead of handing back nothing.
+    let script = dir.join("bounded.lua");
+    std::fs::write(
+        &script,
+        format!(
+            "local mb = require \"moonbench\"\n\
+             local r = mb.run{{ target = mb.target{{}}, requests = mb.dataset.random{{ n = 4, input_len = 8, output_len = 2 }}, \
+             bounded = true, records_file = {:?}, progress = false }}\n\
+             print(r:summary().completed)\n\
+             print(select(2, pcall(function() return r:records() end)))\n\
+             print(select(2, pcall(function() return r:plot_timeline({:?}) end)))\n",
+            dir.join("lua.jsonl").to_str().unwrap(),
+            dir.join("t.html").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = run(&["run", script.to_str().unwrap()], LIMIT);
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(stdout.starts_with("4\n"), "{stdout}");
+    assert!(
+        stdout.contains("res:records() needs every request's record")
+            && stdout.contains("res:plot_timeline needs every request's record"),
+        "{stdout}"
+    );
+    assert!(!dir.join("t.html").exists(), "no empty plot written");
     let out = run(&["bench", "--num-prompts", "5", "--bounded"], LIMIT);
     assert!(
         text(&out).1.contains("add --save-records FILE"),

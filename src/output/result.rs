@@ -173,7 +173,7 @@ impl RunResult {
         match &self.outcome.digest {
             Some(_) => Err(format!(
                 "{what} needs every request's record, and this run kept none in memory (bounded); \
-                 they are in its records file (--save-records), one JSON object per line"
+                 they are in its records file (records_file; moonbench bench: --save-records), one JSON object per line"
             )),
             None => Ok(()),
         }

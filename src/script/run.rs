@@ -435,6 +435,10 @@ impl UserData for LuaResult {
                     }
                     _ => PathBuf::from(&name),
                 };
+                if detailed {
+                    r.0.needs_records("res:save{ detailed = true }")
+                        .map_err(mlua::Error::runtime)?;
+                }
                 if detailed && !r.0.outcome.texts_kept {
                     eprintln!(
                         "note: {}: no generated_texts: the run did not keep its answers' texts \
@@ -464,6 +468,8 @@ impl UserData for LuaResult {
                         "res:plot_timeline: itl_thresholds must rise above 0, like {{ 25, 50 }}; got {{ {a}, {b} }}"
                     )));
                 }
+                r.0.needs_records("res:plot_timeline")
+                    .map_err(mlua::Error::runtime)?;
                 let html = crate::output::plots::timeline_page(&r.0, (a, b));
                 crate::output::report::write(std::path::Path::new(&path), &html)
                     .map_err(mlua::Error::runtime)?;
@@ -471,6 +477,8 @@ impl UserData for LuaResult {
             },
         );
         m.add_method("plot_dataset_stats", |_, r, path: String| {
+            r.0.needs_records("res:plot_dataset_stats")
+                .map_err(mlua::Error::runtime)?;
             let html = crate::output::plots::dataset_page(&r.0);
             crate::output::report::write(std::path::Path::new(&path), &html)
                 .map_err(mlua::Error::runtime)?;
@@ -505,6 +513,8 @@ impl UserData for LuaResult {
             },
         );
         m.add_method("records", |lua, r, opts: Option<Table>| {
+            r.0.needs_records("res:records()")
+                .map_err(mlua::Error::runtime)?;
             let warm = decode::<RecordsOpts>(lua, opts)?
                 .opts
                 .warmup
