@@ -259,6 +259,7 @@ pub struct Digest {
     pub slo: Slo,
     /// Counts and sums.
     pub totals: Totals,
+    /// Per metric, except those with another's values ([`Metric::same_values_as`]).
     metrics: Vec<(Metric, MetricDigest)>,
     /// Output tokens arriving in each bucket.
     tokens: Vec<u32>,
@@ -287,6 +288,7 @@ impl Digest {
             totals: Totals::default(),
             metrics: Metric::ALL
                 .iter()
+                .filter(|m| m.same_values_as().is_none())
                 .map(|&m| (m, MetricDigest::default()))
                 .collect(),
             tokens: Vec::new(),
@@ -353,8 +355,17 @@ impl Digest {
     pub fn summary(&self, duration: f64, opts: &SummaryOptions) -> Summary {
         let slo_ok = opts.slo == self.slo && opts.slo.is_set();
         let mut s = self.totals.summary(duration, opts, slo_ok);
-        for (m, d) in &self.metrics {
-            s.stats.push((*m, d.stats(&opts.percentiles)));
+        for m in Metric::ALL {
+            let stats = match m.same_values_as() {
+                Some(src) => s.stat(src).clone(),
+                None => self
+                    .metrics
+                    .iter()
+                    .find(|(k, _)| *k == m)
+                    .map(|(_, d)| d.stats(&opts.percentiles))
+                    .unwrap_or_default(),
+            };
+            s.stats.push((m, stats));
         }
         // The most tokens in any window of one second (1,000 / BUCKET_MS buckets).
         let w = (1000 / BUCKET_MS) as usize;

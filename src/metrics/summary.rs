@@ -86,12 +86,18 @@ impl Metric {
 
     /// Parses a metric name as given to `--percentile-metrics`.
     pub fn parse(s: &str) -> Option<Metric> {
-        Self::VLLM
-            .iter()
-            .chain(Self::VLLM_QUEUE.iter())
-            .chain(Self::EXTRA.iter())
-            .copied()
-            .find(|m| m.key() == s.trim())
+        Self::ALL.iter().copied().find(|m| m.key() == s.trim())
+    }
+
+    /// The metric listed earlier in [`Metric::ALL`] whose values this one's are,
+    /// value for value, whatever the records (vLLM's queue names for moonbench's
+    /// schedule lag and intended E2EL): its statistics are copied, not recomputed.
+    pub fn same_values_as(self) -> Option<Metric> {
+        match self {
+            Metric::ScheduleLag => Some(Metric::ClientQueueTime),
+            Metric::IntendedE2el => Some(Metric::E2elIncludingClientQueue),
+            _ => None,
+        }
     }
 
     /// This metric's values over the successful requests, in seconds. The single
@@ -755,15 +761,13 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
     }
     let mut s = totals.summary(duration, opts, opts.slo.is_set());
     // Metrics whose values are another's, value for value, copy its statistics
-    // instead of walking every token again: vLLM's queue names are aliases, and
-    // with one token per chunk the raw chunk gaps are the per-token ITLs.
+    // instead of walking every token again: the aliases of `same_values_as`, and,
+    // with one token per chunk, the raw chunk gaps, which are the per-token ITLs.
     let one_token_chunks = ok.iter().all(|r| r.chunks.tokens().all(|k| k <= 1));
     for metric in Metric::ALL {
         let same_as = match metric {
-            Metric::ScheduleLag => Some(Metric::ClientQueueTime),
-            Metric::IntendedE2el => Some(Metric::E2elIncludingClientQueue),
             Metric::ChunkItl if one_token_chunks => Some(Metric::Itl),
-            _ => None,
+            m => m.same_values_as(),
         };
         let stats = match same_as.and_then(|m| s.stats.iter().find(|(k, _)| *k == m)) {
             Some((_, st)) => st.clone(),
