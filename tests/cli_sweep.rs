@@ -171,6 +171,44 @@ fn seed_config_sweep_resume_and_aggregate() {
     let out = run_in(&dir, &["report", "--dir", &run]);
     assert!(out.status.success(), "{}", text(&out).1);
     assert!(rd.join("report.html").exists());
+    // PNGs for slides and chat, in Chinese, beside nothing else.
+    let out = run_in(
+        &dir,
+        &["report", "--dir", &run, "--lang", "zh", "--png", "pngs"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let mut pngs: Vec<String> = std::fs::read_dir(dir.join("pngs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pngs.sort();
+    assert!(
+        stdout.contains(&format!("{} 张 PNG 图表 → pngs", pngs.len())),
+        "{stdout}"
+    );
+    for want in [
+        "01_output_throughput.png",
+        "_seed_heatmap.png",
+        "_seed_dashboard.png",
+    ] {
+        assert!(pngs.iter().any(|p| p.ends_with(want)), "{want}: {pngs:?}");
+    }
+    for p in &pngs {
+        let bytes = std::fs::read(dir.join("pngs").join(p)).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 5000,
+            "{p}"
+        );
+    }
+    // A --png path that cannot be a folder: named, and the page is still written.
+    std::fs::write(dir.join("taken"), "").unwrap();
+    let out = run_in(&dir, &["report", "--dir", &run, "--png", "taken"]);
+    let err = text(&out).1;
+    assert!(
+        !out.status.success() && err.contains("moonbench report: --png taken: cannot create taken"),
+        "{err}"
+    );
     let typo = run.replacen("Seed-", "Sed-", 1);
     let out = run_in(&dir, &["aggregate", "--dir", &typo]);
     let err = text(&out).1;

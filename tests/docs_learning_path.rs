@@ -116,6 +116,7 @@ fn the_learning_path_runs_as_written() {
         ("sweep scripts/config.yaml --lang zh", &["成功 4，失败 0"]),
         ("aggregate --lang zh", &["已聚合 4 个测试结果"]),
         ("report", &["performance_ranking.txt"]),
+        ("--png charts", &["张 PNG 图表 → charts"]),
     ];
     let dir = tmpdir("learning-path");
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_moonbench")).parent().unwrap();
@@ -168,4 +169,9 @@ fn the_learning_path_runs_as_written() {
         assert!(run.join(f).exists(), "{f} in {}", run.display());
     }
     assert!(dir.join("detail.html").exists() && dir.join("my_bench.lua").exists());
+    let dashboard = std::fs::read_dir(dir.join("charts"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with("_seed_dashboard.png"));
+    assert!(dashboard.is_some(), "the PNGs the page names, in charts/");
 }

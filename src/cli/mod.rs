@@ -164,6 +164,10 @@ pub struct ReportArgs {
     /// The run shown in the request timeline (file name; default: the first with per-request data).
     #[arg(long)]
     pub timeline: Option<String>,
+    /// Also write every chart as a PNG into DIR (rendered in Rust with bundled fonts,
+    /// Chinese included; no browser or network), plus the seed's one-image dashboard.
+    #[arg(long, value_name = "DIR")]
+    pub png: Option<PathBuf>,
 }
 
 /// Flags of `compare`.
@@ -321,8 +325,8 @@ fn report(a: ReportArgs) -> i32 {
         Some(d) => d.join("report.html"),
         None => PathBuf::from("report.html"),
     });
-    let html = crate::i18n::with_lang(a.lang == "zh", || {
-        crate::output::report::build(&rs, &a.title, a.timeline.as_deref(), by)
+    let (html, figures) = crate::i18n::with_lang(a.lang == "zh", || {
+        crate::output::report::build_with_figures(&rs, &a.title, a.timeline.as_deref(), by)
     });
     match crate::output::report::write(&output, &html) {
         Ok(()) => {
@@ -330,6 +334,18 @@ fn report(a: ReportArgs) -> i32 {
                 println!("{} 个结果的报告 → {}", rs.len(), output.display());
             } else {
                 println!("report of {} results -> {}", rs.len(), output.display());
+            }
+            if let Some(dir) = &a.png {
+                match crate::output::png::write_all(dir, &figures) {
+                    Ok(files) if a.lang == "zh" => {
+                        println!("{} 张 PNG 图表 → {}", files.len(), dir.display())
+                    }
+                    Ok(files) => println!("{} PNG charts -> {}", files.len(), dir.display()),
+                    Err(e) => {
+                        eprintln!("moonbench report: --png {}: {e}", dir.display());
+                        return 1;
+                    }
+                }
             }
             // The seed's text files beside the page.
             let (cs, left) = crate::output::seed_report::configs(&rs);
@@ -727,12 +743,108 @@ fn live_metrics(args: &mut Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether the command line asks for Chinese: `--lang zh` (or `--lang=zh`)
+/// anywhere in it, else `--lang en` not, and the user's language
+/// ([`crate::i18n::default_lang`]) is.
+fn wants_zh(args: &[String]) -> bool {
+    for (i, a) in args.iter().enumerate() {
+        let v = match a.strip_prefix("--lang=") {
+            Some(v) => Some(v),
+            None if a == "--lang" => args.get(i + 1).map(String::as_str),
+            None => None,
+        };
+        if let Some(v) = v {
+            return v.starts_with("zh");
+        }
+    }
+    crate::i18n::default_lang() == "zh"
+}
+
+/// `cmd` (built) with its about line, every argument's help and the headings in
+/// Chinese from the message catalogue, defaults and choices spelled out in
+/// Chinese; a text the catalogue lacks stays English. Recurses into subcommands.
+pub fn localized(mut cmd: clap::Command) -> clap::Command {
+    let zh = crate::i18n::messages_zh();
+    let t = |s: &str| zh.get(s.trim()).map(|z| z.to_string());
+    if let Some(z) = cmd.get_about().and_then(|a| t(&a.to_string())) {
+        cmd = cmd.about(z);
+    }
+    cmd = cmd
+        .help_template("{about-with-newline}\n用法：{usage}\n\n{all-args}{after-help}")
+        .subcommand_help_heading("命令");
+    let ids: Vec<clap::Id> = cmd.get_arguments().map(|a| a.get_id().clone()).collect();
+    for id in ids {
+        cmd = cmd.mut_arg(id, |a| {
+            let mut help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+            if let Some(z) = t(&help) {
+                help = z;
+            }
+            let takes = a.get_action().takes_values();
+            let defaults: Vec<String> = a
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            let heading = if a.is_positional() {
+                "参数"
+            } else {
+                "选项"
+            };
+            let mut a = a.help_heading(heading);
+            if takes && !defaults.is_empty() && !a.is_hide_default_value_set() {
+                help.push_str(&format!("（默认：{}）", defaults.join(" ")));
+                a = a.hide_default_value(true);
+            }
+            let choices: Vec<String> = a
+                .get_possible_values()
+                .iter()
+                .filter(|p| !p.is_hide_set())
+                .map(|p| p.get_name().to_string())
+                .collect();
+            if takes && !choices.is_empty() && !a.is_hide_possible_values_set() {
+                help.push_str(&format!("（可选：{}）", choices.join("、")));
+                a = a.hide_possible_values(true);
+            }
+            a.help(help)
+        });
+    }
+    let subs: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in subs {
+        cmd = cmd.mut_subcommand(name, localized);
+    }
+    cmd
+}
+
+/// Parses the command line, its help in Chinese when [`wants_zh`].
+fn parse_cli() -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<String> = std::env::args().collect();
+    if !wants_zh(&args) {
+        return Cli::try_parse_from(&args);
+    }
+    let mut cmd = Cli::command();
+    cmd.build();
+    let m = localized(cmd).try_get_matches_from(&args)?;
+    Cli::from_arg_matches(&m)
+}
+
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
+    let cli = match parse_cli() {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
+            if e.use_stderr() && wants_zh(&std::env::args().collect::<Vec<_>>()) {
+                eprintln!(
+                    "{}",
+                    crate::i18n::with_lang(true, || crate::i18n::tr(
+                        "The command line is wrong (see above). `moonbench COMMAND --help` lists the flags."
+                    ))
+                );
+            }
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
@@ -794,5 +906,72 @@ pub fn main() -> i32 {
                 0
             }
         },
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every help text and about line of `cmd` and its subcommands.
+    fn texts(cmd: &clap::Command, path: &str, out: &mut Vec<(String, String)>) {
+        if let Some(a) = cmd.get_about() {
+            out.push((path.to_string(), a.to_string()));
+        }
+        for a in cmd.get_arguments() {
+            if let Some(h) = a.get_help() {
+                out.push((format!("{path} --{}", a.get_id()), h.to_string()));
+            }
+        }
+        for s in cmd.get_subcommands() {
+            texts(s, &format!("{path} {}", s.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn the_help_a_beginner_reads_is_all_in_the_catalogue() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut all = Vec::new();
+        texts(&cmd, "moonbench", &mut all);
+        // serve-sim and calibrate are for people tuning the tool itself; their
+        // about lines are translated, their flags may stay English.
+        let expert = |p: &str| {
+            (p.starts_with("moonbench serve-sim ") || p.starts_with("moonbench calibrate "))
+                && p.contains(" --")
+        };
+        let zh = crate::i18n::messages_zh();
+        let missing: Vec<String> = all
+            .iter()
+            .filter(|(p, t)| !expert(p) && !zh.contains_key(t.trim()))
+            .map(|(p, t)| format!("{p}\t{t}"))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "add to src/i18n/messages.zh.tsv:\n{}",
+            missing.join("\n")
+        );
+        let help = localized(cmd)
+            .find_subcommand_mut("report")
+            .unwrap()
+            .render_help()
+            .to_string();
+        assert!(
+            help.contains("用法：moonbench report") && help.contains("选项"),
+            "{help}"
+        );
+        assert!(
+            help.contains("（默认：auto）") && help.contains("（可选：en、zh）"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn lang_is_read_in_any_position() {
+        let a = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert!(wants_zh(&a("moonbench report --help --lang zh")));
+        assert!(wants_zh(&a("moonbench --lang=zh report")));
+        assert!(!wants_zh(&a("moonbench report --lang en --help")));
     }
 }

@@ -1,7 +1,9 @@
 //! Translations: the user's language ([`default_lang`]) and catalogues of
 //! English text and its Chinese, read once at first use: the Lua options'
-//! descriptions (`options.zh.tsv`) and what `report` draws and writes
-//! (`report.zh.tsv`, through [`tr`] and [`trf`] inside [`with_lang`]). A
+//! descriptions (`options.zh.tsv`) and the one catalogue of everything else a
+//! user reads — what `report` draws and writes, the help of the clap-parsed
+//! subcommands, the CLI's messages — (`messages.zh.tsv`, through [`tr`] and
+//! [`trf`] inside [`with_lang`]). A
 //! catalogue is keyed by the English itself, so a changed English text has no
 //! translation until its line is updated (tests list what is missing).
 
@@ -59,14 +61,15 @@ pub fn options_zh() -> &'static HashMap<&'static str, &'static str> {
     MAP.get_or_init(|| parse(OPTIONS_ZH).unwrap_or_else(|e| panic!("options.zh.tsv {e}")))
 }
 
-/// The Chinese of what `report` draws and writes (titles, axes, legends, notes),
-/// as `English<TAB>Chinese` lines; `{}` marks where values go.
-const REPORT_ZH: &str = include_str!("report.zh.tsv");
+/// The Chinese of what users read outside the Lua option reference — what
+/// `report` draws and writes (titles, axes, legends, notes), subcommand help,
+/// CLI messages — as `English<TAB>Chinese` lines; `{}` marks where values go.
+const MESSAGES_ZH: &str = include_str!("messages.zh.tsv");
 
-/// The report catalogue.
-pub fn report_zh() -> &'static HashMap<&'static str, &'static str> {
+/// The message catalogue.
+pub fn messages_zh() -> &'static HashMap<&'static str, &'static str> {
     static MAP: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
-    MAP.get_or_init(|| parse(REPORT_ZH).unwrap_or_else(|e| panic!("report.zh.tsv {e}")))
+    MAP.get_or_init(|| parse(MESSAGES_ZH).unwrap_or_else(|e| panic!("messages.zh.tsv {e}")))
 }
 
 thread_local! {
@@ -84,13 +87,13 @@ pub fn with_lang<R>(zh: bool, f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// `en` in the current language ([`with_lang`]): its line of the report
+/// `en` in the current language ([`with_lang`]): its line of the message
 /// catalogue in Chinese, else `en` itself (and the miss is remembered).
 pub fn tr(en: &'static str) -> &'static str {
     if !ZH.with(|z| z.get()) {
         return en;
     }
-    match report_zh().get(en) {
+    match messages_zh().get(en) {
         Some(zh) => zh,
         None => {
             let mut m = MISSING.lock().unwrap();
@@ -133,9 +136,9 @@ mod tests {
         assert!(parse("a\tb\nc d\n").unwrap_err().starts_with("line 2"));
         assert!(parse("a\tb\n# c\na\tx\n").unwrap_err().contains("twice"));
         assert!(parse("a\t \n").unwrap_err().contains("empty"));
-        assert!(!report_zh().is_empty());
+        assert!(!messages_zh().is_empty());
         // Every translation keeps its template's placeholders.
-        for (en, zh) in report_zh() {
+        for (en, zh) in messages_zh() {
             assert_eq!(en.matches("{}").count(), zh.matches("{}").count(), "{en}");
         }
         let s = with_lang(true, || {

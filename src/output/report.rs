@@ -205,10 +205,42 @@ fn floats(o: &Map<String, Value>, k: &str) -> Option<Vec<f64>> {
         .map(|a| a.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect())
 }
 
+/// One chart of the report, as `report --png` writes it: a file stem
+/// (`03_ttft`) and its SVG.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// File name without extension, numbered in the page's order.
+    pub name: String,
+    /// The chart.
+    pub svg: String,
+}
+
 /// Builds the HTML page. `timeline_of` picks the run shown in the timeline (its
 /// file name); by default the first run with per-request data; `by` makes the
 /// charts' series.
 pub fn build(rs: &[ResultFile], title: &str, timeline_of: Option<&str>, by: GroupBy) -> String {
+    build_with_figures(rs, title, timeline_of, by).0
+}
+
+/// Writes one chart into the page's grid and keeps it as a figure.
+fn card(h: &mut String, figs: &mut Vec<Figure>, stem: &str, svg: String) {
+    let _ = write!(h, "<div class=\"card\">{svg}</div>");
+    figs.push(Figure {
+        name: format!("{:02}_{stem}", figs.len() + 1),
+        svg,
+    });
+}
+
+/// [`build`], also returning every chart on the page as a [`Figure`], in the
+/// page's order, and the seed's dashboard (its per-configuration charts in one
+/// image) when the runs have configurations.
+pub fn build_with_figures(
+    rs: &[ResultFile],
+    title: &str,
+    timeline_of: Option<&str>,
+    by: GroupBy,
+) -> (String, Vec<Figure>) {
+    let mut figs = Vec::new();
     let axis = XAxis::choose(rs);
     let charts = metric_charts(rs, &axis, by);
     let detailed: Vec<&ResultFile> = rs.iter().filter(|r| r.data.contains_key("ttfts")).collect();
@@ -246,12 +278,12 @@ pub fn build(rs: &[ResultFile], title: &str, timeline_of: Option<&str>, by: Grou
         )
     );
     let _ = write!(h, "<h2>{}</h2><div class=\"grid\">", tr("Throughput"));
-    for c in &charts[..2.min(charts.len())] {
-        let _ = write!(h, "<div class=\"card\">{}</div>", c.to_svg());
+    for (stem, c) in &charts[..2.min(charts.len())] {
+        card(&mut h, &mut figs, stem, c.to_svg());
     }
     let _ = write!(h, "</div><h2>{}</h2><div class=\"grid\">", tr("Latency"));
-    for c in charts.iter().skip(2) {
-        let _ = write!(h, "<div class=\"card\">{}</div>", c.to_svg());
+    for (stem, c) in charts.iter().skip(2) {
+        card(&mut h, &mut figs, stem, c.to_svg());
     }
     let _ = write!(h, "</div><h2>{}</h2>", tr("Distributions and timeline"));
     if cdfs.is_empty() && tl.is_none() {
@@ -264,11 +296,11 @@ pub fn build(rs: &[ResultFile], title: &str, timeline_of: Option<&str>, by: Grou
         );
     } else {
         h.push_str("<div class=\"grid\">");
-        for c in &cdfs {
-            let _ = write!(h, "<div class=\"card\">{}</div>", c.to_svg());
+        for (stem, c) in &cdfs {
+            card(&mut h, &mut figs, stem, c.to_svg());
         }
-        if let Some(t) = &tl {
-            let _ = write!(h, "<div class=\"card\">{t}</div>");
+        if let Some(t) = tl {
+            card(&mut h, &mut figs, "timeline", t);
         }
         h.push_str("</div>");
     }
@@ -282,23 +314,23 @@ pub fn build(rs: &[ResultFile], title: &str, timeline_of: Option<&str>, by: Grou
                 "Read from its Prometheus /metrics during each run. A queue that keeps growing means the server is saturated; KV-cache usage near 100% leads to preemptions."
             )
         );
-        for c in &server_charts {
-            let _ = write!(h, "<div class=\"card\">{}</div>", c.to_svg());
+        for (stem, c) in &server_charts {
+            card(&mut h, &mut figs, stem, c.to_svg());
         }
         h.push_str("</div>");
     }
 
     let (configs, _) = super::seed_report::configs(rs);
-    seed_views(&mut h, &configs);
+    seed_views(&mut h, &mut figs, &configs);
     ranking_table(&mut h, &configs);
     runs_table(&mut h, rs);
     h.push_str("</table></body></html>\n");
-    h
+    (h, figs)
 }
 
 /// Throughput and latency (p50 and the highest percentile) against the x axis,
 /// one series per group of runs.
-fn metric_charts(rs: &[ResultFile], axis: &XAxis, by: GroupBy) -> Vec<Chart> {
+fn metric_charts(rs: &[ResultFile], axis: &XAxis, by: GroupBy) -> Vec<(&'static str, Chart)> {
     let mut groups: Vec<String> = Vec::new();
     for r in rs {
         let g = group_of(r, by);
@@ -332,20 +364,26 @@ fn metric_charts(rs: &[ResultFile], axis: &XAxis, by: GroupBy) -> Vec<Chart> {
                 .filter(|s| !s.points.is_empty())
                 .collect()
         };
-    charts.push(Chart {
-        title: tr("Output token throughput").into(),
-        x_label: x_label.clone(),
-        y_label: tr("output tokens/s").into(),
-        series: series_for(&|r| number(&r.data, "output_throughput"), "", false),
-        x_log,
-    });
-    charts.push(Chart {
-        title: tr("Request throughput").into(),
-        x_label: x_label.clone(),
-        y_label: tr("requests/s").into(),
-        series: series_for(&|r| number(&r.data, "request_throughput"), "", false),
-        x_log,
-    });
+    charts.push((
+        "output_throughput",
+        Chart {
+            title: tr("Output token throughput").into(),
+            x_label: x_label.clone(),
+            y_label: tr("output tokens/s").into(),
+            series: series_for(&|r| number(&r.data, "output_throughput"), "", false),
+            x_log,
+        },
+    ));
+    charts.push((
+        "request_throughput",
+        Chart {
+            title: tr("Request throughput").into(),
+            x_label: x_label.clone(),
+            y_label: tr("requests/s").into(),
+            series: series_for(&|r| number(&r.data, "request_throughput"), "", false),
+            x_log,
+        },
+    ));
     for (m, name) in [
         ("ttft", tr("Time to first token (TTFT)")),
         ("tpot", tr("Time per output token (TPOT)")),
@@ -360,30 +398,36 @@ fn metric_charts(rs: &[ResultFile], axis: &XAxis, by: GroupBy) -> Vec<Chart> {
             series.extend(series_for(&|r| number(&r.data, hp), &label, true));
         }
         if !series.is_empty() {
-            charts.push(Chart {
-                title: trf(
-                    "{}: p50 (solid) and {} (dashed)",
-                    &[
-                        &name,
-                        &hp.as_deref()
-                            .and_then(|h| h.split('_').next())
-                            .unwrap_or("p99"),
-                    ],
-                ),
-                x_label: x_label.clone(),
-                y_label: tr("milliseconds").into(),
-                series,
-                x_log,
-            });
+            charts.push((
+                m,
+                Chart {
+                    title: trf(
+                        "{}: p50 (solid) and {} (dashed)",
+                        &[
+                            &name,
+                            &hp.as_deref()
+                                .and_then(|h| h.split('_').next())
+                                .unwrap_or("p99"),
+                        ],
+                    ),
+                    x_label: x_label.clone(),
+                    y_label: tr("milliseconds").into(),
+                    series,
+                    x_log,
+                },
+            ));
         }
     }
     charts
 }
 
 /// Latency CDFs from per-request data (up to 8 runs).
-fn cdf_charts(detailed: &[&ResultFile]) -> Vec<Chart> {
+fn cdf_charts(detailed: &[&ResultFile]) -> Vec<(&'static str, Chart)> {
     let mut cdfs = Vec::new();
-    for (key, name, ms) in [("ttfts", "TTFT", true), ("latencies", "E2EL", true)] {
+    for (key, name, ms, stem) in [
+        ("ttfts", "TTFT", true, "ttft_cdf"),
+        ("latencies", "E2EL", true, "e2el_cdf"),
+    ] {
         let series: Vec<Series> = detailed
             .iter()
             .take(8)
@@ -403,20 +447,23 @@ fn cdf_charts(detailed: &[&ResultFile]) -> Vec<Chart> {
             })
             .collect();
         if !series.is_empty() {
-            cdfs.push(Chart {
-                title: trf("{} distribution (CDF)", &[&name]),
-                x_label: format!("{name} (ms)"),
-                y_label: tr("fraction of requests").into(),
-                series,
-                x_log: false,
-            });
+            cdfs.push((
+                stem,
+                Chart {
+                    title: trf("{} distribution (CDF)", &[&name]),
+                    x_label: format!("{name} (ms)"),
+                    y_label: tr("fraction of requests").into(),
+                    series,
+                    x_log: false,
+                },
+            ));
         }
     }
     cdfs
 }
 
 /// The server's own metrics over time, for the runs that have them (up to 8).
-fn server_charts(rs: &[ResultFile]) -> Vec<Chart> {
+fn server_charts(rs: &[ResultFile]) -> Vec<(&'static str, Chart)> {
     let mut server_charts = Vec::new();
     let with_server: Vec<&ResultFile> = rs
         .iter()
@@ -468,22 +515,31 @@ fn server_charts(rs: &[ResultFile]) -> Vec<Chart> {
             });
         }
     }
-    for (title, y, series) in [
+    for (stem, title, y, series) in [
         (
+            "server_queue",
             tr("Server: requests running (solid) and waiting (dashed)"),
             tr("requests"),
             queue,
         ),
-        (tr("Server: KV-cache usage"), tr("percent"), kv),
+        (
+            "server_kv_cache",
+            tr("Server: KV-cache usage"),
+            tr("percent"),
+            kv,
+        ),
     ] {
         if !series.is_empty() {
-            server_charts.push(Chart {
-                title: title.into(),
-                x_label: tr("seconds since the run started").into(),
-                y_label: y.into(),
-                series,
-                x_log: false,
-            });
+            server_charts.push((
+                stem,
+                Chart {
+                    title: title.into(),
+                    x_label: tr("seconds since the run started").into(),
+                    y_label: y.into(),
+                    series,
+                    x_log: false,
+                },
+            ));
         }
     }
     server_charts
@@ -539,8 +595,8 @@ fn request_timeline(detailed: &[&ResultFile], timeline_of: Option<&str>) -> Opti
 /// total, generation and request throughput, TTFT/TPOT/ITL and token counts as
 /// bars, and each metric scaled from its worst (0) to its best (1) across the
 /// configurations, latencies by their inverse as the seed scales them.
-fn seed_views(h: &mut String, cs: &[super::seed_report::Config]) {
-    use super::svg::{bars, heatmap};
+fn seed_views(h: &mut String, figs: &mut Vec<Figure>, cs: &[super::seed_report::Config]) {
+    use super::svg::{bars, compose, heatmap};
     if cs.is_empty() {
         return;
     }
@@ -556,51 +612,66 @@ fn seed_views(h: &mut String, cs: &[super::seed_report::Config]) {
         )
     );
     let charts = [
-        bars(
-            tr("Total token throughput"),
-            "tokens/s",
-            &names,
-            &[(tr("total").into(), col(&|c| c.total_tput))],
-            1,
+        (
+            "seed_total_throughput",
+            bars(
+                tr("Total token throughput"),
+                "tokens/s",
+                &names,
+                &[(tr("total").into(), col(&|c| c.total_tput))],
+                1,
+            ),
         ),
-        bars(
-            tr("Generation throughput"),
-            "tokens/s",
-            &names,
-            &[(tr("output").into(), col(&|c| c.gen_tput))],
-            1,
+        (
+            "seed_generation_throughput",
+            bars(
+                tr("Generation throughput"),
+                "tokens/s",
+                &names,
+                &[(tr("output").into(), col(&|c| c.gen_tput))],
+                1,
+            ),
         ),
-        bars(
-            tr("Latency: mean TTFT, TPOT and ITL"),
-            "ms",
-            &names,
-            &[
-                ("TTFT".into(), col(&|c| c.ttft)),
-                ("TPOT".into(), col(&|c| c.tpot)),
-                ("ITL".into(), col(&|c| c.itl)),
-            ],
-            1,
+        (
+            "seed_latency",
+            bars(
+                tr("Latency: mean TTFT, TPOT and ITL"),
+                "ms",
+                &names,
+                &[
+                    ("TTFT".into(), col(&|c| c.ttft)),
+                    ("TPOT".into(), col(&|c| c.tpot)),
+                    ("ITL".into(), col(&|c| c.itl)),
+                ],
+                1,
+            ),
         ),
-        bars(
-            tr("Token counts"),
-            tr("tokens"),
-            &names,
-            &[
-                (tr("input").into(), col(&|c| c.input_tokens as f64)),
-                (tr("output").into(), col(&|c| c.output_tokens as f64)),
-            ],
-            0,
+        (
+            "seed_token_counts",
+            bars(
+                tr("Token counts"),
+                tr("tokens"),
+                &names,
+                &[
+                    (tr("input").into(), col(&|c| c.input_tokens as f64)),
+                    (tr("output").into(), col(&|c| c.output_tokens as f64)),
+                ],
+                0,
+            ),
         ),
-        bars(
-            tr("Request throughput"),
-            "req/s",
-            &names,
-            &[(tr("requests").into(), col(&|c| c.req_tput))],
-            3,
+        (
+            "seed_request_throughput",
+            bars(
+                tr("Request throughput"),
+                "req/s",
+                &names,
+                &[(tr("requests").into(), col(&|c| c.req_tput))],
+                3,
+            ),
         ),
     ];
-    for c in charts {
-        let _ = write!(h, "<div class=\"card\">{c}</div>");
+    for (stem, c) in &charts {
+        card(h, figs, stem, c.clone());
     }
     // Higher is better for throughput; latencies by 1/x, as the seed.
     type Of = fn(&super::seed_report::Config) -> f64;
@@ -632,15 +703,27 @@ fn seed_views(h: &mut String, cs: &[super::seed_report::Config]) {
         );
         rows.push(tr(name).to_string());
     }
+    let map = heatmap(
+        tr("Performance heatmap (green = better)"),
+        &rows,
+        &names,
+        &scores,
+    );
+    figs.push(Figure {
+        name: format!("{:02}_seed_heatmap", figs.len() + 1),
+        svg: map.clone(),
+    });
+    // The seed's one-image dashboard: the five charts and the heatmap.
+    let mut parts: Vec<String> = charts.into_iter().map(|(_, c)| c).collect();
+    parts.push(map.clone());
+    figs.push(Figure {
+        name: format!("{:02}_seed_dashboard", figs.len() + 1),
+        svg: compose(tr("Performance dashboard"), &parts, 2),
+    });
     let _ = write!(
         h,
         "<div class=\"card\">{}<p class=\"muted\">{}</p></div></div>",
-        heatmap(
-            tr("Performance heatmap (green = better)"),
-            &rows,
-            &names,
-            &scores
-        ),
+        map,
         tr(
             "Each metric from its worst configuration (0) to its best (1); TTFT, TPOT and ITL by their inverse, as the seed scales them; 1 when all are equal."
         )
@@ -759,6 +842,54 @@ mod tests {
     }
 
     #[test]
+    fn every_chart_is_a_figure_and_renders_as_png_in_chinese() {
+        let mut rs = vec![
+            result("bench_io128x64_mc1_np4.json", 1, 100.0, 10.0),
+            result("bench_io128x64_mc8_np32.json", 8, 600.0, 30.0),
+        ];
+        for (i, r) in rs.iter_mut().enumerate() {
+            for (k, v) in [
+                ("mean_ttft_ms", 10.0),
+                ("mean_tpot_ms", 3.0),
+                ("mean_itl_ms", 3.0),
+                ("total_token_throughput", 300.0),
+                ("total_input_tokens", 512.0),
+                ("total_output_tokens", 256.0),
+            ] {
+                r.data.insert(k.into(), (v * (i + 1) as f64).into());
+            }
+        }
+        let (html, figs) = crate::i18n::with_lang(true, || {
+            build_with_figures(&rs, "报告", None, GroupBy::Auto)
+        });
+        let names: Vec<&str> = figs.iter().map(|f| f.name.as_str()).collect();
+        // Every chart on the page is a figure, in the page's order, plus the dashboard.
+        assert_eq!(html.matches("<svg").count() + 1, figs.len(), "{names:?}");
+        for (i, f) in figs.iter().enumerate() {
+            assert!(f.name.starts_with(&format!("{:02}_", i + 1)), "{names:?}");
+            if !f.name.ends_with("seed_dashboard") {
+                assert!(html.contains(&f.svg), "{} is on the page", f.name);
+            }
+        }
+        assert!(names.contains(&"01_output_throughput"), "{names:?}");
+        assert!(names.iter().any(|n| n.ends_with("_timeline")), "{names:?}");
+        let dash = figs.last().unwrap();
+        assert!(dash.name.ends_with("_seed_dashboard"), "{names:?}");
+        assert!(dash.svg.contains("性能仪表盘") && dash.svg.contains("性能热力图"));
+        for f in &figs {
+            let png = crate::output::png::render(&f.svg).unwrap();
+            let img = resvg::tiny_skia::Pixmap::decode_png(&png).unwrap();
+            let (w, h) = super::super::svg::size_of(&f.svg).unwrap();
+            assert_eq!(
+                (img.width(), img.height()),
+                ((w * 2.0).ceil() as u32, (h * 2.0).ceil() as u32),
+                "{}",
+                f.name
+            );
+        }
+    }
+
+    #[test]
     fn page_has_every_chart() {
         let rs = vec![
             result("bench_io128x64_mc1_np4.json", 1, 100.0, 10.0),
@@ -822,7 +953,7 @@ mod tests {
         assert_eq!(
             crate::i18n::missing(),
             Vec::<&str>::new(),
-            "not in report.zh.tsv"
+            "not in messages.zh.tsv"
         );
         for needle in [
             "输出 token 吞吐量",

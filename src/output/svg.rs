@@ -426,6 +426,58 @@ pub fn heatmap(title: &str, rows: &[String], cols: &[String], scores: &[Vec<f64>
     s
 }
 
+/// The `width` and `height` of an SVG this module drew (its root's attributes).
+pub fn size_of(svg: &str) -> Option<(f64, f64)> {
+    let head = &svg[..svg.find('>')?];
+    let attr = |name: &str| -> Option<f64> {
+        let at = head.find(&format!(" {name}=\""))? + name.len() + 3;
+        head[at..].split('"').next()?.parse().ok()
+    };
+    Some((attr("width")?, attr("height")?))
+}
+
+/// Charts of this module in one picture under a title, `columns` to a row, each
+/// row as tall as its tallest chart (the seed's one-image dashboard).
+pub fn compose(title: &str, parts: &[String], columns: usize) -> String {
+    let columns = columns.max(1);
+    let sizes: Vec<(f64, f64)> = parts.iter().map(|p| size_of(p).unwrap_or((W, H))).collect();
+    let col_w: Vec<f64> = (0..columns)
+        .map(|c| {
+            sizes
+                .iter()
+                .skip(c)
+                .step_by(columns)
+                .map(|s| s.0)
+                .fold(0.0, f64::max)
+        })
+        .collect();
+    let gap = 12.0;
+    let top = 44.0;
+    let width = (col_w.iter().sum::<f64>() + gap * (columns as f64 + 1.0)).ceil();
+    let mut body = String::new();
+    let mut y = top;
+    for (r, row) in sizes.chunks(columns).enumerate() {
+        let mut x = gap;
+        for (c, _) in row.iter().enumerate() {
+            let part = &parts[r * columns + c];
+            // A nested <svg> placed at (x, y): the chart keeps its own viewport.
+            let _ = write!(
+                body,
+                "{}",
+                part.replacen("<svg ", &format!("<svg x=\"{x}\" y=\"{y}\" "), 1)
+            );
+            x += col_w[c] + gap;
+        }
+        y += row.iter().map(|s| s.1).fold(0.0, f64::max) + gap;
+    }
+    let height = y.ceil();
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" font-family="sans-serif" font-size="12"><rect width="{width}" height="{height}" fill="#f4f4f4"/><text x="{}" y="28" font-size="20" font-weight="bold" text-anchor="middle">{}</text>{body}</svg>"##,
+        width / 2.0,
+        esc(title)
+    )
+}
+
 /// About how wide `text` is at the charts' 12 px sans-serif: 7 px a character,
 /// 12 px for a wide (CJK) one.
 pub fn text_width(text: &str) -> f64 {
