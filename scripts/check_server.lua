@@ -22,74 +22,73 @@ local args = argparse.parse({
     { "--lang", default = "en", choices = { "en", "zh" }, help = "language", help_zh = "语言" },
   },
 }, arg)
-local zh = args.lang == "zh"
-local function say(en, cn) print(zh and cn or en) end
-local function step(n, en, cn) print(string.format("\n[%d/5] %s", n, zh and cn or en)) end
-local function stop(en, cn) error((zh and cn or en), 0) end
+-- 提示文字写英文，mb.tr 从 moonbench 唯一的消息目录（src/i18n/messages.zh.tsv）取中文；
+-- %d/%s 等占位符在翻译之后再填。Texts are English; mb.tr finds their Chinese in the one
+-- message catalogue; placeholders are filled after translating.
+local function t(en, ...) return string.format(mb.tr(en, args.lang), ...) end
+local function say(en, ...) print(t(en, ...)) end
+local function step(n, en, ...) print(string.format("\n[%d/5] %s", n, t(en, ...))) end
+local function stop(en, ...) error(t(en, ...), 0) end
 
 -- 1. 配置 Config -----------------------------------------------------------------------
 local path = args._positional[1] or "config.yaml"
 if not mb.exists(path) and not args._positional[1] then
   path = "scripts/config.yaml"   -- 没有自己的配置时，用内置示例（测模拟服务器）
 end
-step(1, "Checking the config " .. path, "检查配置文件 " .. path)
+step(1, "Checking the config %s", path)
 local cfg = sweep.load(path)
 local points = sweep.plan(cfg, { result_dir = args.result_dir, lang = args.lang })
 local total = 0
 for _, p in ipairs(points) do total = total + p.np end
-say(string.format("  ok: %d points, %d requests; model %s; backend %s", #points, total, cfg.model or "(simulator)", cfg.backend or "vllm"),
-    string.format("  正常：%d 个组合，%d 个请求；模型 %s；后端 %s", #points, total, cfg.model or "（模拟服务器）", cfg.backend or "vllm"))
+say("  ok: %d points, %d requests; model %s; backend %s", #points, total, cfg.model or t("(simulator)"), cfg.backend or "vllm")
 
 -- 2. 服务器 Server -----------------------------------------------------------------------
-step(2, "Checking the server", "检查服务器")
+step(2, "Checking the server")
 if not cfg.base_url then
-  say("  no base_url: the built-in simulated server is used (nothing to check)",
-      "  没有 base_url：使用内置模拟服务器（无需检查）")
+  say("  no base_url: the built-in simulated server is used (nothing to check)")
 else
   local base = cfg.base_url:gsub("/+$", "")
   if base:match("/v1$") then
-    stop("base_url ends in /v1: write it without /v1 (e.g. http://localhost:8000); the endpoint adds /v1/...",
-         "base_url 以 /v1 结尾：请去掉 /v1（例如 http://localhost:8000），接口路径会自动加上 /v1/...")
+    stop("base_url ends in /v1: write it without /v1 (e.g. http://localhost:8000); the endpoint adds /v1/...")
   end
   local status, body = mb.http_get(base .. "/health", 5)
   if status == nil then
-    stop(string.format("cannot reach %s: %s\n  Is the server running? Start it, e.g. `vllm serve %s --port 8000`,\n  and check the host and port in base_url (vLLM's default port is 8000).",
-      base, body, cfg.model),
-      string.format("无法连接 %s：%s\n  服务器启动了吗？例如 `vllm serve %s --port 8000`；\n  并检查 base_url 里的主机和端口（vLLM 默认端口 8000）。", base, body, cfg.model))
+    stop("cannot reach %s: %s\n  Is the server running? Start it, e.g. `vllm serve %s --port 8000`,\n  and check the host and port in base_url (vLLM's default port is 8000).",
+      base, body, cfg.model)
   end
-  say(string.format("  GET /health -> HTTP %d", status), string.format("  GET /health -> HTTP %d", status))
+  print(string.format("  GET /health -> HTTP %d", status))
   local ms, mbody = mb.http_get(base .. "/v1/models", 5)
   if ms == 401 or ms == 403 then
-    stop("the server wants an API key (HTTP " .. ms .. "): set OPENAI_API_KEY, or add `defaults: {api-key: ...}` to the config",
-         "服务器需要 API 密钥（HTTP " .. ms .. "）：设置环境变量 OPENAI_API_KEY，或在配置里加 `defaults: {api-key: ...}`")
+    stop("the server wants an API key (HTTP %d): set OPENAI_API_KEY, or add `defaults: {api-key: ...}` to the config", ms)
   elseif ms ~= 200 then
-    stop(string.format("GET /v1/models answered %s: this does not look like an OpenAI-compatible server (vLLM, SGLang, TGI's /v1 API ...);\n  check base_url and backend", tostring(ms)),
-         string.format("GET /v1/models 返回 %s：这不像兼容 OpenAI 接口的服务器；请检查 base_url 和 backend", tostring(ms)))
+    stop("GET /v1/models answered %s: this does not look like an OpenAI-compatible server (vLLM, SGLang, TGI's /v1 API ...);\n  check base_url and backend", tostring(ms))
   end
   local ok, models = pcall(mb.json.decode, mbody)
   local served = {}
   if ok and type(models) == "table" and type(models.data) == "table" then
     for _, m in ipairs(models.data) do served[#served + 1] = m.id end
   end
-  say("  the server serves: " .. table.concat(served, ", "), "  服务器提供的模型：" .. table.concat(served, ", "))
+  say("  the server serves: %s", table.concat(served, ", "))
   local found = false
   for _, id in ipairs(served) do if id == cfg.model then found = true end end
   if #served > 0 and not found then
     local hint = mb.suggest(cfg.model, served) or served[1]
-    stop(string.format("model '%s' is not served here; set `model: %s` in %s (the name must match /v1/models exactly)", cfg.model, hint, path),
-         string.format("服务器上没有模型 '%s'；请在 %s 里写 `model: %s`（名字必须与 /v1/models 完全一致）", cfg.model, path, hint))
+    stop("model '%s' is not served here; set `model: %s` in %s (the name must match /v1/models exactly)", cfg.model, hint, path)
   end
 end
 
 -- 3. 冒烟测试 Smoke test ------------------------------------------------------------------
-step(3, "Smoke test: 5 prompts, 128 input / 128 output tokens, concurrency 1",
-        "冒烟测试：5 个请求，输入/输出各 128 token，并发 1")
+step(3, "Smoke test: 5 prompts, 128 input / 128 output tokens, concurrency 1")
 local smoke = {}
 for _, a in ipairs(points[1].argv) do smoke[#smoke + 1] = a end
--- 冒烟测试不保存结果文件；后面的参数覆盖前面的。Later flags win; no result file.
+-- 冒烟测试不写任何文件（结果、明细、图表）；后面的参数覆盖前面的。
+-- The smoke test writes no file (result, details, plots); later flags win.
+local writes = { ["--save-result"] = 0, ["--save-detailed"] = 0, ["--append-result"] = 0,
+  ["--save-pytorch-format"] = 0, ["--result-filename"] = 1, ["--result-dir"] = 1,
+  ["--plot-timeline"] = 0, ["--plot-dataset-stats"] = 0, ["--save-records"] = 1 }
 for i = #smoke, 1, -1 do
-  if smoke[i] == "--save-result" then table.remove(smoke, i) end
-  if smoke[i] == "--result-filename" then table.remove(smoke, i); table.remove(smoke, i) end
+  local n = writes[smoke[i]]
+  if n then for _ = 0, n do table.remove(smoke, i) end end
 end
 for _, a in ipairs({ "--num-prompts", "5", "--random-input-len", "128", "--random-output-len", "128",
   "--max-concurrency", "1", "--disable-tqdm", "--num-warmups", "0" }) do smoke[#smoke + 1] = a end
@@ -98,40 +97,36 @@ if not ok then
   local e = tostring(res)
   local advice = ""
   if e:find("HTTP 404", 1, true) then
-    advice = zh and "\n  建议：接口路径不对（或模型名不对）。vLLM 的文本补全是 /v1/completions，对话是 /v1/chat/completions；检查 backend/endpoint。"
-      or "\n  Advice: wrong endpoint (or model name). vLLM serves /v1/completions and /v1/chat/completions; check backend/endpoint."
+    advice = t("\n  Advice: wrong endpoint (or model name). vLLM serves /v1/completions and /v1/chat/completions; check backend/endpoint.")
   elseif e:find("HTTP 401", 1, true) or e:find("HTTP 403", 1, true) then
-    advice = zh and "\n  建议：设置 OPENAI_API_KEY。" or "\n  Advice: set OPENAI_API_KEY."
+    advice = t("\n  Advice: set OPENAI_API_KEY.")
   elseif e:find("tokenizer", 1, true) then
-    advice = zh and "\n  建议：tokenizer 写成模型目录（含 tokenizer.json）的路径。" or "\n  Advice: point tokenizer at the model directory (with tokenizer.json)."
+    advice = t("\n  Advice: point tokenizer at the model directory (with tokenizer.json).")
   end
-  stop("the smoke test failed: " .. e .. advice, "冒烟测试失败：" .. e .. advice)
+  stop("the smoke test failed: %s%s", e, advice)
 end
 local s = res:summary()
-say(string.format("  ok: %d/5 requests, TTFT %.1f ms, TPOT %.2f ms, %.1f output tokens/s",
-    s.completed, s.mean_ttft_ms, s.mean_tpot_ms or 0, s.output_throughput),
-    string.format("  正常：成功 %d/5，首 token 时间 %.1f ms，每 token 时间 %.2f ms，输出 %.1f token/s",
-    s.completed, s.mean_ttft_ms, s.mean_tpot_ms or 0, s.output_throughput))
+say("  ok: %d/5 requests, TTFT %.1f ms, TPOT %.2f ms, %.1f output tokens/s",
+    s.completed, s.mean_ttft_ms, s.mean_tpot_ms or 0, s.output_throughput)
 if args.smoke_only then return end
 
 -- 4. 询问 Ask ------------------------------------------------------------------------------
-step(4, "Ready for the full sweep", "准备运行完整参数扫描")
+step(4, "Ready for the full sweep")
 if not args.yes then
-  io.write(zh and string.format("运行完整扫描（%d 个组合，%d 个请求）吗？[y/N] ", #points, total)
-    or string.format("Run the full sweep (%d points, %d requests)? [y/N] ", #points, total))
+  io.write(t("Run the full sweep (%d points, %d requests)? [y/N] ", #points, total))
   local answer = io.read("l") or ""
   if not answer:lower():match("^y") then
-    say("stopped; run `moonbench sweep " .. path .. "` when you are ready", "已停止；准备好后运行 `moonbench sweep " .. path .. "`")
+    say("stopped; run `moonbench sweep %s` when you are ready", path)
     return
   end
 end
 
 -- 5. 扫描与汇总 Sweep and aggregate -----------------------------------------------------------
-step(5, "Full sweep, then aggregation", "完整扫描，然后汇总")
+step(5, "Full sweep, then aggregation")
 local sweep_args = { path, "--lang", args.lang }
 if args.result_dir then sweep_args[#sweep_args + 1] = "--result-dir"; sweep_args[#sweep_args + 1] = args.result_dir end
 local swept, status = pcall(mb.script, "scripts/sweep.lua", sweep_args)
-if not swept then say("  " .. tostring(status), "  " .. tostring(status)) end
+if not swept then print("  " .. tostring(status)) end
 -- 扫描写入的结果目录（失败时取最新的那个）。The sweep's run folder (the newest one if it failed).
 local parent = sweep.parent(cfg, { result_dir = args.result_dir })
 local newest = mb.run_folders(parent)[1]
@@ -145,9 +140,7 @@ for _, r in ipairs(rows) do
   end
 end
 if n > 0 then
-  say(string.format("\nSummary over %d results (%s):\n  mean request throughput %.2f req/s\n  mean TTFT %.1f ms\n  mean TPOT %.2f ms\nNext: moonbench report --dir %s",
-      n, csv, rt / n, ttft / n, tpot / n, dir),
-      string.format("\n%d 个结果的汇总（%s）：\n  平均请求吞吐量 %.2f req/s\n  平均首 token 时间 %.1f ms\n  平均每 token 时间 %.2f ms\n下一步：moonbench report --dir %s",
-      n, csv, rt / n, ttft / n, tpot / n, dir))
+  say("\nSummary over %d results (%s):\n  mean request throughput %.2f req/s\n  mean TTFT %.1f ms\n  mean TPOT %.2f ms\nNext: moonbench report --dir %s",
+      n, csv, rt / n, ttft / n, tpot / n, dir)
 end
-if not swept then error("moonbench check: the sweep had failures (see above)", 0) end
+if not swept then stop("moonbench check: the sweep had failures (see above)") end

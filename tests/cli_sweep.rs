@@ -525,6 +525,12 @@ fn check_runs_the_guided_first_run_on_the_simulator() {
     ] {
         assert!(stdout.contains(needle), "{needle}\n{stdout}");
     }
+    // The smoke test wrote nothing beside the run folders (it once left a result file here).
+    let here: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(here, ["results"], "{here:?}");
     // The sweep's run folder, and the summary read from it.
     let run: Vec<_> = std::fs::read_dir(dir.join("results"))
         .unwrap()

@@ -194,12 +194,11 @@ fn read_result(
 }
 
 /// The folder `aggregate`/`report` read (see `output::runs::choose`), after
-/// `--list` (printed, then `None`).
+/// `--list` (printed, then `None`); messages in the current language.
 fn chosen_folder(
     path: Option<&std::path::Path>,
     run_dir: Option<&str>,
     list: bool,
-    zh: bool,
 ) -> Result<Option<PathBuf>, String> {
     use crate::output::runs;
     let results = std::path::Path::new("results");
@@ -209,35 +208,29 @@ fn chosen_folder(
         results
     };
     if list {
-        print!("{}", runs::listing(parent, zh));
+        print!("{}", runs::listing(parent));
         return Ok(None);
     }
     let c = runs::choose(parent, run_dir, path)?;
     if let Some(n) = &c.note {
-        if zh {
-            eprintln!(
-                "使用最新的结果目录 {}（--list 列出全部，--dir 名称 指定其他目录）",
-                c.path.display()
-            );
-        } else {
-            eprintln!("{n}");
-        }
+        eprintln!("{n}");
     }
     Ok(Some(c.path))
 }
 
+/// `moonbench aggregate`, its messages in `--lang`.
 fn aggregate(a: AggregateArgs) -> i32 {
+    crate::i18n::with_lang(a.lang == "zh", || aggregate_in_lang(a))
+}
+
+fn aggregate_in_lang(a: AggregateArgs) -> i32 {
+    use crate::i18n::trf;
     use crate::output::aggregate::{Format, Header, collect, default_output, write};
     let (format, header) = (
         Format::parse(&a.format).unwrap(),
         Header::parse(&a.header).unwrap(),
     );
-    let dir = match chosen_folder(
-        a.path.as_deref(),
-        a.runs.run_dir.as_deref(),
-        a.runs.list,
-        a.lang == "zh",
-    ) {
+    let dir = match chosen_folder(a.path.as_deref(), a.runs.run_dir.as_deref(), a.runs.list) {
         Ok(Some(d)) => d,
         Ok(None) => return 0,
         Err(e) => {
@@ -253,12 +246,15 @@ fn aggregate(a: AggregateArgs) -> i32 {
         }
     };
     for (p, why) in &t.skipped {
-        eprintln!("warning: skipped {}: {why}", p.display());
+        eprintln!("{}", trf("warning: skipped {}: {}", &[&p.display(), why]));
     }
     if t.rows.is_empty() {
         eprintln!(
-            "moonbench aggregate: no result files in {} (nor in the folders under it)",
-            dir.display()
+            "moonbench aggregate: {}",
+            trf(
+                "no result files in {} (nor in the folders under it)",
+                &[&dir.display()]
+            )
         );
         return 1;
     }
@@ -267,15 +263,23 @@ fn aggregate(a: AggregateArgs) -> i32 {
         eprintln!("moonbench aggregate: {e}");
         return 1;
     }
-    if a.lang == "zh" {
-        println!("已聚合 {} 个测试结果 → {}", t.rows.len(), out.display());
-    } else {
-        println!("aggregated {} results -> {}", t.rows.len(), out.display());
-    }
+    println!(
+        "{}",
+        trf(
+            "aggregated {} results -> {}",
+            &[&t.rows.len(), &out.display()]
+        )
+    );
     0
 }
 
+/// `moonbench report`, its page and messages in `--lang`.
 fn report(a: ReportArgs) -> i32 {
+    crate::i18n::with_lang(a.lang == "zh", || report_in_lang(a))
+}
+
+fn report_in_lang(a: ReportArgs) -> i32 {
+    use crate::i18n::{tr, trf};
     let by = match crate::output::report::GroupBy::parse(&a.group_by) {
         Ok(b) => b,
         Err(e) => {
@@ -285,7 +289,8 @@ fn report(a: ReportArgs) -> i32 {
     };
     let (inputs, folder) = if a.results.len() > 1 && (a.runs.run_dir.is_some() || a.runs.list) {
         eprintln!(
-            "moonbench report: --dir and --list take at most one folder (the one run folders are in)"
+            "moonbench report: {}",
+            tr("--dir and --list take at most one folder (the one run folders are in)")
         );
         return 2;
     } else if a.results.len() > 1 {
@@ -295,7 +300,6 @@ fn report(a: ReportArgs) -> i32 {
             a.results.first().map(PathBuf::as_path),
             a.runs.run_dir.as_deref(),
             a.runs.list,
-            a.lang == "zh",
         ) {
             Ok(Some(d)) => {
                 // A run folder picked for the user gets its report inside it.
@@ -311,13 +315,16 @@ fn report(a: ReportArgs) -> i32 {
     };
     let (rs, skipped) = crate::output::files::read_all(&inputs);
     for (p, why) in &skipped {
-        eprintln!("warning: skipped {}: {why}", p.display());
+        eprintln!("{}", trf("warning: skipped {}: {}", &[&p.display(), why]));
     }
     if rs.is_empty() {
         let place: Vec<String> = inputs.iter().map(|p| p.display().to_string()).collect();
         eprintln!(
-            "moonbench report: no result files in {} (run `moonbench sweep` or `moonbench bench --save-result` first)",
-            place.join(", ")
+            "moonbench report: {}",
+            trf(
+                "no result files in {} (run `moonbench sweep` or `moonbench bench --save-result` first)",
+                &[&place.join(", ")]
+            )
         );
         return 1;
     }
@@ -325,22 +332,23 @@ fn report(a: ReportArgs) -> i32 {
         Some(d) => d.join("report.html"),
         None => PathBuf::from("report.html"),
     });
-    let (html, figures) = crate::i18n::with_lang(a.lang == "zh", || {
-        crate::output::report::build_with_figures(&rs, &a.title, a.timeline.as_deref(), by)
-    });
+    let (html, figures) =
+        crate::output::report::build_with_figures(&rs, &a.title, a.timeline.as_deref(), by);
     match crate::output::report::write(&output, &html) {
         Ok(()) => {
-            if a.lang == "zh" {
-                println!("{} 个结果的报告 → {}", rs.len(), output.display());
-            } else {
-                println!("report of {} results -> {}", rs.len(), output.display());
-            }
+            println!(
+                "{}",
+                trf(
+                    "report of {} results -> {}",
+                    &[&rs.len(), &output.display()]
+                )
+            );
             if let Some(dir) = &a.png {
                 match crate::output::png::write_all(dir, &figures) {
-                    Ok(files) if a.lang == "zh" => {
-                        println!("{} 张 PNG 图表 → {}", files.len(), dir.display())
-                    }
-                    Ok(files) => println!("{} PNG charts -> {}", files.len(), dir.display()),
+                    Ok(files) => println!(
+                        "{}",
+                        trf("{} PNG charts -> {}", &[&files.len(), &dir.display()])
+                    ),
                     Err(e) => {
                         eprintln!("moonbench report: --png {}: {e}", dir.display());
                         return 1;
@@ -358,24 +366,23 @@ fn report(a: ReportArgs) -> i32 {
                     Ok(files) => {
                         let names: Vec<String> =
                             files.iter().map(|p| p.display().to_string()).collect();
-                        if a.lang == "zh" {
-                            println!(
-                                "原工具包的文本报告、摘要表、排名与 ASCII 图表 → {}",
-                                names.join(", ")
-                            );
-                        } else {
-                            println!(
+                        println!(
+                            "{}",
+                            trf(
                                 "the seed's text report, summary, ranking and ASCII charts -> {}",
-                                names.join(", ")
-                            );
-                        }
+                                &[&names.join(", ")]
+                            )
+                        );
                     }
-                    Err(e) => eprintln!("warning: {e}"),
+                    Err(e) => eprintln!("{}", trf("warning: {}", &[&e])),
                 }
                 if !left.is_empty() {
                     eprintln!(
-                        "note: not in the text report (no mean TTFT/TPOT/ITL or throughput): {}",
-                        left.join(", ")
+                        "{}",
+                        trf(
+                            "note: not in the text report (no mean TTFT/TPOT/ITL or throughput): {}",
+                            &[&left.join(", ")]
+                        )
                     );
                 }
             }

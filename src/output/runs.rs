@@ -8,6 +8,7 @@
 //! `aggregate`/`report` read for `--dir`, a path, or nothing), and [`listing`]
 //! (the `--list` text).
 
+use crate::i18n::trf;
 use std::path::{Path, PathBuf};
 
 /// The seed's short model name: the last path component, without the
@@ -162,18 +163,17 @@ pub fn choose(parent: &Path, dir: Option<&str>, path: Option<&Path>) -> Result<C
             let have = list(parent);
             let names: Vec<&str> = have.iter().map(|f| f.name.as_str()).collect();
             let hint = crate::suggest::suggest(d, names.iter().copied())
-                .map(|s| format!(" (did you mean {s}?)"))
+                .map(|s| trf(" (did you mean {}?)", &[&s]))
                 .unwrap_or_default();
             return Err(if names.is_empty() {
-                format!(
-                    "--dir {d}: no such run folder, and {} has none",
-                    parent.display()
+                trf(
+                    "--dir {}: no such run folder, and {} has none",
+                    &[&d, &parent.display()],
                 )
             } else {
-                format!(
-                    "--dir {d}: no such run folder in {}{hint}; there are: {}",
-                    parent.display(),
-                    names.join(", ")
+                trf(
+                    "--dir {}: no such run folder in {}{}; there are: {}",
+                    &[&d, &parent.display(), &hint, &names.join(", ")],
                 )
             });
         }
@@ -192,11 +192,9 @@ pub fn choose(parent: &Path, dir: Option<&str>, path: Option<&Path>) -> Result<C
     match folders.first() {
         Some(newest) => Ok(Chosen {
             path: newest.path.clone(),
-            note: Some(format!(
+            note: Some(trf(
                 "using the newest run folder, {} (of {} in {}; --list shows them, --dir NAME picks one)",
-                newest.path.display(),
-                folders.len(),
-                parent.display()
+                &[&newest.path.display(), &folders.len(), &parent.display()],
             )),
         }),
         None => Ok(Chosen {
@@ -206,27 +204,16 @@ pub fn choose(parent: &Path, dir: Option<&str>, path: Option<&Path>) -> Result<C
     }
 }
 
-/// The `--list` text: one line per run folder under `parent`, newest first.
-pub fn listing(parent: &Path, zh: bool) -> String {
+/// The `--list` text, in the current language ([`crate::i18n::with_lang`]): one
+/// line per run folder under `parent`, newest first.
+pub fn listing(parent: &Path) -> String {
     let folders = list(parent);
     if folders.is_empty() {
-        return if zh {
-            format!("{} 下没有结果目录\n", parent.display())
-        } else {
-            format!("no run folders in {}\n", parent.display())
-        };
+        return trf("no run folders in {}", &[&parent.display()]) + "\n";
     }
-    let mut s = if zh {
-        format!("{} 下的结果目录（最新的在前）：\n", parent.display())
-    } else {
-        format!("run folders in {} (newest first):\n", parent.display())
-    };
+    let mut s = trf("run folders in {} (newest first):", &[&parent.display()]) + "\n";
     for (i, f) in folders.iter().enumerate() {
-        let files = if zh {
-            format!("{} 个 JSON 文件", f.json_files)
-        } else {
-            format!("{} JSON files", f.json_files)
-        };
+        let files = trf("{} JSON files", &[&f.json_files]);
         s.push_str(&format!("  {}. {}  ({files})\n", i + 1, f.name));
     }
     s

@@ -67,6 +67,7 @@ pub fn module(lua: &Lua) -> mlua::Result<Table> {
         "read_result" => sync read_result,
         "model_short" => sync model_short,
         "default_lang" => sync default_lang,
+        "tr" => sync tr,
         "run_folder" => sync run_folder,
         "run_folders" => sync run_folders,
     });
@@ -184,6 +185,31 @@ fn stop(lua: &Lua, reason: Option<String>) -> mlua::Result<()> {
             "mb.stop: no run in progress (call it from on_response or a scenario)",
         )),
     }
+}
+
+/// `mb.tr(english [, lang])`: `english` in `lang` (default: the user's language)
+/// from moonbench's one message catalogue (`src/i18n/messages.zh.tsv`; a
+/// newline is written `\n` there). A text the catalogue lacks comes back as
+/// it is; a test checks that every text the bundled scripts pass has its line.
+fn tr(_: &Lua, (en, lang): (String, Option<String>)) -> mlua::Result<String> {
+    let zh = match lang.as_deref() {
+        None => crate::i18n::default_lang() == "zh",
+        Some("zh") => true,
+        Some("en") => false,
+        Some(other) => {
+            return Err(mlua::Error::runtime(format!(
+                "mb.tr: lang must be \"en\" or \"zh\", not {other:?}"
+            )));
+        }
+    };
+    if !zh {
+        return Ok(en);
+    }
+    let key = en.replace('\n', "\\n");
+    Ok(match crate::i18n::messages_zh().get(key.as_str()) {
+        Some(z) => z.replace("\\n", "\n"),
+        None => en,
+    })
 }
 
 /// `core.check_options(name, t)`: validates a Lua-written function's options.

@@ -408,6 +408,11 @@ pub fn entries() -> Vec<Entry> {
             "mb.default_lang()：返回 \"zh\" 或 \"en\"：优先看 MOONBENCH_LANG，否则区域设置（LC_ALL、LC_MESSAGES、LANG）以 zh 开头时为中文；所有 --lang 参数的默认值都来自它。"
         ),
         e!(
+            "mb.tr",
+            "mb.tr(english [, lang]): the text in lang (\"en\" or \"zh\"; default mb.default_lang()) from moonbench's one message catalogue, src/i18n/messages.zh.tsv; a text it lacks comes back unchanged. Keep %d/%s in the text and format after: string.format(mb.tr(\"%d requests\", lang), n).",
+            "mb.tr(英文 [, lang])：从 moonbench 唯一的消息目录 src/i18n/messages.zh.tsv 取出该文本在 lang（\"en\" 或 \"zh\"；默认 mb.default_lang()）下的译文；目录里没有的原样返回。%d/%s 留在文本里，翻译后再格式化：string.format(mb.tr(\"%d requests\", lang), n)。"
+        ),
+        e!(
             "mb.model_short / mb.run_folder / mb.run_folders",
             "mb.model_short(model): the seed's short model name (the last path part, without -awq/-gptq/-gguf); mb.run_folder(parent, model): creates parent/{model_short}_{YYYYmmdd_HHMMSS} (with _2, _3, ... if that second's exists) and returns its path; mb.run_folders(parent): the folders under parent that hold result files, newest first, as { path, name, json_files } (what aggregate and report read with no path).",
             "mb.model_short(模型)：原工具包的模型短名（路径最后一段，去掉 -awq/-gptq/-gguf）；mb.run_folder(父目录, 模型)：创建 父目录/{模型短名}_{年月日_时分秒}（同一秒已存在时加 _2、_3……）并返回路径；mb.run_folders(父目录)：父目录下含结果文件的目录，最新的在前，每项为 { path, name, json_files }（aggregate 与 report 不给路径时读的就是最新的那个）。"
