@@ -57,8 +57,21 @@ fn put_varint(out: &mut Vec<u8>, mut v: u128) {
     out.push(v as u8);
 }
 
+/// Reads one varint; in 64-bit arithmetic up to 63 bits (every gap below ~73
+/// years), in 128-bit beyond.
+#[inline(always)]
 fn get_varint(bytes: &[u8], at: &mut usize) -> u128 {
-    let (mut v, mut shift) = (0u128, 0);
+    let (mut v, mut shift) = (0u64, 0);
+    while shift < 63 {
+        let b = bytes[*at];
+        *at += 1;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b < 0x80 {
+            return v as u128;
+        }
+        shift += 7;
+    }
+    let mut v = v as u128;
     loop {
         let b = bytes[*at];
         *at += 1;
@@ -168,6 +181,7 @@ pub struct ChunkIter<'a> {
 impl Iterator for ChunkIter<'_> {
     type Item = (u64, u32);
 
+    #[inline]
     fn next(&mut self) -> Option<(u64, u32)> {
         if self.at >= self.bytes.len() {
             return None;

@@ -96,17 +96,19 @@ const SORT_LIMIT: usize = 1 << 16;
 pub fn describe_passes<I: Iterator<Item = f64>>(values: impl Fn() -> I, ps: &[f64]) -> Stats {
     let (mut count, mut sum) = (0usize, 0.0f64);
     let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in values() {
+    // Internal iteration (for_each, fold) throughout: a flat_map over records
+    // runs as nested loops instead of one state-machine step per value.
+    values().for_each(|v| {
         count += 1;
         sum += v;
         min = min.min(v);
         max = max.max(v);
-    }
+    });
     if count == 0 {
         return describe_vec(Vec::new(), ps);
     }
     let mean = sum / count as f64;
-    let var = values().map(|v| (v - mean) * (v - mean)).sum::<f64>() / count as f64;
+    let var = values().fold(0.0, |acc, v| acc + (v - mean) * (v - mean)) / count as f64;
     let all: Vec<f64> = std::iter::once(50.0).chain(ps.iter().copied()).collect();
     let pick: Box<dyn Fn(f64) -> f64> = if count <= SORT_LIMIT {
         let mut sorted: Vec<f64> = values().collect();
@@ -165,23 +167,23 @@ fn select_ranks<I: Iterator<Item = f64>>(
         let mut prefixes: Vec<u64> = state.iter().map(|s| s.0).collect();
         prefixes.dedup(); // ranks ascend, so equal prefixes are adjacent
         let mut hist = vec![0u64; prefixes.len() << 16];
-        for v in values() {
+        values().for_each(|v| {
             let k = order_key(v);
             let prefix = if fixed == 0 { 0 } else { k >> (64 - fixed) };
             let slot = if prefixes.len() == 1 {
                 if prefixes[0] != prefix {
-                    continue;
+                    return;
                 }
                 0
             } else {
                 match prefixes.binary_search(&prefix) {
                     Ok(i) => i,
-                    Err(_) => continue,
+                    Err(_) => return,
                 }
             };
             let digit = ((k >> (48 - fixed)) & 0xffff) as usize;
             hist[(slot << 16) | digit] += 1;
-        }
+        });
         for s in &mut state {
             let slot = prefixes.binary_search(&s.0).expect("own prefix");
             let counts = &hist[slot << 16..(slot + 1) << 16];
