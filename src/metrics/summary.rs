@@ -780,18 +780,35 @@ pub fn summarize(records: &[RequestRecord], duration: f64, opts: &SummaryOptions
     // instead of walking every token again: the aliases of `same_values_as`, and,
     // with one token per chunk, the raw chunk gaps, which are the per-token ITLs.
     let one_token_chunks = ok.iter().all(|r| r.chunks.tokens().all(|k| k <= 1));
+    let same_as = |metric: Metric| match metric {
+        Metric::ChunkItl if one_token_chunks => Some(Metric::Itl),
+        m => m.same_values_as(),
+    };
+    // The per-token ITL walks every token several times: on a second thread,
+    // beside the other metrics and the peak (a merge of a million records
+    // spends most of its summary there; the numbers are the same either way).
+    let ps = &opts.percentiles;
+    let mean_tput = s.output_throughput;
+    let (described, peak) = std::thread::scope(|sc| {
+        let itl = sc.spawn(|| Metric::Itl.describe(&ok, ps));
+        let mut v: Vec<(Metric, Stats)> = Metric::ALL
+            .into_iter()
+            .filter(|&m| m != Metric::Itl && same_as(m).is_none())
+            .map(|m| (m, m.describe(&ok, ps)))
+            .collect();
+        let peak = peak_tokens_per_s(&ok, mean_tput);
+        v.push((Metric::Itl, itl.join().expect("the ITL statistics")));
+        (v, peak)
+    });
+    let find = |m: Metric| described.iter().find(|(k, _)| *k == m).map(|(_, st)| st);
     for metric in Metric::ALL {
-        let same_as = match metric {
-            Metric::ChunkItl if one_token_chunks => Some(Metric::Itl),
-            m => m.same_values_as(),
-        };
-        let stats = match same_as.and_then(|m| s.stats.iter().find(|(k, _)| *k == m)) {
-            Some((_, st)) => st.clone(),
-            None => metric.describe(&ok, &opts.percentiles),
+        let stats = match same_as(metric).and_then(find).or_else(|| find(metric)) {
+            Some(st) => st.clone(),
+            None => metric.describe(&ok, ps),
         };
         s.stats.push((metric, stats));
     }
-    s.max_output_tokens_per_s = peak_tokens_per_s(&ok, s.output_throughput);
+    s.max_output_tokens_per_s = peak;
     s.peak_in_flight = peak_in_flight(&measured);
     // vLLM counts requests overlapping a one-second bucket, which exceeds the
     // concurrency cap when requests follow each other within a second; this is the
