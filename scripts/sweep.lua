@@ -36,15 +36,16 @@ local args = argparse.parse({
     table.unpack(own_flags),
   },
 }, arg)
-local zh = args.lang == "zh"
-local function say(en, cn) print(zh and cn or en) end
+-- 提示文字写英文，mb.tr 从唯一的消息目录（src/i18n/messages.zh.tsv）取中文，再填入 %d/%s。
+-- Texts are English; mb.tr finds their Chinese in the one message catalogue.
+local function t(en, ...) return string.format(mb.tr(en, args.lang), ...) end
+local function say(en, ...) print(t(en, ...)) end
 
 local path = args._positional[1] or "config.yaml"
-if #args._positional > 1 then error("moonbench sweep: give one config file, got " .. #args._positional, 0) end
+if #args._positional > 1 then error(t("moonbench sweep: give one config file, got %d", #args._positional), 0) end
 local cfg = sweep.load(path)
 if args.overwrite and not args.resume then
-  error("moonbench sweep: --overwrite replaces files of an earlier run folder, so it needs --resume "
-    .. "(without --resume every sweep writes a new folder and replaces nothing)", 0)
+  error(t("moonbench sweep: --overwrite replaces files of an earlier run folder, so it needs --resume (without --resume every sweep writes a new folder and replaces nothing)"), 0)
 end
 local bench_script = cfg.bench_script or "scripts/benchmark_serving.lua"
 
@@ -66,10 +67,9 @@ if args.resume then
     end
   end
   if run_dir then
-    say("Resuming " .. run_dir, "继续结果目录 " .. run_dir)
+    say("Resuming %s", run_dir)
   else
-    say(string.format("--resume: no run folder of this config in %s yet; starting a new one", parent),
-        string.format("--resume：%s 中还没有这个配置的结果目录；新建一个", parent))
+    say("--resume: no run folder of this config in %s yet; starting a new one", parent)
   end
 end
 if not run_dir then
@@ -86,16 +86,14 @@ local points = sweep.plan(cfg, { dir = run_dir, lang = args.lang })
 
 local total = 0
 for _, p in ipairs(points) do total = total + p.np end
-local target = cfg.base_url or (zh and "内置模拟服务器" or "the built-in simulator")
-say(string.format("Sweep %s: %d points, %d requests in all, against %s", path, #points, total, target),
-    string.format("参数扫描 %s：共 %d 个组合、%d 个请求，目标：%s", path, #points, total, target))
+local target = cfg.base_url or t("the built-in simulator")
+say("Sweep %s: %d points, %d requests in all, against %s", path, #points, total, target)
 
 if args.dry_run then
   for i, p in ipairs(points) do
     print(string.format("[%d/%d] %s -> %s", i, #points, sweep.describe(p), p.file))
   end
-  say(string.format("(dry run: nothing was sent; %d requests would be)", total),
-      string.format("（试运行：没有发送任何请求；实际将发送 %d 个）", total))
+  say("(dry run: nothing was sent; %d requests would be)", total)
   return
 end
 
@@ -108,7 +106,7 @@ for i, p in ipairs(points) do
     row.status = "not run"
   elseif args.resume and not args.overwrite and sweep.valid_result(p.file) then
     row.status = "skipped"
-    print(string.format("[%d/%d] %s: %s", i, #points, row.point, zh and "已有完整结果，跳过" or "already done, skipped"))
+    print(string.format("[%d/%d] %s: %s", i, #points, row.point, t("already done, skipped")))
   else
     if mb.exists(p.file) and not sweep.valid_result(p.file) then
       -- 不完整的结果文件不覆盖，改名保留。An incomplete file is kept, renamed.
@@ -128,19 +126,19 @@ for i, p in ipairs(points) do
     else
       row.status = "failed"
       row.reason = tostring(err):gsub("\n.*", "")
-      say("point failed: " .. row.reason, "该组合失败：" .. row.reason)
+      say("point failed: %s", row.reason)
     end
   end
 end
 
 -- 汇总表 Status table -----------------------------------------------------------------
-local words = zh and { ok = "成功", failed = "失败", skipped = "跳过", interrupted = "中断", ["not run"] = "未运行" }
-  or { ok = "ok", failed = "failed", skipped = "skipped", interrupted = "interrupted", ["not run"] = "not run" }
+local words = { ok = t("ok"), failed = t("failed"), skipped = t("skipped"),
+  interrupted = t("interrupted"), ["not run"] = t("not run") }
 print("")
-say("Sweep results:", "参数扫描结果：")
+say("Sweep results:")
 local pad = require("moonbench.report").pad
-print("  " .. pad("#", 5) .. pad(zh and "组合" or "point", 37) .. pad(zh and "状态" or "status", 13)
-  .. pad(zh and "耗时(s)" or "time (s)", 10) .. (zh and "结果文件" or "result file"))
+print("  " .. pad("#", 5) .. pad(t("point"), 37) .. pad(t("status"), 13)
+  .. pad(t("time (s)"), 10) .. t("result file"))
 local counts = {}
 for _, r in ipairs(status) do
   counts[r.status] = (counts[r.status] or 0) + 1
@@ -148,14 +146,11 @@ for _, r in ipairs(status) do
     .. pad(string.format("%.1f", r.seconds), 10) .. r.file .. (r.reason and ("  (" .. r.reason .. ")") or ""))
 end
 local next_cmd = parent == "results" and "moonbench aggregate" or ("moonbench aggregate --dir " .. run_dir)
-say(string.format("%d ok, %d failed, %d skipped, %d not run, in %s. Next: %s",
+say("%d ok, %d failed, %d skipped, %d not run, in %s. Next: %s",
     counts.ok or 0, counts.failed or 0, counts.skipped or 0, (counts["not run"] or 0) + (counts.interrupted or 0),
-    run_dir, next_cmd),
-    string.format("成功 %d，失败 %d，跳过 %d，未运行 %d，结果在 %s。下一步：%s",
-    counts.ok or 0, counts.failed or 0, counts.skipped or 0, (counts["not run"] or 0) + (counts.interrupted or 0),
-    run_dir, next_cmd))
+    run_dir, next_cmd)
 status.run_dir = run_dir
 if (counts.failed or 0) > 0 then
-  error(string.format("moonbench sweep: %d point(s) failed", counts.failed), 0)
+  error(t("moonbench sweep: %d point(s) failed", counts.failed), 0)
 end
 return status
