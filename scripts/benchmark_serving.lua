@@ -18,8 +18,10 @@ local argparse = require "moonbench.argparse"
 local spec = require "moonbench.bench_flags"
 
 local args = argparse.parse(spec, arg)
-local zh = args.lang == "zh"
-local function say(en, cn) print(zh and cn or en) end
+-- 提示文字写英文，mb.tr 从唯一的消息目录（src/i18n/messages.zh.tsv）取中文，再填入 %d/%s。
+-- Texts are English; mb.tr finds their Chinese in the one message catalogue.
+local function t(en, ...) return string.format(mb.tr(en, args.lang), ...) end
+local function say(en, ...) print(t(en, ...)) end
 
 -- --preset seed-single：原工具包 `main.py single` 的默认值（100 个请求、并发 10、输入/输出各 256 个 token），
 -- 结果存进新的结果目录 results/{模型短名}_{年月日_时分秒}/single_bench_{年月日_时分秒}.json。
@@ -94,8 +96,7 @@ local seen_unused = {}
 for _, u in ipairs(unused) do
   if not seen_unused[u] then
     seen_unused[u] = true
-    say("note: " .. u .. " does nothing with --dataset-name " .. args.dataset_name,
-        "提示：" .. u .. " 对 --dataset-name " .. args.dataset_name .. " 没有作用")
+    say("note: %s does nothing with --dataset-name %s", u, args.dataset_name)
   end
 end
 if (args.profile_batch_threshold or args._given.profile_duration) and not args.profile then
@@ -196,9 +197,7 @@ local sampling = { temperature = args.temperature, top_p = args.top_p, top_k = a
 for k, v in pairs(sampling) do body[k] = v end
 if args.use_beam_search then body.use_beam_search = true end
 if body.temperature == nil and not use_sim then
-  say("note: no --temperature: the server's default sampling applies (as today's vllm bench serve; "
-      .. "--temperature 0 for greedy decoding)",
-      "提示：未给 --temperature，由服务器决定采样温度（与今天的 vllm bench serve 相同；贪心解码请加 --temperature 0）")
+  say("note: no --temperature: the server's default sampling applies (as today's vllm bench serve; --temperature 0 for greedy decoding)")
 end
 local template_vars = json_object("--chat-template-kwargs", args.chat_template_kwargs, '{"enable_thinking": false}')
 -- 合成的提示词（random、prefix_repetition、burstgpt、mooncake）由数据集自己给每个请求设 ignore_eos
@@ -234,8 +233,7 @@ if not tokenizer_spec then
       .. "directory or a Hub model id) or --model, or --tokenizer words to count one token per word", 0)
   end
   tokenizer_spec = first.root or first.id
-  say("Tokenizer: " .. tokenizer_spec .. " (the model " .. base .. "/v1/models reports)",
-      "分词器：" .. tokenizer_spec .. "（服务器 /v1/models 报告的模型）")
+  say("Tokenizer: %s (the model %s/v1/models reports)", tokenizer_spec, base)
 end
 -- --revision：Hub 上的分词器版本（分支、标签或提交）。The tokenizer's revision on the Hub.
 local tok = mb.tokenizer(tokenizer_spec, { revision = args.revision })
@@ -498,30 +496,23 @@ if args.verify_prompt_lengths then
   local c = target:verify_prompt_lengths(requests)
   length_check = c
   local differ = c.checked - c.equal
-  say(string.format("Prompt lengths (%s, %s form): %d checked, %d counted alike, %d differ; %d not checked",
-      c.url, c.dialect or "-", c.checked, c.equal, differ, c.skipped),
-    string.format("提示长度（%s，%s 格式）：核对 %d 个，%d 个一致，%d 个不同；%d 个未核对",
-      c.url, c.dialect or "-", c.checked, c.equal, differ, c.skipped))
+  say("Prompt lengths (%s, %s form): %d checked, %d counted alike, %d differ; %d not checked",
+      c.url, c.dialect or "-", c.checked, c.equal, differ, c.skipped)
   if differ > 0 then
     local parts = {}
     for d, count in pairs(c.differences) do parts[#parts + 1] = { tonumber(d), count } end
     table.sort(parts, function(a, b) return a[1] < b[1] end)
     local text = {}
     for _, p in ipairs(parts) do text[#text + 1] = string.format("%+d: %d", p[1], p[2]) end
-    say("  server minus moonbench (tokens: prompts): " .. table.concat(text, ", "),
-        "  服务器减 moonbench（token 差：提示个数）：" .. table.concat(text, "，"))
+    say("  server minus moonbench (tokens: prompts): %s", table.concat(text, ", "))
     for _, e in ipairs(c.examples) do
-      say(string.format("  prompt %d: %d tokens here, %d by the server", e.index, e.ours, e.server),
-          string.format("  第 %d 个提示：这里 %d 个 token，服务器 %d 个", e.index, e.ours, e.server))
+      say("  prompt %d: %d tokens here, %d by the server", e.index, e.ours, e.server)
     end
-    say("  (the tokenizer here is not the server's: pass --tokenizer with the served model's)",
-        "  （这里的分词器与服务器的不同：用 --tokenizer 指定服务器所用模型的分词器）")
+    say("  (the tokenizer here is not the server's: pass --tokenizer with the served model's)")
   end
   if c.over_max_model_len > 0 then
-    say(string.format("  %d prompts plus max_tokens exceed the server's max_model_len %d: the server will refuse them",
-        c.over_max_model_len, c.max_model_len),
-      string.format("  %d 个提示加上 max_tokens 超过服务器的 max_model_len %d：服务器会拒绝它们",
-        c.over_max_model_len, c.max_model_len))
+    say("  %d prompts plus max_tokens exceed the server's max_model_len %d: the server will refuse them",
+        c.over_max_model_len, c.max_model_len)
   end
 end
 
@@ -529,17 +520,16 @@ end
 if args.dry_run then
   local st = requests:stats()
   local function row(label, d)
-    if d.count == 0 then return string.format("%-34s %s", label, zh and "（由服务器决定）" or "(left to the server)") end
+    if d.count == 0 then return string.format("%-34s %s", label, t("(left to the server)")) end
     return string.format("%-34s %d / %.0f / %.1f / %.0f / %.0f / %.0f", label, d.count, d.total, d.mean, d.median,
       d.p99, d.max)
   end
-  say("Dry run: nothing was sent.", "试运行：没有发送任何请求。")
-  say(string.format("%-34s %s (%d requests built, %d to send)", "Dataset:", name, st.requests, send_n),
-      string.format("%-34s %s（构建了 %d 个请求，将发送 %d 个）", "数据集：", name, st.requests, send_n))
-  say("Per request: count / total / mean / median / p99 / max", "每个请求：个数 / 总和 / 平均 / 中位数 / p99 / 最大")
-  print(row(zh and "输入 token 数：" or "Prompt tokens:", st.prompt_tokens))
-  print(row(zh and "要求的输出 token 数（max_tokens）：" or "Output tokens asked (max_tokens):", st.max_tokens))
-  say("Tokenizer: " .. tok.name, "分词器：" .. tok.name)
+  say("Dry run: nothing was sent.")
+  print(string.format("%-34s %s", t("Dataset:"), t("%s (%d requests built, %d to send)", name, st.requests, send_n)))
+  say("Per request: count / total / mean / median / p99 / max")
+  print(row(t("Prompt tokens:"), st.prompt_tokens))
+  print(row(t("Output tokens asked (max_tokens):"), st.max_tokens))
+  say("Tokenizer: %s", tok.name)
   return nil
 end
 
@@ -586,31 +576,24 @@ if not arrival then arrival = rate_arrival(args.request_rate) end
 if use_sim and target.sim_engine then
   local e = target.sim_engine
   -- max_model_len：没给 --sim-max-model-len 时是 32768 和 KV 缓存大小中较小的那个；更长的请求得到 vLLM 式的 400。
-  say(string.format("Target: built-in simulator at %s (step engine x%d, preset %s: %d KV blocks of %d, %d seqs and %d "
-        .. "tokens per step, max_model_len %d)", target.base_url, e.data_parallel, e.preset, e.num_blocks, e.block_size,
-        e.max_num_seqs, e.max_num_batched_tokens, e.max_model_len),
-      string.format("目标：内置模拟服务器 %s（step 引擎 ×%d，预设 %s：%d 个 KV 块 × %d，每步最多 %d 个序列、%d 个 token，"
-        .. "max_model_len %d）", target.base_url, e.data_parallel, e.preset, e.num_blocks, e.block_size, e.max_num_seqs,
-        e.max_num_batched_tokens, e.max_model_len))
+  say("Target: built-in simulator at %s (step engine x%d, preset %s: %d KV blocks of %d, %d seqs and %d tokens per step, max_model_len %d)",
+      target.base_url, e.data_parallel, e.preset, e.num_blocks, e.block_size, e.max_num_seqs, e.max_num_batched_tokens,
+      e.max_model_len)
 elseif use_sim then
   local ttft, itl = args.sim_ttft_ms or 50, args.sim_itl_ms or 10
-  say(string.format("Target: built-in simulator at %s (fixed engine: TTFT %s ms, ITL %s ms)", target.base_url, ttft, itl),
-      string.format("目标：内置模拟服务器 %s（fixed 引擎：TTFT %s ms，ITL %s ms）", target.base_url, ttft, itl))
+  say("Target: built-in simulator at %s (fixed engine: TTFT %s ms, ITL %s ms)", target.base_url, ttft, itl)
 else
-  say("Target: " .. target.base_url .. target.endpoint .. " (backend " .. args.backend .. ")",
-      "目标：" .. target.base_url .. target.endpoint .. "（backend " .. args.backend .. "）")
+  say("Target: %s%s (backend %s)", target.base_url, target.endpoint, args.backend)
 end
 local rate_text = replay and string.format("trace timestamps x %s", args.trace_time_scale)
   or args.ramp_up_strategy and string.format("ramp-up (%s) from %s to %s", args.ramp_up_strategy,
     args.ramp_up_start_rps, args.ramp_up_end_rps)
   or (args.request_rate == math.huge and "inf" or tostring(args.request_rate))
-say("Traffic request rate: " .. rate_text, "请求速率: " .. rate_text)
+say("Traffic request rate: %s", rate_text)
 if not replay then
-  say(string.format("Burstiness factor: %s (%s)", args.burstiness, args.burstiness == 1 and "Poisson process" or "Gamma distribution"),
-      string.format("突发因子: %s（%s）", args.burstiness, args.burstiness == 1 and "泊松过程" or "Gamma 分布"))
+  say("Burstiness factor: %s (%s)", args.burstiness, t(args.burstiness == 1 and "Poisson process" or "Gamma distribution"))
 end
-say("Maximum request concurrency: " .. tostring(args.max_concurrency or "None"),
-    "最大请求并发数: " .. tostring(args.max_concurrency or "无限制"))
+say("Maximum request concurrency: %s", args.max_concurrency and tostring(args.max_concurrency) or t("None"))
 
 
 -- 运行 Run ------------------------------------------------------------------------
@@ -681,13 +664,10 @@ local function multi_turn_run()
   if convs then
     local n = 0
     for _, c in ipairs(convs) do n = n + #c end
-    say(string.format("Multi-turn: %d ShareGPT conversations, %d turns in all, %d at a time", conversations, n, users),
-      string.format("多轮对话：%d 段 ShareGPT 对话，共 %d 轮，同时 %d 段", conversations, n, users))
+    say("Multi-turn: %d ShareGPT conversations, %d turns in all, %d at a time", conversations, n, users)
   else
-    say(string.format("Multi-turn: %d conversations of %d-%d turns, %d at a time, %d new tokens and %d answer tokens a turn",
-        conversations, lo, hi, users, per_turn, args.random_output_len),
-      string.format("多轮对话：%d 段对话，每段 %d-%d 轮，同时 %d 段，每轮新增 %d 个 token、回答 %d 个 token",
-        conversations, lo, hi, users, per_turn, args.random_output_len))
+    say("Multi-turn: %d conversations of %d-%d turns, %d at a time, %d new tokens and %d answer tokens a turn",
+        conversations, lo, hi, users, per_turn, args.random_output_len)
   end
   return mb.users{
     target = target, count = users, iterations = math.ceil(conversations / users), seed = args.seed,
@@ -731,7 +711,7 @@ end
 
 local function one_run(run_i)
 if args.num_runs > 1 then
-  say(string.format("== run %d of %d ==", run_i, args.num_runs), string.format("== 第 %d 次（共 %d 次）==", run_i, args.num_runs))
+  say("== run %d of %d ==", run_i, args.num_runs)
 end
 local res = args.multi_turn and multi_turn_run() or mb.run{
   target = target,
@@ -774,7 +754,7 @@ if args.save_result or args.save_detailed or args.append_result or args.save_pyt
     append = args.append_result,
     metadata = with_length_check(argparse.pairs_of(args.metadata, "--metadata")),
   })
-  say("Result saved to " .. path, "结果已保存到 " .. path)
+  say("Result saved to %s", path)
 end
 if args.save_pytorch_format or (mb.env("SAVE_TO_PYTORCH_BENCHMARK_FORMAT", "") ~= "") then
   -- vLLM 的 PyTorch 基准格式：每个指标一条记录；记录里附带本次的全部参数（API 密钥除外）。
@@ -789,7 +769,7 @@ if args.save_pytorch_format or (mb.env("SAVE_TO_PYTORCH_BENCHMARK_FORMAT", "") ~
   if not path then pt_dir = args.result_dir end
   local pt = res:save_pytorch((path or suffixed(res:default_filename(), run_i)):gsub("%.json$", "") .. ".pytorch.json",
     { args = recorded_args, dir = pt_dir })
-  say("PyTorch-format records saved to " .. pt, "PyTorch 格式记录已保存到 " .. pt)
+  say("PyTorch-format records saved to %s", pt)
 end
 
 -- 图：与 vLLM 相同，放在结果文件旁边（没保存结果时用默认文件名）。
@@ -802,12 +782,10 @@ if args.plot_timeline or args.plot_dataset_stats then
   end
   base = base:gsub("%.json$", "")
   if args.plot_timeline then
-    say("Timeline plot saved to " .. res:plot_timeline(base .. ".timeline.html", { itl_thresholds = itl_thresholds }),
-        "请求时间线已保存到 " .. base .. ".timeline.html")
+    say("Timeline plot saved to %s", res:plot_timeline(base .. ".timeline.html", { itl_thresholds = itl_thresholds }))
   end
   if args.plot_dataset_stats then
-    say("Dataset statistics saved to " .. res:plot_dataset_stats(base .. ".dataset.html"),
-        "数据集统计已保存到 " .. base .. ".dataset.html")
+    say("Dataset statistics saved to %s", res:plot_dataset_stats(base .. ".dataset.html"))
   end
 end
 return res, path
@@ -826,10 +804,9 @@ for k, pt in ipairs(points) do
     if pt.n then send_n = pt.n end
     point_tag = (pt.conc and ("-c" .. pt.conc) or "") .. (pt.rate and ("-r" .. (pt.rate == math.huge and "inf"
       or tostring(pt.rate))) or "")
-    say(string.format("== sweep point %d of %d: max concurrency %s, request rate %s, %d requests ==", k, #points,
-      tostring(pt.conc or "None"), pt.rate == math.huge and "inf" or tostring(pt.rate or args.request_rate), send_n),
-      string.format("== 扫描点 %d / %d：最大并发 %s，请求速率 %s，%d 个请求 ==", k, #points,
-      tostring(pt.conc or "无限制"), pt.rate == math.huge and "inf" or tostring(pt.rate or args.request_rate), send_n))
+    say("== sweep point %d of %d: max concurrency %s, request rate %s, %d requests ==", k, #points,
+      pt.conc and tostring(pt.conc) or t("None"), pt.rate == math.huge and "inf" or tostring(pt.rate or args.request_rate),
+      send_n)
     summaries, paths = {}, {}
   end
   for run_i = 1, args.num_runs do
@@ -850,9 +827,9 @@ end
 -- 扫描结果对比表。The sweep's points side by side.
 if sweeping then
   local function f(v) return type(v) == "number" and string.format("%.2f", v) or "-" end
-  print(string.rep("=", 22) .. (zh and " 扫描汇总 " or " Sweep ") .. string.rep("=", 22))
-  print(string.format("%-6s %-6s %7s %9s %11s %10s %10s", zh and "并发" or "conc", zh and "速率" or "rate",
-    zh and "成功" or "ok", "req/s", "out tok/s", "TTFT ms", "TPOT ms"))
+  print(string.rep("=", 22) .. " " .. t("Sweep") .. " " .. string.rep("=", 22))
+  print(string.format("%-6s %-6s %7s %9s %11s %10s %10s", t("conc"), t("rate"), t("ok"), "req/s", "out tok/s",
+    "TTFT ms", "TPOT ms"))
   for _, row in ipairs(sweep_rows) do
     print(string.format("%-6s %-6s %7d %9s %11s %10s %10s", tostring(row.max_concurrency or "-"),
       tostring(row.request_rate), row.completed, f(row.request_throughput), f(row.output_throughput),
@@ -864,7 +841,7 @@ if sweeping then
     local fh = assert(io.open(out, "w"))
     fh:write(mb.json.encode({ points = sweep_rows }))
     fh:close()
-    say("Sweep summary saved to " .. out, "扫描汇总已保存到 " .. out)
+    say("Sweep summary saved to %s", out)
   end
 end
 
@@ -879,8 +856,8 @@ if #summaries > 1 then
     end
   end
   local across = {}
-  print(string.rep("=", 16) .. (zh and " 多次运行汇总 " or " Across runs ") .. string.rep("=", 16))
-  print(string.format("%-28s %10s %10s %10s %10s %7s", zh and "指标" or "metric", "mean", "std", "min", "max", "CV %"))
+  print(string.rep("=", 16) .. " " .. t("Across runs") .. " " .. string.rep("=", 16))
+  print(string.format("%-28s %10s %10s %10s %10s %7s", t("metric"), "mean", "std", "min", "max", "CV %"))
   for _, k in ipairs(keys) do
     local vals = {}
     for _, sm in ipairs(summaries) do
@@ -904,7 +881,7 @@ if #summaries > 1 then
     local f = assert(io.open(out, "w"))
     f:write(mb.json.encode({ num_runs = #summaries, results = paths, metrics = across }))
     f:close()
-    say("Summary of the runs saved to " .. out, "多次运行汇总已保存到 " .. out)
+    say("Summary of the runs saved to %s", out)
   end
 end
 local s = res:summary()
