@@ -36,7 +36,7 @@ if not mb.exists(path) and not args._positional[1] then
   path = "scripts/config.yaml"   -- 没有自己的配置时，用内置示例（测模拟服务器）
 end
 step(1, "Checking the config %s", path)
-local cfg = sweep.load(path)
+local cfg = sweep.load(path, { lang = args.lang })
 local points = sweep.plan(cfg, { result_dir = args.result_dir, lang = args.lang })
 local total = 0
 for _, p in ipairs(points) do total = total + p.np end

@@ -43,7 +43,7 @@ local function say(en, ...) print(t(en, ...)) end
 
 local path = args._positional[1] or "config.yaml"
 if #args._positional > 1 then error(t("moonbench sweep: give one config file, got %d", #args._positional), 0) end
-local cfg = sweep.load(path)
+local cfg = sweep.load(path, { lang = args.lang })
 if args.overwrite and not args.resume then
   error(t("moonbench sweep: --overwrite replaces files of an earlier run folder, so it needs --resume (without --resume every sweep writes a new folder and replaces nothing)"), 0)
 end

@@ -379,6 +379,19 @@ fn bad_configs_name_file_line_and_the_fix() {
         );
         assert!(!stdout.contains("[1/"), "nothing ran");
     }
+    // The same errors in Chinese, from the message catalogue.
+    std::fs::write(
+        dir.join("c.yaml"),
+        "input_ouput:\n  - [1, 2]\nconcurrency_prompts: [[1, 1]]\n",
+    )
+    .unwrap();
+    let out = run_in(&dir, &["sweep", "c.yaml", "--lang", "zh"]);
+    let err = text(&out).1;
+    assert!(
+        !out.status.success()
+            && err.contains("c.yaml:1: 未知的键 'input_ouput'（是不是 'input_output'？）"),
+        "{err}"
+    );
 }
 
 #[test]

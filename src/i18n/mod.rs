@@ -215,10 +215,13 @@ mod tests {
 
     #[test]
     fn every_text_the_bundled_scripts_translate_is_in_the_catalogue() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
+        let root = env!("CARGO_MANIFEST_DIR");
         let mut checked = 0;
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
+        let files = ["scripts", "stdlib/moonbench"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(format!("{root}/{d}")).unwrap())
+            .map(|e| e.unwrap().path());
+        for p in files {
             let src = std::fs::read_to_string(&p).unwrap_or_default();
             if !src.contains("mb.tr(") {
                 continue;

@@ -50,44 +50,48 @@ local function keys_of(t)
   return out
 end
 
---- Loads and checks a sweep config. Errors name file:line and the fix.
-function M.load(path)
+--- Loads and checks a sweep config. Errors name file:line and the fix, in opts.lang
+--- ("en"/"zh"; default: the user's language) from the one message catalogue.
+--- 读取并检查扫描配置；出错时指出 文件:行 和改法，语言由 opts.lang 决定。
+function M.load(path, opts)
+  local lang = (opts or {}).lang
+  local function t(en, ...) return string.format(mb.tr(en, lang), ...) end
   if not mb.exists(path) and not mb.bundled(path) then
-    error(string.format("moonbench sweep: config file %s not found (the bundled example: moonbench sweep scripts/config.yaml)", path), 0)
+    error(t("moonbench sweep: config file %s not found (the bundled example: moonbench sweep scripts/config.yaml)", path), 0)
   end
   local ok, cfg, lines = pcall(mb.yaml.load, path)
   if not ok then error(tostring(cfg), 0) end
   local function at(key) return string.format("%s:%d", path, lines[key] or lines[""] or 1) end
   local function fail(key, msg) error(at(key) .. ": " .. msg, 0) end
-  if type(cfg) ~= "table" then fail("", "the config must be a mapping of keys (model: ..., input_output: ...)") end
+  if type(cfg) ~= "table" then fail("", t("the config must be a mapping of keys (model: ..., input_output: ...)")) end
   local known = keys_of(M.KEYS)
   for k in pairs(cfg) do
     if M.KEYS[k] == nil then
       local hint = mb.suggest(tostring(k), known)
-      fail(tostring(k), "unknown key '" .. tostring(k) .. "'" ..
-        (hint and (" (did you mean '" .. hint .. "'?)") or ("; valid keys: " .. table.concat(known, ", "))))
+      fail(tostring(k), hint and t("unknown key '%s' (did you mean '%s'?)", tostring(k), hint)
+        or t("unknown key '%s'; valid keys: %s", tostring(k), table.concat(known, ", ")))
     end
   end
   local function want_string(k)
-    if cfg[k] ~= nil and type(cfg[k]) ~= "string" then fail(k, k .. " must be a string (" .. M.KEYS[k] .. ")") end
+    if cfg[k] ~= nil and type(cfg[k]) ~= "string" then fail(k, t("%s must be a string (%s)", k, M.KEYS[k])) end
   end
   for _, k in ipairs({ "model", "base_url", "tokenizer", "backend", "endpoint", "result_dir", "label", "bench_script" }) do
     want_string(k)
   end
   if cfg.base_url then
     for _, k in ipairs({ "model", "tokenizer" }) do
-      if cfg[k] == nil then fail("", "missing key '" .. k .. "' (" .. M.KEYS[k] .. ")") end
+      if cfg[k] == nil then fail("", t("missing key '%s' (%s)", k, M.KEYS[k])) end
     end
   end
   local function pairs_list(k, a, b)
     local v = cfg[k]
-    if v == nil then fail("", "missing key '" .. k .. "' (" .. M.KEYS[k] .. ")") end
-    if type(v) ~= "table" or #v == 0 then fail(k, k .. " must be a non-empty " .. M.KEYS[k]) end
+    if v == nil then fail("", t("missing key '%s' (%s)", k, M.KEYS[k])) end
+    if type(v) ~= "table" or #v == 0 then fail(k, t("%s must be a non-empty %s", k, M.KEYS[k])) end
     for i, item in ipairs(v) do
       local good = type(item) == "table" and #item == 2 and math.type(item[1]) == "integer" and math.type(item[2]) == "integer"
         and item[1] > 0 and item[2] > 0
       if not good then
-        fail(k .. "." .. i, string.format("%s item %d must be [%s, %s] (two whole numbers > 0), got %s",
+        fail(k .. "." .. i, t("%s item %d must be [%s, %s] (two whole numbers > 0), got %s",
           k, i, a, b, mb.json.encode(item)))
       end
     end
@@ -96,20 +100,20 @@ function M.load(path)
   pairs_list("concurrency_prompts", "max_concurrency", "num_prompts")
   if cfg.request_rates ~= nil then
     if type(cfg.request_rates) ~= "table" or #cfg.request_rates == 0 then
-      fail("request_rates", "request_rates must be a non-empty list of numbers or inf")
+      fail("request_rates", t("request_rates must be a non-empty list of numbers or inf"))
     end
     for i, r in ipairs(cfg.request_rates) do
       if r == "inf" then cfg.request_rates[i] = math.huge
       elseif type(r) ~= "number" or r <= 0 then
-        fail("request_rates." .. i, "request rate " .. i .. " must be a number > 0 or inf, got " .. tostring(r))
+        fail("request_rates." .. i, t("request rate %d must be a number > 0 or inf, got %s", i, tostring(r)))
       end
     end
   end
   if cfg.repeats ~= nil and (math.type(cfg.repeats) ~= "integer" or cfg.repeats < 1) then
-    fail("repeats", "repeats must be a whole number >= 1")
+    fail("repeats", t("repeats must be a whole number >= 1"))
   end
   if cfg.defaults ~= nil then
-    if type(cfg.defaults) ~= "table" then fail("defaults", "defaults must be a mapping of bench flags to values") end
+    if type(cfg.defaults) ~= "table" then fail("defaults", t("defaults must be a mapping of bench flags to values")) end
     local valid = {}
     for _, f in ipairs(bench_flags.flags) do
       if not f.group then valid[norm_flag(f[1])] = f end
@@ -119,27 +123,29 @@ function M.load(path)
       local flag = valid[norm_flag(k)]
       if not flag then
         local hint = mb.suggest(norm_flag(k), names)
-        fail("defaults." .. tostring(k), "defaults: '" .. tostring(k) .. "' is not a `moonbench bench` flag" ..
-          (hint and (" (did you mean '" .. hint .. "'?)") or " (see moonbench bench --help)"))
+        fail("defaults." .. tostring(k), hint
+          and t("defaults: '%s' is not a `moonbench bench` flag (did you mean '%s'?)", tostring(k), hint)
+          or t("defaults: '%s' is not a `moonbench bench` flag (see moonbench bench --help)", tostring(k)))
       end
       if flag.type == "bool" and type(v) ~= "boolean" then
-        fail("defaults." .. tostring(k), "defaults: '" .. tostring(k) .. "' is an on/off switch; write true or false")
+        fail("defaults." .. tostring(k), t("defaults: '%s' is an on/off switch; write true or false", tostring(k)))
       end
     end
   end
   if cfg.sim ~= nil then
-    if type(cfg.sim) ~= "table" then fail("sim", "sim must be a mapping (ttft_ms: 50, itl_ms: 10, ...)") end
+    if type(cfg.sim) ~= "table" then fail("sim", t("sim must be a mapping (ttft_ms: 50, itl_ms: 10, ...)")) end
     for k, v in pairs(cfg.sim) do
       local kind = SIM_KEYS[k]
       if not kind then
         local hint = mb.suggest(tostring(k), keys_of(SIM_KEYS))
-        fail("sim." .. tostring(k), "sim: unknown key '" .. tostring(k) .. "'" .. (hint and (" (did you mean '" .. hint .. "'?)") or ""))
+        fail("sim." .. tostring(k), hint and t("sim: unknown key '%s' (did you mean '%s'?)", tostring(k), hint)
+          or t("sim: unknown key '%s'", tostring(k)))
       end
       local good = (kind == "number" and type(v) == "number") or (kind == "int" and math.type(v) == "integer")
         or (kind == "string" and type(v) == "string")
-      if not good then fail("sim." .. k, "sim: " .. k .. " must be a " .. (kind == "int" and "whole number" or kind)) end
+      if not good then fail("sim." .. k, t("sim: %s must be a %s", k, t(kind == "int" and "whole number" or kind))) end
     end
-    if cfg.base_url then fail("sim", "sim settings only apply without base_url (the built-in simulator)") end
+    if cfg.base_url then fail("sim", t("sim settings only apply without base_url (the built-in simulator)")) end
   end
   cfg._path = path
   return cfg
