@@ -825,6 +825,65 @@ pub fn localized(mut cmd: clap::Command) -> clap::Command {
     cmd
 }
 
+/// A Chinese line after clap's own (English) error: the common mistakes by name
+/// — an unknown flag with clap's suggestion, a bad value, a missing argument —
+/// from the message catalogue, else a pointer to the help.
+fn clap_error_zh(e: &clap::Error) -> String {
+    use crate::i18n::{tr, trf};
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let ctx = |k: ContextKind| match e.get(k) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(v)) => v.first().cloned(),
+        _ => None,
+    };
+    // clap names a flag with its value's placeholder (`--format <FORMAT>`): the flag alone.
+    let arg = ctx(ContextKind::InvalidArg)
+        .map(|a| a.split(' ').next().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    match e.kind() {
+        ErrorKind::UnknownArgument => match ctx(ContextKind::SuggestedArg).or_else(|| {
+            // clap suggests nothing where a positional could take the word
+            // (`report --pgn`): the nearest long flag of any subcommand.
+            use clap::CommandFactory;
+            let cmd = Cli::command();
+            let longs: Vec<String> = cmd
+                .get_subcommands()
+                .flat_map(|c| c.get_arguments())
+                .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+                .collect();
+            crate::suggest::suggest(&arg, longs.iter().map(String::as_str)).map(str::to_string)
+        }) {
+            Some(hint) => trf("Unknown flag {} (did you mean {}?)", &[&arg, &hint]),
+            None => trf(
+                "Unknown flag {}; `moonbench COMMAND --help` lists the flags.",
+                &[&arg],
+            ),
+        },
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation => trf(
+            "{}: bad value {}; `moonbench COMMAND --help` says what it takes.",
+            &[&arg, &ctx(ContextKind::InvalidValue).unwrap_or_default()],
+        ),
+        ErrorKind::MissingRequiredArgument => trf(
+            "Missing {}; `moonbench COMMAND --help` shows the usage.",
+            &[&arg],
+        ),
+        ErrorKind::InvalidSubcommand => match ctx(ContextKind::SuggestedSubcommand) {
+            Some(hint) => trf(
+                "Unknown command {} (did you mean {}?)",
+                &[
+                    &ctx(ContextKind::InvalidSubcommand).unwrap_or_default(),
+                    &hint,
+                ],
+            ),
+            None => tr("Unknown command; `moonbench --help` lists them.").to_string(),
+        },
+        _ => {
+            tr("The command line is wrong (see above). `moonbench COMMAND --help` lists the flags.")
+                .to_string()
+        }
+    }
+}
+
 /// Parses the command line, its help in Chinese when [`wants_zh`].
 fn parse_cli() -> Result<Cli, clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
@@ -845,12 +904,7 @@ pub fn main() -> i32 {
         Err(e) => {
             let _ = e.print();
             if e.use_stderr() && wants_zh(&std::env::args().collect::<Vec<_>>()) {
-                eprintln!(
-                    "{}",
-                    crate::i18n::with_lang(true, || crate::i18n::tr(
-                        "The command line is wrong (see above). `moonbench COMMAND --help` lists the flags."
-                    ))
-                );
+                eprintln!("{}", crate::i18n::with_lang(true, || clap_error_zh(&e)));
             }
             return if e.use_stderr() { 2 } else { 0 };
         }
@@ -971,6 +1025,37 @@ mod help_tests {
         assert!(
             help.contains("（默认：auto）") && help.contains("（可选：en、zh）"),
             "{help}"
+        );
+    }
+
+    #[test]
+    fn clap_errors_get_a_chinese_line_naming_the_mistake() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let cmd = localized(cmd);
+        let err = |args: &str| {
+            let e = cmd
+                .clone()
+                .try_get_matches_from(args.split(' '))
+                .unwrap_err();
+            crate::i18n::with_lang(true, || clap_error_zh(&e))
+        };
+        assert_eq!(
+            err("moonbench aggregate --formt csv"),
+            "未知参数 --formt（是不是 --format？）"
+        );
+        assert_eq!(
+            err("moonbench aggregate --format xml"),
+            "--format 的取值 xml 不对；`moonbench 子命令 --help` 说明可以取哪些值。"
+        );
+        assert_eq!(
+            err("moonbench reprot"),
+            "未知命令 reprot（是不是 report？）"
+        );
+        assert!(
+            err("moonbench merge").starts_with("缺少 "),
+            "{}",
+            err("moonbench merge")
         );
     }
 
