@@ -771,8 +771,7 @@ fn wants_zh(args: &[String]) -> bool {
 /// Chinese from the message catalogue, defaults and choices spelled out in
 /// Chinese; a text the catalogue lacks stays English. Recurses into subcommands.
 pub fn localized(mut cmd: clap::Command) -> clap::Command {
-    let zh = crate::i18n::messages_zh();
-    let t = |s: &str| zh.get(s.trim()).map(|z| z.to_string());
+    let t = |s: &str| crate::i18n::zh_of(s.trim());
     if let Some(z) = cmd.get_about().and_then(|a| t(&a.to_string())) {
         cmd = cmd.about(z);
     }

@@ -72,6 +72,13 @@ pub fn messages_zh() -> &'static HashMap<&'static str, &'static str> {
     MAP.get_or_init(|| parse(MESSAGES_ZH).unwrap_or_else(|e| panic!("messages.zh.tsv {e}")))
 }
 
+/// The Chinese of any `en` (not only a `'static` one), or `None`: a newline in
+/// `en` is written `\n` in the catalogue, and comes back as a newline.
+pub fn zh_of(en: &str) -> Option<String> {
+    let key = en.replace('\n', "\\n");
+    messages_zh().get(key.as_str()).map(|z| z.replace("\\n", "\n"))
+}
+
 thread_local! {
     static ZH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }

@@ -225,19 +225,19 @@ impl From<RecordIn> for RequestRecord {
     }
 }
 
-/// [`RequestRecord::itl_iter`]: each gap after the first chunk spread evenly
-/// over the chunk's tokens (a chunk of k tokens after g seconds gives k values
-/// of g/k). A plain state machine: the summary walks it several times over
-/// every token of a run, where a `flat_map` of `repeat_n` cost twice as much.
+/// [`RequestRecord::itl_iter`]: each of [`RequestRecord`]'s gaps spread evenly
+/// over its chunk's tokens (a chunk of k tokens after g seconds gives k values
+/// of g/k). A plain state machine over the gaps: the summary walks it several
+/// times over every token of a run, where a `flat_map` of `repeat_n` cost twice
+/// as much.
 #[derive(Debug, Clone)]
-pub struct ItlIter<'a> {
-    it: super::chunks::ChunkIter<'a>,
-    prev: Option<u64>,
+pub struct ItlIter<G> {
+    gaps: G,
     value: f64,
     left: u32,
 }
 
-impl Iterator for ItlIter<'_> {
+impl<G: Iterator<Item = (u64, u32)>> Iterator for ItlIter<G> {
     type Item = f64;
 
     #[inline]
@@ -246,11 +246,8 @@ impl Iterator for ItlIter<'_> {
             self.left -= 1;
             return Some(self.value);
         }
-        let p = self.prev?;
-        let (t, k) = self.it.next()?;
-        self.prev = Some(t);
-        let k = k.max(1);
-        self.value = crate::clock::secs(t.saturating_sub(p)) / k as f64;
+        let (g, k) = self.gaps.next()?;
+        self.value = crate::clock::secs(g) / k as f64;
         self.left = k - 1;
         Some(self.value)
     }
@@ -367,12 +364,9 @@ impl RequestRecord {
 
     /// [`RequestRecord::itls`] without building the list: a run's summary walks
     /// every request's values this way, so it never holds 8 bytes per token.
-    pub fn itl_iter(&self) -> ItlIter<'_> {
-        let mut it = self.chunks.iter();
-        let prev = if self.streamed { it.next() } else { None }.map(|c| c.0);
+    pub fn itl_iter(&self) -> ItlIter<impl Iterator<Item = (u64, u32)> + '_> {
         ItlIter {
-            it,
-            prev,
+            gaps: self.gaps(),
             value: 0.0,
             left: 0,
         }

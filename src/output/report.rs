@@ -225,6 +225,11 @@ pub fn build(rs: &[ResultFile], title: &str, timeline_of: Option<&str>, by: Grou
 /// Writes one chart into the page's grid and keeps it as a figure.
 fn card(h: &mut String, figs: &mut Vec<Figure>, stem: &str, svg: String) {
     let _ = write!(h, "<div class=\"card\">{svg}</div>");
+    keep(figs, stem, svg);
+}
+
+/// Keeps a chart as the next figure, numbered after those before it.
+fn keep(figs: &mut Vec<Figure>, stem: &str, svg: String) {
     figs.push(Figure {
         name: format!("{:02}_{stem}", figs.len() + 1),
         svg,
@@ -709,17 +714,15 @@ fn seed_views(h: &mut String, figs: &mut Vec<Figure>, cs: &[super::seed_report::
         &names,
         &scores,
     );
-    figs.push(Figure {
-        name: format!("{:02}_seed_heatmap", figs.len() + 1),
-        svg: map.clone(),
-    });
+    keep(figs, "seed_heatmap", map.clone());
     // The seed's one-image dashboard: the five charts and the heatmap.
     let mut parts: Vec<String> = charts.into_iter().map(|(_, c)| c).collect();
     parts.push(map.clone());
-    figs.push(Figure {
-        name: format!("{:02}_seed_dashboard", figs.len() + 1),
-        svg: compose(tr("Performance dashboard"), &parts, 2),
-    });
+    keep(
+        figs,
+        "seed_dashboard",
+        compose(tr("Performance dashboard"), &parts, 2),
+    );
     let _ = write!(
         h,
         "<div class=\"card\">{}<p class=\"muted\">{}</p></div></div>",

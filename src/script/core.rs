@@ -205,11 +205,7 @@ fn tr(_: &Lua, (en, lang): (String, Option<String>)) -> mlua::Result<String> {
     if !zh {
         return Ok(en);
     }
-    let key = en.replace('\n', "\\n");
-    Ok(match crate::i18n::messages_zh().get(key.as_str()) {
-        Some(z) => z.replace("\\n", "\n"),
-        None => en,
-    })
+    Ok(crate::i18n::zh_of(&en).unwrap_or(en))
 }
 
 /// `core.check_options(name, t)`: validates a Lua-written function's options.
