@@ -76,7 +76,9 @@ pub fn messages_zh() -> &'static HashMap<&'static str, &'static str> {
 /// `en` is written `\n` in the catalogue, and comes back as a newline.
 pub fn zh_of(en: &str) -> Option<String> {
     let key = en.replace('\n', "\\n");
-    messages_zh().get(key.as_str()).map(|z| z.replace("\\n", "\n"))
+    messages_zh()
+        .get(key.as_str())
+        .map(|z| z.replace("\\n", "\n"))
 }
 
 thread_local! {
