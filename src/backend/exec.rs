@@ -1,14 +1,14 @@
 //! Runs one request end to end and turns it into a [`RequestRecord`]. This is where
 //! every token-bearing chunk gets its arrival time: the time of the socket read
-//! that delivered it ([`super::http::ConnIo::last_read_ns`]), taken before its JSON
+//! that delivered it ([`super::h1::Conn::chunk`] returns it with the bytes), taken before its JSON
 //! is parsed.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 
-use super::http::{Conn, HttpClient, hyper_error};
+use super::h1::{self, H1Error};
+use super::http::{Conn, HttpClient, h1_error};
 use super::sse::SseDecoder;
 use super::{Target, protocol};
 use crate::clock;
@@ -269,26 +269,25 @@ fn build_http_request(
     target: &Target,
     request_id: &str,
     body: Bytes,
-) -> Result<hyper::Request<Full<Bytes>>, String> {
+) -> Result<h1::Request, String> {
     let base = &target.base_url;
-    let mut b = hyper::Request::post(target.request_path())
-        .header("host", base.host_header())
+    let mut b = h1::Request::new(http::Method::POST, target.request_path(), body)
+        .header("host", &base.host_header())?
         .header(
             "content-type",
             protocol::content_type(target.backend.api).as_ref(),
-        )
+        )?
         .header(
             "user-agent",
             concat!("moonbench/", env!("CARGO_PKG_VERSION")),
-        );
+        )?;
     if let Some(key) = &target.api_key {
-        b = b.header("authorization", format!("Bearer {key}"));
+        b = b.header("authorization", &format!("Bearer {key}"))?;
     }
     for (k, v) in &target.headers {
-        b = b.header(k.as_str(), v.as_str());
+        b = b.header(k, v)?;
     }
-    b = b.header("x-request-id", request_id);
-    b.body(Full::new(body))
+    b.header("x-request-id", request_id)
         .map_err(|e| format!("cannot build the HTTP request: {e}"))
 }
 
@@ -330,11 +329,10 @@ pub async fn execute(
         }),
         ..Default::default()
     };
-    let mut sent_body = Bytes::new();
-    let http_req = protocol::build_body(target, req, d.index).and_then(|b| {
-        sent_body = Bytes::from(b);
-        build_http_request(target, &request_id, sent_body.clone())
-    });
+    // The body lives in the request only, which is dropped once a 200 head came
+    // (it is kept for the message of any other status).
+    let http_req = protocol::build_body(target, req, d.index)
+        .and_then(|b| build_http_request(target, &request_id, Bytes::from(b)));
     rec.request_id = request_id;
     let http_req = match http_req {
         Ok(r) => r,
@@ -357,7 +355,6 @@ pub async fn execute(
         let fut = Box::pin(transfer(
             ctx,
             http_req,
-            &sent_body,
             &mut acc,
             &mut status,
             &mut new_conn,
@@ -512,21 +509,12 @@ pub fn fit_counts(weights: &[f64], total: usize) -> Vec<u32> {
     out
 }
 
-async fn send(
-    conn: &mut Conn,
-    req: hyper::Request<Full<Bytes>>,
-) -> Result<hyper::Response<hyper::body::Incoming>, hyper::Error> {
-    let fut = conn.sender.send_request(req);
-    conn.io.drive(fut).await
-}
-
 /// Sends the request and reads the whole response into `acc`: a connection and
 /// the response head ([`send_on_pool`]), then an error body, an event stream or a
 /// whole body.
 async fn transfer(
     ctx: &ExecContext<'_>,
-    req: hyper::Request<Full<Bytes>>,
-    sent_body: &[u8],
+    req: h1::Request,
     acc: &mut Accum,
     status: &mut u16,
     new_conn: &mut bool,
@@ -534,79 +522,61 @@ async fn transfer(
 ) -> Result<(), RequestError> {
     let client = ctx.client;
     let api = ctx.target.backend.api;
-    let sent_headers = req.headers().clone();
-    let (mut conn, resp) = send_on_pool(client, req, &sent_headers, new_conn).await?;
-    *status = resp.status().as_u16();
-    let is_json = resp
-        .headers()
+    let (mut conn, head) = send_on_pool(client, &req, new_conn).await?;
+    *status = head.status;
+    let is_json = head
+        .headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    let mut body = resp.into_body();
     if *status != 200 {
-        let buf = read_capped(&mut conn, &mut body, 4096).await;
+        // What could be read of the error body (the connection is reused only if
+        // all of it was).
+        let buf = conn.read_to_end(4096).await.unwrap_or_default();
         client.checkin(conn);
-        return Err(http_error(ctx, *status, &buf, &sent_headers, sent_body));
+        return Err(http_error(ctx, *status, &buf, &req.headers, &req.body));
     }
+    drop(req);
     if *streamed && !is_json {
-        read_stream(&mut conn, &mut body, api, acc).await?;
+        read_stream(&mut conn, api, acc).await?;
     } else {
         *streamed = false;
-        let collected = conn
-            .io
-            .drive(body.collect())
+        let body = conn
+            .read_to_end(usize::MAX)
             .await
-            .map_err(|e| hyper_error("reading the response failed", &e))?;
-        let t = conn.io.last_read_ns();
-        protocol::on_body(api, &collected.to_bytes(), t, acc)?;
+            .map_err(|e| h1_error("reading the response failed", &e))?;
+        let t = conn.last_read_ns();
+        protocol::on_body(api, &body, t, acc)?;
     }
     client.checkin(conn);
     Ok(())
 }
 
 /// Sends `req` on a pooled connection, or a new one when the pool has none. A
-/// pooled connection the server closed while idle fails before the request is
-/// sent; then the request goes out once more (with `headers`, its own) on a
-/// fresh connection.
+/// pooled connection the server closed while idle (closed before any byte of
+/// the answer came) gets the request once more on a fresh connection.
 async fn send_on_pool(
     client: &HttpClient,
-    req: hyper::Request<Full<Bytes>>,
-    headers: &hyper::HeaderMap,
+    req: &h1::Request,
     new_conn: &mut bool,
-) -> Result<(Conn, hyper::Response<hyper::body::Incoming>), RequestError> {
-    let sending = |e: hyper::Error| hyper_error("sending the request failed", &e);
+) -> Result<(Conn, h1::Head), RequestError> {
+    let sending = |e: H1Error| h1_error("sending the request failed", &e);
     let Some(mut c) = client.checkout() else {
         *new_conn = true;
         let mut c = client.connect().await?;
-        let r = send(&mut c, req).await.map_err(sending)?;
+        let r = c.send(req).await.map_err(sending)?;
         return Ok((c, r));
     };
-    let (uri, body) = (req.uri().clone(), req.body().clone());
-    match send(&mut c, req).await {
+    match c.send(req).await {
         Ok(r) => Ok((c, r)),
-        Err(e) if e.is_canceled() || e.is_incomplete_message() || e.is_closed() => {
+        Err(H1Error::ClosedBeforeResponse(_)) => {
             *new_conn = true;
             let mut c = client.connect().await?;
-            let mut again = hyper::Request::post(uri).body(body).unwrap();
-            *again.headers_mut() = headers.clone();
-            let r = send(&mut c, again).await.map_err(sending)?;
+            let r = c.send(req).await.map_err(sending)?;
             Ok((c, r))
         }
         Err(e) => Err(sending(e)),
     }
-}
-
-/// The first `cap` bytes of a body (the rest is read and dropped, so the
-/// connection can be reused).
-async fn read_capped(conn: &mut Conn, body: &mut hyper::body::Incoming, cap: usize) -> Vec<u8> {
-    let mut buf = Vec::new();
-    while let Some(frame) = conn.io.drive(body.frame()).await {
-        let Ok(frame) = frame else { break };
-        if let Ok(data) = frame.into_data() {
-            buf.extend_from_slice(&data[..data.len().min(cap - buf.len().min(cap))]);
-        }
-    }
-    buf
 }
 
 /// The error of a non-200 answer: status, reason and the server's message (or
@@ -615,10 +585,10 @@ fn http_error(
     ctx: &ExecContext<'_>,
     status: u16,
     buf: &[u8],
-    sent_headers: &hyper::HeaderMap,
+    sent_headers: &http::HeaderMap,
     sent_body: &[u8],
 ) -> RequestError {
-    let reason = hyper::StatusCode::from_u16(status)
+    let reason = http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
         .unwrap_or("");
@@ -657,38 +627,36 @@ fn http_error(
 /// its bytes were read from the socket.
 async fn read_stream(
     conn: &mut Conn,
-    body: &mut hyper::body::Incoming,
     api: super::Api,
     acc: &mut Accum,
 ) -> Result<(), RequestError> {
     let mut sse = SseDecoder::new();
     let mut events = 0u32;
     loop {
-        let frame = conn.io.drive(body.frame()).await;
-        let t = conn.io.last_read_ns();
-        match frame {
-            None => break,
-            Some(Err(e)) => {
-                let why = conn.io.error.clone().unwrap_or_else(|| e.to_string());
+        match conn.chunk().await {
+            Ok(None) => break,
+            Err(e) => {
+                let kind = match e {
+                    H1Error::Parse(_) => ErrorKind::Protocol,
+                    _ => ErrorKind::Connection,
+                };
                 return Err(RequestError::new(
-                    ErrorKind::Connection,
+                    kind,
                     format!(
-                        "the connection broke mid-stream after {} chunks: {why}",
+                        "the connection broke mid-stream after {} chunks: {e}",
                         acc.chunk_ns.len()
                     ),
                 ));
             }
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    sse.feed(&data, &mut |ev| {
-                        events += 1;
-                        protocol::on_event(api, ev.data, t, acc)
-                    })?;
-                }
+            Ok(Some((t, data))) => {
+                sse.feed(data, &mut |ev| {
+                    events += 1;
+                    protocol::on_event(api, ev.data, t, acc)
+                })?;
             }
         }
     }
-    let t = conn.io.last_read_ns();
+    let t = conn.last_read_ns();
     sse.finish(&mut |ev| {
         events += 1;
         protocol::on_event(api, ev.data, t, acc)
@@ -708,6 +676,79 @@ async fn read_stream(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that answers the first request on each connection, then closes it
+    /// when a second one comes (its keep-alive ran out while the connection sat in
+    /// our pool): the second request goes out again on a new connection and
+    /// succeeds, counted as a new connection; a server that never answers is a
+    /// connection error, not a retry loop.
+    #[tokio::test]
+    async fn a_pooled_connection_the_server_dropped_is_retried_once_on_a_new_one() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let acc2 = accepted.clone();
+        let srv = tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                acc2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::spawn(async move {
+                    let mut seen = 0;
+                    let mut req = Vec::new();
+                    let mut b = [0u8; 4096];
+                    loop {
+                        let n = s.read(&mut b).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        req.extend_from_slice(&b[..n]);
+                        // Head and the (small) JSON body have come once it ends in '}'.
+                        if !(req.windows(4).any(|w| w == b"\r\n\r\n") && req.ends_with(b"}")) {
+                            continue;
+                        }
+                        req.clear();
+                        seen += 1;
+                        if seen > 1 {
+                            return; // closes without answering
+                        }
+                        let body = "data: {\"choices\":[{\"text\":\" hi\",\"finish_reason\":\"length\"}]}\n\ndata: [DONE]\n\n";
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        s.write_all(head.as_bytes()).await.unwrap();
+                        s.write_all(body.as_bytes()).await.unwrap();
+                    }
+                });
+            }
+        });
+        let mut target = crate::backend::test_target("openai", "m");
+        target.base_url = crate::backend::BaseUrl::parse(&format!("http://{addr}")).unwrap();
+        target.timeout = Some(Duration::from_secs(10));
+        let client = HttpClient::new(&target.base_url).await.unwrap();
+        let tok = Tokenizer::words();
+        let ctx = ExecContext {
+            client: &client,
+            target: &target,
+            tokenizer: &tok,
+        };
+        let req = Request::text("p", 1, Some(1));
+        let d = |i| Dispatch {
+            index: i,
+            scheduled_ns: 0,
+            dispatched_ns: 0,
+            warmup: false,
+        };
+        let first = execute(&ctx, &req, d(0), std::future::pending()).await;
+        assert!(first.success(), "{:?}", first.error);
+        assert_eq!(client.idle_count(), 1, "the answered connection is pooled");
+        let second = execute(&ctx, &req, d(1), std::future::pending()).await;
+        assert!(second.success(), "{:?}", second.error);
+        assert!(second.new_connection);
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::Relaxed), 2);
+        srv.abort();
+    }
 
     #[test]
     fn fit_counts_sums_to_total() {

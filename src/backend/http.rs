@@ -1,34 +1,31 @@
-//! The HTTP/1.1 connection layer (hyper's low-level client, plain TCP or rustls).
+//! The connection layer: sockets (plain TCP or rustls), their arrival clock, and
+//! a client with a pool of keep-alive connections.
 //!
-//! Each connection's socket is wrapped in a [`TimedStream`] that records when the
-//! last read returned bytes, and a connection is driven *inside the task of the
-//! request using it* ([`ConnIo::drive`]), so a body frame and the read that carried
-//! it are handled in the same poll: the timestamp is the moment the bytes left the
-//! kernel, not when some other task got around to them.
+//! Holds [`TimedStream`] (a socket that stamps when each read's bytes arrived),
+//! [`Io`] (plain or TLS), [`ReadClock`] and [`HttpClient`] (connect, idle pool,
+//! simple GET/POST side requests). The HTTP/1.1 exchange itself is
+//! [`super::h1::Conn`], read in the task of the request using it, so a body piece
+//! and the read that carried it are handled in the same poll: the timestamp is
+//! the moment the bytes left the kernel, not when some other task got to them.
 
-use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{Connection, SendRequest};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
 
+pub use super::h1::Conn;
+use super::h1::{H1Error, Request};
 use super::{BaseUrl, Scheme};
 use crate::clock;
 use crate::metrics::{ErrorKind, RequestError};
-
-/// Request body type used by the client.
-pub type ReqBody = Full<Bytes>;
 
 /// Arrival-time source and read-lag statistics shared by a client's connections.
 #[derive(Debug)]
@@ -374,68 +371,6 @@ impl AsyncWrite for Io {
     }
 }
 
-/// The I/O half of a connection: hyper's connection state machine and the read clock.
-pub struct ConnIo {
-    conn: Option<Connection<TokioIo<Io>, ReqBody>>,
-    last_read: Arc<AtomicU64>,
-    /// The error that ended the connection, if one did.
-    pub error: Option<String>,
-}
-
-impl ConnIo {
-    /// When the socket last returned bytes ([`clock::now_ns`] units).
-    pub fn last_read_ns(&self) -> u64 {
-        self.last_read.load(Ordering::Relaxed)
-    }
-
-    /// Whether the connection is still open.
-    pub fn is_open(&self) -> bool {
-        self.conn.is_some()
-    }
-
-    fn poll_conn(&mut self, cx: &mut Context<'_>) {
-        if let Some(c) = self.conn.as_mut() {
-            match c.poll_without_shutdown(cx) {
-                Poll::Pending => {}
-                Poll::Ready(Ok(())) => self.conn = None,
-                Poll::Ready(Err(e)) => {
-                    self.error = Some(describe_hyper_error(&e));
-                    self.conn = None;
-                }
-            }
-        }
-    }
-
-    /// Runs `fut` to completion while driving this connection's reads and writes in
-    /// the same task.
-    pub async fn drive<F: Future>(&mut self, fut: F) -> F::Output {
-        let mut fut = pin!(fut);
-        poll_fn(|cx| {
-            self.poll_conn(cx);
-            fut.as_mut().poll(cx)
-        })
-        .await
-    }
-}
-
-/// One HTTP/1.1 connection: the request sender and its I/O.
-pub struct Conn {
-    /// Sends requests on this connection.
-    pub sender: SendRequest<ReqBody>,
-    /// Drives the connection and tells read times.
-    pub io: ConnIo,
-}
-
-impl Conn {
-    /// Processes pending connection events without waiting; returns whether the
-    /// connection can take a new request.
-    fn refresh(&mut self) -> bool {
-        let mut cx = Context::from_waker(Waker::noop());
-        self.io.poll_conn(&mut cx);
-        self.io.is_open() && !self.sender.is_closed() && self.sender.is_ready()
-    }
-}
-
 /// A client for one server: resolved addresses, optional TLS, and a pool of idle
 /// keep-alive connections.
 pub struct HttpClient {
@@ -448,25 +383,14 @@ pub struct HttpClient {
     pub read_clock: Arc<ReadClock>,
 }
 
-fn describe_hyper_error(e: &hyper::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
-/// Turns a hyper error into a request error of the right kind.
-pub fn hyper_error(context: &str, e: &hyper::Error) -> RequestError {
-    let kind = if e.is_parse() || e.is_parse_status() {
-        ErrorKind::Protocol
-    } else {
-        ErrorKind::Connection
+/// Turns a failed exchange into a request error: `context` says what was being
+/// done; a reply that is not HTTP is a protocol error, the rest connection errors.
+pub fn h1_error(context: &str, e: &H1Error) -> RequestError {
+    let kind = match e {
+        H1Error::Parse(_) => ErrorKind::Protocol,
+        _ => ErrorKind::Connection,
     };
-    RequestError::new(kind, format!("{context}: {}", describe_hyper_error(e)))
+    RequestError::new(kind, format!("{context}: {e}"))
 }
 
 /// Accepts any server certificate (`--insecure`); handshake signatures are still
@@ -731,25 +655,14 @@ impl HttpClient {
                 Io::Tls(Box::new(s))
             }
         };
-        let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(io))
-            .await
-            .map_err(|e| hyper_error("HTTP handshake failed", &e))?;
-        Ok(Conn {
-            sender,
-            io: ConnIo {
-                conn: Some(conn),
-                last_read,
-                error: None,
-            },
-        })
+        Ok(Conn::new(io, last_read))
     }
 
     /// Takes an idle connection that can still be used, if any.
     pub fn checkout(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().unwrap();
         while let Some(mut c) = idle.pop() {
-            if c.refresh() {
+            if c.reusable() {
                 return Some(c);
             }
         }
@@ -758,7 +671,7 @@ impl HttpClient {
 
     /// Returns a connection to the idle pool if it can take another request.
     pub fn checkin(&self, mut conn: Conn) {
-        if conn.refresh() {
+        if conn.reusable() {
             self.idle.lock().unwrap().push(conn);
         }
     }
@@ -808,7 +721,7 @@ impl HttpClient {
         path: &str,
         headers: &[(String, String)],
     ) -> Result<(u16, Bytes), RequestError> {
-        self.simple(hyper::Method::GET, path, headers).await
+        self.simple(http::Method::GET, path, headers).await
     }
 
     /// A GET on a fresh connection that reports the server's `Date` header with
@@ -825,29 +738,19 @@ impl HttpClient {
                 .map_or(0.0, |d| d.as_secs_f64())
         };
         let mut conn = self.connect().await?;
-        let mut b = hyper::Request::builder()
-            .method(hyper::Method::GET)
-            .uri(self.base.path(path))
-            .header("host", self.base.host_header());
-        for (k, v) in headers {
-            b = b.header(k.as_str(), v.as_str());
-        }
-        let req = b
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| RequestError::new(ErrorKind::Protocol, e.to_string()))?;
+        let req = self.request(http::Method::GET, path, headers, Bytes::new())?;
         let sent = unix();
         let resp = conn
-            .io
-            .drive(conn.sender.send_request(req))
+            .send(&req)
             .await
-            .map_err(|e| hyper_error("the request failed", &e))?;
+            .map_err(|e| h1_error("the request failed", &e))?;
         let received = unix();
         let date = resp
-            .headers()
+            .headers
             .get("date")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        Ok((resp.status().as_u16(), date, sent, received))
+        Ok((resp.status, date, sent, received))
     }
 
     /// A POST without a body on a fresh connection (vLLM's `/start_profile`).
@@ -856,7 +759,7 @@ impl HttpClient {
         path: &str,
         headers: &[(String, String)],
     ) -> Result<(u16, Bytes), RequestError> {
-        self.simple(hyper::Method::POST, path, headers).await
+        self.simple(http::Method::POST, path, headers).await
     }
 
     /// A POST of a JSON body on a fresh connection (side requests such as
@@ -867,13 +770,13 @@ impl HttpClient {
         headers: &[(String, String)],
         body: Vec<u8>,
     ) -> Result<(u16, Bytes), RequestError> {
-        self.send(hyper::Method::POST, path, headers, Some(body))
+        self.send(http::Method::POST, path, headers, Some(body))
             .await
     }
 
     async fn simple(
         &self,
-        method: hyper::Method,
+        method: http::Method,
         path: &str,
         headers: &[(String, String)],
     ) -> Result<(u16, Bytes), RequestError> {
@@ -882,37 +785,48 @@ impl HttpClient {
 
     async fn send(
         &self,
-        method: hyper::Method,
+        method: http::Method,
         path: &str,
         headers: &[(String, String)],
         body: Option<Vec<u8>>,
     ) -> Result<(u16, Bytes), RequestError> {
         let mut conn = self.connect().await?;
-        let mut b = hyper::Request::builder()
-            .method(method)
-            .uri(self.base.path(path))
-            .header("host", self.base.host_header());
-        for (k, v) in headers {
-            b = b.header(k.as_str(), v.as_str());
+        let json = body.is_some();
+        let mut req = self.request(
+            method,
+            path,
+            headers,
+            body.map(Bytes::from).unwrap_or_default(),
+        )?;
+        if json {
+            req = req
+                .header("content-type", "application/json")
+                .map_err(|e| RequestError::new(ErrorKind::Protocol, e))?;
         }
-        if body.is_some() {
-            b = b.header("content-type", "application/json");
-        }
-        let req = b
-            .body(Full::new(body.map(Bytes::from).unwrap_or_default()))
-            .map_err(|e| RequestError::new(ErrorKind::Protocol, e.to_string()))?;
         let resp = conn
-            .io
-            .drive(conn.sender.send_request(req))
+            .send(&req)
             .await
-            .map_err(|e| hyper_error("the request failed", &e))?;
-        let status = resp.status().as_u16();
+            .map_err(|e| h1_error("the request failed", &e))?;
         let body = conn
-            .io
-            .drive(resp.into_body().collect())
+            .read_to_end(usize::MAX)
             .await
-            .map_err(|e| hyper_error("reading the response failed", &e))?
-            .to_bytes();
-        Ok((status, body))
+            .map_err(|e| h1_error("reading the response failed", &e))?;
+        Ok((resp.status, Bytes::from(body)))
+    }
+
+    /// A request to `path` on this server with a `host` header and `headers`.
+    fn request(
+        &self,
+        method: http::Method,
+        path: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> Result<Request, RequestError> {
+        let mut req = Request::new(method, self.base.path(path), body)
+            .header("host", &self.base.host_header());
+        for (k, v) in headers {
+            req = req.and_then(|r| r.header(k, v));
+        }
+        req.map_err(|e| RequestError::new(ErrorKind::Protocol, e))
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod audio;
 pub mod exec;
+pub mod h1;
 pub mod http;
 pub mod llamacpp;
 pub mod mii;
