@@ -636,17 +636,11 @@ async fn read_stream(
         match conn.chunk().await {
             Ok(None) => break,
             Err(e) => {
-                let kind = match e {
-                    H1Error::Parse(_) => ErrorKind::Protocol,
-                    _ => ErrorKind::Connection,
-                };
-                return Err(RequestError::new(
-                    kind,
-                    format!(
-                        "the connection broke mid-stream after {} chunks: {e}",
-                        acc.chunk_ns.len()
-                    ),
-                ));
+                let what = format!(
+                    "the connection broke mid-stream after {} chunks",
+                    acc.chunk_ns.len()
+                );
+                return Err(h1_error(&what, &e));
             }
             Ok(Some((t, data))) => {
                 sse.feed(data, &mut |ev| {

@@ -195,10 +195,16 @@ impl Conn {
     }
 
     /// Writes `req` and reads the response head (skipping `1xx` heads). On
-    /// success, the body is read with [`Conn::chunk`] or [`Conn::read_to_end`].
+    /// success, the body is read with [`Conn::chunk`] or [`Conn::read_to_end`];
+    /// after an error the connection is never reused.
     pub async fn send(&mut self, req: &Request) -> Result<Head, H1Error> {
+        let r = self.exchange(req).await;
+        self.broken |= r.is_err();
+        r
+    }
+
+    async fn exchange(&mut self, req: &Request) -> Result<Head, H1Error> {
         if !matches!(self.body, Body::Idle | Body::Done) {
-            self.broken = true;
             return Err(H1Error::Io(
                 "the connection is still reading a response".into(),
             ));
@@ -213,42 +219,25 @@ impl Conn {
             self.io.write_all(&req.body).await.map_err(closed)?;
         }
         self.io.flush().await.map_err(closed)?;
+        // The request's bytes are not kept while the answer is awaited.
         drop(head);
         let no_body = req.method == Method::HEAD;
         let mut got_any = false;
         loop {
-            let r = self.read_head(&mut got_any).await;
-            let head = match r {
-                Ok(h) => h,
-                Err(e) => {
-                    self.broken = true;
-                    return Err(e);
-                }
-            };
-            if (100..200).contains(&head.0.status) && head.0.status != 101 {
+            let (head, version_10) = self.read_head(&mut got_any).await?;
+            if (100..200).contains(&head.status) && head.status != 101 {
                 continue;
             }
-            let (head, version_10) = head;
-            self.body = match body_kind(&head, no_body) {
-                Ok(b) => b,
-                Err(e) => {
-                    self.broken = true;
-                    return Err(e);
+            self.body = body_kind(&head, no_body)?;
+            let asked = {
+                let mut opts = tokens(&head.headers, http::header::CONNECTION);
+                if version_10 {
+                    opts.any(|t| t == "keep-alive")
+                } else {
+                    !opts.any(|t| t == "close")
                 }
             };
-            let conn_hdr = head
-                .headers
-                .get_all(http::header::CONNECTION)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(','))
-                .map(|t| t.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>();
-            self.keep_alive = if version_10 {
-                conn_hdr.iter().any(|t| t == "keep-alive")
-            } else {
-                !conn_hdr.iter().any(|t| t == "close")
-            } && self.body != Body::UntilClose;
+            self.keep_alive = asked && self.body != Body::UntilClose;
             return Ok(head);
         }
     }
@@ -337,16 +326,21 @@ impl Conn {
 
     /// The next piece of the body as it arrives, with the time its last bytes
     /// were read; `None` at the end of the body (then the connection is free).
+    /// After an error the connection is never reused.
     pub async fn chunk(&mut self) -> Result<Option<(u64, &[u8])>, H1Error> {
-        let range = loop {
-            match self.step() {
-                Ok(Step::Data(a, b)) => break Some((a, b)),
-                Ok(Step::End) => break None,
-                Ok(Step::More) => {}
-                Err(e) => {
-                    self.broken = true;
-                    return Err(e);
-                }
+        let range = self.next_piece().await;
+        self.broken |= range.is_err();
+        let t = self.last_read_ns();
+        Ok(range?.map(|(a, b)| (t, &self.buf[a..b])))
+    }
+
+    /// Where in the buffer the next piece of the body is, reading as needed.
+    async fn next_piece(&mut self) -> Result<Option<(usize, usize)>, H1Error> {
+        loop {
+            match self.step()? {
+                Step::Data(a, b) => return Ok(Some((a, b))),
+                Step::End => return Ok(None),
+                Step::More => {}
             }
             match self.fill().await {
                 Ok(0) if self.body == Body::UntilClose => {
@@ -354,20 +348,14 @@ impl Conn {
                     self.keep_alive = false;
                 }
                 Ok(0) => {
-                    self.broken = true;
                     return Err(H1Error::Io(
                         "the server closed the connection before the response was complete".into(),
                     ));
                 }
                 Ok(_) => {}
-                Err(e) => {
-                    self.broken = true;
-                    return Err(H1Error::Io(e.to_string()));
-                }
+                Err(e) => return Err(H1Error::Io(e.to_string())),
             }
-        };
-        let t = self.last_read_ns();
-        Ok(range.map(|(a, b)| (t, &self.buf[a..b])))
+        }
     }
 
     /// The whole body; bytes beyond `cap` are read and dropped.
@@ -484,20 +472,24 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, H1Error> {
     })
 }
 
+/// The comma-separated tokens of every `name` header, trimmed and lowercased
+/// (`Connection: Keep-Alive, Upgrade` gives `keep-alive`, `upgrade`); empty ones skipped.
+fn tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = String> + '_ {
+    headers
+        .get_all(name)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+}
+
 /// How the body of a response with `head` is delimited (RFC 9112 §6.3).
 fn body_kind(head: &Head, no_body: bool) -> Result<Body, H1Error> {
     if no_body || head.status == 204 || head.status == 304 || (100..200).contains(&head.status) {
         return Ok(Body::Done);
     }
-    let te = head
-        .headers
-        .get_all(http::header::TRANSFER_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .rfind(|t| !t.is_empty());
-    if let Some(te) = te {
+    if let Some(te) = tokens(&head.headers, http::header::TRANSFER_ENCODING).last() {
         return Ok(if te == "chunked" {
             Body::ChunkSize
         } else {
