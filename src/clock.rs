@@ -21,6 +21,17 @@ pub fn now_ns() -> u64 {
     epoch().elapsed().as_nanos() as u64
 }
 
+/// With `MOONBENCH_TRACE_STARTUP` set, prints `start-up: {what} at {ms} ms` (since
+/// the process epoch, which `cli::main` sets first) to stderr: where the time before
+/// the first request goes (`benches/startup.rs` prints these beside its own
+/// measurement from outside).
+pub fn startup_mark(what: &str) {
+    static ON: OnceLock<bool> = OnceLock::new();
+    if *ON.get_or_init(|| std::env::var_os("MOONBENCH_TRACE_STARTUP").is_some()) {
+        eprintln!("start-up: {what} at {:.1} ms", now_ns() as f64 / 1e6);
+    }
+}
+
 /// The `Instant` of a `now_ns()` value (for timers).
 pub fn instant_of(ns: u64) -> Instant {
     epoch() + Duration::from_nanos(ns)

@@ -898,6 +898,7 @@ fn parse_cli() -> Result<Cli, clap::Error> {
 
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
+    crate::clock::epoch();
     let cli = match parse_cli() {
         Ok(c) => c,
         Err(e) => {

@@ -287,6 +287,7 @@ pub async fn connect(
     let mut out = RunOutcome::default();
     if let Some(timeout) = ready_timeout.filter(|t| !t.is_zero()) {
         let headers = target.plain_headers();
+        crate::clock::startup_mark("ready check");
         let info = until_interrupted(ready::wait_ready(&client, &headers, timeout)).await??;
         out.server_models = info.models;
     }
@@ -307,10 +308,12 @@ pub async fn connect(
     }
     out.model = target.model.clone();
     if let Some(want) = preconnect {
+        crate::clock::startup_mark("opening connections");
         out.preconnected = until_interrupted(client.preconnect(want))
             .await?
             .map_err(|e| e.message)?;
     }
+    crate::clock::startup_mark("ready to send");
     Ok((client, out))
 }
 

@@ -509,8 +509,10 @@ where
             _ => {}
         }
         let ignore_eos = d.get::<bool>(lua, "ignore_eos")?.unwrap_or(S::SYNTHETIC);
+        crate::clock::startup_mark("building prompts");
         let mut reqs = generate(&tok, file.as_deref().map(Path::new), &d.opts)
             .map_err(|e| mlua::Error::runtime(format!("{}: {e}", S::WHAT)))?;
+        crate::clock::startup_mark("prompts built");
         if ignore_eos {
             for r in reqs.iter_mut().filter(|r| r.max_tokens.is_some()) {
                 r.extra
@@ -525,13 +527,16 @@ where
 
 /// `mb.tokenizer(spec)`: a tokenizer object.
 fn tokenizer(lua: &Lua, (v, opts): (Value, Option<Table>)) -> mlua::Result<LuaTokenizer> {
+    crate::clock::startup_mark("loading the tokenizer");
     let rev = decode::<TokenizerOpts>(lua, opts)?.opts.revision;
-    match (&v, rev) {
-        (Value::String(s), Some(rev)) => Ok(LuaTokenizer(Arc::new(
-            Tokenizer::load_at(&s.to_str()?, Some(&rev)).map_err(mlua::Error::runtime)?,
-        ))),
-        _ => Ok(LuaTokenizer(tokenizer_arg(v)?)),
-    }
+    let tok = match (&v, rev) {
+        (Value::String(s), Some(rev)) => {
+            Arc::new(Tokenizer::load_at(&s.to_str()?, Some(&rev)).map_err(mlua::Error::runtime)?)
+        }
+        _ => tokenizer_arg(v)?,
+    };
+    crate::clock::startup_mark("tokenizer loaded");
+    Ok(LuaTokenizer(tok))
 }
 
 /// `mb.dataset.from_table(list [, tokenizer])`: a request set from Lua tables or

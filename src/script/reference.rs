@@ -108,8 +108,8 @@ pub fn entries() -> Vec<Entry> {
         ),
         e!(
             "mb.dataset.random",
-            "Random-token prompts exactly input_len long (vLLM's random dataset). Also takes the common dataset options.",
-            "随机 token 提示词，长度恰为 input_len（vLLM 的 random）。另有数据集通用选项。",
+            "Random-token prompts exactly input_len long (vLLM's random dataset). Also takes the common dataset options. The prompts are made of the tokenizer's whole-word tokens (\" moon\"), each checked once to encode back to itself; the checked list is kept in ~/.cache/moonbench/word-pools/ ($XDG_CACHE_HOME/moonbench/word-pools/), named by a hash of the tokenizer file, so later runs skip the check.",
+            "随机 token 提示词，长度恰为 input_len（vLLM 的 random）。另有数据集通用选项。提示词由分词器的整词 token（如 \" moon\"）组成，每个都先检查一次能否编码回它自己；检查过的列表存放在 ~/.cache/moonbench/word-pools/（或 $XDG_CACHE_HOME/moonbench/word-pools/），以分词器文件的哈希命名，之后的运行就不必再查。",
             random::RandomSpec
         ),
         e!(

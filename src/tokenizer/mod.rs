@@ -2,8 +2,11 @@
 //! `tokenizer.json.gz` —, a model directory, or a model id from the local Hugging
 //! Face cache or the Hub) with its chat template, the tokenizer inside a GGUF model
 //! file ([`gguf`]), or the documented word-count fallback `words`, where one token
-//! is one whitespace-separated word.
+//! is one whitespace-separated word. `bpe.rs` reads BPE `tokenizer.json` files fast
+//! (finding the word pool's candidates while it builds); `pool.rs` holds the word
+//! pool random prompts are made of, and its cache.
 
+mod bpe;
 pub mod chat;
 pub mod gguf;
 pub mod hub;
@@ -16,7 +19,8 @@ use std::sync::{Arc, OnceLock};
 use chat::ChatTemplate;
 use pool::WordPool;
 
-enum Kind {
+/// What a [`Tokenizer`] is underneath.
+pub(crate) enum Kind {
     Hf {
         inner: Box<tokenizers::Tokenizer>,
         path: PathBuf,
@@ -28,9 +32,13 @@ enum Kind {
 /// A tokenizer used to build prompts, apply chat templates and count tokens the
 /// server did not report.
 pub struct Tokenizer {
-    kind: Kind,
+    pub(crate) kind: Kind,
     name: String,
     pool: OnceLock<Result<Arc<WordPool>, String>>,
+    /// The word pool's candidates, when the loader found them on the way.
+    candidates: std::sync::Mutex<Option<pool::Candidates>>,
+    /// The hash of the tokenizer file, the word pool cache's key.
+    file_hash: Option<u128>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -67,8 +75,12 @@ fn is_model_id(spec: &str) -> bool {
         && !Path::new(spec).exists()
 }
 
-/// Reads a `tokenizer.json` (or a gzip'd one, by its `.gz` name).
-fn read_tokenizer_file(path: &Path) -> Result<tokenizers::Tokenizer, String> {
+/// Reads a `tokenizer.json` (or a gzip'd one, by its `.gz` name), with the word
+/// pool's candidates when the fast BPE reader found them on the way, and the
+/// hash of the file's JSON.
+fn read_tokenizer_file(
+    path: &Path,
+) -> Result<(tokenizers::Tokenizer, Option<pool::Candidates>, u128), String> {
     let bytes = std::fs::read(path)
         .map_err(|e| format!("cannot read tokenizer {}: {e}", path.display()))?;
     let bytes = if path.extension().is_some_and(|e| e == "gz") {
@@ -79,63 +91,19 @@ fn read_tokenizer_file(path: &Path) -> Result<tokenizers::Tokenizer, String> {
     } else {
         bytes
     };
-    if let Some(t) = bpe_tokenizer(&bytes) {
-        return Ok(t);
+    let hash = twox_hash::XxHash3_128::oneshot(&bytes);
+    // With the pool in the cache, its candidates are not looked for.
+    let scan = !pool::is_cached(hash);
+    if let Some((t, candidates)) = bpe::bpe_tokenizer(&bytes, scan) {
+        return Ok((t, candidates, hash));
     }
-    tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| {
+    let t = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| {
         format!(
             "{} is not a valid Hugging Face tokenizer.json: {e}",
             path.display()
         )
-    })
-}
-
-/// A BPE `tokenizer.json` built part by part, as `tokenizers`' own reader does
-/// (the same components, then the added tokens through `add_tokens`), except that
-/// the model is read straight into a `BPE`: the crate's reader first buffers the
-/// whole model as generic JSON, twice, which for Qwen3's 151,643-entry vocabulary
-/// and merges took 70 MB on top of the 90 MB the tokenizer keeps. `None` (the
-/// caller then uses the crate's reader and its error messages) for any other model
-/// or anything unexpected.
-fn bpe_tokenizer(bytes: &[u8]) -> Option<tokenizers::Tokenizer> {
-    use serde_json::value::RawValue;
-    use tokenizers::{
-        AddedToken, DecoderWrapper, ModelWrapper, NormalizerWrapper, PaddingParams,
-        PostProcessorWrapper, PreTokenizerWrapper, TokenizerBuilder, TruncationParams,
-    };
-    #[derive(serde::Deserialize)]
-    struct Parts<'a> {
-        version: Option<String>,
-        #[serde(default)]
-        added_tokens: Vec<AddedToken>,
-        normalizer: Option<NormalizerWrapper>,
-        pre_tokenizer: Option<PreTokenizerWrapper>,
-        post_processor: Option<PostProcessorWrapper>,
-        decoder: Option<DecoderWrapper>,
-        truncation: Option<TruncationParams>,
-        padding: Option<PaddingParams>,
-        #[serde(borrow)]
-        model: &'a RawValue,
-    }
-    let p: Parts = serde_json::from_slice(bytes).ok()?;
-    if p.version.as_deref().is_some_and(|v| v != "1.0") {
-        return None;
-    }
-    // `BPE`'s own reader refuses a model whose "type" is not "BPE"; one without a
-    // "type" that has BPE's vocab and merges is what the crate's reader takes too.
-    let bpe: tokenizers::models::bpe::BPE = serde_json::from_str(p.model.get()).ok()?;
-    let mut t = TokenizerBuilder::new()
-        .with_model(ModelWrapper::BPE(bpe))
-        .with_normalizer(p.normalizer)
-        .with_pre_tokenizer(p.pre_tokenizer)
-        .with_post_processor(p.post_processor)
-        .with_decoder(p.decoder)
-        .with_truncation(p.truncation)
-        .with_padding(p.padding)
-        .build()
-        .ok()?;
-    t.add_tokens(p.added_tokens).ok()?;
-    Some(t.into())
+    })?;
+    Ok((t, None, hash))
 }
 
 impl Tokenizer {
@@ -145,6 +113,8 @@ impl Tokenizer {
             kind: Kind::Words,
             name: "words".into(),
             pool: OnceLock::new(),
+            candidates: Default::default(),
+            file_hash: None,
         }
     }
 
@@ -221,10 +191,12 @@ impl Tokenizer {
                     },
                     name: spec.to_string(),
                     pool: OnceLock::new(),
+                    candidates: Default::default(),
+                    file_hash: None,
                 });
             }
             if path.is_file() {
-                let inner = read_tokenizer_file(&path)?;
+                let (inner, candidates, file_hash) = read_tokenizer_file(&path)?;
                 let chat = ChatTemplate::find_beside(&path)?.map(Box::new);
                 return Ok(Tokenizer {
                     kind: Kind::Hf {
@@ -234,6 +206,8 @@ impl Tokenizer {
                     },
                     name: spec.to_string(),
                     pool: OnceLock::new(),
+                    candidates: std::sync::Mutex::new(candidates),
+                    file_hash: Some(file_hash),
                 });
             }
             looked.insert(0, path.display().to_string());
@@ -361,17 +335,32 @@ impl Tokenizer {
         )
     }
 
-    /// The verified word pool (built once, on first use). Fails for tokenizers whose
-    /// whole-word tokens do not concatenate exactly (then datasets fall back to
-    /// decode/re-encode).
+    /// The verified word pool (built once, on first use, or read from the cache of
+    /// pools [`pool::cached`]). Fails for tokenizers whose whole-word tokens do not
+    /// concatenate exactly (then datasets fall back to decode/re-encode).
     pub fn word_pool(&self) -> Result<Arc<WordPool>, String> {
         self.pool
             .get_or_init(|| {
                 let pool = match &self.kind {
-                    Kind::Hf { inner, .. } => WordPool::from_hf(inner)?,
+                    Kind::Hf { inner, .. } => {
+                        let cached = self.file_hash.and_then(|k| pool::cached(inner, k));
+                        match cached.filter(|p| p.verify(|t| self.encode(t)).is_ok()) {
+                            Some(p) => p,
+                            None => {
+                                let candidates =
+                                    self.candidates.lock().ok().and_then(|mut c| c.take());
+                                let p = WordPool::from_hf(inner, candidates)?;
+                                if let Some(k) = self.file_hash {
+                                    pool::store(&p, k);
+                                }
+                                p
+                            }
+                        }
+                    }
                     Kind::Words => WordPool::from_words(),
                 };
                 pool.verify(|t| self.encode(t))?;
+                crate::clock::startup_mark("word pool built");
                 Ok(Arc::new(pool))
             })
             .clone()
@@ -429,7 +418,8 @@ mod tests {
         let gz = std::fs::read(path).unwrap();
         let mut bytes = Vec::new();
         std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut bytes).unwrap();
-        let ours = bpe_tokenizer(&bytes).expect("Qwen3's tokenizer is BPE");
+        let (ours, candidates) =
+            bpe::bpe_tokenizer(&bytes, true).expect("Qwen3's tokenizer is BPE");
         let theirs = tokenizers::Tokenizer::from_bytes(&bytes).unwrap();
         assert_eq!(ours.get_vocab_size(true), theirs.get_vocab_size(true));
         assert_eq!(ours.get_vocab(true).len(), theirs.get_vocab(true).len());
@@ -450,9 +440,18 @@ mod tests {
         {
             assert_eq!(ours.token_to_id(&content), Some(id), "{content}");
         }
+        // The word pool from the candidates found while loading is the one a scan
+        // of the finished tokenizer's vocabulary gives.
+        let found = WordPool::from_hf(&ours, candidates).unwrap();
+        let scanned = WordPool::from_hf(&ours, None).unwrap();
+        assert_eq!(found.ids, scanned.ids);
+        assert_eq!(found.texts, scanned.texts);
+        assert!(found.len() > 20_000, "{}", found.len());
         // Not BPE, or not a tokenizer: the crate's reader (and its messages) decide.
-        assert!(bpe_tokenizer(br#"{"model": {"type": "WordPiece", "vocab": {}}}"#).is_none());
-        assert!(bpe_tokenizer(b"not json").is_none());
+        assert!(
+            bpe::bpe_tokenizer(br#"{"model": {"type": "WordPiece", "vocab": {}}}"#, true).is_none()
+        );
+        assert!(bpe::bpe_tokenizer(b"not json", true).is_none());
     }
 
     /// Qwen3's real chat template, rendered as transformers renders it.
