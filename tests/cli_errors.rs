@@ -125,6 +125,17 @@ fn lua_runtime_error_names_file_and_line() {
     let f = dir.join("boom.lua");
     std::fs::write(&f, "local mb = require 'moonbench'\n\nerror('boom here')\n").unwrap();
     fails_with(&["run", f.to_str().unwrap()], "boom.lua:3: boom here");
+    // Raised inside a C function (ipairs' iterator), which has no line of its own:
+    // the user's line from the traceback.
+    std::fs::write(
+        &f,
+        "local mb = require 'moonbench'\nlocal recs\nfor _ in ipairs(recs) do end\n",
+    )
+    .unwrap();
+    fails_with(
+        &["run", f.to_str().unwrap()],
+        "boom.lua:3: attempt to index a nil value",
+    );
 }
 
 #[test]

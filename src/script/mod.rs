@@ -514,8 +514,13 @@ pub fn format_error(e: &mlua::Error) -> String {
             }
         }
         mlua::Error::RuntimeError(m) => {
-            let m = m.split("\nstack traceback:").next().unwrap_or(m);
-            strip_bundled_location(m).to_string()
+            let (m, traceback) = m.split_once("\nstack traceback:").unwrap_or((m, ""));
+            // An error raised inside a C function (`ipairs(nil)`'s iterator, …) has
+            // no position of its own: the user's line from the traceback.
+            match first_location(&format!("stack traceback:{traceback}")) {
+                Some(loc) if !has_location(m) => format!("{loc}: {m}"),
+                _ => strip_bundled_location(m).to_string(),
+            }
         }
         mlua::Error::SyntaxError { message, .. } => message.clone(),
         mlua::Error::WithContext { context, cause } => {
