@@ -78,6 +78,22 @@ fn unreadable_tokenizer_lists_where_it_looked() {
         "not found; looked in",
     );
     assert!(e.contains("--tokenizer words"), "{e}");
+    assert!(
+        !e.contains("找不到分词器"),
+        "English only unless asked: {e}"
+    );
+    // With --lang zh, the same error in Chinese after it, the path kept as it is.
+    let e = fails_with(
+        &[
+            "bench",
+            "--lang",
+            "zh",
+            "--tokenizer",
+            "/nonexistent/dir/tokenizer.json",
+        ],
+        "moonbench bench: 找不到分词器 '/nonexistent/dir/tokenizer.json'，查找过这些位置：\n  /nonexistent/dir/tokenizer.json\n请用 --tokenizer",
+    );
+    assert!(e.contains("not found; looked in"), "{e}");
 }
 
 #[test]
@@ -98,6 +114,27 @@ fn unreachable_server_after_the_ready_timeout() {
         "is not ready after 1 s",
     );
     assert!(e.contains("--base-url / --host / --port"), "{e}");
+    let e = fails_with(
+        &[
+            "bench",
+            "--lang=zh",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--tokenizer",
+            "words",
+            "--ready-check-timeout-sec",
+            "1",
+        ],
+        &format!(
+            "服务器 http://127.0.0.1:{port} 在 1 秒内没有就绪（最后一次错误：无法连接 http://127.0.0.1:{port}："
+        ),
+    );
+    assert!(
+        e.contains("服务器在运行吗？--base-url / --host / --port 写对了吗？（等待多久由"),
+        "{e}"
+    );
 }
 
 #[test]

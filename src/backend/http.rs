@@ -611,7 +611,7 @@ impl HttpClient {
             Ok(Err(e)) => {
                 return Err(RequestError::new(
                     ErrorKind::Connection,
-                    format!("cannot connect to {}: {e}", self.base.as_string()),
+                    crate::i18n::trf("cannot connect to {}: {}", &[&self.base.as_string(), &e]),
                 ));
             }
             Err(_) => {

@@ -753,20 +753,6 @@ fn live_metrics(args: &mut Vec<String>) -> Result<(), String> {
 /// Whether the command line asks for Chinese: `--lang zh` (or `--lang=zh`)
 /// anywhere in it, else `--lang en` not, and the user's language
 /// ([`crate::i18n::default_lang`]) is.
-fn wants_zh(args: &[String]) -> bool {
-    for (i, a) in args.iter().enumerate() {
-        let v = match a.strip_prefix("--lang=") {
-            Some(v) => Some(v),
-            None if a == "--lang" => args.get(i + 1).map(String::as_str),
-            None => None,
-        };
-        if let Some(v) = v {
-            return v.starts_with("zh");
-        }
-    }
-    crate::i18n::default_lang() == "zh"
-}
-
 /// `cmd` (built) with its about line, every argument's help and the headings in
 /// Chinese from the message catalogue, defaults and choices spelled out in
 /// Chinese; a text the catalogue lacks stays English. Recurses into subcommands.
@@ -883,11 +869,11 @@ fn clap_error_zh(e: &clap::Error) -> String {
     }
 }
 
-/// Parses the command line, its help in Chinese when [`wants_zh`].
+/// Parses the command line, its help in Chinese when [`crate::i18n::wants_zh`].
 fn parse_cli() -> Result<Cli, clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
     let args: Vec<String> = std::env::args().collect();
-    if !wants_zh(&args) {
+    if !crate::i18n::wants_zh(&args) {
         return Cli::try_parse_from(&args);
     }
     let mut cmd = Cli::command();
@@ -903,7 +889,7 @@ pub fn main() -> i32 {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            if e.use_stderr() && wants_zh(&std::env::args().collect::<Vec<_>>()) {
+            if e.use_stderr() && crate::i18n::wants_zh(&std::env::args().collect::<Vec<_>>()) {
                 eprintln!("{}", crate::i18n::with_lang(true, || clap_error_zh(&e)));
             }
             return if e.use_stderr() { 2 } else { 0 };
@@ -1062,8 +1048,12 @@ mod help_tests {
     #[test]
     fn lang_is_read_in_any_position() {
         let a = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
-        assert!(wants_zh(&a("moonbench report --help --lang zh")));
-        assert!(wants_zh(&a("moonbench --lang=zh report")));
-        assert!(!wants_zh(&a("moonbench report --lang en --help")));
+        assert!(crate::i18n::wants_zh(&a(
+            "moonbench report --help --lang zh"
+        )));
+        assert!(crate::i18n::wants_zh(&a("moonbench --lang=zh report")));
+        assert!(!crate::i18n::wants_zh(&a(
+            "moonbench report --lang en --help"
+        )));
     }
 }

@@ -79,16 +79,26 @@ pub async fn wait_ready(
             Err(e) => last = e.message,
         }
         if start.elapsed() >= timeout {
+            use crate::i18n::{tr, trf};
             let hint = if last.contains("got no answer") {
-                "It accepts connections but does not answer: is it still loading the model, overloaded, \
-                 or not an HTTP server (https:// for a TLS port)?"
+                tr(
+                    "It accepts connections but does not answer: is it still loading the model, overloaded, \
+                 or not an HTTP server (https:// for a TLS port)?",
+                )
             } else {
-                "Is it running, and are --base-url / --host / --port right?"
+                tr("Is it running, and are --base-url / --host / --port right?")
             };
+            let secs = format!("{:.0}", timeout.as_secs_f64());
             return Err(format!(
-                "the server at {url} is not ready after {:.0} s (last error: {last}).\n{hint} \
-                 (--ready-check-timeout-sec sets how long to wait)",
-                timeout.as_secs_f64()
+                "{}\n{}",
+                trf(
+                    "the server at {} is not ready after {} s (last error: {}).",
+                    &[&url, &secs, &last]
+                ),
+                trf(
+                    "{} (--ready-check-timeout-sec sets how long to wait)",
+                    &[&hint]
+                )
             ));
         }
         if !announced && start.elapsed() > Duration::from_secs(2) {

@@ -130,6 +130,107 @@ pub fn trf(en: &'static str, args: &[&dyn std::fmt::Display]) -> String {
     out
 }
 
+/// Whether a command line asks for Chinese: its `--lang zh` (`--lang=zh`), else
+/// [`default_lang`].
+pub fn wants_zh(args: &[String]) -> bool {
+    for (i, a) in args.iter().enumerate() {
+        let v = match a.strip_prefix("--lang=") {
+            Some(v) => Some(v),
+            None if a == "--lang" => args.get(i + 1).map(String::as_str),
+            None => None,
+        };
+        if let Some(v) = v {
+            return v.starts_with("zh");
+        }
+    }
+    default_lang() == "zh"
+}
+
+/// The Chinese of a finished message — an error made deep inside with [`trf`]'s
+/// English, its values already filled in — line by line: a line is its catalogue
+/// line, or a catalogue template whose `{}`s match it (each value itself
+/// translated when it is a catalogue text), after any prefix ending in `": "`
+/// (`moonbench bench: `, `file.lua:3: `), which stays as it is. Lines no template
+/// matches (a path, a server's own words) stay as they are. `None` when no line
+/// was translated.
+pub fn zh_of_message(msg: &str) -> Option<String> {
+    let mut any = false;
+    let lines: Vec<String> = msg
+        .lines()
+        .map(|line| match zh_of_line(line, 2) {
+            Some(z) => {
+                any = true;
+                z
+            }
+            None => line.to_string(),
+        })
+        .collect();
+    any.then(|| lines.join("\n"))
+}
+
+/// One line of [`zh_of_message`]; `depth` bounds how deep values are translated.
+fn zh_of_line(line: &str, depth: u32) -> Option<String> {
+    let mut starts = vec![0];
+    starts.extend(line.match_indices(": ").map(|(i, _)| i + 2));
+    for start in starts {
+        let (prefix, rest) = line.split_at(start);
+        if rest.is_empty() {
+            continue;
+        }
+        if let Some(z) = messages_zh().get(rest) {
+            return Some(format!("{prefix}{z}"));
+        }
+        for (en, zh) in messages_zh() {
+            // A template of little but `{}`s would match almost any line.
+            if !en.contains("{}") || en.replace("{}", "").trim().len() < 4 {
+                continue;
+            }
+            if let Some(values) = match_template(en, rest) {
+                let mut out = prefix.to_string();
+                let mut parts = zh.split("{}");
+                out.push_str(parts.next().unwrap_or(""));
+                for (v, p) in values.iter().zip(parts) {
+                    let v = (depth > 0)
+                        .then(|| zh_of_line(v, depth - 1))
+                        .flatten()
+                        .unwrap_or_else(|| v.to_string());
+                    out.push_str(&v);
+                    out.push_str(p);
+                }
+                return Some(out);
+            }
+        }
+    }
+    None
+}
+
+/// The values of `text` at `template`'s `{}`s (each non-empty, the leftmost match
+/// of each literal piece after it), or `None` if it does not fit.
+fn match_template<'a>(template: &str, text: &'a str) -> Option<Vec<&'a str>> {
+    let pieces: Vec<&str> = template.split("{}").collect();
+    let (first, last) = (pieces[0], pieces[pieces.len() - 1]);
+    let mut rest = text.strip_prefix(first)?;
+    let mut values = Vec::new();
+    for (k, piece) in pieces[1..].iter().enumerate() {
+        let is_last = k == pieces.len() - 2;
+        let at = if is_last {
+            if piece.is_empty() {
+                rest.len()
+            } else {
+                rest.strip_suffix(last)?.len()
+            }
+        } else {
+            rest.get(1..)?.find(piece)? + 1
+        };
+        values.push(&rest[..at]);
+        rest = &rest[at + piece.len()..];
+        if values.last().is_some_and(|v| v.is_empty()) {
+            return None;
+        }
+    }
+    rest.is_empty().then_some(values)
+}
+
 /// The texts [`tr`] could not translate so far.
 pub fn missing() -> Vec<&'static str> {
     MISSING.lock().unwrap().clone()
@@ -160,6 +261,31 @@ mod tests {
             trf("Requests of {} (first {} by send time)", &[&"a", &1]),
             "Requests of a (first 1 by send time)"
         );
+    }
+
+    /// A finished message back to its template: values found between the literal
+    /// pieces (and translated themselves when they are catalogue texts), a prefix
+    /// ending in ": " kept, lines nothing matches kept, `None` when nothing matched.
+    #[test]
+    fn finished_messages_are_translated_line_by_line() {
+        assert_eq!(
+            match_template(
+                "cannot connect to {}: {}",
+                "cannot connect to http://h:1: refused"
+            ),
+            Some(vec!["http://h:1", "refused"])
+        );
+        assert_eq!(
+            match_template("cannot connect to {}: {}", "cannot connect to : x"),
+            None
+        );
+        assert_eq!(match_template("a {} b", "a x b c"), None);
+        let msg = "moonbench bench: the server at http://h:1 is not ready after 3 s (last error: cannot connect to http://h:1: Connection refused (os error 111)).\n  some path";
+        assert_eq!(
+            zh_of_message(msg).unwrap(),
+            "moonbench bench: 服务器 http://h:1 在 3 秒内没有就绪（最后一次错误：无法连接 http://h:1：连接被拒绝（os error 111））。\n  some path"
+        );
+        assert_eq!(zh_of_message("nothing the catalogue knows\nat all"), None);
     }
 
     /// The `string.format` specifiers of a text, in order: `%` then digits,

@@ -238,6 +238,7 @@ pub fn run_script(source: Source, args: Vec<String>) -> i32 {
         .enable_all()
         .build()
         .expect("local runtime");
+    let zh = crate::i18n::wants_zh(&args);
     let code = {
         let lua = match new_lua(Env {
             io: io.handle().clone(),
@@ -255,11 +256,14 @@ pub fn run_script(source: Source, args: Vec<String>) -> i32 {
         let code = match result {
             Ok(()) => 0,
             Err(e) => {
-                let msg = format_error(&e);
-                if msg.starts_with("moonbench") || msg.contains(".lua:") {
-                    eprintln!("{msg}");
-                } else {
-                    eprintln!("moonbench{}: {msg}", source.command());
+                let mut msg = format_error(&e);
+                if !(msg.starts_with("moonbench") || msg.contains(".lua:")) {
+                    msg = format!("moonbench{}: {msg}", source.command());
+                }
+                eprintln!("{msg}");
+                // In Chinese too, as far as the message catalogue knows its lines.
+                if let Some(z) = zh.then(|| crate::i18n::zh_of_message(&msg)).flatten() {
+                    eprintln!("{z}");
                 }
                 1
             }

@@ -234,9 +234,13 @@ impl Tokenizer {
             }
         }
         Err(format!(
-            "tokenizer '{spec}' not found; looked in:\n  {}\nPass --tokenizer with a tokenizer.json file, a model directory or a GGUF model file, \
-             or --tokenizer words to count one token per word.",
-            looked.join("\n  ")
+            "{}\n  {}\n{}",
+            crate::i18n::trf("tokenizer '{}' not found; looked in:", &[&spec]),
+            looked.join("\n  "),
+            crate::i18n::tr(
+                "Pass --tokenizer with a tokenizer.json file, a model directory or a GGUF model file, \
+                 or --tokenizer words to count one token per word."
+            )
         ))
     }
 
