@@ -105,10 +105,10 @@ pub(super) fn bpe_tokenizer(
     if p.version.as_deref().is_some_and(|v| v != "1.0") {
         return None;
     }
-    let decoder = p.decoder.clone();
+    // The decoder is cloned for the scan only when there is one to do.
+    let decoder = scan.then(|| p.decoder.clone());
     let (bpe, mut candidates) = read_bpe(p.model, |vocab| {
-        scan.then(|| pool::scan_vocab_json(vocab, decoder.as_ref()))
-            .flatten()
+        decoder.and_then(|d| pool::scan_vocab_json(vocab, d.as_ref()))
     })?;
     let mut t = TokenizerBuilder::new()
         .with_model(ModelWrapper::BPE(bpe))

@@ -345,25 +345,29 @@ impl Tokenizer {
     pub fn word_pool(&self) -> Result<Arc<WordPool>, String> {
         self.pool
             .get_or_init(|| {
-                let pool = match &self.kind {
-                    Kind::Hf { inner, .. } => {
-                        let cached = self.file_hash.and_then(|k| pool::cached(inner, k));
-                        match cached.filter(|p| p.verify(|t| self.encode(t)).is_ok()) {
-                            Some(p) => p,
-                            None => {
+                let cached = match &self.kind {
+                    Kind::Hf { inner, .. } => self.file_hash.and_then(|k| pool::cached(inner, k)),
+                    Kind::Words => None,
+                };
+                // A cached pool that fails the check is built afresh, and checked again.
+                let pool = match cached.filter(|p| p.verify(|t| self.encode(t)).is_ok()) {
+                    Some(p) => p,
+                    None => {
+                        let p = match &self.kind {
+                            Kind::Hf { inner, .. } => {
                                 let candidates =
                                     self.candidates.lock().ok().and_then(|mut c| c.take());
-                                let p = WordPool::from_hf(inner, candidates)?;
-                                if let Some(k) = self.file_hash {
-                                    pool::store(&p, k);
-                                }
-                                p
+                                WordPool::from_hf(inner, candidates)?
                             }
+                            Kind::Words => WordPool::from_words(),
+                        };
+                        p.verify(|t| self.encode(t))?;
+                        if let Some(k) = self.file_hash {
+                            pool::store(&p, k);
                         }
+                        p
                     }
-                    Kind::Words => WordPool::from_words(),
                 };
-                pool.verify(|t| self.encode(t))?;
                 crate::clock::startup_mark("word pool built");
                 Ok(Arc::new(pool))
             })
