@@ -378,6 +378,7 @@ fn bad_configs_name_file_line_and_the_fix() {
             "for {body:?} expected {needle:?}, got:\n{stderr}"
         );
         assert!(!stdout.contains("[1/"), "nothing ran");
+        assert!(!stderr.contains("runtime error"), "{stderr}");
     }
     // The same errors in Chinese, from the message catalogue.
     std::fs::write(

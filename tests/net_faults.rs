@@ -225,6 +225,19 @@ fn a_private_certificate_fails_at_once_and_the_fixes_work() {
         assert!(stderr.contains(want), "missing {want:?}: {stderr}");
     }
     assert!(!stderr.contains("Is it running"), "{stderr}");
+    // With --lang zh the same message follows in Chinese.
+    let mut a = bench_args(&url);
+    a.extend(["--lang".to_string(), "zh".to_string()]);
+    let (out, _) = run_args(&a);
+    let (_, stderr) = text(&out);
+    for want in [
+        "TLS 证书被拒绝",
+        "未知的 CA",
+        "--ca-cert 文件",
+        "--insecure 跳过检查",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?}: {stderr}");
+    }
 
     // --ca-cert, SSL_CERT_FILE and --insecure each make it work.
     let mut a = bench_args(&url);

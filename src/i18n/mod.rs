@@ -168,9 +168,33 @@ pub fn zh_of_message(msg: &str) -> Option<String> {
     any.then(|| lines.join("\n"))
 }
 
+/// The line of `messages.zh.tsv` after which its templates are for
+/// [`zh_of_message`]; templates above it (`request {}: {}`, a chart label) would
+/// match unrelated errors.
+const DEEP_SECTION: &str = "# Errors made deep inside";
+
+/// The `{}` templates of the catalogue's section of errors made deep inside
+/// ([`DEEP_SECTION`] to the end), each with enough literal text to be specific.
+fn deep_templates() -> &'static [(&'static str, &'static str)] {
+    static LIST: OnceLock<Vec<(&'static str, &'static str)>> = OnceLock::new();
+    LIST.get_or_init(|| {
+        let start = MESSAGES_ZH
+            .find(DEEP_SECTION)
+            .expect("messages.zh.tsv has its section of deep errors");
+        MESSAGES_ZH[start..]
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('\t'))
+            // A template of little but `{}`s would match almost any line.
+            .filter(|(en, _)| en.contains("{}") && en.replace("{}", "").trim().len() >= 4)
+            .collect()
+    })
+}
+
 /// One line of [`zh_of_message`]; `depth` bounds how deep values are translated.
 fn zh_of_line(line: &str, depth: u32) -> Option<String> {
-    let mut starts = vec![0];
+    // An indented line keeps its indent as a prefix.
+    let mut starts = vec![line.len() - line.trim_start().len()];
     starts.extend(line.match_indices(": ").map(|(i, _)| i + 2));
     for start in starts {
         let (prefix, rest) = line.split_at(start);
@@ -180,11 +204,7 @@ fn zh_of_line(line: &str, depth: u32) -> Option<String> {
         if let Some(z) = messages_zh().get(rest) {
             return Some(format!("{prefix}{z}"));
         }
-        for (en, zh) in messages_zh() {
-            // A template of little but `{}`s would match almost any line.
-            if !en.contains("{}") || en.replace("{}", "").trim().len() < 4 {
-                continue;
-            }
+        for &(en, zh) in deep_templates() {
             if let Some(values) = match_template(en, rest) {
                 let mut out = prefix.to_string();
                 let mut parts = zh.split("{}");
@@ -286,6 +306,18 @@ mod tests {
             "moonbench bench: 服务器 http://h:1 在 3 秒内没有就绪（最后一次错误：无法连接 http://h:1：连接被拒绝（os error 111））。\n  some path"
         );
         assert_eq!(zh_of_message("nothing the catalogue knows\nat all"), None);
+        // A chart label's template (`request {}: {}`) does not match an error.
+        let hub = "  the Hub: downloading https://h/t.json failed: request error: https://h/t.json: Dns Failed (HF_ENDPOINT=https://h, HF_HUB_OFFLINE to stay offline, HF_TOKEN for gated models; cache /c)";
+        let zh = zh_of_message(hub).unwrap();
+        assert!(
+            zh.starts_with("  Hub：下载 https://h/t.json 失败：request error: "),
+            "{zh}"
+        );
+        assert!(!zh.contains("请求"), "{zh}");
+        assert_eq!(
+            zh_of_message("--dataset-name custom: cannot read /x.jsonl: No such file or directory (os error 2)").unwrap(),
+            "--dataset-name custom: 无法读取 /x.jsonl：没有这个文件或目录（os error 2）"
+        );
     }
 
     /// The `string.format` specifiers of a text, in order: `%` then digits,

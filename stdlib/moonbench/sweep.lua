@@ -60,7 +60,7 @@ function M.load(path, opts)
     error(t("moonbench sweep: config file %s not found (the bundled example: moonbench sweep scripts/config.yaml)", path), 0)
   end
   local ok, cfg, lines = pcall(mb.yaml.load, path)
-  if not ok then error(tostring(cfg), 0) end
+  if not ok then error(cfg, 0) end
   local function at(key) return string.format("%s:%d", path, lines[key] or lines[""] or 1) end
   local function fail(key, msg) error(at(key) .. ": " .. msg, 0) end
   if type(cfg) ~= "table" then fail("", t("the config must be a mapping of keys (model: ..., input_output: ...)")) end
