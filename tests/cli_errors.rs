@@ -101,17 +101,29 @@ fn unreachable_server_after_the_ready_timeout() {
     let port = closed_port().to_string();
     let args = |lang: &'static str| {
         let mut a = vec!["bench", "--host", "127.0.0.1", "--port", &port];
-        a.extend(["--tokenizer", "words", "--ready-check-timeout-sec", "1"]);
+        // Long enough for the "waiting for the server" line (after 2 s).
+        a.extend(["--tokenizer", "words", "--ready-check-timeout-sec", "3"]);
         a.extend((!lang.is_empty()).then_some(lang));
         a
     };
-    let e = fails_with(&args(""), "is not ready after 1 s");
+    let e = fails_with(&args(""), "is not ready after 3 s");
     assert!(e.contains("--base-url / --host / --port"), "{e}");
+    assert!(
+        e.contains("waiting for the server at http://127.0.0.1:"),
+        "{e}"
+    );
     let e = fails_with(
         &args("--lang=zh"),
         &format!(
-            "服务器 http://127.0.0.1:{port} 在 1 秒内没有就绪（最后一次错误：无法连接 http://127.0.0.1:{port}："
+            "服务器 http://127.0.0.1:{port} 在 3 秒内没有就绪（最后一次错误：无法连接 http://127.0.0.1:{port}："
         ),
+    );
+    // The progress line, printed from the I/O thread, is Chinese alone.
+    assert!(
+        e.contains(&format!(
+            "正在等待服务器 http://127.0.0.1:{port}（最多 3 秒）：无法连接 http://127.0.0.1:{port}：连接被拒绝"
+        )) && !e.contains("waiting for the server"),
+        "{e}"
     );
     assert!(
         e.contains("服务器在运行吗？--base-url / --host / --port 写对了吗？（等待多久由"),

@@ -217,6 +217,42 @@ fn sigterm_saves_partial_results() {
     interrupted_run_saves_partial(libc::SIGTERM);
 }
 
+/// With --lang zh the interrupt's message, printed from the signal task, is Chinese.
+#[test]
+fn the_interrupt_message_follows_lang_zh() {
+    let child = bin()
+        .args([
+            "bench",
+            "--lang",
+            "zh",
+            "--num-prompts",
+            "2000",
+            "--request-rate",
+            "40",
+            "--random-output-len",
+            "100",
+            "--sim-itl-ms",
+            "10",
+            "--grace-period",
+            "0.3",
+            "--disable-tqdm",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = wait(child, Duration::from_secs(30));
+    let stderr = text(&out).1;
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("已中断：不再发送新请求") && !stderr.contains("no new requests"),
+        "{stderr}"
+    );
+}
+
 /// Ctrl-C during a virtual-users run stops the users, lets requests in flight finish
 /// within the grace period, and returns what was measured, marked partial.
 #[test]

@@ -885,6 +885,7 @@ fn parse_cli() -> Result<Cli, clap::Error> {
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
     crate::clock::epoch();
+    crate::i18n::set_process_lang(crate::i18n::wants_zh(&std::env::args().collect::<Vec<_>>()));
     let cli = match parse_cli() {
         Ok(c) => c,
         Err(e) => {

@@ -135,20 +135,25 @@ pub fn install(handle: &tokio::runtime::Handle) {
 
 fn on_signal() {
     let code = signal_exit_code().unwrap_or(130);
+    let tr = |en| crate::i18n::say(en, &[]);
     if ACTIVE_RUNS.load(Ordering::SeqCst) == 0 {
-        eprintln!("\ninterrupted");
+        eprintln!("\n{}", tr("interrupted"));
         std::process::exit(code);
     }
     match interrupt() {
         1 => eprintln!(
-            "\ninterrupted: no new requests are sent; waiting for requests in flight \
+            "\n{}",
+            tr(
+                "interrupted: no new requests are sent; waiting for requests in flight \
              (press Ctrl-C again to cut them off). What was measured will be kept."
+            )
         ),
         2 => eprintln!(
-            "\ninterrupted again: cutting off requests in flight and saving what was measured"
+            "\n{}",
+            tr("interrupted again: cutting off requests in flight and saving what was measured")
         ),
         _ => {
-            eprintln!("\ninterrupted three times: exiting now");
+            eprintln!("\n{}", tr("interrupted three times: exiting now"));
             std::process::exit(code);
         }
     }

@@ -102,9 +102,16 @@ pub async fn wait_ready(
             ));
         }
         if !announced && start.elapsed() > Duration::from_secs(2) {
+            let secs = format!("{:.0}", timeout.as_secs_f64());
+            let last = crate::i18n::zh_of_message(&last)
+                .filter(|_| crate::i18n::is_zh())
+                .unwrap_or_else(|| last.clone());
             eprintln!(
-                "waiting for the server at {url} (up to {:.0} s): {last}",
-                timeout.as_secs_f64()
+                "{}",
+                crate::i18n::say(
+                    "waiting for the server at {} (up to {} s): {}",
+                    &[&url, &secs, &last]
+                )
             );
             announced = true;
         }

@@ -302,8 +302,11 @@ pub async fn connect(
         Arc::make_mut(target).model = first;
     } else if !out.server_models.is_empty() && !out.server_models.contains(&model) {
         eprintln!(
-            "warning: the server does not list model '{model}' (it serves: {}); requests may fail with 404",
-            out.server_models.join(", ")
+            "{}",
+            crate::i18n::say(
+                "warning: the server does not list model '{}' (it serves: {}); requests may fail with 404",
+                &[&model, &out.server_models.join(", ")]
+            )
         );
     }
     out.model = target.model.clone();

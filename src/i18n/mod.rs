@@ -3,7 +3,9 @@
 //! descriptions (`options.zh.tsv`) and the one catalogue of everything else a
 //! user reads — what `report` draws and writes, the help of the clap-parsed
 //! subcommands, the CLI's messages — (`messages.zh.tsv`, through [`tr`] and
-//! [`trf`] inside [`with_lang`]). A
+//! [`trf`] inside [`with_lang`]); the process's language for lines printed
+//! from any thread ([`set_process_lang`], [`say`]); the Chinese of finished
+//! English errors ([`zh_of_message`], [`eprint_error`]). A
 //! catalogue is keyed by the English itself, so a changed English text has no
 //! translation until its line is updated (tests list what is missing).
 
@@ -82,7 +84,33 @@ pub fn zh_of(en: &str) -> Option<String> {
 }
 
 thread_local! {
-    static ZH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// This thread's language, when [`with_lang`] set one.
+    static ZH: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// The language of threads [`with_lang`] did not set (the I/O threads, a
+/// signal's message): the command line's, from [`set_process_lang`].
+static PROCESS_ZH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets the language of what is printed from threads without a [`with_lang`]
+/// ([`is_zh`], [`say`]); the CLI calls it once with [`wants_zh`] of its command
+/// line. Errors are still made in English there ([`tr`] does not translate), to
+/// be printed in both languages ([`eprint_error`]).
+pub fn set_process_lang(zh: bool) {
+    PROCESS_ZH.store(zh, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether what is printed now should be Chinese: this thread's [`with_lang`],
+/// else the process's ([`set_process_lang`]).
+pub fn is_zh() -> bool {
+    ZH.with(|z| z.get())
+        .unwrap_or_else(|| PROCESS_ZH.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// [`trf`] in the language of [`is_zh`]: for a progress line or warning printed
+/// as a run goes, from any thread.
+pub fn say(en: &'static str, args: &[&dyn std::fmt::Display]) -> String {
+    with_lang(is_zh(), || trf(en, args))
 }
 
 /// English texts asked for in Chinese that the catalogue lacks (a test fails on any).
@@ -90,7 +118,7 @@ static MISSING: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec:
 
 /// Runs `f` with [`tr`] translating into Chinese when `zh` (on this thread).
 pub fn with_lang<R>(zh: bool, f: impl FnOnce() -> R) -> R {
-    let before = ZH.with(|z| z.replace(zh));
+    let before = ZH.with(|z| z.replace(Some(zh)));
     let r = f();
     ZH.with(|z| z.set(before));
     r
@@ -99,7 +127,7 @@ pub fn with_lang<R>(zh: bool, f: impl FnOnce() -> R) -> R {
 /// `en` in the current language ([`with_lang`]): its line of the message
 /// catalogue in Chinese, else `en` itself (and the miss is remembered).
 pub fn tr(en: &'static str) -> &'static str {
-    if !ZH.with(|z| z.get()) {
+    if !ZH.with(|z| z.get()).unwrap_or(false) {
         return en;
     }
     match messages_zh().get(en) {
@@ -144,6 +172,17 @@ pub fn wants_zh(args: &[String]) -> bool {
         }
     }
     default_lang() == "zh"
+}
+
+/// Prints an error message to stderr as [`run_script`](crate::script) does: the
+/// English, then its Chinese ([`zh_of_message`]) when this thread reads Chinese.
+pub fn eprint_error(msg: &str) {
+    eprintln!("{msg}");
+    if is_zh() {
+        if let Some(z) = zh_of_message(msg) {
+            eprintln!("{z}");
+        }
+    }
 }
 
 /// The Chinese of a finished message — an error made deep inside with [`trf`]'s

@@ -260,11 +260,8 @@ pub fn run_script(source: Source, args: Vec<String>) -> i32 {
                 if !(msg.starts_with("moonbench") || msg.contains(".lua:")) {
                     msg = format!("moonbench{}: {msg}", source.command());
                 }
-                eprintln!("{msg}");
                 // In Chinese too, as far as the message catalogue knows its lines.
-                if let Some(z) = zh.then(|| crate::i18n::zh_of_message(&msg)).flatten() {
-                    eprintln!("{z}");
-                }
+                crate::i18n::with_lang(zh, || crate::i18n::eprint_error(&msg));
                 1
             }
         };

@@ -755,7 +755,11 @@ async fn call_on_response(
         Ok(_) => {}
         Err(e) => {
             let msg = format_error(&e);
-            eprintln!("{msg}\nstopping the run (what was measured is kept)");
+            crate::i18n::eprint_error(&msg);
+            eprintln!(
+                "{}",
+                crate::i18n::say("stopping the run (what was measured is kept)", &[])
+            );
             active.stop.ask(format!("error in on_response: {msg}"));
             *err = Some(e);
         }

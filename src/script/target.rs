@@ -404,9 +404,12 @@ fn target(lua: &Lua, t: Table) -> mlua::Result<LuaTarget> {
     tg.tls.ca_cert = o.ca_cert.clone().map(std::path::PathBuf::from);
     if tg.tls.insecure && tg.base_url.scheme == crate::backend::Scheme::Https {
         eprintln!(
-            "warning: --insecure: the certificate of {} is not checked; the connection is encrypted \
+            "{}",
+            crate::i18n::say(
+                "warning: --insecure: the certificate of {} is not checked; the connection is encrypted \
              but anyone in the middle could read it",
-            tg.base_url.host
+                &[&tg.base_url.host]
+            )
         );
     }
     tg.stream = o.stream.unwrap_or(tg.backend.api.streams());

@@ -394,7 +394,11 @@ async fn lua_users(lua: Lua, t: Table) -> mlua::Result<(LuaResult, Option<String
         if let Err(e) = r {
             if script_error.is_none() {
                 let msg = format_error(&e);
-                eprintln!("{msg}\nstopping the users (what was measured is kept)");
+                crate::i18n::eprint_error(&msg);
+                eprintln!(
+                    "{}",
+                    crate::i18n::say("stopping the users (what was measured is kept)", &[])
+                );
                 active.stop.ask(format!("error in the scenario: {msg}"));
                 script_error = Some(msg);
             }
