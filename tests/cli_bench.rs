@@ -39,6 +39,24 @@ fn calibrate_refuses_impossible_stream_counts() {
         !err.contains("serve-sim"),
         "the accuracy runs need the simulator in the process: {err}"
     );
+    // With --lang zh each message follows in Chinese.
+    let out = with_fd_limit(
+        256,
+        &["calibrate", "--quick", "--streams", "10000", "--lang", "zh"],
+    );
+    let err = text(&out).1;
+    assert!(
+        err.contains("--streams 10000: 10000 个连接大约需要 20256 个打开的文件，但上限是 256")
+            && err.contains("ulimit -Hn 20256")
+            && err.contains("本进程里的内置模拟服务器持有每个连接的另一端。"),
+        "{err}"
+    );
+    let out = run(&["calibrate", "--streams", "0", "--lang", "zh"], LIMIT);
+    let err = text(&out).1;
+    assert!(
+        err.contains("--streams：请给出一个或多个至少为 1 的流数"),
+        "{err}"
+    );
 }
 
 /// Runs moonbench with a hard (and soft) open-file limit of `n`.

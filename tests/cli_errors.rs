@@ -277,6 +277,32 @@ fn chinese_from_the_flag_in_any_order_the_variable_or_the_locale() {
         &[("LANG", "zh_CN.UTF-8"), ("MOONBENCH_LANG", "en")],
     );
     assert!(en.contains("Benchmark an LLM server") && !en.contains(zh_line));
+    // Every subcommand takes --lang, before or after --help, and before the
+    // subcommand too; serve-sim's and calibrate's flags are in Chinese.
+    let c = &[("LANG", "C")];
+    for args in [
+        &["serve-sim", "--help", "--lang", "zh"][..],
+        &["--lang", "zh", "serve-sim", "--help"],
+        &["--lang=zh", "--help"],
+    ] {
+        let h = help(args, c);
+        assert!(
+            h.contains("用法：moonbench") && h.contains("模拟服务器"),
+            "{args:?}: {h}"
+        );
+    }
+    assert!(help(&["serve-sim", "--help", "--lang", "zh"], c).contains("监听的地址"));
+    let h = help(&["calibrate", "--lang", "zh", "--help"], c);
+    assert!(
+        h.contains("精度测试的并发流数") && !h.contains("Concurrent streams"),
+        "{h}"
+    );
+    for sub in ["merge", "compare", "scripts", "aggregate", "report"] {
+        assert!(
+            help(&[sub, "--lang", "zh", "--help"], c).contains("用法："),
+            "{sub}"
+        );
+    }
     let dir = tmpdir("lang-list");
     let mut c = bin();
     let out = c

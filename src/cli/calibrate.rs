@@ -27,6 +27,8 @@ use crate::tokenizer::Tokenizer;
 /// Flags of `calibrate`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CalibrateArgs {
+    #[command(flatten)]
+    pub lang: super::LangArg,
     /// Concurrent streams for the accuracy runs (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "100,1000")]
     pub streams: Vec<usize>,
@@ -401,10 +403,14 @@ fn one_run(
 
 /// Runs the calibration; returns the exit code.
 pub fn main(a: CalibrateArgs) -> i32 {
+    let a_zh = a.lang.zh();
     match calibrate(a) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("moonbench calibrate: {e}");
+            let zh = a_zh;
+            crate::i18n::with_lang(zh, || {
+                crate::i18n::eprint_error(&format!("moonbench calibrate: {e}"))
+            });
             1
         }
     }
@@ -582,7 +588,7 @@ fn check_args(a: &CalibrateArgs) -> Result<bool, String> {
         return Err(format!(
             "--throughput-streams {tp}: {e}{}",
             if tp_local {
-                " (or add --sim-process)"
+                "\nOr add --sim-process."
             } else {
                 ""
             }

@@ -15,9 +15,27 @@ use crate::sim::{SimOptions, server};
 #[derive(Parser, Debug)]
 #[command(name = "moonbench", version, about, long_about = None)]
 pub struct Cli {
+    /// Language of help and messages (also after the command).
+    #[arg(long, value_parser = ["en", "zh"])]
+    pub lang: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--lang`, the same on every clap-parsed subcommand.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LangArg {
+    /// Language of help, messages and what is written (tables, reports).
+    #[arg(long = "lang", default_value = crate::i18n::default_lang(), value_parser = ["en", "zh"])]
+    pub lang: String,
+}
+
+impl LangArg {
+    /// Whether it asks for Chinese.
+    pub fn zh(&self) -> bool {
+        self.lang == "zh"
+    }
 }
 
 /// Subcommands.
@@ -74,12 +92,16 @@ pub enum Command {
     Scripts {
         /// A bundled file to print.
         name: Option<String>,
+        #[command(flatten)]
+        lang: LangArg,
     },
 }
 
 /// Flags of `merge`.
 #[derive(clap::Args, Debug)]
 pub struct MergeArgs {
+    #[command(flatten)]
+    pub lang: LangArg,
     /// The result file of every shard of one run (saved with --save-result).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -120,8 +142,8 @@ pub struct AggregateArgs {
     #[arg(long, default_value = "both", value_parser = ["both", "en", "zh"])]
     pub header: String,
     /// Language of messages.
-    #[arg(long, default_value = crate::i18n::default_lang(), value_parser = ["en", "zh"])]
-    pub lang: String,
+    #[command(flatten)]
+    pub lang: LangArg,
 }
 
 /// The run-folder flags `aggregate` and `report` share.
@@ -151,8 +173,8 @@ pub struct ReportArgs {
     #[arg(long, default_value = "moonbench report")]
     pub title: String,
     /// Language of the page's titles, axes, legends and notes.
-    #[arg(long, default_value = crate::i18n::default_lang(), value_parser = ["en", "zh"])]
-    pub lang: String,
+    #[command(flatten)]
+    pub lang: LangArg,
     /// Do not write the seed's text files (performance_report.txt, performance_summary.csv,
     /// performance_ranking.txt, ascii_charts.txt) beside the page.
     #[arg(long)]
@@ -173,6 +195,8 @@ pub struct ReportArgs {
 /// Flags of `compare`.
 #[derive(clap::Args, Debug)]
 pub struct CompareArgs {
+    #[command(flatten)]
+    pub lang: LangArg,
     /// The baseline result.
     pub a: PathBuf,
     /// The result compared with it.
@@ -220,7 +244,7 @@ fn chosen_folder(
 
 /// `moonbench aggregate`, its messages in `--lang`.
 fn aggregate(a: AggregateArgs) -> i32 {
-    crate::i18n::with_lang(a.lang == "zh", || aggregate_in_lang(a))
+    crate::i18n::with_lang(a.lang.zh(), || aggregate_in_lang(a))
 }
 
 fn aggregate_in_lang(a: AggregateArgs) -> i32 {
@@ -275,7 +299,7 @@ fn aggregate_in_lang(a: AggregateArgs) -> i32 {
 
 /// `moonbench report`, its page and messages in `--lang`.
 fn report(a: ReportArgs) -> i32 {
-    crate::i18n::with_lang(a.lang == "zh", || report_in_lang(a))
+    crate::i18n::with_lang(a.lang.zh(), || report_in_lang(a))
 }
 
 fn report_in_lang(a: ReportArgs) -> i32 {
@@ -499,6 +523,8 @@ fn compare(a: CompareArgs) -> i32 {
 /// Flags of `serve-sim`.
 #[derive(clap::Args, Debug)]
 pub struct ServeSimArgs {
+    #[command(flatten)]
+    pub lang: LangArg,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -666,7 +692,7 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
     let state = match crate::sim::SimState::new(&opts) {
         Ok(s) => std::sync::Arc::new(s),
         Err(e) => {
-            eprintln!("moonbench serve-sim: {e}");
+            crate::i18n::eprint_error(&format!("moonbench serve-sim: {e}"));
             return 2;
         }
     };
@@ -685,7 +711,9 @@ fn serve_sim(a: ServeSimArgs) -> i32 {
                 l
             }
             Err(e) => {
-                eprintln!("moonbench serve-sim: cannot listen on {bind}: {e} (is the port in use? try --port 0)");
+                crate::i18n::eprint_error(&format!(
+                    "moonbench serve-sim: cannot listen on {bind}: {e} (is the port in use? try --port 0)"
+                ));
                 return 1;
             }
         };
@@ -835,6 +863,8 @@ fn clap_error_zh(e: &clap::Error) -> String {
                 .get_subcommands()
                 .flat_map(|c| c.get_arguments())
                 .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+                // Known to another subcommand only: not a fix for this one.
+                .filter(|l| *l != arg)
                 .collect();
             crate::suggest::suggest(&arg, longs.iter().map(String::as_str)).map(str::to_string)
         }) {
@@ -899,6 +929,13 @@ pub fn main() -> i32 {
     // --shard I/N (and --shards N) belong to moonbench, not to the script: taken
     // out here, with the shard from the environment when the flag is absent.
     let mut cmd = cli.command;
+    if let (
+        Some(lang),
+        Command::Bench { args } | Command::Sweep { args } | Command::Check { args },
+    ) = (&cli.lang, &mut cmd)
+    {
+        args.extend(["--lang".to_string(), lang.clone()]);
+    }
     if let Command::Bench { args } | Command::Sweep { args } | Command::Run { args, .. } = &mut cmd
     {
         if let Err(e) = crate::engine::shard::init(args) {
@@ -934,7 +971,7 @@ pub fn main() -> i32 {
         }
         Command::ServeSim(a) => serve_sim(*a),
         Command::Calibrate(a) => calibrate::main(a),
-        Command::Scripts { name } => match name {
+        Command::Scripts { name, .. } => match name {
             Some(n) => match script::embedded(&n) {
                 Some(text) => {
                     print!("{text}");
@@ -983,16 +1020,10 @@ mod help_tests {
         cmd.build();
         let mut all = Vec::new();
         texts(&cmd, "moonbench", &mut all);
-        // serve-sim and calibrate are for people tuning the tool itself; their
-        // about lines are translated, their flags may stay English.
-        let expert = |p: &str| {
-            (p.starts_with("moonbench serve-sim ") || p.starts_with("moonbench calibrate "))
-                && p.contains(" --")
-        };
         let zh = crate::i18n::messages_zh();
         let missing: Vec<String> = all
             .iter()
-            .filter(|(p, t)| !expert(p) && !zh.contains_key(t.trim()))
+            .filter(|(_, t)| !zh.contains_key(t.trim()))
             .map(|(p, t)| format!("{p}\t{t}"))
             .collect();
         assert!(

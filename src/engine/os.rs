@@ -115,24 +115,26 @@ pub fn fd_budget_error(
 ) -> Option<String> {
     let limit = raise_fd_limit();
     let need = connections * if in_process_sim { 2 } else { 1 } + 256;
+    // One line per part, each a line of the message catalogue (i18n::zh_of_message).
     (limit > 0 && need > limit).then(|| {
-        format!(
-            "{connections} connections need about {need} open files{} but the limit is {limit}, \
+        let mut m = format!(
+            "{connections} connections need about {need} open files but the limit is {limit}, \
              the hard limit (moonbench raises its own soft limit up to it); raise the hard limit \
              (as root: ulimit -Hn {need} in the shell that starts moonbench, LimitNOFILE={need} \
              for a systemd unit, nofile in /etc/security/limits.conf, --ulimit nofile={need} for \
-             docker) or use fewer{}",
-            if in_process_sim {
-                " (the built-in simulator in this process holds the other end of each)"
-            } else {
-                ""
-            },
-            if in_process_sim && sim_can_move {
-                ", or run the simulator as its own process: moonbench serve-sim --port 8000"
-            } else {
-                ""
-            }
-        )
+             docker) or use fewer."
+        );
+        if in_process_sim {
+            m.push_str(
+                "\nThe built-in simulator in this process holds the other end of each connection.",
+            );
+        }
+        if in_process_sim && sim_can_move {
+            m.push_str(
+                "\nOr run the simulator as its own process: moonbench serve-sim --port 8000",
+            );
+        }
+        m
     })
 }
 

@@ -238,7 +238,7 @@ pub fn run_script(source: Source, args: Vec<String>) -> i32 {
         .enable_all()
         .build()
         .expect("local runtime");
-    let zh = crate::i18n::wants_zh(&args);
+    let zh = crate::i18n::wants_zh(&args) || crate::i18n::is_zh();
     let code = {
         let lua = match new_lua(Env {
             io: io.handle().clone(),

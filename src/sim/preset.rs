@@ -428,13 +428,17 @@ pub const DEFAULT_PRESET: &str = "llama3-8b-h100";
 pub fn find(name: &str) -> Result<&'static Preset, String> {
     PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {
         let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
-        let near = crate::suggest::suggest(name, names.iter().copied())
-            .map(|s| format!(" (did you mean '{s}'?)"))
-            .unwrap_or_default();
-        format!(
-            "unknown preset (--preset) '{name}'{near}; presets: {}",
-            names.join(", ")
-        )
+        // Two templates, not an optional part, so each is a catalogue line.
+        match crate::suggest::suggest(name, names.iter().copied()) {
+            Some(s) => format!(
+                "unknown preset (--preset) '{name}' (did you mean '{s}'?); presets: {}",
+                names.join(", ")
+            ),
+            None => format!(
+                "unknown preset (--preset) '{name}'; presets: {}",
+                names.join(", ")
+            ),
+        }
     })
 }
 
