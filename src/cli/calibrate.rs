@@ -684,10 +684,12 @@ fn calibrate(a: CalibrateArgs) -> Result<(), String> {
     let per_cpu = t.tokens as f64 / t.client_cpu.max(1e-9);
     let mut report = json!({
         "cores": cores, "client_threads": a.client_threads, "sim_threads": a.sim_threads,
+        // The accuracy runs' simulator (the throughput run's is `sim_url` when given).
         "simulator": if child { "process" } else { "in-process" },
         "throughput": {"streams": a.throughput_streams, "itl_ms": if a.sim_url.is_some() { Value::Null } else { json!(a.throughput_itl_ms) }, "requests": n, "tokens_per_request": a.throughput_tokens,
                         "tokens": t.tokens, "seconds": t.wall, "client_cpu_seconds": t.client_cpu,
-                        "tokens_per_client_cpu_second": per_cpu, "failed": t.failed},
+                        "tokens_per_client_cpu_second": per_cpu, "failed": t.failed,
+                        "sim_url": a.sim_url},
         "accuracy": [],
     });
     if !a.json {

@@ -88,12 +88,25 @@ pub fn describe_vec(mut sorted: Vec<f64>, ps: &[f64]) -> Stats {
 /// above it, it selects the ranks it needs in four counting passes.
 const SORT_LIMIT: usize = 1 << 16;
 
+/// Up to this many values (32 MiB), [`describe_passes`] walks the sample twice and
+/// works on a copy; above it, six times, holding nothing per value.
+const COPY_LIMIT: usize = 1 << 22;
+
 /// [`describe`] of a sample walked by `values()` — called once per pass, each
 /// call yielding the same values in the same order — without holding it: a mean
 /// and variance pass, then (above [`SORT_LIMIT`] values) [`select_ranks`] for the
-/// median and percentiles. The order statistics are exactly those of sorting; the
+/// median and percentiles, on a copy up to [`COPY_LIMIT`] values. The order statistics are exactly those of sorting; the
 /// mean is summed in walk order, not sorted order (they can differ in the last bit).
 pub fn describe_passes<I: Iterator<Item = f64>>(values: impl Fn() -> I, ps: &[f64]) -> Stats {
+    describe_passes_up_to(values, ps, COPY_LIMIT)
+}
+
+/// [`describe_passes`] with the copy limit given (tests walk both ways).
+fn describe_passes_up_to<I: Iterator<Item = f64>>(
+    values: impl Fn() -> I,
+    ps: &[f64],
+    copy_limit: usize,
+) -> Stats {
     let (mut count, mut sum) = (0usize, 0.0f64);
     let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
     // Internal iteration (for_each, fold) throughout: a flat_map over records
@@ -108,7 +121,19 @@ pub fn describe_passes<I: Iterator<Item = f64>>(values: impl Fn() -> I, ps: &[f6
         return describe_vec(Vec::new(), ps);
     }
     let mean = sum / count as f64;
-    let var = values().fold(0.0, |acc, v| acc + (v - mean) * (v - mean)) / count as f64;
+    let var_of = |it: &mut dyn Iterator<Item = f64>| {
+        it.fold(0.0, |acc, v| acc + (v - mean) * (v - mean)) / count as f64
+    };
+    // A copy (up to copy_limit values) is walked far faster than the records.
+    let copy: Option<Vec<f64>> = (count > SORT_LIMIT && count <= copy_limit).then(|| {
+        let mut v = Vec::with_capacity(count);
+        values().for_each(|x| v.push(x));
+        v
+    });
+    let var = match &copy {
+        Some(v) => var_of(&mut v.iter().copied()),
+        None => var_of(&mut values()),
+    };
     let all: Vec<f64> = std::iter::once(50.0).chain(ps.iter().copied()).collect();
     let pick: Box<dyn Fn(f64) -> f64> = if count <= SORT_LIMIT {
         let mut sorted: Vec<f64> = values().collect();
@@ -124,7 +149,10 @@ pub fn describe_passes<I: Iterator<Item = f64>>(values: impl Fn() -> I, ps: &[f6
             .collect();
         ranks.sort_unstable();
         ranks.dedup();
-        let found = select_ranks(&values, count, &ranks);
+        let found = match copy {
+            Some(mut v) => select_in_place(&mut v, &ranks),
+            None => select_ranks(&values, count, &ranks),
+        };
         let at = move |i: usize| found[ranks.binary_search(&i).expect("rank selected")];
         Box::new(move |p| percentile_by_rank(count, p, &at))
     };
@@ -137,6 +165,22 @@ pub fn describe_passes<I: Iterator<Item = f64>>(values: impl Fn() -> I, ps: &[f6
         max,
         percentiles: ps.iter().map(|&p| (p, pick(p))).collect(),
     }
+}
+
+/// The values at 0-based ascending `ranks` (sorted, distinct, each < `v.len()`) of
+/// `v`, by selection in place: each rank's selection leaves the larger values
+/// after it, where the next rank is selected.
+fn select_in_place(v: &mut [f64], ranks: &[usize]) -> Vec<f64> {
+    let mut from = 0;
+    ranks
+        .iter()
+        .map(|&r| {
+            let (_, x, _) = v[from..].select_nth_unstable_by(r - from, f64::total_cmp);
+            let x = *x;
+            from = r + 1;
+            x
+        })
+        .collect()
 }
 
 /// A `u64` whose unsigned order is `f64::total_cmp`'s order.
@@ -297,8 +341,10 @@ mod tests {
                 .into_iter()
                 .collect();
             let got = select_ranks(&|| v.iter().copied(), v.len(), &ranks);
-            for (r, g) in ranks.iter().zip(got) {
+            let in_place = select_in_place(&mut v.clone(), &ranks);
+            for ((r, g), h) in ranks.iter().zip(got).zip(in_place) {
                 assert_eq!(g.to_bits(), sorted[*r].to_bits(), "rank {r} of {}", v.len());
+                assert_eq!(h.to_bits(), sorted[*r].to_bits(), "rank {r} of {}", v.len());
             }
         }
     }
@@ -313,15 +359,18 @@ mod tests {
                 .map(|_| (lcg(&mut seed) % 40_000) as f64 / 997.0)
                 .collect();
             let want = describe(&v, &ps);
-            let got = describe_passes(|| v.iter().copied(), &ps);
-            assert_eq!(got.count, want.count);
-            assert_eq!(
-                (got.min, got.max, got.median),
-                (want.min, want.max, want.median)
-            );
-            assert_eq!(got.percentiles, want.percentiles);
-            assert!((got.mean - want.mean).abs() <= 1e-9 * want.mean.abs());
-            assert!((got.std - want.std).abs() <= 1e-9 * want.std.abs());
+            // On a copy, and by walking the values again and again.
+            for limit in [COPY_LIMIT, 0] {
+                let got = describe_passes_up_to(|| v.iter().copied(), &ps, limit);
+                assert_eq!(got.count, want.count);
+                assert_eq!(
+                    (got.min, got.max, got.median),
+                    (want.min, want.max, want.median)
+                );
+                assert_eq!(got.percentiles, want.percentiles);
+                assert!((got.mean - want.mean).abs() <= 1e-9 * want.mean.abs());
+                assert!((got.std - want.std).abs() <= 1e-9 * want.std.abs());
+            }
         }
         let small = [3.1, 0.5, 7.25, 2.0];
         assert_eq!(

@@ -217,10 +217,16 @@ impl Drop for ServeSim {
 
 /// Starts `serve-sim --port 0` with `args` and waits for its address.
 pub fn serve_sim(args: &[&str]) -> ServeSim {
+    let mut c = bin();
+    c.args(["serve-sim", "--port", "0"]).args(args);
+    spawn_serve_sim(c)
+}
+
+/// Starts a `serve-sim` command line made by the caller (under `taskset`, say)
+/// and waits for the address it prints.
+pub fn spawn_serve_sim(mut cmd: Command) -> ServeSim {
     use std::io::{BufRead, BufReader};
-    let mut child = bin()
-        .args(["serve-sim", "--port", "0"])
-        .args(args)
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
