@@ -174,7 +174,7 @@ pub fn wants_zh(args: &[String]) -> bool {
     default_lang() == "zh"
 }
 
-/// Prints an error message to stderr as [`run_script`](crate::script) does: the
+/// Prints an error message to stderr as a script run's end does: the
 /// English, then its Chinese ([`zh_of_message`]) when this thread reads Chinese.
 pub fn eprint_error(msg: &str) {
     eprintln!("{msg}");
