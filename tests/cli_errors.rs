@@ -33,6 +33,24 @@ fn unknown_flag_suggests_the_right_one() {
         &["bench", "--max-concurency", "4"],
         "unknown flag --max-concurency (did you mean --max-concurrency?)",
     );
+    // With --lang zh the script parser's messages follow in Chinese.
+    for (args, zh) in [
+        (
+            &["bench", "--lang", "zh", "--max-concurency", "4"][..],
+            "moonbench bench: 未知参数 --max-concurency（是不是 --max-concurrency？）\n用 --help 查看全部参数。",
+        ),
+        (
+            &["bench", "--lang", "zh", "--num-prompts", "x"],
+            "moonbench bench: --num-prompts 需要一个整数，实际是 'x'",
+        ),
+        (
+            &["bench", "--lang", "zh", "--backend", "opneai"],
+            "之一，实际是 'opneai'（是不是 'openai'？）",
+        ),
+    ] {
+        let e = fails_with(args, "Run with --help to see every flag.");
+        assert!(e.contains(zh), "{args:?}: {e}");
+    }
     fails_with(
         &["bench", "--num_prompt", "4"],
         "did you mean --num-prompts?",
