@@ -403,14 +403,11 @@ fn one_run(
 
 /// Runs the calibration; returns the exit code.
 pub fn main(a: CalibrateArgs) -> i32 {
-    let a_zh = a.lang.zh();
     match calibrate(a) {
         Ok(()) => 0,
         Err(e) => {
-            let zh = a_zh;
-            crate::i18n::with_lang(zh, || {
-                crate::i18n::eprint_error(&format!("moonbench calibrate: {e}"))
-            });
+            // In the command line's language too (its --lang set the process's).
+            crate::i18n::eprint_error(&format!("moonbench calibrate: {e}"));
             1
         }
     }

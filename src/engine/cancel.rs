@@ -135,25 +135,25 @@ pub fn install(handle: &tokio::runtime::Handle) {
 
 fn on_signal() {
     let code = signal_exit_code().unwrap_or(130);
-    let tr = |en| crate::i18n::say(en, &[]);
+    let say = |en| crate::i18n::say(en, &[]);
     if ACTIVE_RUNS.load(Ordering::SeqCst) == 0 {
-        eprintln!("\n{}", tr("interrupted"));
+        eprintln!("\n{}", say("interrupted"));
         std::process::exit(code);
     }
     match interrupt() {
         1 => eprintln!(
             "\n{}",
-            tr(
+            say(
                 "interrupted: no new requests are sent; waiting for requests in flight \
              (press Ctrl-C again to cut them off). What was measured will be kept."
             )
         ),
         2 => eprintln!(
             "\n{}",
-            tr("interrupted again: cutting off requests in flight and saving what was measured")
+            say("interrupted again: cutting off requests in flight and saving what was measured")
         ),
         _ => {
-            eprintln!("\n{}", tr("interrupted three times: exiting now"));
+            eprintln!("\n{}", say("interrupted three times: exiting now"));
             std::process::exit(code);
         }
     }

@@ -103,8 +103,9 @@ pub async fn wait_ready(
         }
         if !announced && start.elapsed() > Duration::from_secs(2) {
             let secs = format!("{:.0}", timeout.as_secs_f64());
-            let last = crate::i18n::zh_of_message(&last)
-                .filter(|_| crate::i18n::is_zh())
+            let last = crate::i18n::is_zh()
+                .then(|| crate::i18n::zh_of_message(&last))
+                .flatten()
                 .unwrap_or_else(|| last.clone());
             eprintln!(
                 "{}",

@@ -95,8 +95,9 @@ const COPY_LIMIT: usize = 1 << 22;
 /// [`describe`] of a sample walked by `values()` — called once per pass, each
 /// call yielding the same values in the same order — without holding it: a mean
 /// and variance pass, then (above [`SORT_LIMIT`] values) [`select_ranks`] for the
-/// median and percentiles, on a copy up to [`COPY_LIMIT`] values. The order statistics are exactly those of sorting; the
-/// mean is summed in walk order, not sorted order (they can differ in the last bit).
+/// median and percentiles, on a copy up to [`COPY_LIMIT`] values. The order
+/// statistics are exactly those of sorting; the mean is summed in walk order, not
+/// sorted order (they can differ in the last bit).
 pub fn describe_passes<I: Iterator<Item = f64>>(values: impl Fn() -> I, ps: &[f64]) -> Stats {
     describe_passes_up_to(values, ps, COPY_LIMIT)
 }
@@ -121,9 +122,10 @@ fn describe_passes_up_to<I: Iterator<Item = f64>>(
         return describe_vec(Vec::new(), ps);
     }
     let mean = sum / count as f64;
-    let var_of = |it: &mut dyn Iterator<Item = f64>| {
+    // Generic, so the walk of the records stays a concrete loop (no call per value).
+    fn var_of(it: impl Iterator<Item = f64>, mean: f64, count: usize) -> f64 {
         it.fold(0.0, |acc, v| acc + (v - mean) * (v - mean)) / count as f64
-    };
+    }
     // A copy (up to copy_limit values) is walked far faster than the records.
     let copy: Option<Vec<f64>> = (count > SORT_LIMIT && count <= copy_limit).then(|| {
         let mut v = Vec::with_capacity(count);
@@ -131,8 +133,8 @@ fn describe_passes_up_to<I: Iterator<Item = f64>>(
         v
     });
     let var = match &copy {
-        Some(v) => var_of(&mut v.iter().copied()),
-        None => var_of(&mut values()),
+        Some(v) => var_of(v.iter().copied(), mean, count),
+        None => var_of(values(), mean, count),
     };
     let all: Vec<f64> = std::iter::once(50.0).chain(ps.iter().copied()).collect();
     let pick: Box<dyn Fn(f64) -> f64> = if count <= SORT_LIMIT {
